@@ -1,2 +1,11 @@
 //! Generic hypervisor logic, free of asm and unit-tested on the host.
+//!
+//! The ring-0 binary (`main.rs`) wires these pieces to the hardware layer in `arch/x86_64`.
 #![cfg_attr(not(test), no_std)]
+
+pub mod boot_module;
+pub mod cmdline;
+pub mod cpio;
+pub mod exit_code;
+pub mod frame_alloc;
+pub mod pvh;
