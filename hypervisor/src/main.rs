@@ -1,25 +1,196 @@
-//! The hypervisor binary: ring-0 entry, wiring of the arch layer to the generic logic.
+//! The hypervisor binary: ring-0 entry and the boot sequence that wires the arch layer to the
+//! generic logic in the `hypervisor` library.
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod arch;
+mod console;
+mod memory;
 
+use arch::x86_64::{apic, boot::IMAGE_VIRT_OFFSET, cpu, gdt, idt, paging, serial};
 use core::panic::PanicInfo;
+use hypervisor::boot_module::{self, ModuleKind};
+use hypervisor::cmdline::{CommandLine, DebugAction};
+use hypervisor::exit_code;
+use hypervisor::pvh::{self, PhysRead, MEMMAP_TYPE_RAM};
 
-#[no_mangle]
-extern "C" fn hv_entry(start_info_phys: u32) -> ! {
-    let _ = start_info_phys;
-    unsafe {
-        let msg = b"hello from hv\n";
-        for &b in msg {
-            core::arch::asm!("out dx, al", in("dx") 0x3f8u16, in("al") b);
+/// Periodic tick rate (the scheduler's time base).
+const TICK_HZ: u64 = 100;
+/// Ticks the boot self-check waits for, to prove the timer runs.
+const BOOT_TICKS: u64 = 3;
+
+/// Physical memory reads through the boot page tables, which map the first GiB at the image
+/// offset; used only until the direct map exists.
+struct BootMap;
+impl PhysRead for BootMap {
+    fn read(&self, pa: u64, out: &mut [u8]) -> bool {
+        match pa.checked_add(out.len() as u64) {
+            Some(end) if end <= 1 << 30 => {
+                // SAFETY: the boot tables map [0, 1 GiB) at IMAGE_VIRT_OFFSET, readable.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(
+                        (IMAGE_VIRT_OFFSET + pa) as *const u8,
+                        out.as_mut_ptr(),
+                        out.len(),
+                    )
+                };
+                true
+            }
+            _ => false,
         }
-        core::arch::asm!("out dx, eax", in("dx") 0xf4u16, in("eax") 16u32);
     }
-    loop {}
+}
+
+/// Entry from boot.rs, on the boot stack, interrupts off.
+#[no_mangle]
+extern "C" fn hv_entry(start_info_pa: u32) -> ! {
+    serial::init();
+    gdt::init();
+    idt::init();
+
+    let info = match pvh::parse(&BootMap, start_info_pa as u64) {
+        Ok(info) => info,
+        Err(e) => {
+            console_println!("(hv) FATAL: unusable PVH start info: {e}");
+            fatal_stop();
+        }
+    };
+    let cmdline = CommandLine::parse(info.cmdline.as_str());
+    console::init(cmdline.log_level);
+    log::info!(
+        "Xen-compatible PV hypervisor {} (x86_64, PVH boot)",
+        env!("CARGO_PKG_VERSION")
+    );
+    log::info!("Command line: {}", info.cmdline);
+    for w in cmdline.warnings() {
+        log::warn!("command line: {w}");
+    }
+    if cmdline.dropped_warnings() > 0 {
+        log::warn!("command line: {} more warnings not shown", cmdline.dropped_warnings());
+    }
+
+    let ram_top = info
+        .memmap
+        .iter()
+        .filter(|r| r.kind == MEMMAP_TYPE_RAM)
+        .map(|r| r.addr.saturating_add(r.size))
+        .max()
+        .unwrap_or(0);
+    let is_ram = |pa: u64, len: u64| {
+        info.memmap.iter().any(|r| {
+            r.kind == MEMMAP_TYPE_RAM && r.addr <= pa && pa + len <= r.addr.saturating_add(r.size)
+        })
+    };
+    for r in &info.memmap {
+        log::debug!("memory map: {:#014x}-{:#014x} type {}", r.addr, r.addr + r.size, r.kind);
+    }
+    // Map at least the 32-bit space so the LAPIC and other device pages are reachable.
+    let mapped_top = paging::init(ram_top.max(4 << 30), is_ram);
+    if ram_top > mapped_top {
+        log::warn!("RAM above {:#x} is not used (direct map limit)", mapped_top);
+    }
+    let mem = match memory::init(&info, mapped_top) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!("memory set-up failed: {e:?}");
+            fatal_stop();
+        }
+    };
+    log::info!(
+        "Memory: {} MiB RAM, {} MiB free, {} MiB heap",
+        mem.ram_bytes >> 20,
+        mem.free_frames * 4096 >> 20,
+        mem.heap_bytes >> 20
+    );
+
+    let cal = apic::init();
+    log::info!(
+        "Timer: LAPIC {} kHz (after /16), TSC {} MHz, tick {} Hz",
+        cal.apic_timer_hz / 1000,
+        cal.tsc_hz / 1_000_000,
+        TICK_HZ
+    );
+    apic::start_periodic(&cal, TICK_HZ);
+    let start = apic::ticks();
+    while apic::ticks() - start < BOOT_TICKS {
+        cpu::idle_wait_for_interrupt();
+    }
+    log::info!("Timer: {} ticks observed", apic::ticks() - start);
+
+    if let Some(action) = cmdline.debug_action {
+        run_debug_action(action);
+    }
+
+    let Some(module) = info.modules.first() else {
+        log::info!("No boot module: nothing to run. Shutting down.");
+        cpu::qemu_exit(exit_code::SUCCESS);
+    };
+    let Some(bytes) = module_bytes(module.paddr, module.size, mapped_top) else {
+        log::error!(
+            "boot module at {:#x} (+{:#x}) lies outside mapped RAM: refusing it",
+            module.paddr,
+            module.size
+        );
+        fatal_stop();
+    };
+    match boot_module::classify(bytes) {
+        Ok(ModuleKind::Elf) => {
+            log::info!("Module 0: ELF image, {} bytes: dom0 kernel", bytes.len());
+            log::error!("dom0 kernel found, but the domain builder is not implemented yet");
+            fatal_stop();
+        }
+        Ok(ModuleKind::Cpio { members }) => {
+            log::info!("Module 0: cpio archive, {members} members, {} bytes", bytes.len());
+            log::error!("multi-domain bundles are not implemented yet");
+            fatal_stop();
+        }
+        Err(e) => {
+            log::error!("Module 0 ({} bytes) refused: {e}", bytes.len());
+            fatal_stop();
+        }
+    }
+}
+
+/// The module's bytes, if they lie inside the direct map.
+fn module_bytes(paddr: u64, size: u64, mapped_top: u64) -> Option<&'static [u8]> {
+    let end = paddr.checked_add(size)?;
+    (end <= mapped_top).then(|| {
+        // SAFETY: the range is inside the direct map and reserved from allocation, so nothing
+        // else writes it.
+        unsafe { core::slice::from_raw_parts(paging::phys_to_virt(paddr) as *const u8, size as usize) }
+    })
+}
+
+fn run_debug_action(action: DebugAction) {
+    log::warn!("hv_debug: performing deliberate failure {action:?}");
+    match action {
+        DebugAction::PageFault => {
+            // An address in slot 258, which the hypervisor never maps.
+            let p = 0xffff_8100_dead_0000 as *const u64;
+            // SAFETY: deliberately unsound: this read faults, which is the point of the test.
+            let v = unsafe { p.read_volatile() };
+            log::error!("read of unmapped memory returned {v:#x}");
+        }
+        // SAFETY: ud2 raises #UD, which is the point of the test.
+        DebugAction::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
+        DebugAction::Panic => panic!("deliberate panic requested by hv_debug=panic"),
+    }
+}
+
+/// Ends the machine with the failure code after a fatal error.
+pub fn fatal_stop() -> ! {
+    console_println!("(hv) Fatal error: stopping the machine (failure exit).");
+    cpu::qemu_exit(exit_code::FAILURE)
 }
 
 #[panic_handler]
-fn panic(_info: &PanicInfo) -> ! {
-    loop {}
+fn panic(info: &PanicInfo) -> ! {
+    serial::force_unlock();
+    match info.location() {
+        Some(l) => console_println!("(hv) PANIC at {}:{}: {}", l.file(), l.line(), info.message()),
+        None => console_println!("(hv) PANIC: {}", info.message()),
+    }
+    fatal_stop()
 }

@@ -1,2 +1,9 @@
 //! x86_64 support: boot, CPU tables, trap entry, paging, LAPIC timer, serial port.
+pub mod apic;
 pub mod boot;
+pub mod cpu;
+pub mod gdt;
+pub mod idt;
+pub mod paging;
+pub mod serial;
+pub mod traps;

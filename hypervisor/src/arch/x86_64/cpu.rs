@@ -1,0 +1,77 @@
+//! Small CPU primitives: port I/O, MSRs, control registers, halting, the QEMU exit port.
+
+use core::arch::asm;
+use x86_64::instructions::port::Port;
+
+/// Reads a byte from an I/O port.
+pub fn inb(port: u16) -> u8 {
+    // SAFETY: port reads have no memory effects; callers pick ports of devices we own.
+    unsafe { Port::new(port).read() }
+}
+
+/// Writes a byte to an I/O port.
+pub fn outb(port: u16, value: u8) {
+    // SAFETY: callers pick ports of devices the hypervisor owns (PIC, PIT, speaker gate).
+    unsafe { Port::new(port).write(value) }
+}
+
+/// Reads a model-specific register.
+pub fn rdmsr(msr: u32) -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: callers name architectural MSRs that exist on every x86_64 CPU we support.
+    unsafe { asm!("rdmsr", in("ecx") msr, out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    (hi as u64) << 32 | lo as u64
+}
+
+/// Writes a model-specific register.
+///
+/// # Safety
+/// The caller must know what the MSR controls; a wrong value can break the machine.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        asm!("wrmsr", in("ecx") msr, in("eax") value as u32, in("edx") (value >> 32) as u32,
+             options(nomem, nostack))
+    };
+}
+
+/// The faulting address of the last page fault.
+pub fn read_cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}
+
+/// The current page-table root.
+pub fn read_cr3() -> u64 {
+    let (frame, _) = x86_64::registers::control::Cr3::read_raw();
+    frame.start_address().as_u64()
+}
+
+/// Time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: rdtsc is unprivileged and has no side effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Waits for the next interrupt with interrupts enabled, then disables them again: the only
+/// place the hypervisor itself takes interrupts (it is non-preemptible, DESIGN.md §4).
+pub fn idle_wait_for_interrupt() {
+    x86_64::instructions::interrupts::enable_and_hlt();
+    x86_64::instructions::interrupts::disable();
+}
+
+/// Ends QEMU through `isa-debug-exit` with `value` (see `exit_code`); halts forever if the
+/// device is absent (real hardware).
+pub fn qemu_exit(value: u32) -> ! {
+    // SAFETY: port 0xf4 is the isa-debug-exit device the harness configures; writing it ends
+    // the virtual machine. On hardware without it the write is harmless.
+    unsafe { Port::<u32>::new(0xf4).write(value) };
+    halt_forever()
+}
+
+/// Stops this CPU for good.
+pub fn halt_forever() -> ! {
+    loop {
+        x86_64::instructions::interrupts::disable();
+        x86_64::instructions::hlt();
+    }
+}

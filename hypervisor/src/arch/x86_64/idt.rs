@@ -1,0 +1,176 @@
+//! The IDT, the 256 entry stubs and the register frame they save.
+//!
+//! Register contract: every stub pushes a zero error code when the CPU does not, then the
+//! vector number, then jumps to `trap_common`, which saves all fifteen general registers and
+//! calls [`trap_dispatch`] with a pointer to the resulting [`TrapFrame`]. On return the frame
+//! (possibly edited) is restored and `iretq` resumes it. Interrupts stay disabled throughout:
+//! all gates are interrupt gates (the hypervisor is non-preemptible).
+
+use super::gdt::{HYPERVISOR_CS, IST_DOUBLE_FAULT, IST_MACHINE_CHECK, IST_NMI};
+use core::arch::global_asm;
+use core::ptr::addr_of;
+use x86_64::instructions::tables::lidt;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
+
+/// Everything the entry path saves, lowest address first.
+#[repr(C)]
+#[derive(Clone, Debug, Default)]
+#[allow(missing_docs)]
+pub struct TrapFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    /// Vector number pushed by the stub.
+    pub vector: u64,
+    /// CPU error code, or 0 for vectors without one.
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
+
+impl TrapFrame {
+    /// Whether the interrupted context was ring 0 (the hypervisor itself).
+    pub fn from_ring0(&self) -> bool {
+        self.cs & 3 == 0
+    }
+}
+
+/// Byte distance between consecutive entry stubs.
+const STUB_STRIDE: u64 = 16;
+
+global_asm!(
+    r#"
+    .section .text.trap_entry, "ax"
+    .balign 16
+    .global trap_stubs_start
+trap_stubs_start:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    push 0
+    .endif
+    push vec
+    jmp trap_common
+    .set vec, vec + 1
+    .endr
+
+trap_common:
+    push rax
+    push rbx
+    push rcx
+    push rdx
+    push rsi
+    push rdi
+    push rbp
+    push r8
+    push r9
+    push r10
+    push r11
+    push r12
+    push r13
+    push r14
+    push r15
+    cld
+    mov rdi, rsp
+    /* The CPU aligned rsp to 16 before pushing its 5-word frame; with the 17 words pushed
+       since (22 in all, 176 bytes) rsp is 16-aligned again, as the SysV call ABI wants. */
+    movabs rax, offset trap_dispatch
+    call rax
+    .global trap_return
+trap_return:
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    add rsp, 16
+    iretq
+"#
+);
+
+extern "C" {
+    static trap_stubs_start: u8;
+}
+
+#[repr(C, align(16))]
+struct Idt([[u64; 2]; 256]);
+
+static mut IDT: Idt = Idt([[0; 2]; 256]);
+
+fn gate(handler: u64, ist: u8, dpl: u8) -> [u64; 2] {
+    let attrs = 0x8e | (dpl as u64 & 3) << 5; // present, 64-bit interrupt gate
+    let low = (handler & 0xffff)
+        | (HYPERVISOR_CS as u64) << 16
+        | (ist as u64 & 7) << 32
+        | attrs << 40
+        | ((handler >> 16) & 0xffff) << 48;
+    [low, handler >> 32]
+}
+
+/// Builds and loads the IDT.
+pub fn init() {
+    let stubs = addr_of!(trap_stubs_start) as u64;
+    // SAFETY: single-threaded boot; the IDT is not loaded yet.
+    let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT) };
+    for (vector, entry) in idt.0.iter_mut().enumerate() {
+        let ist = match vector {
+            2 => IST_NMI,
+            8 => IST_DOUBLE_FAULT,
+            18 => IST_MACHINE_CHECK,
+            _ => 0,
+        };
+        *entry = gate(stubs + vector as u64 * STUB_STRIDE, ist, 0);
+    }
+    let ptr = DescriptorTablePointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: VirtAddr::new(addr_of!(IDT) as u64),
+    };
+    // SAFETY: every entry points at a valid stub with the ring-0 code selector.
+    unsafe { lidt(&ptr) };
+}
+
+/// Lets ring 3 (a guest) raise `vector` with `int n` (Xen allows DPL-3 software interrupts
+/// only for vectors the guest registered so).
+pub fn set_user_callable(vector: u8, callable: bool) {
+    let stubs = addr_of!(trap_stubs_start) as u64;
+    // SAFETY: the hypervisor is single-threaded with interrupts off; the entry is rewritten
+    // as a whole before any interrupt can use it.
+    let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT) };
+    idt.0[vector as usize] = gate(stubs + vector as u64 * STUB_STRIDE, 0, if callable { 3 } else { 0 });
+}
+
+/// Common Rust entry for every vector.
+#[no_mangle]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) {
+    super::traps::handle(frame);
+}

@@ -1,0 +1,102 @@
+//! The hypervisor's own address space: its image in PML4 slot 261 and a direct map of
+//! physical memory from slot 262, both inside Xen's reserved range (slots 256-271), which
+//! later appears in every guest address space, supervisor-only.
+
+use super::boot::IMAGE_VIRT_OFFSET;
+use core::ptr::{addr_of, addr_of_mut};
+
+/// Virtual address of physical address 0 in the direct map (Xen's `DIRECTMAP_VIRT_START`).
+pub const DIRECTMAP_BASE: u64 = 0xffff_8300_0000_0000;
+/// Most physical memory the direct map covers (static tables: one PD per GiB).
+pub const DIRECTMAP_MAX: u64 = 64 << 30;
+
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const WRITE_THROUGH: u64 = 1 << 3;
+const CACHE_DISABLE: u64 = 1 << 4;
+const HUGE: u64 = 1 << 7;
+const GLOBAL: u64 = 1 << 8;
+const NO_EXECUTE: u64 = 1 << 63;
+const TWO_MIB: u64 = 2 << 20;
+
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+
+static mut PML4: Table = Table([0; 512]);
+static mut DIRECTMAP_PDPT: Table = Table([0; 512]);
+static mut DIRECTMAP_PDS: [Table; (DIRECTMAP_MAX >> 30) as usize] =
+    [const { Table([0; 512]) }; (DIRECTMAP_MAX >> 30) as usize];
+
+extern "C" {
+    static boot_pml4: u64;
+}
+
+/// Physical address of a hypervisor-image object.
+fn image_phys(va: u64) -> u64 {
+    va - IMAGE_VIRT_OFFSET
+}
+
+/// Virtual address, in the direct map, of physical address `pa`.
+pub fn phys_to_virt(pa: u64) -> u64 {
+    DIRECTMAP_BASE + pa
+}
+
+/// Builds the direct map of `[0, top)` (rounded up to 2 MiB, capped at [`DIRECTMAP_MAX`]),
+/// keeps the image mapping, drops the boot identity map, and switches to the new tables.
+/// `is_ram(pa)` tells which 2 MiB pages hold RAM; the rest (device memory such as the LAPIC)
+/// is mapped uncached. Returns the top actually mapped.
+pub fn init(top: u64, is_ram: impl Fn(u64, u64) -> bool) -> u64 {
+    let top = top.next_multiple_of(TWO_MIB).min(DIRECTMAP_MAX);
+    // SAFETY: single-threaded boot; these tables are not in use until CR3 is loaded below.
+    let (pml4, pdpt, pds) = unsafe {
+        (&mut *addr_of_mut!(PML4), &mut *addr_of_mut!(DIRECTMAP_PDPT), &mut *addr_of_mut!(DIRECTMAP_PDS))
+    };
+    let mut pa = 0;
+    while pa < top {
+        let (gib, index) = ((pa >> 30) as usize, ((pa >> 21) & 511) as usize);
+        let cache = if is_ram(pa, TWO_MIB) { 0 } else { CACHE_DISABLE | WRITE_THROUGH };
+        pds[gib].0[index] = pa | PRESENT | WRITABLE | HUGE | GLOBAL | NO_EXECUTE | cache;
+        pa += TWO_MIB;
+    }
+    for gib in 0..top.div_ceil(1 << 30) as usize {
+        pdpt.0[gib] = image_phys(addr_of!(pds[gib]) as u64) | PRESENT | WRITABLE;
+    }
+    let slot = ((DIRECTMAP_BASE >> 39) & 511) as usize;
+    pml4.0[slot] = image_phys(addr_of!(*pdpt) as u64) | PRESENT | WRITABLE;
+    // The image slot keeps the boot PDPT (first GiB in 2 MiB pages, see boot.rs).
+    let image_slot = ((IMAGE_VIRT_OFFSET >> 39) & 511) as usize;
+    // SAFETY: boot_pml4 is the boot table in .boot.data, identity-mapped and still live.
+    let boot = unsafe { &*(addr_of!(boot_pml4) as *const [u64; 512]) };
+    pml4.0[image_slot] = boot[image_slot];
+
+    // Enable global pages and NX before switching (EFER.NXE was set at boot).
+    // SAFETY: CR4.PGE only changes TLB retention; the new tables map everything we touch.
+    unsafe {
+        use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
+        use x86_64::structures::paging::PhysFrame;
+        use x86_64::PhysAddr;
+        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+        let frame = PhysFrame::containing_address(PhysAddr::new(image_phys(addr_of!(*pml4) as u64)));
+        Cr3::write(frame, Cr3Flags::empty());
+    }
+    top
+}
+
+/// Physical address of the hypervisor's root table (guest L4s copy its slots 256-271).
+pub fn hypervisor_pml4_phys() -> u64 {
+    image_phys(addr_of!(PML4) as u64)
+}
+
+/// Reads physical memory through the direct map; `false` outside it.
+pub fn read_phys(pa: u64, out: &mut [u8], mapped_top: u64) -> bool {
+    match pa.checked_add(out.len() as u64) {
+        Some(end) if end <= mapped_top => {
+            // SAFETY: [pa, end) lies inside the direct map, which maps it readable.
+            unsafe {
+                core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out.as_mut_ptr(), out.len())
+            };
+            true
+        }
+        _ => false,
+    }
+}

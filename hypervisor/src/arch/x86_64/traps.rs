@@ -1,0 +1,71 @@
+//! What the hypervisor does with each vector: the tick, spurious interrupts, and the fatal
+//! report for an exception in ring 0.
+
+use super::idt::TrapFrame;
+use super::{apic, cpu, serial};
+
+/// Mnemonics of the architectural exception vectors.
+const EXCEPTION_NAMES: [&str; 32] = [
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+    "#GP", "#PF", "res15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "res22", "res23", "res24",
+    "res25", "res26", "res27", "#HV", "#VC", "#SX", "res31",
+];
+
+/// Dispatches one trap or interrupt.
+pub fn handle(frame: &mut TrapFrame) {
+    match frame.vector {
+        v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
+        v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        v if v < 32 => fatal_exception(frame),
+        v => {
+            log::warn!("unexpected interrupt vector {v}");
+            apic::end_of_interrupt();
+        }
+    }
+}
+
+/// Reports an exception the hypervisor cannot handle and ends the machine with the failure
+/// code. Guests' exceptions are bounced to them before reaching here (once guests run).
+fn fatal_exception(f: &TrapFrame) -> ! {
+    serial::force_unlock();
+    let name = EXCEPTION_NAMES[f.vector as usize];
+    let ring = if f.from_ring0() { "ring-0" } else { "ring-3" };
+    crate::console_println!(
+        "(hv) FATAL: {ring} exception {} ({name}) error_code={:#x} rip={:#018x} cr2={:#018x}",
+        f.vector,
+        f.error_code,
+        f.rip,
+        cpu::read_cr2()
+    );
+    crate::console_println!(
+        "  cs={:#x} rflags={:#x} rsp={:#018x} ss={:#x} cr3={:#x}",
+        f.cs,
+        f.rflags,
+        f.rsp,
+        f.ss,
+        cpu::read_cr3()
+    );
+    crate::console_println!(
+        "  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
+        f.rax,
+        f.rbx,
+        f.rcx,
+        f.rdx
+    );
+    crate::console_println!(
+        "  rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}",
+        f.rsi,
+        f.rdi,
+        f.rbp,
+        f.r8
+    );
+    crate::console_println!(
+        "  r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}",
+        f.r9,
+        f.r10,
+        f.r11,
+        f.r12
+    );
+    crate::console_println!("  r13={:#018x} r14={:#018x} r15={:#018x}", f.r13, f.r14, f.r15);
+    crate::fatal_stop()
+}
