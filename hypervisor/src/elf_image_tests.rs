@@ -1,0 +1,180 @@
+//! Host tests for the guest-image checks, on ELF files built in memory.
+
+use super::*;
+
+/// A minimal ELF64 writer: segments `(paddr, filesz, memsz)`, then notes `(type, desc)`.
+pub(crate) struct ElfBuilder {
+    pub segments: std::vec::Vec<(u64, u64, u64)>,
+    pub notes: std::vec::Vec<(u32, std::vec::Vec<u8>)>,
+    pub entry: u64,
+    pub machine: u16,
+    pub class: u8,
+}
+
+impl ElfBuilder {
+    pub fn typical() -> Self {
+        Self {
+            segments: vec![(0x100000, 0x3000, 0x5000)],
+            notes: vec![
+                (note::GUEST_OS, b"test\0".to_vec()),
+                (note::XEN_VERSION, b"xen-3.0\0".to_vec()),
+                (note::LOADER, b"generic\0".to_vec()),
+                (note::HYPERCALL_PAGE, 0x101000u64.to_le_bytes().to_vec()),
+                (note::FEATURES, b"!writable_page_tables|pae_pgdir_above_4gb\0".to_vec()),
+                (note::PAE_MODE, b"yes\0".to_vec()),
+            ],
+            entry: 0x100000,
+            machine: 62,
+            class: 2,
+        }
+    }
+
+    pub fn build(&self) -> std::vec::Vec<u8> {
+        let mut notes = std::vec::Vec::new();
+        for (t, d) in &self.notes {
+            notes.extend_from_slice(&4u32.to_le_bytes());
+            notes.extend_from_slice(&(d.len() as u32).to_le_bytes());
+            notes.extend_from_slice(&t.to_le_bytes());
+            notes.extend_from_slice(b"Xen\0");
+            notes.extend_from_slice(d);
+            while notes.len() % 4 != 0 {
+                notes.push(0);
+            }
+        }
+        let phnum = self.segments.len() + usize::from(!notes.is_empty());
+        let data_start = 64 + 56 * phnum as u64;
+        let mut out = vec![0u8; 64];
+        out[..4].copy_from_slice(b"\x7fELF");
+        out[4] = self.class;
+        out[5] = 1;
+        out[6] = 1;
+        out[16..18].copy_from_slice(&2u16.to_le_bytes());
+        out[18..20].copy_from_slice(&self.machine.to_le_bytes());
+        out[20..24].copy_from_slice(&1u32.to_le_bytes());
+        out[24..32].copy_from_slice(&self.entry.to_le_bytes());
+        out[32..40].copy_from_slice(&64u64.to_le_bytes());
+        out[52..54].copy_from_slice(&64u16.to_le_bytes());
+        out[54..56].copy_from_slice(&56u16.to_le_bytes());
+        out[56..58].copy_from_slice(&(phnum as u16).to_le_bytes());
+        out[58..60].copy_from_slice(&64u16.to_le_bytes());
+        let mut offset = data_start + notes.len() as u64;
+        let mut phdr = |ty: u32, off: u64, addr: u64, filesz: u64, memsz: u64| {
+            let mut p = vec![0u8; 56];
+            p[0..4].copy_from_slice(&ty.to_le_bytes());
+            p[4..8].copy_from_slice(&7u32.to_le_bytes());
+            p[8..16].copy_from_slice(&off.to_le_bytes());
+            p[16..24].copy_from_slice(&addr.to_le_bytes());
+            p[24..32].copy_from_slice(&addr.to_le_bytes());
+            p[32..40].copy_from_slice(&filesz.to_le_bytes());
+            p[40..48].copy_from_slice(&memsz.to_le_bytes());
+            p[48..56].copy_from_slice(&4u64.to_le_bytes());
+            out.extend_from_slice(&p);
+        };
+        if !notes.is_empty() {
+            phdr(PT_NOTE, data_start, 0, notes.len() as u64, notes.len() as u64);
+        }
+        let mut bodies = std::vec::Vec::new();
+        for &(addr, filesz, memsz) in &self.segments {
+            phdr(PT_LOAD, offset, addr, filesz, memsz);
+            offset += filesz;
+            bodies.push(filesz);
+        }
+        out.extend_from_slice(&notes);
+        for (i, filesz) in bodies.into_iter().enumerate() {
+            out.extend((0..filesz).map(|b| (b as u8) ^ (i as u8)));
+        }
+        out
+    }
+}
+
+#[test]
+fn accepts_a_typical_test_kernel() {
+    let data = ElfBuilder::typical().build();
+    let img = parse(&data).unwrap();
+    assert_eq!((img.kernel_start, img.kernel_end), (0x100000, 0x105000));
+    assert_eq!(img.entry, 0x100000);
+    assert_eq!(img.hypercall_page, Some(0x101000));
+    assert!(img.pae_mode);
+    assert_eq!(img.guest_os, "test");
+    assert_eq!(img.segments.len(), 1);
+    assert_eq!(img.segments[0].file_size, 0x3000);
+}
+
+#[test]
+fn refuses_wrong_kinds() {
+    let mut b = ElfBuilder::typical();
+    b.machine = 3;
+    assert_eq!(parse(&b.build()), Err(ImageError::WrongKind("e_machine is not x86_64")));
+    let mut b = ElfBuilder::typical();
+    b.class = 1;
+    assert!(parse(&b.build()).is_err());
+}
+
+#[test]
+fn refuses_missing_or_bad_notes() {
+    let mut b = ElfBuilder::typical();
+    b.notes.clear();
+    assert_eq!(parse(&b.build()), Err(ImageError::NoXenNotes));
+    let mut b = ElfBuilder::typical();
+    b.notes.retain(|n| n.0 != note::XEN_VERSION);
+    assert_eq!(parse(&b.build()), Err(ImageError::BadXenVersion));
+    let mut b = ElfBuilder::typical();
+    b.notes.retain(|n| n.0 != note::LOADER);
+    assert_eq!(parse(&b.build()), Err(ImageError::BadLoader));
+    let mut b = ElfBuilder::typical();
+    b.notes.push((note::FEATURES, b"!auto_translated_physmap\0".to_vec()));
+    assert_eq!(parse(&b.build()), Err(ImageError::UnsupportedRequiredFeature));
+}
+
+#[test]
+fn a_linux_guest_needs_no_loader_note() {
+    let mut b = ElfBuilder::typical();
+    b.notes.retain(|n| n.0 != note::LOADER && n.0 != note::GUEST_OS);
+    b.notes.push((note::GUEST_OS, b"linux\0".to_vec()));
+    assert!(parse(&b.build()).is_ok());
+}
+
+#[test]
+fn refuses_overlapping_and_hypervisor_range_segments() {
+    let mut b = ElfBuilder::typical();
+    b.segments.push((0x104000, 0x1000, 0x1000));
+    assert_eq!(parse(&b.build()), Err(ImageError::OverlappingSegments { first: 0, second: 1 }));
+    let mut b = ElfBuilder::typical();
+    b.segments = vec![(0xffff_8000_0010_0000, 0x1000, 0x1000)];
+    b.entry = 0xffff_8000_0010_0000;
+    b.notes.retain(|n| n.0 != note::HYPERCALL_PAGE);
+    assert!(matches!(parse(&b.build()), Err(ImageError::HypervisorRange { .. })));
+    let mut b = ElfBuilder::typical();
+    b.segments = vec![(0x7fff_ffff_f000, 0x1000, 0x2000)]; // straddles the canonical hole
+    b.entry = 0x7fff_ffff_f000;
+    b.notes.retain(|n| n.0 != note::HYPERCALL_PAGE);
+    assert!(matches!(parse(&b.build()), Err(ImageError::HypervisorRange { .. })));
+    let mut b = ElfBuilder::typical();
+    b.segments = vec![(u64::MAX - 0x800, 0x1000, 0x1000)];
+    assert!(parse(&b.build()).is_err());
+}
+
+#[test]
+fn refuses_entry_and_hypercall_page_outside_kernel() {
+    let mut b = ElfBuilder::typical();
+    b.entry = 0x200000;
+    assert_eq!(parse(&b.build()), Err(ImageError::EntryOutsideKernel(0x200000)));
+    let mut b = ElfBuilder::typical();
+    b.notes.push((note::HYPERCALL_PAGE, 0x101800u64.to_le_bytes().to_vec()));
+    assert_eq!(parse(&b.build()), Err(ImageError::BadHypercallPage(0x101800)));
+}
+
+#[test]
+fn truncation_at_every_length_is_refused_without_panic() {
+    let data = ElfBuilder::typical().build();
+    for cut in 0..data.len() {
+        assert!(parse(&data[..cut]).is_err(), "accepted an image cut at {cut}");
+    }
+}
+
+#[test]
+fn filesz_larger_than_memsz_is_refused() {
+    let mut b = ElfBuilder::typical();
+    b.segments = vec![(0x100000, 0x3000, 0x1000)];
+    assert_eq!(parse(&b.build()), Err(ImageError::TruncatedSegment { index: 0 }));
+}
