@@ -235,7 +235,7 @@ fn hostile_request_producer_is_reported() {
     // Backwards below the consumer (a huge unsigned distance).
     page.store_u32(REQ_PROD_OFFSET, 5);
     assert!(matches!(
-        back.get_request(),
+        back.unconsumed_requests(),
         Err(RingError::ProducerBackwards { .. })
     ));
     // The backend cannot be made to consume more than size-before-responding.
