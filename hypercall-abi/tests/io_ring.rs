@@ -251,11 +251,9 @@ fn hostile_request_producer_is_reported() {
     back.put_response(&rsp(0)).unwrap();
     back.push_responses();
     page.store_u32(REQ_PROD_OFFSET, 33);
-    assert_eq!(
-        back.get_request().unwrap().map(|r| r.id),
-        Some(0),
-        "slot 0 reused"
-    );
+    // One slot freed by the response: exactly one more request may be consumed.
+    assert!(back.get_request().unwrap().is_some(), "slot 0 reused");
+    assert_eq!(back.get_request(), Ok(None));
 }
 
 #[test]
