@@ -6,6 +6,7 @@
 pub mod boot_module;
 pub mod cmdline;
 pub mod cpio;
+pub mod domain_layout;
 pub mod elf_image;
 pub mod exit_code;
 pub mod frame_alloc;

@@ -1,0 +1,360 @@
+//! The initial virtual layout of a PV domain and its bootstrap page tables, computed as Xen's
+//! PV builder does (digest §1.2-1.3): kernel, optional module, P2M list, start_info, (domU:
+//! xenstore and console pages), page tables, boot stack, then padding up to a 4 MiB boundary.
+//!
+//! Everything here is arithmetic over guest addresses and a memory trait, so it runs on the
+//! host in tests.
+
+/// Page size.
+pub const PAGE: u64 = 4096;
+const FOUR_MIB: u64 = 4 << 20;
+const MIN_PADDING: u64 = 512 << 10;
+
+/// PTE bits.
+pub mod pte {
+    /// Present.
+    pub const PRESENT: u64 = 1 << 0;
+    /// Writable.
+    pub const RW: u64 = 1 << 1;
+    /// User-accessible (PV kernels run in ring 3).
+    pub const USER: u64 = 1 << 2;
+    /// Accessed.
+    pub const ACCESSED: u64 = 1 << 5;
+    /// Dirty.
+    pub const DIRTY: u64 = 1 << 6;
+    /// Large page (L2/L3).
+    pub const PSE: u64 = 1 << 7;
+    /// Physical-address bits of an entry.
+    pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
+}
+
+/// What the layout depends on.
+#[derive(Clone, Copy, Debug)]
+pub struct LayoutInput {
+    /// `VIRT_BASE` of the image.
+    pub virt_base: u64,
+    /// First virtual byte of the kernel.
+    pub kernel_start: u64,
+    /// One past the kernel's last byte.
+    pub kernel_end: u64,
+    /// Bytes of the module placed after the kernel (0 for none).
+    pub module_len: u64,
+    /// Pages given to the domain.
+    pub nr_pages: u64,
+    /// dom0 gets no xenstore/console pages.
+    pub is_dom0: bool,
+}
+
+/// Where everything goes. All addresses are guest virtual; `pfn(va) = (va - v_start) / PAGE`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Start of the bootstrap region (VIRT_BASE).
+    pub v_start: u64,
+    /// Module start, if any.
+    pub module: Option<u64>,
+    /// P2M list start.
+    pub p2m: u64,
+    /// start_info page.
+    pub start_info: u64,
+    /// xenstore ring page (domU).
+    pub xenstore: Option<u64>,
+    /// console ring page (domU).
+    pub console: Option<u64>,
+    /// First page-table page (the L4).
+    pub pt_base: u64,
+    /// Number of page-table pages.
+    pub nr_pt_frames: u64,
+    /// Boot stack page; `rsp` starts at its end.
+    pub stack: u64,
+    /// End of the mapped region.
+    pub v_end: u64,
+}
+
+/// Why a layout is impossible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The bootstrap region needs more pages than the domain has.
+    TooLarge {
+        /// Pages needed.
+        needed: u64,
+        /// Pages the domain has.
+        available: u64,
+    },
+    /// An address computation overflowed.
+    Overflow,
+}
+
+impl core::fmt::Display for LayoutError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::TooLarge { needed, available } => write!(
+                f,
+                "image needs {needed} pages of bootstrap region but the domain has only {available}"
+            ),
+            Self::Overflow => write!(f, "layout overflows the address space"),
+        }
+    }
+}
+
+fn round_up(v: u64, to: u64) -> Option<u64> {
+    v.checked_next_multiple_of(to)
+}
+
+/// Page-table pages needed to map `[start, end)` with 4 KiB pages: one L4 plus the L3s, L2s
+/// and L1s covering the range.
+pub fn count_tables(start: u64, end: u64) -> u64 {
+    if end <= start {
+        return 1;
+    }
+    let span = |shift: u32| ((end - 1) >> shift) - (start >> shift) + 1;
+    1 + span(39) + span(30) + span(21)
+}
+
+impl Layout {
+    /// Computes the layout.
+    pub fn compute(input: &LayoutInput) -> Result<Self, LayoutError> {
+        let o = LayoutError::Overflow;
+        let v_start = input.virt_base;
+        let mut cursor = round_up(input.kernel_end, PAGE).ok_or(o)?;
+        let module = (input.module_len > 0).then_some(cursor);
+        cursor = cursor.checked_add(round_up(input.module_len, PAGE).ok_or(o)?).ok_or(o)?;
+        let p2m = cursor;
+        let p2m_bytes = input.nr_pages.checked_mul(8).ok_or(o)?;
+        cursor = cursor.checked_add(round_up(p2m_bytes, PAGE).ok_or(o)?).ok_or(o)?;
+        let start_info = cursor;
+        cursor += PAGE;
+        let (xenstore, console) = if input.is_dom0 {
+            (None, None)
+        } else {
+            cursor += 2 * PAGE;
+            (Some(cursor - 2 * PAGE), Some(cursor - PAGE))
+        };
+        let pt_base = cursor;
+        let mut nr_pt_frames = 1;
+        loop {
+            let stack = pt_base.checked_add(nr_pt_frames * PAGE).ok_or(o)?;
+            let stack_end = stack + PAGE;
+            let mut v_end = round_up(stack_end, FOUR_MIB).ok_or(o)?;
+            if v_end - stack_end < MIN_PADDING {
+                v_end = v_end.checked_add(FOUR_MIB).ok_or(o)?;
+            }
+            let needed = count_tables(v_start, v_end);
+            if needed <= nr_pt_frames {
+                let pages = (v_end - v_start) / PAGE;
+                if pages > input.nr_pages {
+                    return Err(LayoutError::TooLarge { needed: pages, available: input.nr_pages });
+                }
+                return Ok(Layout {
+                    v_start,
+                    module,
+                    p2m,
+                    start_info,
+                    xenstore,
+                    console,
+                    pt_base,
+                    nr_pt_frames,
+                    stack,
+                    v_end,
+                });
+            }
+            nr_pt_frames = needed;
+        }
+    }
+
+    /// Pseudo-physical frame of a bootstrap address.
+    pub fn pfn(&self, va: u64) -> u64 {
+        (va - self.v_start) / PAGE
+    }
+
+    /// Whether `va` is one of the page-table pages (mapped read-only).
+    pub fn is_page_table(&self, va: u64) -> bool {
+        (self.pt_base..self.pt_base + self.nr_pt_frames * PAGE).contains(&va)
+    }
+}
+
+/// Machine memory as the builder sees it.
+pub trait MachineMemory {
+    /// Writes entry `index` (0..512) of the page-table frame `mfn`.
+    fn write_entry(&mut self, mfn: u64, index: usize, value: u64);
+    /// Reads entry `index` of frame `mfn`.
+    fn read_entry(&self, mfn: u64, index: usize) -> u64;
+}
+
+/// Builds the bootstrap page tables for `layout` in the frames that `p2m` gives, mapping every
+/// page of `[v_start, v_end)` and the tables themselves read-only; `hypervisor_slots` (L4
+/// entries 256..272) are installed as they are. The tables' frames must be zeroed. Returns
+/// the L4's machine frame. Dom0's L1 entries carry `USER` as Xen's do.
+pub fn build_page_tables(
+    layout: &Layout,
+    p2m: &[u64],
+    hypervisor_slots: &[u64; 16],
+    mem: &mut impl MachineMemory,
+) -> u64 {
+    let table_mfn = |i: u64| p2m[layout.pfn(layout.pt_base) as usize + i as usize];
+    let l4 = table_mfn(0);
+    let mut next_table = 1;
+    let upper_flags = pte::PRESENT | pte::RW | pte::USER | pte::ACCESSED | pte::DIRTY;
+    let mut va = layout.v_start;
+    while va < layout.v_end {
+        // Walk down from the L4, allocating the next table page in order when an entry is empty.
+        let mut table = l4;
+        for shift in [39u32, 30, 21] {
+            let index = ((va >> shift) & 511) as usize;
+            let e = mem.read_entry(table, index);
+            table = if e & pte::PRESENT != 0 {
+                (e & pte::ADDR_MASK) >> 12
+            } else {
+                let t = table_mfn(next_table);
+                next_table += 1;
+                mem.write_entry(table, index, (t << 12) | upper_flags);
+                t
+            };
+        }
+        let mfn = p2m[layout.pfn(va) as usize];
+        let rw = if layout.is_page_table(va) { 0 } else { pte::RW };
+        let flags = pte::PRESENT | rw | pte::USER | pte::ACCESSED;
+        mem.write_entry(table, ((va >> 12) & 511) as usize, (mfn << 12) | flags);
+        va += PAGE;
+    }
+    debug_assert!(next_table <= layout.nr_pt_frames);
+    for (i, &e) in hypervisor_slots.iter().enumerate() {
+        mem.write_entry(l4, 256 + i, e);
+    }
+    l4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn reproduces_xens_worked_example() {
+        // Digest §1.2: a 0x100000-0x111000 kernel as dom0 with 120444 pages.
+        let l = Layout::compute(&LayoutInput {
+            virt_base: 0,
+            kernel_start: 0x100000,
+            kernel_end: 0x111000,
+            module_len: 0,
+            nr_pages: 0x1d67c,
+            is_dom0: true,
+        })
+        .unwrap();
+        assert_eq!(l.p2m, 0x111000);
+        assert_eq!(l.start_info, 0x1fd000);
+        assert_eq!((l.pt_base, l.nr_pt_frames), (0x1fe000, 5));
+        assert_eq!(l.stack, 0x203000);
+        assert_eq!(l.v_end, 0x400000);
+    }
+
+    #[test]
+    fn domu_gets_store_and_console_pages_and_padding() {
+        let l = Layout::compute(&LayoutInput {
+            virt_base: 0,
+            kernel_start: 0x100000,
+            kernel_end: 0x111000,
+            module_len: 0,
+            nr_pages: 8192,
+            is_dom0: false,
+        })
+        .unwrap();
+        assert_eq!(l.start_info, 0x111000 + 0x10000);
+        assert_eq!(l.xenstore, Some(l.start_info + PAGE));
+        assert_eq!(l.console, Some(l.start_info + 2 * PAGE));
+        assert_eq!(l.pt_base, l.start_info + 3 * PAGE);
+        assert!(l.v_end - (l.stack + PAGE) >= MIN_PADDING);
+        assert_eq!(l.v_end % FOUR_MIB, 0);
+    }
+
+    #[test]
+    fn padding_rule_adds_four_mib_when_short() {
+        // Kernel ending just below a 4 MiB boundary leaves under 512 KiB: another 4 MiB is added.
+        let l = Layout::compute(&LayoutInput {
+            virt_base: 0,
+            kernel_start: 0x100000,
+            kernel_end: 0x3c0000,
+            module_len: 0,
+            nr_pages: 4096,
+            is_dom0: true,
+        })
+        .unwrap();
+        assert_eq!(l.v_end, 0x800000);
+    }
+
+    #[test]
+    fn refuses_images_larger_than_the_domain() {
+        let e = Layout::compute(&LayoutInput {
+            virt_base: 0,
+            kernel_start: 0x100000,
+            kernel_end: 0x2000000,
+            module_len: 0,
+            nr_pages: 1024,
+            is_dom0: true,
+        })
+        .unwrap_err();
+        assert!(matches!(e, LayoutError::TooLarge { available: 1024, .. }));
+    }
+
+    #[test]
+    fn table_count_for_a_high_kernel_crossing_boundaries() {
+        // Linux-style base: one L4, one L3, one L2, and an L1 per 2 MiB.
+        assert_eq!(count_tables(0xffff_ffff_8000_0000, 0xffff_ffff_8040_0000), 1 + 1 + 1 + 2);
+        // Crossing a 1 GiB boundary needs a second L2.
+        assert_eq!(count_tables(0x3fe0_0000, 0x4020_0000), 1 + 1 + 2 + 2);
+    }
+
+    struct Fake(HashMap<(u64, usize), u64>);
+    impl MachineMemory for Fake {
+        fn write_entry(&mut self, mfn: u64, index: usize, value: u64) {
+            self.0.insert((mfn, index), value);
+        }
+        fn read_entry(&self, mfn: u64, index: usize) -> u64 {
+            *self.0.get(&(mfn, index)).unwrap_or(&0)
+        }
+    }
+
+    fn walk(mem: &Fake, l4: u64, va: u64) -> Option<u64> {
+        let mut t = l4;
+        for shift in [39u32, 30, 21, 12] {
+            let e = mem.read_entry(t, ((va >> shift) & 511) as usize);
+            if e & pte::PRESENT == 0 {
+                return None;
+            }
+            if shift == 12 {
+                return Some(e);
+            }
+            t = (e & pte::ADDR_MASK) >> 12;
+        }
+        None
+    }
+
+    #[test]
+    fn page_tables_map_the_region_and_protect_themselves() {
+        let input = LayoutInput {
+            virt_base: 0,
+            kernel_start: 0x100000,
+            kernel_end: 0x120000,
+            module_len: 0,
+            nr_pages: 4096,
+            is_dom0: true,
+        };
+        let l = Layout::compute(&input).unwrap();
+        // A scrambled P2M: machine frames are not contiguous.
+        let p2m: Vec<u64> = (0..4096u64).map(|p| 0x10000 + (p * 7919) % 4096).collect();
+        let mut mem = Fake(HashMap::new());
+        let slots = [0xabc0_0003u64; 16];
+        let l4 = build_page_tables(&l, &p2m, &slots, &mut mem);
+        assert_eq!(l4, p2m[l.pfn(l.pt_base) as usize]);
+        let mut va = l.v_start;
+        while va < l.v_end {
+            let e = walk(&mem, l4, va).unwrap_or_else(|| panic!("{va:#x} unmapped"));
+            assert_eq!((e & pte::ADDR_MASK) >> 12, p2m[l.pfn(va) as usize]);
+            assert_ne!(e & pte::USER, 0);
+            assert_eq!(e & pte::RW != 0, !l.is_page_table(va), "RW wrong at {va:#x}");
+            va += PAGE;
+        }
+        assert!(walk(&mem, l4, l.v_end).is_none());
+        assert_eq!(mem.read_entry(l4, 256), 0xabc0_0003);
+        assert_eq!(mem.read_entry(l4, 271), 0xabc0_0003);
+    }
+}
