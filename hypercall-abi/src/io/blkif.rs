@@ -58,6 +58,9 @@ pub struct BlkifRequestSegment {
     pub first_sect: u8,
     /// Last 512-byte sector in the frame (inclusive).
     pub last_sect: u8,
+    /// The C structure's tail padding, kept so that the discard and indirect requests that
+    /// overlay a request slot survive a decode/encode round trip.
+    pub pad: [u8; 2],
 }
 
 impl BlkifRequestSegment {
@@ -66,12 +69,15 @@ impl BlkifRequestSegment {
             gref: get_u32(b, off),
             first_sect: b[off + 4],
             last_sect: b[off + 5],
+            pad: [b[off + 6], b[off + 7]],
         }
     }
     fn encode_at(&self, b: &mut [u8], off: usize) {
         put_u32(b, off, self.gref);
         b[off + 4] = self.first_sect;
         b[off + 5] = self.last_sect;
+        b[off + 6] = self.pad[0];
+        b[off + 7] = self.pad[1];
     }
     /// Checks `first_sect <= last_sect < 8`; returns the number of sectors covered.
     pub fn sectors(&self) -> Result<u8, BlkifError> {
