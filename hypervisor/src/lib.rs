@@ -9,5 +9,6 @@ pub mod cpio;
 pub mod domain_layout;
 pub mod elf_image;
 pub mod exit_code;
+pub mod guest_access;
 pub mod frame_alloc;
 pub mod pvh;

@@ -1,0 +1,182 @@
+//! Fault-safe access to guest virtual memory: a software walk of the guest's page tables.
+//!
+//! Hypercall arguments are guest virtual addresses. Instead of touching them from ring 0 and
+//! recovering from a fault (Xen's exception-fixup tables), the hypervisor walks the guest's
+//! tables itself with the rights of guest code (user bit, and write bit for writes) and then
+//! reaches the frame through its own direct map. A bad pointer can therefore never fault the
+//! hypervisor: it yields `Err(Fault)`, which becomes `-EFAULT`.
+
+use crate::domain_layout::pte;
+use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
+
+/// Machine memory the walker reads and copies through.
+pub trait MachineAccess {
+    /// Reads the 8-byte entry at machine address `maddr`; `None` if not RAM the hypervisor maps.
+    fn read_u64(&self, maddr: u64) -> Option<u64>;
+    /// Copies `out.len()` bytes from machine address `maddr` (within one frame).
+    fn read_bytes(&self, maddr: u64, out: &mut [u8]) -> bool;
+    /// Copies `bytes` to machine address `maddr` (within one frame).
+    fn write_bytes(&mut self, maddr: u64, bytes: &[u8]) -> bool;
+}
+
+/// A guest address that cannot be accessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fault {
+    /// The first inaccessible address.
+    pub va: u64,
+}
+
+fn is_canonical(va: u64) -> bool {
+    let top = va >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+/// Translates `va` to a machine address by walking from the L4 at `l4_maddr`, requiring
+/// user access (guest code runs in ring 3) and, for `write`, writability at every level.
+pub fn translate(mem: &impl MachineAccess, l4_maddr: u64, va: u64, write: bool) -> Result<u64, Fault> {
+    let fault = Fault { va };
+    if !is_canonical(va) || (HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&va) {
+        return Err(fault);
+    }
+    let need = pte::PRESENT | pte::USER | if write { pte::RW } else { 0 };
+    let mut table = l4_maddr & pte::ADDR_MASK;
+    for shift in [39u32, 30, 21, 12] {
+        let entry = mem.read_u64(table + ((va >> shift) & 511) * 8).ok_or(fault)?;
+        if entry & need != need {
+            return Err(fault);
+        }
+        if shift != 12 && entry & pte::PSE != 0 {
+            // PV guests cannot create superpage mappings; never trust one.
+            return Err(fault);
+        }
+        table = entry & pte::ADDR_MASK;
+    }
+    Ok(table | (va & 0xfff))
+}
+
+/// Copies guest memory at `va` into `out`.
+pub fn copy_from_guest(mem: &impl MachineAccess, l4: u64, va: u64, out: &mut [u8]) -> Result<(), Fault> {
+    let mut done = 0;
+    while done < out.len() {
+        let cur = va.checked_add(done as u64).ok_or(Fault { va })?;
+        let chunk = ((4096 - (cur & 0xfff)) as usize).min(out.len() - done);
+        let ma = translate(mem, l4, cur, false)?;
+        if !mem.read_bytes(ma, &mut out[done..done + chunk]) {
+            return Err(Fault { va: cur });
+        }
+        done += chunk;
+    }
+    Ok(())
+}
+
+/// Copies `bytes` into guest memory at `va`. Every page is checked before any is written, so
+/// a fault leaves guest memory unchanged.
+pub fn copy_to_guest(mem: &mut impl MachineAccess, l4: u64, va: u64, bytes: &[u8]) -> Result<(), Fault> {
+    let end = va.checked_add(bytes.len() as u64).ok_or(Fault { va })?;
+    let mut page = va & !0xfff;
+    while page < end {
+        translate(mem, l4, page.max(va), true)?;
+        page += 4096;
+    }
+    let mut done = 0;
+    while done < bytes.len() {
+        let cur = va + done as u64;
+        let chunk = ((4096 - (cur & 0xfff)) as usize).min(bytes.len() - done);
+        let ma = translate(mem, l4, cur, true)?;
+        if !mem.write_bytes(ma, &bytes[done..done + chunk]) {
+            return Err(Fault { va: cur });
+        }
+        done += chunk;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    /// Machine memory as a map of frames.
+    #[derive(Default)]
+    struct Frames(HashMap<u64, Box<[u8; 4096]>>);
+    impl Frames {
+        fn set(&mut self, mfn: u64, index: u64, v: u64) {
+            let f = self.0.entry(mfn).or_insert_with(|| Box::new([0; 4096]));
+            f[(index * 8) as usize..(index * 8 + 8) as usize].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    impl MachineAccess for Frames {
+        fn read_u64(&self, ma: u64) -> Option<u64> {
+            let mut b = [0; 8];
+            self.read_bytes(ma, &mut b).then(|| u64::from_le_bytes(b))
+        }
+        fn read_bytes(&self, ma: u64, out: &mut [u8]) -> bool {
+            let Some(f) = self.0.get(&(ma >> 12)) else { return false };
+            let o = (ma & 0xfff) as usize;
+            out.copy_from_slice(&f[o..o + out.len()]);
+            true
+        }
+        fn write_bytes(&mut self, ma: u64, bytes: &[u8]) -> bool {
+            let Some(f) = self.0.get_mut(&(ma >> 12)) else { return false };
+            let o = (ma & 0xfff) as usize;
+            f[o..o + bytes.len()].copy_from_slice(bytes);
+            true
+        }
+    }
+
+    const U: u64 = pte::PRESENT | pte::USER | pte::RW;
+
+    /// L4 at mfn 1 -> L3 2 -> L2 3 -> L1 4; VA 0x400000.. maps mfn 10 (rw), 11 (ro), 12 (no user).
+    fn setup() -> Frames {
+        let mut m = Frames::default();
+        m.set(1, 0, 2 << 12 | U);
+        m.set(2, 0, 3 << 12 | U);
+        m.set(3, 2, 4 << 12 | U);
+        m.set(4, 0, 10 << 12 | U);
+        m.set(4, 1, 11 << 12 | pte::PRESENT | pte::USER);
+        m.set(4, 2, 12 << 12 | pte::PRESENT | pte::RW);
+        for f in [10, 11, 12] {
+            m.0.insert(f, Box::new([f as u8; 4096]));
+        }
+        m
+    }
+
+    #[test]
+    fn reads_across_pages_and_respects_rights() {
+        let mut m = setup();
+        let mut buf = [0u8; 8];
+        copy_from_guest(&m, 1 << 12, 0x400ffc, &mut buf).unwrap();
+        assert_eq!(buf, [10, 10, 10, 10, 11, 11, 11, 11]);
+        assert_eq!(copy_from_guest(&m, 1 << 12, 0x402000, &mut buf), Err(Fault { va: 0x402000 }), "supervisor page");
+        assert_eq!(copy_from_guest(&m, 1 << 12, 0x403000, &mut buf), Err(Fault { va: 0x403000 }), "unmapped");
+        assert!(copy_to_guest(&mut m, 1 << 12, 0x400010, b"hi").is_ok());
+        assert_eq!(m.0[&10][0x10..0x12], *b"hi");
+    }
+
+    #[test]
+    fn a_write_that_would_fault_changes_nothing() {
+        let mut m = setup();
+        let before = m.0[&10].clone();
+        assert_eq!(copy_to_guest(&mut m, 1 << 12, 0x400ffe, b"abcd"), Err(Fault { va: 0x401000 }));
+        assert_eq!(m.0[&10], before, "read-only second page must stop the whole copy");
+    }
+
+    #[test]
+    fn hostile_addresses_fault() {
+        let m = setup();
+        let mut b = [0u8; 1];
+        for va in [0xffff_8000_0000_0000, 0xffff_8300_0000_1000, 0x0000_8000_0000_0000, u64::MAX - 1] {
+            assert!(copy_from_guest(&m, 1 << 12, va, &mut b).is_err(), "{va:#x}");
+        }
+        let mut big = [0u8; 16];
+        assert!(copy_from_guest(&m, 1 << 12, u64::MAX - 4, &mut big).is_err());
+    }
+
+    #[test]
+    fn superpage_entries_are_not_followed() {
+        let mut m = setup();
+        m.set(3, 3, 0x4000_0000 | U | pte::PSE);
+        let mut b = [0u8; 1];
+        assert!(copy_from_guest(&m, 1 << 12, 0x600000, &mut b).is_err());
+    }
+}
