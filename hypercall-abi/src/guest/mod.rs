@@ -1,0 +1,194 @@
+//! Guest-side hypercalls (cargo feature `guest`): the raw `syscall` convention and typed
+//! wrappers for the common calls. Only meaningful inside a 64-bit PV guest kernel (guest kernel
+//! mode, ring 3); on anything else `syscall` is an ordinary system call.
+//!
+//! * [`raw`]: `hypercall0`..`hypercall5`, `unsafe` because a hypercall can do anything the
+//!   arguments say (remap memory, shut down).
+//! * [`page::HypercallPage`]: the same calls through the hypercall page Xen fills (what Linux
+//!   does), for kernels that declare `XEN_ELFNOTE_HYPERCALL_PAGE`.
+//! * The functions in this module: safe wrappers whose arguments are Rust references the
+//!   hypervisor only reads or writes within their bounds. Each returns `Ok(value)` or
+//!   `Err(Errno)` (see [`Errno::check`]).
+
+pub mod page;
+pub mod raw;
+
+use crate::errno::Errno;
+use crate::hypercall as nr;
+use crate::memory::{E820Entry, XenMemoryMap};
+use crate::mm::DomId;
+use crate::multicall::MulticallEntry;
+use crate::sched::SchedShutdown;
+use crate::vcpu::VcpuSetSingleshotTimer;
+use crate::{console_io, event_channel as ev, memory, sched, vcpu, version};
+
+/// `xen_version(XENVER_version)`: `(major << 16) | minor`.
+pub fn xen_version() -> Result<u64, Errno> {
+    // SAFETY: XENVER_version takes no buffer (NULL) and has no side effects.
+    Errno::check(unsafe { raw::hypercall2(nr::XEN_VERSION, version::XENVER_VERSION as u64, 0) })
+}
+
+/// `xen_version(cmd, buf)` for sub-ops that fill a plain-data structure `T` (extraversion,
+/// capabilities, changeset, platform parameters, features, compile info).
+///
+/// The caller picks `T` to match `cmd` (e.g. [`version::XenExtraversion`] for
+/// `XENVER_extraversion`); Xen writes at most `size_of::<T>()` bytes for a matching pair.
+pub fn xen_version_into<T: Copy>(cmd: u32, buf: &mut T) -> Result<u64, Errno> {
+    // SAFETY: `buf` is a valid, exclusive buffer of the size Xen writes for a matching `cmd`.
+    Errno::check(unsafe { raw::hypercall2(nr::XEN_VERSION, cmd as u64, buf as *mut T as u64) })
+}
+
+/// `console_io(CONSOLEIO_write, bytes)`: print on Xen's console (dom0, or any domain on a
+/// debug Xen). Returns 0 on success.
+pub fn console_write(bytes: &[u8]) -> Result<u64, Errno> {
+    // SAFETY: Xen only reads `bytes.len()` bytes from the slice.
+    Errno::check(unsafe {
+        raw::hypercall3(
+            nr::CONSOLE_IO,
+            console_io::CONSOLEIO_WRITE as u64,
+            bytes.len() as u64,
+            bytes.as_ptr() as u64,
+        )
+    })
+}
+
+/// `sched_op(SCHEDOP_yield)`.
+pub fn sched_yield() -> Result<u64, Errno> {
+    // SAFETY: yield takes no argument and only reschedules.
+    Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_YIELD as u64, 0) })
+}
+
+/// `sched_op(SCHEDOP_shutdown, reason)`: returns only if Xen refuses (or for suspend).
+pub fn sched_shutdown(reason: u32) -> Result<u64, Errno> {
+    let arg = SchedShutdown { reason };
+    // SAFETY: `arg` is a valid sched_shutdown Xen only reads.
+    Errno::check(unsafe {
+        raw::hypercall2(
+            nr::SCHED_OP,
+            sched::SCHEDOP_SHUTDOWN as u64,
+            &arg as *const _ as u64,
+        )
+    })
+}
+
+/// `sched_op(SCHEDOP_poll)` on `ports`, until one is pending or system time `timeout_ns`
+/// (absolute, 0 = no timeout) passes.
+pub fn sched_poll(ports: &[ev::EvtchnPort], timeout_ns: u64) -> Result<u64, Errno> {
+    let arg = sched::SchedPoll {
+        ports: ports.as_ptr() as u64,
+        nr_ports: ports.len() as u32,
+        timeout: timeout_ns,
+    };
+    // SAFETY: `arg` and the port array it points at stay valid during the call; Xen reads them.
+    Errno::check(unsafe {
+        raw::hypercall2(
+            nr::SCHED_OP,
+            sched::SCHEDOP_POLL as u64,
+            &arg as *const _ as u64,
+        )
+    })
+}
+
+/// `memory_op(XENMEM_current_reservation | XENMEM_maximum_reservation | ..., &domid)`: the
+/// sub-ops that take a pointer to a domain id and return a page count.
+pub fn memory_op_domid(cmd: u64, domid: DomId) -> Result<u64, Errno> {
+    // SAFETY: the argument is a valid domid_t Xen only reads.
+    Errno::check(unsafe { raw::hypercall2(nr::MEMORY_OP, cmd, &domid as *const _ as u64) })
+}
+
+/// `memory_op(XENMEM_memory_map)`: fills `entries`, returns how many were written.
+pub fn memory_map(entries: &mut [E820Entry]) -> Result<usize, Errno> {
+    let mut map = XenMemoryMap {
+        nr_entries: entries.len() as u32,
+        buffer: entries.as_mut_ptr() as u64,
+    };
+    // SAFETY: `map` describes a writable buffer of `entries.len()` entries that Xen fills.
+    Errno::check(unsafe {
+        raw::hypercall2(
+            nr::MEMORY_OP,
+            memory::XENMEM_MEMORY_MAP,
+            &mut map as *mut _ as u64,
+        )
+    })?;
+    Ok(map.nr_entries as usize)
+}
+
+/// `set_timer_op(timeout)`: one-shot timer at absolute system time (ns; 0 cancels).
+pub fn set_timer_op(timeout_abs_ns: u64) -> Result<u64, Errno> {
+    // SAFETY: takes a plain integer; the timer only raises VIRQ_TIMER.
+    Errno::check(unsafe { raw::hypercall1(nr::SET_TIMER_OP, timeout_abs_ns) })
+}
+
+/// `vcpu_op(VCPUOP_set_singleshot_timer, vcpu, {timeout, flags})`.
+pub fn vcpu_set_singleshot_timer(
+    vcpu_id: u32,
+    timeout_abs_ns: u64,
+    flags: u32,
+) -> Result<u64, Errno> {
+    let arg = VcpuSetSingleshotTimer {
+        timeout_abs_ns,
+        flags,
+    };
+    // SAFETY: `arg` is a valid structure Xen only reads.
+    Errno::check(unsafe {
+        raw::hypercall3(
+            nr::VCPU_OP,
+            vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64,
+            vcpu_id as u64,
+            &arg as *const _ as u64,
+        )
+    })
+}
+
+/// `vcpu_op(cmd, vcpu, arg)` for the vCPU sub-ops whose argument is a plain-data `T`
+/// (or NULL when `arg` is `None`), e.g. `VCPUOP_set_periodic_timer`, `VCPUOP_stop_*`.
+pub fn vcpu_op<T: Copy>(cmd: u32, vcpu_id: u32, arg: Option<&mut T>) -> Result<u64, Errno> {
+    let ptr = arg.map_or(0, |a| a as *mut T as u64);
+    // SAFETY: `ptr` is NULL or an exclusive buffer of the type the caller matched to `cmd`.
+    Errno::check(unsafe { raw::hypercall3(nr::VCPU_OP, cmd as u64, vcpu_id as u64, ptr) })
+}
+
+/// `event_channel_op(cmd, arg)` with the `evtchn_*` structure matching `cmd`
+/// (e.g. [`ev::EvtchnAllocUnbound`] for `EVTCHNOP_alloc_unbound`); OUT fields are filled in.
+pub fn event_channel_op<T: Copy>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
+    // SAFETY: `arg` is an exclusive buffer of the structure the caller matched to `cmd`.
+    Errno::check(unsafe { raw::hypercall2(nr::EVENT_CHANNEL_OP, cmd as u64, arg as *mut T as u64) })
+}
+
+/// `grant_table_op(cmd, ops, count)` with an array of the `gnttab_*` structure matching `cmd`.
+pub fn grant_table_op<T: Copy>(cmd: u32, ops: &mut [T]) -> Result<u64, Errno> {
+    // SAFETY: `ops` is an exclusive array of `ops.len()` structures matched to `cmd`.
+    Errno::check(unsafe {
+        raw::hypercall3(
+            nr::GRANT_TABLE_OP,
+            cmd as u64,
+            ops.as_mut_ptr() as u64,
+            ops.len() as u64,
+        )
+    })
+}
+
+/// `multicall(entries)`: runs each entry and stores its result in `entry.result`.
+///
+/// # Safety
+/// Each entry is an arbitrary hypercall with raw arguments; the caller must uphold whatever
+/// every one of them requires (as for [`raw::hypercall5`]).
+pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> Result<u64, Errno> {
+    // SAFETY: the array is valid and exclusive; the entries' own safety is the caller's.
+    Errno::check(unsafe {
+        raw::hypercall2(
+            nr::MULTICALL,
+            entries.as_mut_ptr() as u64,
+            entries.len() as u64,
+        )
+    })
+}
+
+/// Reads the time-stamp counter (`rdtsc`; not trapped for PV guests unless CR4.TSD is set).
+pub fn rdtsc() -> u64 {
+    let lo: u32;
+    let hi: u32;
+    // SAFETY: rdtsc only reads the TSC into edx:eax.
+    unsafe { core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack)) };
+    ((hi as u64) << 32) | lo as u64
+}
