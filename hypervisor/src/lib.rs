@@ -10,5 +10,6 @@ pub mod domain_layout;
 pub mod elf_image;
 pub mod exit_code;
 pub mod guest_access;
+pub mod hypercalls;
 pub mod frame_alloc;
 pub mod pvh;

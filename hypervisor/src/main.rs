@@ -7,9 +7,10 @@ extern crate alloc;
 
 mod arch;
 mod console;
+mod domain;
 mod memory;
 
-use arch::x86_64::{apic, boot::IMAGE_VIRT_OFFSET, cpu, gdt, idt, paging, serial};
+use arch::x86_64::{apic, boot::IMAGE_VIRT_OFFSET, cpu, gdt, idt, paging, serial, syscall};
 use core::panic::PanicInfo;
 use hypervisor::boot_module::{self, ModuleKind};
 use hypervisor::cmdline::{CommandLine, DebugAction};
@@ -49,6 +50,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     serial::init();
     gdt::init();
     idt::init();
+    syscall::init(gdt::ring0_stack_top());
 
     let info = match pvh::parse(&BootMap, start_info_pa as u64) {
         Ok(info) => info,
@@ -138,8 +140,24 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     match boot_module::classify(bytes) {
         Ok(ModuleKind::Elf) => {
             log::info!("Module 0: ELF image, {} bytes: dom0 kernel", bytes.len());
-            log::error!("dom0 kernel found, but the domain builder is not implemented yet");
-            fatal_stop();
+            let mut mem = paging::DirectMap { top: mapped_top };
+            match domain::build_dom0(bytes, cmdline.dom0_cmdline, cmdline.dom0_mem, &mut mem) {
+                Ok((dom, frame)) => {
+                    log::info!("Starting dom0 (command line: \"{}\")", cmdline.dom0_cmdline);
+                    let machine = domain::Machine {
+                        domain: dom,
+                        mem,
+                        tsc_hz: cal.tsc_hz,
+                        tsc_boot: cpu::rdtsc(),
+                        cmdline: info.cmdline.clone(),
+                    };
+                    domain::start(machine, frame)
+                }
+                Err(e) => {
+                    log::error!("dom0 image refused: {e}");
+                    fatal_stop();
+                }
+            }
         }
         Ok(ModuleKind::Cpio { members }) => {
             log::info!("Module 0: cpio archive, {members} members, {} bytes", bytes.len());

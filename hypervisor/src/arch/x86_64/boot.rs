@@ -64,6 +64,7 @@ pvh_start64:
 
     .section .boot.data, "aw"
     .balign 4096
+    .global boot_pml4
 boot_pml4:
     .quad boot_pdpt_low + 3
     .fill 260, 8, 0

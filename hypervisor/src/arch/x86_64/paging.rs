@@ -100,3 +100,49 @@ pub fn read_phys(pa: u64, out: &mut [u8], mapped_top: u64) -> bool {
         _ => false,
     }
 }
+
+/// Machine memory reached through the direct map, for the generic builder and guest walker.
+pub struct DirectMap {
+    /// Top of the mapped physical range.
+    pub top: u64,
+}
+
+impl DirectMap {
+    fn ok(&self, maddr: u64, len: usize) -> bool {
+        maddr.checked_add(len as u64).is_some_and(|end| end <= self.top)
+    }
+
+    /// Zeroes the frame `mfn`.
+    pub fn zero_frame(&mut self, mfn: u64) {
+        assert!(self.ok(mfn << 12, 4096), "zeroing an unmapped frame {mfn:#x}");
+        // SAFETY: the frame lies inside the direct map and the caller owns it.
+        unsafe { core::ptr::write_bytes(phys_to_virt(mfn << 12) as *mut u8, 0, 4096) };
+    }
+}
+
+impl hypervisor::domain_layout::MachineMemory for DirectMap {
+    fn write_entry(&mut self, mfn: u64, index: usize, value: u64) {
+        let _ = hypervisor::guest_access::MachineAccess::write_bytes(self, (mfn << 12) + index as u64 * 8, &value.to_le_bytes());
+    }
+    fn read_entry(&self, mfn: u64, index: usize) -> u64 {
+        hypervisor::guest_access::MachineAccess::read_u64(self, (mfn << 12) + index as u64 * 8).unwrap_or(0)
+    }
+}
+
+impl hypervisor::guest_access::MachineAccess for DirectMap {
+    fn read_u64(&self, maddr: u64) -> Option<u64> {
+        let mut b = [0; 8];
+        self.read_bytes(maddr, &mut b).then(|| u64::from_le_bytes(b))
+    }
+    fn read_bytes(&self, maddr: u64, out: &mut [u8]) -> bool {
+        read_phys(maddr, out, self.top)
+    }
+    fn write_bytes(&mut self, maddr: u64, bytes: &[u8]) -> bool {
+        if !self.ok(maddr, bytes.len()) {
+            return false;
+        }
+        // SAFETY: the range lies inside the direct map; callers write only frames they own.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys_to_virt(maddr) as *mut u8, bytes.len()) };
+        true
+    }
+}

@@ -41,3 +41,9 @@ pub fn force_unlock() {
         unsafe { COM1.force_unlock() };
     }
 }
+
+/// A byte of console input, if one is waiting (polled: the hypervisor takes no UART IRQ).
+pub fn try_read() -> Option<u8> {
+    // Line status register bit 0: data ready.
+    (super::cpu::inb(0x3fd) & 1 != 0).then(|| super::cpu::inb(0x3f8))
+}

@@ -14,8 +14,12 @@ const EXCEPTION_NAMES: [&str; 32] = [
 /// Dispatches one trap or interrupt.
 pub fn handle(frame: &mut TrapFrame) {
     match frame.vector {
-        v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
+        super::syscall::SYSCALL_VECTOR => crate::domain::on_syscall(frame),
+        v if v == apic::TIMER_VECTOR as u64 => crate::domain::on_tick(),
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        v if v < 32 && !frame.from_ring0() => {
+            crate::domain::on_guest_exception(frame, EXCEPTION_NAMES[v as usize])
+        }
         v if v < 32 => fatal_exception(frame),
         v => {
             log::warn!("unexpected interrupt vector {v}");

@@ -1,0 +1,298 @@
+//! The handlers behind the hypercall table. Every guest pointer goes through `Env`'s checked
+//! copies; every number a guest passes is validated before use.
+
+use super::op::*;
+use super::{dispatch, Env, Outcome};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall as nr;
+
+/// Version this hypervisor reports: the Xen interface it implements (4.17).
+pub const VERSION_MAJOR: u64 = 4;
+/// Minor version.
+pub const VERSION_MINOR: u64 = 17;
+/// `XENVER_extraversion`: marks this implementation apart from Xen's own builds.
+pub const EXTRAVERSION: &str = ".0-rusthv";
+/// `XENVER_capabilities`.
+pub const CAPABILITIES: &str = "xen-3.0-x86_64";
+/// `XENVER_changeset`.
+pub const CHANGESET: &str = concat!("rust-hypervisor ", env!("CARGO_PKG_VERSION"));
+/// `HYPERVISOR_VIRT_START`, reported by `XENVER_platform_parameters`.
+pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
+/// `XENFEAT_dom0`.
+const XENFEAT_DOM0: u32 = 11;
+/// Most console bytes written per hypercall entry before a continuation.
+const CONSOLE_CHUNK: u64 = 4096;
+/// Most multicall entries run per hypercall entry before a continuation.
+const MULTICALL_BATCH: u64 = 64;
+/// Size of `multicall_entry_t`.
+const MULTICALL_ENTRY_SIZE: u64 = 64;
+/// Bit 31 of a count: reserved for Xen's own continuation encoding; guests must not set it.
+const PREEMPTED_FLAG: u64 = 0x8000_0000;
+
+fn ret(v: i64) -> Outcome {
+    Outcome::Return(v)
+}
+
+fn err(e: Errno) -> Outcome {
+    Outcome::Return(e.to_return())
+}
+
+fn read_u64(env: &dyn Env, va: u64) -> Result<u64, Errno> {
+    let mut b = [0; 8];
+    env.copy_from_guest(va, &mut b)?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn read_u32(env: &dyn Env, va: u64) -> Result<u32, Errno> {
+    let mut b = [0; 4];
+    env.copy_from_guest(va, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+/// Writes `s` NUL-padded into a fixed-size guest char array of `size` bytes.
+fn write_cstr(env: &mut dyn Env, va: u64, s: &str, size: usize) -> Result<(), Errno> {
+    let mut buf = [0u8; 1024];
+    let n = s.len().min(size - 1);
+    buf[..n].copy_from_slice(&s.as_bytes()[..n]);
+    env.copy_to_guest(va, &buf[..size])
+}
+
+/// `console_io(cmd, count, buffer)`.
+pub fn console_io(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let (cmd, count, buf) = (a[0], a[1] & 0xffff_ffff, a[2]);
+    match cmd {
+        CONSOLEIO_WRITE => {
+            let this = count.min(CONSOLE_CHUNK);
+            let mut chunk = [0u8; CONSOLE_CHUNK as usize];
+            if let Err(e) = env.copy_from_guest(buf, &mut chunk[..this as usize]) {
+                return err(e);
+            }
+            env.console_write(&chunk[..this as usize]);
+            if count > this {
+                return Outcome::Continue([cmd, count - this, buf + this, a[3], a[4]]);
+            }
+            ret(0)
+        }
+        CONSOLEIO_READ => {
+            let mut chunk = [0u8; 256];
+            let want = (count as usize).min(chunk.len());
+            let got = env.console_read(&mut chunk[..want]);
+            match env.copy_to_guest(buf, &chunk[..got]) {
+                Ok(()) => ret(got as i64),
+                Err(e) => err(e),
+            }
+        }
+        _ => err(Errno::EINVAL),
+    }
+}
+
+/// `xen_version(cmd, arg)`.
+pub fn xen_version(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let (cmd, arg) = (a[0], a[1]);
+    let result = match cmd {
+        XENVER_VERSION => return ret(((VERSION_MAJOR << 16) | VERSION_MINOR) as i64),
+        XENVER_EXTRAVERSION => write_cstr(env, arg, EXTRAVERSION, 16),
+        XENVER_COMPILE_INFO => {
+            let mut info = [0u8; 144];
+            for (s, off, len) in [("rustc", 0, 64), ("hv", 64, 16), ("localdomain", 80, 32), ("", 112, 32)] {
+                info[off..off + s.len().min(len - 1)].copy_from_slice(s.as_bytes());
+            }
+            env.copy_to_guest(arg, &info)
+        }
+        XENVER_CAPABILITIES => write_cstr(env, arg, CAPABILITIES, 1024),
+        XENVER_CHANGESET => write_cstr(env, arg, CHANGESET, 64),
+        XENVER_PLATFORM_PARAMETERS => env.copy_to_guest(arg, &HYPERVISOR_VIRT_START.to_le_bytes()),
+        XENVER_GET_FEATURES => match read_u32(env, arg) {
+            Ok(index) => {
+                // Only features this hypervisor really provides are advertised (see
+                // docs/ARCHITECTURE.md): for now, just `dom0` for the control domain.
+                let map = if index == 0 && env.domain().privileged { 1u32 << XENFEAT_DOM0 } else { 0 };
+                env.copy_to_guest(arg + 4, &map.to_le_bytes())
+            }
+            Err(e) => Err(e),
+        },
+        XENVER_PAGESIZE => return ret(4096),
+        XENVER_GUEST_HANDLE => env.copy_to_guest(arg, &[0u8; 16]),
+        XENVER_COMMANDLINE => {
+            if !env.domain().privileged {
+                return err(Errno::EPERM);
+            }
+            let mut line = [0u8; 1024];
+            let cl = env.hypervisor_cmdline().as_bytes();
+            let n = cl.len().min(1023);
+            line[..n].copy_from_slice(&cl[..n]);
+            env.copy_to_guest(arg, &line)
+        }
+        XENVER_BUILD_ID => Err(Errno::ENODATA),
+        _ => Err(Errno::ENOSYS),
+    };
+    match result {
+        Ok(()) => ret(0),
+        Err(e) => err(e),
+    }
+}
+
+/// `sched_op(cmd, arg)`.
+pub fn sched_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    match a[0] {
+        SCHEDOP_YIELD => Outcome::Yield,
+        SCHEDOP_BLOCK => Outcome::Block,
+        SCHEDOP_SHUTDOWN => match read_u32(env, a[1]) {
+            Ok(reason) => Outcome::Shutdown(reason),
+            Err(e) => err(e),
+        },
+        SCHEDOP_SHUTDOWN_CODE => match read_u32(env, a[1]) {
+            Ok(_) => ret(0),
+            Err(e) => err(e),
+        },
+        _ => err(Errno::ENOSYS),
+    }
+}
+
+/// `sched_op_compat(cmd, arg)`: the legacy form, whose shutdown reason is passed by value.
+pub fn sched_op_compat(_env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    match a[0] {
+        SCHEDOP_YIELD => Outcome::Yield,
+        SCHEDOP_BLOCK => Outcome::Block,
+        SCHEDOP_SHUTDOWN => Outcome::Shutdown(a[1] as u32),
+        _ => err(Errno::ENOSYS),
+    }
+}
+
+fn check_own_domid(env: &dyn Env, va: u64) -> Result<(), Errno> {
+    let mut b = [0u8; 2];
+    env.copy_from_guest(va, &mut b)?;
+    let domid = u16::from_le_bytes(b);
+    if domid == DOMID_SELF || domid == env.domain().id {
+        Ok(())
+    } else if env.domain().privileged {
+        Err(Errno::ESRCH) // other domains do not exist yet
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
+/// `memory_op(cmd, arg)`.
+pub fn memory_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let facts = env.domain();
+    let result = match a[0] & MEMOP_CMD_MASK {
+        XENMEM_MAXIMUM_RAM_PAGE => return ret(facts.max_mfn as i64),
+        XENMEM_CURRENT_RESERVATION => check_own_domid(env, a[1]).map(|()| facts.nr_pages),
+        XENMEM_MAXIMUM_RESERVATION => check_own_domid(env, a[1]).map(|()| facts.max_pages),
+        XENMEM_MEMORY_MAP => memory_map(env, a[1]).map(|()| 0),
+        _ => Err(Errno::ENOSYS),
+    };
+    match result {
+        Ok(v) => ret(v as i64),
+        Err(e) => err(e),
+    }
+}
+
+/// `XENMEM_memory_map`: the domain's pseudo-physical map, one RAM entry covering its pages
+/// (what Xen answers for a PV domain whose toolstack set no map).
+fn memory_map(env: &mut dyn Env, arg: u64) -> Result<(), Errno> {
+    let nr_entries = read_u32(env, arg)?;
+    let buffer = read_u64(env, arg + 8)?;
+    if nr_entries < 1 {
+        return Err(Errno::EINVAL);
+    }
+    let mut e820 = [0u8; 20];
+    e820[8..16].copy_from_slice(&(env.domain().nr_pages * 4096).to_le_bytes());
+    e820[16..20].copy_from_slice(&1u32.to_le_bytes());
+    env.copy_to_guest(buffer, &e820)?;
+    env.copy_to_guest(arg, &1u32.to_le_bytes())
+}
+
+/// `set_timer_op(timeout)`: absolute system time; 0 cancels.
+pub fn set_timer_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    env.set_singleshot_timer((a[0] != 0).then_some(a[0]));
+    ret(0)
+}
+
+/// `vcpu_op(cmd, vcpuid, arg)`.
+pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let (cmd, vcpu, arg) = (a[0], a[1], a[2]);
+    if vcpu != 0 {
+        return err(Errno::ENOENT); // one vCPU per domain for now
+    }
+    let result = match cmd {
+        VCPUOP_IS_UP => return ret(1),
+        VCPUOP_SET_PERIODIC_TIMER => read_u64(env, arg).and_then(|period| {
+            // Xen refuses periods under 1 ms.
+            if period < 1_000_000 {
+                return Err(Errno::EINVAL);
+            }
+            env.set_periodic_timer(Some(period));
+            Ok(())
+        }),
+        VCPUOP_STOP_PERIODIC_TIMER => {
+            env.set_periodic_timer(None);
+            Ok(())
+        }
+        VCPUOP_SET_SINGLESHOT_TIMER => read_u64(env, arg).and_then(|deadline| {
+            let flags = read_u32(env, arg + 8)?;
+            if flags & VCPU_SSHOTTMR_FUTURE != 0 && deadline < env.now_ns() {
+                return Err(Errno::ETIME);
+            }
+            env.set_singleshot_timer(Some(deadline));
+            Ok(())
+        }),
+        VCPUOP_STOP_SINGLESHOT_TIMER => {
+            env.set_singleshot_timer(None);
+            Ok(())
+        }
+        _ => Err(Errno::ENOSYS),
+    };
+    match result {
+        Ok(()) => ret(0),
+        Err(e) => err(e),
+    }
+}
+
+/// `multicall(list, nr_calls)`: runs each 64-byte entry (`op`, `result`, `args[6]`) and
+/// stores its result. Works in batches with continuations so a huge list cannot monopolise
+/// the CPU; a nested multicall fails with `-EINVAL` in its entry. An entry that yields, blocks
+/// or shuts down ends the batch after storing its result.
+pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let (list, count) = (a[0], a[1] & 0xffff_ffff);
+    if count & PREEMPTED_FLAG != 0 {
+        return err(Errno::EINVAL);
+    }
+    for i in 0..count.min(MULTICALL_BATCH) {
+        let entry = list + i * MULTICALL_ENTRY_SIZE;
+        let mut raw = [0u8; 64];
+        if let Err(e) = env.copy_from_guest(entry, &mut raw) {
+            return err(e);
+        }
+        let word = |k: usize| u64::from_le_bytes(raw[k * 8..k * 8 + 8].try_into().unwrap_or_default());
+        let op = word(0);
+        let args = [word(2), word(3), word(4), word(5), word(6)];
+        let outcome = if op == nr::MULTICALL {
+            err(Errno::EINVAL)
+        } else {
+            dispatch(env, op, args)
+        };
+        let (result, stop) = match outcome {
+            Outcome::Return(v) => (v, None),
+            // Inside a batch a continuation cannot rewind the guest: finish the entry now.
+            Outcome::Continue(mut next) => loop {
+                match dispatch(env, op, next) {
+                    Outcome::Continue(n) => next = n,
+                    Outcome::Return(v) => break (v, None),
+                    other => break (0, Some(other)),
+                }
+            },
+            other => (0, Some(other)),
+        };
+        if let Err(e) = env.copy_to_guest(entry + 8, &result.to_le_bytes()) {
+            return err(e);
+        }
+        if let Some(o) = stop {
+            return o;
+        }
+    }
+    if count > MULTICALL_BATCH {
+        return Outcome::Continue([list + MULTICALL_BATCH * MULTICALL_ENTRY_SIZE, count - MULTICALL_BATCH, a[2], a[3], a[4]]);
+    }
+    ret(0)
+}

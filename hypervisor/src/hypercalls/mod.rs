@@ -1,0 +1,164 @@
+//! Hypercall dispatch: one table of every hypercall, decoding raw registers into typed
+//! requests and answering with Xen's return values (negative errno on failure).
+//!
+//! The handlers are generic over [`Env`], the services of the calling domain (guest memory,
+//! console, timers), so the whole dispatcher is tested on the host against a mock domain.
+
+mod handlers;
+#[cfg(test)]
+mod tests;
+
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall as nr;
+
+/// Sub-operation numbers used by the handlers (Xen's public headers; the names follow them).
+pub mod op {
+    /// `CONSOLEIO_write`.
+    pub const CONSOLEIO_WRITE: u64 = 0;
+    /// `CONSOLEIO_read`.
+    pub const CONSOLEIO_READ: u64 = 1;
+    /// `XENVER_version`.
+    pub const XENVER_VERSION: u64 = 0;
+    /// `XENVER_extraversion`.
+    pub const XENVER_EXTRAVERSION: u64 = 1;
+    /// `XENVER_compile_info`.
+    pub const XENVER_COMPILE_INFO: u64 = 2;
+    /// `XENVER_capabilities`.
+    pub const XENVER_CAPABILITIES: u64 = 3;
+    /// `XENVER_changeset`.
+    pub const XENVER_CHANGESET: u64 = 4;
+    /// `XENVER_platform_parameters`.
+    pub const XENVER_PLATFORM_PARAMETERS: u64 = 5;
+    /// `XENVER_get_features`.
+    pub const XENVER_GET_FEATURES: u64 = 6;
+    /// `XENVER_pagesize`.
+    pub const XENVER_PAGESIZE: u64 = 7;
+    /// `XENVER_guest_handle`.
+    pub const XENVER_GUEST_HANDLE: u64 = 8;
+    /// `XENVER_commandline`.
+    pub const XENVER_COMMANDLINE: u64 = 9;
+    /// `XENVER_build_id`.
+    pub const XENVER_BUILD_ID: u64 = 10;
+    /// `SCHEDOP_yield`.
+    pub const SCHEDOP_YIELD: u64 = 0;
+    /// `SCHEDOP_block`.
+    pub const SCHEDOP_BLOCK: u64 = 1;
+    /// `SCHEDOP_shutdown`.
+    pub const SCHEDOP_SHUTDOWN: u64 = 2;
+    /// `SCHEDOP_shutdown_code`.
+    pub const SCHEDOP_SHUTDOWN_CODE: u64 = 5;
+    /// `XENMEM_maximum_ram_page`.
+    pub const XENMEM_MAXIMUM_RAM_PAGE: u64 = 2;
+    /// `XENMEM_current_reservation`.
+    pub const XENMEM_CURRENT_RESERVATION: u64 = 3;
+    /// `XENMEM_maximum_reservation`.
+    pub const XENMEM_MAXIMUM_RESERVATION: u64 = 4;
+    /// `XENMEM_memory_map`.
+    pub const XENMEM_MEMORY_MAP: u64 = 9;
+    /// `MEMOP_CMD_MASK`: the low bits of `memory_op`'s command.
+    pub const MEMOP_CMD_MASK: u64 = 0x3f;
+    /// `VCPUOP_is_up`.
+    pub const VCPUOP_IS_UP: u64 = 3;
+    /// `VCPUOP_set_periodic_timer`.
+    pub const VCPUOP_SET_PERIODIC_TIMER: u64 = 6;
+    /// `VCPUOP_stop_periodic_timer`.
+    pub const VCPUOP_STOP_PERIODIC_TIMER: u64 = 7;
+    /// `VCPUOP_set_singleshot_timer`.
+    pub const VCPUOP_SET_SINGLESHOT_TIMER: u64 = 8;
+    /// `VCPUOP_stop_singleshot_timer`.
+    pub const VCPUOP_STOP_SINGLESHOT_TIMER: u64 = 9;
+    /// `VCPU_SSHOTTMR_future`.
+    pub const VCPU_SSHOTTMR_FUTURE: u32 = 1;
+    /// `DOMID_SELF`.
+    pub const DOMID_SELF: u16 = 0x7ff0;
+}
+
+/// What a hypercall asks of the caller's scheduler after it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Put this value in `rax` and resume the guest.
+    Return(i64),
+    /// Re-issue the same hypercall with these argument registers (Xen's continuation): the
+    /// guest's `rip` moves back over the `syscall` so the next run continues the work.
+    Continue([u64; 5]),
+    /// `rax = 0`, then let other work run.
+    Yield,
+    /// `rax = 0`, then sleep until an event (timer) is pending.
+    Block,
+    /// The domain asked to shut down with this `SHUTDOWN_*` reason.
+    Shutdown(u32),
+}
+
+/// Facts about the calling domain.
+#[derive(Clone, Copy, Debug)]
+pub struct DomainFacts {
+    /// Domain id.
+    pub id: u16,
+    /// Pages the domain has.
+    pub nr_pages: u64,
+    /// Pages it may have.
+    pub max_pages: u64,
+    /// Whether it is the privileged control domain (dom0).
+    pub privileged: bool,
+    /// Highest machine frame number.
+    pub max_mfn: u64,
+}
+
+/// The services a hypercall needs from the hypervisor, for one calling vCPU.
+pub trait Env {
+    /// Copies guest memory at `va`; `Err(EFAULT)` if any byte is inaccessible.
+    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno>;
+    /// Copies into guest memory at `va`; writes nothing on `Err(EFAULT)`.
+    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno>;
+    /// Writes guest console output.
+    fn console_write(&mut self, bytes: &[u8]);
+    /// Reads pending console input; returns bytes read.
+    fn console_read(&mut self, out: &mut [u8]) -> usize;
+    /// Facts about the caller.
+    fn domain(&self) -> DomainFacts;
+    /// Xen system time in nanoseconds.
+    fn now_ns(&self) -> u64;
+    /// Arms (`Some(deadline)`) or cancels the one-shot timer.
+    fn set_singleshot_timer(&mut self, deadline_ns: Option<u64>);
+    /// Arms (`Some(period)`) or stops the periodic timer.
+    fn set_periodic_timer(&mut self, period_ns: Option<u64>);
+    /// The hypervisor's own command line.
+    fn hypervisor_cmdline(&self) -> &str;
+}
+
+/// One entry of the hypercall table.
+struct Entry {
+    name: &'static str,
+    handler: fn(&mut dyn Env, [u64; 5]) -> Outcome,
+}
+
+const fn entry(name: &'static str, handler: fn(&mut dyn Env, [u64; 5]) -> Outcome) -> Option<Entry> {
+    Some(Entry { name, handler })
+}
+
+/// The hypercall table: every number we implement, once. Absent numbers answer `-ENOSYS`.
+static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
+    let mut t = [const { None }; nr::NR_HYPERCALLS as usize];
+    t[nr::SCHED_OP_COMPAT as usize] = entry("sched_op_compat", handlers::sched_op_compat);
+    t[nr::MEMORY_OP as usize] = entry("memory_op", handlers::memory_op);
+    t[nr::MULTICALL as usize] = entry("multicall", handlers::multicall);
+    t[nr::SET_TIMER_OP as usize] = entry("set_timer_op", handlers::set_timer_op);
+    t[nr::XEN_VERSION as usize] = entry("xen_version", handlers::xen_version);
+    t[nr::CONSOLE_IO as usize] = entry("console_io", handlers::console_io);
+    t[nr::VCPU_OP as usize] = entry("vcpu_op", handlers::vcpu_op);
+    t[nr::SCHED_OP as usize] = entry("sched_op", handlers::sched_op);
+    t
+};
+
+/// Name of hypercall `number`, if we implement it.
+pub fn implemented_name(number: u64) -> Option<&'static str> {
+    TABLE.get(number as usize).and_then(|e| e.as_ref()).map(|e| e.name)
+}
+
+/// Runs hypercall `number` with the five argument registers (rdi, rsi, rdx, r10, r8).
+pub fn dispatch(env: &mut dyn Env, number: u64, args: [u64; 5]) -> Outcome {
+    match TABLE.get(number as usize).and_then(|e| e.as_ref()) {
+        Some(e) => (e.handler)(env, args),
+        None => Outcome::Return(Errno::ENOSYS.to_return()),
+    }
+}

@@ -1,0 +1,257 @@
+//! Host tests of the hypercall table against a mock domain with a flat guest memory.
+
+use super::op::*;
+use super::*;
+
+/// A domain whose guest memory is `[BASE, BASE + mem.len())`; everything else faults.
+struct Mock {
+    mem: Vec<u8>,
+    console: Vec<u8>,
+    input: Vec<u8>,
+    singleshot: Option<u64>,
+    periodic: Option<u64>,
+    now: u64,
+    privileged: bool,
+}
+
+const BASE: u64 = 0x10000;
+
+impl Mock {
+    fn new() -> Self {
+        Self { mem: vec![0; 0x4000], console: vec![], input: b"xy".to_vec(), singleshot: None, periodic: None, now: 5_000_000, privileged: true }
+    }
+    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
+        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
+        let end = start.checked_add(len).ok_or(Errno::EFAULT)?;
+        if end > self.mem.len() {
+            return Err(Errno::EFAULT);
+        }
+        Ok(start..end)
+    }
+    fn put(&mut self, va: u64, bytes: &[u8]) {
+        let r = self.range(va, bytes.len()).unwrap();
+        self.mem[r].copy_from_slice(bytes);
+    }
+    fn get(&self, va: u64, len: usize) -> &[u8] {
+        &self.mem[self.range(va, len).unwrap()]
+    }
+    fn get_u64(&self, va: u64) -> u64 {
+        u64::from_le_bytes(self.get(va, 8).try_into().unwrap())
+    }
+}
+
+impl Env for Mock {
+    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let r = self.range(va, out.len())?;
+        out.copy_from_slice(&self.mem[r]);
+        Ok(())
+    }
+    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let r = self.range(va, bytes.len())?;
+        self.mem[r].copy_from_slice(bytes);
+        Ok(())
+    }
+    fn console_write(&mut self, bytes: &[u8]) {
+        self.console.extend_from_slice(bytes);
+    }
+    fn console_read(&mut self, out: &mut [u8]) -> usize {
+        let n = out.len().min(self.input.len());
+        out[..n].copy_from_slice(&self.input[..n]);
+        self.input.drain(..n);
+        n
+    }
+    fn domain(&self) -> DomainFacts {
+        DomainFacts { id: 0, nr_pages: 32768, max_pages: 32768, privileged: self.privileged, max_mfn: 0x20000 }
+    }
+    fn now_ns(&self) -> u64 {
+        self.now
+    }
+    fn set_singleshot_timer(&mut self, d: Option<u64>) {
+        self.singleshot = d;
+    }
+    fn set_periodic_timer(&mut self, p: Option<u64>) {
+        self.periodic = p;
+    }
+    fn hypervisor_cmdline(&self) -> &str {
+        "console=com1 loglvl=all"
+    }
+}
+
+fn call(env: &mut Mock, number: u64, args: [u64; 5]) -> Outcome {
+    dispatch(env, number, args)
+}
+
+/// Runs continuations to completion, as re-executing the `syscall` would.
+fn call_to_end(env: &mut Mock, number: u64, mut args: [u64; 5]) -> Outcome {
+    loop {
+        match call(env, number, args) {
+            Outcome::Continue(a) => args = a,
+            o => return o,
+        }
+    }
+}
+
+#[test]
+fn unknown_and_unimplemented_numbers_are_enosys() {
+    let mut m = Mock::new();
+    for n in [11, 38, 50, 63, 64, 1000, u64::MAX] {
+        assert_eq!(call(&mut m, n, [0; 5]), Outcome::Return(-38), "hypercall {n}");
+    }
+    assert_eq!(implemented_name(nr::CONSOLE_IO), Some("console_io"));
+    assert_eq!(implemented_name(11), None);
+}
+
+#[test]
+fn console_write_copies_the_guest_buffer_and_faults_cleanly() {
+    let mut m = Mock::new();
+    m.put(BASE + 0x100, b"hello, world\n");
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 13, BASE + 0x100, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.console, b"hello, world\n");
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 4, 0xdead_0000, 0, 0]), Outcome::Return(-14));
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 8, BASE + 0x3ffc, 0, 0]), Outcome::Return(-14));
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [7, 1, BASE, 0, 0]), Outcome::Return(-22));
+}
+
+#[test]
+fn long_console_writes_continue_in_chunks_without_loss() {
+    let mut m = Mock::new();
+    let text: Vec<u8> = (0..10_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    m.mem.resize(0x8000, 0);
+    m.put(BASE, &text);
+    let first = call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 10_000, BASE, 0, 0]);
+    assert_eq!(first, Outcome::Continue([CONSOLEIO_WRITE, 10_000 - 4096, BASE + 4096, 0, 0]));
+    assert_eq!(call_to_end(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 10_000, BASE, 0, 0]), Outcome::Return(0));
+    assert_eq!(&m.console[4096..], &text[..], "the chunks reassemble the text exactly");
+}
+
+#[test]
+fn console_read_returns_pending_input() {
+    let mut m = Mock::new();
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_READ, 16, BASE, 0, 0]), Outcome::Return(2));
+    assert_eq!(m.get(BASE, 2), b"xy");
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_READ, 16, BASE, 0, 0]), Outcome::Return(0));
+}
+
+#[test]
+fn xen_version_sub_ops() {
+    let mut m = Mock::new();
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_VERSION, 0, 0, 0, 0]), Outcome::Return(0x40011));
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_EXTRAVERSION, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get(BASE, 10), b".0-rusthv\0");
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_CAPABILITIES, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get(BASE, 15), b"xen-3.0-x86_64\0");
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_PLATFORM_PARAMETERS, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get_u64(BASE), 0xffff_8000_0000_0000);
+    m.put(BASE, &[0; 8]);
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_GET_FEATURES, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get(BASE + 4, 4), &(1u32 << 11).to_le_bytes());
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0]), Outcome::Return(4096));
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_CHANGESET, 0x99, 0, 0, 0]), Outcome::Return(-14));
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_COMMANDLINE, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get(BASE, 24), b"console=com1 loglvl=all\0");
+    m.privileged = false;
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_COMMANDLINE, BASE, 0, 0, 0]), Outcome::Return(-1));
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [99, BASE, 0, 0, 0]), Outcome::Return(-38));
+}
+
+#[test]
+fn sched_op_shutdown_reasons_and_faults() {
+    let mut m = Mock::new();
+    for reason in [0u32, 1, 3] {
+        m.put(BASE, &reason.to_le_bytes());
+        assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Shutdown(reason));
+    }
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_SHUTDOWN, 8, 0, 0, 0]), Outcome::Return(-14));
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_YIELD, 0, 0, 0, 0]), Outcome::Yield);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_BLOCK, 0, 0, 0, 0]), Outcome::Block);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [77, 0, 0, 0, 0]), Outcome::Return(-38));
+    assert_eq!(call(&mut m, nr::SCHED_OP_COMPAT, [SCHEDOP_SHUTDOWN, 3, 0, 0, 0]), Outcome::Shutdown(3));
+}
+
+#[test]
+fn memory_op_reservations_and_map() {
+    let mut m = Mock::new();
+    m.put(BASE, &DOMID_SELF.to_le_bytes());
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(32768));
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MAXIMUM_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(32768));
+    m.put(BASE, &5u16.to_le_bytes());
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(-3));
+    m.put(BASE, &4u32.to_le_bytes());
+    m.put(BASE + 8, &(BASE + 0x100).to_le_bytes());
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get(BASE, 4), &1u32.to_le_bytes());
+    assert_eq!(m.get_u64(BASE + 0x108), 32768 * 4096);
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, 3, 0, 0, 0]), Outcome::Return(-14));
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [63, BASE, 0, 0, 0]), Outcome::Return(-38));
+}
+
+#[test]
+fn timers() {
+    let mut m = Mock::new();
+    assert_eq!(call(&mut m, nr::SET_TIMER_OP, [9_000_000, 0, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.singleshot, Some(9_000_000));
+    assert_eq!(call(&mut m, nr::SET_TIMER_OP, [0; 5]), Outcome::Return(0));
+    assert_eq!(m.singleshot, None);
+    m.put(BASE, &1_000u64.to_le_bytes());
+    m.put(BASE + 8, &VCPU_SSHOTTMR_FUTURE.to_le_bytes());
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER, 0, BASE, 0, 0]), Outcome::Return(-62));
+    m.put(BASE, &7_000_000u64.to_le_bytes());
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER, 0, BASE, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.singleshot, Some(7_000_000));
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER, 1, BASE, 0, 0]), Outcome::Return(-2));
+    m.put(BASE, &500u64.to_le_bytes());
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER, 0, BASE, 0, 0]), Outcome::Return(-22));
+    m.put(BASE, &10_000_000u64.to_le_bytes());
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER, 0, BASE, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.periodic, Some(10_000_000));
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.periodic, None);
+}
+
+fn put_entry(m: &mut Mock, at: u64, op: u64, args: [u64; 6]) {
+    let mut raw = vec![];
+    raw.extend_from_slice(&op.to_le_bytes());
+    raw.extend_from_slice(&0xffffu64.to_le_bytes()); // result, overwritten
+    for a in args {
+        raw.extend_from_slice(&a.to_le_bytes());
+    }
+    m.put(at, &raw);
+}
+
+#[test]
+fn multicall_runs_each_entry_and_stores_results() {
+    let mut m = Mock::new();
+    let list = BASE + 0x1000;
+    put_entry(&mut m, list, nr::XEN_VERSION, [XENVER_VERSION, 0, 0, 0, 0, 0]);
+    put_entry(&mut m, list + 64, 63, [0; 6]);
+    put_entry(&mut m, list + 128, nr::MULTICALL, [list, 1, 0, 0, 0, 0]);
+    put_entry(&mut m, list + 192, nr::XEN_VERSION, [XENVER_EXTRAVERSION, 0x5, 0, 0, 0, 0]);
+    assert_eq!(call(&mut m, nr::MULTICALL, [list, 4, 0, 0, 0]), Outcome::Return(0));
+    let results: Vec<i64> = (0..4).map(|i| m.get_u64(list + i * 64 + 8) as i64).collect();
+    assert_eq!(results, vec![0x40011, -38, -22, -14]);
+    assert_eq!(call(&mut m, nr::MULTICALL, [0xdead_0000, 1, 0, 0, 0]), Outcome::Return(-14));
+    assert_eq!(call(&mut m, nr::MULTICALL, [list, 0x8000_0001, 0, 0, 0]), Outcome::Return(-22));
+}
+
+#[test]
+fn large_multicalls_continue_in_batches() {
+    let mut m = Mock::new();
+    m.mem.resize(0x10000, 0);
+    let list = BASE + 0x100;
+    for i in 0..150 {
+        put_entry(&mut m, list + i * 64, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
+    }
+    assert!(matches!(call(&mut m, nr::MULTICALL, [list, 150, 0, 0, 0]), Outcome::Continue([l, 86, ..]) if l == list + 64 * 64));
+    assert_eq!(call_to_end(&mut m, nr::MULTICALL, [list, 150, 0, 0, 0]), Outcome::Return(0));
+    assert!((0..150).all(|i| m.get_u64(list + i * 64 + 8) == 4096));
+}
+
+#[test]
+fn multicall_stops_at_shutdown() {
+    let mut m = Mock::new();
+    let list = BASE + 0x1000;
+    put_entry(&mut m, list, nr::SCHED_OP_COMPAT, [SCHEDOP_SHUTDOWN, 0, 0, 0, 0, 0]);
+    put_entry(&mut m, list + 64, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 1, BASE, 0, 0, 0]);
+    assert_eq!(call(&mut m, nr::MULTICALL, [list, 2, 0, 0, 0]), Outcome::Shutdown(0));
+    assert!(m.console.is_empty(), "entries after the shutdown must not run");
+}
