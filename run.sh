@@ -94,10 +94,12 @@ build() {
   mkdir -p "$BUILD"
   cp "target/$KTARGET/release/hypervisor" "$BUILD/hypervisor.elf"
   cp "target/$KTARGET/release/guest-kernel" "$BUILD/guest-kernel.elf"
+  cc -c tests/fixtures/mini_guest.S -o "$BUILD/mini-guest.o"
+  ld -T tests/fixtures/mini_guest.ld --no-warn-rwx-segments "$BUILD/mini-guest.o" -o "$BUILD/mini-guest.elf"
   if [ ! -f "$BUILD/xen-4.17" ] || [ /boot/xen-4.17-amd64.gz -nt "$BUILD/xen-4.17" ]; then
     gunzip -c /boot/xen-4.17-amd64.gz > "$BUILD/xen-4.17"
   fi
-  say "images in build/: hypervisor.elf guest-kernel.elf xen-4.17"
+  say "images in build/: hypervisor.elf guest-kernel.elf mini-guest.elf xen-4.17"
 }
 
 # ---- run ----------------------------------------------------------------------------------

@@ -14,8 +14,19 @@ use std::time::{Duration, Instant};
 pub const EXIT_SUCCESS: i32 = 33;
 /// QEMU status when our hypervisor reports a failure (bad module, panic, fault, dom0 crash).
 pub const EXIT_FAILURE: i32 = 35;
-/// QEMU status after Xen powers the machine off through ACPI (dom0 `SHUTDOWN_poweroff`).
+/// Status the harness reports when Xen halts after dom0's `SHUTDOWN_poweroff` (Xen prints
+/// "Hardware Dom0 halted: halting machine" and stops the CPUs, so QEMU would not exit by itself:
+/// the harness ends the run on that line).
 pub const XEN_POWEROFF: i32 = 0;
+/// Status the harness reports when Xen reports that dom0 crashed ("Hardware Dom0 crashed").
+pub const XEN_DOM0_CRASHED: i32 = 3;
+
+/// Lines on which a Xen run is over, with the status the harness reports for each.
+const XEN_END_LINES: [(&str, i32); 3] = [
+    ("Hardware Dom0 halted", XEN_POWEROFF),
+    ("Hardware Dom0 crashed", XEN_DOM0_CRASHED),
+    ("Hardware Dom0 shutdown", XEN_POWEROFF),
+];
 
 /// Which hypervisor a scenario boots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +58,11 @@ pub fn hypervisor_image() -> PathBuf {
 /// The PV guest kernel's image.
 pub fn guest_kernel_image() -> PathBuf {
     image("guest-kernel.elf")
+}
+
+/// The assembly PV guest fixture (`tests/fixtures/mini_guest.S`).
+pub fn mini_guest_image() -> PathBuf {
+    image("mini-guest.elf")
 }
 
 /// The reference Xen 4.17 image (gunzipped).
@@ -215,6 +231,15 @@ impl Scenario {
             if let Some(s) = child.try_wait().expect("waiting for QEMU") {
                 break s.code().unwrap_or(-1);
             }
+            if self.hv == Hv::Xen {
+                let log = std::fs::read(&log_path).unwrap_or_default();
+                let log = String::from_utf8_lossy(&log);
+                if let Some(&(_, status)) = XEN_END_LINES.iter().find(|(l, _)| log.contains(l)) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break status;
+                }
+            }
             if start.elapsed() > self.timeout {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -274,7 +299,8 @@ pub fn describe_status(hv: Hv, status: i32) -> &'static str {
         (Hv::Ours, EXIT_SUCCESS) => "clean end",
         (Hv::Ours, EXIT_FAILURE) => "hypervisor-reported failure",
         (Hv::Ours, 0) => "no exit-port write: triple fault or reset",
-        (Hv::Xen, XEN_POWEROFF) => "ACPI poweroff",
+        (Hv::Xen, XEN_POWEROFF) => "dom0 halted or powered off",
+        (Hv::Xen, XEN_DOM0_CRASHED) => "dom0 crashed",
         _ => "unexpected status",
     }
 }
