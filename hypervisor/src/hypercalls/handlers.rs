@@ -103,10 +103,12 @@ pub fn xen_version(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         XENVER_CHANGESET => write_cstr(env, arg, CHANGESET, 64),
         XENVER_PLATFORM_PARAMETERS => env.copy_to_guest(arg, &HYPERVISOR_VIRT_START.to_le_bytes()),
         XENVER_GET_FEATURES => match read_u32(env, arg) {
-            Ok(index) => {
+            // Xen has one submap (XENFEAT_NR_SUBMAPS = 1): other indices are invalid.
+            Ok(index) if index != 0 => Err(Errno::EINVAL),
+            Ok(_) => {
                 // Only features this hypervisor really provides are advertised (see
                 // docs/ARCHITECTURE.md): for now, just `dom0` for the control domain.
-                let map = if index == 0 && env.domain().privileged { 1u32 << XENFEAT_DOM0 } else { 0 };
+                let map = if env.domain().privileged { 1u32 << XENFEAT_DOM0 } else { 0 };
                 env.copy_to_guest(arg + 4, &map.to_le_bytes())
             }
             Err(e) => Err(e),

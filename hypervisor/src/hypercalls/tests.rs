@@ -145,6 +145,8 @@ fn xen_version_sub_ops() {
     m.put(BASE, &[0; 8]);
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_GET_FEATURES, BASE, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.get(BASE + 4, 4), &(1u32 << 11).to_le_bytes());
+    m.put(BASE, &1u32.to_le_bytes());
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_GET_FEATURES, BASE, 0, 0, 0]), Outcome::Return(-22));
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0]), Outcome::Return(4096));
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_CHANGESET, 0x99, 0, 0, 0]), Outcome::Return(-14));
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_COMMANDLINE, BASE, 0, 0, 0]), Outcome::Return(0));
