@@ -1,0 +1,189 @@
+//! The guest command line (`start_info.cmd_line`): space-separated `key=value` words.
+//!
+//! Keys this kernel understands: `role=demo|abi-test|bench` (default `demo`),
+//! `shutdown=poweroff|reboot|crash` (default `poweroff`), `iterations=N` (bench, default
+//! [`DEFAULT_ITERATIONS`]). Unknown words are ignored (Xen or a toolstack may add their own);
+//! known keys with bad values are reported as [`CmdlineError`]s.
+
+use hypercall_abi::sched;
+
+/// Bench iterations when `iterations=` is absent.
+pub const DEFAULT_ITERATIONS: u64 = 10_000;
+
+/// What the kernel does after the banner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Banner and shutdown.
+    Demo,
+    /// Exercise the hypercall ABI and report each check.
+    AbiTest,
+    /// Time null hypercalls and console writes.
+    Bench,
+}
+
+impl Role {
+    /// The name used on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Demo => "demo",
+            Role::AbiTest => "abi-test",
+            Role::Bench => "bench",
+        }
+    }
+}
+
+/// How the kernel asks to be stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShutdownRequest {
+    /// `SHUTDOWN_poweroff`.
+    Poweroff,
+    /// `SHUTDOWN_reboot`.
+    Reboot,
+    /// `SHUTDOWN_crash`.
+    Crash,
+}
+
+impl ShutdownRequest {
+    /// The `SHUTDOWN_*` reason code for `SCHEDOP_shutdown`.
+    pub const fn reason(self) -> u32 {
+        match self {
+            ShutdownRequest::Poweroff => sched::SHUTDOWN_POWEROFF,
+            ShutdownRequest::Reboot => sched::SHUTDOWN_REBOOT,
+            ShutdownRequest::Crash => sched::SHUTDOWN_CRASH,
+        }
+    }
+
+    /// The name used on the command line.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ShutdownRequest::Poweroff => "poweroff",
+            ShutdownRequest::Reboot => "reboot",
+            ShutdownRequest::Crash => "crash",
+        }
+    }
+}
+
+/// A known key with a value this kernel does not accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmdlineError<'a> {
+    /// `role=` with an unknown role.
+    UnknownRole(&'a str),
+    /// `shutdown=` with an unknown reason.
+    UnknownShutdown(&'a str),
+    /// `iterations=` that is not a positive decimal number.
+    BadIterations(&'a str),
+}
+
+/// The parsed command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Selected role.
+    pub role: Role,
+    /// How to shut down at the end (the abi-test role overrides it with crash on failures).
+    pub shutdown: ShutdownRequest,
+    /// Bench iterations.
+    pub iterations: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            role: Role::Demo,
+            shutdown: ShutdownRequest::Poweroff,
+            iterations: DEFAULT_ITERATIONS,
+        }
+    }
+}
+
+/// Parses `line`; on a bad value, returns the first error (the caller reports it and uses
+/// the defaults for that key, so a typo never silently runs the wrong test).
+pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
+    let mut opts = Options::default();
+    for word in line.split_ascii_whitespace() {
+        let Some((key, value)) = word.split_once('=') else {
+            continue;
+        };
+        match key {
+            "role" => {
+                opts.role = match value {
+                    "demo" => Role::Demo,
+                    "abi-test" => Role::AbiTest,
+                    "bench" => Role::Bench,
+                    _ => return Err(CmdlineError::UnknownRole(value)),
+                }
+            }
+            "shutdown" => {
+                opts.shutdown = match value {
+                    "poweroff" => ShutdownRequest::Poweroff,
+                    "reboot" => ShutdownRequest::Reboot,
+                    "crash" => ShutdownRequest::Crash,
+                    _ => return Err(CmdlineError::UnknownShutdown(value)),
+                }
+            }
+            "iterations" => {
+                opts.iterations = match value.parse::<u64>() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(CmdlineError::BadIterations(value)),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(opts)
+}
+
+/// The command line bytes as text: invalid UTF-8 is cut at the first bad byte.
+pub fn as_text(bytes: &[u8]) -> &str {
+    match core::str::from_utf8(bytes) {
+        Ok(s) => s,
+        // The prefix up to `valid_up_to` is valid UTF-8 by definition.
+        Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_when_empty() {
+        assert_eq!(parse("").unwrap(), Options::default());
+        assert_eq!(parse("   ").unwrap().role, Role::Demo);
+    }
+
+    #[test]
+    fn parses_every_key_and_ignores_others() {
+        let o = parse("console=hvc0 role=bench iterations=500 shutdown=reboot quiet").unwrap();
+        assert_eq!(o.role, Role::Bench);
+        assert_eq!(o.iterations, 500);
+        assert_eq!(o.shutdown, ShutdownRequest::Reboot);
+        assert_eq!(o.shutdown.reason(), 1);
+        assert_eq!(
+            parse("role=abi-test shutdown=crash")
+                .unwrap()
+                .shutdown
+                .reason(),
+            3
+        );
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert_eq!(parse("role=nope"), Err(CmdlineError::UnknownRole("nope")));
+        assert_eq!(
+            parse("shutdown=halt"),
+            Err(CmdlineError::UnknownShutdown("halt"))
+        );
+        assert_eq!(parse("iterations=0"), Err(CmdlineError::BadIterations("0")));
+        assert_eq!(
+            parse("iterations=x1"),
+            Err(CmdlineError::BadIterations("x1"))
+        );
+    }
+
+    #[test]
+    fn text_is_cut_at_invalid_utf8() {
+        assert_eq!(as_text(b"role=demo\xffzz"), "role=demo");
+        assert_eq!(as_text(b"ok"), "ok");
+    }
+}
