@@ -13,45 +13,7 @@ use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
 
-/// Everything the entry path saves, lowest address first.
-#[repr(C)]
-#[derive(Clone, Debug, Default)]
-#[allow(missing_docs)]
-pub struct TrapFrame {
-    pub r15: u64,
-    pub r14: u64,
-    pub r13: u64,
-    pub r12: u64,
-    pub r11: u64,
-    pub r10: u64,
-    pub r9: u64,
-    pub r8: u64,
-    pub rbp: u64,
-    pub rdi: u64,
-    pub rsi: u64,
-    pub rdx: u64,
-    pub rcx: u64,
-    pub rbx: u64,
-    pub rax: u64,
-    /// Vector number pushed by the stub.
-    pub vector: u64,
-    /// CPU error code, or 0 for vectors without one.
-    pub error_code: u64,
-    pub rip: u64,
-    pub cs: u64,
-    pub rflags: u64,
-    pub rsp: u64,
-    pub ss: u64,
-}
-
-const _: () = assert!(core::mem::size_of::<TrapFrame>() == 22 * 8);
-
-impl TrapFrame {
-    /// Whether the interrupted context was ring 0 (the hypervisor itself).
-    pub fn from_ring0(&self) -> bool {
-        self.cs & 3 == 0
-    }
-}
+pub use hypervisor::frame::TrapFrame;
 
 /// Byte distance between consecutive entry stubs.
 const STUB_STRIDE: u64 = 16;

@@ -1,0 +1,332 @@
+//! A PV vCPU's virtual state and Xen's delivery rules: the virtual trap table, callbacks,
+//! kernel/user mode, bounce frames (digest §3.3), `HYPERVISOR_iret` (§3.4), software
+//! interrupts (§3.2) and the TSC-to-system-time scale (§3.9).
+//!
+//! The caller (the kernel binary) acts on what these functions report: when the vCPU changes
+//! between guest kernel and guest user mode it must load the other root page table and swap
+//! the GS bases, as Xen's `toggle_guest_mode` does.
+
+use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
+use crate::frame::TrapFrame;
+use hypercall_abi::arch::{FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_SS64, VGCF_IN_SYSCALL};
+
+/// RFLAGS bits.
+pub mod rflags {
+    /// Trap flag.
+    pub const TF: u64 = 1 << 8;
+    /// Interrupt flag.
+    pub const IF: u64 = 1 << 9;
+    /// Direction flag.
+    pub const DF: u64 = 1 << 10;
+    /// I/O privilege level.
+    pub const IOPL: u64 = 3 << 12;
+    /// Nested task.
+    pub const NT: u64 = 1 << 14;
+    /// Resume flag.
+    pub const RF: u64 = 1 << 16;
+    /// Virtual-8086 mode.
+    pub const VM: u64 = 1 << 17;
+    /// Alignment check.
+    pub const AC: u64 = 1 << 18;
+}
+
+/// `#GP`.
+pub const VECTOR_GP: u8 = 13;
+/// `#PF`.
+pub const VECTOR_PF: u8 = 14;
+/// `#UD`.
+pub const VECTOR_UD: u8 = 6;
+
+/// One slot of the virtual IDT (`trap_info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TrapSlot {
+    /// Bits 0-1: DPL; bit 2: mask events on entry.
+    pub flags: u8,
+    /// Handler address (0: none).
+    pub address: u64,
+}
+
+/// A registered callback.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Callback {
+    /// Entry address (0: none).
+    pub address: u64,
+    /// `CALLBACKF_mask_events`.
+    pub mask_events: bool,
+}
+
+/// What to deliver to the guest kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Handler entry.
+    pub handler: u64,
+    /// Error code pushed in the frame, if the vector has one.
+    pub error_code: Option<u64>,
+    /// Set `evtchn_upcall_mask` on entry.
+    pub mask_events: bool,
+}
+
+/// Why something could not be delivered: the domain must be crashed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryError {
+    /// No handler registered for this vector.
+    NoHandler(u8),
+    /// The guest kernel stack would overlap the hypervisor's range.
+    StackInHypervisorRange(u64),
+    /// The frame could not be written (or the `iret` frame read) at this address.
+    StackFault(u64),
+    /// Return to user mode without user page tables.
+    NoUserPageTables,
+}
+
+impl core::fmt::Display for DeliveryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoHandler(v) => write!(f, "no guest handler for vector {v}"),
+            Self::StackInHypervisorRange(sp) => write!(f, "guest stack {sp:#x} in the hypervisor's range"),
+            Self::StackFault(va) => write!(f, "guest stack not writable at {va:#x}"),
+            Self::NoUserPageTables => write!(f, "iret to user mode without user page tables"),
+        }
+    }
+}
+
+/// Guest memory as seen through a given root page table.
+pub trait GuestMemory {
+    /// Copies `bytes` to `va` in the address space rooted at `l4`; `false` on any fault.
+    fn write(&mut self, l4: u64, va: u64, bytes: &[u8]) -> bool;
+    /// Copies from `va` into `out`; `false` on any fault.
+    fn read(&self, l4: u64, va: u64, out: &mut [u8]) -> bool;
+}
+
+/// Whether the vCPU switched mode: the caller loads the new root and swaps GS bases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModeChange {
+    /// Same mode as before.
+    None,
+    /// Now in guest kernel mode.
+    ToKernel,
+    /// Now in guest user mode.
+    ToUser,
+}
+
+/// The virtual CPU state Xen keeps per vCPU.
+#[derive(Clone, Debug)]
+pub struct VcpuState {
+    /// The virtual IDT.
+    pub trap_table: [TrapSlot; 256],
+    /// Event upcall entry (`CALLBACKTYPE_event`).
+    pub event_callback: u64,
+    /// `CALLBACKTYPE_failsafe`.
+    pub failsafe_callback: Callback,
+    /// `CALLBACKTYPE_syscall`: `SYSCALL` from guest user mode.
+    pub syscall_callback: Callback,
+    /// `stack_switch`: stack for user-to-kernel transitions.
+    pub kernel_ss: u64,
+    /// See `kernel_ss`.
+    pub kernel_sp: u64,
+    /// Guest kernel mode (vs guest user mode); both run in ring 3.
+    pub kernel_mode: bool,
+    /// Kernel root page table (machine address).
+    pub kernel_l4: u64,
+    /// User root page table (`MMUEXT_NEW_USER_BASEPTR`), if set.
+    pub user_l4: Option<u64>,
+    /// FS base.
+    pub fs_base: u64,
+    /// GS base in kernel mode.
+    pub gs_base_kernel: u64,
+    /// GS base in user mode.
+    pub gs_base_user: u64,
+    /// Virtual CR0.TS (`fpu_taskswitch`).
+    pub cr0_ts: bool,
+}
+
+impl VcpuState {
+    /// A vCPU in kernel mode on `kernel_l4`, with nothing registered.
+    pub fn new(kernel_l4: u64) -> Self {
+        Self {
+            trap_table: [TrapSlot::default(); 256],
+            event_callback: 0,
+            failsafe_callback: Callback::default(),
+            syscall_callback: Callback::default(),
+            kernel_ss: 0,
+            kernel_sp: 0,
+            kernel_mode: true,
+            kernel_l4,
+            user_l4: None,
+            fs_base: 0,
+            gs_base_kernel: 0,
+            gs_base_user: 0,
+            cr0_ts: false,
+        }
+    }
+
+    /// The root page table of the current mode.
+    pub fn current_l4(&self) -> u64 {
+        match (self.kernel_mode, self.user_l4) {
+            (false, Some(u)) => u,
+            _ => self.kernel_l4,
+        }
+    }
+
+    /// How an exception `vector` with `error_code` raised by the guest is delivered.
+    pub fn exception(&self, vector: u8, error_code: Option<u64>) -> Result<Delivery, DeliveryError> {
+        let slot = self.trap_table[vector as usize];
+        if slot.address == 0 {
+            return Err(DeliveryError::NoHandler(vector));
+        }
+        let error_code = match (vector, error_code) {
+            // Xen recomputes U/S: set only if the guest was in user mode.
+            (VECTOR_PF, Some(e)) => Some((e & !4) | if self.kernel_mode { 0 } else { 4 }),
+            (_, e) => e,
+        };
+        Ok(Delivery { handler: slot.address, error_code, mask_events: slot.flags & 4 != 0 })
+    }
+
+    /// `int n` from the guest, which reached the hypervisor as #GP with error code
+    /// `(n << 3) | 2` (all real IDT gates but 3 and 4 are DPL 0): the handler `n` if its DPL
+    /// admits the caller (DPL >= 1 for the kernel, 3 for user), else `None` (deliver the #GP).
+    pub fn software_interrupt(&self, n: u8) -> Option<Delivery> {
+        let slot = self.trap_table[n as usize];
+        let dpl = slot.flags & 3;
+        let allowed = if n == 0x80 { true } else if self.kernel_mode { dpl >= 1 } else { dpl == 3 };
+        (slot.address != 0 && allowed).then_some(Delivery {
+            handler: slot.address,
+            error_code: None,
+            mask_events: slot.flags & 4 != 0,
+        })
+    }
+
+    /// Builds Xen's bounce frame for `d` on the guest kernel stack and points `frame` at the
+    /// handler; `upcall_mask` is the vCPU's `evtchn_upcall_mask`.
+    pub fn bounce(
+        &mut self,
+        frame: &mut TrapFrame,
+        d: Delivery,
+        upcall_mask: &mut u8,
+        mem: &mut impl GuestMemory,
+    ) -> Result<ModeChange, DeliveryError> {
+        let from_kernel = self.kernel_mode;
+        // Kernel-mode frames report CS with RPL 0 so the guest can tell the two apart.
+        let (stack, reported_cs) =
+            if from_kernel { (frame.rsp, frame.cs & !3) } else { (self.kernel_sp, frame.cs | 3) };
+        let sp = stack & !15;
+        if sp > HYPERVISOR_VIRT_START && sp < HYPERVISOR_VIRT_END + 0x40 {
+            return Err(DeliveryError::StackInHypervisorRange(sp));
+        }
+        let saved_mask = *upcall_mask;
+        let virtual_if = if saved_mask == 0 { rflags::IF } else { 0 };
+        let mut words = [0u64; 8];
+        let mut n = 0;
+        let mut push = |w: u64| {
+            words[n] = w;
+            n += 1;
+        };
+        push(frame.rcx);
+        push(frame.r11);
+        if let Some(e) = d.error_code {
+            push(e & 0xffff_ffff);
+        }
+        push(frame.rip);
+        push((reported_cs & 0xffff) | (saved_mask as u64) << 32);
+        push((frame.rflags & !rflags::IF) | virtual_if);
+        push(frame.rsp);
+        push(frame.ss);
+        let new_sp = sp.wrapping_sub(n as u64 * 8);
+        let mut bytes = [0u8; 64];
+        for (i, w) in words[..n].iter().enumerate() {
+            bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
+        }
+        // The frame goes through the kernel's page tables, whichever mode we came from.
+        if !mem.write(self.kernel_l4, new_sp, &bytes[..n * 8]) {
+            return Err(DeliveryError::StackFault(new_sp));
+        }
+        self.kernel_mode = true;
+        if d.mask_events {
+            *upcall_mask = 1;
+        }
+        frame.rip = d.handler;
+        frame.cs = FLAT_RING3_CS64 as u64;
+        frame.ss = FLAT_RING3_SS64 as u64;
+        frame.rsp = new_sp;
+        frame.rflags = (frame.rflags & !(rflags::TF | rflags::NT | rflags::RF | rflags::VM | rflags::AC))
+            | rflags::IF;
+        Ok(if from_kernel { ModeChange::None } else { ModeChange::ToKernel })
+    }
+
+    /// `HYPERVISOR_iret`: pops the 72-byte `iret_context` at the guest's `rsp` and returns to
+    /// the context it describes. A frame the CPU could not return to (non-canonical RIP or
+    /// RSP, a selector other than the flat ring-3 ones) yields `Ok(Err(()))`: the caller
+    /// delivers #GP(0) to the guest, as Xen's failed IRET does.
+    pub fn iret(
+        &mut self,
+        frame: &mut TrapFrame,
+        upcall_mask: &mut u8,
+        mem: &impl GuestMemory,
+    ) -> Result<Result<ModeChange, ()>, DeliveryError> {
+        let mut raw = [0u8; 72];
+        if !mem.read(self.current_l4(), frame.rsp, &mut raw) {
+            return Err(DeliveryError::StackFault(frame.rsp));
+        }
+        let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let (rax, r11, rcx, flags, rip, cs, rfl, rsp, ss) =
+            (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
+        let cs = cs | 3;
+        let ss = ss | 3;
+        let cs_ok = cs == FLAT_RING3_CS64 as u64 || cs == FLAT_RING3_CS32 as u64;
+        if !is_canonical(rip) || !is_canonical(rsp) || !cs_ok || ss != FLAT_RING3_SS64 as u64 {
+            return Ok(Err(()));
+        }
+        // The RPL the guest wrote decides: kernel frames carry RPL 0 (digest §3.4).
+        let to_user = w(5) & 3 == 3;
+        if to_user && self.user_l4.is_none() {
+            return Err(DeliveryError::NoUserPageTables);
+        }
+        frame.rax = rax;
+        if flags & VGCF_IN_SYSCALL != 0 {
+            // SYSRET semantics: RCX and R11 come back as RIP and RFLAGS.
+            frame.rcx = rip;
+            frame.r11 = rfl;
+        } else {
+            frame.rcx = rcx;
+            frame.r11 = r11;
+        }
+        frame.rip = rip;
+        frame.cs = cs;
+        frame.ss = ss;
+        frame.rsp = rsp;
+        frame.rflags = (rfl & !(rflags::IOPL | rflags::VM)) | rflags::IF;
+        *upcall_mask = u8::from(rfl & rflags::IF == 0);
+        let change = match (self.kernel_mode, to_user) {
+            (true, true) => ModeChange::ToUser,
+            _ => ModeChange::None,
+        };
+        self.kernel_mode = !to_user;
+        Ok(Ok(change))
+    }
+}
+
+/// Whether `va` is a canonical 48-bit address.
+pub fn is_canonical(va: u64) -> bool {
+    let top = va >> 47;
+    top == 0 || top == 0x1ffff
+}
+
+/// Xen's `set_time_scale`: `(tsc_to_system_mul, tsc_shift)` such that
+/// `ns = ((delta << shift) * mul) >> 32` (a negative shift shifts right).
+pub fn tsc_scale(tsc_hz: u64) -> (u32, i8) {
+    let mut tps = tsc_hz.max(1);
+    let mut shift: i8 = 0;
+    while tps > 2_000_000_000 {
+        tps >>= 1;
+        shift -= 1;
+    }
+    while tps <= 1_000_000_000 {
+        tps <<= 1;
+        shift += 1;
+    }
+    (((1_000_000_000u128 << 32) / tps as u128) as u32, shift)
+}
+
+#[cfg(test)]
+#[path = "vcpu_tests.rs"]
+mod tests;
