@@ -8,7 +8,7 @@
 
 use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::frame::TrapFrame;
-use hypercall_abi::arch::{FLAT_RING3_CS32, FLAT_RING3_CS64, FLAT_RING3_SS64, VGCF_IN_SYSCALL};
+use hypercall_abi::arch::{FLAT_RING3_CS64, FLAT_RING3_SS64, VGCF_IN_SYSCALL};
 
 /// RFLAGS bits.
 pub mod rflags {
@@ -272,7 +272,9 @@ impl VcpuState {
             (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
         let cs = cs | 3;
         let ss = ss | 3;
-        let cs_ok = cs == FLAT_RING3_CS64 as u64 || cs == FLAT_RING3_CS32 as u64;
+        // 32-bit compatibility mode is not offered: a `syscall` there would enter through
+        // CSTAR, which this hypervisor does not serve. So only the 64-bit flat CS is valid.
+        let cs_ok = cs == FLAT_RING3_CS64 as u64;
         if !is_canonical(rip) || !is_canonical(rsp) || !cs_ok || ss != FLAT_RING3_SS64 as u64 {
             return Ok(Err(()));
         }

@@ -184,6 +184,7 @@ fn hostile_iret_frames_are_refused() {
     for bad in [
         [0, 0, 0, 0, 0x8000_0000_0000, 0xe033, 0x202, 0x1000, 0xe02b], // non-canonical RIP
         [0, 0, 0, 0, 0x1000, 0x0010, 0x202, 0x1000, 0xe02b],           // foreign CS
+        [0, 0, 0, 0, 0x1000, 0xe023, 0x202, 0x1000, 0xe02b],           // compat-mode CS
         [0, 0, 0, 0, 0x1000, 0xe033, 0x202, 0x1000, 0x0000],           // null SS
     ] {
         iret_ctx(&mut m, KL4, 0x1f_f000, bad);

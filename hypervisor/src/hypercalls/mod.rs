@@ -5,6 +5,7 @@
 //! console, timers), so the whole dispatcher is tested on the host against a mock domain.
 
 mod handlers;
+mod vcpu_ctx;
 #[cfg(test)]
 mod tests;
 
@@ -124,6 +125,10 @@ pub trait Env {
     fn set_periodic_timer(&mut self, period_ns: Option<u64>);
     /// The hypervisor's own command line.
     fn hypervisor_cmdline(&self) -> &str;
+    /// The calling vCPU's virtual CPU state.
+    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState;
+    /// Loads the vCPU's FS and GS bases into the CPU after `set_segment_base` changed them.
+    fn apply_segment_bases(&mut self);
 }
 
 /// One entry of the hypercall table.
@@ -139,6 +144,12 @@ const fn entry(name: &'static str, handler: fn(&mut dyn Env, [u64; 5]) -> Outcom
 /// The hypercall table: every number we implement, once. Absent numbers answer `-ENOSYS`.
 static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     let mut t = [const { None }; nr::NR_HYPERCALLS as usize];
+    t[nr::SET_TRAP_TABLE as usize] = entry("set_trap_table", vcpu_ctx::set_trap_table);
+    t[nr::STACK_SWITCH as usize] = entry("stack_switch", vcpu_ctx::stack_switch);
+    t[nr::SET_CALLBACKS as usize] = entry("set_callbacks", vcpu_ctx::set_callbacks);
+    t[nr::FPU_TASKSWITCH as usize] = entry("fpu_taskswitch", vcpu_ctx::fpu_taskswitch);
+    t[nr::SET_SEGMENT_BASE as usize] = entry("set_segment_base", vcpu_ctx::set_segment_base);
+    t[nr::CALLBACK_OP as usize] = entry("callback_op", vcpu_ctx::callback_op);
     t[nr::SCHED_OP_COMPAT as usize] = entry("sched_op_compat", handlers::sched_op_compat);
     t[nr::MEMORY_OP as usize] = entry("memory_op", handlers::memory_op);
     t[nr::MULTICALL as usize] = entry("multicall", handlers::multicall);

@@ -12,13 +12,15 @@ struct Mock {
     periodic: Option<u64>,
     now: u64,
     privileged: bool,
+    vcpu: crate::vcpu::VcpuState,
+    bases_applied: u32,
 }
 
 const BASE: u64 = 0x10000;
 
 impl Mock {
     fn new() -> Self {
-        Self { mem: vec![0; 0x4000], console: vec![], input: b"xy".to_vec(), singleshot: None, periodic: None, now: 5_000_000, privileged: true }
+        Self { mem: vec![0; 0x4000], console: vec![], input: b"xy".to_vec(), singleshot: None, periodic: None, now: 5_000_000, privileged: true, vcpu: crate::vcpu::VcpuState::new(0x1000), bases_applied: 0 }
     }
     fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
         let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
@@ -74,6 +76,12 @@ impl Env for Mock {
     }
     fn hypervisor_cmdline(&self) -> &str {
         "console=com1 loglvl=all"
+    }
+    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
+        &mut self.vcpu
+    }
+    fn apply_segment_bases(&mut self) {
+        self.bases_applied += 1;
     }
 }
 
@@ -256,4 +264,57 @@ fn multicall_stops_at_shutdown() {
     put_entry(&mut m, list + 64, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 1, BASE, 0, 0, 0]);
     assert_eq!(call(&mut m, nr::MULTICALL, [list, 2, 0, 0, 0]), Outcome::Shutdown(0));
     assert!(m.console.is_empty(), "entries after the shutdown must not run");
+}
+
+#[test]
+fn set_trap_table_installs_entries_until_a_zero_address() {
+    let mut m = Mock::new();
+    let mut t = vec![];
+    for (vector, flags, addr) in [(14u8, 0u8, 0x10_1400u64), (0x80, 3, 0x10_8000), (6, 4, 0x10_0600), (0, 0, 0)] {
+        let mut e = [0u8; 16];
+        e[0] = vector;
+        e[1] = flags;
+        e[2..4].copy_from_slice(&0xe030u16.to_le_bytes());
+        e[8..16].copy_from_slice(&addr.to_le_bytes());
+        t.extend_from_slice(&e);
+    }
+    m.put(BASE, &t);
+    assert_eq!(call(&mut m, nr::SET_TRAP_TABLE, [BASE, 0, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.vcpu.trap_table[14].address, 0x10_1400);
+    assert_eq!(m.vcpu.trap_table[0x80].flags, 3);
+    assert_eq!(m.vcpu.trap_table[6].flags, 4);
+    assert_eq!(call(&mut m, nr::SET_TRAP_TABLE, [0xdead_0000, 0, 0, 0, 0]), Outcome::Return(-14));
+    let mut bad = [0u8; 16];
+    bad[8..16].copy_from_slice(&0x8000_0000_0000u64.to_le_bytes());
+    m.put(BASE, &bad);
+    assert_eq!(call(&mut m, nr::SET_TRAP_TABLE, [BASE, 0, 0, 0, 0]), Outcome::Return(-22), "non-canonical handler");
+    assert_eq!(call(&mut m, nr::SET_TRAP_TABLE, [0, 0, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.vcpu.trap_table[14].address, 0, "NULL clears every slot");
+}
+
+#[test]
+fn callbacks_stack_and_segment_bases() {
+    let mut m = Mock::new();
+    assert_eq!(call(&mut m, nr::SET_CALLBACKS, [0x10_0100, 0x10_0200, 0x10_0300, 0, 0]), Outcome::Return(0));
+    assert_eq!((m.vcpu.event_callback, m.vcpu.syscall_callback.address), (0x10_0100, 0x10_0300));
+    let mut reg = [0u8; 16];
+    reg[0..2].copy_from_slice(&2u16.to_le_bytes()); // syscall
+    reg[2..4].copy_from_slice(&1u16.to_le_bytes()); // mask events
+    reg[8..16].copy_from_slice(&0x10_0400u64.to_le_bytes());
+    m.put(BASE, &reg);
+    assert_eq!(call(&mut m, nr::CALLBACK_OP, [0, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.vcpu.syscall_callback, crate::vcpu::Callback { address: 0x10_0400, mask_events: true });
+    reg[0..2].copy_from_slice(&99u16.to_le_bytes());
+    m.put(BASE, &reg);
+    assert_eq!(call(&mut m, nr::CALLBACK_OP, [0, BASE, 0, 0, 0]), Outcome::Return(-38));
+    m.put(BASE, &0u16.to_le_bytes());
+    assert_eq!(call(&mut m, nr::CALLBACK_OP, [1, BASE, 0, 0, 0]), Outcome::Return(-22), "only NMI unregisters");
+    assert_eq!(call(&mut m, nr::STACK_SWITCH, [0xe028, 0x20_0000, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!((m.vcpu.kernel_ss, m.vcpu.kernel_sp), (0xe02b, 0x20_0000));
+    assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [0, 0x7000_0000, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!((m.vcpu.fs_base, m.bases_applied), (0x7000_0000, 1));
+    assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [2, 0x8000_0000_0000, 0, 0, 0]), Outcome::Return(-22));
+    assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [9, 0, 0, 0, 0]), Outcome::Return(-22));
+    assert_eq!(call(&mut m, nr::FPU_TASKSWITCH, [1, 0, 0, 0, 0]), Outcome::Return(0));
+    assert!(m.vcpu.cr0_ts);
 }

@@ -1,0 +1,132 @@
+//! Hypercalls that set up a vCPU's virtual CPU state: the virtual IDT, callbacks, the kernel
+//! stack, segment bases and the virtual CR0.TS (digest §2.3, §3.2, §3.5).
+
+use super::{Env, Outcome};
+use crate::vcpu::{is_canonical, Callback, TrapSlot};
+use hypercall_abi::arch::{SEGBASE_FS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER, SEGBASE_GS_USER_SEL};
+use hypercall_abi::callback::*;
+use hypercall_abi::errno::Errno;
+
+/// `trap_info` entries read per hypercall entry before a continuation.
+const TRAP_TABLE_BATCH: u64 = 64;
+
+fn ret(r: Result<(), Errno>) -> Outcome {
+    Outcome::Return(match r {
+        Ok(()) => 0,
+        Err(e) => e.to_return(),
+    })
+}
+
+/// `set_trap_table(traps)`: entries until one with address 0; NULL clears the table.
+pub fn set_trap_table(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let list = a[0];
+    if list == 0 {
+        env.vcpu().trap_table = [TrapSlot::default(); 256];
+        return Outcome::Return(0);
+    }
+    for i in 0..TRAP_TABLE_BATCH {
+        let mut raw = [0u8; 16];
+        if let Err(e) = env.copy_from_guest(list + i * 16, &mut raw) {
+            return Outcome::Return(e.to_return());
+        }
+        let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
+        if address == 0 {
+            return Outcome::Return(0);
+        }
+        if !is_canonical(address) {
+            return Outcome::Return(Errno::EINVAL.to_return());
+        }
+        env.vcpu().trap_table[raw[0] as usize] = TrapSlot { flags: raw[1], address };
+    }
+    Outcome::Continue([list + TRAP_TABLE_BATCH * 16, a[1], a[2], a[3], a[4]])
+}
+
+/// `stack_switch(ss, sp)`: the stack for user-to-kernel transitions.
+pub fn stack_switch(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let v = env.vcpu();
+    v.kernel_ss = a[0] | 3; // Xen raises the RPL to 3
+    v.kernel_sp = a[1];
+    Outcome::Return(0)
+}
+
+/// `set_callbacks(event, failsafe, syscall)`: the legacy registration, always 0.
+pub fn set_callbacks(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let v = env.vcpu();
+    v.event_callback = a[0];
+    v.failsafe_callback = Callback { address: a[1], mask_events: false };
+    v.syscall_callback = Callback { address: a[2], mask_events: false };
+    Outcome::Return(0)
+}
+
+/// `callback_op(cmd, arg)`.
+pub fn callback_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    match a[0] as u32 {
+        CALLBACKOP_REGISTER => {
+            let mut raw = [0u8; 16];
+            if let Err(e) = env.copy_from_guest(a[1], &mut raw) {
+                return Outcome::Return(e.to_return());
+            }
+            let kind = u16::from_le_bytes([raw[0], raw[1]]);
+            let flags = u16::from_le_bytes([raw[2], raw[3]]);
+            let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
+            if !is_canonical(address) {
+                return Outcome::Return(Errno::EINVAL.to_return());
+            }
+            let cb = Callback { address, mask_events: flags & CALLBACKF_MASK_EVENTS != 0 };
+            let v = env.vcpu();
+            match kind {
+                CALLBACKTYPE_EVENT => v.event_callback = address,
+                CALLBACKTYPE_FAILSAFE => v.failsafe_callback = cb,
+                CALLBACKTYPE_SYSCALL => v.syscall_callback = cb,
+                // Xen keeps the NMI callback as trap slot 2 with events masked.
+                CALLBACKTYPE_NMI => v.trap_table[2] = TrapSlot { flags: 4, address },
+                // 32-bit user code is not offered (see vcpu::iret), so these entries can never
+                // be used; accept them as Xen does.
+                CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => {}
+                _ => return Outcome::Return(Errno::ENOSYS.to_return()),
+            }
+            Outcome::Return(0)
+        }
+        CALLBACKOP_UNREGISTER => {
+            let mut raw = [0u8; 2];
+            if let Err(e) = env.copy_from_guest(a[1], &mut raw) {
+                return Outcome::Return(e.to_return());
+            }
+            match u16::from_le_bytes(raw) {
+                CALLBACKTYPE_NMI => {
+                    env.vcpu().trap_table[2] = TrapSlot::default();
+                    Outcome::Return(0)
+                }
+                _ => Outcome::Return(Errno::EINVAL.to_return()),
+            }
+        }
+        _ => Outcome::Return(Errno::ENOSYS.to_return()),
+    }
+}
+
+/// `fpu_taskswitch(set)`: the virtual CR0.TS.
+pub fn fpu_taskswitch(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    env.vcpu().cr0_ts = a[0] as i32 != 0;
+    Outcome::Return(0)
+}
+
+/// `set_segment_base(which, base)`.
+pub fn set_segment_base(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let (which, base) = (a[0] as u32, a[1]);
+    if which != SEGBASE_GS_USER_SEL && !is_canonical(base) {
+        return Outcome::Return(Errno::EINVAL.to_return());
+    }
+    let v = env.vcpu();
+    match which {
+        SEGBASE_FS => v.fs_base = base,
+        SEGBASE_GS_USER => v.gs_base_user = base,
+        SEGBASE_GS_KERNEL => v.gs_base_kernel = base,
+        // Loading a user %gs selector: only the null selector is meaningful in long mode
+        // without a guest GDT; it clears the user GS base as the hardware load would.
+        SEGBASE_GS_USER_SEL if base & 0xffff == 0 => v.gs_base_user = 0,
+        SEGBASE_GS_USER_SEL => return ret(Err(Errno::EINVAL)),
+        _ => return ret(Err(Errno::EINVAL)),
+    }
+    env.apply_segment_bases();
+    Outcome::Return(0)
+}
