@@ -15,6 +15,7 @@ use hypervisor::elf_image::{self, GuestImage};
 use hypervisor::exit_code;
 use hypervisor::guest_access;
 use hypervisor::hypercalls::{self, DomainFacts, Env, Outcome};
+use hypervisor::vcpu::{self, Delivery, DeliveryError, GuestMemory, ModeChange, VcpuState};
 use spin::Mutex;
 
 /// Default dom0 size when `dom0_mem=` is not given.
@@ -34,8 +35,8 @@ pub struct Domain {
     pub privileged: bool,
     /// Pseudo-physical to machine frame map.
     pub p2m: Vec<u64>,
-    /// Machine address of the current kernel L4 (guest CR3).
-    pub l4_maddr: u64,
+    /// The vCPU's virtual state (trap table, callbacks, mode, root page tables).
+    pub vcpu: VcpuState,
     /// Machine frame of the shared_info page.
     pub shared_info_mfn: u64,
     /// One-shot timer deadline (system time, ns).
@@ -218,7 +219,7 @@ pub fn build_dom0(
         id: 0,
         privileged: true,
         p2m,
-        l4_maddr: l4_mfn << 12,
+        vcpu: VcpuState::new(l4_mfn << 12),
         shared_info_mfn,
         singleshot_ns: None,
         periodic_ns: None,
@@ -228,7 +229,7 @@ pub fn build_dom0(
 
 /// Starts the machine's domain in guest context. Never returns.
 pub fn start(machine: Machine, frame: TrapFrame) -> ! {
-    let l4 = machine.domain.l4_maddr;
+    let l4 = machine.domain.vcpu.kernel_l4;
     *MACHINE.lock() = Some(machine);
     guest_entry::load_page_tables(l4);
     guest_entry::resume(&frame, gdt::ring0_stack_top())
@@ -243,10 +244,10 @@ impl Machine {
 
 impl Env for Machine {
     fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        guest_access::copy_from_guest(&self.mem, self.domain.l4_maddr, va, out).map_err(|_| Errno::EFAULT)
+        guest_access::copy_from_guest(&self.mem, self.domain.vcpu.current_l4(), va, out).map_err(|_| Errno::EFAULT)
     }
     fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        guest_access::copy_to_guest(&mut self.mem, self.domain.l4_maddr, va, bytes).map_err(|_| Errno::EFAULT)
+        guest_access::copy_to_guest(&mut self.mem, self.domain.vcpu.current_l4(), va, bytes).map_err(|_| Errno::EFAULT)
     }
     fn console_write(&mut self, bytes: &[u8]) {
         serial::write_bytes(bytes);
@@ -283,43 +284,209 @@ impl Env for Machine {
     fn hypervisor_cmdline(&self) -> &str {
         &self.cmdline
     }
+    fn vcpu(&mut self) -> &mut VcpuState {
+        &mut self.domain.vcpu
+    }
+    fn apply_segment_bases(&mut self) {
+        cpu::load_segment_bases(&self.domain.vcpu);
+    }
 }
 
-/// A `SYSCALL` from the guest: a hypercall from guest kernel mode.
-pub fn on_syscall(frame: &mut TrapFrame) {
-    let mut guard = MACHINE.lock();
-    let Some(machine) = guard.as_mut() else {
-        drop(guard);
-        crate::fatal_stop();
-    };
-    let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
-    match hypercalls::dispatch(machine, frame.rax, args) {
-        Outcome::Return(v) => frame.rax = v as u64,
-        Outcome::Continue(next) => {
-            // Re-execute the 2-byte SYSCALL with the advanced arguments (Xen's continuation).
-            [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
-            frame.rip -= 2;
-        }
-        Outcome::Yield => frame.rax = 0,
-        Outcome::Block => {
-            frame.rax = 0;
-            let deadline = machine.domain.singleshot_ns;
-            match deadline {
-                Some(d) => {
-                    while machine.now_ns() < d {
-                        cpu::idle_wait_for_interrupt();
-                    }
-                    machine.domain.singleshot_ns = None;
-                }
-                None => log::warn!("d{}: blocked with no timer armed: nothing can wake it", machine.domain.id),
+impl GuestMemory for paging::DirectMap {
+    fn write(&mut self, l4: u64, va: u64, bytes: &[u8]) -> bool {
+        guest_access::copy_to_guest(self, l4, va, bytes).is_ok()
+    }
+    fn read(&self, l4: u64, va: u64, out: &mut [u8]) -> bool {
+        guest_access::copy_from_guest(self, l4, va, out).is_ok()
+    }
+}
+
+/// Offset of `vcpu_info[0].evtchn_upcall_mask` in shared_info.
+const UPCALL_MASK: u64 = 1;
+/// Offset of `vcpu_info[0].evtchn_upcall_pending`.
+const UPCALL_PENDING: u64 = 0;
+/// Offset of `vcpu_info[0].arch.cr2`.
+const VCPU_CR2: u64 = 16;
+
+impl Machine {
+    fn shared_byte(&self, offset: u64) -> u8 {
+        let mut b = [0u8];
+        hypervisor::guest_access::MachineAccess::read_bytes(&self.mem, (self.domain.shared_info_mfn << 12) + offset, &mut b);
+        b[0]
+    }
+
+    fn set_shared_bytes(&mut self, offset: u64, bytes: &[u8]) {
+        let at = (self.domain.shared_info_mfn << 12) + offset;
+        hypervisor::guest_access::MachineAccess::write_bytes(&mut self.mem, at, bytes);
+    }
+
+    /// Delivers `d` to the guest kernel, or crashes the domain if that is impossible.
+    fn deliver(&mut self, frame: &mut TrapFrame, d: Delivery, what: &str) {
+        let mut mask = self.shared_byte(UPCALL_MASK);
+        let result = self.domain.vcpu.bounce(frame, d, &mut mask, &mut self.mem);
+        match result {
+            Ok(change) => {
+                self.set_shared_bytes(UPCALL_MASK, &[mask]);
+                self.apply_mode_change(change);
             }
-        }
-        Outcome::Shutdown(reason) => {
-            let id = machine.domain.id;
-            drop(guard);
-            domain_shutdown(id, reason);
+            Err(e) => self.crash(frame, what, e),
         }
     }
+
+    fn apply_mode_change(&mut self, change: ModeChange) {
+        if change != ModeChange::None {
+            guest_entry::load_page_tables(self.domain.vcpu.current_l4());
+            cpu::load_segment_bases(&self.domain.vcpu);
+        }
+    }
+
+    fn crash(&mut self, frame: &TrapFrame, what: &str, e: DeliveryError) -> ! {
+        log::error!(
+            "d{}: {what} at rip={:#x} cannot be delivered: {e}: crashing domain (vector {}, error_code={:#x}, cr2={:#x})",
+            self.domain.id,
+            frame.rip,
+            frame.vector,
+            frame.error_code,
+            cpu::read_cr2()
+        );
+        domain_shutdown(self.domain.id, SHUTDOWN_CRASH)
+    }
+
+    /// Delivers a pending event upcall if events are unmasked: Xen's check on every return to
+    /// the guest.
+    fn deliver_pending_events(&mut self, frame: &mut TrapFrame) {
+        if self.shared_byte(UPCALL_PENDING) != 0
+            && self.shared_byte(UPCALL_MASK) == 0
+            && self.domain.vcpu.event_callback != 0
+        {
+            let d = Delivery { handler: self.domain.vcpu.event_callback, error_code: None, mask_events: true };
+            self.deliver(frame, d, "event upcall");
+        }
+    }
+
+    /// A `SYSCALL`: from guest kernel mode a hypercall, from guest user mode a system call
+    /// bounced to the guest's syscall callback.
+    fn on_syscall(&mut self, frame: &mut TrapFrame) {
+        if !self.domain.vcpu.kernel_mode {
+            let cb = self.domain.vcpu.syscall_callback;
+            if cb.address == 0 {
+                // Xen injects #UD at the `syscall` instruction.
+                frame.rip -= 2;
+                return self.on_exception(frame, vcpu::VECTOR_UD, None);
+            }
+            let d = Delivery { handler: cb.address, error_code: None, mask_events: cb.mask_events };
+            return self.deliver(frame, d, "syscall");
+        }
+        if frame.rax == hypercall_abi::hypercall::IRET {
+            return self.on_iret(frame);
+        }
+        let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
+        match hypercalls::dispatch(self, frame.rax, args) {
+            Outcome::Return(v) => frame.rax = v as u64,
+            Outcome::Continue(next) => {
+                // Re-execute the 2-byte SYSCALL with the advanced arguments (Xen's continuation).
+                [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
+                frame.rip -= 2;
+            }
+            Outcome::Yield => frame.rax = 0,
+            Outcome::Block => {
+                frame.rax = 0;
+                self.block();
+            }
+            Outcome::Shutdown(reason) => domain_shutdown(self.domain.id, reason),
+        }
+    }
+
+    /// `SCHEDOP_block`: enable events, then sleep until one is pending.
+    fn block(&mut self) {
+        self.set_shared_bytes(UPCALL_MASK, &[0]);
+        loop {
+            if self.shared_byte(UPCALL_PENDING) != 0 {
+                return;
+            }
+            match self.domain.singleshot_ns {
+                Some(d) if self.now_ns() >= d => {
+                    self.domain.singleshot_ns = None;
+                    return;
+                }
+                Some(_) => cpu::idle_wait_for_interrupt(),
+                None => {
+                    log::warn!("d{}: blocked with no timer armed and no event pending", self.domain.id);
+                    cpu::idle_wait_for_interrupt();
+                }
+            }
+        }
+    }
+
+    fn on_iret(&mut self, frame: &mut TrapFrame) {
+        let mut mask = self.shared_byte(UPCALL_MASK);
+        match self.domain.vcpu.iret(frame, &mut mask, &self.mem) {
+            Ok(Ok(change)) => {
+                self.set_shared_bytes(UPCALL_MASK, &[mask]);
+                self.apply_mode_change(change);
+            }
+            // A frame the CPU could not return to: #GP(0), as Xen's failed IRET.
+            Ok(Err(())) => self.on_exception(frame, vcpu::VECTOR_GP, Some(0)),
+            Err(e) => self.crash(frame, "iret", e),
+        }
+    }
+
+    fn on_exception(&mut self, frame: &mut TrapFrame, vector: u8, error_code: Option<u64>) {
+        // `int n` on a DPL-0 gate arrives as #GP with error code (n << 3) | 2.
+        if vector == vcpu::VECTOR_GP {
+            if let Some(code) = error_code.filter(|c| c & 7 == 2) {
+                let n = (code >> 3) as u8;
+                if let Some(d) = self.domain.vcpu.software_interrupt(n) {
+                    frame.rip += 2;
+                    return self.deliver(frame, d, "software interrupt");
+                }
+            }
+        }
+        if vector == vcpu::VECTOR_PF {
+            self.set_shared_bytes(VCPU_CR2, &cpu::read_cr2().to_le_bytes());
+        }
+        match self.domain.vcpu.exception(vector, error_code) {
+            Ok(d) => self.deliver(frame, d, EXCEPTION_NAMES[vector as usize]),
+            Err(e) => self.crash(frame, EXCEPTION_NAMES[vector as usize], e),
+        }
+    }
+}
+
+/// Mnemonics of the architectural exception vectors.
+pub const EXCEPTION_NAMES: [&str; 32] = [
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+    "#GP", "#PF", "res15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "res22", "res23", "res24",
+    "res25", "res26", "res27", "#HV", "#VC", "#SX", "res31",
+];
+
+/// Vectors whose exceptions push an error code.
+fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// Everything that enters the hypervisor from guest context comes here.
+pub fn on_guest_entry(frame: &mut TrapFrame) {
+    let mut guard = MACHINE.lock();
+    let Some(m) = guard.as_mut() else {
+        drop(guard);
+        log::error!("entry from ring 3 with no domain running");
+        crate::fatal_stop();
+    };
+    match frame.vector {
+        crate::arch::x86_64::syscall::SYSCALL_VECTOR => m.on_syscall(frame),
+        v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
+        v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        v if v < 32 => {
+            let v = v as u8;
+            let code = has_error_code(v).then_some(frame.error_code);
+            m.on_exception(frame, v, code);
+        }
+        v => {
+            log::warn!("d{}: unexpected interrupt vector {v} in guest context", m.domain.id);
+            apic::end_of_interrupt();
+        }
+    }
+    m.deliver_pending_events(frame);
 }
 
 /// The domain shut down. For dom0 this ends the machine, as Xen does with its hardware domain.
@@ -335,24 +502,9 @@ pub fn domain_shutdown(id: u16, reason: u32) -> ! {
         SHUTDOWN_POWEROFF | SHUTDOWN_REBOOT => exit_code::SUCCESS,
         _ => exit_code::FAILURE,
     };
-    log::info!("Hardware domain shut down: ending the machine ({}).", if code == exit_code::SUCCESS { "success" } else { "failure" });
-    cpu::qemu_exit(code)
-}
-
-/// An exception in guest context with no guest handler: the domain crashes.
-pub fn on_guest_exception(frame: &TrapFrame, name: &str) -> ! {
-    log::error!(
-        "d0: unhandled exception {} ({name}) in guest at rip={:#x} error_code={:#x} cr2={:#x} rsp={:#x}: crashing domain",
-        frame.vector,
-        frame.rip,
-        frame.error_code,
-        cpu::read_cr2(),
-        frame.rsp
+    log::info!(
+        "Hardware domain shut down: ending the machine ({}).",
+        if code == exit_code::SUCCESS { "success" } else { "failure" }
     );
-    domain_shutdown(0, SHUTDOWN_CRASH)
-}
-
-/// Checks timers on every tick taken in guest context.
-pub fn on_tick() {
-    apic::on_timer_interrupt();
+    cpu::qemu_exit(code)
 }

@@ -96,7 +96,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     let mem = match memory::init(&info, mapped_top) {
         Ok(m) => m,
         Err(e) => {
-            log::error!("memory set-up failed: {e:?}");
+            log::error!("memory set-up failed: {e}");
             fatal_stop();
         }
     };

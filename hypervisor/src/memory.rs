@@ -31,12 +31,20 @@ pub struct MemoryReport {
 }
 
 /// Why memory could not be set up.
-#[derive(Debug)]
 pub enum MemoryError {
     /// The allocator could not be built.
     Build(frame_alloc::BuildError),
     /// No room for the allocator's bitmap or the heap.
     OutOfMemory(&'static str),
+}
+
+impl core::fmt::Display for MemoryError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Build(e) => write!(f, "frame allocator: {e:?}"),
+            Self::OutOfMemory(what) => write!(f, "no room for the {what}"),
+        }
+    }
 }
 
 fn ram_ranges(info: &BootInfo) -> heapless::Vec<PhysRange, 128> {

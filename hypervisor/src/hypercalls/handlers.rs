@@ -82,7 +82,7 @@ pub fn console_io(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
                 Err(e) => err(e),
             }
         }
-        _ => err(Errno::EINVAL),
+        _ => err(Errno::ENOSYS), // as Xen 4.17 answers an unknown console_io command
     }
 }
 

@@ -117,7 +117,7 @@ fn console_write_copies_the_guest_buffer_and_faults_cleanly() {
     assert_eq!(m.console, b"hello, world\n");
     assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 4, 0xdead_0000, 0, 0]), Outcome::Return(-14));
     assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 8, BASE + 0x3ffc, 0, 0]), Outcome::Return(-14));
-    assert_eq!(call(&mut m, nr::CONSOLE_IO, [7, 1, BASE, 0, 0]), Outcome::Return(-22));
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [7, 1, BASE, 0, 0]), Outcome::Return(-38));
 }
 
 #[test]

@@ -75,3 +75,18 @@ pub fn halt_forever() -> ! {
         x86_64::instructions::hlt();
     }
 }
+
+const IA32_FS_BASE: u32 = 0xc000_0100;
+const IA32_GS_BASE: u32 = 0xc000_0101;
+
+/// Loads the FS base and the GS base of the vCPU's current mode (Xen's `swapgs` on every
+/// kernel/user switch; the hypervisor itself never uses FS or GS).
+pub fn load_segment_bases(v: &hypervisor::vcpu::VcpuState) {
+    let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
+    // SAFETY: both values were checked canonical by set_segment_base, and the hypervisor does
+    // not depend on either base.
+    unsafe {
+        wrmsr(IA32_FS_BASE, v.fs_base);
+        wrmsr(IA32_GS_BASE, gs);
+    }
+}

@@ -23,6 +23,6 @@ pub fn resume(frame: &TrapFrame, ring0_stack_top: u64) -> ! {
     // the frame; trap_return pops it and executes iretq.
     unsafe {
         core::ptr::write(slot as *mut TrapFrame, frame.clone());
-        core::arch::asm!("mov rsp, {0}", "jmp {1}", in(reg) slot, in(reg) trap_return as usize, options(noreturn));
+        core::arch::asm!("mov rsp, {0}", "jmp {1}", in(reg) slot, in(reg) trap_return as *const () as u64, options(noreturn));
     }
 }

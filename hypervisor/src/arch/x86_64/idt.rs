@@ -111,7 +111,10 @@ pub fn init() {
             18 => IST_MACHINE_CHECK,
             _ => 0,
         };
-        *entry = gate(stubs + vector as u64 * STUB_STRIDE, ist, 0);
+        // int3 and into go straight to the guest's handler (digest §3.2); every other gate is
+        // DPL 0, so a guest's `int n` arrives as #GP((n << 3) | 2) for the DPL check.
+        let dpl = if vector == 3 || vector == 4 { 3 } else { 0 };
+        *entry = gate(stubs + vector as u64 * STUB_STRIDE, ist, dpl);
     }
     let ptr = DescriptorTablePointer {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
@@ -119,16 +122,6 @@ pub fn init() {
     };
     // SAFETY: every entry points at a valid stub with the ring-0 code selector.
     unsafe { lidt(&ptr) };
-}
-
-/// Lets ring 3 (a guest) raise `vector` with `int n` (Xen allows DPL-3 software interrupts
-/// only for vectors the guest registered so).
-pub fn set_user_callable(vector: u8, callable: bool) {
-    let stubs = addr_of!(trap_stubs_start) as u64;
-    // SAFETY: the hypervisor is single-threaded with interrupts off; the entry is rewritten
-    // as a whole before any interrupt can use it.
-    let idt = unsafe { &mut *core::ptr::addr_of_mut!(IDT) };
-    idt.0[vector as usize] = gate(stubs + vector as u64 * STUB_STRIDE, 0, if callable { 3 } else { 0 });
 }
 
 /// Common Rust entry for every vector.

@@ -81,7 +81,7 @@ pub fn init(ring0_stack_top: u64) {
     // SAFETY: these MSRs only configure SYSCALL, whose entry point is valid ring-0 code.
     unsafe {
         wrmsr(IA32_STAR, star);
-        wrmsr(IA32_LSTAR, syscall_entry as usize as u64);
+        wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);
         wrmsr(IA32_FMASK, FMASK);
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SCE);
     }

@@ -4,22 +4,14 @@
 use super::idt::TrapFrame;
 use super::{apic, cpu, serial};
 
-/// Mnemonics of the architectural exception vectors.
-const EXCEPTION_NAMES: [&str; 32] = [
-    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
-    "#GP", "#PF", "res15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "res22", "res23", "res24",
-    "res25", "res26", "res27", "#HV", "#VC", "#SX", "res31",
-];
-
 /// Dispatches one trap or interrupt.
 pub fn handle(frame: &mut TrapFrame) {
+    if !frame.from_ring0() {
+        return crate::domain::on_guest_entry(frame);
+    }
     match frame.vector {
-        super::syscall::SYSCALL_VECTOR => crate::domain::on_syscall(frame),
-        v if v == apic::TIMER_VECTOR as u64 => crate::domain::on_tick(),
+        v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
-        v if v < 32 && !frame.from_ring0() => {
-            crate::domain::on_guest_exception(frame, EXCEPTION_NAMES[v as usize])
-        }
         v if v < 32 => fatal_exception(frame),
         v => {
             log::warn!("unexpected interrupt vector {v}");
@@ -32,7 +24,7 @@ pub fn handle(frame: &mut TrapFrame) {
 /// code. Guests' exceptions are bounced to them before reaching here (once guests run).
 fn fatal_exception(f: &TrapFrame) -> ! {
     serial::force_unlock();
-    let name = EXCEPTION_NAMES[f.vector as usize];
+    let name = crate::domain::EXCEPTION_NAMES[f.vector as usize];
     let ring = if f.from_ring0() { "ring-0" } else { "ring-3" };
     crate::console_println!(
         "(hv) FATAL: {ring} exception {} ({name}) error_code={:#x} rip={:#018x} cr2={:#018x}",
