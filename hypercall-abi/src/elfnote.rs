@@ -85,8 +85,7 @@ pub mod xenfeat {
     pub const HVM_PIRQS: u32 = 10;
     /// The domain is the hardware/initial domain.
     pub const DOM0: u32 = 11;
-    /// Grant maps are identity-mapped (ARM).
-    pub const GRANT_MAP_IDENTITY: u32 = 12;
+    // Bit 12 (`XENFEAT_grant_map_identity`) is deprecated and commented out in the header.
     /// `memory_op` understands vNUMA nodes.
     pub const MEMORY_OP_VNODE_SUPPORTED: u32 = 13;
     /// ARM SMCCC is supported.

@@ -30,19 +30,14 @@ pub const XENMEM_SET_MEMORY_MAP: u64 = 13;
 pub const XENMEM_MAXIMUM_GPFN: u64 = 14;
 /// `XENMEM_remove_from_physmap`.
 pub const XENMEM_REMOVE_FROM_PHYSMAP: u64 = 15;
-/// `XENMEM_claim_pages`.
+/// `XENMEM_claim_pages` (toolstack-only in the header).
 pub const XENMEM_CLAIM_PAGES: u64 = 24;
 /// `XENMEM_get_vnumainfo`.
 pub const XENMEM_GET_VNUMAINFO: u64 = 26;
-/// `XENMEM_reserved_device_memory_map`.
+/// `XENMEM_reserved_device_memory_map` (toolstack-only in the header).
 pub const XENMEM_RESERVED_DEVICE_MEMORY_MAP: u64 = 27;
 /// `XENMEM_acquire_resource`.
 pub const XENMEM_ACQUIRE_RESOURCE: u64 = 28;
-
-/// The low bits of `memory_op`'s `cmd` hold the sub-op (`MEMOP_CMD_MASK`).
-pub const MEMOP_CMD_MASK: u64 = 0x3f;
-/// Continuations store the resume extent above this shift (`MEMOP_EXTENT_SHIFT`).
-pub const MEMOP_EXTENT_SHIFT: u32 = 6;
 
 /// `XENMEMF_populate_on_demand`.
 pub const XENMEMF_POPULATE_ON_DEMAND: u32 = 1 << 16;
