@@ -8,6 +8,8 @@
 use crate::arch::x86_64::{apic, cpu, gdt, guest_entry, idt::TrapFrame, paging, serial};
 use crate::memory::FRAMES;
 use alloc::vec::Vec;
+use core::mem::offset_of;
+use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::start_info::{StartInfo, SIF_INITDOMAIN, SIF_PRIVILEGED};
 use hypervisor::domain_layout::{self, Layout, LayoutInput, MachineMemory, PAGE};
@@ -57,6 +59,8 @@ pub struct Machine {
     pub tsc_boot: u64,
     /// The hypervisor's command line (for `XENVER_commandline`).
     pub cmdline: heapless::String<1024>,
+    /// Unix time at system time 0, from the CMOS clock.
+    pub wallclock_at_boot: u64,
 }
 
 /// The machine state, reached from the trap path (single CPU, interrupts off: never contended).
@@ -228,7 +232,8 @@ pub fn build_dom0(
 }
 
 /// Starts the machine's domain in guest context. Never returns.
-pub fn start(machine: Machine, frame: TrapFrame) -> ! {
+pub fn start(mut machine: Machine, frame: TrapFrame) -> ! {
+    machine.update_time();
     let l4 = machine.domain.vcpu.kernel_l4;
     *MACHINE.lock() = Some(machine);
     guest_entry::load_page_tables(l4);
@@ -236,9 +241,13 @@ pub fn start(machine: Machine, frame: TrapFrame) -> ! {
 }
 
 impl Machine {
-    fn now_ns(&self) -> u64 {
-        let ticks = cpu::rdtsc().wrapping_sub(self.tsc_boot) as u128;
+    fn ns_at(&self, tsc: u64) -> u64 {
+        let ticks = tsc.wrapping_sub(self.tsc_boot) as u128;
         (ticks * 1_000_000_000 / self.tsc_hz.max(1) as u128) as u64
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.ns_at(cpu::rdtsc())
     }
 }
 
@@ -301,12 +310,12 @@ impl GuestMemory for paging::DirectMap {
     }
 }
 
-/// Offset of `vcpu_info[0].evtchn_upcall_mask` in shared_info.
-const UPCALL_MASK: u64 = 1;
-/// Offset of `vcpu_info[0].evtchn_upcall_pending`.
-const UPCALL_PENDING: u64 = 0;
-/// Offset of `vcpu_info[0].arch.cr2`.
-const VCPU_CR2: u64 = 16;
+/// Offsets in shared_info of the fields the hypervisor writes (vCPU 0's `vcpu_info`).
+const UPCALL_PENDING: u64 = offset_of!(VcpuInfo, evtchn_upcall_pending) as u64;
+const UPCALL_MASK: u64 = offset_of!(VcpuInfo, evtchn_upcall_mask) as u64;
+const VCPU_CR2: u64 = offset_of!(VcpuInfo, arch.cr2) as u64;
+const VCPU_TIME: u64 = offset_of!(VcpuInfo, time) as u64;
+const WC_VERSION: u64 = offset_of!(SharedInfo, wc_version) as u64;
 
 impl Machine {
     fn shared_byte(&self, offset: u64) -> u8 {
@@ -318,6 +327,35 @@ impl Machine {
     fn set_shared_bytes(&mut self, offset: u64, bytes: &[u8]) {
         let at = (self.domain.shared_info_mfn << 12) + offset;
         hypervisor::guest_access::MachineAccess::write_bytes(&mut self.mem, at, bytes);
+    }
+
+    /// Publishes system time and the wall clock in shared_info (digest §3.9), with the
+    /// seqlock-style version bumps guests rely on.
+    pub fn update_time(&mut self) {
+        let (mul, shift) = vcpu::tsc_scale(self.tsc_hz);
+        let tsc = cpu::rdtsc();
+        let now = self.ns_at(tsc);
+        let version = {
+            let mut b = [0u8; 4];
+            let at = (self.domain.shared_info_mfn << 12) + VCPU_TIME;
+            hypervisor::guest_access::MachineAccess::read_bytes(&self.mem, at, &mut b);
+            u32::from_le_bytes(b)
+        };
+        let (odd, even) = (version | 1, (version | 1).wrapping_add(1));
+        let mut time = [0u8; 32];
+        self.set_shared_bytes(VCPU_TIME, &odd.to_le_bytes()); // odd: update in progress
+        time[8..16].copy_from_slice(&tsc.to_le_bytes());
+        time[16..24].copy_from_slice(&now.to_le_bytes());
+        time[24..28].copy_from_slice(&mul.to_le_bytes());
+        time[28] = shift as u8;
+        time[29] = 1; // XEN_PVCLOCK_TSC_STABLE_BIT: one CPU, one TSC
+        self.set_shared_bytes(VCPU_TIME + 8, &time[8..32]);
+        self.set_shared_bytes(VCPU_TIME, &even.to_le_bytes()); // even again: consistent
+        let mut wc = [0u8; 16];
+        wc[0..4].copy_from_slice(&2u32.to_le_bytes());
+        wc[4..8].copy_from_slice(&(self.wallclock_at_boot as u32).to_le_bytes());
+        wc[12..16].copy_from_slice(&((self.wallclock_at_boot >> 32) as u32).to_le_bytes());
+        self.set_shared_bytes(WC_VERSION, &wc);
     }
 
     /// Delivers `d` to the guest kernel, or crashes the domain if that is impossible.
@@ -474,7 +512,10 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
     };
     match frame.vector {
         crate::arch::x86_64::syscall::SYSCALL_VECTOR => m.on_syscall(frame),
-        v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
+        v if v == apic::TIMER_VECTOR as u64 => {
+            apic::on_timer_interrupt();
+            m.update_time();
+        }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
         v if v < 32 => {
             let v = v as u8;

@@ -15,3 +15,4 @@ pub mod hypercalls;
 pub mod frame_alloc;
 pub mod pvh;
 pub mod vcpu;
+pub mod wallclock;

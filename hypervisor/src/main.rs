@@ -125,6 +125,13 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         run_debug_action(action);
     }
 
+    let rtc = arch::x86_64::rtc::read();
+    let boot_wallclock = hypervisor::wallclock::unix_seconds(&rtc).unwrap_or(0);
+    log::info!(
+        "Wall clock: {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC (unix {boot_wallclock})",
+        rtc.year, rtc.month, rtc.day, rtc.hour, rtc.minute, rtc.second
+    );
+
     let Some(module) = info.modules.first() else {
         log::info!("No boot module: nothing to run. Shutting down.");
         cpu::qemu_exit(exit_code::SUCCESS);
@@ -150,6 +157,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
                         tsc_hz: cal.tsc_hz,
                         tsc_boot: cpu::rdtsc(),
                         cmdline: info.cmdline.clone(),
+                        wallclock_at_boot: boot_wallclock,
                     };
                     domain::start(machine, frame)
                 }

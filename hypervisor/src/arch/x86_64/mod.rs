@@ -6,6 +6,7 @@ pub mod gdt;
 pub mod guest_entry;
 pub mod idt;
 pub mod paging;
+pub mod rtc;
 pub mod serial;
 pub mod syscall;
 pub mod traps;
