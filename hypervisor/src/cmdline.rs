@@ -162,8 +162,8 @@ fn split_dom0(text: &str) -> (&str, &str) {
             return ("", rest.trim());
         }
     }
-    if text.ends_with(" --") {
-        return (&text[..text.len() - 3], "");
+    if let Some(own) = text.strip_suffix(" --") {
+        return (own, "");
     }
     match text.find(" -- ") {
         Some(i) => (&text[..i], text[i + 4..].trim()),

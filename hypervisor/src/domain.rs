@@ -202,7 +202,7 @@ pub fn build_dom0(
         img.kernel_end,
         img.entry,
         nr_pages,
-        nr_pages * PAGE >> 20,
+        (nr_pages * PAGE) >> 20,
         layout.p2m,
         layout.start_info,
         layout.pt_base,

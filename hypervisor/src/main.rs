@@ -103,7 +103,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     log::info!(
         "Memory: {} MiB RAM, {} MiB free, {} MiB heap",
         mem.ram_bytes >> 20,
-        mem.free_frames * 4096 >> 20,
+        (mem.free_frames * 4096) >> 20,
         mem.heap_bytes >> 20
     );
 

@@ -58,8 +58,8 @@ pub fn init(top: u64, is_ram: impl Fn(u64, u64) -> bool) -> u64 {
         pds[gib].0[index] = pa | PRESENT | WRITABLE | HUGE | GLOBAL | NO_EXECUTE | cache;
         pa += TWO_MIB;
     }
-    for gib in 0..top.div_ceil(1 << 30) as usize {
-        pdpt.0[gib] = image_phys(addr_of!(pds[gib]) as u64) | PRESENT | WRITABLE;
+    for (entry, pd) in pdpt.0.iter_mut().zip(pds.iter()).take(top.div_ceil(1 << 30) as usize) {
+        *entry = image_phys(addr_of!(*pd) as u64) | PRESENT | WRITABLE;
     }
     let slot = ((DIRECTMAP_BASE >> 39) & 511) as usize;
     pml4.0[slot] = image_phys(addr_of!(*pdpt) as u64) | PRESENT | WRITABLE;
