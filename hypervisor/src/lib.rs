@@ -3,11 +3,14 @@
 //! The ring-0 binary (`main.rs`) wires these pieces to the hardware layer in `arch/x86_64`.
 #![cfg_attr(not(test), no_std)]
 
+extern crate alloc;
+
 pub mod boot_module;
 pub mod cmdline;
 pub mod cpio;
 pub mod domain_layout;
 pub mod elf_image;
+pub mod evtchn;
 pub mod exit_code;
 pub mod frame;
 pub mod guest_access;

@@ -1,0 +1,511 @@
+//! Xen's 2-level event channels between domains: the port tables, the `EVTCHNOP_*` state
+//! machine and the raising of events in `shared_info`, free of hardware and host-tested.
+//!
+//! # Model
+//!
+//! [`EventChannels`] holds one port table per domain (up to 4096 ports, port 0 reserved).
+//! A domain exists for event channels from [`EventChannels::add_domain`] until
+//! [`EventChannels::domain_destroyed`]; every other call naming a domain without a table
+//! answers `-ESRCH`, as Xen does for a domain id it cannot find. The semantics and error
+//! codes follow Xen 4.17's `xen/common/event_channel.c` and `event_2l.c` (with the dummy
+//! XSM policy: a domain may act on itself, the privileged domain on anyone).
+//!
+//! The shared_info pages and the wake-ups are reached through [`EvtchnHost`], so host tests
+//! use plain [`SharedInfo`] values and the kernel uses the real pages.
+//!
+//! # The kick contract (for the kernel)
+//!
+//! Raising port `p` of domain `d` for vCPU `v` follows `xen-pv-abi.md` §3.9 exactly: set the
+//! pending bit; if it was clear, the mask bit is clear and bit `p / 64` of `v`'s
+//! `evtchn_pending_sel` is newly set, then set `v`'s `evtchn_upcall_pending` and call
+//! [`EvtchnHost::kick`]`(d, v)`. The implementation of `kick` must:
+//! 1. make vCPU `v` of domain `d` runnable if it is blocked (`SCHEDOP_block`, idle), and
+//! 2. make sure that vCPU passes through the "return to guest" event check before it next
+//!    runs guest code, which bounces to its event callback when
+//!    `upcall_pending != 0 && upcall_mask == 0` (§3.9). For the *calling* vCPU of a
+//!    hypercall that check happens on the hypercall's own return path, so nothing more is
+//!    needed; for another vCPU (another domain) being runnable is enough.
+//!
+//! `kick` must not call back into [`EventChannels`] (it runs while the table is borrowed).
+//! Waking is idempotent, so `kick` may be called for a vCPU that is already runnable. Because
+//! a kick is only issued when `upcall_pending` is *set*, the scheduler's `SCHEDOP_block` must
+//! not put a vCPU to sleep while its `upcall_pending` is already non-zero and its
+//! `upcall_mask` zero (Xen's `local_events_need_delivery` check): otherwise an event raised
+//! before the block is lost.
+//!
+//! Concurrency: the hypervisor is non-preemptible and (for now) uniprocessor, so plain
+//! read-modify-writes on `shared_info` are atomic with respect to the guest. With SMP guests
+//! these bit operations must become `lock`-prefixed operations on the real page.
+
+#[cfg(test)]
+mod tests;
+
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::event_channel::{
+    EvtchnPort, NR_VIRQS, VIRQ_DEBUG, VIRQ_DOM_EXC, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU,
+};
+pub use hypercall_abi::mm::DomId;
+use hypercall_abi::mm::{DOMID_FIRST_RESERVED, DOMID_SELF};
+use hypercall_abi::shared_info::{SharedInfo, EVTCHN_2L_NR_CHANNELS, XEN_LEGACY_MAX_VCPUS};
+
+/// Ports a domain can have with the 2-level ABI on x86_64 (`EVTCHN_2L_NR_CHANNELS`).
+pub const MAX_PORTS: u32 = EVTCHN_2L_NR_CHANNELS as u32;
+
+/// Ports are allocated in buckets of this many, as Xen does (`EVTCHNS_PER_BUCKET` on
+/// x86_64): a port is *valid* (`port_is_valid`) once its bucket exists, and some answers
+/// (`status`, `close`, `unmask` of an unallocated port) depend on that.
+const BUCKET: u32 = 64;
+
+/// The domain that receives global VIRQs (`VIRQ_DOM_EXC`, ...): the hardware domain, dom0
+/// (Xen's default `global_virq_handlers` entry).
+pub const GLOBAL_VIRQ_DOMAIN: DomId = 0;
+
+/// Services the event-channel core needs from the rest of the hypervisor.
+pub trait EvtchnHost {
+    /// The domain's shared_info page, or `None` if it has none (yet). Events raised in a
+    /// domain without a page are dropped, as there is nowhere to record them.
+    fn shared_info(&mut self, dom: DomId) -> Option<&mut SharedInfo>;
+    /// Wake vCPU `vcpu` of `dom`: see the module's kick contract.
+    fn kick(&mut self, dom: DomId, vcpu: u32);
+}
+
+/// How a domain is set up for event channels (fixed for its life, as in Xen).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainConfig {
+    /// Number of vCPUs (at most 32: their `vcpu_info` lives inside `shared_info`).
+    pub nr_vcpus: u32,
+    /// The control domain (may act on other domains' ports), Xen's `is_control_domain`.
+    pub privileged: bool,
+    /// Most ports the domain may have (the toolstack's `max_event_channels`), at most 4096.
+    pub max_ports: u32,
+}
+
+impl DomainConfig {
+    /// `nr_vcpus` vCPUs, the full 4096 ports.
+    pub const fn new(nr_vcpus: u32, privileged: bool) -> Self {
+        Self { nr_vcpus, privileged, max_ports: MAX_PORTS }
+    }
+}
+
+/// The state of one port (Xen's `ECS_*` with their data).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PortState {
+    /// Not allocated (`ECS_FREE`).
+    Free,
+    /// Never allocated: port 0 (`ECS_RESERVED`).
+    Reserved,
+    /// Waiting for `remote` to bind to it (`ECS_UNBOUND`).
+    Unbound {
+        /// The only domain allowed to bind.
+        remote: DomId,
+    },
+    /// Connected to `remote_port` of `remote` (`ECS_INTERDOMAIN`).
+    Interdomain {
+        /// The peer domain (may be the domain itself: loopback).
+        remote: DomId,
+        /// The peer's port.
+        remote_port: EvtchnPort,
+    },
+    /// Bound to a virtual IRQ (`ECS_VIRQ`).
+    Virq(u32),
+    /// Bound for inter-processor interrupts to its own domain (`ECS_IPI`).
+    Ipi,
+}
+
+/// What `EVTCHNOP_status` reports about a port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortStatus {
+    /// The port's state ([`PortState::Free`] and [`PortState::Reserved`] read as closed).
+    pub state: PortState,
+    /// The vCPU it notifies.
+    pub vcpu: u32,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Channel {
+    state: PortState,
+    vcpu: u32,
+}
+
+const FREE: Channel = Channel { state: PortState::Free, vcpu: 0 };
+
+/// One domain's ports and VIRQ bindings.
+struct DomainPorts {
+    config: DomainConfig,
+    /// Allocated buckets; `ports.len()` is Xen's `valid_evtchns`.
+    ports: Vec<Channel>,
+    /// `virq_to_evtchn` of each vCPU (0 = unbound).
+    virqs: Vec<[EvtchnPort; NR_VIRQS as usize]>,
+}
+
+impl DomainPorts {
+    fn channel(&self, port: EvtchnPort) -> Result<&Channel, Errno> {
+        self.ports.get(port as usize).ok_or(Errno::EINVAL)
+    }
+
+    fn channel_mut(&mut self, port: EvtchnPort) -> Result<&mut Channel, Errno> {
+        self.ports.get_mut(port as usize).ok_or(Errno::EINVAL)
+    }
+
+    fn vcpu_exists(&self, vcpu: u32) -> bool {
+        vcpu < self.config.nr_vcpus
+    }
+
+    /// Xen's `get_free_port`: the lowest free port, growing the table by a bucket when all
+    /// existing ports are in use. `-ENOSPC` beyond `max_ports`, `-ENOMEM` if growing fails.
+    fn get_free_port(&mut self) -> Result<EvtchnPort, Errno> {
+        let max = self.config.max_ports;
+        if let Some(p) = self.ports.iter().take(max as usize).position(|c| c.state == PortState::Free) {
+            return Ok(p as EvtchnPort);
+        }
+        let port = self.ports.len() as u32;
+        if port >= max {
+            return Err(Errno::ENOSPC);
+        }
+        // Allocation failure is a guest-visible error, never a hypervisor panic.
+        self.ports.try_reserve_exact(BUCKET as usize).map_err(|_| Errno::ENOMEM)?;
+        self.ports.extend(core::iter::repeat_n(FREE, BUCKET as usize));
+        Ok(port)
+    }
+}
+
+/// Whether `virq` is delivered to the domain as a whole (bound on vCPU 0, re-targetable with
+/// `bind_vcpu`) rather than per vCPU (Xen's `virq_is_global`; x86's arch VIRQs are global).
+pub fn virq_is_global(virq: u32) -> bool {
+    !matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
+}
+
+/// Every domain's event channels.
+#[derive(Default)]
+pub struct EventChannels {
+    domains: BTreeMap<DomId, DomainPorts>,
+}
+
+impl EventChannels {
+    /// No domains yet.
+    pub const fn new() -> Self {
+        Self { domains: BTreeMap::new() }
+    }
+
+    /// Creates `dom`'s table (Xen's `evtchn_init`): one bucket, port 0 reserved. Replaces any
+    /// table left for the same id. `-EINVAL` for a reserved id or a bad config.
+    pub fn add_domain(&mut self, dom: DomId, config: DomainConfig) -> Result<(), Errno> {
+        let vcpus_ok = config.nr_vcpus >= 1 && config.nr_vcpus as usize <= XEN_LEGACY_MAX_VCPUS;
+        if dom >= DOMID_FIRST_RESERVED || !vcpus_ok || config.max_ports < 1 || config.max_ports > MAX_PORTS {
+            return Err(Errno::EINVAL);
+        }
+        let mut ports = Vec::new();
+        ports.try_reserve_exact(BUCKET as usize).map_err(|_| Errno::ENOMEM)?;
+        ports.extend(core::iter::repeat_n(FREE, BUCKET as usize));
+        ports[0].state = PortState::Reserved;
+        let mut virqs = Vec::new();
+        virqs.try_reserve_exact(config.nr_vcpus as usize).map_err(|_| Errno::ENOMEM)?;
+        virqs.resize(config.nr_vcpus as usize, [0; NR_VIRQS as usize]);
+        self.domains.insert(dom, DomainPorts { config, ports, virqs });
+        Ok(())
+    }
+
+    /// Whether `dom` has a table.
+    pub fn has_domain(&self, dom: DomId) -> bool {
+        self.domains.contains_key(&dom)
+    }
+
+    /// The state of `port` in `dom`, if both exist (for diagnostics and tests).
+    pub fn port_state(&self, dom: DomId, port: EvtchnPort) -> Option<PortState> {
+        self.domains.get(&dom)?.ports.get(port as usize).map(|c| c.state)
+    }
+
+    /// Resolves `DOMID_SELF` and looks the domain up: `-ESRCH` if it has no table.
+    fn resolve(&self, caller: DomId, dom: DomId) -> Result<DomId, Errno> {
+        let d = if dom == DOMID_SELF { caller } else { dom };
+        if self.domains.contains_key(&d) {
+            Ok(d)
+        } else {
+            Err(Errno::ESRCH)
+        }
+    }
+
+    fn table(&mut self, dom: DomId) -> Result<&mut DomainPorts, Errno> {
+        self.domains.get_mut(&dom).ok_or(Errno::ESRCH)
+    }
+
+    /// The dummy-XSM `XSM_TARGET` rule: a domain may act on itself; the privileged one on any.
+    fn may_target(&self, caller: DomId, target: DomId) -> Result<(), Errno> {
+        let privileged = self.domains.get(&caller).is_some_and(|d| d.config.privileged);
+        if caller == target || privileged {
+            Ok(())
+        } else {
+            Err(Errno::EPERM)
+        }
+    }
+
+    /// `EVTCHNOP_alloc_unbound`: a new port in `dom` (`DOMID_SELF` or the caller, unless the
+    /// caller is privileged) that `remote_dom` may bind to; `remote_dom = DOMID_SELF` means
+    /// the caller. As in Xen, `remote_dom` need not exist (yet): nobody else can bind to it.
+    /// Errors: `-ESRCH` no such `dom`, `-ENOSPC` no free port, `-EPERM` not allowed.
+    pub fn alloc_unbound(&mut self, caller: DomId, dom: DomId, remote_dom: DomId) -> Result<EvtchnPort, Errno> {
+        let d = self.resolve(caller, dom)?;
+        let port = self.table(d)?.get_free_port()?;
+        self.may_target(caller, d)?;
+        let remote = if remote_dom == DOMID_SELF { caller } else { remote_dom };
+        self.table(d)?.ports[port as usize] = Channel { state: PortState::Unbound { remote }, vcpu: 0 };
+        Ok(port)
+    }
+
+    /// `EVTCHNOP_bind_interdomain`: connects a new local port of `caller` to `remote_port` of
+    /// `remote_dom`, which must be unbound and reserved for `caller`. The local port is set
+    /// pending straight away (events sent while the remote end was unbound were dropped).
+    /// Errors: `-ESRCH` no such domain, `-ENOSPC` no free local port, `-EINVAL` the remote
+    /// port is invalid, not unbound, or reserved for someone else.
+    pub fn bind_interdomain(
+        &mut self,
+        host: &mut dyn EvtchnHost,
+        caller: DomId,
+        remote_dom: DomId,
+        remote_port: EvtchnPort,
+    ) -> Result<EvtchnPort, Errno> {
+        let rd = self.resolve(caller, remote_dom)?;
+        let lport = self.table(caller)?.get_free_port()?;
+        let rchn = *self.table(rd)?.channel(remote_port)?;
+        if rchn.state != (PortState::Unbound { remote: caller }) {
+            return Err(Errno::EINVAL);
+        }
+        self.table(caller)?.ports[lport as usize] =
+            Channel { state: PortState::Interdomain { remote: rd, remote_port }, vcpu: 0 };
+        self.table(rd)?.ports[remote_port as usize].state = PortState::Interdomain { remote: caller, remote_port: lport };
+        set_pending(host, caller, 0, lport);
+        Ok(lport)
+    }
+
+    /// `EVTCHNOP_bind_virq`: binds `virq` on `vcpu` of `caller`. Global VIRQs only on vCPU 0.
+    /// Errors: `-EINVAL` bad VIRQ or a global one on another vCPU, `-ENOENT` no such vCPU,
+    /// `-EEXIST` already bound on that vCPU, `-ENOSPC` no free port.
+    pub fn bind_virq(&mut self, caller: DomId, virq: u32, vcpu: u32) -> Result<EvtchnPort, Errno> {
+        let t = self.table(caller)?;
+        if virq >= NR_VIRQS || (virq_is_global(virq) && vcpu != 0) {
+            return Err(Errno::EINVAL);
+        }
+        if !t.vcpu_exists(vcpu) {
+            return Err(Errno::ENOENT);
+        }
+        if t.virqs[vcpu as usize][virq as usize] != 0 {
+            return Err(Errno::EEXIST);
+        }
+        let port = t.get_free_port()?;
+        t.ports[port as usize] = Channel { state: PortState::Virq(virq), vcpu };
+        t.virqs[vcpu as usize][virq as usize] = port;
+        Ok(port)
+    }
+
+    /// `EVTCHNOP_bind_ipi`: a port whose `send` notifies `vcpu` of the caller itself.
+    /// Errors: `-ENOENT` no such vCPU, `-ENOSPC` no free port.
+    pub fn bind_ipi(&mut self, caller: DomId, vcpu: u32) -> Result<EvtchnPort, Errno> {
+        let t = self.table(caller)?;
+        if !t.vcpu_exists(vcpu) {
+            return Err(Errno::ENOENT);
+        }
+        let port = t.get_free_port()?;
+        t.ports[port as usize] = Channel { state: PortState::Ipi, vcpu };
+        Ok(port)
+    }
+
+    /// `EVTCHNOP_close`: frees `port` of `caller` and clears its pending bit; the peer of an
+    /// interdomain port goes back to unbound, still reserved for `caller`.
+    /// Errors: `-EINVAL` invalid, free or reserved port.
+    pub fn close(&mut self, host: &mut dyn EvtchnHost, caller: DomId, port: EvtchnPort) -> Result<(), Errno> {
+        let chn = *self.table(caller)?.channel(port)?;
+        match chn.state {
+            PortState::Free | PortState::Reserved => return Err(Errno::EINVAL),
+            PortState::Unbound { .. } | PortState::Ipi => {}
+            PortState::Virq(virq) => {
+                for per_vcpu in self.table(caller)?.virqs.iter_mut() {
+                    if per_vcpu[virq as usize] == port {
+                        per_vcpu[virq as usize] = 0;
+                    }
+                }
+            }
+            PortState::Interdomain { remote, remote_port } => {
+                // The peer's entry always mirrors ours; check anyway rather than trust it.
+                if let Some(peer) = self.domains.get_mut(&remote).and_then(|d| d.ports.get_mut(remote_port as usize)) {
+                    if peer.state == (PortState::Interdomain { remote: caller, remote_port: port }) {
+                        peer.state = PortState::Unbound { remote: caller };
+                    }
+                }
+            }
+        }
+        self.table(caller)?.ports[port as usize] = FREE;
+        clear_pending(host, caller, port);
+        Ok(())
+    }
+
+    /// `EVTCHNOP_send`: raises the peer's port of an interdomain channel, or the port itself
+    /// for an IPI. A send on an unbound port is dropped silently (success).
+    /// Errors: `-EINVAL` invalid port, or a free, reserved or VIRQ port.
+    pub fn send(&mut self, host: &mut dyn EvtchnHost, caller: DomId, port: EvtchnPort) -> Result<(), Errno> {
+        let chn = *self.table(caller)?.channel(port)?;
+        match chn.state {
+            PortState::Interdomain { remote, remote_port } => {
+                if let Ok(peer) = self.table(remote).and_then(|t| t.channel(remote_port).copied()) {
+                    set_pending(host, remote, peer.vcpu, remote_port);
+                }
+                Ok(())
+            }
+            PortState::Ipi => {
+                set_pending(host, caller, chn.vcpu, port);
+                Ok(())
+            }
+            PortState::Unbound { .. } => Ok(()),
+            PortState::Free | PortState::Reserved | PortState::Virq(_) => Err(Errno::EINVAL),
+        }
+    }
+
+    /// `EVTCHNOP_status` of `port` in `dom` (`DOMID_SELF`, or any domain if privileged).
+    /// Errors: `-ESRCH` no such domain, `-EINVAL` invalid port, `-EPERM` not allowed.
+    pub fn status(&self, caller: DomId, dom: DomId, port: EvtchnPort) -> Result<PortStatus, Errno> {
+        let d = self.resolve(caller, dom)?;
+        let chn = *self.domains.get(&d).ok_or(Errno::ESRCH)?.channel(port)?;
+        self.may_target(caller, d)?;
+        Ok(PortStatus { state: chn.state, vcpu: chn.vcpu })
+    }
+
+    /// `EVTCHNOP_bind_vcpu`: makes `port` notify `vcpu`. Allowed for unbound, interdomain and
+    /// global-VIRQ ports. Errors: `-ENOENT` no such vCPU, `-EINVAL` invalid port or a state
+    /// that cannot move (free, reserved, IPI, per-vCPU VIRQ).
+    pub fn bind_vcpu(&mut self, caller: DomId, port: EvtchnPort, vcpu: u32) -> Result<(), Errno> {
+        let t = self.table(caller)?;
+        if !t.vcpu_exists(vcpu) {
+            return Err(Errno::ENOENT);
+        }
+        let chn = t.channel_mut(port)?;
+        match chn.state {
+            PortState::Virq(virq) if virq_is_global(virq) => chn.vcpu = vcpu,
+            PortState::Unbound { .. } | PortState::Interdomain { .. } => chn.vcpu = vcpu,
+            _ => return Err(Errno::EINVAL),
+        }
+        Ok(())
+    }
+
+    /// `EVTCHNOP_unmask`: clears the mask bit; if it was set and the port is pending, repeats
+    /// step 2 of raising (pending_sel, upcall_pending, kick). Errors: `-EINVAL` invalid port.
+    pub fn unmask(&mut self, host: &mut dyn EvtchnHost, caller: DomId, port: EvtchnPort) -> Result<(), Errno> {
+        let vcpu = self.table(caller)?.channel(port)?.vcpu;
+        let (w, bit) = word_bit(port);
+        let kick = host.shared_info(caller).is_some_and(|si| {
+            let was_masked = si.evtchn_mask[w] & bit != 0;
+            si.evtchn_mask[w] &= !bit;
+            was_masked && si.evtchn_pending[w] & bit != 0 && mark_selector(si, vcpu, w)
+        });
+        if kick {
+            host.kick(caller, vcpu);
+        }
+        Ok(())
+    }
+
+    /// `EVTCHNOP_reset`: closes every port of `dom`. Another domain may only be reset by the
+    /// privileged domain while it is paused by it, which this hypervisor has no notion of yet,
+    /// so that answers `-EINVAL` (Xen's answer for an unpaused domain).
+    /// Errors: `-ESRCH` no such domain, `-EPERM` not allowed, `-EINVAL` not paused.
+    pub fn reset(&mut self, host: &mut dyn EvtchnHost, caller: DomId, dom: DomId) -> Result<(), Errno> {
+        let d = self.resolve(caller, dom)?;
+        self.may_target(caller, d)?;
+        if d != caller {
+            return Err(Errno::EINVAL);
+        }
+        self.close_all(host, d);
+        Ok(())
+    }
+
+    fn close_all(&mut self, host: &mut dyn EvtchnHost, dom: DomId) {
+        let n = self.domains.get(&dom).map_or(0, |t| t.ports.len() as u32);
+        for port in 0..n {
+            // Free and reserved ports refuse with -EINVAL; that is expected and ignored.
+            let _ = self.close(host, dom, port);
+        }
+    }
+
+    /// Raises `virq` in `dom` as Xen's `send_guest_vcpu_virq` (per-vCPU VIRQ, on `vcpu`) or
+    /// `send_guest_global_virq` (global VIRQ: the port bound on vCPU 0, notifying the vCPU the
+    /// port is bound to). Nothing happens if it is not bound or anything does not exist.
+    pub fn raise_vcpu_virq(&mut self, host: &mut dyn EvtchnHost, dom: DomId, vcpu: u32, virq: u32) {
+        if virq >= NR_VIRQS {
+            return;
+        }
+        let Some(t) = self.domains.get(&dom) else { return };
+        let binder = if virq_is_global(virq) { 0 } else { vcpu };
+        let Some(&port) = t.virqs.get(binder as usize).map(|v| &v[virq as usize]) else { return };
+        let Some(chn) = t.ports.get(port as usize).filter(|_| port != 0) else { return };
+        let target = if virq_is_global(virq) { chn.vcpu } else { vcpu };
+        set_pending(host, dom, target, port);
+    }
+
+    /// Raises `virq` in `dom` for vCPU 0 (see [`Self::raise_vcpu_virq`]); for a global VIRQ
+    /// the vCPU it was bound to is notified.
+    pub fn raise_virq(&mut self, host: &mut dyn EvtchnHost, dom: DomId, virq: u32) {
+        self.raise_vcpu_virq(host, dom, 0, virq);
+    }
+
+    /// Xen's `send_global_virq`: raises a global VIRQ in [`GLOBAL_VIRQ_DOMAIN`] (dom0).
+    pub fn send_global_virq(&mut self, host: &mut dyn EvtchnHost, virq: u32) {
+        if virq_is_global(virq) {
+            self.raise_virq(host, GLOBAL_VIRQ_DOMAIN, virq);
+        }
+    }
+
+    /// Tears down `dom`'s event channels (Xen's `evtchn_destroy`): closes every port, so its
+    /// interdomain peers become unbound (still naming `dom`), drops its table, then raises
+    /// `VIRQ_DOM_EXC` in dom0 if dom0 bound it. Call it once the domain can no longer run,
+    /// before its id can be reused (a later [`Self::add_domain`] starts from a fresh table).
+    pub fn domain_destroyed(&mut self, host: &mut dyn EvtchnHost, dom: DomId) {
+        if !self.domains.contains_key(&dom) {
+            return;
+        }
+        self.close_all(host, dom);
+        self.domains.remove(&dom);
+        self.send_global_virq(host, VIRQ_DOM_EXC);
+    }
+}
+
+/// Word index and bit mask of `port` in the 2-level bitmaps.
+fn word_bit(port: EvtchnPort) -> (usize, u64) {
+    ((port / 64) as usize, 1u64 << (port % 64))
+}
+
+/// Step 2's tail: newly sets bit `w` of `vcpu`'s `evtchn_pending_sel`; if it was clear, sets
+/// `evtchn_upcall_pending` and returns true (kick). A vCPU without a `vcpu_info` slot in
+/// `shared_info` is never notified.
+fn mark_selector(si: &mut SharedInfo, vcpu: u32, w: usize) -> bool {
+    let Some(vi) = si.vcpu_info.get_mut(vcpu as usize) else { return false };
+    let sel = 1u64 << w;
+    if vi.evtchn_pending_sel & sel != 0 {
+        return false;
+    }
+    vi.evtchn_pending_sel |= sel;
+    vi.evtchn_upcall_pending |= 1;
+    true
+}
+
+/// Raises `port` of `dom` for `vcpu` (`evtchn_2l_set_pending`, §3.9).
+fn set_pending(host: &mut dyn EvtchnHost, dom: DomId, vcpu: u32, port: EvtchnPort) {
+    let (w, bit) = word_bit(port);
+    let kick = host.shared_info(dom).is_some_and(|si| {
+        let Some(pending) = si.evtchn_pending.get_mut(w) else { return false };
+        if *pending & bit != 0 {
+            return false;
+        }
+        *pending |= bit;
+        si.evtchn_mask[w] & bit == 0 && mark_selector(si, vcpu, w)
+    });
+    if kick {
+        host.kick(dom, vcpu);
+    }
+}
+
+/// Clears the pending bit of a port being freed, so a re-bound port starts quiet.
+fn clear_pending(host: &mut dyn EvtchnHost, dom: DomId, port: EvtchnPort) {
+    let (w, bit) = word_bit(port);
+    if let Some(word) = host.shared_info(dom).and_then(|si| si.evtchn_pending.get_mut(w)) {
+        *word &= !bit;
+    }
+}
