@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Runs the guest kernel's bench role (N null hypercalls and N console_io writes, timed with
+# rdtsc) on Debian's Xen 4.17 and on our hypervisor under QEMU (TCG), and prints both figures
+# and the ratio ours/xen. A side that fails (no image, no bench lines, timeout) is reported as
+# such and the other side is still measured.
+#
+# Usage: scripts/bench-guest.sh [iterations]        (default 10000)
+# Env:   GUEST=<guest ELF>  OURS=<hypervisor ELF>  XEN=<gunzipped xen-4.17>  TIMEOUT=<s>
+# Exit:  0 if both sides produced figures, 1 otherwise.
+set -u
+cd "$(dirname "$0")/.."
+N="${1:-10000}"
+TIMEOUT="${TIMEOUT:-180}"
+BUILD=build
+GUEST="${GUEST:-$BUILD/guest-kernel.elf}"
+OURS="${OURS:-$BUILD/hypervisor.elf}"
+XEN="${XEN:-$BUILD/xen-4.17}"
+[ -f "$GUEST" ] || GUEST=target/x86_64-unknown-none/release/guest-kernel
+[ -f "$OURS" ] || OURS=target/x86_64-unknown-none/release/hypervisor
+if [ ! -f "$XEN" ] && [ -f /boot/xen-4.17-amd64.gz ]; then
+  XEN="$(mktemp /tmp/xen-4.17.XXXXXX)"
+  gunzip -c /boot/xen-4.17-amd64.gz > "$XEN"
+fi
+LOGDIR="$BUILD/bench"
+mkdir -p "$LOGDIR"
+
+# run_side NAME KERNEL HV_OPTIONS END_PATTERN: boots KERNEL with the guest as the module and
+# stops at END_PATTERN in the serial log (Xen halts instead of exiting QEMU) or QEMU's exit.
+run_side() {
+  local name="$1" kernel="$2" opts="$3" end="$4" log="$LOGDIR/$1.log"
+  if [ ! -f "$kernel" ] || [ ! -f "$GUEST" ]; then
+    echo "$name: FAILED (missing image: $kernel or $GUEST)" >&2
+    return 1
+  fi
+  : > "$log"
+  qemu-system-x86_64 -kernel "$kernel" -initrd "$GUEST" \
+    -append "$opts -- role=bench iterations=$N" -m 512 -nographic -no-reboot \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial "file:$log" -monitor none \
+    -display none >/dev/null 2>&1 &
+  local pid=$! waited=0
+  while kill -0 "$pid" 2>/dev/null; do
+    if grep -q "$end" "$log" 2>/dev/null || [ "$waited" -ge "$((TIMEOUT * 10))" ]; then
+      kill "$pid" 2>/dev/null
+      break
+    fi
+    sleep 0.1
+    waited=$((waited + 1))
+  done
+  wait "$pid" 2>/dev/null
+  if ! grep -q "bench: console_write" "$log"; then
+    echo "$name: FAILED (no bench lines; log $log, last lines:)" >&2
+    tail -n 5 "$log" | sed 's/^/    /' >&2
+    return 1
+  fi
+}
+
+# figure NAME MEASUREMENT: cycles_per_call from the side's log.
+figure() {
+  tr -d '\r' < "$LOGDIR/$1.log" | sed -n "s/^bench: $2 .*cycles_per_call=\([0-9]*\).*/\1/p" | tail -n 1
+}
+
+ok_xen=0; ok_ours=0
+run_side xen "$XEN" "console=com1 loglvl=all noreboot" "Hardware Dom0 \(halted\|crashed\)" && ok_xen=1
+run_side ours "$OURS" "console=com1 loglvl=info" "Hardware domain shut down" && ok_ours=1
+
+printf '%-16s %14s %14s %10s\n' measurement xen ours ours/xen
+for m in null_hypercall console_write; do
+  x=""; o=""
+  [ "$ok_xen" = 1 ] && x="$(figure xen "$m")"
+  [ "$ok_ours" = 1 ] && o="$(figure ours "$m")"
+  ratio="-"
+  if [ -n "$x" ] && [ -n "$o" ] && [ "$x" -gt 0 ]; then
+    ratio="$(awk -v o="$o" -v x="$x" 'BEGIN { printf "%.2f", o / x }')"
+  fi
+  printf '%-16s %14s %14s %10s\n' "$m" "${x:-FAILED}" "${o:-FAILED}" "$ratio"
+done
+echo "(rdtsc cycles per call under QEMU TCG, iterations=$N; logs in $LOGDIR/)"
+[ "$ok_xen" = 1 ] && [ "$ok_ours" = 1 ]
