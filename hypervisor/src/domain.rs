@@ -6,24 +6,16 @@
 //! in the `hypervisor` library and are host-tested.
 
 use crate::arch::x86_64::{apic, cpu, gdt, guest_entry, idt::TrapFrame, paging, serial};
-use crate::memory::FRAMES;
 use alloc::vec::Vec;
 use core::mem::offset_of;
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
 use hypercall_abi::errno::Errno;
-use hypercall_abi::start_info::{StartInfo, SIF_INITDOMAIN, SIF_PRIVILEGED};
-use hypervisor::domain_layout::{self, Layout, LayoutInput, MachineMemory, PAGE};
-use hypervisor::elf_image::{self, GuestImage};
 use hypervisor::exit_code;
 use hypervisor::guest_access;
 use hypervisor::hypercalls::{self, DomainFacts, Env, Outcome};
 use hypervisor::vcpu::{self, Delivery, DeliveryError, GuestMemory, ModeChange, VcpuState};
 use spin::Mutex;
 
-/// Default dom0 size when `dom0_mem=` is not given.
-const DEFAULT_DOM0_BYTES: u64 = 128 << 20;
-/// Frames kept back for the hypervisor when sizing dom0.
-const HYPERVISOR_RESERVE_FRAMES: u64 = 2048;
 /// `SHUTDOWN_*` reasons.
 const SHUTDOWN_POWEROFF: u32 = 0;
 const SHUTDOWN_REBOOT: u32 = 1;
@@ -33,6 +25,8 @@ const SHUTDOWN_CRASH: u32 = 3;
 pub struct Domain {
     /// Domain id (0 for dom0).
     pub id: u16,
+    /// Name (from the config; `Domain-0` for dom0).
+    pub name: alloc::string::String,
     /// Whether this is the privileged control domain.
     pub privileged: bool,
     /// Pseudo-physical to machine frame map.
@@ -65,171 +59,6 @@ pub struct Machine {
 
 /// The machine state, reached from the trap path (single CPU, interrupts off: never contended).
 pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
-
-/// Why dom0 could not be built.
-#[derive(Debug)]
-pub enum BuildError {
-    /// The image was refused.
-    Image(elf_image::ImageError),
-    /// The layout does not fit.
-    Layout(domain_layout::LayoutError),
-    /// Not enough free memory.
-    OutOfMemory {
-        /// Frames wanted.
-        wanted: u64,
-        /// Frames free.
-        free: u64,
-    },
-}
-
-impl core::fmt::Display for BuildError {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Image(e) => write!(f, "{e}"),
-            Self::Layout(e) => write!(f, "{e}"),
-            Self::OutOfMemory { wanted, free } => {
-                write!(f, "not enough memory: {wanted} frames wanted, {free} free")
-            }
-        }
-    }
-}
-
-fn copy_into_domain(mem: &mut paging::DirectMap, p2m: &[u64], layout: &Layout, va: u64, bytes: &[u8]) {
-    use hypervisor::guest_access::MachineAccess;
-    let mut done = 0;
-    while done < bytes.len() {
-        let cur = va + done as u64;
-        let chunk = ((PAGE - (cur % PAGE)) as usize).min(bytes.len() - done);
-        let maddr = (p2m[layout.pfn(cur) as usize] << 12) + cur % PAGE;
-        mem.write_bytes(maddr, &bytes[done..done + chunk]);
-        done += chunk;
-    }
-}
-
-/// Builds dom0 from `image` and returns the frame to start it with.
-pub fn build_dom0(
-    image: &[u8],
-    cmdline: &str,
-    dom0_mem: Option<u64>,
-    mem: &mut paging::DirectMap,
-) -> Result<(Domain, TrapFrame), BuildError> {
-    let img: GuestImage = elf_image::parse(image).map_err(BuildError::Image)?;
-    let mut frames_guard = FRAMES.lock();
-    let frames = frames_guard.as_mut().expect("frame allocator initialised at boot");
-    let free = frames.free_frames();
-    let nr_pages = match dom0_mem {
-        Some(bytes) => bytes.div_ceil(PAGE),
-        None => (DEFAULT_DOM0_BYTES / PAGE).min(free.saturating_sub(HYPERVISOR_RESERVE_FRAMES)),
-    };
-    // Keep one frame for shared_info.
-    if nr_pages + 1 > free {
-        return Err(BuildError::OutOfMemory { wanted: nr_pages + 1, free });
-    }
-    let layout = Layout::compute(&LayoutInput {
-        virt_base: img.virt_base,
-        kernel_start: img.kernel_start,
-        kernel_end: img.kernel_end,
-        module_len: 0,
-        nr_pages,
-        is_dom0: true,
-    })
-    .map_err(BuildError::Layout)?;
-
-    let mut p2m = Vec::with_capacity(nr_pages as usize);
-    for _ in 0..nr_pages {
-        // Cannot fail: we checked the free count under the same lock.
-        let mfn = frames.alloc().expect("free frames counted above");
-        mem.zero_frame(mfn);
-        p2m.push(mfn);
-    }
-    let shared_info_mfn = frames.alloc().expect("free frames counted above");
-    drop(frames_guard);
-    mem.zero_frame(shared_info_mfn);
-    // vcpu_info[0].evtchn_upcall_mask = 1: events start masked (digest §1.3).
-    hypervisor::guest_access::MachineAccess::write_bytes(mem, (shared_info_mfn << 12) + 1, &[1]);
-
-    for s in &img.segments {
-        let bytes = &image[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
-        copy_into_domain(mem, &p2m, &layout, s.vaddr, bytes);
-        // The tail up to mem_size is already zero: every frame was zeroed above.
-    }
-    let p2m_bytes: Vec<u8> = p2m.iter().flat_map(|m| m.to_le_bytes()).collect();
-    copy_into_domain(mem, &p2m, &layout, layout.p2m, &p2m_bytes);
-
-    if let Some(hp) = img.hypercall_page {
-        let mut page = [0xccu8; 4096];
-        for n in 0..128u32 {
-            let at = n as usize * hypercall_abi::hypercall::HYPERCALL_STUB_SIZE;
-            if n == hypercall_abi::hypercall::IRET as u32 {
-                page[at..at + 11].copy_from_slice(&hypercall_abi::hypercall::IRET_STUB);
-            } else {
-                page[at..at + 14].copy_from_slice(&hypercall_abi::hypercall::hypercall_stub(n));
-            }
-        }
-        copy_into_domain(mem, &p2m, &layout, hp, &page);
-    }
-
-    let mut si = StartInfo::zeroed();
-    let magic: &[u8] = if img.pae_mode { b"xen-3.0-x86_64p" } else { b"xen-3.0-x86_64" };
-    si.magic[..magic.len()].copy_from_slice(magic);
-    si.nr_pages = nr_pages;
-    si.shared_info = shared_info_mfn << 12;
-    si.flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
-    si.console.dom0 = hypercall_abi::start_info::StartInfoConsoleDom0 { info_off: 1168, info_size: 40 };
-    si.pt_base = layout.pt_base;
-    si.nr_pt_frames = layout.nr_pt_frames;
-    si.mfn_list = layout.p2m;
-    let cl = cmdline.as_bytes();
-    let n = cl.len().min(si.cmd_line.len() - 1);
-    si.cmd_line[..n].copy_from_slice(&cl[..n]);
-    // SAFETY: StartInfo is a repr(C) struct of integers and byte arrays: viewing it as bytes
-    // is defined (padding bytes are zero because it was built from `zeroed`).
-    let si_bytes = unsafe {
-        core::slice::from_raw_parts(&si as *const StartInfo as *const u8, core::mem::size_of::<StartInfo>())
-    };
-    copy_into_domain(mem, &p2m, &layout, layout.start_info, si_bytes);
-
-    let hv_l4 = paging::hypervisor_pml4_phys();
-    let mut slots = [0u64; 16];
-    for (i, s) in slots.iter_mut().enumerate() {
-        *s = mem.read_entry(hv_l4 >> 12, 256 + i);
-    }
-    let l4_mfn = domain_layout::build_page_tables(&layout, &p2m, &slots, mem);
-
-    log::info!(
-        "d0: kernel {:#x}-{:#x} entry {:#x}, {} pages ({} MiB), p2m {:#x}, start_info {:#x}, page tables {:#x} ({} frames), stack {:#x}, v_end {:#x}",
-        img.kernel_start,
-        img.kernel_end,
-        img.entry,
-        nr_pages,
-        (nr_pages * PAGE) >> 20,
-        layout.p2m,
-        layout.start_info,
-        layout.pt_base,
-        layout.nr_pt_frames,
-        layout.stack,
-        layout.v_end
-    );
-    let frame = TrapFrame {
-        rip: img.entry,
-        cs: gdt::FLAT_RING3_CS64 as u64,
-        rflags: 0x200,
-        rsp: layout.stack + PAGE,
-        ss: gdt::FLAT_RING3_SS64 as u64,
-        rsi: layout.start_info,
-        ..TrapFrame::default()
-    };
-    let domain = Domain {
-        id: 0,
-        privileged: true,
-        p2m,
-        vcpu: VcpuState::new(l4_mfn << 12),
-        shared_info_mfn,
-        singleshot_ns: None,
-        periodic_ns: None,
-    };
-    Ok((domain, frame))
-}
 
 /// Starts the machine's domain in guest context. Never returns.
 pub fn start(mut machine: Machine, frame: TrapFrame) -> ! {

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 mod arch;
+mod builder;
 mod console;
 mod domain;
 mod memory;
@@ -148,18 +149,28 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         Ok(ModuleKind::Elf) => {
             log::info!("Module 0: ELF image, {} bytes: dom0 kernel", bytes.len());
             let mut mem = paging::DirectMap { top: mapped_top };
-            match domain::build_dom0(bytes, cmdline.dom0_cmdline, cmdline.dom0_mem, &mut mem) {
-                Ok((dom, frame)) => {
+            let req = builder::BuildRequest {
+                id: 0,
+                name: "Domain-0",
+                image: bytes,
+                cmdline: cmdline.dom0_cmdline,
+                memory_bytes: cmdline.dom0_mem,
+                privileged: true,
+                store_evtchn: 0,
+                console_evtchn: 0,
+            };
+            match builder::build_domain(&req, &mut mem) {
+                Ok(built) => {
                     log::info!("Starting dom0 (command line: \"{}\")", cmdline.dom0_cmdline);
                     let machine = domain::Machine {
-                        domain: dom,
+                        domain: built.domain,
                         mem,
                         tsc_hz: cal.tsc_hz,
                         tsc_boot: cpu::rdtsc(),
                         cmdline: info.cmdline.clone(),
                         wallclock_at_boot: boot_wallclock,
                     };
-                    domain::start(machine, frame)
+                    domain::start(machine, built.frame)
                 }
                 Err(e) => {
                     log::error!("dom0 image refused: {e}");
