@@ -38,7 +38,7 @@
 //! these bit operations must become `lock`-prefixed operations on the real page.
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
@@ -171,6 +171,24 @@ impl DomainPorts {
     }
 }
 
+/// Everything the `event_channel_op` hypercall needs, for one calling domain: what
+/// [`crate::hypercalls::Env::events`] hands out.
+pub struct EventAccess<'a> {
+    /// Every domain's event channels.
+    pub table: &'a mut EventChannels,
+    /// The shared_info pages and wake-ups.
+    pub host: &'a mut dyn EvtchnHost,
+    /// The calling domain's id (what `DOMID_SELF` means).
+    pub caller: DomId,
+}
+
+impl<'a> EventAccess<'a> {
+    /// Bundles the table, the host and the caller's id.
+    pub fn new(table: &'a mut EventChannels, host: &'a mut dyn EvtchnHost, caller: DomId) -> Self {
+        Self { table, host, caller }
+    }
+}
+
 /// Whether `virq` is delivered to the domain as a whole (bound on vCPU 0, re-targetable with
 /// `bind_vcpu`) rather than per vCPU (Xen's `virq_is_global`; x86's arch VIRQs are global).
 pub fn virq_is_global(virq: u32) -> bool {
@@ -274,7 +292,8 @@ impl EventChannels {
         }
         self.table(caller)?.ports[lport as usize] =
             Channel { state: PortState::Interdomain { remote: rd, remote_port }, vcpu: 0 };
-        self.table(rd)?.ports[remote_port as usize].state = PortState::Interdomain { remote: caller, remote_port: lport };
+        self.table(rd)?.ports[remote_port as usize].state =
+            PortState::Interdomain { remote: caller, remote_port: lport };
         set_pending(host, caller, 0, lport);
         Ok(lport)
     }

@@ -4,6 +4,7 @@
 //! The handlers are generic over [`Env`], the services of the calling domain (guest memory,
 //! console, timers), so the whole dispatcher is tested on the host against a mock domain.
 
+mod evtchn;
 mod handlers;
 mod vcpu_ctx;
 #[cfg(test)]
@@ -129,6 +130,9 @@ pub trait Env {
     fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState;
     /// Loads the vCPU's FS and GS bases into the CPU after `set_segment_base` changed them.
     fn apply_segment_bases(&mut self);
+    /// The event channels, shared_info access and wake-ups for the calling domain, or `None`
+    /// if event channels are unavailable (then `event_channel_op` answers `-ENOSYS`).
+    fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>>;
 }
 
 /// One entry of the hypercall table.
@@ -158,6 +162,8 @@ static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     t[nr::CONSOLE_IO as usize] = entry("console_io", handlers::console_io);
     t[nr::VCPU_OP as usize] = entry("vcpu_op", handlers::vcpu_op);
     t[nr::SCHED_OP as usize] = entry("sched_op", handlers::sched_op);
+    t[nr::EVENT_CHANNEL_OP_COMPAT as usize] = entry("event_channel_op_compat", evtchn::event_channel_op_compat);
+    t[nr::EVENT_CHANNEL_OP as usize] = entry("event_channel_op", evtchn::event_channel_op);
     t
 };
 

@@ -1,0 +1,270 @@
+//! Host tests of `event_channel_op` and its compat form through the hypercall table: structure
+//! layouts in and out, `-EFAULT` on bad pointers, and the errno of every refusal.
+
+use super::super::{dispatch, DomainFacts, Env, Outcome};
+use crate::evtchn::tests::Host;
+use crate::evtchn::{DomId, DomainConfig, EventAccess, EventChannels};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::event_channel::*;
+use hypercall_abi::hypercall as nr;
+use hypercall_abi::mm::DOMID_SELF;
+
+const BASE: u64 = 0x10000;
+const MEM: usize = 0x2000;
+const DOM0: DomId = 0;
+const DOMU: DomId = 1;
+
+/// One flat guest memory shared by every "domain"; `caller` says who is calling.
+struct Mock {
+    mem: Vec<u8>,
+    ev: EventChannels,
+    host: Host,
+    caller: DomId,
+    enabled: bool,
+    vcpu: crate::vcpu::VcpuState,
+}
+
+impl Mock {
+    fn new() -> Self {
+        let mut ev = EventChannels::new();
+        ev.add_domain(DOM0, DomainConfig::new(1, true)).unwrap();
+        ev.add_domain(DOMU, DomainConfig::new(1, false)).unwrap();
+        Self {
+            mem: vec![0; MEM],
+            ev,
+            host: Host::with(&[DOM0, DOMU]),
+            caller: DOM0,
+            enabled: true,
+            vcpu: crate::vcpu::VcpuState::new(0x1000),
+        }
+    }
+    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
+        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
+        let end = start.checked_add(len).ok_or(Errno::EFAULT)?;
+        if end > self.mem.len() {
+            return Err(Errno::EFAULT);
+        }
+        Ok(start..end)
+    }
+    fn put(&mut self, va: u64, bytes: &[u8]) {
+        let r = self.range(va, bytes.len()).unwrap();
+        self.mem[r].copy_from_slice(bytes);
+    }
+    fn get(&self, va: u64, len: usize) -> Vec<u8> {
+        self.mem[self.range(va, len).unwrap()].to_vec()
+    }
+    fn u32_at(&self, va: u64) -> u32 {
+        u32::from_le_bytes(self.get(va, 4).try_into().unwrap())
+    }
+    /// `event_channel_op(cmd, BASE)` with `words` (little-endian u32s) as the structure.
+    fn op(&mut self, cmd: u64, words: &[u32]) -> i64 {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        self.put(BASE, &bytes);
+        ret(dispatch(self, nr::EVENT_CHANNEL_OP, [cmd, BASE, 0, 0, 0]))
+    }
+}
+
+fn ret(o: Outcome) -> i64 {
+    match o {
+        Outcome::Return(v) => v,
+        other => panic!("unexpected outcome {other:?}"),
+    }
+}
+
+impl Env for Mock {
+    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let r = self.range(va, out.len())?;
+        out.copy_from_slice(&self.mem[r]);
+        Ok(())
+    }
+    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let r = self.range(va, bytes.len())?;
+        self.mem[r].copy_from_slice(bytes);
+        Ok(())
+    }
+    fn console_write(&mut self, _: &[u8]) {}
+    fn console_read(&mut self, _: &mut [u8]) -> usize {
+        0
+    }
+    fn domain(&self) -> DomainFacts {
+        DomainFacts { id: self.caller, nr_pages: 1, max_pages: 1, privileged: self.caller == DOM0, max_mfn: 1 }
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn set_singleshot_timer(&mut self, _: Option<u64>) {}
+    fn set_periodic_timer(&mut self, _: Option<u64>) {}
+    fn hypervisor_cmdline(&self) -> &str {
+        ""
+    }
+    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
+        &mut self.vcpu
+    }
+    fn apply_segment_bases(&mut self) {}
+    fn events(&mut self) -> Option<EventAccess<'_>> {
+        if !self.enabled {
+            return None;
+        }
+        Some(EventAccess::new(&mut self.ev, &mut self.host, self.caller))
+    }
+}
+
+const SELF: u32 = DOMID_SELF as u32;
+
+#[test]
+fn interdomain_channel_through_hypercalls() {
+    let mut m = Mock::new();
+    // dom0 allocates a port in domU for dom0 to bind: dom = 1, remote_dom = 0 (u16 each).
+    assert_eq!(m.op(EVTCHNOP_ALLOC_UNBOUND as u64, &[DOMU as u32, 0]), 0);
+    let pu = m.u32_at(BASE + 4);
+    assert_eq!(pu, 1);
+    assert_eq!(m.get(BASE, 4), [1, 0, 0, 0], "IN fields copied back unchanged");
+    // dom0 binds to it.
+    assert_eq!(m.op(EVTCHNOP_BIND_INTERDOMAIN as u64, &[DOMU as u32, pu, 0xdead]), 0);
+    let p0 = m.u32_at(BASE + 8);
+    assert_eq!(p0, 1);
+    assert_eq!(m.host.kicks, vec![(DOM0, 0)], "the new local port is set pending");
+    // domU asks for the status of its port.
+    m.caller = DOMU;
+    assert_eq!(m.op(EVTCHNOP_STATUS as u64, &[SELF, pu, 9, 9, 0xffff_ffff, 0xffff_ffff]), 0);
+    assert_eq!(m.u32_at(BASE + 8), EVTCHNSTAT_INTERDOMAIN);
+    assert_eq!(m.u32_at(BASE + 12), 0);
+    assert_eq!(m.u32_at(BASE + 16), 0xffff_0000 | DOM0 as u32, "u16 dom; the pad keeps the guest's bytes");
+    assert_eq!(m.u32_at(BASE + 20), p0);
+    // domU notifies dom0.
+    m.host.kicks.clear();
+    assert_eq!(m.op(EVTCHNOP_SEND as u64, &[pu]), 0);
+    assert!(m.host.pending(DOM0, p0));
+    assert_eq!(m.host.si(DOM0).vcpu_info[0].evtchn_upcall_pending, 1);
+    // domU closes; dom0's end reads unbound, naming domU.
+    assert_eq!(m.op(EVTCHNOP_CLOSE as u64, &[pu]), 0);
+    assert_eq!(m.op(EVTCHNOP_CLOSE as u64, &[pu]), -22);
+    m.caller = DOM0;
+    assert_eq!(m.op(EVTCHNOP_STATUS as u64, &[SELF, p0, 0, 0, 0, 0]), 0);
+    assert_eq!((m.u32_at(BASE + 8), m.u32_at(BASE + 16)), (EVTCHNSTAT_UNBOUND, DOMU as u32));
+}
+
+#[test]
+fn refusals_carry_xen_errnos_and_leave_the_structure_alone() {
+    let mut m = Mock::new();
+    m.caller = DOMU;
+    // Unprivileged allocation in dom0: -EPERM; unknown domain: -ESRCH.
+    assert_eq!(m.op(EVTCHNOP_ALLOC_UNBOUND as u64, &[0, 0x1234_5678]), -1);
+    assert_eq!(m.get(BASE, 8), [0, 0, 0, 0, 0x78, 0x56, 0x34, 0x12], "nothing copied out on failure");
+    assert_eq!(m.op(EVTCHNOP_ALLOC_UNBOUND as u64, &[9, 0]), -3);
+    assert_eq!(m.op(EVTCHNOP_BIND_INTERDOMAIN as u64, &[0, 5, 0]), -22);
+    assert_eq!(m.op(EVTCHNOP_BIND_INTERDOMAIN as u64, &[77, 1, 0]), -3);
+    // VIRQs: bad number, global on vCPU 1, missing vCPU, double bind.
+    assert_eq!(m.op(EVTCHNOP_BIND_VIRQ as u64, &[NR_VIRQS, 0, 0]), -22);
+    assert_eq!(m.op(EVTCHNOP_BIND_VIRQ as u64, &[VIRQ_CONSOLE, 1, 0]), -22);
+    assert_eq!(m.op(EVTCHNOP_BIND_VIRQ as u64, &[VIRQ_TIMER, 1, 0]), -2);
+    assert_eq!(m.op(EVTCHNOP_BIND_VIRQ as u64, &[VIRQ_TIMER, 0, 0]), 0);
+    let t = m.u32_at(BASE + 8);
+    assert_eq!(m.op(EVTCHNOP_BIND_VIRQ as u64, &[VIRQ_TIMER, 0, 0]), -17);
+    assert_eq!(m.op(EVTCHNOP_SEND as u64, &[t]), -22, "send on a VIRQ port");
+    assert_eq!(m.op(EVTCHNOP_STATUS as u64, &[SELF, t, 0, 0, 0, 0]), 0);
+    assert_eq!((m.u32_at(BASE + 8), m.u32_at(BASE + 16)), (EVTCHNSTAT_VIRQ, VIRQ_TIMER));
+    assert_eq!(m.op(EVTCHNOP_STATUS as u64, &[0, 1, 0, 0, 0, 0]), -1, "other domain, unprivileged");
+    assert_eq!(m.op(EVTCHNOP_STATUS as u64, &[SELF, 4096, 0, 0, 0, 0]), -22);
+    // IPI, bind_vcpu, unmask.
+    assert_eq!(m.op(EVTCHNOP_BIND_IPI as u64, &[3, 0]), -2);
+    assert_eq!(m.op(EVTCHNOP_BIND_IPI as u64, &[0, 0]), 0);
+    let ipi = m.u32_at(BASE + 4);
+    assert_eq!(m.op(EVTCHNOP_STATUS as u64, &[SELF, ipi, 0, 0, 7, 7]), 0);
+    assert_eq!(m.get(BASE + 8, 16), [5, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 7, 0, 0, 0]);
+    assert_eq!(m.op(EVTCHNOP_BIND_VCPU as u64, &[ipi, 0]), -22);
+    assert_eq!(m.op(EVTCHNOP_BIND_VCPU as u64, &[ipi, 1]), -2);
+    assert_eq!(m.op(EVTCHNOP_UNMASK as u64, &[u32::MAX]), -22);
+    assert_eq!(m.op(EVTCHNOP_UNMASK as u64, &[ipi]), 0);
+    assert_eq!(m.op(EVTCHNOP_SEND as u64, &[ipi]), 0);
+    assert_eq!(m.host.kicks, vec![(DOMU, 0)]);
+    // No physical IRQs.
+    assert_eq!(m.op(EVTCHNOP_BIND_PIRQ as u64, &[1, 0, 0]), -22);
+    // Reset: another domain is -EPERM for domU, own is fine and closes everything.
+    assert_eq!(m.op(EVTCHNOP_RESET as u64, &[0]), -1);
+    assert_eq!(m.op(EVTCHNOP_RESET as u64, &[SELF]), 0);
+    assert_eq!(m.op(EVTCHNOP_STATUS as u64, &[SELF, ipi, 0, 0, 0, 0]), 0);
+    assert_eq!(m.u32_at(BASE + 8), EVTCHNSTAT_CLOSED);
+}
+
+#[test]
+fn bad_pointers_are_efault_for_every_op() {
+    let mut m = Mock::new();
+    for cmd in [0u64, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12] {
+        assert_eq!(ret(dispatch(&mut m, nr::EVENT_CHANNEL_OP, [cmd, 0x10, 0, 0, 0])), -14, "cmd {cmd}");
+        // The structure straddles the end of guest memory by one byte.
+        let end = BASE + MEM as u64 - 1;
+        assert_eq!(ret(dispatch(&mut m, nr::EVENT_CHANNEL_OP, [cmd, end, 0, 0, 0])), -14, "cmd {cmd}");
+    }
+    // A good struct whose result cannot be written back is still -EFAULT: not possible with
+    // this mock's memory, so check that reads happen before any state change instead.
+    assert_eq!(m.ev.port_state(DOM0, 1), Some(crate::evtchn::PortState::Free));
+}
+
+#[test]
+fn unknown_and_fifo_commands() {
+    let mut m = Mock::new();
+    assert_eq!(m.op(EVTCHNOP_INIT_CONTROL as u64, &[0; 6]), -38);
+    assert_eq!(m.op(EVTCHNOP_EXPAND_ARRAY as u64, &[0; 2]), -95);
+    assert_eq!(m.op(EVTCHNOP_SET_PRIORITY as u64, &[1, 7]), -38);
+    assert_eq!(m.op(14, &[0]), -38);
+    assert_eq!(m.op(u64::MAX, &[0]), -38);
+    // Only the low 32 bits of cmd count (Xen's `int cmd`): this is EVTCHNOP_bind_ipi.
+    assert_eq!(m.op((1 << 32) | EVTCHNOP_BIND_IPI as u64, &[0, 0]), 0);
+    assert_eq!(m.u32_at(BASE + 4), 1);
+    m.enabled = false;
+    assert_eq!(m.op(EVTCHNOP_BIND_IPI as u64, &[0, 0]), -38);
+    assert_eq!(m.op(EVTCHNOP_SEND as u64, &[1]), -38);
+}
+
+#[test]
+fn compat_form_runs_on_the_union() {
+    let mut m = Mock::new();
+    let compat = |m: &mut Mock, words: &[u32]| {
+        let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        bytes.resize(28, 0);
+        m.put(BASE, &bytes);
+        ret(dispatch(m, nr::EVENT_CHANNEL_OP_COMPAT, [BASE, 0, 0, 0, 0]))
+    };
+    assert_eq!(compat(&mut m, &[EVTCHNOP_BIND_IPI, 0]), 0);
+    let ipi = m.u32_at(BASE + 8);
+    assert_eq!(ipi, 1);
+    assert_eq!(compat(&mut m, &[EVTCHNOP_SEND, ipi]), 0);
+    assert!(m.host.pending(DOM0, ipi));
+    assert_eq!(compat(&mut m, &[EVTCHNOP_STATUS, SELF, ipi]), 0);
+    assert_eq!(m.u32_at(BASE + 12), EVTCHNSTAT_IPI);
+    // reset and the FIFO ops are not part of the compat interface.
+    assert_eq!(compat(&mut m, &[EVTCHNOP_RESET, SELF]), -38);
+    assert_eq!(compat(&mut m, &[EVTCHNOP_INIT_CONTROL]), -38);
+    // The whole 28-byte structure must be readable, even for a 4-byte op.
+    let end = BASE + MEM as u64 - 24;
+    m.put(end, &EVTCHNOP_SEND.to_le_bytes());
+    assert_eq!(ret(dispatch(&mut m, nr::EVENT_CHANNEL_OP_COMPAT, [end, 0, 0, 0, 0])), -14);
+    assert_eq!(ret(dispatch(&mut m, nr::EVENT_CHANNEL_OP_COMPAT, [u64::MAX - 2, 0, 0, 0, 0])), -14);
+}
+
+#[test]
+fn hostile_inputs_never_panic() {
+    let mut m = Mock::new();
+    let mut seed = 0x1234_5678_9abc_def0u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..20_000 {
+        let cmd = next() % 16;
+        let words: Vec<u32> = (0..6)
+            .map(|_| match next() % 4 {
+                0 => (next() % 70) as u32,
+                1 => SELF,
+                2 => u32::MAX,
+                _ => next() as u32,
+            })
+            .collect();
+        m.caller = (next() % 3) as DomId;
+        let r = m.op(cmd, &words);
+        assert!((-95..=0).contains(&r), "cmd {cmd} {words:?} gave {r}");
+    }
+}
