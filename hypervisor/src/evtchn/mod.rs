@@ -33,6 +33,20 @@
 //! `upcall_mask` zero (Xen's `local_events_need_delivery` check): otherwise an event raised
 //! before the block is lost.
 //!
+//! # Wiring (for the kernel)
+//!
+//! * One [`EventChannels`] for the machine. Call [`EventChannels::add_domain`] when a domain
+//!   is created (before it runs), with its vCPU count and whether it is dom0.
+//! * `Env::events` returns [`EventAccess::new`]`(table, host, caller_domid)`, where `host`
+//!   implements [`EvtchnHost`] over every domain's shared_info page (the direct map) and the
+//!   scheduler's wake-up.
+//! * Timer expiry of vCPU `v` of `d`: [`EventChannels::raise_vcpu_virq`]`(host, d, v,
+//!   VIRQ_TIMER)`. Console input for dom0: [`EventChannels::send_global_virq`]`(host,
+//!   VIRQ_CONSOLE)`. A domain that shut down: `send_global_virq(host, VIRQ_DOM_EXC)` (Xen
+//!   raises it at shutdown too, so dom0's toolstack notices).
+//! * Teardown: [`EventChannels::domain_destroyed`]`(host, d)` once `d` no longer runs (its
+//!   shared_info page may already be gone: events into a domain without a page are dropped).
+//!
 //! Concurrency: the hypervisor is non-preemptible and (for now) uniprocessor, so plain
 //! read-modify-writes on `shared_info` are atomic with respect to the guest. With SMP guests
 //! these bit operations must become `lock`-prefixed operations on the real page.

@@ -453,3 +453,80 @@ fn ops_from_an_unknown_caller_are_esrch() {
     assert_eq!(ev.bind_vcpu(9, 1, 0), Err(Errno::ESRCH));
     assert_eq!(ev.alloc_unbound(9, DOMID_SELF, 0), Err(Errno::ESRCH));
 }
+
+/// The table's structural invariants: port 0 reserved, interdomain ends mirror each other,
+/// VIRQ maps and VIRQ ports agree one-to-one, notified vCPUs exist.
+fn check_invariants(ev: &EventChannels) {
+    for (&d, t) in &ev.domains {
+        assert_eq!(t.ports[0].state, PortState::Reserved);
+        assert!(t.ports.len() as u32 <= MAX_PORTS && t.ports.len() % BUCKET as usize == 0);
+        for (p, c) in t.ports.iter().enumerate() {
+            assert!(c.vcpu < t.config.nr_vcpus, "dom {d} port {p}");
+            match c.state {
+                PortState::Interdomain { remote, remote_port } => {
+                    let peer = ev.domains[&remote].ports[remote_port as usize].state;
+                    assert_eq!(peer, PortState::Interdomain { remote: d, remote_port: p as u32 });
+                }
+                PortState::Virq(virq) => {
+                    let binder = if virq_is_global(virq) { 0 } else { c.vcpu as usize };
+                    assert_eq!(t.virqs[binder][virq as usize], p as u32, "dom {d} virq {virq}");
+                }
+                _ => {}
+            }
+        }
+        for (v, map) in t.virqs.iter().enumerate() {
+            for (virq, &p) in map.iter().enumerate() {
+                if p != 0 {
+                    assert_eq!(t.ports[p as usize].state, PortState::Virq(virq as u32), "dom {d} vcpu {v}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn random_op_sequences_keep_the_invariants() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _round in 0..20 {
+        let (mut ev, mut h) = setup();
+        for _ in 0..3000 {
+            let caller = (next() % 4) as DomId; // 3 is unknown
+            let dom = [DOM0, DOMU, OTHER, DOMID_SELF, 9][(next() % 5) as usize];
+            let port = match next() % 3 {
+                0 => (next() % 12) as u32,
+                1 => (next() % 80) as u32,
+                _ => next() as u32,
+            };
+            let small = (next() % 3) as u32;
+            match next() % 12 {
+                0 => drop(ev.alloc_unbound(caller, dom, dom)),
+                1 => drop(ev.bind_interdomain(&mut h, caller, dom, port)),
+                2 => drop(ev.bind_virq(caller, (next() % 26) as u32, small)),
+                3 => drop(ev.bind_ipi(caller, small)),
+                4 => drop(ev.close(&mut h, caller, port)),
+                5 => drop(ev.send(&mut h, caller, port)),
+                6 => drop(ev.status(caller, dom, port)),
+                7 => drop(ev.bind_vcpu(caller, port, small)),
+                8 => drop(ev.unmask(&mut h, caller, port)),
+                9 => drop(ev.reset(&mut h, caller, dom)),
+                10 => ev.raise_vcpu_virq(&mut h, caller, small, (next() % 26) as u32),
+                _ => match next() % 8 {
+                    0 => {
+                        ev.domain_destroyed(&mut h, caller);
+                        let nr_vcpus = if caller == DOM0 { 2 } else { 1 };
+                        ev.add_domain(caller, DomainConfig::new(nr_vcpus, caller == DOM0)).unwrap();
+                    }
+                    1 if caller != 3 => h.drain(caller),
+                    _ => h.mask(DOMU, port % 64),
+                },
+            }
+            check_invariants(&ev);
+        }
+    }
+}
