@@ -15,6 +15,7 @@ pub mod exit_code;
 pub mod frame;
 pub mod guest_access;
 pub mod hypercalls;
+pub mod mm;
 pub mod frame_alloc;
 pub mod pvh;
 pub mod vcpu;

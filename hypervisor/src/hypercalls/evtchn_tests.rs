@@ -101,6 +101,9 @@ impl Env for Mock {
         &mut self.vcpu
     }
     fn apply_segment_bases(&mut self) {}
+    fn mmu(&mut self) -> Option<crate::mm::MmuAccess<'_>> {
+        None
+    }
     fn events(&mut self) -> Option<EventAccess<'_>> {
         if !self.enabled {
             return None;

@@ -6,6 +6,7 @@
 
 mod evtchn;
 mod handlers;
+mod mmu;
 mod vcpu_ctx;
 #[cfg(test)]
 mod tests;
@@ -133,6 +134,10 @@ pub trait Env {
     /// The event channels, shared_info access and wake-ups for the calling domain, or `None`
     /// if event channels are unavailable (then `event_channel_op` answers `-ENOSYS`).
     fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>>;
+    /// The PV MMU for the calling domain and vCPU (frame table, page-table memory, the
+    /// vCPU's roots and pending TLB/CR3 work, see `crate::mm`), or `None` if it is
+    /// unavailable (then the MMU hypercalls answer `-ENOSYS`).
+    fn mmu(&mut self) -> Option<crate::mm::MmuAccess<'_>>;
 }
 
 /// One entry of the hypercall table.
@@ -162,6 +167,9 @@ static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     t[nr::CONSOLE_IO as usize] = entry("console_io", handlers::console_io);
     t[nr::VCPU_OP as usize] = entry("vcpu_op", handlers::vcpu_op);
     t[nr::SCHED_OP as usize] = entry("sched_op", handlers::sched_op);
+    t[nr::MMU_UPDATE as usize] = entry("mmu_update", mmu::mmu_update);
+    t[nr::UPDATE_VA_MAPPING as usize] = entry("update_va_mapping", mmu::update_va_mapping);
+    t[nr::MMUEXT_OP as usize] = entry("mmuext_op", mmu::mmuext_op);
     t[nr::EVENT_CHANNEL_OP_COMPAT as usize] = entry("event_channel_op_compat", evtchn::event_channel_op_compat);
     t[nr::EVENT_CHANNEL_OP as usize] = entry("event_channel_op", evtchn::event_channel_op);
     t

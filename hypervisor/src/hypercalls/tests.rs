@@ -86,6 +86,9 @@ impl Env for Mock {
     fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>> {
         None // event channels are tested in evtchn_tests.rs
     }
+    fn mmu(&mut self) -> Option<crate::mm::MmuAccess<'_>> {
+        None // the MMU hypercalls are tested against a real frame table in mmu_tests.rs
+    }
 }
 
 fn call(env: &mut Mock, number: u64, args: [u64; 5]) -> Outcome {

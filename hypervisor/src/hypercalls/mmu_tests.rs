@@ -1,0 +1,361 @@
+//! Host tests of the MMU hypercalls' batch semantics (done counts, first-error stop,
+//! continuations, foreigndom, flush scopes) against a domain with a real frame table.
+
+use super::super::{dispatch, DomainFacts, Env, Outcome};
+use crate::mm::testing::{e, MockMmu, DOM, DOM_FRAMES, RO, RW};
+use crate::mm::{MmuAccess, TlbFlush};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::hypercall as nr;
+use hypercall_abi::mm::*;
+
+const BASE: u64 = 0x10000;
+const L4: u64 = 0x100;
+const L1: u64 = 0x103;
+const DATA: u64 = 0x110;
+const PLAIN: u64 = 0x180;
+
+/// Guest memory `[BASE, BASE + 64 KiB)` and a real MMU with a pinned 4-level tree whose L1
+/// maps `DATA + i` at VA `i * 4096` for i in 0..4.
+struct MmuMock {
+    mem: Vec<u8>,
+    mmu: MockMmu,
+    mmu_available: bool,
+    vcpu: crate::vcpu::VcpuState,
+}
+
+impl MmuMock {
+    fn new() -> Self {
+        let mut mmu = MockMmu::new();
+        mmu.poke(L4, 0, e(0x101, RW));
+        mmu.poke(0x101, 0, e(0x102, RW));
+        mmu.poke(0x102, 0, e(L1, RW));
+        for i in 0..4 {
+            mmu.poke(L1, i, e(DATA + i as u64, RW));
+        }
+        mmu.mmu().adopt_bootstrap_tables(L4).unwrap();
+        Self {
+            mem: vec![0; 0x10000],
+            mmu,
+            mmu_available: true,
+            vcpu: crate::vcpu::VcpuState::new(0x1000),
+        }
+    }
+    fn put(&mut self, va: u64, bytes: &[u8]) {
+        let at = (va - BASE) as usize;
+        self.mem[at..at + bytes.len()].copy_from_slice(bytes);
+    }
+    fn put_words(&mut self, va: u64, words: &[u64]) {
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+        self.put(va, &bytes);
+    }
+    fn get_u32(&self, va: u64) -> u32 {
+        let at = (va - BASE) as usize;
+        u32::from_le_bytes(self.mem[at..at + 4].try_into().unwrap())
+    }
+    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
+        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= self.mem.len())
+            .ok_or(Errno::EFAULT)?;
+        Ok(start..end)
+    }
+}
+
+impl Env for MmuMock {
+    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let r = self.range(va, out.len())?;
+        out.copy_from_slice(&self.mem[r]);
+        Ok(())
+    }
+    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let r = self.range(va, bytes.len())?;
+        self.mem[r].copy_from_slice(bytes);
+        Ok(())
+    }
+    fn console_write(&mut self, _bytes: &[u8]) {}
+    fn console_read(&mut self, _out: &mut [u8]) -> usize {
+        0
+    }
+    fn domain(&self) -> DomainFacts {
+        DomainFacts {
+            id: DOM,
+            nr_pages: 0x500,
+            max_pages: 0x500,
+            privileged: false,
+            max_mfn: 0x1000,
+        }
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn set_singleshot_timer(&mut self, _deadline_ns: Option<u64>) {}
+    fn set_periodic_timer(&mut self, _period_ns: Option<u64>) {}
+    fn hypervisor_cmdline(&self) -> &str {
+        ""
+    }
+    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
+        &mut self.vcpu
+    }
+    fn apply_segment_bases(&mut self) {}
+    fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>> {
+        None
+    }
+    fn mmu(&mut self) -> Option<MmuAccess<'_>> {
+        self.mmu_available.then(|| self.mmu.access())
+    }
+}
+
+fn call_to_end(m: &mut MmuMock, number: u64, mut args: [u64; 5]) -> (Outcome, usize) {
+    let mut runs = 1;
+    loop {
+        match dispatch(m, number, args) {
+            Outcome::Continue(a) => {
+                args = a;
+                runs += 1;
+            }
+            o => return (o, runs),
+        }
+    }
+}
+
+const LIST: u64 = BASE + 0x100;
+const DONE: u64 = BASE;
+/// `foreigndom` = `DOMID_SELF`, as guests pass it.
+const SELF: u64 = DOMID_SELF as u64;
+
+#[test]
+fn mmu_update_stops_at_the_first_failure_and_reports_done() {
+    let mut m = MmuMock::new();
+    m.put_words(
+        LIST,
+        &[
+            (L1 << 12) + 4 * 8,
+            e(PLAIN, RW),
+            (L1 << 12) + 5 * 8,
+            e(L1, RW),
+            (L1 << 12) + 6 * 8,
+            e(PLAIN, RO),
+        ],
+    );
+    let r = dispatch(
+        &mut m,
+        nr::MMU_UPDATE,
+        [LIST, 3, DONE, DOMID_SELF as u64, 0],
+    );
+    assert_eq!(
+        r,
+        Outcome::Return(Errno::EBUSY.to_return()),
+        "a writable mapping of the L1 itself"
+    );
+    assert_eq!(m.get_u32(DONE), 1);
+    assert_eq!(
+        m.mmu.mem.0.get(&(L1, 6)),
+        None,
+        "entries after the failure are not run"
+    );
+    m.mmu.audit();
+}
+
+#[test]
+fn long_batches_continue_and_accumulate_done() {
+    let mut m = MmuMock::new();
+    let words: Vec<u64> = (0..150u64)
+        .flat_map(|i| [(PLAIN << 12) + i * 8, i + 1])
+        .collect();
+    m.put_words(LIST, &words);
+    let first = dispatch(&mut m, nr::MMU_UPDATE, [LIST, 150, DONE, SELF, 0]);
+    let preempted = MMU_UPDATE_PREEMPTED as u64;
+    assert_eq!(
+        first,
+        Outcome::Continue([LIST + 64 * 16, (150 - 64) | preempted, DONE, SELF, 0])
+    );
+    assert_eq!(m.get_u32(DONE), 64);
+    m.put(DONE, &0u32.to_le_bytes());
+    let (r, runs) = call_to_end(&mut m, nr::MMU_UPDATE, [LIST, 150, DONE, SELF, 0]);
+    assert_eq!((r, runs), (Outcome::Return(0), 3));
+    assert_eq!(m.get_u32(DONE), 150);
+    use crate::mm::MachineMemory;
+    assert!((0..150u64).all(|i| m.mmu.mem.read_entry(PLAIN, i as usize) == i + 1));
+}
+
+#[test]
+fn foreign_owners_faults_and_a_missing_mmu() {
+    let mut m = MmuMock::new();
+    m.put_words(LIST, &[(PLAIN << 12), 5]);
+    for foreigndom in [0, 0x7ff2, 5 << 16 | SELF] {
+        assert_eq!(
+            dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, 0, foreigndom, 0]),
+            Outcome::Return(-3),
+            "{foreigndom:#x}"
+        );
+    }
+    assert_eq!(
+        dispatch(
+            &mut m,
+            nr::MMU_UPDATE,
+            [LIST, 1, 0, (DOM as u64 + 1) << 16 | DOM as u64, 0]
+        ),
+        Outcome::Return(0)
+    );
+    assert_eq!(
+        dispatch(&mut m, nr::MMU_UPDATE, [0xdead_0000, 1, DONE, SELF, 0]),
+        Outcome::Return(-14)
+    );
+    assert_eq!(m.get_u32(DONE), 0);
+    assert_eq!(
+        dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, DONE, SELF, 0]),
+        Outcome::Return(0)
+    );
+    m.mmu_available = false;
+    for n in [nr::MMU_UPDATE, nr::MMUEXT_OP, nr::UPDATE_VA_MAPPING] {
+        assert_eq!(
+            dispatch(&mut m, n, [LIST, 1, 0, 0, 0]),
+            Outcome::Return(-38)
+        );
+    }
+}
+
+#[test]
+fn mmuext_batch_switches_roots_and_records_effects() {
+    let mut m = MmuMock::new();
+    let next = DOM_FRAMES.start + 0x90;
+    m.put_words(
+        LIST,
+        &[
+            MMUEXT_PIN_L4_TABLE as u64,
+            next,
+            0,
+            MMUEXT_NEW_BASEPTR as u64,
+            next,
+            0,
+            MMUEXT_UNPIN_TABLE as u64,
+            L4,
+            0,
+            MMUEXT_INVLPG_LOCAL as u64,
+            0x5000,
+            0,
+            MMUEXT_UNPIN_TABLE as u64,
+            next,
+            0,
+        ],
+    );
+    let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 5, DONE, DOMID_SELF as u64, 0]);
+    assert_eq!(
+        r,
+        Outcome::Return(Errno::EBUSY.to_return()),
+        "the new root cannot be unpinned"
+    );
+    assert_eq!(m.get_u32(DONE), 4);
+    let fx = m.mmu.paging.effects.take();
+    assert_eq!(fx.load_cr3, Some(next << 12));
+    assert_eq!(
+        fx.flush_pages.as_slice(),
+        &[0x5000],
+        "the CR3 load flushes everything anyway"
+    );
+    assert_eq!(m.mmu.paging.kernel_l4, Some(next));
+    m.mmu.audit();
+}
+
+#[test]
+fn flush_scopes_with_vcpu_masks() {
+    let mut m = MmuMock::new();
+    let mask = BASE + 0x80;
+    m.put_words(mask, &[1]);
+    m.put_words(LIST, &[MMUEXT_INVLPG_MULTI as u64, 0x3000, mask]);
+    assert_eq!(
+        dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]),
+        Outcome::Return(0)
+    );
+    assert_eq!(
+        m.mmu.paging.effects.take().flush_pages.as_slice(),
+        &[0x3000]
+    );
+    m.put_words(mask, &[2]);
+    assert_eq!(
+        dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]),
+        Outcome::Return(0)
+    );
+    assert!(
+        m.mmu.paging.effects.take().is_empty(),
+        "a mask without us flushes nothing here"
+    );
+    m.put_words(LIST, &[MMUEXT_TLB_FLUSH_MULTI as u64, 0, 0xdead_0000]);
+    assert_eq!(
+        dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]),
+        Outcome::Return(-22),
+        "bad mask"
+    );
+}
+
+#[test]
+fn update_va_mapping_applies_its_flush_flags() {
+    let mut m = MmuMock::new();
+    let r = dispatch(
+        &mut m,
+        nr::UPDATE_VA_MAPPING,
+        [0x2000, e(PLAIN, RW), UVMF_INVLPG | UVMF_LOCAL, 0, 0],
+    );
+    assert_eq!(r, Outcome::Return(0));
+    let fx = m.mmu.paging.effects.take();
+    assert_eq!(
+        (fx.flush_all, fx.flush_pages.as_slice()),
+        (false, &[0x2000u64][..])
+    );
+    let r = dispatch(
+        &mut m,
+        nr::UPDATE_VA_MAPPING,
+        [0x2000, e(PLAIN, RO), UVMF_TLB_FLUSH | UVMF_ALL, 0, 0],
+    );
+    assert_eq!(r, Outcome::Return(0));
+    assert!(m.mmu.paging.effects.take().flush_all);
+    let r = dispatch(
+        &mut m,
+        nr::UPDATE_VA_MAPPING,
+        [0x2000, 0, UVMF_TLB_FLUSH | 0xdead_0000, 0, 0],
+    );
+    assert_eq!(
+        r,
+        Outcome::Return(-14),
+        "unreadable vCPU mask: the entry is changed, the flush fails"
+    );
+    assert_eq!(m.mmu.counts(PLAIN).2, 0);
+    let r = dispatch(
+        &mut m,
+        nr::UPDATE_VA_MAPPING,
+        [0x1000, e(L4, RW), UVMF_TLB_FLUSH, 0, 0],
+    );
+    assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()));
+    assert!(
+        m.mmu.paging.effects.take().is_empty(),
+        "no flush after a refusal"
+    );
+    m.request_none_check();
+}
+
+impl MmuMock {
+    fn request_none_check(&mut self) {
+        self.mmu.paging.effects.request(TlbFlush::None);
+        assert!(self.mmu.paging.effects.is_empty());
+        self.mmu.audit();
+    }
+}
+
+#[test]
+fn mmu_updates_run_inside_multicalls() {
+    let mut m = MmuMock::new();
+    m.put_words(LIST, &[(PLAIN << 12), 9]);
+    let entry = BASE + 0x400;
+    m.put_words(
+        entry,
+        &[nr::MMU_UPDATE, 0xffff, LIST, 1, 0, DOMID_SELF as u64, 0, 0],
+    );
+    assert_eq!(
+        dispatch(&mut m, nr::MULTICALL, [entry, 1, 0, 0, 0]),
+        Outcome::Return(0)
+    );
+    use crate::mm::MachineMemory;
+    assert_eq!(m.mmu.mem.read_entry(PLAIN, 0), 9);
+    let _ = RO;
+}

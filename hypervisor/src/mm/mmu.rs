@@ -1,0 +1,346 @@
+//! The reference-counting core: taking and dropping general and type references, validating
+//! a table when its type count goes 0 -> 1 and devalidating it when the count returns to 0,
+//! and the checked update of one entry (Xen's `get_page_from_lNe`, `promote_lN_table`,
+//! `mod_lN_entry`).
+
+use super::frame_table::{FrameTable, Owner, PageType};
+use super::pte_rules::{self, CACHE_ATTRS};
+use super::{DomainRights, MachineMemory, MmuError, VcpuPaging};
+use hypercall_abi::errno::Errno;
+use hypercall_abi::mm::pte;
+
+/// Entries per page-table page.
+pub(super) const ENTRIES: usize = 512;
+
+/// The PV MMU at work for one domain and one of its vCPUs.
+///
+/// Built per operation from the hypervisor's state; it owns nothing.
+pub struct Mmu<'a, M: MachineMemory + ?Sized> {
+    /// Per-frame accounting and the M2P.
+    pub frames: &'a mut FrameTable,
+    /// Machine memory holding the page tables.
+    pub mem: &'a mut M,
+    /// The hypervisor's L4 entries 256-271, installed in every L4 when it is validated.
+    pub hypervisor_slots: [u64; 16],
+    /// The calling domain and its rights.
+    pub domain: DomainRights,
+    /// The calling vCPU's roots and pending CPU work.
+    pub paging: &'a mut VcpuPaging,
+}
+
+/// What hypercall handlers get from [`Env::mmu`](crate::hypercalls::Env::mmu): the MMU over
+/// type-erased machine memory.
+pub type MmuAccess<'a> = Mmu<'a, dyn MachineMemory + 'a>;
+
+const fn refused(errno: Errno, reason: &'static str) -> MmuError {
+    MmuError::new(errno, reason)
+}
+
+impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
+    /// Bundles the state for one operation.
+    pub fn new(
+        frames: &'a mut FrameTable,
+        mem: &'a mut M,
+        hypervisor_slots: [u64; 16],
+        domain: DomainRights,
+        paging: &'a mut VcpuPaging,
+    ) -> Self {
+        Self {
+            frames,
+            mem,
+            hypervisor_slots,
+            domain,
+            paging,
+        }
+    }
+
+    /// Takes a general reference on `mfn`, which the calling domain must own (Xen's
+    /// `get_page`). `Err(())` lets each caller answer with Xen's code for its context.
+    pub(super) fn get_page(&mut self, mfn: u64) -> Result<(), ()> {
+        let domain = self.domain.id;
+        let f = self.frames.get_mut(mfn).ok_or(())?;
+        if f.owner != Owner::Domain(domain) {
+            return Err(());
+        }
+        f.ref_count = f.ref_count.checked_add(1).ok_or(())?;
+        Ok(())
+    }
+
+    /// Drops a general reference taken by [`get_page`](Self::get_page).
+    pub(super) fn put_page(&mut self, mfn: u64) {
+        if let Some(f) = self.frames.get_mut(mfn) {
+            debug_assert!(f.ref_count > 0, "general reference underflow on {mfn:#x}");
+            f.ref_count = f.ref_count.saturating_sub(1);
+        }
+    }
+
+    /// Takes a type reference of type `ty` on `mfn` (the caller holds a general reference).
+    /// When the count goes 0 -> 1 the frame takes the type, and a table is validated, which
+    /// recursively takes references for its entries (Xen's `_get_page_type`). Refused with
+    /// `-EINVAL` if the frame currently has another type.
+    pub(super) fn get_page_type(&mut self, mfn: u64, ty: PageType) -> Result<(), MmuError> {
+        let f = self
+            .frames
+            .get_mut(mfn)
+            .ok_or(refused(Errno::EINVAL, "frame outside RAM"))?;
+        if f.type_count > 0 {
+            if f.page_type != ty {
+                return Err(refused(Errno::EINVAL, "frame already has another type"));
+            }
+            if !f.validated {
+                // Only reachable through a cycle, which level and type checks exclude.
+                return Err(refused(Errno::EINVAL, "frame is being validated"));
+            }
+            f.type_count = f
+                .type_count
+                .checked_add(1)
+                .ok_or(refused(Errno::EINVAL, "type count overflow"))?;
+            return Ok(());
+        }
+        if f.page_type != ty {
+            if f.page_type == PageType::Writable && ty.is_table() {
+                // A writable TLB entry may survive the last RW mapping until a flush: flush
+                // before the guest runs on a table it could otherwise still write.
+                self.paging.effects.flush_all = true;
+            }
+            f.page_type = ty;
+            f.validated = false;
+        }
+        f.type_count = 1;
+        let Some(level) = ty.level() else {
+            f.validated = true;
+            return Ok(());
+        };
+        if f.validated {
+            return Ok(());
+        }
+        match self.validate_table(mfn, level) {
+            Ok(()) => {
+                if let Some(f) = self.frames.get_mut(mfn) {
+                    f.validated = true;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(f) = self.frames.get_mut(mfn) {
+                    f.type_count = 0;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Drops a type reference. A table whose count reaches 0 is devalidated: the references
+    /// its entries hold are dropped (recursively, at most three levels down).
+    pub(super) fn put_page_type(&mut self, mfn: u64) {
+        let Some(f) = self.frames.get_mut(mfn) else {
+            return;
+        };
+        debug_assert!(f.type_count > 0, "type reference underflow on {mfn:#x}");
+        f.type_count = f.type_count.saturating_sub(1);
+        if f.type_count > 0 || !f.validated {
+            return;
+        }
+        if let Some(level) = f.page_type.level() {
+            f.validated = false;
+            self.release_entries(mfn, level, true);
+        }
+    }
+
+    /// General plus type reference (Xen's `get_page_and_type`), with `-EINVAL` for a frame
+    /// the domain does not own.
+    pub(super) fn get_page_and_type(&mut self, mfn: u64, ty: PageType) -> Result<(), MmuError> {
+        self.get_page(mfn)
+            .map_err(|()| refused(Errno::EINVAL, "frame not owned by the domain"))?;
+        self.get_page_type(mfn, ty)
+            .inspect_err(|_| self.put_page(mfn))
+    }
+
+    /// Drops what [`get_page_and_type`](Self::get_page_and_type) took.
+    pub(super) fn put_page_and_type(&mut self, mfn: u64) {
+        self.put_page_type(mfn);
+        self.put_page(mfn);
+    }
+
+    /// Checks every present entry of the table at `mfn` and takes its references; L4 tables
+    /// get the hypervisor slots. On failure every reference taken so far is dropped again.
+    fn validate_table(&mut self, mfn: u64, level: u8) -> Result<(), MmuError> {
+        for index in 0..ENTRIES {
+            if level == 4 && !pte_rules::is_guest_l4_slot(index) {
+                continue;
+            }
+            let entry = self.mem.read_entry(mfn, index);
+            if !pte_rules::is_present(entry) {
+                continue;
+            }
+            if let Err(e) = self.get_entry_references(level, entry) {
+                for undo in 0..index {
+                    if level != 4 || pte_rules::is_guest_l4_slot(undo) {
+                        let earlier = self.mem.read_entry(mfn, undo);
+                        self.put_entry_references(level, earlier, true);
+                    }
+                }
+                return Err(e);
+            }
+            let adjusted = pte_rules::adjust(level, entry);
+            if adjusted != entry {
+                self.mem.write_entry(mfn, index, adjusted);
+            }
+        }
+        if level == 4 {
+            for (i, &e) in self.hypervisor_slots.iter().enumerate() {
+                self.mem
+                    .write_entry(mfn, pte_rules::HYPERVISOR_SLOTS.start + i, e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the references held by every present guest entry of the table at `mfn`.
+    /// `cascade` = false is for teardown: lower tables are not devalidated from here.
+    pub(super) fn release_entries(&mut self, mfn: u64, level: u8, cascade: bool) {
+        for index in 0..ENTRIES {
+            if level == 4 && !pte_rules::is_guest_l4_slot(index) {
+                continue;
+            }
+            let entry = self.mem.read_entry(mfn, index);
+            self.put_entry_references(level, entry, cascade);
+        }
+    }
+
+    /// Takes the references a present entry of a `level` table needs, after checking its
+    /// flags (Xen's `get_page_from_l1e` / `get_page_from_lNe`).
+    pub(super) fn get_entry_references(&mut self, level: u8, entry: u64) -> Result<(), MmuError> {
+        let bad = entry & pte_rules::disallowed_flags(level, self.domain.io_capable);
+        if bad != 0 {
+            return Err(refused(
+                Errno::EINVAL,
+                if level == 1 {
+                    "reserved or disallowed L1 flags"
+                } else {
+                    "PSE, G or cache bits in an upper-level entry"
+                },
+            ));
+        }
+        let target = pte_rules::entry_mfn(entry);
+        if level > 1 {
+            return self.get_page_and_type(target, PageType::table(level - 1));
+        }
+        let owner = self.frames.get(target).map(|f| f.owner);
+        match owner {
+            None | Some(Owner::Io) => {
+                // Device memory: never counted, only for domains with I/O rights.
+                return if self.domain.io_capable {
+                    Ok(())
+                } else {
+                    Err(refused(
+                        Errno::EPERM,
+                        "non-privileged attempt to map I/O memory",
+                    ))
+                };
+            }
+            Some(Owner::Domain(d)) if d == self.domain.id => {}
+            Some(_) => {
+                if !self.foreign_mapping_permitted(target) {
+                    return Err(refused(Errno::EBUSY, "frame not owned by the domain"));
+                }
+            }
+        }
+        self.get_page(target)
+            .map_err(|()| refused(Errno::EBUSY, "reference count overflow"))?;
+        if pte_rules::is_writable(entry) && self.get_page_type(target, PageType::Writable).is_err()
+        {
+            self.put_page(target);
+            return Err(refused(
+                Errno::EBUSY,
+                "could not get Writable type: frame is a page table",
+            ));
+        }
+        let shared = self
+            .frames
+            .get(target)
+            .is_some_and(|f| f.shared_by_hypervisor);
+        if shared && entry & CACHE_ATTRS != 0 {
+            self.put_entry_references(1, entry, true);
+            return Err(refused(
+                Errno::EACCES,
+                "non-write-back mapping of a hypervisor page",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The hook for mappings of frames the domain does not own (grant mappings, privileged
+    /// foreign mappings). None are permitted yet; grant tables will answer here.
+    fn foreign_mapping_permitted(&self, _mfn: u64) -> bool {
+        false
+    }
+
+    /// Drops the references a present entry holds (Xen's `put_page_from_lNe`).
+    pub(super) fn put_entry_references(&mut self, level: u8, entry: u64, cascade: bool) {
+        if !pte_rules::is_present(entry) {
+            return;
+        }
+        let target = pte_rules::entry_mfn(entry);
+        let counted = self
+            .frames
+            .get(target)
+            .is_some_and(|f| matches!(f.owner, Owner::Domain(_)));
+        if !counted {
+            return;
+        }
+        if level > 1 || pte_rules::is_writable(entry) {
+            if cascade {
+                self.put_page_type(target);
+            } else if let Some(f) = self.frames.get_mut(target) {
+                f.type_count = f.type_count.saturating_sub(1);
+            }
+        }
+        self.put_page(target);
+    }
+
+    /// Replaces entry `index` of the validated `level` table at `table` by `new`, checked
+    /// (Xen's `mod_lN_entry`). `preserve_ad` keeps the old A and D bits. Changes to L2-L4
+    /// request a TLB flush, as Xen's `flush_linear_pt`.
+    pub(super) fn modify_entry(
+        &mut self,
+        table: u64,
+        level: u8,
+        index: usize,
+        new: u64,
+        preserve_ad: bool,
+    ) -> Result<(), MmuError> {
+        if level == 4 && !pte_rules::is_guest_l4_slot(index) {
+            return Err(refused(
+                Errno::EINVAL,
+                "L4 slots 256-271 belong to the hypervisor",
+            ));
+        }
+        let old = self.mem.read_entry(table, index);
+        let mut new = new;
+        if preserve_ad {
+            new |= old & (pte::ACCESSED | pte::DIRTY);
+        }
+        if pte_rules::is_present(new) {
+            let new = pte_rules::adjust(level, new);
+            if pte_rules::is_present(old) && !pte_rules::changes_reference(level, old, new) {
+                let bad = new & pte_rules::disallowed_flags(level, self.domain.io_capable);
+                if bad != 0 {
+                    return Err(refused(Errno::EINVAL, "reserved or disallowed flags"));
+                }
+                self.mem.write_entry(table, index, new);
+            } else {
+                self.get_entry_references(level, new)?;
+                self.mem.write_entry(table, index, new);
+                self.put_entry_references(level, old, true);
+            }
+        } else {
+            self.mem.write_entry(table, index, new);
+            self.put_entry_references(level, old, true);
+        }
+        if level > 1 {
+            self.paging.effects.flush_all = true;
+        }
+        Ok(())
+    }
+}

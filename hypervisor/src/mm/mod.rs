@@ -1,0 +1,204 @@
+//! The PV MMU: Xen's page-type and reference-count model (digest §4.2-4.6) as generic,
+//! host-tested code: validated `mmu_update`, `update_va_mapping` and `mmuext_op`, the
+//! bootstrap tables' adoption and a dying domain's teardown.
+//!
+//! # Model
+//!
+//! [`FrameTable`] holds, per machine frame, an [`Owner`], a [`PageType`] with a type count, a
+//! general reference count and the pinned/validated bits. [`Mmu`] bundles it with the machine
+//! memory of page tables ([`MachineMemory`]), the hypervisor's L4 template (slots 256-271),
+//! the calling domain's rights and its vCPU's roots ([`VcpuPaging`]). Every change a guest
+//! asks for is checked by the rules below, so that no guest ever maps a frame it does not own
+//! and no page-table frame is ever writable:
+//!
+//! * a present L1 entry holds a general reference on its target, plus a Writable type
+//!   reference if it is RW (refused with `-EBUSY` when the target is a page table);
+//! * a present L2/L3/L4 entry holds a general and an L(n-1) type reference on its target,
+//!   which is validated when its type count goes from 0 to 1 (refused with `-EINVAL`);
+//! * pins and the kernel/user roots hold an L4 (or pinned level) type reference;
+//! * when a table's type count drops to 0 it is devalidated: its entries' references go.
+//!
+//! Linear (recursive) page tables, where an entry points at a table of its own level, are
+//! refused (`-EINVAL`, as Xen with `pv-linear-pt=0`); superpages (PSE) likewise.
+//!
+//! # What the caller must do with the effects
+//!
+//! Operations never touch the CPU. They record what the CPU must do in
+//! [`VcpuPaging::effects`] ([`PendingEffects`]). After **every** hypercall that reached the MMU
+//! (whatever its [`Outcome`](crate::hypercalls::Outcome), including errors and
+//! continuations, because earlier entries of a batch may have succeeded), and before the guest
+//! runs again, the caller takes them with [`PendingEffects::take`] and applies them in order:
+//!
+//! 1. `load_cr3 = Some(maddr)`: write CR3 with `maddr` (the new kernel root, `NEW_BASEPTR`).
+//!    A CR3 write also flushes all non-global TLB entries, which satisfies 2 and 3.
+//! 2. `flush_all`: flush the whole (non-global) TLB, e.g. by reloading CR3. This is also set
+//!    by the MMU itself when safety needs it: after any L2-L4 entry change (the
+//!    paging-structure caches may hold the old path) and when a frame that may still have a
+//!    stale writable TLB entry becomes a page table.
+//! 3. `flush_pages`: `invlpg` each address.
+//! 4. `flush_caches`: `wbinvd` (only privileged domains can ask).
+//!
+//! Guest mappings never carry the global bit from us, so a CR3 reload flushes them all. The
+//! hypervisor's software page walk (`guest_access`) reads the tables directly and needs no
+//! flush. With one vCPU per domain, "all vCPUs" and vCPU masks mean this CPU; with SMP the
+//! caller must extend `flush_all` to every CPU that runs the domain.
+//!
+//! The user root [`VcpuPaging::user_l4`] is loaded by the caller on every switch to guest
+//! user mode; the kernel root [`VcpuPaging::kernel_l4`] on every switch to guest kernel mode.
+
+mod frame_table;
+mod mmu;
+mod ops;
+mod pte_rules;
+#[cfg(test)]
+pub(crate) mod testing;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_random;
+
+pub use crate::domain_layout::MachineMemory;
+pub use frame_table::{FrameInfo, FrameTable, Owner, PageType, INVALID_M2P_ENTRY};
+pub use mmu::{Mmu, MmuAccess};
+pub use ops::{ReleaseCursor, ReleaseProgress};
+pub use pte_rules::{GUEST_KERNEL_MARKER, HYPERVISOR_SLOTS};
+
+use hypercall_abi::errno::Errno;
+use hypercall_abi::mm::DomId;
+
+/// A refusal: Xen's error code and a short reason for the hypervisor's log line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmuError {
+    /// What the guest gets back (negated in `rax`).
+    pub errno: Errno,
+    /// Why, in a few words.
+    pub reason: &'static str,
+}
+
+impl MmuError {
+    /// A refusal with `errno` for `reason`.
+    pub const fn new(errno: Errno, reason: &'static str) -> Self {
+        Self { errno, reason }
+    }
+}
+
+impl From<MmuError> for Errno {
+    fn from(e: MmuError) -> Errno {
+        e.errno
+    }
+}
+
+impl core::fmt::Display for MmuError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({})", self.errno, self.reason)
+    }
+}
+
+/// Who is asking, and what they may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DomainRights {
+    /// The domain whose tables and frames are used.
+    pub id: DomId,
+    /// The domain has I/O resources (dom0): it may map device frames and use the PWT, PCD
+    /// and PAT cache bits in L1 entries, and flush caches.
+    pub io_capable: bool,
+}
+
+/// The page-table roots of one vCPU, and what its CPU must do before the guest runs again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VcpuPaging {
+    /// Kernel root L4 frame (holds an L4 type reference), loaded in guest kernel mode.
+    pub kernel_l4: Option<u64>,
+    /// User root L4 frame (holds an L4 type reference), loaded in guest user mode.
+    pub user_l4: Option<u64>,
+    /// TLB, CR3 and cache work pending for the caller (see the module documentation).
+    pub effects: PendingEffects,
+}
+
+/// Most single-page flushes remembered before they collapse into a full flush.
+pub const MAX_PENDING_PAGE_FLUSHES: usize = 8;
+
+/// CPU work the MMU asks of its caller; see the module documentation for the order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PendingEffects {
+    /// Load this machine address into CR3 (a new kernel root).
+    pub load_cr3: Option<u64>,
+    /// Flush the whole TLB.
+    pub flush_all: bool,
+    /// Flush these linear addresses (ignored when `flush_all`).
+    pub flush_pages: heapless::Vec<u64, MAX_PENDING_PAGE_FLUSHES>,
+    /// Write back and invalidate the caches.
+    pub flush_caches: bool,
+}
+
+impl PendingEffects {
+    /// Takes the pending work, leaving none.
+    pub fn take(&mut self) -> PendingEffects {
+        core::mem::take(self)
+    }
+
+    /// Whether nothing is pending.
+    pub fn is_empty(&self) -> bool {
+        *self == PendingEffects::default()
+    }
+
+    /// Adds a guest-requested flush.
+    pub fn request(&mut self, flush: TlbFlush) {
+        match flush {
+            TlbFlush::None => {}
+            TlbFlush::All => self.flush_all = true,
+            TlbFlush::Page(va) => {
+                if !self.flush_all
+                    && !self.flush_pages.contains(&va)
+                    && self.flush_pages.push(va).is_err()
+                {
+                    self.flush_all = true;
+                }
+            }
+        }
+        if self.flush_all {
+            self.flush_pages.clear();
+        }
+    }
+}
+
+/// A TLB flush a guest asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlbFlush {
+    /// Nothing.
+    None,
+    /// One linear address.
+    Page(u64),
+    /// The whole TLB.
+    All,
+}
+
+/// Which vCPUs a requested flush concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlushScope {
+    /// The calling vCPU (`UVMF_LOCAL`, `*_LOCAL`).
+    Local,
+    /// Every vCPU of the domain (`UVMF_ALL`, `*_ALL`).
+    AllVcpus,
+    /// The vCPUs whose bits are set in the guest bitmap at this guest address
+    /// (`UVMF_MULTI`, `*_MULTI`): the hypercall layer reads it.
+    VcpuMask(u64),
+}
+
+/// A flush requested by the guest through a flag or command, returned for the hypercall
+/// layer to resolve (its scope may need a guest read) and add to [`PendingEffects`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlushRequest {
+    /// What to flush.
+    pub flush: TlbFlush,
+    /// For whom.
+    pub scope: FlushScope,
+}
+
+impl FlushRequest {
+    /// No flush.
+    pub const NONE: FlushRequest = FlushRequest {
+        flush: TlbFlush::None,
+        scope: FlushScope::Local,
+    };
+}

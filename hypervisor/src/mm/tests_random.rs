@@ -1,0 +1,123 @@
+//! Randomised operation sequences: after every step, successful or refused, a recount of all
+//! references must match the frame table, no page table may be writable, and every live L4
+//! must carry the hypervisor slots (`MockMmu::audit`). Finally a teardown must bring every
+//! count back to zero.
+
+use super::testing::*;
+use super::*;
+use hypercall_abi::mm::*;
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// A small pool so collisions (same frame as table and data, shared subtrees) are frequent.
+const POOL: u64 = 12;
+
+fn random_entry(rng: &mut Rng) -> u64 {
+    let target = match rng.below(10) {
+        0 => OTHER_FRAMES.start,
+        1 => IO_FRAMES.start,
+        2 => SHARED_INFO,
+        _ => DOM_FRAMES.start + rng.below(POOL),
+    };
+    let flags = rng.pick(&[
+        0,
+        RO,
+        RW,
+        RW,
+        RW | pte::DIRTY,
+        RO | pte::PCD,
+        RW | pte::PAT_OR_PSE,
+        RW | pte::GLOBAL,
+    ]);
+    e(target, flags)
+}
+
+fn random_step(m: &mut MockMmu, rng: &mut Rng) {
+    let frame = DOM_FRAMES.start + rng.below(POOL);
+    let index = rng.pick(&[0usize, 1, 2, 255, 256, 300, 511]) as u64;
+    let _ = match rng.below(9) {
+        0..=2 => {
+            let cmd = rng.pick(&[MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD]);
+            let val = random_entry(rng);
+            m.mmu()
+                .mmu_update(MmuUpdate {
+                    ptr: (frame << 12) + index * 8 + cmd,
+                    val,
+                })
+                .map(|_| ())
+        }
+        3 => {
+            let level = rng.below(4) as u32;
+            m.mmu()
+                .mmuext_op(&MmuextOp {
+                    cmd: MMUEXT_PIN_L1_TABLE + level,
+                    arg1: frame,
+                    arg2: 0,
+                })
+                .map(|_| ())
+        }
+        4 => m
+            .mmu()
+            .mmuext_op(&MmuextOp {
+                cmd: MMUEXT_UNPIN_TABLE,
+                arg1: frame,
+                arg2: 0,
+            })
+            .map(|_| ()),
+        5 => m.mmu().new_baseptr(frame),
+        6 => m
+            .mmu()
+            .new_user_baseptr(if rng.below(3) == 0 { 0 } else { frame }),
+        7 => {
+            let va = rng.below(4) << 12 | rng.below(2) << 21 | rng.below(2) << 39;
+            m.mmu()
+                .update_va_mapping(va, random_entry(rng), rng.below(8))
+                .map(|_| ())
+        }
+        _ => m
+            .frames
+            .free_domain_frame(frame)
+            .map(|()| m.frames.assign_frame(frame, DOM).unwrap()),
+    };
+}
+
+#[test]
+fn random_sequences_keep_every_invariant() {
+    for seed in 1..=40u64 {
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let mut m = MockMmu::new();
+        m.rights.io_capable = seed % 3 == 0;
+        for step in 0..400 {
+            random_step(&mut m, &mut rng);
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.audit()))
+                .unwrap_or_else(|_| panic!("invariant broken at seed {seed} step {step}"));
+        }
+        let mut cursor = ReleaseCursor::default();
+        while m.mmu().release_domain(&mut cursor, 7) == ReleaseProgress::MoreWork {}
+        for mfn in DOM_FRAMES {
+            let f = *m.frames.get(mfn).unwrap();
+            assert_eq!(
+                (f.type_count, f.ref_count),
+                (0, 0),
+                "seed {seed}: {mfn:#x} after teardown"
+            );
+        }
+        m.audit();
+    }
+}
