@@ -10,6 +10,7 @@ pub mod cmdline;
 pub mod cpio;
 pub mod domain_layout;
 pub mod elf_image;
+pub mod emulate;
 pub mod evtchn;
 pub mod exit_code;
 pub mod frame;
