@@ -19,5 +19,7 @@ pub mod hypercalls;
 pub mod mm;
 pub mod frame_alloc;
 pub mod pvh;
+pub mod sched;
 pub mod vcpu;
 pub mod wallclock;
+pub mod xlcfg;
