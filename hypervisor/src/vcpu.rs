@@ -126,10 +126,9 @@ pub struct VcpuState {
     pub kernel_sp: u64,
     /// Guest kernel mode (vs guest user mode); both run in ring 3.
     pub kernel_mode: bool,
-    /// Kernel root page table (machine address).
-    pub kernel_l4: u64,
-    /// User root page table (`MMUEXT_NEW_USER_BASEPTR`), if set.
-    pub user_l4: Option<u64>,
+    /// The kernel and user root page tables (frame numbers, each holding an L4 type
+    /// reference in the PV MMU) and the TLB work pending for the CPU.
+    pub paging: crate::mm::VcpuPaging,
     /// FS base.
     pub fs_base: u64,
     /// GS base in kernel mode.
@@ -141,7 +140,8 @@ pub struct VcpuState {
 }
 
 impl VcpuState {
-    /// A vCPU in kernel mode on `kernel_l4`, with nothing registered.
+    /// A vCPU in kernel mode on the root at machine address `kernel_l4` (0: no root yet),
+    /// with nothing registered.
     pub fn new(kernel_l4: u64) -> Self {
         Self {
             trap_table: [TrapSlot::default(); 256],
@@ -151,8 +151,10 @@ impl VcpuState {
             kernel_ss: 0,
             kernel_sp: 0,
             kernel_mode: true,
-            kernel_l4,
-            user_l4: None,
+            paging: crate::mm::VcpuPaging {
+                kernel_l4: (kernel_l4 != 0).then_some(kernel_l4 >> 12),
+                ..Default::default()
+            },
             fs_base: 0,
             gs_base_kernel: 0,
             gs_base_user: 0,
@@ -160,11 +162,16 @@ impl VcpuState {
         }
     }
 
-    /// The root page table of the current mode.
+    /// Machine address of the kernel root page table (0 if none).
+    pub fn kernel_root(&self) -> u64 {
+        self.paging.kernel_l4.map_or(0, |mfn| mfn << 12)
+    }
+
+    /// Machine address of the root page table of the current mode.
     pub fn current_l4(&self) -> u64 {
-        match (self.kernel_mode, self.user_l4) {
-            (false, Some(u)) => u,
-            _ => self.kernel_l4,
+        match (self.kernel_mode, self.paging.user_l4) {
+            (false, Some(u)) => u << 12,
+            _ => self.kernel_root(),
         }
     }
 
@@ -237,7 +244,7 @@ impl VcpuState {
             bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
         }
         // The frame goes through the kernel's page tables, whichever mode we came from.
-        if !mem.write(self.kernel_l4, new_sp, &bytes[..n * 8]) {
+        if !mem.write(self.kernel_root(), new_sp, &bytes[..n * 8]) {
             return Err(DeliveryError::StackFault(new_sp));
         }
         self.kernel_mode = true;
@@ -280,7 +287,7 @@ impl VcpuState {
         }
         // The RPL the guest wrote decides: kernel frames carry RPL 0 (digest §3.4).
         let to_user = w(5) & 3 == 3;
-        if to_user && self.user_l4.is_none() {
+        if to_user && self.paging.user_l4.is_none() {
             return Err(DeliveryError::NoUserPageTables);
         }
         frame.rax = rax;

@@ -55,7 +55,7 @@ fn vcpu() -> VcpuState {
     v.trap_table[0x81] = TrapSlot { flags: 1, address: 0x10_8100 };
     v.trap_table[0x82] = TrapSlot { flags: 3 | 4, address: 0x10_8200 };
     v.kernel_sp = 0x20_0000;
-    v.user_l4 = Some(UL4);
+    v.paging.user_l4 = Some(UL4 >> 12);
     v
 }
 
@@ -195,7 +195,7 @@ fn hostile_iret_frames_are_refused() {
     }
     let mut f = TrapFrame { rsp: 0x50_0000, ..kernel_frame() };
     assert_eq!(v.iret(&mut f, &mut 0, &m), Err(DeliveryError::StackFault(0x50_0000)));
-    v.user_l4 = None;
+    v.paging.user_l4 = None;
     iret_ctx(&mut m, KL4, 0x1f_f000, [0, 0, 0, 0, 0x1000, 0xe033, 0x202, 0x1000, 0xe02b]);
     let mut f = TrapFrame { rsp: 0x1f_f000, ..kernel_frame() };
     assert_eq!(v.iret(&mut f, &mut 0, &m), Err(DeliveryError::NoUserPageTables));

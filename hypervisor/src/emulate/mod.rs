@@ -324,7 +324,7 @@ pub fn emulate_privileged(
             let v = match cr {
                 0 => GUEST_CR0 | if ctx.vcpu.cr0_ts { cr0::TS } else { 0 },
                 2 => ctx.state.cr2,
-                3 => ctx.vcpu.kernel_l4 & !0xfff,
+                3 => ctx.vcpu.kernel_root(),
                 4 => ctx.state.cr4,
                 _ => return GP,
             };

@@ -318,7 +318,7 @@ fn control_register_reads() {
     t.ok(&[0x0f, 0x20, 0xdb], 3);
     assert_eq!(t.frame.rbx, L4);
     t.vcpu.kernel_mode = true;
-    t.vcpu.user_l4 = Some(0x999_000);
+    t.vcpu.paging.user_l4 = Some(0x999);
     t.ok(&[0x0f, 0x20, 0xd8], 3);
     assert_eq!(t.frame.rax, L4, "cr3 is the kernel root");
     t.ok(&[0x0f, 0x20, 0xe0], 3);
