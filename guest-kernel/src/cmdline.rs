@@ -1,6 +1,7 @@
 //! The guest command line (`start_info.cmd_line`): space-separated `key=value` words.
 //!
-//! Keys this kernel understands: `role=demo|abi-test|bench` (default `demo`),
+//! Keys this kernel understands:
+//! `role=demo|abi-test|bench|traps|unhandled|emulate|events|mmu|procs` (default `demo`),
 //! `shutdown=poweroff|reboot|crash` (default `poweroff`), `iterations=N` (bench, default
 //! [`DEFAULT_ITERATIONS`]). Unknown words are ignored (Xen or a toolstack may add their own);
 //! known keys with bad values are reported as [`CmdlineError`]s.
@@ -17,9 +18,34 @@ pub enum Role {
     Demo,
     /// Exercise the hypercall ABI and report each check.
     AbiTest,
-    /// Time null hypercalls and console writes.
+    /// Time null hypercalls, console writes, user syscalls, bounced faults, mmu_update.
     Bench,
+    /// Exceptions bounced to the guest's trap table, checked frame by frame.
+    Traps,
+    /// An exception without a handler: the domain must be crashed.
+    Unhandled,
+    /// Privileged instructions trapped and emulated (and popf's silent IF).
+    Emulate,
+    /// Event channels, upcalls, timers, blocking and time.
+    Events,
+    /// The PV MMU: validated updates and Xen's refusals.
+    Mmu,
+    /// User processes with their own page tables, syscalls and preemption.
+    Procs,
 }
+
+/// Every role, for parsing and listing.
+pub const ROLES: [Role; 9] = [
+    Role::Demo,
+    Role::AbiTest,
+    Role::Bench,
+    Role::Traps,
+    Role::Unhandled,
+    Role::Emulate,
+    Role::Events,
+    Role::Mmu,
+    Role::Procs,
+];
 
 impl Role {
     /// The name used on the command line.
@@ -28,6 +54,12 @@ impl Role {
             Role::Demo => "demo",
             Role::AbiTest => "abi-test",
             Role::Bench => "bench",
+            Role::Traps => "traps",
+            Role::Unhandled => "unhandled",
+            Role::Emulate => "emulate",
+            Role::Events => "events",
+            Role::Mmu => "mmu",
+            Role::Procs => "procs",
         }
     }
 }
@@ -105,11 +137,9 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
         };
         match key {
             "role" => {
-                opts.role = match value {
-                    "demo" => Role::Demo,
-                    "abi-test" => Role::AbiTest,
-                    "bench" => Role::Bench,
-                    _ => return Err(CmdlineError::UnknownRole(value)),
+                opts.role = match ROLES.iter().find(|r| r.name() == value) {
+                    Some(&r) => r,
+                    None => return Err(CmdlineError::UnknownRole(value)),
                 }
             }
             "shutdown" => {
@@ -144,6 +174,7 @@ pub fn as_text(bytes: &[u8]) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    extern crate std;
 
     #[test]
     fn defaults_when_empty() {
@@ -165,6 +196,15 @@ mod tests {
                 .reason(),
             3
         );
+    }
+
+    #[test]
+    fn every_role_round_trips() {
+        for r in ROLES {
+            let line = std::format!("role={}", r.name());
+            assert_eq!(parse(&line).unwrap().role, r);
+        }
+        assert_eq!(parse("role=procs").unwrap().role, Role::Procs);
     }
 
     #[test]

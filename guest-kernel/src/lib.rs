@@ -38,9 +38,15 @@ pub mod bench;
 pub mod checks;
 pub mod cmdline;
 pub mod console;
+pub mod evtchn;
+pub mod pagepool;
+pub mod sched;
+pub mod trapframe;
 
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod arch;
+#[cfg(all(target_arch = "x86_64", target_os = "none"))]
+pub mod kernel;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]
 pub mod pv;
 #[cfg(all(target_arch = "x86_64", target_os = "none"))]

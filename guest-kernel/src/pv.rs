@@ -34,6 +34,66 @@ impl Shared {
         })
     }
 
+    /// Wraps an already mapped page.
+    ///
+    /// # Safety
+    /// `page` must be the mapped `shared_info`, kept mapped while the value is used.
+    pub unsafe fn from_raw(page: *mut SharedInfo) -> Self {
+        Self { page }
+    }
+
+    /// The mapped page.
+    pub fn raw(&self) -> *mut SharedInfo {
+        self.page
+    }
+
+    /// The wall clock (`wc_sec` with `wc_sec_hi`, `wc_nsec`) at system time 0, read with the
+    /// `wc_version` protocol; also returns the version seen.
+    pub fn wallclock(&self) -> (u64, u32, u32) {
+        loop {
+            // SAFETY: see `upcall_mask`; fields read volatile and re-validated below.
+            let v1 = unsafe { core::ptr::addr_of!((*self.page).wc_version).read_volatile() };
+            // Acquire: the version read happens before the data reads.
+            core::sync::atomic::fence(Ordering::Acquire);
+            // SAFETY: as above.
+            let (lo, hi, ns) = unsafe {
+                (
+                    core::ptr::addr_of!((*self.page).wc_sec).read_volatile(),
+                    core::ptr::addr_of!((*self.page).wc_sec_hi).read_volatile(),
+                    core::ptr::addr_of!((*self.page).wc_nsec).read_volatile(),
+                )
+            };
+            // Acquire: the data reads happen before the version re-read.
+            core::sync::atomic::fence(Ordering::Acquire);
+            // SAFETY: as above.
+            let v2 = unsafe { core::ptr::addr_of!((*self.page).wc_version).read_volatile() };
+            if v1 == v2 && v1 & 1 == 0 {
+                return (((hi as u64) << 32) | lo as u64, ns, v1);
+            }
+        }
+    }
+
+    /// A consistent snapshot of vCPU 0's `vcpu_time_info` (seqlock read).
+    pub fn time_snapshot(&self) -> hypercall_abi::shared_info::VcpuTimeInfo {
+        loop {
+            // SAFETY: see `upcall_mask`.
+            let time = unsafe { core::ptr::addr_of!((*self.page).vcpu_info[0].time) };
+            // SAFETY: as above.
+            let v1 = unsafe { core::ptr::addr_of!((*time).version).read_volatile() };
+            // Acquire: the version read happens before the data reads.
+            core::sync::atomic::fence(Ordering::Acquire);
+            // SAFETY: as above.
+            let snap = unsafe { time.read_volatile() };
+            // Acquire: the data reads happen before the version re-read.
+            core::sync::atomic::fence(Ordering::Acquire);
+            // SAFETY: as above.
+            let v2 = unsafe { core::ptr::addr_of!((*time).version).read_volatile() };
+            if v1 == v2 && v1 & 1 == 0 {
+                return snap;
+            }
+        }
+    }
+
     /// vCPU 0's `evtchn_upcall_mask`.
     pub fn upcall_mask(&self) -> u8 {
         // SAFETY: `page` maps the shared_info frame for the kernel's lifetime; volatile

@@ -23,14 +23,6 @@ const UNMAPPED_GUEST_ADDRESS: u64 = 0x0000_7000_0000_0000;
 /// One millisecond in system-time units.
 const MS: u64 = 1_000_000;
 
-macro_rules! check {
-    ($log:expr, $what:expr, $expected:expr, $ok:expr, $($value:tt)*) => {{
-        let ok: bool = $ok;
-        println!("{}", $log.record($what, format_args!($($value)*), $expected, ok));
-        ok
-    }};
-}
-
 /// Runs every check group.
 pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     let mut log = CheckLog::default();

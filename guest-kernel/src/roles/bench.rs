@@ -12,7 +12,7 @@ use crate::println;
 const BENCH_TEXT: &[u8] = b".";
 
 /// Runs both measurements.
-pub fn run(opts: &Options) -> ShutdownRequest {
+pub fn run(opts: &Options, _si: &hypercall_abi::start_info::StartInfo) -> ShutdownRequest {
     let n = opts.iterations;
     // Warm up caches and TLBs so the first iterations do not dominate short runs.
     for _ in 0..16 {

@@ -1,8 +1,13 @@
-//! x86_64 PV specifics: the entry point and boot stack, the Xen ELF notes, the hypercall page
-//! and the page reserved for mapping `shared_info`.
+//! x86_64 PV specifics: the entry point and boot stack, the Xen ELF notes, the hypercall page,
+//! the page reserved for mapping `shared_info`, trap entry and exit, exception triggers,
+//! privileged instructions and the user programs.
 
 pub mod entry;
+pub mod insn;
 pub mod notes;
+pub mod traps;
+pub mod triggers;
+pub mod user;
 
 extern "C" {
     /// First byte of the page Xen fills with hypercall stubs (linker script, `.text`).
