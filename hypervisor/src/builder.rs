@@ -230,15 +230,14 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
         vcpu.kernel_ss = gdt::FLAT_RING3_SS64 as u64;
         vcpu.kernel_sp = layout.stack + PAGE;
     }
-    let domain = Domain {
-        id: req.id,
-        name: req.name.into(),
-        privileged: req.privileged,
+    let domain = crate::domain::Machine::domain_record(
+        req.id,
+        req.name,
+        req.privileged,
         p2m,
         vcpu,
         shared_info_mfn,
-        singleshot_ns: None,
-        periodic_ns: None,
-    };
+        crate::arch::x86_64::cpu::read_cr4(),
+    );
     Ok(Built { domain, frame, store_mfn, console_mfn })
 }

@@ -1,52 +1,125 @@
-//! The running domain: building dom0 from its ELF image (Xen's PV builder), the hypercall
-//! environment, and what happens when the guest traps, shuts down or crashes.
+//! Domains and the machine that runs them: creation from a built image (registering its
+//! frames with the PV MMU, its ports with the event channels, its vCPU with the scheduler),
+//! context switching, timers, and teardown.
 //!
-//! One domain with one vCPU runs for now; the scheduler and domUs come with the multi-domain
-//! work. The generic pieces (ELF checks, layout, page tables, hypercalls, guest access) live
-//! in the `hypervisor` library and are host-tested.
+//! The trap path (what a guest entry does) is in `guest_traps.rs`, the hypercall environment
+//! in `machine_env.rs`. The policies themselves live in the host-tested library.
 
-use crate::arch::x86_64::{apic, cpu, gdt, guest_entry, idt::TrapFrame, paging, serial};
+use crate::arch::x86_64::{cpu, guest_entry, idt::TrapFrame, paging};
+use crate::builder::Built;
+use crate::memory::FRAMES;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::offset_of;
+use hypercall_abi::event_channel::{VIRQ_DOM_EXC, VIRQ_TIMER};
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
-use hypercall_abi::errno::Errno;
-use hypervisor::exit_code;
-use hypervisor::guest_access;
-use hypervisor::hypercalls::{self, DomainFacts, Env, Outcome};
-use hypervisor::vcpu::{self, Delivery, DeliveryError, GuestMemory, ModeChange, VcpuState};
+use hypervisor::emulate::{DomainPolicy, PrivState};
+use hypervisor::evtchn::{self, EventChannels, EvtchnHost};
+use hypervisor::guest_access::MachineAccess;
+use hypervisor::mm::{DomainRights, FrameTable, Mmu, ReleaseCursor, ReleaseProgress};
+use hypervisor::sched::Scheduler;
+use hypervisor::vcpu::{self, VcpuState};
 use spin::Mutex;
 
 /// `SHUTDOWN_*` reasons.
-const SHUTDOWN_POWEROFF: u32 = 0;
-const SHUTDOWN_REBOOT: u32 = 1;
-const SHUTDOWN_CRASH: u32 = 3;
+pub const SHUTDOWN_POWEROFF: u32 = 0;
+/// `SHUTDOWN_reboot`.
+pub const SHUTDOWN_REBOOT: u32 = 1;
+/// `SHUTDOWN_crash`.
+pub const SHUTDOWN_CRASH: u32 = 3;
+/// PV vCPUs start with a 10 ms periodic timer (raising VIRQ_TIMER once bound), as on Xen.
+const DEFAULT_PERIOD_NS: u64 = 10_000_000;
+/// Page-table entries released per teardown step (bounded work, as Xen's preemptible
+/// `domain_relinquish_resources`).
+const RELEASE_BUDGET: usize = 64;
 
-/// A PV domain.
+/// Offsets in shared_info of the fields the hypervisor writes (vCPU 0's `vcpu_info`).
+pub const UPCALL_PENDING: u64 = offset_of!(VcpuInfo, evtchn_upcall_pending) as u64;
+/// `evtchn_upcall_mask`.
+pub const UPCALL_MASK: u64 = offset_of!(VcpuInfo, evtchn_upcall_mask) as u64;
+/// `arch.cr2`.
+pub const VCPU_CR2: u64 = offset_of!(VcpuInfo, arch.cr2) as u64;
+const VCPU_TIME: u64 = offset_of!(VcpuInfo, time) as u64;
+const WC_VERSION: u64 = offset_of!(SharedInfo, wc_version) as u64;
+
+/// A PV domain with one vCPU.
 pub struct Domain {
     /// Domain id (0 for dom0).
     pub id: u16,
     /// Name (from the config; `Domain-0` for dom0).
-    pub name: alloc::string::String,
+    pub name: String,
     /// Whether this is the privileged control domain.
     pub privileged: bool,
     /// Pseudo-physical to machine frame map.
     pub p2m: Vec<u64>,
     /// The vCPU's virtual state (trap table, callbacks, mode, root page tables).
     pub vcpu: VcpuState,
+    /// Emulated privileged state (virtual CR2/CR4, debug registers, IOPL).
+    pub priv_state: PrivState,
+    /// What the emulator allows this domain.
+    pub policy: DomainPolicy,
     /// Machine frame of the shared_info page.
     pub shared_info_mfn: u64,
     /// One-shot timer deadline (system time, ns).
     pub singleshot_ns: Option<u64>,
     /// Periodic timer period (ns).
     pub periodic_ns: Option<u64>,
+    /// Next periodic expiry.
+    pub next_periodic_ns: u64,
+    /// Blocked in `SCHEDOP_block`, `SCHEDOP_poll` or `hlt` until an event.
+    pub blocked: bool,
+    /// While blocked in `SCHEDOP_poll`: wake at this system time even without an event.
+    pub poll_deadline: Option<u64>,
+    /// While blocked in `SCHEDOP_poll`: wake when one of these ports is pending.
+    pub poll_ports: Vec<u32>,
+    /// Registers while not running.
+    pub saved: TrapFrame,
 }
 
-/// The running domain and the machine facts its hypercalls need.
+/// The event-channel core's view of the machine: shared_info pages and wake-ups.
+#[derive(Default)]
+pub struct EventHost {
+    /// Each domain's shared_info frame.
+    pub shared_info: BTreeMap<u16, u64>,
+    /// Domains kicked since the last check (woken by the trap path).
+    pub kicked: Vec<u16>,
+}
+
+impl EvtchnHost for EventHost {
+    fn shared_info(&mut self, dom: u16) -> Option<&mut SharedInfo> {
+        let mfn = *self.shared_info.get(&dom)?;
+        // SAFETY: the frame is a hypervisor-owned page in the direct map, shared only with
+        // its domain, which is not running while the (non-preemptible, uniprocessor)
+        // hypervisor holds this reference; SharedInfo is plain data of at most one page.
+        Some(unsafe { &mut *(paging::phys_to_virt(mfn << 12) as *mut SharedInfo) })
+    }
+
+    fn kick(&mut self, dom: u16, _vcpu: u32) {
+        if !self.kicked.contains(&dom) {
+            self.kicked.push(dom);
+        }
+    }
+}
+
+/// Everything the hypervisor keeps about the running machine.
 pub struct Machine {
-    /// The domain.
-    pub domain: Domain,
+    /// Live domains by id.
+    pub domains: BTreeMap<u16, Domain>,
+    /// The domain whose context is loaded (or was last, while idle).
+    pub current: u16,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
+    /// The PV MMU's per-frame state.
+    pub frames: FrameTable,
+    /// Event channels of every domain.
+    pub events: EventChannels,
+    /// shared_info pages and wake-ups for `events`.
+    pub event_host: EventHost,
+    /// The credit scheduler.
+    pub sched: Scheduler,
+    /// The hypervisor's L4 slots 256-271, installed in every guest L4.
+    pub hypervisor_slots: [u64; 16],
     /// TSC frequency for system time.
     pub tsc_hz: u64,
     /// TSC at boot (system time 0).
@@ -55,326 +128,293 @@ pub struct Machine {
     pub cmdline: heapless::String<1024>,
     /// Unix time at system time 0, from the CMOS clock.
     pub wallclock_at_boot: u64,
+    /// The host's CR4, for the emulator's policy.
+    pub host_cr4: u64,
 }
 
 /// The machine state, reached from the trap path (single CPU, interrupts off: never contended).
 pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
 
-/// Starts the machine's domain in guest context. Never returns.
-pub fn start(mut machine: Machine, frame: TrapFrame) -> ! {
-    machine.update_time();
-    let l4 = machine.domain.vcpu.kernel_l4;
-    *MACHINE.lock() = Some(machine);
-    guest_entry::load_page_tables(l4);
-    guest_entry::resume(&frame, gdt::ring0_stack_top())
+/// Why a built domain could not be brought up.
+#[derive(Debug)]
+pub struct CreateError(pub &'static str, pub hypercall_abi::errno::Errno);
+
+impl core::fmt::Display for CreateError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} ({})", self.0, self.1)
+    }
 }
 
 impl Machine {
-    fn ns_at(&self, tsc: u64) -> u64 {
+    /// An empty machine.
+    pub fn new(mem: paging::DirectMap, ram_top: u64, tsc_hz: u64, cmdline: heapless::String<1024>, wallclock_at_boot: u64) -> Self {
+        let hv_l4 = paging::hypervisor_pml4_phys();
+        let mut hypervisor_slots = [0u64; 16];
+        for (i, s) in hypervisor_slots.iter_mut().enumerate() {
+            *s = mem.read_u64(hv_l4 + (256 + i as u64) * 8).unwrap_or(0);
+        }
+        Self {
+            domains: BTreeMap::new(),
+            current: 0,
+            frames: FrameTable::new(ram_top >> 12),
+            mem,
+            events: EventChannels::default(),
+            event_host: EventHost::default(),
+            sched: Scheduler::new(1_000_000_000 / crate::TICK_HZ),
+            hypervisor_slots,
+            tsc_hz,
+            tsc_boot: cpu::rdtsc(),
+            cmdline,
+            wallclock_at_boot,
+            host_cr4: cpu::read_cr4(),
+        }
+    }
+
+    /// Registers a built domain: its frames with the PV MMU (owned, M2P, bootstrap tables
+    /// validated and pinned), its event channels and its scheduler entry.
+    pub fn add_domain(&mut self, built: Built, weight: u16) -> Result<(), CreateError> {
+        let mut d = built.domain;
+        let id = d.id;
+        let e = |what| move |err: hypervisor::mm::MmuError| CreateError(what, err.errno);
+        for (pfn, &mfn) in d.p2m.iter().enumerate() {
+            self.frames.assign_frame(mfn, id).map_err(e("frame assignment"))?;
+            self.frames.set_m2p(mfn, pfn as u64).map_err(e("M2P"))?;
+        }
+        self.frames.share_with_guest(d.shared_info_mfn, id).map_err(e("shared_info"))?;
+        let l4_mfn = d.vcpu.kernel_root() >> 12;
+        d.vcpu.paging.kernel_l4 = None;
+        Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, DomainRights { id, io_capable: d.privileged }, &mut d.vcpu.paging)
+            .adopt_bootstrap_tables(l4_mfn)
+            .map_err(e("bootstrap page tables"))?;
+        d.vcpu.paging.effects.take(); // the first entry loads CR3 anyway
+        self.events
+            .add_domain(id, evtchn::DomainConfig::new(1, d.privileged))
+            .map_err(|err| CreateError("event channels", err))?;
+        self.event_host.shared_info.insert(id, d.shared_info_mfn);
+        self.sched.add(id, weight).map_err(|_| CreateError("scheduler", hypercall_abi::errno::Errno::EINVAL))?;
+        d.saved = built.frame;
+        d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
+        self.domains.insert(id, d);
+        self.update_time(id);
+        Ok(())
+    }
+
+    /// A new domain record for the builder.
+    pub fn domain_record(id: u16, name: &str, privileged: bool, p2m: Vec<u64>, vcpu: VcpuState, shared_info_mfn: u64, host_cr4: u64) -> Domain {
+        let policy = DomainPolicy::new(privileged, host_cr4);
+        Domain {
+            id,
+            name: name.into(),
+            privileged,
+            p2m,
+            vcpu,
+            priv_state: PrivState::new(&policy),
+            policy,
+            shared_info_mfn,
+            singleshot_ns: None,
+            periodic_ns: Some(DEFAULT_PERIOD_NS),
+            next_periodic_ns: 0,
+            blocked: false,
+            poll_deadline: None,
+            poll_ports: Vec::new(),
+            saved: TrapFrame::default(),
+        }
+    }
+
+    pub(crate) fn ns_at(&self, tsc: u64) -> u64 {
         let ticks = tsc.wrapping_sub(self.tsc_boot) as u128;
         (ticks * 1_000_000_000 / self.tsc_hz.max(1) as u128) as u64
     }
 
-    fn now_ns(&self) -> u64 {
+    /// Xen system time: nanoseconds since boot.
+    pub fn now_ns(&self) -> u64 {
         self.ns_at(cpu::rdtsc())
     }
-}
 
-impl Env for Machine {
-    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        guest_access::copy_from_guest(&self.mem, self.domain.vcpu.current_l4(), va, out).map_err(|_| Errno::EFAULT)
+    /// The current domain. Panics only if the hypervisor's own bookkeeping is broken.
+    pub fn cur(&mut self) -> &mut Domain {
+        self.domains.get_mut(&self.current).expect("the current domain is live")
     }
-    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        guest_access::copy_to_guest(&mut self.mem, self.domain.vcpu.current_l4(), va, bytes).map_err(|_| Errno::EFAULT)
-    }
-    fn console_write(&mut self, bytes: &[u8]) {
-        serial::write_bytes(bytes);
-    }
-    fn console_read(&mut self, out: &mut [u8]) -> usize {
-        let mut n = 0;
-        while n < out.len() {
-            match serial::try_read() {
-                Some(b) => out[n] = b,
-                None => break,
-            }
-            n += 1;
-        }
-        n
-    }
-    fn domain(&self) -> DomainFacts {
-        DomainFacts {
-            id: self.domain.id,
-            nr_pages: self.domain.p2m.len() as u64,
-            max_pages: self.domain.p2m.len() as u64,
-            privileged: self.domain.privileged,
-            max_mfn: self.mem.top >> 12,
-        }
-    }
-    fn now_ns(&self) -> u64 {
-        Machine::now_ns(self)
-    }
-    fn set_singleshot_timer(&mut self, deadline_ns: Option<u64>) {
-        self.domain.singleshot_ns = deadline_ns;
-    }
-    fn set_periodic_timer(&mut self, period_ns: Option<u64>) {
-        self.domain.periodic_ns = period_ns;
-    }
-    fn hypervisor_cmdline(&self) -> &str {
-        &self.cmdline
-    }
-    fn vcpu(&mut self) -> &mut VcpuState {
-        &mut self.domain.vcpu
-    }
-    fn apply_segment_bases(&mut self) {
-        cpu::load_segment_bases(&self.domain.vcpu);
-    }
-}
 
-impl GuestMemory for paging::DirectMap {
-    fn write(&mut self, l4: u64, va: u64, bytes: &[u8]) -> bool {
-        guest_access::copy_to_guest(self, l4, va, bytes).is_ok()
-    }
-    fn read(&self, l4: u64, va: u64, out: &mut [u8]) -> bool {
-        guest_access::copy_from_guest(self, l4, va, out).is_ok()
-    }
-}
-
-/// Offsets in shared_info of the fields the hypervisor writes (vCPU 0's `vcpu_info`).
-const UPCALL_PENDING: u64 = offset_of!(VcpuInfo, evtchn_upcall_pending) as u64;
-const UPCALL_MASK: u64 = offset_of!(VcpuInfo, evtchn_upcall_mask) as u64;
-const VCPU_CR2: u64 = offset_of!(VcpuInfo, arch.cr2) as u64;
-const VCPU_TIME: u64 = offset_of!(VcpuInfo, time) as u64;
-const WC_VERSION: u64 = offset_of!(SharedInfo, wc_version) as u64;
-
-impl Machine {
-    fn shared_byte(&self, offset: u64) -> u8 {
+    /// Reads a byte of `dom`'s shared_info.
+    pub fn shared_byte(&self, dom: u16, offset: u64) -> u8 {
         let mut b = [0u8];
-        hypervisor::guest_access::MachineAccess::read_bytes(&self.mem, (self.domain.shared_info_mfn << 12) + offset, &mut b);
+        if let Some(d) = self.domains.get(&dom) {
+            self.mem.read_bytes((d.shared_info_mfn << 12) + offset, &mut b);
+        }
         b[0]
     }
 
-    fn set_shared_bytes(&mut self, offset: u64, bytes: &[u8]) {
-        let at = (self.domain.shared_info_mfn << 12) + offset;
-        hypervisor::guest_access::MachineAccess::write_bytes(&mut self.mem, at, bytes);
+    /// Writes bytes into `dom`'s shared_info.
+    pub fn set_shared_bytes(&mut self, dom: u16, offset: u64, bytes: &[u8]) {
+        if let Some(d) = self.domains.get(&dom) {
+            let at = (d.shared_info_mfn << 12) + offset;
+            self.mem.write_bytes(at, bytes);
+        }
     }
 
-    /// Publishes system time and the wall clock in shared_info (digest §3.9), with the
-    /// seqlock-style version bumps guests rely on.
-    pub fn update_time(&mut self) {
+    /// Publishes system time and the wall clock in `dom`'s shared_info (digest §3.9), with
+    /// the seqlock-style version bumps guests rely on.
+    pub fn update_time(&mut self, dom: u16) {
         let (mul, shift) = vcpu::tsc_scale(self.tsc_hz);
         let tsc = cpu::rdtsc();
         let now = self.ns_at(tsc);
-        let version = {
-            let mut b = [0u8; 4];
-            let at = (self.domain.shared_info_mfn << 12) + VCPU_TIME;
-            hypervisor::guest_access::MachineAccess::read_bytes(&self.mem, at, &mut b);
-            u32::from_le_bytes(b)
-        };
+        let Some(d) = self.domains.get(&dom) else { return };
+        let base = d.shared_info_mfn << 12;
+        let version = self.mem.read_u64(base + VCPU_TIME).unwrap_or(0) as u32;
         let (odd, even) = (version | 1, (version | 1).wrapping_add(1));
-        let mut time = [0u8; 32];
-        self.set_shared_bytes(VCPU_TIME, &odd.to_le_bytes()); // odd: update in progress
-        time[8..16].copy_from_slice(&tsc.to_le_bytes());
-        time[16..24].copy_from_slice(&now.to_le_bytes());
-        time[24..28].copy_from_slice(&mul.to_le_bytes());
-        time[28] = shift as u8;
-        time[29] = 1; // XEN_PVCLOCK_TSC_STABLE_BIT: one CPU, one TSC
-        self.set_shared_bytes(VCPU_TIME + 8, &time[8..32]);
-        self.set_shared_bytes(VCPU_TIME, &even.to_le_bytes()); // even again: consistent
+        let mut time = [0u8; 24];
+        time[0..8].copy_from_slice(&tsc.to_le_bytes());
+        time[8..16].copy_from_slice(&now.to_le_bytes());
+        time[16..20].copy_from_slice(&mul.to_le_bytes());
+        time[20] = shift as u8;
+        time[21] = 1; // XEN_PVCLOCK_TSC_STABLE_BIT: one CPU, one TSC
+        self.mem.write_bytes(base + VCPU_TIME, &odd.to_le_bytes()); // odd: update in progress
+        self.mem.write_bytes(base + VCPU_TIME + 8, &time);
+        self.mem.write_bytes(base + VCPU_TIME, &even.to_le_bytes()); // even: consistent
         let mut wc = [0u8; 16];
         wc[0..4].copy_from_slice(&2u32.to_le_bytes());
         wc[4..8].copy_from_slice(&(self.wallclock_at_boot as u32).to_le_bytes());
         wc[12..16].copy_from_slice(&((self.wallclock_at_boot >> 32) as u32).to_le_bytes());
-        self.set_shared_bytes(WC_VERSION, &wc);
+        self.mem.write_bytes(base + WC_VERSION, &wc);
     }
 
-    /// Delivers `d` to the guest kernel, or crashes the domain if that is impossible.
-    fn deliver(&mut self, frame: &mut TrapFrame, d: Delivery, what: &str) {
-        let mut mask = self.shared_byte(UPCALL_MASK);
-        let result = self.domain.vcpu.bounce(frame, d, &mut mask, &mut self.mem);
-        match result {
-            Ok(change) => {
-                self.set_shared_bytes(UPCALL_MASK, &[mask]);
-                self.apply_mode_change(change);
+    /// Raises VIRQ_TIMER in every domain whose one-shot or periodic timer expired.
+    pub fn run_timers(&mut self) {
+        let now = self.now_ns();
+        let mut expired: heapless::Vec<u16, 64> = heapless::Vec::new();
+        for d in self.domains.values_mut() {
+            let mut fire = false;
+            if d.singleshot_ns.is_some_and(|t| t <= now) {
+                d.singleshot_ns = None;
+                fire = true;
             }
-            Err(e) => self.crash(frame, what, e),
-        }
-    }
-
-    fn apply_mode_change(&mut self, change: ModeChange) {
-        if change != ModeChange::None {
-            guest_entry::load_page_tables(self.domain.vcpu.current_l4());
-            cpu::load_segment_bases(&self.domain.vcpu);
-        }
-    }
-
-    fn crash(&mut self, frame: &TrapFrame, what: &str, e: DeliveryError) -> ! {
-        log::error!(
-            "d{}: {what} at rip={:#x} cannot be delivered: {e}: crashing domain (vector {}, error_code={:#x}, cr2={:#x})",
-            self.domain.id,
-            frame.rip,
-            frame.vector,
-            frame.error_code,
-            cpu::read_cr2()
-        );
-        domain_shutdown(self.domain.id, SHUTDOWN_CRASH)
-    }
-
-    /// Delivers a pending event upcall if events are unmasked: Xen's check on every return to
-    /// the guest.
-    fn deliver_pending_events(&mut self, frame: &mut TrapFrame) {
-        if self.shared_byte(UPCALL_PENDING) != 0
-            && self.shared_byte(UPCALL_MASK) == 0
-            && self.domain.vcpu.event_callback != 0
-        {
-            let d = Delivery { handler: self.domain.vcpu.event_callback, error_code: None, mask_events: true };
-            self.deliver(frame, d, "event upcall");
-        }
-    }
-
-    /// A `SYSCALL`: from guest kernel mode a hypercall, from guest user mode a system call
-    /// bounced to the guest's syscall callback.
-    fn on_syscall(&mut self, frame: &mut TrapFrame) {
-        if !self.domain.vcpu.kernel_mode {
-            let cb = self.domain.vcpu.syscall_callback;
-            if cb.address == 0 {
-                // Xen injects #UD at the `syscall` instruction.
-                frame.rip -= 2;
-                return self.on_exception(frame, vcpu::VECTOR_UD, None);
+            if let Some(period) = d.periodic_ns {
+                if d.next_periodic_ns <= now {
+                    // Catch up without a burst: the next expiry is one period from now.
+                    d.next_periodic_ns = now + period;
+                    fire = true;
+                }
             }
-            let d = Delivery { handler: cb.address, error_code: None, mask_events: cb.mask_events };
-            return self.deliver(frame, d, "syscall");
-        }
-        if frame.rax == hypercall_abi::hypercall::IRET {
-            return self.on_iret(frame);
-        }
-        let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
-        match hypercalls::dispatch(self, frame.rax, args) {
-            Outcome::Return(v) => frame.rax = v as u64,
-            Outcome::Continue(next) => {
-                // Re-execute the 2-byte SYSCALL with the advanced arguments (Xen's continuation).
-                [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
-                frame.rip -= 2;
+            if d.blocked && d.poll_deadline.is_some_and(|t| t <= now) {
+                // A poll timed out: wake the domain without an event.
+                d.poll_deadline = None;
+                if !self.event_host.kicked.contains(&d.id) {
+                    self.event_host.kicked.push(d.id);
+                }
             }
-            Outcome::Yield => frame.rax = 0,
-            Outcome::Block => {
-                frame.rax = 0;
-                self.block();
+            if fire && expired.push(d.id).is_err() {
+                break; // more than 64 domains expiring at once: the rest fire next tick
             }
-            Outcome::Shutdown(reason) => domain_shutdown(self.domain.id, reason),
+        }
+        for id in expired {
+            self.update_time(id);
+            self.events.raise_vcpu_virq(&mut self.event_host, id, 0, VIRQ_TIMER);
         }
     }
 
-    /// `SCHEDOP_block`: enable events, then sleep until one is pending.
-    fn block(&mut self) {
-        self.set_shared_bytes(UPCALL_MASK, &[0]);
+    /// Wakes every kicked domain that was blocked; returns whether the scheduler wants the
+    /// CPU reassigned.
+    pub fn process_kicks(&mut self) -> bool {
+        // Xen's pollers check: a port a blocked poller waits on became pending, even if it
+        // raised no upcall (masked vCPU, or its selector bit was already set).
+        for d in self.domains.values() {
+            if d.blocked && !d.poll_ports.is_empty() && self.any_pending(d.shared_info_mfn, &d.poll_ports) && !self.event_host.kicked.contains(&d.id) {
+                self.event_host.kicked.push(d.id);
+            }
+        }
+        let mut resched = false;
+        for id in core::mem::take(&mut self.event_host.kicked) {
+            if let Some(d) = self.domains.get_mut(&id) {
+                if d.blocked {
+                    d.blocked = false;
+                    d.poll_deadline = None;
+                    d.poll_ports.clear();
+                    resched |= self.sched.wake(id);
+                }
+            }
+        }
+        resched
+    }
+
+    fn any_pending(&self, shared_info_mfn: u64, ports: &[u32]) -> bool {
+        let base = (shared_info_mfn << 12) + offset_of!(SharedInfo, evtchn_pending) as u64;
+        ports.iter().any(|&p| {
+            let word = self.mem.read_u64(base + (p as u64 / 64) * 8).unwrap_or(0);
+            p < 4096 && word & (1 << (p % 64)) != 0
+        })
+    }
+
+    /// Switches the CPU to `next`: saves the current domain's registers (if it still lives)
+    /// and loads `next`'s. Staying on the same domain changes nothing.
+    pub fn switch_to(&mut self, frame: &mut TrapFrame, next: u16) {
+        if next == self.current && self.domains.contains_key(&next) {
+            return;
+        }
+        if let Some(cur) = self.domains.get_mut(&self.current) {
+            cur.saved = frame.clone();
+        }
+        self.current = next;
+        self.load_context(frame);
+    }
+
+    /// Loads the current domain's saved registers into `frame`, with its page tables and
+    /// segment bases, and refreshes its time.
+    pub fn load_context(&mut self, frame: &mut TrapFrame) {
+        let d = self.cur();
+        *frame = d.saved.clone();
+        guest_entry::load_page_tables(d.vcpu.current_l4());
+        cpu::load_segment_bases(&d.vcpu);
+        let id = self.current;
+        self.update_time(id);
+    }
+
+    /// Tears a dead domain down: scheduler, event channels (peers' ports return to Unbound,
+    /// dom0 gets VIRQ_DOM_EXC), page-table references, then every frame back to the
+    /// allocator. dom0 must not be torn down this way: its death ends the machine.
+    pub fn destroy_domain(&mut self, id: u16) {
+        let Some(mut d) = self.domains.remove(&id) else { return };
+        self.sched.remove(id);
+        self.events.domain_destroyed(&mut self.event_host, id);
+        self.event_host.shared_info.remove(&id);
+        let mut cursor = ReleaseCursor::default();
+        let rights = DomainRights { id, io_capable: d.privileged };
         loop {
-            if self.shared_byte(UPCALL_PENDING) != 0 {
-                return;
+            let mut mmu = Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging);
+            if mmu.release_domain(&mut cursor, RELEASE_BUDGET) == ReleaseProgress::Done {
+                break;
             }
-            match self.domain.singleshot_ns {
-                Some(d) if self.now_ns() >= d => {
-                    self.domain.singleshot_ns = None;
-                    return;
+        }
+        let mut freed = 0;
+        let mut frames = FRAMES.lock();
+        for &mfn in d.p2m.iter().chain(core::iter::once(&d.shared_info_mfn)) {
+            match self.frames.free_domain_frame(mfn) {
+                Ok(()) => {
+                    if let Some(f) = frames.as_mut() {
+                        if f.free(mfn).is_ok() {
+                            freed += 1;
+                        }
+                    }
                 }
-                Some(_) => cpu::idle_wait_for_interrupt(),
-                None => {
-                    log::warn!("d{}: blocked with no timer armed and no event pending", self.domain.id);
-                    cpu::idle_wait_for_interrupt();
-                }
+                Err(e) => log::warn!("d{id}: frame {mfn:#x} kept: {}", e.reason),
             }
         }
-    }
-
-    fn on_iret(&mut self, frame: &mut TrapFrame) {
-        let mut mask = self.shared_byte(UPCALL_MASK);
-        match self.domain.vcpu.iret(frame, &mut mask, &self.mem) {
-            Ok(Ok(change)) => {
-                self.set_shared_bytes(UPCALL_MASK, &[mask]);
-                self.apply_mode_change(change);
-            }
-            // A frame the CPU could not return to: #GP(0), as Xen's failed IRET.
-            Ok(Err(())) => self.on_exception(frame, vcpu::VECTOR_GP, Some(0)),
-            Err(e) => self.crash(frame, "iret", e),
-        }
-    }
-
-    fn on_exception(&mut self, frame: &mut TrapFrame, vector: u8, error_code: Option<u64>) {
-        // `int n` on a DPL-0 gate arrives as #GP with error code (n << 3) | 2.
-        if vector == vcpu::VECTOR_GP {
-            if let Some(code) = error_code.filter(|c| c & 7 == 2) {
-                let n = (code >> 3) as u8;
-                if let Some(d) = self.domain.vcpu.software_interrupt(n) {
-                    frame.rip += 2;
-                    return self.deliver(frame, d, "software interrupt");
-                }
-            }
-        }
-        if vector == vcpu::VECTOR_PF {
-            self.set_shared_bytes(VCPU_CR2, &cpu::read_cr2().to_le_bytes());
-        }
-        match self.domain.vcpu.exception(vector, error_code) {
-            Ok(d) => self.deliver(frame, d, EXCEPTION_NAMES[vector as usize]),
-            Err(e) => self.crash(frame, EXCEPTION_NAMES[vector as usize], e),
-        }
+        drop(frames);
+        log::info!("d{id} ({}): destroyed, {freed} frames returned", d.name);
+        self.events.send_global_virq(&mut self.event_host, VIRQ_DOM_EXC);
     }
 }
 
-/// Mnemonics of the architectural exception vectors.
-pub const EXCEPTION_NAMES: [&str; 32] = [
-    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
-    "#GP", "#PF", "res15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "res22", "res23", "res24",
-    "res25", "res26", "res27", "#HV", "#VC", "#SX", "res31",
-];
 
-/// Vectors whose exceptions push an error code.
-fn has_error_code(vector: u8) -> bool {
-    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
-}
-
-/// Everything that enters the hypervisor from guest context comes here.
-pub fn on_guest_entry(frame: &mut TrapFrame) {
-    let mut guard = MACHINE.lock();
-    let Some(m) = guard.as_mut() else {
-        drop(guard);
-        log::error!("entry from ring 3 with no domain running");
-        crate::fatal_stop();
+/// Hands the CPU to the first runnable domain. Never returns.
+pub fn start(mut machine: Machine) -> ! {
+    let Some(first) = machine.sched.pick_next(machine.now_ns()) else {
+        log::info!("No domain to run: shutting down.");
+        cpu::qemu_exit(hypervisor::exit_code::SUCCESS);
     };
-    match frame.vector {
-        crate::arch::x86_64::syscall::SYSCALL_VECTOR => m.on_syscall(frame),
-        v if v == apic::TIMER_VECTOR as u64 => {
-            apic::on_timer_interrupt();
-            m.update_time();
-        }
-        v if v == apic::SPURIOUS_VECTOR as u64 => {}
-        v if v < 32 => {
-            let v = v as u8;
-            let code = has_error_code(v).then_some(frame.error_code);
-            m.on_exception(frame, v, code);
-        }
-        v => {
-            log::warn!("d{}: unexpected interrupt vector {v} in guest context", m.domain.id);
-            apic::end_of_interrupt();
-        }
-    }
-    m.deliver_pending_events(frame);
-}
-
-/// The domain shut down. For dom0 this ends the machine, as Xen does with its hardware domain.
-pub fn domain_shutdown(id: u16, reason: u32) -> ! {
-    let what = match reason {
-        SHUTDOWN_POWEROFF => "poweroff",
-        SHUTDOWN_REBOOT => "reboot",
-        SHUTDOWN_CRASH => "crash",
-        _ => "other",
-    };
-    log::info!("d{id}: shutdown requested: reason {reason} ({what})");
-    let code = match reason {
-        SHUTDOWN_POWEROFF | SHUTDOWN_REBOOT => exit_code::SUCCESS,
-        _ => exit_code::FAILURE,
-    };
-    log::info!(
-        "Hardware domain shut down: ending the machine ({}).",
-        if code == exit_code::SUCCESS { "success" } else { "failure" }
-    );
-    cpu::qemu_exit(code)
+    let mut frame = TrapFrame::default();
+    machine.current = first;
+    machine.load_context(&mut frame);
+    *MACHINE.lock() = Some(machine);
+    guest_entry::resume(&frame, crate::arch::x86_64::gdt::ring0_stack_top())
 }

@@ -9,6 +9,8 @@ mod arch;
 mod builder;
 mod console;
 mod domain;
+mod guest_traps;
+mod machine_env;
 mod memory;
 
 use arch::x86_64::{apic, boot::IMAGE_VIRT_OFFSET, cpu, gdt, idt, paging, serial, syscall};
@@ -19,7 +21,7 @@ use hypervisor::exit_code;
 use hypervisor::pvh::{self, PhysRead, MEMMAP_TYPE_RAM};
 
 /// Periodic tick rate (the scheduler's time base).
-const TICK_HZ: u64 = 100;
+pub const TICK_HZ: u64 = 100;
 /// Ticks the boot self-check waits for, to prove the timer runs.
 const BOOT_TICKS: u64 = 3;
 
@@ -162,15 +164,12 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
             match builder::build_domain(&req, &mut mem) {
                 Ok(built) => {
                     log::info!("Starting dom0 (command line: \"{}\")", cmdline.dom0_cmdline);
-                    let machine = domain::Machine {
-                        domain: built.domain,
-                        mem,
-                        tsc_hz: cal.tsc_hz,
-                        tsc_boot: cpu::rdtsc(),
-                        cmdline: info.cmdline.clone(),
-                        wallclock_at_boot: boot_wallclock,
-                    };
-                    domain::start(machine, built.frame)
+                    let mut machine = domain::Machine::new(mem, ram_top, cal.tsc_hz, info.cmdline.clone(), boot_wallclock);
+                    if let Err(e) = machine.add_domain(built, hypervisor::sched::DEFAULT_WEIGHT) {
+                        log::error!("dom0 could not be set up: {e}");
+                        fatal_stop();
+                    }
+                    domain::start(machine)
                 }
                 Err(e) => {
                     log::error!("dom0 image refused: {e}");

@@ -143,6 +143,10 @@ pub fn sched_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             Ok(reason) => Outcome::Shutdown(reason),
             Err(e) => err(e),
         },
+        SCHEDOP_POLL => match poll(env, a[1]) {
+            Ok(o) => o,
+            Err(e) => err(e),
+        },
         SCHEDOP_SHUTDOWN_CODE => match read_u32(env, a[1]) {
             Ok(_) => ret(0),
             Err(e) => err(e),
@@ -301,4 +305,50 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         return Outcome::Continue([list + MULTICALL_BATCH * MULTICALL_ENTRY_SIZE, count - MULTICALL_BATCH, a[2], a[3], a[4]]);
     }
     ret(0)
+}
+
+/// `PHYSDEVOP_set_iopl`.
+const PHYSDEVOP_SET_IOPL: u64 = 6;
+
+/// `physdev_op(cmd, arg)`: only `set_iopl` for now (what a PV kernel needs for port I/O).
+pub fn physdev_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    match a[0] & 0xffff_ffff {
+        PHYSDEVOP_SET_IOPL => match read_u32(env, a[1]) {
+            Ok(iopl) if iopl > 3 => err(Errno::EINVAL),
+            Ok(iopl) if env.set_virtual_iopl(iopl as u8) => ret(0),
+            Ok(_) => err(Errno::ENOSYS),
+            Err(e) => err(e),
+        },
+        _ => err(Errno::ENOSYS),
+    }
+}
+
+/// `SCHEDOP_poll`: returns at once if one of the listed ports is pending (or the list is
+/// empty and events are deliverable), else asks the scheduler to sleep until an event or the
+/// absolute deadline. A wake-up by an event on another port also ends the poll: the guest
+/// re-checks its ports, as it must after any return from the call.
+fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
+    let ports_va = read_u64(env, arg)?;
+    let nr_ports = read_u32(env, arg + 8)? as u64;
+    let timeout = read_u64(env, arg + 16)?;
+    if nr_ports > MAX_POLL_PORTS {
+        return Err(Errno::EINVAL);
+    }
+    let mut ports = [0u32; MAX_POLL_PORTS as usize];
+    for (i, p) in ports.iter_mut().enumerate().take(nr_ports as usize) {
+        *p = read_u32(env, ports_va + i as u64 * 4)?;
+    }
+    let Some(access) = env.events() else { return Err(Errno::ENOSYS) };
+    let caller = access.caller;
+    let Some(shared) = access.host.shared_info(caller) else { return Err(Errno::EINVAL) };
+    for &port in &ports[..nr_ports as usize] {
+        if port as usize >= hypercall_abi::shared_info::EVTCHN_2L_NR_CHANNELS {
+            return Err(Errno::EINVAL);
+        }
+        if shared.evtchn_pending[port as usize / 64] & (1 << (port % 64)) != 0 {
+            return Ok(ret(0));
+        }
+    }
+    env.set_poll_ports(&ports[..nr_ports as usize]);
+    Ok(Outcome::Poll((timeout != 0).then_some(timeout)))
 }

@@ -48,8 +48,12 @@ pub mod op {
     pub const SCHEDOP_BLOCK: u64 = 1;
     /// `SCHEDOP_shutdown`.
     pub const SCHEDOP_SHUTDOWN: u64 = 2;
+    /// `SCHEDOP_poll`.
+    pub const SCHEDOP_POLL: u64 = 3;
     /// `SCHEDOP_shutdown_code`.
     pub const SCHEDOP_SHUTDOWN_CODE: u64 = 5;
+    /// Most ports one `SCHEDOP_poll` may name (Xen's limit).
+    pub const MAX_POLL_PORTS: u64 = 128;
     /// `XENMEM_maximum_ram_page`.
     pub const XENMEM_MAXIMUM_RAM_PAGE: u64 = 2;
     /// `XENMEM_current_reservation`.
@@ -88,6 +92,9 @@ pub enum Outcome {
     Yield,
     /// `rax = 0`, then sleep until an event (timer) is pending.
     Block,
+    /// `SCHEDOP_poll` found nothing pending: `rax = 0`, then sleep (leaving the event mask
+    /// alone) until an event is raised or system time reaches the deadline, if any.
+    Poll(Option<u64>),
     /// The domain asked to shut down with this `SHUTDOWN_*` reason.
     Shutdown(u32),
 }
@@ -131,6 +138,13 @@ pub trait Env {
     fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState;
     /// Loads the vCPU's FS and GS bases into the CPU after `set_segment_base` changed them.
     fn apply_segment_bases(&mut self);
+    /// Records the ports a `SCHEDOP_poll` waits on, so that an event on one of them wakes the
+    /// vCPU even when it raises no upcall (Xen's pollers check).
+    fn set_poll_ports(&mut self, _ports: &[u32]) {}
+    /// Sets the vCPU's virtual IOPL (`PHYSDEVOP_set_iopl`); `false` if not supported here.
+    fn set_virtual_iopl(&mut self, _iopl: u8) -> bool {
+        false
+    }
     /// The event channels, shared_info access and wake-ups for the calling domain, or `None`
     /// if event channels are unavailable (then `event_channel_op` answers `-ENOSYS`).
     fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>>;
@@ -167,6 +181,7 @@ static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     t[nr::CONSOLE_IO as usize] = entry("console_io", handlers::console_io);
     t[nr::VCPU_OP as usize] = entry("vcpu_op", handlers::vcpu_op);
     t[nr::SCHED_OP as usize] = entry("sched_op", handlers::sched_op);
+    t[nr::PHYSDEV_OP as usize] = entry("physdev_op", handlers::physdev_op);
     t[nr::MMU_UPDATE as usize] = entry("mmu_update", mmu::mmu_update);
     t[nr::UPDATE_VA_MAPPING as usize] = entry("update_va_mapping", mmu::update_va_mapping);
     t[nr::MMUEXT_OP as usize] = entry("mmuext_op", mmu::mmuext_op);

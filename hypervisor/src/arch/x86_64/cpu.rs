@@ -15,6 +15,31 @@ pub fn outb(port: u16, value: u8) {
     unsafe { Port::new(port).write(value) }
 }
 
+/// `in` of 1, 2 or 4 bytes.
+pub fn port_in(port: u16, size: u8) -> u32 {
+    // SAFETY: the emulator only asks for ports the domain's policy permits and the
+    // hypervisor does not own.
+    unsafe {
+        match size {
+            1 => Port::<u8>::new(port).read() as u32,
+            2 => Port::<u16>::new(port).read() as u32,
+            _ => Port::<u32>::new(port).read(),
+        }
+    }
+}
+
+/// `out` of 1, 2 or 4 bytes.
+pub fn port_out(port: u16, size: u8, value: u32) {
+    // SAFETY: as for `port_in`.
+    unsafe {
+        match size {
+            1 => Port::<u8>::new(port).write(value as u8),
+            2 => Port::<u16>::new(port).write(value as u16),
+            _ => Port::<u32>::new(port).write(value),
+        }
+    }
+}
+
 /// Reads a model-specific register.
 pub fn rdmsr(msr: u32) -> u64 {
     let (lo, hi): (u32, u32);
@@ -44,6 +69,11 @@ pub fn read_cr2() -> u64 {
 pub fn read_cr3() -> u64 {
     let (frame, _) = x86_64::registers::control::Cr3::read_raw();
     frame.start_address().as_u64()
+}
+
+/// The current CR4.
+pub fn read_cr4() -> u64 {
+    x86_64::registers::control::Cr4::read_raw()
 }
 
 /// Time-stamp counter.

@@ -7,7 +7,7 @@ use super::{apic, cpu, serial};
 /// Dispatches one trap or interrupt.
 pub fn handle(frame: &mut TrapFrame) {
     if !frame.from_ring0() {
-        return crate::domain::on_guest_entry(frame);
+        return crate::guest_traps::on_guest_entry(frame);
     }
     match frame.vector {
         v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
@@ -24,7 +24,7 @@ pub fn handle(frame: &mut TrapFrame) {
 /// code. Guests' exceptions are bounced to them before reaching here (once guests run).
 fn fatal_exception(f: &TrapFrame) -> ! {
     serial::force_unlock();
-    let name = crate::domain::EXCEPTION_NAMES[f.vector as usize];
+    let name = crate::guest_traps::EXCEPTION_NAMES[f.vector as usize];
     let ring = if f.from_ring0() { "ring-0" } else { "ring-3" };
     crate::console_println!(
         "(hv) FATAL: {ring} exception {} ({name}) error_code={:#x} rip={:#018x} cr2={:#018x}",

@@ -1,0 +1,346 @@
+//! What happens when a guest enters the hypervisor: hypercalls, bounced exceptions and
+//! software interrupts, emulated privileged instructions, timer ticks, blocking and yielding,
+//! context switches and the idle loop, and domain death.
+//!
+//! Every path ends in [`Machine::leave_to_guest`], Xen's return-to-guest checks: pending
+//! wake-ups, a reschedule if one is due, and the event upcall for the domain about to run.
+
+use crate::arch::x86_64::{apic, cpu, guest_entry, idt::TrapFrame, syscall::SYSCALL_VECTOR};
+use crate::domain::{Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING, VCPU_CR2};
+use crate::machine_env::Hardware;
+use hypervisor::emulate::{self, Context};
+use hypervisor::exit_code;
+use hypervisor::guest_access;
+use hypervisor::hypercalls::{self, Outcome};
+use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
+
+/// Mnemonics of the architectural exception vectors.
+pub const EXCEPTION_NAMES: [&str; 32] = [
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
+    "#GP", "#PF", "res15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "res22", "res23", "res24",
+    "res25", "res26", "res27", "#HV", "#VC", "#SX", "res31",
+];
+
+/// Vectors whose exceptions push an error code.
+fn has_error_code(vector: u8) -> bool {
+    matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// Everything that enters the hypervisor from guest context comes here.
+pub fn on_guest_entry(frame: &mut TrapFrame) {
+    let mut guard = MACHINE.lock();
+    let Some(m) = guard.as_mut() else {
+        drop(guard);
+        log::error!("entry from ring 3 with no domain running");
+        crate::fatal_stop();
+    };
+    let mut resched = false;
+    match frame.vector {
+        SYSCALL_VECTOR => resched = m.on_syscall(frame),
+        v if v == apic::TIMER_VECTOR as u64 => {
+            apic::on_timer_interrupt();
+            m.run_timers();
+            resched = m.sched.tick(m.now_ns()) == hypervisor::sched::Decision::Reschedule;
+        }
+        v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        v if v < 32 => {
+            let v = v as u8;
+            let code = has_error_code(v).then_some(frame.error_code);
+            resched = m.on_exception(frame, v, code);
+        }
+        v => {
+            log::warn!("d{}: unexpected interrupt vector {v} in guest context", m.current);
+            apic::end_of_interrupt();
+        }
+    }
+    m.leave_to_guest(frame, resched);
+}
+
+impl Machine {
+    /// The return-to-guest path: wake kicked domains, switch if the scheduler says so (idling
+    /// while nothing can run), then deliver a pending event upcall.
+    fn leave_to_guest(&mut self, frame: &mut TrapFrame, mut resched: bool) {
+        resched |= self.process_kicks();
+        if resched || !self.domains.contains_key(&self.current) || self.cur().blocked {
+            let next = match self.sched.pick_next(self.now_ns()) {
+                Some(d) => d,
+                None => self.idle_until_runnable(),
+            };
+            self.switch_to(frame, next);
+        }
+        self.deliver_pending_events(frame);
+    }
+
+    /// Halts with interrupts on until some domain is runnable; timers keep firing.
+    fn idle_until_runnable(&mut self) -> u16 {
+        if self.domains.is_empty() {
+            log::info!("No domains left: shutting down.");
+            cpu::qemu_exit(exit_code::SUCCESS);
+        }
+        loop {
+            cpu::idle_wait_for_interrupt();
+            self.run_timers();
+            self.process_kicks();
+            let now = self.now_ns();
+            self.sched.tick(now);
+            if let Some(d) = self.sched.pick_next(now) {
+                return d;
+            }
+        }
+    }
+
+    /// Delivers `d` to the current domain's kernel, or crashes the domain. Returns whether
+    /// the CPU must be rescheduled (the domain died).
+    fn deliver(&mut self, frame: &mut TrapFrame, d: Delivery, what: &str) -> bool {
+        let cur = self.current;
+        let mut mask = self.shared_byte(cur, UPCALL_MASK);
+        let result = {
+            let (dom, mem) = (self.domains.get_mut(&cur).expect("current domain is live"), &mut self.mem);
+            dom.vcpu.bounce(frame, d, &mut mask, mem)
+        };
+        match result {
+            Ok(change) => {
+                self.set_shared_bytes(cur, UPCALL_MASK, &[mask]);
+                self.apply_mode_change(change);
+                false
+            }
+            Err(e) => self.crash(frame, what, e),
+        }
+    }
+
+    fn apply_mode_change(&mut self, change: ModeChange) {
+        if change != ModeChange::None {
+            let d = self.cur();
+            guest_entry::load_page_tables(d.vcpu.current_l4());
+            cpu::load_segment_bases(&d.vcpu);
+        }
+    }
+
+    /// The current domain cannot go on: report it and shut it down as crashed.
+    fn crash(&mut self, frame: &TrapFrame, what: &str, e: DeliveryError) -> bool {
+        log::error!(
+            "d{}: {what} at rip={:#x} cannot be delivered: {e}: crashing domain (vector {}, error_code={:#x}, cr2={:#x})",
+            self.current,
+            frame.rip,
+            frame.vector,
+            frame.error_code,
+            cpu::read_cr2()
+        );
+        self.shutdown_current(SHUTDOWN_CRASH)
+    }
+
+    /// Xen's check on every return to the guest: an upcall is pending and not masked.
+    fn deliver_pending_events(&mut self, frame: &mut TrapFrame) {
+        let cur = self.current;
+        let callback = self.cur().vcpu.event_callback;
+        if callback != 0 && self.shared_byte(cur, UPCALL_PENDING) != 0 && self.shared_byte(cur, UPCALL_MASK) == 0 {
+            let d = Delivery { handler: callback, error_code: None, mask_events: true };
+            if self.deliver(frame, d, "event upcall") {
+                // The domain died delivering its own upcall: run someone else.
+                self.leave_to_guest(frame, true);
+            }
+        }
+    }
+
+    /// Applies the TLB/CR3 work the PV MMU queued during a hypercall.
+    fn apply_paging_effects(&mut self) {
+        let fx = self.cur().vcpu.paging.effects.take();
+        if fx.is_empty() {
+            return;
+        }
+        if fx.load_cr3.is_some() || fx.flush_all {
+            // A CR3 write flushes every non-global entry; guest mappings are never global.
+            guest_entry::load_page_tables(self.cur().vcpu.current_l4());
+        } else {
+            for va in fx.flush_pages {
+                x86_64::instructions::tlb::flush(x86_64::VirtAddr::new_truncate(va));
+            }
+        }
+        if fx.flush_caches {
+            x86_64::instructions::interrupts::without_interrupts(|| {
+                // SAFETY: wbinvd only writes back caches; only dom0 can ask for it.
+                unsafe { core::arch::asm!("wbinvd", options(nostack)) }
+            });
+        }
+    }
+
+    /// A `SYSCALL`: from guest kernel mode a hypercall, from guest user mode a system call
+    /// bounced to the guest's syscall callback. Returns whether to reschedule.
+    fn on_syscall(&mut self, frame: &mut TrapFrame) -> bool {
+        if !self.cur().vcpu.kernel_mode {
+            let cb = self.cur().vcpu.syscall_callback;
+            if cb.address == 0 {
+                // Xen injects #UD at the `syscall` instruction.
+                frame.rip -= 2;
+                return self.on_exception(frame, vcpu::VECTOR_UD, None);
+            }
+            let d = Delivery { handler: cb.address, error_code: None, mask_events: cb.mask_events };
+            return self.deliver(frame, d, "syscall");
+        }
+        if frame.rax == hypercall_abi::hypercall::IRET {
+            return self.on_iret(frame);
+        }
+        let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
+        let outcome = hypercalls::dispatch(self, frame.rax, args);
+        self.apply_paging_effects();
+        match outcome {
+            Outcome::Return(v) => {
+                frame.rax = v as u64;
+                false
+            }
+            Outcome::Continue(next) => {
+                // Re-execute the 2-byte SYSCALL with the advanced arguments (Xen's continuation).
+                [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
+                frame.rip -= 2;
+                false
+            }
+            Outcome::Yield => {
+                frame.rax = 0;
+                let cur = self.current;
+                self.sched.yield_now(cur)
+            }
+            Outcome::Block => {
+                frame.rax = 0;
+                let cur = self.current;
+                self.set_shared_bytes(cur, UPCALL_MASK, &[0]);
+                self.block_current()
+            }
+            Outcome::Poll(deadline) => {
+                frame.rax = 0;
+                self.cur().poll_deadline = deadline;
+                self.block_current()
+            }
+            Outcome::Shutdown(reason) => self.shutdown_current(reason),
+        }
+    }
+
+    /// Blocks the current domain unless an event is already deliverable (Xen's
+    /// `local_events_need_delivery` check, so an event raised just before is not lost).
+    fn block_current(&mut self) -> bool {
+        let cur = self.current;
+        if self.shared_byte(cur, UPCALL_PENDING) != 0 && self.shared_byte(cur, UPCALL_MASK) == 0 {
+            return false;
+        }
+        self.cur().blocked = true;
+        self.sched.block(cur);
+        true
+    }
+
+    fn on_iret(&mut self, frame: &mut TrapFrame) -> bool {
+        let cur = self.current;
+        let mut mask = self.shared_byte(cur, UPCALL_MASK);
+        let result = {
+            let (dom, mem) = (self.domains.get_mut(&cur).expect("current domain is live"), &self.mem);
+            dom.vcpu.iret(frame, &mut mask, mem)
+        };
+        match result {
+            Ok(Ok(change)) => {
+                self.set_shared_bytes(cur, UPCALL_MASK, &[mask]);
+                self.apply_mode_change(change);
+                false
+            }
+            // A frame the CPU could not return to: #GP(0), as Xen's failed IRET.
+            Ok(Err(())) => self.on_exception(frame, vcpu::VECTOR_GP, Some(0)),
+            Err(e) => self.crash(frame, "iret", e),
+        }
+    }
+
+    /// Reads the instruction bytes at the guest's `rip` (fewer at the end of a mapping).
+    fn instruction_bytes(&self, rip: u64, out: &mut [u8; 15]) -> usize {
+        let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
+        (1..=15).rev().find(|&n| guest_access::copy_from_guest(&self.mem, l4, rip, &mut out[..n]).is_ok()).unwrap_or(0)
+    }
+
+    /// Runs the privileged-instruction emulator on a #GP(0) or #UD; `None` if the fault
+    /// must be delivered to the guest after all.
+    fn emulate(&mut self, frame: &mut TrapFrame, vector: u8) -> Option<bool> {
+        let mut bytes = [0u8; 15];
+        let n = self.instruction_bytes(frame.rip, &mut bytes);
+        let d = self.domains.get_mut(&self.current).expect("current domain is live");
+        let mut ctx = Context { vcpu: &mut d.vcpu, state: &mut d.priv_state, policy: &d.policy, vcpu_id: 0 };
+        let outcome = if vector == vcpu::VECTOR_GP {
+            emulate::emulate_privileged(&mut ctx, &mut Hardware, frame, &bytes[..n])
+        } else {
+            emulate::emulate_invalid_op(&mut ctx, &mut Hardware, frame, &bytes[..n])
+        };
+        match outcome {
+            emulate::Outcome::Emulated | emulate::Outcome::Cr4Changed(_) => Some(false),
+            emulate::Outcome::ReflectGp(_) | emulate::Outcome::ReflectUd => None,
+            emulate::Outcome::Block => Some(self.block_current()),
+            emulate::Outcome::FpuTaskSwitch(_) => Some(false),
+            emulate::Outcome::SegmentBases => {
+                cpu::load_segment_bases(&self.cur().vcpu);
+                Some(false)
+            }
+            emulate::Outcome::SwitchKernelRoot { mfn, len } => {
+                let ok = hypervisor::hypercalls::Env::mmu(self).is_some_and(|mut m| m.new_baseptr(mfn).is_ok());
+                self.apply_paging_effects();
+                if ok {
+                    emulate::advance(frame, len as usize);
+                    Some(false)
+                } else {
+                    None
+                }
+            }
+            // The hypercall-page MSR: not offered yet (the ELF note is the way in).
+            emulate::Outcome::HypercallPage { .. } => None,
+        }
+    }
+
+    /// An exception raised by the guest: emulate, bounce to its handler, or crash it.
+    fn on_exception(&mut self, frame: &mut TrapFrame, vector: u8, error_code: Option<u64>) -> bool {
+        // `int n` on a DPL-0 gate arrives as #GP with error code (n << 3) | 2.
+        if vector == vcpu::VECTOR_GP {
+            if let Some(code) = error_code.filter(|c| c & 7 == 2) {
+                let n = (code >> 3) as u8;
+                if let Some(d) = self.cur().vcpu.software_interrupt(n) {
+                    frame.rip += 2;
+                    return self.deliver(frame, d, "software interrupt");
+                }
+            }
+        }
+        let emulable = (vector == vcpu::VECTOR_GP && error_code == Some(0)) || vector == vcpu::VECTOR_UD;
+        if emulable {
+            if let Some(resched) = self.emulate(frame, vector) {
+                return resched;
+            }
+        }
+        let cur = self.current;
+        if vector == vcpu::VECTOR_PF {
+            let cr2 = cpu::read_cr2();
+            self.cur().priv_state.cr2 = cr2;
+            self.set_shared_bytes(cur, VCPU_CR2, &cr2.to_le_bytes());
+        }
+        let name = EXCEPTION_NAMES[vector as usize];
+        match self.cur().vcpu.exception(vector, error_code) {
+            Ok(d) => self.deliver(frame, d, name),
+            Err(e) => self.crash(frame, name, e),
+        }
+    }
+
+    /// The current domain shut down with `reason`. dom0's shutdown ends the machine, as Xen
+    /// does with its hardware domain; a domU is torn down and the others go on.
+    fn shutdown_current(&mut self, reason: u32) -> bool {
+        let id = self.current;
+        let what = match reason {
+            SHUTDOWN_POWEROFF => "poweroff",
+            SHUTDOWN_REBOOT => "reboot",
+            SHUTDOWN_CRASH => "crash",
+            _ => "other",
+        };
+        log::info!("d{id}: shutdown requested: reason {reason} ({what})");
+        if self.cur().privileged {
+            let code = match reason {
+                SHUTDOWN_POWEROFF | SHUTDOWN_REBOOT => exit_code::SUCCESS,
+                _ => exit_code::FAILURE,
+            };
+            log::info!(
+                "Hardware domain shut down: ending the machine ({}).",
+                if code == exit_code::SUCCESS { "success" } else { "failure" }
+            );
+            cpu::qemu_exit(code);
+        }
+        self.destroy_domain(id);
+        true
+    }
+}

@@ -1,0 +1,143 @@
+//! The hypercall environment of the running domain ([`Env`] for [`Machine`]) and the
+//! hardware access the privileged-instruction emulator needs ([`Platform`]).
+
+use crate::arch::x86_64::{cpu, serial};
+use crate::domain::Machine;
+use hypercall_abi::errno::Errno;
+use hypervisor::emulate::Platform;
+use hypervisor::evtchn::EventAccess;
+use hypervisor::guest_access;
+use hypervisor::hypercalls::{DomainFacts, Env};
+use hypervisor::mm::{DomainRights, MmuAccess};
+use hypervisor::vcpu::{GuestMemory, VcpuState};
+
+impl Env for Machine {
+    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
+        guest_access::copy_from_guest(&self.mem, l4, va, out).map_err(|_| Errno::EFAULT)
+    }
+
+    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
+        guest_access::copy_to_guest(&mut self.mem, l4, va, bytes).map_err(|_| Errno::EFAULT)
+    }
+
+    fn console_write(&mut self, bytes: &[u8]) {
+        // Xen prints the hardware domain's output as it is and prefixes others with "(dN) ".
+        if self.current != 0 {
+            serial::write_fmt(format_args!("(d{}) ", self.current));
+        }
+        serial::write_bytes(bytes);
+    }
+
+    fn console_read(&mut self, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        while n < out.len() {
+            match serial::try_read() {
+                Some(b) => out[n] = b,
+                None => break,
+            }
+            n += 1;
+        }
+        n
+    }
+
+    fn domain(&self) -> DomainFacts {
+        let d = self.domains.get(&self.current);
+        let pages = d.map_or(0, |d| d.p2m.len() as u64);
+        DomainFacts {
+            id: self.current,
+            nr_pages: pages,
+            max_pages: pages,
+            privileged: d.is_some_and(|d| d.privileged),
+            max_mfn: self.frames.max_mfn(),
+        }
+    }
+
+    fn now_ns(&self) -> u64 {
+        Machine::now_ns(self)
+    }
+
+    fn set_singleshot_timer(&mut self, deadline_ns: Option<u64>) {
+        self.cur().singleshot_ns = deadline_ns;
+    }
+
+    fn set_periodic_timer(&mut self, period_ns: Option<u64>) {
+        let now = Machine::now_ns(self);
+        let d = self.cur();
+        d.periodic_ns = period_ns;
+        d.next_periodic_ns = now + period_ns.unwrap_or(0);
+    }
+
+    fn hypervisor_cmdline(&self) -> &str {
+        &self.cmdline
+    }
+
+    fn vcpu(&mut self) -> &mut VcpuState {
+        &mut self.cur().vcpu
+    }
+
+    fn apply_segment_bases(&mut self) {
+        cpu::load_segment_bases(&self.cur().vcpu);
+    }
+
+    fn events(&mut self) -> Option<EventAccess<'_>> {
+        Some(EventAccess::new(&mut self.events, &mut self.event_host, self.current))
+    }
+
+    fn mmu(&mut self) -> Option<MmuAccess<'_>> {
+        let d = self.domains.get_mut(&self.current)?;
+        let rights = DomainRights { id: d.id, io_capable: d.privileged };
+        Some(hypervisor::mm::Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging))
+    }
+
+    fn set_poll_ports(&mut self, ports: &[u32]) {
+        let d = self.cur();
+        d.poll_ports.clear();
+        d.poll_ports.extend_from_slice(ports);
+    }
+
+    fn set_virtual_iopl(&mut self, iopl: u8) -> bool {
+        self.cur().priv_state.iopl = iopl & 3;
+        true
+    }
+}
+
+impl GuestMemory for crate::arch::x86_64::paging::DirectMap {
+    fn write(&mut self, l4: u64, va: u64, bytes: &[u8]) -> bool {
+        guest_access::copy_to_guest(self, l4, va, bytes).is_ok()
+    }
+    fn read(&self, l4: u64, va: u64, out: &mut [u8]) -> bool {
+        guest_access::copy_from_guest(self, l4, va, out).is_ok()
+    }
+}
+
+/// The real hardware, for the emulator.
+pub struct Hardware;
+
+/// MSRs the host is known to have on every x86_64 CPU we run on; only these are ever read on
+/// a guest's behalf, because `rdmsr` of an absent MSR would fault in ring 0.
+const READABLE_HOST_MSRS: [u32; 2] = [0x1a0 /* MISC_ENABLE */, 0xc000_0080 /* EFER */];
+
+impl Platform for Hardware {
+    fn port_in(&mut self, port: u16, size: u8) -> u32 {
+        cpu::port_in(port, size)
+    }
+
+    fn port_out(&mut self, port: u16, size: u8, value: u32) {
+        cpu::port_out(port, size, value)
+    }
+
+    fn cpuid(&mut self, leaf: u32, subleaf: u32) -> [u32; 4] {
+        let r = core::arch::x86_64::__cpuid_count(leaf, subleaf);
+        [r.eax, r.ebx, r.ecx, r.edx]
+    }
+
+    fn read_msr(&mut self, msr: u32) -> Option<u64> {
+        READABLE_HOST_MSRS.contains(&msr).then(|| cpu::rdmsr(msr))
+    }
+
+    fn tsc(&mut self) -> u64 {
+        cpu::rdtsc()
+    }
+}
