@@ -49,10 +49,6 @@ pub struct Built {
     pub domain: Domain,
     /// Its initial register frame.
     pub frame: TrapFrame,
-    /// Machine frame of the xenstore ring page (domU).
-    pub store_mfn: Option<u64>,
-    /// Machine frame of the console ring page (domU).
-    pub console_mfn: Option<u64>,
 }
 
 /// Why a domain could not be built.
@@ -120,7 +116,23 @@ fn default_dom0_pages() -> u64 {
 
 /// Builds a domain from `req`.
 pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<Built, BuildError> {
-    let img: GuestImage = elf_image::parse(req.image).map_err(BuildError::Image)?;
+    // The ELF reader needs 8-byte alignment; a cpio member is only 4-byte aligned, so such an
+    // image is copied into an aligned buffer first.
+    let aligned: Vec<u64>;
+    let image = if req.image.as_ptr() as usize % 8 == 0 {
+        req.image
+    } else {
+        let mut words = alloc::vec![0u64; req.image.len().div_ceil(8)];
+        for (w, chunk) in words.iter_mut().zip(req.image.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *w = u64::from_le_bytes(b);
+        }
+        aligned = words;
+        // SAFETY: the Vec<u64> owns len*8 initialised bytes; we view the first image.len().
+        unsafe { core::slice::from_raw_parts(aligned.as_ptr() as *const u8, req.image.len()) }
+    };
+    let img: GuestImage = elf_image::parse(image).map_err(BuildError::Image)?;
     let nr_pages = match req.memory_bytes {
         Some(bytes) => bytes.div_ceil(PAGE),
         None => default_dom0_pages(),
@@ -142,7 +154,7 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     mem.write_bytes((shared_info_mfn << 12) + 1, &[1]);
 
     for s in &img.segments {
-        let bytes = &req.image[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
+        let bytes = &image[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
         copy_into_domain(mem, &p2m, &layout, s.vaddr, bytes);
         // The tail up to mem_size is already zero: every frame was zeroed.
     }
@@ -239,5 +251,5 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
         shared_info_mfn,
         crate::arch::x86_64::cpu::read_cr4(),
     );
-    Ok(Built { domain, frame, store_mfn, console_mfn })
+    Ok(Built { domain, frame })
 }

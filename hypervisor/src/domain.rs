@@ -128,8 +128,6 @@ pub struct Machine {
     pub cmdline: heapless::String<1024>,
     /// Unix time at system time 0, from the CMOS clock.
     pub wallclock_at_boot: u64,
-    /// The host's CR4, for the emulator's policy.
-    pub host_cr4: u64,
 }
 
 /// The machine state, reached from the trap path (single CPU, interrupts off: never contended).
@@ -166,7 +164,6 @@ impl Machine {
             tsc_boot: cpu::rdtsc(),
             cmdline,
             wallclock_at_boot,
-            host_cr4: cpu::read_cr4(),
         }
     }
 
@@ -387,7 +384,13 @@ impl Machine {
         }
         let mut freed = 0;
         let mut frames = FRAMES.lock();
-        for &mfn in d.p2m.iter().chain(core::iter::once(&d.shared_info_mfn)) {
+        // shared_info went back to the hypervisor with the release: it is freed as its page.
+        if let Some(f) = frames.as_mut() {
+            if f.free(d.shared_info_mfn).is_ok() {
+                freed += 1;
+            }
+        }
+        for &mfn in &d.p2m {
             match self.frames.free_domain_frame(mfn) {
                 Ok(()) => {
                     if let Some(f) = frames.as_mut() {

@@ -6,6 +6,7 @@
 extern crate alloc;
 
 mod arch;
+mod boot_domains;
 mod builder;
 mod console;
 mod domain;
@@ -147,46 +148,24 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         );
         fatal_stop();
     };
-    match boot_module::classify(bytes) {
+    let mem = paging::DirectMap { top: mapped_top };
+    let machine = domain::Machine::new(mem, ram_top, cal.tsc_hz, info.cmdline.clone(), boot_wallclock);
+    let result = match boot_module::classify(bytes) {
         Ok(ModuleKind::Elf) => {
             log::info!("Module 0: ELF image, {} bytes: dom0 kernel", bytes.len());
-            let mut mem = paging::DirectMap { top: mapped_top };
-            let req = builder::BuildRequest {
-                id: 0,
-                name: "Domain-0",
-                image: bytes,
-                cmdline: cmdline.dom0_cmdline,
-                memory_bytes: cmdline.dom0_mem,
-                privileged: true,
-                store_evtchn: 0,
-                console_evtchn: 0,
-            };
-            match builder::build_domain(&req, &mut mem) {
-                Ok(built) => {
-                    log::info!("Starting dom0 (command line: \"{}\")", cmdline.dom0_cmdline);
-                    let mut machine = domain::Machine::new(mem, ram_top, cal.tsc_hz, info.cmdline.clone(), boot_wallclock);
-                    if let Err(e) = machine.add_domain(built, hypervisor::sched::DEFAULT_WEIGHT) {
-                        log::error!("dom0 could not be set up: {e}");
-                        fatal_stop();
-                    }
-                    domain::start(machine)
-                }
-                Err(e) => {
-                    log::error!("dom0 image refused: {e}");
-                    fatal_stop();
-                }
-            }
+            boot_domains::start_single(machine, bytes, cmdline.dom0_cmdline, cmdline.dom0_mem)
         }
         Ok(ModuleKind::Cpio { members }) => {
             log::info!("Module 0: cpio archive, {members} members, {} bytes", bytes.len());
-            log::error!("multi-domain bundles are not implemented yet");
-            fatal_stop();
+            boot_domains::start_bundle(machine, bytes, cmdline.dom0_mem)
         }
         Err(e) => {
             log::error!("Module 0 ({} bytes) refused: {e}", bytes.len());
-            fatal_stop();
+            Err(())
         }
-    }
+    };
+    let _ = result;
+    fatal_stop();
 }
 
 /// The module's bytes, if they lie inside the direct map.
