@@ -1,0 +1,64 @@
+//! Boot-time creation of several domains from a cpio bundle of xl.cfg configs, with the
+//! assembly guest fixture as every domain.
+
+use scenarios::{cpio_bundle, mini_guest_image, Hv, Scenario, EXIT_FAILURE, EXIT_SUCCESS};
+
+#[test]
+fn domus_from_a_bundle_run_and_a_bad_config_is_refused_by_file_and_line() {
+    let mini = std::fs::read(mini_guest_image()).unwrap();
+    let bundle = cpio_bundle(
+        "bundle-domus",
+        &[
+            ("mini.elf", &mini),
+            ("alpha.cfg", b"name = \"alpha\"\nmemory = 16\nkernel = \"mini.elf\"\nextra = \"hello alpha\"\n"),
+            ("beta.cfg", b"# a comment\nname = 'beta'\nmemory = 24\nkernel = \"mini.elf\"\ncpu_weight = 512\n"),
+            ("broken.cfg", b"name = \"broken\"\nmemory = lots\nkernel = \"mini.elf\"\n"),
+            ("missing.cfg", b"name = \"missing\"\nkernel = \"nowhere.elf\"\n"),
+        ],
+    );
+    let out = Scenario::new("bundle-domus", Hv::Ours)
+        .module(&bundle)
+        .expect_exit(EXIT_SUCCESS)
+        .expect_line("Module 0: cpio archive, 5 members")
+        .expect_line("d1 (alpha): created from alpha.cfg (mini.elf, 16 MiB, weight 256, command line \"hello alpha\")")
+        .expect_line("d2 (beta): created from beta.cfg (mini.elf, 24 MiB, weight 512")
+        .expect_line("domain config refused: broken.cfg:2:")
+        .expect_line("domain config refused: missing.cfg")
+        .expect_line("No domains left: shutting down.")
+        .run();
+    for d in ["d1", "d2"] {
+        assert!(out.log.contains(&format!("({d}) mini guest: ENOSYS and EFAULT checks passed")), "{d} did not finish");
+        assert!(out.log.contains(&format!("{d}: shutdown requested: reason 0 (poweroff)")));
+        assert!(out.log.contains(&format!("destroyed, ")), "{d} not torn down");
+    }
+    assert!(!out.log.contains("kept:"), "every frame of a dead domain must return to the allocator");
+}
+
+#[test]
+fn dom0_from_a_bundle_is_the_privileged_domain() {
+    let mini = std::fs::read(mini_guest_image()).unwrap();
+    let bundle = cpio_bundle(
+        "bundle-dom0",
+        &[
+            ("mini.elf", &mini),
+            ("dom0.cfg", b"memory = 32\nkernel = \"mini.elf\"\nextra = \"i am dom0\"\n"),
+        ],
+    );
+    Scenario::new("bundle-dom0", Hv::Ours)
+        .module(&bundle)
+        .expect_exit(EXIT_SUCCESS)
+        .expect_line("d0 (Domain-0): created from dom0.cfg (mini.elf, 32 MiB")
+        .expect_line("mini guest: ENOSYS and EFAULT checks passed")
+        .expect_line("Hardware domain shut down: ending the machine (success).")
+        .run();
+}
+
+#[test]
+fn a_bundle_without_any_usable_config_fails() {
+    let bundle = cpio_bundle("bundle-empty", &[("readme.txt", b"no configs here")]);
+    Scenario::new("bundle-empty", Hv::Ours)
+        .module(&bundle)
+        .expect_exit(EXIT_FAILURE)
+        .expect_line("boot bundle holds no *.cfg domain configuration")
+        .run();
+}
