@@ -18,7 +18,22 @@ pub fn xen_include_dir() -> PathBuf {
 ///
 /// Panics with a clear message if the headers or the C compiler are missing: the layout proof
 /// is a required test, so a machine without `libxen-dev` must fail it, not skip it.
-pub fn c_values(probe_name: &str, headers: &[&str], exprs: &[(&str, &str)]) -> BTreeMap<String, u64> {
+pub fn c_values(
+    probe_name: &str,
+    headers: &[&str],
+    exprs: &[(&str, &str)],
+) -> BTreeMap<String, u64> {
+    c_values_with_defines(probe_name, &[], headers, exprs)
+}
+
+/// As [`c_values`], with `defines` (e.g. `__XEN_TOOLS__` for tools-only headers such as
+/// `domctl.h`) defined before the headers are included.
+pub fn c_values_with_defines(
+    probe_name: &str,
+    defines: &[&str],
+    headers: &[&str],
+    exprs: &[(&str, &str)],
+) -> BTreeMap<String, u64> {
     let inc = xen_include_dir();
     assert!(
         inc.join("xen/xen.h").exists(),
@@ -27,6 +42,9 @@ pub fn c_values(probe_name: &str, headers: &[&str], exprs: &[(&str, &str)]) -> B
     );
     let mut src = String::from("#include <stdio.h>\n#include <stddef.h>\n#include <stdint.h>\n");
     src.push_str("#define __XEN_INTERFACE_VERSION__ 0x00040d00\n");
+    for d in defines {
+        src.push_str(&format!("#define {d} 1\n"));
+    }
     for h in headers {
         src.push_str(&format!("#include <{h}>\n"));
     }
@@ -56,7 +74,9 @@ pub fn c_values(probe_name: &str, headers: &[&str], exprs: &[(&str, &str)]) -> B
         "layout probe failed to compile:\n{}\nsource:\n{src}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(&exe).output().expect("running the layout probe");
+    let run = Command::new(&exe)
+        .output()
+        .expect("running the layout probe");
     assert!(run.status.success());
     String::from_utf8(run.stdout)
         .unwrap()
@@ -79,5 +99,9 @@ pub fn assert_all_equal(c: &BTreeMap<String, u64>, rust: &[(&str, u64)]) {
             None => bad.push(format!("{name}: no C value")),
         }
     }
-    assert!(bad.is_empty(), "layout mismatches against Xen's headers:\n{}", bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "layout mismatches against Xen's headers:\n{}",
+        bad.join("\n")
+    );
 }
