@@ -73,6 +73,8 @@ pub struct Domain {
     pub poll_deadline: Option<u64>,
     /// While blocked in `SCHEDOP_poll`: wake when one of these ports is pending.
     pub poll_ports: Vec<u32>,
+    /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
+    pub paused: bool,
     /// Registers while not running.
     pub saved: TrapFrame,
 }
@@ -214,6 +216,7 @@ impl Machine {
             blocked: false,
             poll_deadline: None,
             poll_ports: Vec::new(),
+            paused: false,
             saved: TrapFrame::default(),
         }
     }
@@ -327,7 +330,9 @@ impl Machine {
                     d.blocked = false;
                     d.poll_deadline = None;
                     d.poll_ports.clear();
-                    resched |= self.sched.wake(id);
+                    if !d.paused {
+                        resched |= self.sched.wake(id);
+                    }
                 }
             }
         }

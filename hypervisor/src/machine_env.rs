@@ -7,7 +7,8 @@ use hypercall_abi::errno::Errno;
 use hypervisor::emulate::Platform;
 use hypervisor::evtchn::EventAccess;
 use hypervisor::guest_access;
-use hypervisor::hypercalls::{DomainFacts, Env};
+use hypervisor::hypercalls::{DomainControl, DomainFacts, DomainInfo, Env};
+use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
 use hypervisor::mm::{DomainRights, MmuAccess};
 use hypervisor::vcpu::{GuestMemory, VcpuState};
 
@@ -91,6 +92,10 @@ impl Env for Machine {
         Some(hypervisor::mm::Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging))
     }
 
+    fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
+        Some(self)
+    }
+
     fn set_poll_ports(&mut self, ports: &[u32]) {
         let d = self.cur();
         d.poll_ports.clear();
@@ -109,6 +114,61 @@ impl GuestMemory for crate::arch::x86_64::paging::DirectMap {
     }
     fn read(&self, l4: u64, va: u64, out: &mut [u8]) -> bool {
         guest_access::copy_from_guest(self, l4, va, out).is_ok()
+    }
+}
+
+impl DomainControl for Machine {
+    fn info_from(&self, id: u16) -> Option<DomainInfo> {
+        let (_, d) = self.domains.range(id..).next()?;
+        let mut flags = 0;
+        if d.paused {
+            flags |= XEN_DOMINF_PAUSED;
+        }
+        if d.blocked {
+            flags |= XEN_DOMINF_BLOCKED;
+        }
+        if d.id == self.current {
+            flags |= XEN_DOMINF_RUNNING;
+        }
+        Some(DomainInfo {
+            id: d.id,
+            flags,
+            tot_pages: d.p2m.len() as u64,
+            max_pages: d.p2m.len() as u64,
+            shared_info_frame: d.shared_info_mfn,
+            cpu_time_ns: self.sched.cpu_time_ns(d.id).unwrap_or(0),
+        })
+    }
+
+    fn pause(&mut self, id: u16) -> Result<(), Errno> {
+        let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        if !d.paused {
+            d.paused = true;
+            if !d.blocked {
+                self.sched.block(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn unpause(&mut self, id: u16) -> Result<(), Errno> {
+        let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        if d.paused {
+            d.paused = false;
+            if !d.blocked {
+                self.sched.wake(id);
+            }
+        }
+        Ok(())
+    }
+
+    fn destroy(&mut self, id: u16) -> Result<(), Errno> {
+        if !self.domains.contains_key(&id) {
+            return Err(Errno::ESRCH);
+        }
+        log::info!("d{id}: destroyed by d{} (domctl)", self.current);
+        self.destroy_domain(id);
+        Ok(())
     }
 }
 

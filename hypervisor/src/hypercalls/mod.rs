@@ -5,12 +5,14 @@
 //! console, timers), so the whole dispatcher is tested on the host against a mock domain.
 
 mod evtchn;
+mod domctl;
 mod handlers;
 mod mmu;
 mod vcpu_ctx;
 #[cfg(test)]
 mod tests;
 
+pub use domctl::{DomainControl, DomainInfo};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
 
@@ -138,6 +140,10 @@ pub trait Env {
     fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState;
     /// Loads the vCPU's FS and GS bases into the CPU after `set_segment_base` changed them.
     fn apply_segment_bases(&mut self);
+    /// The machine's domain management, for `domctl` (`None`: not offered).
+    fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
+        None
+    }
     /// Records the ports a `SCHEDOP_poll` waits on, so that an event on one of them wakes the
     /// vCPU even when it raises no upcall (Xen's pollers check).
     fn set_poll_ports(&mut self, _ports: &[u32]) {}
@@ -182,6 +188,7 @@ static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     t[nr::VCPU_OP as usize] = entry("vcpu_op", handlers::vcpu_op);
     t[nr::SCHED_OP as usize] = entry("sched_op", handlers::sched_op);
     t[nr::PHYSDEV_OP as usize] = entry("physdev_op", handlers::physdev_op);
+    t[nr::DOMCTL as usize] = entry("domctl", domctl::domctl);
     t[nr::MMU_UPDATE as usize] = entry("mmu_update", mmu::mmu_update);
     t[nr::UPDATE_VA_MAPPING as usize] = entry("update_va_mapping", mmu::update_va_mapping);
     t[nr::MMUEXT_OP as usize] = entry("mmuext_op", mmu::mmuext_op);

@@ -14,13 +14,38 @@ struct Mock {
     privileged: bool,
     vcpu: crate::vcpu::VcpuState,
     bases_applied: u32,
+    doms: Vec<(u16, bool)>, // (id, paused)
+}
+
+impl DomainControl for Mock {
+    fn info_from(&self, id: u16) -> Option<DomainInfo> {
+        self.doms.iter().find(|d| d.0 >= id).map(|&(id, paused)| DomainInfo {
+            id,
+            flags: if paused { hypercall_abi::domctl::XEN_DOMINF_PAUSED } else { 0 },
+            tot_pages: 100 + id as u64,
+            max_pages: 100 + id as u64,
+            shared_info_frame: 0x500 + id as u64,
+            cpu_time_ns: 7,
+        })
+    }
+    fn pause(&mut self, id: u16) -> Result<(), Errno> {
+        self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = true).ok_or(Errno::ESRCH)
+    }
+    fn unpause(&mut self, id: u16) -> Result<(), Errno> {
+        self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = false).ok_or(Errno::ESRCH)
+    }
+    fn destroy(&mut self, id: u16) -> Result<(), Errno> {
+        let before = self.doms.len();
+        self.doms.retain(|d| d.0 != id);
+        if self.doms.len() < before { Ok(()) } else { Err(Errno::ESRCH) }
+    }
 }
 
 const BASE: u64 = 0x10000;
 
 impl Mock {
     fn new() -> Self {
-        Self { mem: vec![0; 0x4000], console: vec![], input: b"xy".to_vec(), singleshot: None, periodic: None, now: 5_000_000, privileged: true, vcpu: crate::vcpu::VcpuState::new(0x1000), bases_applied: 0 }
+        Self { mem: vec![0; 0x4000], console: vec![], input: b"xy".to_vec(), singleshot: None, periodic: None, now: 5_000_000, privileged: true, vcpu: crate::vcpu::VcpuState::new(0x1000), bases_applied: 0, doms: vec![(0, false), (2, false), (5, false)] }
     }
     fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
         let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
@@ -82,6 +107,9 @@ impl Env for Mock {
     }
     fn apply_segment_bases(&mut self) {
         self.bases_applied += 1;
+    }
+    fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
+        Some(self)
     }
     fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>> {
         None // event channels are tested in evtchn_tests.rs
@@ -328,4 +356,37 @@ fn callbacks_stack_and_segment_bases() {
     assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [9, 0, 0, 0, 0]), Outcome::Return(-22));
     assert_eq!(call(&mut m, nr::FPU_TASKSWITCH, [1, 0, 0, 0, 0]), Outcome::Return(0));
     assert!(m.vcpu.cr0_ts);
+}
+
+fn domctl_op(m: &mut Mock, cmd: u32, version: u32, domain: u16) -> Outcome {
+    let mut op = [0u8; 144];
+    op[0..4].copy_from_slice(&cmd.to_le_bytes());
+    op[4..8].copy_from_slice(&version.to_le_bytes());
+    op[8..10].copy_from_slice(&domain.to_le_bytes());
+    m.put(BASE + 0x200, &op);
+    call(m, nr::DOMCTL, [BASE + 0x200, 0, 0, 0, 0])
+}
+
+#[test]
+fn domctl_is_for_dom0_only_and_reports_domains() {
+    use hypercall_abi::domctl::*;
+    let mut m = Mock::new();
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, 0x14, 0), Outcome::Return(-13), "old interface version");
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 1), Outcome::Return(0));
+    let u = BASE + 0x200 + 16;
+    assert_eq!(u16::from_le_bytes(m.get(u, 2).try_into().unwrap()), 2, "walks on to the next domain");
+    assert_eq!(m.get_u64(u + 8), 102);
+    assert_eq!(m.get_u64(u + 48), 0x502);
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 6), Outcome::Return(-3));
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
+    assert!(m.doms[1].1);
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
+    assert!(!m.doms[1].1);
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 0), Outcome::Return(-22), "not itself");
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 5), Outcome::Return(0));
+    assert_eq!(m.doms.len(), 2);
+    assert_eq!(domctl_op(&mut m, 99, XEN_DOMCTL_INTERFACE_VERSION, 0), Outcome::Return(-38));
+    m.privileged = false;
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 0), Outcome::Return(-1), "a domU gets -EPERM");
+    assert_eq!(call(&mut m, nr::DOMCTL, [0xdead_0000, 0, 0, 0, 0]), Outcome::Return(-1), "EPERM before touching memory");
 }

@@ -1,0 +1,92 @@
+//! `domctl` (#36) for the control domain: `getdomaininfo`, `pausedomain`, `unpausedomain`,
+//! `destroydomain`. Any other caller gets `-EPERM`, a wrong interface version `-EACCES`.
+
+use super::{Env, Outcome};
+use hypercall_abi::domctl::*;
+use hypercall_abi::errno::Errno;
+
+/// What `getdomaininfo` reports about one domain.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DomainInfo {
+    /// Domain id.
+    pub id: u16,
+    /// `XEN_DOMINF_*` flags.
+    pub flags: u32,
+    /// Pages it has.
+    pub tot_pages: u64,
+    /// Pages it may have.
+    pub max_pages: u64,
+    /// Machine frame of its shared_info.
+    pub shared_info_frame: u64,
+    /// CPU time used (ns).
+    pub cpu_time_ns: u64,
+}
+
+/// The machine's domain management, as the control domain may use it.
+pub trait DomainControl {
+    /// The first domain whose id is `>= id` (Xen's `getdomaininfo` walks on to the next one).
+    fn info_from(&self, id: u16) -> Option<DomainInfo>;
+    /// Stops `id` from being scheduled; `Err(ESRCH)` if absent.
+    fn pause(&mut self, id: u16) -> Result<(), Errno>;
+    /// Lets `id` run again.
+    fn unpause(&mut self, id: u16) -> Result<(), Errno>;
+    /// Destroys `id`, releasing everything it holds.
+    fn destroy(&mut self, id: u16) -> Result<(), Errno>;
+}
+
+/// `domctl(op)`.
+pub fn domctl(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    match run(env, a[0]) {
+        Ok(()) => Outcome::Return(0),
+        Err(e) => Outcome::Return(e.to_return()),
+    }
+}
+
+fn run(env: &mut dyn Env, op_va: u64) -> Result<(), Errno> {
+    let caller = env.domain();
+    if !caller.privileged {
+        return Err(Errno::EPERM);
+    }
+    let mut op = [0u8; XEN_DOMCTL_SIZE];
+    env.copy_from_guest(op_va, &mut op)?;
+    let cmd = u32::from_le_bytes(op[0..4].try_into().unwrap_or_default());
+    let version = u32::from_le_bytes(op[4..8].try_into().unwrap_or_default());
+    let target = u16::from_le_bytes([op[8], op[9]]);
+    if version != XEN_DOMCTL_INTERFACE_VERSION {
+        return Err(Errno::EACCES);
+    }
+    let Some(ctl) = env.domain_control() else { return Err(Errno::ENOSYS) };
+    match cmd {
+        XEN_DOMCTL_GETDOMAININFO => {
+            let info = ctl.info_from(target).ok_or(Errno::ESRCH)?;
+            let out = GetDomainInfo {
+                domain: info.id,
+                flags: info.flags,
+                tot_pages: info.tot_pages,
+                max_pages: info.max_pages,
+                shared_info_frame: info.shared_info_frame,
+                cpu_time: info.cpu_time_ns,
+                nr_online_vcpus: 1,
+                max_vcpu_id: 0,
+                gpaddr_bits: 52,
+                ..GetDomainInfo::default()
+            };
+            let u = XEN_DOMCTL_U_OFFSET;
+            op[8..10].copy_from_slice(&info.id.to_le_bytes());
+            op[u..u + 2].copy_from_slice(&out.domain.to_le_bytes());
+            op[u + 4..u + 8].copy_from_slice(&out.flags.to_le_bytes());
+            for (off, v) in [(8, out.tot_pages), (16, out.max_pages), (48, out.shared_info_frame), (56, out.cpu_time)] {
+                op[u + off..u + off + 8].copy_from_slice(&v.to_le_bytes());
+            }
+            op[u + 64..u + 68].copy_from_slice(&out.nr_online_vcpus.to_le_bytes());
+            op[u + 68..u + 72].copy_from_slice(&out.max_vcpu_id.to_le_bytes());
+            env.copy_to_guest(op_va, &op)
+        }
+        // A domain may not pause or destroy itself through domctl (Xen: -EINVAL).
+        XEN_DOMCTL_PAUSEDOMAIN | XEN_DOMCTL_DESTROYDOMAIN if target == caller.id => Err(Errno::EINVAL),
+        XEN_DOMCTL_PAUSEDOMAIN => ctl.pause(target),
+        XEN_DOMCTL_UNPAUSEDOMAIN => ctl.unpause(target),
+        XEN_DOMCTL_DESTROYDOMAIN => ctl.destroy(target),
+        _ => Err(Errno::ENOSYS),
+    }
+}
