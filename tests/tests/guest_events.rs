@@ -15,23 +15,23 @@ use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_SUCCESS, XEN_POWEROFF};
 
 /// The lines of `role=events`, in order.
 const EVENTS_LINES: &[&str] = &[
-    "check: update_va_mapping shared_info -> 0 ok",
-    "check: evtchn_upcall_mask at entry -> 1 ok",
-    "check: vcpu_time_info -> version even true, mul nonzero true, shift ", "advances true ok",
-    "check: wall clock (wc_sec, wc_nsec at system time 0) -> version even true, sane true ok",
-    "check: bind_virq VIRQ_TIMER, stop the default periodic timer -> port>0 true, 0 ok",
-    "check: set_timer_op +5ms, SCHEDOP_block -> 0, upcall true, after >= 5ms true ok",
-    "check: upcall frame -> cs 0xe030 saved mask 0 mask in handler 1 ok",
-    "check: vcpu_op set_singleshot_timer +5ms, SCHEDOP_block -> 0, upcall true, after >= 5ms true ok",
-    "check: vcpu_op set_periodic_timer 2ms: 5 ticks while running -> 0, ticks 5, >= 8ms true, stop 0 ok",
-    "check: vcpu_op set_periodic_timer 1ns (below Xen's minimum) -> -22 (EINVAL) ok",
-    "check: close the VIRQ_TIMER port -> 0 ok",
-    "check: send on a masked IPI port -> 0, pending true, sel false, upcall_pending 0, delivered false ok",
-    "check: EVTCHNOP_unmask of the pending port -> 0, delivered true ok",
-    "check: send with evtchn_upcall_mask set -> 0, pending true, sel true, upcall_pending 1, delivered false ok",
-    "check: clearing evtchn_upcall_mask (then a hypercall) -> delivered true ok",
-    "check: close the IPI port, then send on it -> 0, -22 (EINVAL) ok",
-    "events: 16 passed, 0 failed",
+    "check: update_va_mapping shared_info -> 0 ok",
+    "check: evtchn_upcall_mask at entry -> 1 ok",
+    "check: vcpu_time_info -> version even true, mul nonzero true, shift ", "advances true ok",
+    "check: wall clock (wc_sec, wc_nsec at system time 0) -> version even true, sane true ok",
+    "check: bind_virq VIRQ_TIMER, stop the default periodic timer -> port>0 true, 0 ok",
+    "check: set_timer_op +5ms, SCHEDOP_block -> 0, upcall true, after >= 5ms true ok",
+    "check: upcall frame -> cs 0xe030 saved mask 0 mask in handler 1 ok",
+    "check: vcpu_op set_singleshot_timer +5ms, SCHEDOP_block -> 0, upcall true, after >= 5ms true ok",
+    "check: vcpu_op set_periodic_timer 2ms: 5 ticks while running -> 0, ticks 5, >= 8ms true, stop 0 ok",
+    "check: vcpu_op set_periodic_timer 1ns (below Xen's minimum) -> -22 (EINVAL) ok",
+    "check: close the VIRQ_TIMER port -> 0 ok",
+    "check: send on a masked IPI port -> 0, pending true, sel false, upcall_pending 0, delivered false ok",
+    "check: EVTCHNOP_unmask of the pending port -> 0, delivered true ok",
+    "check: send with evtchn_upcall_mask set -> 0, pending true, sel true, upcall_pending 1, delivered false ok",
+    "check: clearing evtchn_upcall_mask (then a hypercall) -> delivered true ok",
+    "check: close the IPI port, then send on it -> 0, -22 (EINVAL) ok",
+    "events: 16 passed, 0 failed",
     "guest-kernel: shutdown poweroff",
 ];
 
