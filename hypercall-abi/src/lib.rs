@@ -52,7 +52,7 @@
 //!
 //! A minimal kernel body, given `si: &StartInfo` from `rsi`:
 //!
-//! ```ignore
+//! ```text
 //! use hypercall_abi::{guest, sched, version};
 //! let v = guest::xen_version().unwrap_or(0);
 //! let mut extra: version::XenExtraversion = [0; 16];
