@@ -1,0 +1,57 @@
+//! The PV MMU with validation (`role=mmu`) on Xen 4.17 (the reference) and on our hypervisor,
+//! same ELF, same expected lines: an L1 built, remapped read-only, pinned and hooked into the
+//! boot L2 with `mmu_update`; `update_va_mapping(UVMF_INVLPG)` through it; an
+//! `MMU_MACHPHYS_UPDATE`; pin/unpin of an L4 and `new_user_baseptr`; and every refusal with
+//! the errno Xen 4.17 returns (see guest-kernel/src/roles/mmu.rs for the table):
+//! -EBUSY for a writable mapping of a page table (directly or as an L1 entry, also when pinning
+//! an L1 that holds one), -EINVAL for Xen's range, a PSE entry, a second pin, an unpin of an
+//! unpinned table, a writable page as user root, and a frame no longer owned. Two answers that
+//! are "allowed" on Xen by design: unpinning a table still in use succeeds (the use keeps its
+//! type, so a writable mapping stays refused), and `decrease_reservation` of a frame still
+//! mapped succeeds (the frame is freed when its last mapping goes).
+
+use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_SUCCESS, XEN_POWEROFF};
+
+/// The lines of `role=mmu`, in order.
+const MMU_LINES: &[&str] = &[
+    "check: remap an L1 read-only, pin it, pin it again -> 0, 0, -22 (EINVAL) ok",
+    "check: mmu_update: hook the L1 into the boot L2 -> 0 ok",
+    "check: update_va_mapping(UVMF_INVLPG) through the new L1 -> 0, entry ok, store seen ok",
+    "check: mmu_update MMU_MACHPHYS_UPDATE -> 0, m2p 0x77777, 0 ok",
+    "check: writable mapping of a page-table page (the boot L4) -> -16 (EBUSY) ok",
+    "check: mmu_update: writable L1 entry for the boot L4 -> -16 (EBUSY) ok",
+    "check: update_va_mapping in the hypervisor's range -> -22 (EINVAL) ok",
+    "check: mmu_update of L4 slot 256 (hypervisor's range) -> -22 (EINVAL) ok",
+    "check: pin an L2 with a PSE entry -> -22 (EINVAL) ok",
+    "check: pin an L1 that maps a page table writable -> -16 (EBUSY) ok",
+    "check: unpin the L1 still hooked into the L2, map it writable, unpin again -> 0, -16 (EBUSY), -22 (EINVAL) ok",
+    "check: unhook the L1, then map it writable -> 0, 0 ok",
+    "check: pin an L4, new_user_baseptr it, new_user_baseptr a writable page, clear, unpin -> 0, 0, -22 (EINVAL), 0, 0 ok",
+    "check: decrease_reservation of a frame still mapped -> 1, still readable true ok",
+    "check: unmap a frame, free it (decrease_reservation), map it again -> 0, 1, -22 (EINVAL) ok",
+    "mmu: 15 passed, 0 failed",
+    "guest-kernel: shutdown poweroff",
+];
+
+fn mmu(name: &str, hv: Hv, exit: i32) {
+    let mut s = Scenario::new(name, hv)
+        .module(guest_kernel_image())
+        .append("role=mmu")
+        .timeout_secs(120)
+        .expect_exit(exit)
+        .expect_line("guest-kernel: role mmu");
+    for l in MMU_LINES {
+        s = s.expect_line(l);
+    }
+    s.forbid_line("FAIL").forbid_line("giving up").run();
+}
+
+#[test]
+fn guest_mmu_on_xen() {
+    mmu("guest-mmu-xen", Hv::Xen, XEN_POWEROFF);
+}
+
+#[test]
+fn guest_mmu_on_ours() {
+    mmu("guest-mmu-ours", Hv::Ours, EXIT_SUCCESS);
+}
