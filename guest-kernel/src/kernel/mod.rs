@@ -5,3 +5,4 @@ pub mod events;
 pub mod hyp;
 pub mod mm;
 pub mod trap;
+pub mod uspace;
