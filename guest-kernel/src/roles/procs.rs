@@ -126,6 +126,9 @@ pub fn run_processes(
     p.space[0].expect("built").activate()?;
     if tick_ns > 0 {
         events::set_periodic_timer(tick_ns)?;
+    } else {
+        // Binding VIRQ_TIMER starts Xen's default 10 ms periodic timer: stop it.
+        events::stop_periodic_timer()?;
     }
     let first = p.ctx[0];
     // SAFETY: the frame runs user code in its own address space; the handler resumes the
