@@ -48,7 +48,7 @@ impl<const N: usize> RoundRobin<N> {
 
     /// The next runnable process after the current one (the current one itself if it is the
     /// only runnable one), made current; `None` when nothing can run.
-    pub fn next(&mut self) -> Option<usize> {
+    pub fn pick_next(&mut self) -> Option<usize> {
         for step in 1..=self.len {
             let i = (self.current + step) % self.len;
             if self.states[i] == State::Runnable {
@@ -75,17 +75,21 @@ mod tests {
     fn rotates_and_skips_ended_processes() {
         let mut rr = RoundRobin::<4>::new(3);
         assert_eq!(rr.current(), 0);
-        assert_eq!(rr.next(), Some(1));
-        assert_eq!(rr.next(), Some(2));
+        assert_eq!(rr.pick_next(), Some(1));
+        assert_eq!(rr.pick_next(), Some(2));
         rr.end_current(State::Killed(14));
-        assert_eq!(rr.next(), Some(0));
-        assert_eq!(rr.next(), Some(1));
-        assert_eq!(rr.next(), Some(0));
+        assert_eq!(rr.pick_next(), Some(0));
+        assert_eq!(rr.pick_next(), Some(1));
+        assert_eq!(rr.pick_next(), Some(0));
         rr.end_current(State::Exited(0));
-        assert_eq!(rr.next(), Some(1));
-        assert_eq!(rr.next(), Some(1), "the only runnable one keeps running");
+        assert_eq!(rr.pick_next(), Some(1));
+        assert_eq!(
+            rr.pick_next(),
+            Some(1),
+            "the only runnable one keeps running"
+        );
         rr.end_current(State::Exited(0));
-        assert_eq!(rr.next(), None);
+        assert_eq!(rr.pick_next(), None);
         assert!(rr.all_done());
         assert_eq!(rr.state(2), State::Killed(14));
     }

@@ -17,6 +17,7 @@ const MMU_LINES: &[&str] = &[
     "check: remap an L1 read-only, pin it, pin it again -> 0, 0, -22 (EINVAL) ok",
     "check: mmu_update: hook the L1 into the boot L2 -> 0 ok",
     "check: update_va_mapping(UVMF_INVLPG) through the new L1 -> 0, entry ok, store seen ok",
+    "check: read the M2P entry of our frame (read-only at 0xffff800000000000) -> = its PFN ok",
     "check: mmu_update MMU_MACHPHYS_UPDATE -> 0, m2p 0x77777, 0 ok",
     "check: writable mapping of a page-table page (the boot L4) -> -16 (EBUSY) ok",
     "check: mmu_update: writable L1 entry for the boot L4 -> -16 (EBUSY) ok",
@@ -29,7 +30,7 @@ const MMU_LINES: &[&str] = &[
     "check: pin an L4, new_user_baseptr it, new_user_baseptr a writable page, clear, unpin -> 0, 0, -22 (EINVAL), 0, 0 ok",
     "check: decrease_reservation of a frame still mapped -> 1, still readable true ok",
     "check: unmap a frame, free it (decrease_reservation), map it again -> 0, 1, -22 (EINVAL) ok",
-    "mmu: 15 passed, 0 failed",
+    "mmu: 16 passed, 0 failed",
     "guest-kernel: shutdown poweroff",
 ];
 

@@ -38,11 +38,14 @@ pub fn va_to_mfn(va: u64) -> u64 {
     pfn_to_mfn(va >> 12)
 }
 
-/// The PFN Xen's read-only M2P table records for `mfn`.
-pub fn m2p(mfn: u64) -> u64 {
-    let entry = (MACH2PHYS_VIRT_START + mfn * 8) as *const u64;
-    // SAFETY: Xen maps the M2P read-only into every PV address space; our MFNs are in range.
-    unsafe { entry.read_volatile() }
+/// The PFN Xen's read-only M2P table records for `mfn`, or `None` if reading it faulted
+/// (a trap handler that resumes `insn` fix-ups must be installed).
+pub fn m2p(mfn: u64) -> Option<u64> {
+    let before = crate::kernel::trap::traps_seen();
+    // SAFETY: the M2P is read-only memory Xen maps into every PV address space; if it is
+    // missing, the load faults and is resumed.
+    let v = unsafe { crate::arch::x86_64::insn::peek(MACH2PHYS_VIRT_START + mfn * 8) };
+    (crate::kernel::trap::traps_seen() == before).then_some(v)
 }
 
 /// A present, writable, accessed+dirty PTE for `mfn` with `extra` flags.

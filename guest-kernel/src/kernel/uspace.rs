@@ -38,8 +38,8 @@ pub fn build() -> Result<AddressSpace, Errno> {
     // SAFETY: all five are fresh writable pool pages, exclusively ours.
     unsafe {
         let e = l1.entries();
-        for i in 0..(len / 4096) as usize {
-            e[i] = pte_ro(mm::va_to_mfn(text + 4096 * i as u64), pte::USER);
+        for (i, entry) in e.iter_mut().take((len / 4096) as usize).enumerate() {
+            *entry = pte_ro(mm::va_to_mfn(text + 4096 * i as u64), pte::USER);
         }
         e[256] = pte_rw(stack.mfn, pte::USER);
         l2.entries()[0] = pte_rw(l1.mfn, pte::USER);

@@ -90,7 +90,7 @@ fn mmu_batches(batches: u64) -> Option<Measurement> {
         let val = if b % 2 == 0 { pte_ro(data.mfn, 0) } else { 0 };
         for (i, r) in reqs.iter_mut().enumerate() {
             *r = MmuUpdate {
-                ptr: (l1.mfn << 12) + 8 * i as u64 | MMU_NORMAL_PT_UPDATE,
+                ptr: ((l1.mfn << 12) + 8 * i as u64) | MMU_NORMAL_PT_UPDATE,
                 val,
             };
         }

@@ -34,28 +34,29 @@ pub const SLOT: usize = 8;
 /// The virtual address our L1 covers.
 pub const WINDOW: u64 = (SLOT as u64) << 21;
 
-/// The boot page tables' L2 that maps VA 0..1 GiB: (its MFN, its frame).
-pub fn boot_l2(si: &StartInfo) -> Frame {
+/// The boot page-table frame with machine frame `mfn` (the builder maps them all, read-only,
+/// at `pt_base + i * 4096`; found through the P2M).
+fn boot_table(si: &StartInfo, mfn: u64) -> Option<Frame> {
+    (0..si.nr_pt_frames)
+        .map(|i| si.pt_base + 4096 * i)
+        .find(|&va| mm::va_to_mfn(va) == mfn)
+        .map(|va| Frame { va, mfn })
+}
+
+/// The boot page tables' L2 that maps VA 0..1 GiB.
+pub fn boot_l2(si: &StartInfo) -> Option<Frame> {
     let l4 = Frame {
         va: si.pt_base,
         mfn: mm::va_to_mfn(si.pt_base),
     };
-    let l3_mfn = (l4.read(0) & pte::ADDR_MASK) >> 12;
-    let l3 = Frame {
-        va: mm::m2p(l3_mfn) << 12,
-        mfn: l3_mfn,
-    };
-    let l2_mfn = (l3.read(0) & pte::ADDR_MASK) >> 12;
-    Frame {
-        va: mm::m2p(l2_mfn) << 12,
-        mfn: l2_mfn,
-    }
+    let l3 = boot_table(si, (l4.read(0) & pte::ADDR_MASK) >> 12)?;
+    boot_table(si, (l3.read(0) & pte::ADDR_MASK) >> 12)
 }
 
 /// One `MMU_NORMAL_PT_UPDATE` of entry `index` of the table `table`.
 pub fn set_entry(table: u64, index: usize, val: u64) -> Result<u64, Errno> {
     let req = MmuUpdate {
-        ptr: (table << 12) + 8 * index as u64 | MMU_NORMAL_PT_UPDATE,
+        ptr: ((table << 12) + 8 * index as u64) | MMU_NORMAL_PT_UPDATE,
         val,
     };
     // SAFETY: callers only change entries of tables they built or unused slots.
@@ -80,7 +81,10 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         println!("mmu: out of pool pages");
         return ShutdownRequest::Crash;
     };
-    let l2 = boot_l2(si);
+    let Some(l2) = boot_l2(si) else {
+        println!("mmu: boot L2 not found among the boot page tables");
+        return ShutdownRequest::Crash;
+    };
 
     // --- An L1 of our own, pinned and hooked in.
     // SAFETY: `l1` is a fresh writable pool page.
@@ -131,7 +135,21 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         },
         if seen == 0x1234_5678 { "seen" } else { "lost" }
     );
-    let pfn = mm::m2p(data.mfn);
+    let pfn = mm::m2p(data.mfn).unwrap_or(u64::MAX);
+    check!(
+        log,
+        "read the M2P entry of our frame (read-only at 0xffff800000000000)",
+        "the frame's PFN",
+        pfn == data.va >> 12,
+        "{}",
+        if pfn == data.va >> 12 {
+            "= its PFN"
+        } else if pfn == u64::MAX {
+            "#PF"
+        } else {
+            "other"
+        }
+    );
     let m2p = |val: u64| {
         let req = MmuUpdate {
             ptr: (data.mfn << 12) | MMU_MACHPHYS_UPDATE,
@@ -141,13 +159,13 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         unsafe { hyp::mmu_update(&[req]).0 }
     };
     let r1 = m2p(0x7_7777);
-    let now = mm::m2p(data.mfn);
+    let now = mm::m2p(data.mfn).unwrap_or(u64::MAX);
     let r2 = m2p(pfn);
     check!(
         log,
         "mmu_update MMU_MACHPHYS_UPDATE",
         "0, the M2P shows the new PFN, 0 restoring it",
-        r1 == Ok(0) && now == 0x7_7777 && r2 == Ok(0) && mm::m2p(data.mfn) == pfn,
+        r1 == Ok(0) && now == 0x7_7777 && r2 == Ok(0) && mm::m2p(data.mfn) == Some(pfn),
         "{}, m2p {now:#x}, {}",
         ret_of(r1),
         ret_of(r2)

@@ -144,7 +144,7 @@ pub fn run_processes(
 /// `iret` flags.
 fn switch_away(frame: &mut TrapFrame) -> u64 {
     let p = procs();
-    match p.rr.next() {
+    match p.rr.pick_next() {
         Some(n) => {
             *frame = p.ctx[n];
             let _ = p.space[n].expect("built").activate();
@@ -182,7 +182,7 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
                 }
                 p.ctx[cur] = *frame;
                 let before = cur;
-                if let Some(n) = p.rr.next() {
+                if let Some(n) = p.rr.pick_next() {
                     if n != before {
                         p.preemptions[before] += 1;
                         *frame = p.ctx[n];

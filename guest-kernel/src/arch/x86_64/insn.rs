@@ -20,14 +20,25 @@ extern "C" {
     fn arch_wbinvd();
     fn arch_hlt();
     fn arch_popf_clear_if(out: *mut [u64; 2]);
+    fn arch_peek(addr: u64) -> u64;
+}
+
+/// Loads the u64 at `addr`; a fault there is resumed by the fixup (the result is then 0, and
+/// the trap handler has recorded the #PF).
+///
+/// # Safety
+/// Reading `addr` must have no side effects (ordinary memory, mapped or not).
+pub unsafe fn peek(addr: u64) -> u64 {
+    // SAFETY: the caller's contract; a fault resumes after the load.
+    unsafe { arch_peek(addr) }
 }
 
 /// Where to resume after a trap at `rip`, if `rip` is one of the routines' trapping
 /// instructions.
 pub fn fixup_for(rip: u64) -> Option<u64> {
     // The linker script places every `.rodata.insn_fixups` pair between these symbols.
-    let start = core::ptr::addr_of!(insn_fixups_start) as *const [u64; 2];
-    let end = core::ptr::addr_of!(insn_fixups_end) as *const [u64; 2];
+    let start = core::ptr::addr_of!(insn_fixups_start);
+    let end = core::ptr::addr_of!(insn_fixups_end);
     let n = (end as usize - start as usize) / 16;
     // SAFETY: `n` pairs of read-only data starting at `start`.
     let table = unsafe { core::slice::from_raw_parts(start, n) };
@@ -244,6 +255,12 @@ core::arch::global_asm!(
     "arch_wbinvd_site: wbinvd",
     "arch_wbinvd_after: ret",
     "FIXUP arch_wbinvd_site, arch_wbinvd_after",
+    ".global arch_peek",
+    "arch_peek:",
+    "    xor eax, eax",
+    "arch_peek_site: mov rax, [rdi]",
+    "arch_peek_after: ret",
+    "FIXUP arch_peek_site, arch_peek_after",
     ".global arch_hlt",
     "arch_hlt:",
     "arch_hlt_site: hlt",
