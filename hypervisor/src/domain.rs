@@ -200,7 +200,9 @@ impl Machine {
 
     /// A new domain record for the builder.
     pub fn domain_record(id: u16, name: &str, privileged: bool, p2m: Vec<u64>, vcpu: VcpuState, shared_info_mfn: u64, host_cr4: u64) -> Domain {
-        let policy = DomainPolicy::new(privileged, host_cr4);
+        // Xen 4.17 does not emulate `hlt` for PV guests (it reflects #GP), and guests written
+        // for Xen idle with SCHEDOP_block: do the same.
+        let policy = DomainPolicy { hlt_blocks: false, ..DomainPolicy::new(privileged, host_cr4) };
         Domain {
             id,
             name: name.into(),

@@ -277,8 +277,10 @@ impl VcpuState {
         let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let (rax, r11, rcx, flags, rip, cs, rfl, rsp, ss) =
             (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
-        let cs = cs | 3;
-        let ss = ss | 3;
+        // Only the selector bits count: a bounce frame's CS slot also carries the saved event
+        // mask in bits 32-39, and guests hand such frames back unchanged (Xen reads a u16).
+        let cs = (cs & 0xffff) | 3;
+        let ss = (ss & 0xffff) | 3;
         // 32-bit compatibility mode is not offered: a `syscall` there would enter through
         // CSTAR, which this hypervisor does not serve. So only the 64-bit flat CS is valid.
         let cs_ok = cs == FLAT_RING3_CS64 as u64;
@@ -286,7 +288,7 @@ impl VcpuState {
             return Ok(Err(()));
         }
         // The RPL the guest wrote decides: kernel frames carry RPL 0 (digest §3.4).
-        let to_user = w(5) & 3 == 3;
+        let to_user = w(5) & 3 == 3; // the RPL bits of the selector
         if to_user && self.paging.user_l4.is_none() {
             return Err(DeliveryError::NoUserPageTables);
         }

@@ -211,3 +211,17 @@ fn time_scale_converts_ticks_to_nanoseconds() {
         assert!((ns as i64 - 1_000_000_000).abs() < 1_000, "{hz} Hz gave {ns} ns");
     }
 }
+
+#[test]
+fn iret_accepts_a_bounce_frame_handed_back_unchanged() {
+    // A kernel-mode bounce frame whose CS slot carries the saved mask (bits 32-39).
+    let mut v = vcpu();
+    let mut m = Mem::default();
+    m.map(KL4, 0x1f_0000, 0x20_0000);
+    iret_ctx(&mut m, KL4, 0x1f_f000, [5, 0, 0, 0, 0x10_3000, 0xe030 | 1 << 32, 0x002, 0x1f_f800, 0xe02b]);
+    let mut f = TrapFrame { rsp: 0x1f_f000, ..kernel_frame() };
+    let mut mask = 1;
+    assert_eq!(v.iret(&mut f, &mut mask, &m), Ok(Ok(ModeChange::None)));
+    assert_eq!((f.rip, f.cs, f.rsp), (0x10_3000, 0xe033, 0x1f_f800));
+    assert!(v.kernel_mode);
+}

@@ -461,14 +461,14 @@ fn iopl_ok(ctx: &Context<'_>) -> bool {
     cpl <= ctx.state.iopl
 }
 
-/// Ports the hypervisor drives itself: the PICs, the PIT, the speaker gate (PIT channel 2),
-/// the RTC/CMOS (Xen never passes it through) and COM1, the hypervisor console.
-pub const HYPERVISOR_PORTS: [(u16, u16); 6] = [
+/// Ports the hypervisor drives itself: the PICs, the PIT, the speaker gate (PIT channel 2)
+/// and COM1, the hypervisor console. The RTC/CMOS (0x70/0x71) is read by the hypervisor only
+/// once at boot, so dom0 reaches it, as it does on Xen (which proxies it for dom0).
+pub const HYPERVISOR_PORTS: [(u16, u16); 5] = [
     (0x20, 0x21),
     (0xa0, 0xa1),
     (0x40, 0x43),
     (0x61, 0x61),
-    (0x70, 0x71),
     (0x3f8, 0x3ff),
 ];
 
