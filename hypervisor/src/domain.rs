@@ -5,6 +5,7 @@
 //! The trap path (what a guest entry does) is in `guest_traps.rs`, the hypercall environment
 //! in `machine_env.rs`. The policies themselves live in the host-tested library.
 
+use crate::arch::x86_64::fpu::{self, FpuState};
 use crate::arch::x86_64::{cpu, guest_entry, idt::TrapFrame, paging};
 use crate::builder::Built;
 use crate::memory::FRAMES;
@@ -75,6 +76,8 @@ pub struct Domain {
     pub poll_ports: Vec<u32>,
     /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
     pub paused: bool,
+    /// The guest's FPU/SSE registers while it is not running.
+    pub fpu: alloc::boxed::Box<FpuState>,
     /// Registers while not running.
     pub saved: TrapFrame,
 }
@@ -219,6 +222,7 @@ impl Machine {
             poll_deadline: None,
             poll_ports: Vec::new(),
             paused: false,
+            fpu: alloc::boxed::Box::new(FpuState::initial()),
             saved: TrapFrame::default(),
         }
     }
@@ -357,6 +361,7 @@ impl Machine {
         }
         if let Some(cur) = self.domains.get_mut(&self.current) {
             cur.saved = frame.clone();
+            fpu::save(&mut cur.fpu);
         }
         self.current = next;
         self.load_context(frame);
@@ -369,6 +374,8 @@ impl Machine {
         *frame = d.saved.clone();
         guest_entry::load_page_tables(d.vcpu.current_l4());
         cpu::load_segment_bases(&d.vcpu);
+        fpu::restore(&d.fpu);
+        fpu::set_task_switched(d.vcpu.cr0_ts);
         let id = self.current;
         self.update_time(id);
     }

@@ -5,7 +5,10 @@
 //! Every path ends in [`Machine::leave_to_guest`], Xen's return-to-guest checks: pending
 //! wake-ups, a reschedule if one is due, and the event upcall for the domain about to run.
 
-use crate::arch::x86_64::{apic, cpu, guest_entry, idt::TrapFrame, syscall::SYSCALL_VECTOR};
+use crate::arch::x86_64::{apic, cpu, fpu, guest_entry, idt::TrapFrame, syscall::SYSCALL_VECTOR};
+
+/// `#NM`, device not available.
+const VECTOR_NM: u8 = 7;
 use crate::domain::{Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING, VCPU_CR2};
 use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
@@ -183,6 +186,9 @@ impl Machine {
         let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
         let outcome = hypercalls::dispatch(self, frame.rax, args);
         self.apply_paging_effects();
+        if frame.rax == hypercall_abi::hypercall::FPU_TASKSWITCH {
+            fpu::set_task_switched(self.cur().vcpu.cr0_ts);
+        }
         match outcome {
             Outcome::Return(v) => {
                 frame.rax = v as u64;
@@ -267,7 +273,10 @@ impl Machine {
             emulate::Outcome::Emulated | emulate::Outcome::Cr4Changed(_) => Some(false),
             emulate::Outcome::ReflectGp(_) | emulate::Outcome::ReflectUd => None,
             emulate::Outcome::Block => Some(self.block_current()),
-            emulate::Outcome::FpuTaskSwitch(_) => Some(false),
+            emulate::Outcome::FpuTaskSwitch(ts) => {
+                fpu::set_task_switched(ts);
+                Some(false)
+            }
             emulate::Outcome::SegmentBases => {
                 cpu::load_segment_bases(&self.cur().vcpu);
                 Some(false)
@@ -297,6 +306,14 @@ impl Machine {
                     frame.rip += 2;
                     return self.deliver(frame, d, "software interrupt");
                 }
+            }
+        }
+        if vector == VECTOR_NM {
+            // The FPU is the guest's; #NM only comes from its virtual CR0.TS. Xen clears the
+            // virtual TS and bounces the #NM to the guest's handler.
+            fpu::set_task_switched(false);
+            if !core::mem::replace(&mut self.cur().vcpu.cr0_ts, false) {
+                return false; // a stale hardware TS: nothing for the guest to see
             }
         }
         let emulable = (vector == vcpu::VECTOR_GP && error_code == Some(0)) || vector == vcpu::VECTOR_UD;

@@ -55,6 +55,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     gdt::init();
     idt::init();
     syscall::init(gdt::ring0_stack_top());
+    arch::x86_64::fpu::init();
 
     let info = match pvh::parse(&BootMap, start_info_pa as u64) {
         Ok(info) => info,

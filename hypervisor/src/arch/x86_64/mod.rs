@@ -2,6 +2,7 @@
 pub mod apic;
 pub mod boot;
 pub mod cpu;
+pub mod fpu;
 pub mod gdt;
 pub mod guest_entry;
 pub mod idt;
