@@ -9,6 +9,8 @@ use crate::arch::x86_64::{apic, cpu, fpu, guest_entry, idt::TrapFrame, syscall::
 
 /// `#NM`, device not available.
 const VECTOR_NM: u8 = 7;
+/// The `int $0x80` system-call vector, whose gate is DPL 3.
+const SYSCALL_INT80: u8 = 0x80;
 use crate::domain::{Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING, VCPU_CR2};
 use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
@@ -46,7 +48,7 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
             resched = m.sched.tick(m.now_ns()) == hypervisor::sched::Decision::Reschedule;
         }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
-        v if v < 32 => {
+        v if v < 32 || v == SYSCALL_INT80 as u64 => {
             let v = v as u8;
             let code = has_error_code(v).then_some(frame.error_code);
             resched = m.on_exception(frame, v, code);
@@ -298,15 +300,26 @@ impl Machine {
 
     /// An exception raised by the guest: emulate, bounce to its handler, or crash it.
     fn on_exception(&mut self, frame: &mut TrapFrame, vector: u8, error_code: Option<u64>) -> bool {
-        // `int n` on a DPL-0 gate arrives as #GP with error code (n << 3) | 2.
-        if vector == vcpu::VECTOR_GP {
-            if let Some(code) = error_code.filter(|c| c & 7 == 2) {
-                let n = (code >> 3) as u8;
-                if let Some(d) = self.cur().vcpu.software_interrupt(n) {
+        // `int n` on a DPL-0 gate arrives as #GP with the IDT bit (2) in its error code. The
+        // vector is taken from the instruction itself (`CD nn`): TCG encodes the error code's
+        // index differently from hardware, and the bytes are what the guest executed.
+        if vector == vcpu::VECTOR_GP && error_code.is_some_and(|c| c & 3 == 2) {
+            let mut insn = [0u8; 15];
+            let n = self.instruction_bytes(frame.rip, &mut insn);
+            if n >= 2 && insn[0] == 0xcd {
+                if let Some(d) = self.cur().vcpu.software_interrupt(insn[1]) {
                     frame.rip += 2;
                     return self.deliver(frame, d, "software interrupt");
                 }
             }
+        }
+        // `int $0x80` has a DPL-3 gate, as Xen's fast path: straight to the guest's slot 0x80,
+        // or #GP(0x402) if it registered none.
+        if vector == SYSCALL_INT80 {
+            return match self.cur().vcpu.software_interrupt(SYSCALL_INT80) {
+                Some(d) => self.deliver(frame, d, "int $0x80"),
+                None => self.on_exception(frame, vcpu::VECTOR_GP, Some(0x402)),
+            };
         }
         if vector == VECTOR_NM {
             // The FPU is the guest's; #NM only comes from its virtual CR0.TS. Xen clears the
@@ -328,7 +341,7 @@ impl Machine {
             self.cur().priv_state.cr2 = cr2;
             self.set_shared_bytes(cur, VCPU_CR2, &cr2.to_le_bytes());
         }
-        let name = EXCEPTION_NAMES[vector as usize];
+        let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("interrupt");
         match self.cur().vcpu.exception(vector, error_code) {
             Ok(d) => self.deliver(frame, d, name),
             Err(e) => self.crash(frame, name, e),

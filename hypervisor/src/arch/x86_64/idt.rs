@@ -111,9 +111,10 @@ pub fn init() {
             18 => IST_MACHINE_CHECK,
             _ => 0,
         };
-        // int3 and into go straight to the guest's handler (digest §3.2); every other gate is
-        // DPL 0, so a guest's `int n` arrives as #GP((n << 3) | 2) for the DPL check.
-        let dpl = if vector == 3 || vector == 4 { 3 } else { 0 };
+        // int3, into and int $0x80 go straight to the guest's handler (digest §3.2, Xen's
+        // int80 fast path); every other gate is DPL 0, so a guest's `int n` arrives as #GP
+        // for the virtual IDT's DPL check.
+        let dpl = if matches!(vector, 3 | 4 | 0x80) { 3 } else { 0 };
         *entry = gate(stubs + vector as u64 * STUB_STRIDE, ist, dpl);
     }
     let ptr = DescriptorTablePointer {
