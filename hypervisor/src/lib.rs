@@ -14,6 +14,7 @@ pub mod emulate;
 pub mod evtchn;
 pub mod exit_code;
 pub mod frame;
+pub mod grant;
 pub mod guest_access;
 pub mod hypercalls;
 pub mod mm;

@@ -6,6 +6,7 @@
 
 mod evtchn;
 mod domctl;
+mod grant;
 mod handlers;
 mod mmu;
 mod vcpu_ctx;
@@ -158,6 +159,11 @@ pub trait Env {
     /// vCPU's roots and pending TLB/CR3 work, see `crate::mm`), or `None` if it is
     /// unavailable (then the MMU hypercalls answer `-ENOSYS`).
     fn mmu(&mut self) -> Option<crate::mm::MmuAccess<'_>>;
+    /// The grant tables with the calling domain's MMU (see `crate::grant` for what the kernel
+    /// must build), or `None` if unavailable (then `grant_table_op` answers `-ENOSYS`).
+    fn grants(&mut self) -> Option<crate::grant::GrantAccess<'_>> {
+        None
+    }
 }
 
 /// One entry of the hypercall table.
@@ -194,6 +200,7 @@ static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     t[nr::MMUEXT_OP as usize] = entry("mmuext_op", mmu::mmuext_op);
     t[nr::EVENT_CHANNEL_OP_COMPAT as usize] = entry("event_channel_op_compat", evtchn::event_channel_op_compat);
     t[nr::EVENT_CHANNEL_OP as usize] = entry("event_channel_op", evtchn::event_channel_op);
+    t[nr::GRANT_TABLE_OP as usize] = entry("grant_table_op", grant::grant_table_op);
     t
 };
 

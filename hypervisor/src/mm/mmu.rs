@@ -270,8 +270,10 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         Ok(())
     }
 
-    /// The hook for mappings of frames the domain does not own (grant mappings, privileged
-    /// foreign mappings). None are permitted yet; grant tables will answer here.
+    /// The hook for mappings of frames the domain does not own (privileged foreign
+    /// mappings). None are permitted. Grant mappings never pass here: the grant code writes
+    /// them with `Mmu::install_grant_mapping` (`grant_map.rs`) after checking the grant, so a
+    /// guest can never create one through `mmu_update` or table validation.
     fn foreign_mapping_permitted(&self, _mfn: u64) -> bool {
         false
     }

@@ -47,6 +47,7 @@
 //! user mode; the kernel root [`VcpuPaging::kernel_l4`] on every switch to guest kernel mode.
 
 mod frame_table;
+mod grant_map;
 mod mmu;
 mod ops;
 mod pte_rules;
@@ -59,6 +60,7 @@ mod tests_random;
 
 pub use crate::domain_layout::MachineMemory;
 pub use frame_table::{FrameInfo, FrameTable, Owner, PageType, INVALID_M2P_ENTRY};
+pub use grant_map::GrantPteSlot;
 pub use mmu::{Mmu, MmuAccess};
 pub use ops::{ReleaseCursor, ReleaseProgress};
 pub use pte_rules::{GUEST_KERNEL_MARKER, HYPERVISOR_SLOTS};

@@ -1,0 +1,337 @@
+//! Host tests of `grant_table_op` through the hypercall table: structure layouts in and out,
+//! per-request status in batches, continuations, `-EFAULT`/`-EINVAL`/`-ENOSYS`, and the
+//! version answers.
+
+use super::super::{dispatch, DomainFacts, Env, Outcome};
+use super::BATCH;
+use crate::grant::tests::{data, World, A, B, MAP_VA};
+use crate::grant::GrantAccess;
+use crate::mm::MmuAccess;
+use hypercall_abi::errno::Errno;
+use hypercall_abi::grant_table::*;
+use hypercall_abi::hypercall as nr;
+use hypercall_abi::mm::{DomId, DOMID_SELF};
+
+const BASE: u64 = 0x10000;
+const MEM: usize = 0x10000;
+
+/// Flat guest memory `[BASE, BASE + MEM)` for the caller, and the grant world.
+struct Mock {
+    mem: Vec<u8>,
+    world: World,
+    caller: DomId,
+    available: bool,
+    vcpu: crate::vcpu::VcpuState,
+}
+
+impl Mock {
+    fn new(caller: DomId) -> Self {
+        Self {
+            mem: vec![0; MEM],
+            world: World::new(),
+            caller,
+            available: true,
+            vcpu: crate::vcpu::VcpuState::new(0x1000),
+        }
+    }
+    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
+        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
+        let end = start
+            .checked_add(len)
+            .filter(|&e| e <= self.mem.len())
+            .ok_or(Errno::EFAULT)?;
+        Ok(start..end)
+    }
+    fn put(&mut self, va: u64, bytes: &[u8]) {
+        let r = self.range(va, bytes.len()).unwrap();
+        self.mem[r].copy_from_slice(bytes);
+    }
+    fn get<const N: usize>(&self, va: u64) -> [u8; N] {
+        self.mem[self.range(va, N).unwrap()].try_into().unwrap()
+    }
+    fn i16_at(&self, va: u64) -> i16 {
+        i16::from_le_bytes(self.get(va))
+    }
+    fn u32_at(&self, va: u64) -> u32 {
+        u32::from_le_bytes(self.get(va))
+    }
+    fn u64_at(&self, va: u64) -> u64 {
+        u64::from_le_bytes(self.get(va))
+    }
+    fn call(&mut self, cmd: u64, uop: u64, count: u64) -> i64 {
+        match dispatch(self, nr::GRANT_TABLE_OP, [cmd, uop, count, 0, 0]) {
+            Outcome::Return(v) => v,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+impl Env for Mock {
+    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
+        let r = self.range(va, out.len())?;
+        out.copy_from_slice(&self.mem[r]);
+        Ok(())
+    }
+    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        let r = self.range(va, bytes.len())?;
+        self.mem[r].copy_from_slice(bytes);
+        Ok(())
+    }
+    fn console_write(&mut self, _bytes: &[u8]) {}
+    fn console_read(&mut self, _out: &mut [u8]) -> usize {
+        0
+    }
+    fn domain(&self) -> DomainFacts {
+        DomainFacts {
+            id: self.caller,
+            nr_pages: 0x100,
+            max_pages: 0x100,
+            privileged: false,
+            max_mfn: 0x1000,
+        }
+    }
+    fn now_ns(&self) -> u64 {
+        0
+    }
+    fn set_singleshot_timer(&mut self, _deadline_ns: Option<u64>) {}
+    fn set_periodic_timer(&mut self, _period_ns: Option<u64>) {}
+    fn hypervisor_cmdline(&self) -> &str {
+        ""
+    }
+    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
+        &mut self.vcpu
+    }
+    fn apply_segment_bases(&mut self) {}
+    fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>> {
+        None
+    }
+    fn mmu(&mut self) -> Option<MmuAccess<'_>> {
+        None
+    }
+    fn grants(&mut self) -> Option<GrantAccess<'_>> {
+        self.available.then(|| self.world.access(self.caller))
+    }
+}
+
+fn map_op(host_addr: u64, flags: u32, gref: u32, dom: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    b.extend_from_slice(&host_addr.to_le_bytes());
+    b.extend_from_slice(&flags.to_le_bytes());
+    b.extend_from_slice(&gref.to_le_bytes());
+    b.extend_from_slice(&dom.to_le_bytes());
+    b.extend_from_slice(&0x5555u16.to_le_bytes()); // status, overwritten
+    b.extend_from_slice(&0xaaaa_aaaau32.to_le_bytes()); // handle
+    b.extend_from_slice(&0xbbbb_bbbb_bbbb_bbbbu64.to_le_bytes()); // dev_bus_addr
+    b
+}
+
+/// A `gnttab_copy`; each side is `(ref or gmfn, domid, offset)`.
+fn copy_op(src: (u64, u16, u16), dst: (u64, u16, u16), len: u16, flags: u16) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (w, d, o) in [src, dst] {
+        b.extend_from_slice(&w.to_le_bytes());
+        b.extend_from_slice(&d.to_le_bytes());
+        b.extend_from_slice(&o.to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+    }
+    b.extend_from_slice(&len.to_le_bytes());
+    b.extend_from_slice(&flags.to_le_bytes());
+    b.extend_from_slice(&0x5555u16.to_le_bytes());
+    b.extend_from_slice(&[0; 2]);
+    b
+}
+
+#[test]
+fn argument_level_errors() {
+    let mut m = Mock::new(B);
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_TRANSFER), BASE, 1),
+        Errno::ENOSYS.to_return()
+    );
+    assert_eq!(m.call(99, BASE, 1), Errno::ENOSYS.to_return());
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_COPY) | 1 << 12, BASE, 1),
+        Errno::EINVAL.to_return()
+    );
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_COPY), BASE, 0x8000_0000),
+        Errno::EINVAL.to_return()
+    );
+    assert_eq!(m.call(u64::from(GNTTABOP_COPY), BASE, 0), 0, "empty batch");
+    m.available = false;
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_QUERY_SIZE), BASE, 1),
+        Errno::ENOSYS.to_return()
+    );
+}
+
+#[test]
+fn setup_table_writes_the_frame_list() {
+    let mut m = Mock::new(A);
+    let list = BASE + 0x100;
+    let mut op = [0u8; 24];
+    op[0..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+    op[4..8].copy_from_slice(&3u32.to_le_bytes());
+    op[16..24].copy_from_slice(&list.to_le_bytes());
+    m.put(BASE, &op);
+    assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 1), 0);
+    assert_eq!(m.i16_at(BASE + 8), GNTST_OKAY);
+    let frames = m.world.tables.table_frames(A).unwrap().to_vec();
+    assert_eq!(frames.len(), 3);
+    for (i, f) in frames.iter().enumerate() {
+        assert_eq!(m.u64_at(list + 8 * i as u64), *f);
+    }
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 2),
+        Errno::EINVAL.to_return()
+    );
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_SETUP_TABLE), 0x10, 1),
+        Errno::EFAULT.to_return()
+    );
+    // A frame list the hypervisor cannot write: status, not errno.
+    m.put(BASE + 16, &(BASE + MEM as u64 - 8).to_le_bytes());
+    assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 1), 0);
+    assert_eq!(m.i16_at(BASE + 8), GNTST_BAD_VIRT_ADDR);
+    m.put(BASE + 4, &65u32.to_le_bytes());
+    assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 1), 0);
+    assert_eq!(m.i16_at(BASE + 8), GNTST_GENERAL_ERROR);
+}
+
+#[test]
+fn query_size_and_versions() {
+    let mut m = Mock::new(A);
+    let mut op = [0u8; 16];
+    op[0..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
+    m.put(BASE, &op);
+    assert_eq!(m.call(u64::from(GNTTABOP_QUERY_SIZE), BASE, 1), 0);
+    assert_eq!(
+        (m.u32_at(BASE + 4), m.u32_at(BASE + 8), m.i16_at(BASE + 12)),
+        (1, 64, GNTST_OKAY)
+    );
+    m.put(BASE, &B.to_le_bytes());
+    assert_eq!(m.call(u64::from(GNTTABOP_QUERY_SIZE), BASE, 1), 0);
+    assert_eq!(m.i16_at(BASE + 12), GNTST_PERMISSION_DENIED);
+    for (asked, rc) in [
+        (1u32, 0),
+        (2, Errno::ENOSYS.to_return()),
+        (0, Errno::EINVAL.to_return()),
+        (3, Errno::EINVAL.to_return()),
+    ] {
+        m.put(BASE, &asked.to_le_bytes());
+        assert_eq!(
+            m.call(u64::from(GNTTABOP_SET_VERSION), BASE, 1),
+            rc,
+            "set_version({asked})"
+        );
+        assert_eq!(m.u32_at(BASE), 1, "the version in force is written back");
+    }
+    m.put(BASE, &[0xf0, 0x7f, 0, 0, 9, 9, 9, 9]);
+    assert_eq!(m.call(u64::from(GNTTABOP_GET_VERSION), BASE, 1), 0);
+    assert_eq!(m.u32_at(BASE + 4), 1);
+    m.put(BASE, &77u16.to_le_bytes());
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_GET_VERSION), BASE, 1),
+        Errno::ESRCH.to_return()
+    );
+}
+
+#[test]
+fn map_and_unmap_batches_report_per_request() {
+    let mut m = Mock::new(B);
+    let f = data(A, 0);
+    m.world.grant(A, 8, B, f, GTF_PERMIT_ACCESS);
+    let mut ops = map_op(MAP_VA, GNTMAP_HOST_MAP, 8, A);
+    ops.extend(map_op(MAP_VA, GNTMAP_HOST_MAP, 9, A));
+    m.put(BASE, &ops);
+    assert_eq!(m.call(u64::from(GNTTABOP_MAP_GRANT_REF), BASE, 2), 0);
+    assert_eq!(m.i16_at(BASE + 18), GNTST_OKAY);
+    let handle = m.u32_at(BASE + 20);
+    assert_eq!(m.u64_at(BASE + 24), f << 12);
+    assert_eq!(m.i16_at(BASE + 32 + 18), GNTST_GENERAL_ERROR);
+    assert_eq!(
+        m.u32_at(BASE + 32 + 20),
+        0xaaaa_aaaa,
+        "handle untouched on failure"
+    );
+    let mut unmap = Vec::new();
+    for h in [handle, handle] {
+        unmap.extend_from_slice(&MAP_VA.to_le_bytes());
+        unmap.extend_from_slice(&0u64.to_le_bytes());
+        unmap.extend_from_slice(&h.to_le_bytes());
+        unmap.extend_from_slice(&[0x55; 4]);
+    }
+    m.put(BASE + 0x200, &unmap);
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE + 0x200, 2),
+        0
+    );
+    assert_eq!(m.i16_at(BASE + 0x200 + 20), GNTST_OKAY);
+    assert_eq!(
+        m.i16_at(BASE + 0x200 + 24 + 20),
+        GNTST_BAD_HANDLE,
+        "second unmap of the same handle"
+    );
+    assert_eq!(m.world.tables.pin(A, 8), 0);
+    m.world.audit();
+}
+
+#[test]
+fn copy_batches_continue_and_fault() {
+    let mut m = Mock::new(B);
+    let (src, dst) = (data(A, 0), data(B, 0));
+    m.world
+        .grant(A, 8, B, src, GTF_PERMIT_ACCESS | GTF_READONLY);
+    let n = BATCH as usize + 6;
+    let mut ops = Vec::new();
+    for i in 0..n {
+        // Request 3 goes beyond the page.
+        let len = if i == 3 { 4097 } else { 8 };
+        let at = i as u16 * 8;
+        ops.extend(copy_op(
+            (8, A, at),
+            (dst, DOMID_SELF, at),
+            len,
+            GNTCOPY_SOURCE_GREF,
+        ));
+    }
+    m.put(BASE, &ops);
+    let mut args = [u64::from(GNTTABOP_COPY), BASE, n as u64, 0, 0];
+    let mut runs = 0;
+    loop {
+        runs += 1;
+        match dispatch(&mut m, nr::GRANT_TABLE_OP, args) {
+            Outcome::Continue(a) => {
+                assert_eq!((a[1], a[2]), (BASE + 40 * u64::from(BATCH), 6));
+                args = a;
+            }
+            Outcome::Return(v) => {
+                assert_eq!(v, 0);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(runs, 2);
+    for i in 0..n as u64 {
+        let want = if i == 3 {
+            GNTST_BAD_COPY_ARG
+        } else {
+            GNTST_OKAY
+        };
+        assert_eq!(m.i16_at(BASE + 40 * i + 36), want, "request {i}");
+    }
+    // A list running off the readable memory: -EFAULT, earlier requests done.
+    let at = BASE + MEM as u64 - 40;
+    m.put(
+        at,
+        &copy_op((8, A, 0), (dst, DOMID_SELF, 0), 8, GNTCOPY_SOURCE_GREF),
+    );
+    assert_eq!(
+        m.call(u64::from(GNTTABOP_COPY), at, 2),
+        Errno::EFAULT.to_return()
+    );
+    assert_eq!(m.i16_at(at + 36), GNTST_OKAY);
+    assert_eq!(m.world.tables.pin(A, 8), 0);
+    m.world.audit();
+}
