@@ -17,6 +17,7 @@ use hypercall_abi::event_channel::{VIRQ_DOM_EXC, VIRQ_TIMER};
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
 use hypervisor::emulate::{DomainPolicy, PrivState};
 use hypervisor::evtchn::{self, EventChannels, EvtchnHost};
+use hypervisor::grant::{FramePool, GrantConfig, GrantTables};
 use hypervisor::guest_access::MachineAccess;
 use hypervisor::mm::{DomainRights, FrameTable, Mmu, ReleaseCursor, ReleaseProgress};
 use hypervisor::sched::Scheduler;
@@ -42,6 +43,8 @@ pub const UPCALL_MASK: u64 = offset_of!(VcpuInfo, evtchn_upcall_mask) as u64;
 /// `arch.cr2`.
 pub const VCPU_CR2: u64 = offset_of!(VcpuInfo, arch.cr2) as u64;
 const VCPU_TIME: u64 = offset_of!(VcpuInfo, time) as u64;
+// The exit path reads pending and mask as one 2-byte word.
+const _: () = assert!(UPCALL_MASK == UPCALL_PENDING + 1);
 const WC_VERSION: u64 = offset_of!(SharedInfo, wc_version) as u64;
 
 /// A PV domain with one vCPU.
@@ -109,8 +112,9 @@ impl EvtchnHost for EventHost {
 
 /// Everything the hypervisor keeps about the running machine.
 pub struct Machine {
-    /// Live domains by id.
-    pub domains: BTreeMap<u16, Domain>,
+    /// Live domains by id. Boxed: a `Domain` is several KiB (its virtual IDT alone is 4 KiB),
+    /// and the map's nodes, built on the stack while inserting, would hold eleven of them.
+    pub domains: BTreeMap<u16, alloc::boxed::Box<Domain>>,
     /// The domain whose context is loaded (or was last, while idle).
     pub current: u16,
     /// Direct-map accessor.
@@ -123,6 +127,10 @@ pub struct Machine {
     pub event_host: EventHost,
     /// The credit scheduler.
     pub sched: Scheduler,
+    /// Grant tables of every domain.
+    pub grants: GrantTables,
+    /// Where grant tables get their frames.
+    pub grant_pool: AllocatorPool,
     /// The hypervisor's L4 slots 256-271, installed in every guest L4.
     pub hypervisor_slots: [u64; 16],
     /// TSC frequency for system time.
@@ -164,6 +172,8 @@ impl Machine {
             events: EventChannels::default(),
             event_host: EventHost::default(),
             sched: Scheduler::new(1_000_000_000 / crate::TICK_HZ),
+            grants: GrantTables::default(),
+            grant_pool: AllocatorPool,
             hypervisor_slots,
             tsc_hz,
             tsc_boot: cpu::rdtsc(),
@@ -189,6 +199,9 @@ impl Machine {
             .adopt_bootstrap_tables(l4_mfn)
             .map_err(e("bootstrap page tables"))?;
         d.vcpu.paging.effects.take(); // the first entry loads CR3 anyway
+        self.grants
+            .add_domain(id, GrantConfig::default(), &mut self.frames, &mut self.mem, &mut self.grant_pool)
+            .map_err(|err| CreateError("grant table", err))?;
         self.events
             .add_domain(id, evtchn::DomainConfig::new(1, d.privileged))
             .map_err(|err| CreateError("event channels", err))?;
@@ -196,7 +209,7 @@ impl Machine {
         self.sched.add(id, weight).map_err(|_| CreateError("scheduler", hypercall_abi::errno::Errno::EINVAL))?;
         d.saved = built.frame;
         d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
-        self.domains.insert(id, d);
+        self.domains.insert(id, alloc::boxed::Box::new(d));
         self.update_time(id);
         Ok(())
     }
@@ -322,6 +335,9 @@ impl Machine {
     /// Wakes every kicked domain that was blocked; returns whether the scheduler wants the
     /// CPU reassigned.
     pub fn process_kicks(&mut self) -> bool {
+        if self.event_host.kicked.is_empty() && !self.domains.values().any(|d| !d.poll_ports.is_empty()) {
+            return false;
+        }
         // Xen's pollers check: a port a blocked poller waits on became pending, even if it
         // raised no upcall (masked vCPU, or its selector bit was already set).
         for d in self.domains.values() {
@@ -380,6 +396,14 @@ impl Machine {
         self.update_time(id);
     }
 
+    /// Returns to the allocator every frame the grant tables no longer need (dead domains'
+    /// table frames, dead granters' frames whose last mapping went). Returns how many.
+    pub fn reap_grant_frames(&mut self) -> usize {
+        let reaped = self.grants.reap(&mut self.frames);
+        let mut frames = FRAMES.lock();
+        reaped.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
+    }
+
     /// Tears a dead domain down: scheduler, event channels (peers' ports return to Unbound,
     /// dom0 gets VIRQ_DOM_EXC), page-table references, then every frame back to the
     /// allocator. dom0 must not be torn down this way: its death ends the machine.
@@ -388,6 +412,7 @@ impl Machine {
         self.sched.remove(id);
         self.events.domain_destroyed(&mut self.event_host, id);
         self.event_host.shared_info.remove(&id);
+        while self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET) == ReleaseProgress::MoreWork {}
         let mut cursor = ReleaseCursor::default();
         let rights = DomainRights { id, io_capable: d.privileged };
         loop {
@@ -417,6 +442,7 @@ impl Machine {
             }
         }
         drop(frames);
+        freed += self.reap_grant_frames();
         log::info!("d{id} ({}): destroyed, {freed} frames returned", d.name);
         self.events.send_global_virq(&mut self.event_host, VIRQ_DOM_EXC);
     }
@@ -434,4 +460,20 @@ pub fn start(mut machine: Machine) -> ! {
     machine.load_context(&mut frame);
     *MACHINE.lock() = Some(machine);
     guest_entry::resume(&frame, crate::arch::x86_64::gdt::ring0_stack_top())
+}
+
+/// Grant-table frames come straight from the frame allocator (they are hypervisor pages
+/// shared with their domain).
+pub struct AllocatorPool;
+
+impl FramePool for AllocatorPool {
+    fn alloc_frame(&mut self) -> Option<u64> {
+        FRAMES.lock().as_mut()?.alloc()
+    }
+
+    fn free_frame(&mut self, mfn: u64) {
+        if let Some(f) = FRAMES.lock().as_mut() {
+            let _ = f.free(mfn);
+        }
+    }
 }

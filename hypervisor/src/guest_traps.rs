@@ -43,6 +43,10 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
     match frame.vector {
         SYSCALL_VECTOR => resched = m.on_syscall(frame),
         v if v == apic::TIMER_VECTOR as u64 => {
+            // Once per tick: a ring-0 stack overflow must stop the machine, not corrupt it.
+            if !crate::arch::x86_64::gdt::stack_canary_intact() {
+                panic!("ring-0 stack overflow (canary overwritten)");
+            }
             apic::on_timer_interrupt();
             m.run_timers();
             resched = m.sched.tick(m.now_ns()) == hypervisor::sched::Decision::Reschedule;
@@ -66,7 +70,7 @@ impl Machine {
     /// while nothing can run), then deliver a pending event upcall.
     fn leave_to_guest(&mut self, frame: &mut TrapFrame, mut resched: bool) {
         resched |= self.process_kicks();
-        if resched || !self.domains.contains_key(&self.current) || self.cur().blocked {
+        if resched || self.domains.get(&self.current).is_none_or(|d| d.blocked) {
             let next = match self.sched.pick_next(self.now_ns()) {
                 Some(d) => d,
                 None => self.idle_until_runnable(),
@@ -136,9 +140,15 @@ impl Machine {
 
     /// Xen's check on every return to the guest: an upcall is pending and not masked.
     fn deliver_pending_events(&mut self, frame: &mut TrapFrame) {
-        let cur = self.current;
-        let callback = self.cur().vcpu.event_callback;
-        if callback != 0 && self.shared_byte(cur, UPCALL_PENDING) != 0 && self.shared_byte(cur, UPCALL_MASK) == 0 {
+        let d = self.cur();
+        let (callback, shared_info) = (d.vcpu.event_callback, d.shared_info_mfn);
+        if callback == 0 {
+            return;
+        }
+        // Pending and mask are adjacent bytes: one read tests both, as Xen's entry code does.
+        let mut both = [0u8; 2];
+        hypervisor::guest_access::MachineAccess::read_bytes(&self.mem, (shared_info << 12) + UPCALL_PENDING, &mut both);
+        if both[0] != 0 && both[1] == 0 {
             let d = Delivery { handler: callback, error_code: None, mask_events: true };
             if self.deliver(frame, d, "event upcall") {
                 // The domain died delivering its own upcall: run someone else.
@@ -149,10 +159,12 @@ impl Machine {
 
     /// Applies the TLB/CR3 work the PV MMU queued during a hypercall.
     fn apply_paging_effects(&mut self) {
-        let fx = self.cur().vcpu.paging.effects.take();
-        if fx.is_empty() {
+        let pending = &self.cur().vcpu.paging.effects;
+        // Field checks, not a comparison with a default value: this runs on every hypercall.
+        if pending.load_cr3.is_none() && !pending.flush_all && pending.flush_pages.is_empty() && !pending.flush_caches {
             return;
         }
+        let fx = self.cur().vcpu.paging.effects.take();
         if fx.load_cr3.is_some() || fx.flush_all {
             // A CR3 write flushes every non-global entry; guest mappings are never global.
             guest_entry::load_page_tables(self.cur().vcpu.current_l4());
@@ -188,12 +200,19 @@ impl Machine {
         let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
         let outcome = hypercalls::dispatch(self, frame.rax, args);
         self.apply_paging_effects();
+        if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {
+            self.reap_grant_frames();
+        }
         if frame.rax == hypercall_abi::hypercall::FPU_TASKSWITCH {
             fpu::set_task_switched(self.cur().vcpu.cr0_ts);
         }
         match outcome {
             Outcome::Return(v) => {
                 frame.rax = v as u64;
+                // SYSCALL/SYSRET clobber RCX and R11 (the hypercall page saves them): leaving
+                // them as SYSRET would load them lets the exit path use the fast SYSRET.
+                frame.rcx = frame.rip;
+                frame.r11 = frame.rflags;
                 false
             }
             Outcome::Continue(next) => {

@@ -6,6 +6,7 @@ use crate::domain::Machine;
 use hypercall_abi::errno::Errno;
 use hypervisor::emulate::Platform;
 use hypervisor::evtchn::EventAccess;
+use hypervisor::grant::GrantAccess;
 use hypervisor::guest_access;
 use hypervisor::hypercalls::{DomainControl, DomainFacts, DomainInfo, Env};
 use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
@@ -90,6 +91,17 @@ impl Env for Machine {
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(hypervisor::mm::Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging))
+    }
+
+    fn grants(&mut self) -> Option<GrantAccess<'_>> {
+        let d = self.domains.get_mut(&self.current)?;
+        let rights = DomainRights { id: d.id, io_capable: d.privileged };
+        Some(GrantAccess {
+            tables: &mut self.grants,
+            mmu: hypervisor::mm::Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging),
+            pool: &mut self.grant_pool,
+            privileged: d.privileged,
+        })
     }
 
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {

@@ -53,6 +53,7 @@ impl PhysRead for BootMap {
 extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     serial::init();
     gdt::init();
+    gdt::arm_stack_canary();
     idt::init();
     syscall::init(gdt::ring0_stack_top());
     arch::x86_64::fpu::init();

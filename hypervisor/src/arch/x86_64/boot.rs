@@ -108,7 +108,7 @@ boot_high_entry:
     .balign 4096
     .global boot_stack_bottom
 boot_stack_bottom:
-    .skip 65536
+    .skip 131072
     .global boot_stack_top
 boot_stack_top:
 "#

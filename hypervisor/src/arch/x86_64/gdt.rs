@@ -34,7 +34,7 @@ pub const IST_MACHINE_CHECK: u8 = 3;
 const FIRST_RESERVED_ENTRY: usize = 0xe000 / 8;
 const GDT_ENTRIES: usize = FIRST_RESERVED_ENTRY + 16;
 const IST_STACK_SIZE: usize = 16 * 1024;
-const RING0_STACK_SIZE: usize = 64 * 1024;
+const RING0_STACK_SIZE: usize = 128 * 1024;
 
 #[repr(C, align(4096))]
 struct Gdt([u64; GDT_ENTRIES]);
@@ -47,6 +47,21 @@ static mut TSS: TaskStateSegment = TaskStateSegment::new();
 static mut IST_STACKS: [Stack<IST_STACK_SIZE>; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
 /// The stack the CPU switches to on an interrupt or trap from ring 3 (TSS.RSP0).
 static mut RING0_STACK: Stack<RING0_STACK_SIZE> = Stack([0; RING0_STACK_SIZE]);
+
+/// Written at the bottom of the ring-0 stack: found changed, the stack overflowed.
+const STACK_CANARY: u64 = 0x5354_4143_4b21_2121;
+
+/// Places the canary at the bottom of the ring-0 stack.
+pub fn arm_stack_canary() {
+    // SAFETY: the lowest word of the ring-0 stack is only reached by an overflow.
+    unsafe { (core::ptr::addr_of_mut!(RING0_STACK) as *mut u64).write_volatile(STACK_CANARY) };
+}
+
+/// Whether the ring-0 stack's canary is intact (no overflow so far).
+pub fn stack_canary_intact() -> bool {
+    // SAFETY: as above; a plain read of a word of our own static.
+    unsafe { (core::ptr::addr_of!(RING0_STACK) as *const u64).read_volatile() == STACK_CANARY }
+}
 
 /// Top of the ring-0 stack used on entry from guest context.
 pub fn ring0_stack_top() -> u64 {
