@@ -162,8 +162,11 @@ case "$cmd" in
   lint) setup; lint ;;
   bench)
     setup; build
-    [ -x scripts/bench-guest.sh ] && scripts/bench-guest.sh
-    [ -x scripts/ring-bench.sh ] && scripts/ring-bench.sh
+    status=0
+    for b in scripts/bench-guest.sh scripts/bench-domains.sh scripts/ring-bench.sh; do
+      if [ -x "$b" ]; then say "running $b"; "$b" || status=1; fi
+    done
+    exit $status
     ;;
   fuzz) setup; [ -x scripts/fuzz.sh ] || die "scripts/fuzz.sh is missing"; scripts/fuzz.sh "${FUZZ_SECONDS:-60}" ;;
   *) usage; die "unknown command '$cmd'" ;;
