@@ -28,12 +28,7 @@ struct Evtchn {
 
 impl Evtchn {
     fn new(cost_ns: u64) -> Self {
-        Evtchn {
-            pending: AtomicBool::new(false),
-            waiter: OnceLock::new(),
-            sent: AtomicU64::new(0),
-            cost_ns,
-        }
+        Evtchn { pending: AtomicBool::new(false), waiter: OnceLock::new(), sent: AtomicU64::new(0), cost_ns }
     }
     fn notify(&self) {
         self.sent.fetch_add(1, Ordering::Relaxed);
@@ -88,11 +83,7 @@ fn run(n: u64, avoid: bool, cost_ns: u64) -> Outcome {
             while done < n {
                 let mut produced = 0;
                 while let Some(r) = back.get_request().unwrap() {
-                    let rsp = BlkifResponse {
-                        id: r.id,
-                        operation: r.operation,
-                        status: 0,
-                    };
+                    let rsp = BlkifResponse { id: r.id, operation: r.operation, status: 0 };
                     back.put_response(&rsp).unwrap();
                     produced += 1;
                 }
@@ -168,10 +159,7 @@ fn main() {
     let n: u64 = if smoke {
         10_000
     } else {
-        std::env::var("RING_BENCH_REQUESTS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1_000_000)
+        std::env::var("RING_BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
     };
     println!(
         "ring throughput: blkif ring ({} slots), 1 frontend + 1 backend thread, {n} requests per run, \
@@ -183,10 +171,7 @@ fn main() {
         "{:<28} {:>8} {:>8} {:>12} {:>16} {:>17}",
         "mode", "seconds", "cpu s", "requests/s", "notify->back/req", "notify->front/req"
     );
-    let cost: u64 = std::env::var("RING_BENCH_NOTIFY_NS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1000);
+    let cost: u64 = std::env::var("RING_BENCH_NOTIFY_NS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let runs = [
         ("with notify avoidance", true, 0),
         ("without notify avoidance", false, 0),

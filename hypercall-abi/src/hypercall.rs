@@ -107,9 +107,7 @@ pub const HYPERCALL_STUB_SIZE: usize = 32;
 /// slot is `0xCC`): `push %rcx; push %r11; mov $n,%eax; syscall; pop %r11; pop %rcx; ret`.
 pub const fn hypercall_stub(n: u32) -> [u8; 14] {
     let b = n.to_le_bytes();
-    [
-        0x51, 0x41, 0x53, 0xb8, b[0], b[1], b[2], b[3], 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3,
-    ]
+    [0x51, 0x41, 0x53, 0xb8, b[0], b[1], b[2], b[3], 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]
 }
 
 /// The bytes of the `iret` stub (number 23, 11 bytes, entered with `jmp`, never returns):
@@ -179,10 +177,7 @@ mod tests {
 
     #[test]
     fn stub_bytes_match_xen_pv64_stub() {
-        assert_eq!(
-            hypercall_stub(17),
-            [0x51, 0x41, 0x53, 0xb8, 17, 0, 0, 0, 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]
-        );
+        assert_eq!(hypercall_stub(17), [0x51, 0x41, 0x53, 0xb8, 17, 0, 0, 0, 0x0f, 0x05, 0x41, 0x5b, 0x59, 0xc3]);
     }
 
     #[test]

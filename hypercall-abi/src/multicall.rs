@@ -16,10 +16,7 @@ pub struct MulticallEntry {
 impl MulticallEntry {
     /// An entry for hypercall `op` with `args` (missing ones are 0).
     pub fn new(op: u64, args: &[u64]) -> Self {
-        let mut e = Self {
-            op,
-            ..Self::default()
-        };
+        let mut e = Self { op, ..Self::default() };
         let n = args.len().min(6);
         e.args[..n].copy_from_slice(&args[..n]);
         e

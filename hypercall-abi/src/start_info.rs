@@ -51,9 +51,7 @@ impl core::fmt::Debug for StartInfoConsole {
         // SAFETY: both members are plain integers covering initialised bytes of the union
         // (`dom_u` is the larger member), so reading either is always defined.
         let dom_u = unsafe { self.dom_u };
-        f.debug_struct("StartInfoConsole")
-            .field("dom_u", &dom_u)
-            .finish()
+        f.debug_struct("StartInfoConsole").field("dom_u", &dom_u).finish()
     }
 }
 
@@ -104,9 +102,7 @@ impl StartInfo {
             flags: 0,
             store_mfn: 0,
             store_evtchn: 0,
-            console: StartInfoConsole {
-                dom_u: StartInfoConsoleDomU { mfn: 0, evtchn: 0 },
-            },
+            console: StartInfoConsole { dom_u: StartInfoConsoleDomU { mfn: 0, evtchn: 0 } },
             pt_base: 0,
             nr_pt_frames: 0,
             mfn_list: 0,

@@ -151,240 +151,60 @@ fn console_xenstore_xenbus_layout_matches_xen_headers() {
         rust.push((name.to_string(), v));
     };
     let cons = |f: usize| f as u64;
-    add(
-        "cons",
-        "sizeof(struct xencons_interface)",
-        size_of::<XenconsInterface>() as u64,
-    );
-    add(
-        "cons_in",
-        "offsetof(struct xencons_interface, in)",
-        cons(offset_of!(XenconsInterface, in_)),
-    );
-    add(
-        "cons_out",
-        "offsetof(struct xencons_interface, out)",
-        cons(offset_of!(XenconsInterface, out)),
-    );
-    add(
-        "in_cons",
-        "offsetof(struct xencons_interface, in_cons)",
-        cons(offset_of!(XenconsInterface, in_cons)),
-    );
-    add(
-        "in_prod",
-        "offsetof(struct xencons_interface, in_prod)",
-        cons(offset_of!(XenconsInterface, in_prod)),
-    );
-    add(
-        "out_cons",
-        "offsetof(struct xencons_interface, out_cons)",
-        cons(offset_of!(XenconsInterface, out_cons)),
-    );
-    add(
-        "out_prod",
-        "offsetof(struct xencons_interface, out_prod)",
-        cons(offset_of!(XenconsInterface, out_prod)),
-    );
-    add(
-        "CONSOLE_IN.cons",
-        "offsetof(struct xencons_interface, in_cons)",
-        CONSOLE_IN.cons as u64,
-    );
-    add(
-        "CONSOLE_IN.prod",
-        "offsetof(struct xencons_interface, in_prod)",
-        CONSOLE_IN.prod as u64,
-    );
-    add(
-        "CONSOLE_OUT.cons",
-        "offsetof(struct xencons_interface, out_cons)",
-        CONSOLE_OUT.cons as u64,
-    );
-    add(
-        "CONSOLE_OUT.prod",
-        "offsetof(struct xencons_interface, out_prod)",
-        CONSOLE_OUT.prod as u64,
-    );
-    add(
-        "CONSOLE_OUT.data",
-        "offsetof(struct xencons_interface, out)",
-        CONSOLE_OUT.data as u64,
-    );
-    add(
-        "in_size",
-        "sizeof(((struct xencons_interface *)0)->in)",
-        u64::from(XENCONS_IN_SIZE),
-    );
-    add(
-        "out_size",
-        "sizeof(((struct xencons_interface *)0)->out)",
-        u64::from(XENCONS_OUT_SIZE),
-    );
+    add("cons", "sizeof(struct xencons_interface)", size_of::<XenconsInterface>() as u64);
+    add("cons_in", "offsetof(struct xencons_interface, in)", cons(offset_of!(XenconsInterface, in_)));
+    add("cons_out", "offsetof(struct xencons_interface, out)", cons(offset_of!(XenconsInterface, out)));
+    add("in_cons", "offsetof(struct xencons_interface, in_cons)", cons(offset_of!(XenconsInterface, in_cons)));
+    add("in_prod", "offsetof(struct xencons_interface, in_prod)", cons(offset_of!(XenconsInterface, in_prod)));
+    add("out_cons", "offsetof(struct xencons_interface, out_cons)", cons(offset_of!(XenconsInterface, out_cons)));
+    add("out_prod", "offsetof(struct xencons_interface, out_prod)", cons(offset_of!(XenconsInterface, out_prod)));
+    add("CONSOLE_IN.cons", "offsetof(struct xencons_interface, in_cons)", CONSOLE_IN.cons as u64);
+    add("CONSOLE_IN.prod", "offsetof(struct xencons_interface, in_prod)", CONSOLE_IN.prod as u64);
+    add("CONSOLE_OUT.cons", "offsetof(struct xencons_interface, out_cons)", CONSOLE_OUT.cons as u64);
+    add("CONSOLE_OUT.prod", "offsetof(struct xencons_interface, out_prod)", CONSOLE_OUT.prod as u64);
+    add("CONSOLE_OUT.data", "offsetof(struct xencons_interface, out)", CONSOLE_OUT.data as u64);
+    add("in_size", "sizeof(((struct xencons_interface *)0)->in)", u64::from(XENCONS_IN_SIZE));
+    add("out_size", "sizeof(((struct xencons_interface *)0)->out)", u64::from(XENCONS_OUT_SIZE));
     for idx in [0u32, 5, 1023, 1024, 2047, 2048, 4099, u32::MAX] {
         let s = "((struct xencons_interface *)0)";
-        add(
-            &format!("mask_in_{idx}"),
-            &format!("MASK_XENCONS_IDX({idx}u, {s}->in)"),
-            mask_in(idx).into(),
-        );
-        add(
-            &format!("mask_out_{idx}"),
-            &format!("MASK_XENCONS_IDX({idx}u, {s}->out)"),
-            mask_out(idx).into(),
-        );
+        add(&format!("mask_in_{idx}"), &format!("MASK_XENCONS_IDX({idx}u, {s}->in)"), mask_in(idx).into());
+        add(&format!("mask_out_{idx}"), &format!("MASK_XENCONS_IDX({idx}u, {s}->out)"), mask_out(idx).into());
     }
     // xenstore
-    add(
-        "xsd",
-        "sizeof(struct xsd_sockmsg)",
-        size_of::<XsdSockmsg>() as u64,
-    );
-    add(
-        "xsd_type",
-        "offsetof(struct xsd_sockmsg, type)",
-        offset_of!(XsdSockmsg, type_) as u64,
-    );
-    add(
-        "xsd_req_id",
-        "offsetof(struct xsd_sockmsg, req_id)",
-        offset_of!(XsdSockmsg, req_id) as u64,
-    );
-    add(
-        "xsd_tx_id",
-        "offsetof(struct xsd_sockmsg, tx_id)",
-        offset_of!(XsdSockmsg, tx_id) as u64,
-    );
-    add(
-        "xsd_len",
-        "offsetof(struct xsd_sockmsg, len)",
-        offset_of!(XsdSockmsg, len) as u64,
-    );
+    add("xsd", "sizeof(struct xsd_sockmsg)", size_of::<XsdSockmsg>() as u64);
+    add("xsd_type", "offsetof(struct xsd_sockmsg, type)", offset_of!(XsdSockmsg, type_) as u64);
+    add("xsd_req_id", "offsetof(struct xsd_sockmsg, req_id)", offset_of!(XsdSockmsg, req_id) as u64);
+    add("xsd_tx_id", "offsetof(struct xsd_sockmsg, tx_id)", offset_of!(XsdSockmsg, tx_id) as u64);
+    add("xsd_len", "offsetof(struct xsd_sockmsg, len)", offset_of!(XsdSockmsg, len) as u64);
     type X = XenstoreDomainInterface;
     let xs = "struct xenstore_domain_interface";
     add("xsi", &format!("sizeof({xs})"), size_of::<X>() as u64);
-    add(
-        "xsi_req",
-        &format!("offsetof({xs}, req)"),
-        offset_of!(X, req) as u64,
-    );
-    add(
-        "xsi_rsp",
-        &format!("offsetof({xs}, rsp)"),
-        offset_of!(X, rsp) as u64,
-    );
-    add(
-        "xsi_req_cons",
-        &format!("offsetof({xs}, req_cons)"),
-        offset_of!(X, req_cons) as u64,
-    );
-    add(
-        "xsi_req_prod",
-        &format!("offsetof({xs}, req_prod)"),
-        offset_of!(X, req_prod) as u64,
-    );
-    add(
-        "xsi_rsp_cons",
-        &format!("offsetof({xs}, rsp_cons)"),
-        offset_of!(X, rsp_cons) as u64,
-    );
-    add(
-        "xsi_rsp_prod",
-        &format!("offsetof({xs}, rsp_prod)"),
-        offset_of!(X, rsp_prod) as u64,
-    );
-    add(
-        "xsi_features",
-        &format!("offsetof({xs}, server_features)"),
-        offset_of!(X, server_features) as u64,
-    );
-    add(
-        "xsi_connection",
-        &format!("offsetof({xs}, connection)"),
-        offset_of!(X, connection) as u64,
-    );
-    add(
-        "xsi_error",
-        &format!("offsetof({xs}, error)"),
-        offset_of!(X, error) as u64,
-    );
-    add(
-        "XS_REQ_RING.cons",
-        &format!("offsetof({xs}, req_cons)"),
-        XS_REQ_RING.cons as u64,
-    );
-    add(
-        "XS_REQ_RING.prod",
-        &format!("offsetof({xs}, req_prod)"),
-        XS_REQ_RING.prod as u64,
-    );
-    add(
-        "XS_RSP_RING.cons",
-        &format!("offsetof({xs}, rsp_cons)"),
-        XS_RSP_RING.cons as u64,
-    );
-    add(
-        "XS_RSP_RING.prod",
-        &format!("offsetof({xs}, rsp_prod)"),
-        XS_RSP_RING.prod as u64,
-    );
-    add(
-        "XS_RSP_RING.data",
-        &format!("offsetof({xs}, rsp)"),
-        XS_RSP_RING.data as u64,
-    );
-    add(
-        "XENSTORE_RING_SIZE",
-        "XENSTORE_RING_SIZE",
-        XENSTORE_RING_SIZE.into(),
-    );
-    add(
-        "XENSTORE_PAYLOAD_MAX",
-        "XENSTORE_PAYLOAD_MAX",
-        XENSTORE_PAYLOAD_MAX.into(),
-    );
-    add(
-        "XENSTORE_ABS_PATH_MAX",
-        "XENSTORE_ABS_PATH_MAX",
-        XENSTORE_ABS_PATH_MAX as u64,
-    );
-    add(
-        "XENSTORE_REL_PATH_MAX",
-        "XENSTORE_REL_PATH_MAX",
-        XENSTORE_REL_PATH_MAX as u64,
-    );
-    add(
-        "FEAT_RECONN",
-        "XENSTORE_SERVER_FEATURE_RECONNECTION",
-        XENSTORE_SERVER_FEATURE_RECONNECTION.into(),
-    );
-    add(
-        "FEAT_ERROR",
-        "XENSTORE_SERVER_FEATURE_ERROR",
-        XENSTORE_SERVER_FEATURE_ERROR.into(),
-    );
+    add("xsi_req", &format!("offsetof({xs}, req)"), offset_of!(X, req) as u64);
+    add("xsi_rsp", &format!("offsetof({xs}, rsp)"), offset_of!(X, rsp) as u64);
+    add("xsi_req_cons", &format!("offsetof({xs}, req_cons)"), offset_of!(X, req_cons) as u64);
+    add("xsi_req_prod", &format!("offsetof({xs}, req_prod)"), offset_of!(X, req_prod) as u64);
+    add("xsi_rsp_cons", &format!("offsetof({xs}, rsp_cons)"), offset_of!(X, rsp_cons) as u64);
+    add("xsi_rsp_prod", &format!("offsetof({xs}, rsp_prod)"), offset_of!(X, rsp_prod) as u64);
+    add("xsi_features", &format!("offsetof({xs}, server_features)"), offset_of!(X, server_features) as u64);
+    add("xsi_connection", &format!("offsetof({xs}, connection)"), offset_of!(X, connection) as u64);
+    add("xsi_error", &format!("offsetof({xs}, error)"), offset_of!(X, error) as u64);
+    add("XS_REQ_RING.cons", &format!("offsetof({xs}, req_cons)"), XS_REQ_RING.cons as u64);
+    add("XS_REQ_RING.prod", &format!("offsetof({xs}, req_prod)"), XS_REQ_RING.prod as u64);
+    add("XS_RSP_RING.cons", &format!("offsetof({xs}, rsp_cons)"), XS_RSP_RING.cons as u64);
+    add("XS_RSP_RING.prod", &format!("offsetof({xs}, rsp_prod)"), XS_RSP_RING.prod as u64);
+    add("XS_RSP_RING.data", &format!("offsetof({xs}, rsp)"), XS_RSP_RING.data as u64);
+    add("XENSTORE_RING_SIZE", "XENSTORE_RING_SIZE", XENSTORE_RING_SIZE.into());
+    add("XENSTORE_PAYLOAD_MAX", "XENSTORE_PAYLOAD_MAX", XENSTORE_PAYLOAD_MAX.into());
+    add("XENSTORE_ABS_PATH_MAX", "XENSTORE_ABS_PATH_MAX", XENSTORE_ABS_PATH_MAX as u64);
+    add("XENSTORE_REL_PATH_MAX", "XENSTORE_REL_PATH_MAX", XENSTORE_REL_PATH_MAX as u64);
+    add("FEAT_RECONN", "XENSTORE_SERVER_FEATURE_RECONNECTION", XENSTORE_SERVER_FEATURE_RECONNECTION.into());
+    add("FEAT_ERROR", "XENSTORE_SERVER_FEATURE_ERROR", XENSTORE_SERVER_FEATURE_ERROR.into());
     add("CONNECTED", "XENSTORE_CONNECTED", XENSTORE_CONNECTED.into());
     add("RECONNECT", "XENSTORE_RECONNECT", XENSTORE_RECONNECT.into());
-    add(
-        "ERR_NONE",
-        "XENSTORE_ERROR_NONE",
-        XENSTORE_ERROR_NONE.into(),
-    );
-    add(
-        "ERR_COMM",
-        "XENSTORE_ERROR_COMM",
-        XENSTORE_ERROR_COMM.into(),
-    );
-    add(
-        "ERR_RINGIDX",
-        "XENSTORE_ERROR_RINGIDX",
-        XENSTORE_ERROR_RINGIDX.into(),
-    );
-    add(
-        "ERR_PROTO",
-        "XENSTORE_ERROR_PROTO",
-        XENSTORE_ERROR_PROTO.into(),
-    );
+    add("ERR_NONE", "XENSTORE_ERROR_NONE", XENSTORE_ERROR_NONE.into());
+    add("ERR_COMM", "XENSTORE_ERROR_COMM", XENSTORE_ERROR_COMM.into());
+    add("ERR_RINGIDX", "XENSTORE_ERROR_RINGIDX", XENSTORE_ERROR_RINGIDX.into());
+    add("ERR_PROTO", "XENSTORE_ERROR_PROTO", XENSTORE_ERROR_PROTO.into());
     add("XS_TYPE_COUNT", "XS_TYPE_COUNT", XS_TYPE_COUNT.into());
     add("XS_INVALID", "XS_INVALID", XsType::Invalid as u64);
     add("XS_DEBUG", "XS_DEBUG", XsType::Control as u64);
@@ -418,22 +238,10 @@ fn console_xenstore_xenbus_layout_matches_xen_headers() {
     for (n, t) in names.iter().zip(XsType::ALL) {
         add(n, n, t as u64);
     }
-    add(
-        "xsd_errors_len",
-        "sizeof(xsd_errors) / sizeof(xsd_errors[0])",
-        XSD_ERRORS.len() as u64,
-    );
+    add("xsd_errors_len", "sizeof(xsd_errors) / sizeof(xsd_errors[0])", XSD_ERRORS.len() as u64);
     for (i, (errno, name)) in XSD_ERRORS.iter().enumerate() {
-        add(
-            &format!("errno_{i}"),
-            &format!("xsd_errors[{i}].errnum"),
-            *errno as u64,
-        );
-        add(
-            &format!("errname_{i}"),
-            &format!("strcmp(xsd_errors[{i}].errstring, \"{name}\") == 0"),
-            1,
-        );
+        add(&format!("errno_{i}"), &format!("xsd_errors[{i}].errnum"), *errno as u64);
+        add(&format!("errname_{i}"), &format!("strcmp(xsd_errors[{i}].errstring, \"{name}\") == 0"), 1);
     }
     for (wire, text) in [
         ("XS_WRITE_NONE", XS_WRITE_NONE),
@@ -461,13 +269,7 @@ fn console_xenstore_xenbus_layout_matches_xen_headers() {
     let rust_ref: Vec<(&str, u64)> = rust.iter().map(|(a, b)| (a.as_str(), *b)).collect();
     let values = common::c_values(
         "io-cons-xs-bus",
-        &[
-            "errno.h",
-            "string.h",
-            "xen/io/console.h",
-            "xen/io/xs_wire.h",
-            "xen/io/xenbus.h",
-        ],
+        &["errno.h", "string.h", "xen/io/console.h", "xen/io/xs_wire.h", "xen/io/xenbus.h"],
         &c_ref,
     );
     common::assert_all_equal(&values, &rust_ref);

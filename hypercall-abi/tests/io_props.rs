@@ -48,22 +48,14 @@ trait Ids: RingProtocol {
 
 impl Ids for Blkif {
     fn req(id: u64) -> BlkifRequest {
-        BlkifRequest {
-            id,
-            sector_number: !id,
-            ..Default::default()
-        }
+        BlkifRequest { id, sector_number: !id, ..Default::default() }
     }
     fn req_id(r: &BlkifRequest) -> u64 {
         assert_eq!(r.sector_number, !r.id, "request payload corrupted");
         r.id
     }
     fn rsp(id: u64) -> BlkifResponse {
-        BlkifResponse {
-            id,
-            operation: 0,
-            status: 0,
-        }
+        BlkifResponse { id, operation: 0, status: 0 }
     }
     fn rsp_id(r: &BlkifResponse) -> u64 {
         r.id
@@ -72,21 +64,14 @@ impl Ids for Blkif {
 
 impl Ids for NetifTx {
     fn req(id: u64) -> Self::Request {
-        hypercall_abi::io::netif::NetifTxRequest {
-            id: id as u16,
-            gref: id as u32,
-            ..Default::default()
-        }
+        hypercall_abi::io::netif::NetifTxRequest { id: id as u16, gref: id as u32, ..Default::default() }
     }
     fn req_id(r: &Self::Request) -> u64 {
         assert_eq!(r.gref as u16, r.id);
         r.gref.into()
     }
     fn rsp(id: u64) -> Self::Response {
-        hypercall_abi::io::netif::NetifTxResponse {
-            id: id as u16,
-            status: 0,
-        }
+        hypercall_abi::io::netif::NetifTxResponse { id: id as u16, status: 0 }
     }
     fn rsp_id(r: &Self::Response) -> u64 {
         r.id.into()
@@ -134,11 +119,7 @@ fn run_model<P: Ids>(ops: &[Op], start: u32) -> Result<(), TestCaseError> {
                 for _ in 0..n {
                     match back.get_request().unwrap() {
                         Some(r) => {
-                            prop_assert_eq!(
-                                P::req_id(&r) % 65536,
-                                next_seen_by_back % 65536,
-                                "order"
-                            );
+                            prop_assert_eq!(P::req_id(&r) % 65536, next_seen_by_back % 65536, "order");
                             to_answer.push_back(P::req_id(&r));
                             next_seen_by_back += 1;
                         }
@@ -164,11 +145,7 @@ fn run_model<P: Ids>(ops: &[Op], start: u32) -> Result<(), TestCaseError> {
             }
             Op::BackSleep if !back_asleep => {
                 let work = back.final_check_for_requests().unwrap();
-                prop_assert_eq!(
-                    work,
-                    next_seen_by_back < next_req,
-                    "final check sees the truth"
-                );
+                prop_assert_eq!(work, next_seen_by_back < next_req, "final check sees the truth");
                 back_asleep = !work;
             }
             Op::FrontConsume(n) if !front_asleep => {
@@ -193,18 +170,10 @@ fn run_model<P: Ids>(ops: &[Op], start: u32) -> Result<(), TestCaseError> {
         }
         // No lost wake-up: a sleeping end never has published work waiting.
         if back_asleep {
-            prop_assert_eq!(
-                back.unconsumed_requests().unwrap(),
-                0,
-                "backend slept on work"
-            );
+            prop_assert_eq!(back.unconsumed_requests().unwrap(), 0, "backend slept on work");
         }
         if front_asleep {
-            prop_assert_eq!(
-                front.unconsumed_responses().unwrap(),
-                0,
-                "frontend slept on work"
-            );
+            prop_assert_eq!(front.unconsumed_responses().unwrap(), 0, "frontend slept on work");
         }
     }
     // Drain: everything produced arrives exactly once, in order.
@@ -321,12 +290,7 @@ fn two_thread_stress_no_loss_no_reorder() {
                     assert_eq!(r.id, expect, "backend saw requests out of order");
                     assert_eq!(r.sector_number, !expect, "torn request");
                     expect += 1;
-                    back.put_response(&BlkifResponse {
-                        id: r.id,
-                        operation: 0,
-                        status: 0,
-                    })
-                    .unwrap();
+                    back.put_response(&BlkifResponse { id: r.id, operation: 0, status: 0 }).unwrap();
                 }
                 if back.push_responses_and_check_notify() {
                     kick_front.fetch_add(1, Ordering::SeqCst);
@@ -343,13 +307,7 @@ fn two_thread_stress_no_loss_no_reorder() {
         let (mut sent, mut done, mut seen_kicks) = (0u64, 0u64, 0);
         while done < N {
             while sent < N && !front.is_full() {
-                front
-                    .put_request(&BlkifRequest {
-                        id: sent,
-                        sector_number: !sent,
-                        ..Default::default()
-                    })
-                    .unwrap();
+                front.put_request(&BlkifRequest { id: sent, sector_number: !sent, ..Default::default() }).unwrap();
                 sent += 1;
             }
             if front.push_requests_and_check_notify() {

@@ -96,7 +96,11 @@ pub fn start_bundle(machine: Machine, archive: &[u8], dom0_mem: Option<u64>) -> 
     domain::start(machine)
 }
 
-fn build_one(machine: &mut Machine, spec: &xlcfg::DomainSpec, dom0_mem: Option<u64>) -> Result<(), alloc::string::String> {
+fn build_one(
+    machine: &mut Machine,
+    spec: &xlcfg::DomainSpec,
+    dom0_mem: Option<u64>,
+) -> Result<(), alloc::string::String> {
     use alloc::string::ToString;
     let memory = if spec.is_dom0 { dom0_mem.unwrap_or(spec.memory_bytes) } else { spec.memory_bytes };
     let req = BuildRequest {
@@ -110,7 +114,8 @@ fn build_one(machine: &mut Machine, spec: &xlcfg::DomainSpec, dom0_mem: Option<u
         console_evtchn: if spec.is_dom0 { 0 } else { CONSOLE_PORT },
     };
     let mem: &mut DirectMap = &mut machine.mem;
-    let built = builder::build_domain(&req, mem).map_err(|e| alloc::format!("image {} refused: {e}", spec.kernel_path))?;
+    let built =
+        builder::build_domain(&req, mem).map_err(|e| alloc::format!("image {} refused: {e}", spec.kernel_path))?;
     machine.add_domain(built, spec.weight).map_err(|e| e.to_string())?;
     if !spec.is_dom0 {
         // The rings' ports, unbound and reserved for dom0's backends (as xl does); allocated

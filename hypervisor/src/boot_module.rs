@@ -127,7 +127,10 @@ mod tests {
         assert_eq!(classify(&a), Ok(ModuleKind::Cpio { members: 2 }));
         let e = classify(b"garbage!garbage").unwrap_err();
         assert!(matches!(e, ModuleError::Unrecognised { len: 8, .. }));
-        assert_eq!(format!("{e}"), "unrecognised format (neither ELF nor cpio newc); first bytes: 67 61 72 62 61 67 65 21");
+        assert_eq!(
+            format!("{e}"),
+            "unrecognised format (neither ELF nor cpio newc); first bytes: 67 61 72 62 61 67 65 21"
+        );
         assert_eq!(classify(&[]), Err(ModuleError::Empty));
     }
 

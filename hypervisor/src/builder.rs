@@ -199,9 +199,8 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     si.cmd_line[..n].copy_from_slice(&cl[..n]);
     // SAFETY: StartInfo is a repr(C) struct of integers and byte arrays: viewing it as bytes
     // is defined (padding bytes are zero because it was built from `zeroed`).
-    let si_bytes = unsafe {
-        core::slice::from_raw_parts(&si as *const StartInfo as *const u8, core::mem::size_of::<StartInfo>())
-    };
+    let si_bytes =
+        unsafe { core::slice::from_raw_parts(&si as *const StartInfo as *const u8, core::mem::size_of::<StartInfo>()) };
     copy_into_domain(mem, &p2m, &layout, layout.start_info, si_bytes);
 
     let hv_l4 = paging::hypervisor_pml4_phys();

@@ -203,9 +203,7 @@ mod tests {
 
     #[test]
     fn xen_options_and_dom0_part() {
-        let cl = CommandLine::parse(
-            "console=com1 loglvl=all noreboot dom0_mem=256M -- role=test shutdown=poweroff",
-        );
+        let cl = CommandLine::parse("console=com1 loglvl=all noreboot dom0_mem=256M -- role=test shutdown=poweroff");
         assert_eq!(cl.log_level, LogLevel::All);
         assert!(cl.noreboot);
         assert_eq!(cl.dom0_mem, Some(256 << 20));

@@ -165,7 +165,19 @@ pub fn build(members: &[(&str, &[u8])]) -> std::vec::Vec<u8> {
     let mut add = |name: &str, data: &[u8], mode: u32| {
         let hdr = format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            0, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, name.len() + 1, 0
+            0,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            name.len() + 1,
+            0
         );
         out.extend_from_slice(hdr.as_bytes());
         out.extend_from_slice(name.as_bytes());

@@ -158,7 +158,13 @@ impl core::fmt::Display for CreateError {
 
 impl Machine {
     /// An empty machine.
-    pub fn new(mem: paging::DirectMap, ram_top: u64, tsc_hz: u64, cmdline: heapless::String<1024>, wallclock_at_boot: u64) -> Self {
+    pub fn new(
+        mem: paging::DirectMap,
+        ram_top: u64,
+        tsc_hz: u64,
+        cmdline: heapless::String<1024>,
+        wallclock_at_boot: u64,
+    ) -> Self {
         let hv_l4 = paging::hypervisor_pml4_phys();
         let mut hypervisor_slots = [0u64; 16];
         for (i, s) in hypervisor_slots.iter_mut().enumerate() {
@@ -195,9 +201,15 @@ impl Machine {
         self.frames.share_with_guest(d.shared_info_mfn, id).map_err(e("shared_info"))?;
         let l4_mfn = d.vcpu.kernel_root() >> 12;
         d.vcpu.paging.kernel_l4 = None;
-        Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, DomainRights { id, io_capable: d.privileged }, &mut d.vcpu.paging)
-            .adopt_bootstrap_tables(l4_mfn)
-            .map_err(e("bootstrap page tables"))?;
+        Mmu::new(
+            &mut self.frames,
+            &mut self.mem,
+            self.hypervisor_slots,
+            DomainRights { id, io_capable: d.privileged },
+            &mut d.vcpu.paging,
+        )
+        .adopt_bootstrap_tables(l4_mfn)
+        .map_err(e("bootstrap page tables"))?;
         d.vcpu.paging.effects.take(); // the first entry loads CR3 anyway
         self.grants
             .add_domain(id, GrantConfig::default(), &mut self.frames, &mut self.mem, &mut self.grant_pool)
@@ -215,7 +227,15 @@ impl Machine {
     }
 
     /// A new domain record for the builder.
-    pub fn domain_record(id: u16, name: &str, privileged: bool, p2m: Vec<u64>, vcpu: VcpuState, shared_info_mfn: u64, host_cr4: u64) -> Domain {
+    pub fn domain_record(
+        id: u16,
+        name: &str,
+        privileged: bool,
+        p2m: Vec<u64>,
+        vcpu: VcpuState,
+        shared_info_mfn: u64,
+        host_cr4: u64,
+    ) -> Domain {
         // Xen 4.17 does not emulate `hlt` for PV guests (it reflects #GP), and guests written
         // for Xen idle with SCHEDOP_block: do the same.
         let policy = DomainPolicy { hlt_blocks: false, ..DomainPolicy::new(privileged, host_cr4) };
@@ -341,7 +361,11 @@ impl Machine {
         // Xen's pollers check: a port a blocked poller waits on became pending, even if it
         // raised no upcall (masked vCPU, or its selector bit was already set).
         for d in self.domains.values() {
-            if d.blocked && !d.poll_ports.is_empty() && self.any_pending(d.shared_info_mfn, &d.poll_ports) && !self.event_host.kicked.contains(&d.id) {
+            if d.blocked
+                && !d.poll_ports.is_empty()
+                && self.any_pending(d.shared_info_mfn, &d.poll_ports)
+                && !self.event_host.kicked.contains(&d.id)
+            {
                 self.event_host.kicked.push(d.id);
             }
         }
@@ -412,7 +436,9 @@ impl Machine {
         self.sched.remove(id);
         self.events.domain_destroyed(&mut self.event_host, id);
         self.event_host.shared_info.remove(&id);
-        while self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET) == ReleaseProgress::MoreWork {}
+        while self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET)
+            == ReleaseProgress::MoreWork
+        {}
         let mut cursor = ReleaseCursor::default();
         let rights = DomainRights { id, io_capable: d.privileged };
         loop {
@@ -447,7 +473,6 @@ impl Machine {
         self.events.send_global_virq(&mut self.event_host, VIRQ_DOM_EXC);
     }
 }
-
 
 /// Hands the CPU to the first runnable domain. Never returns.
 pub fn start(mut machine: Machine) -> ! {

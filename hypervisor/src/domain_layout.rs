@@ -87,10 +87,9 @@ pub enum LayoutError {
 impl core::fmt::Display for LayoutError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
-            Self::TooLarge { needed, available } => write!(
-                f,
-                "image needs {needed} pages of bootstrap region but the domain has only {available}"
-            ),
+            Self::TooLarge { needed, available } => {
+                write!(f, "image needs {needed} pages of bootstrap region but the domain has only {available}")
+            }
             Self::Overflow => write!(f, "layout overflows the address space"),
         }
     }

@@ -295,10 +295,8 @@ pub fn parse(data: &[u8]) -> Result<GuestImage<'_>, ImageError> {
     let mut kernel_start = u64::MAX;
     let mut kernel_end = 0;
     for (i, s) in segments.iter().enumerate() {
-        let end = s.vaddr.checked_add(s.mem_size).ok_or(ImageError::HypervisorRange {
-            start: s.vaddr,
-            end: u64::MAX,
-        })?;
+        let end =
+            s.vaddr.checked_add(s.mem_size).ok_or(ImageError::HypervisorRange { start: s.vaddr, end: u64::MAX })?;
         check_guest_range(s.vaddr, end)?;
         for (j, t) in segments.iter().enumerate().skip(i + 1) {
             if s.vaddr < t.vaddr.saturating_add(t.mem_size) && t.vaddr < end && s.mem_size > 0 && t.mem_size > 0 {

@@ -60,10 +60,7 @@ pub enum BuildError {
 
 /// Subtracts every `reserved` range from every `usable` range and the low 1 MiB, and aligns the
 /// result inward to whole frames. The result is sorted and disjoint.
-pub fn managed_ranges(
-    usable: &[PhysRange],
-    reserved: &[PhysRange],
-) -> Result<Vec<PhysRange, MAX_RANGES>, BuildError> {
+pub fn managed_ranges(usable: &[PhysRange], reserved: &[PhysRange]) -> Result<Vec<PhysRange, MAX_RANGES>, BuildError> {
     let mut out: Vec<PhysRange, MAX_RANGES> = Vec::new();
     for u in usable {
         let (s, e) = u.frames_inward();
@@ -238,10 +235,7 @@ mod tests {
         let usable = [r(0, 640 << 10), r(MIB, 16 * MIB)];
         let reserved = [r(2 * MIB, 3 * MIB + 1), r(8 * MIB, 9 * MIB)];
         let m = managed_ranges(&usable, &reserved).unwrap();
-        assert_eq!(
-            m.as_slice(),
-            &[r(MIB, 2 * MIB), r(3 * MIB + FRAME_SIZE, 8 * MIB), r(9 * MIB, 16 * MIB)]
-        );
+        assert_eq!(m.as_slice(), &[r(MIB, 2 * MIB), r(3 * MIB + FRAME_SIZE, 8 * MIB), r(9 * MIB, 16 * MIB)]);
     }
 
     #[test]
@@ -316,10 +310,7 @@ mod tests {
     fn small_bitmap_is_refused() {
         let m = managed_ranges(&[r(MIB, 64 * MIB)], &[]).unwrap();
         let mut bitmap = [0u64; 2];
-        assert!(matches!(
-            FrameAllocator::new(&mut bitmap, &m),
-            Err(BuildError::BitmapTooSmall { .. })
-        ));
+        assert!(matches!(FrameAllocator::new(&mut bitmap, &m), Err(BuildError::BitmapTooSmall { .. })));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use crate::arch::x86_64::{apic, cpu, fpu, guest_entry, idt::TrapFrame, syscall::
 const VECTOR_NM: u8 = 7;
 /// The `int $0x80` system-call vector, whose gate is DPL 3.
 const SYSCALL_INT80: u8 = 0x80;
-use crate::domain::{Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING, VCPU_CR2};
+use crate::domain::{
+    Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING, VCPU_CR2,
+};
 use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
 use hypervisor::exit_code;
@@ -21,9 +23,9 @@ use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
 
 /// Mnemonics of the architectural exception vectors.
 pub const EXCEPTION_NAMES: [&str; 32] = [
-    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS",
-    "#GP", "#PF", "res15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "res22", "res23", "res24",
-    "res25", "res26", "res27", "#HV", "#VC", "#SX", "res31",
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "res15",
+    "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "res22", "res23", "res24", "res25", "res26", "res27", "#HV", "#VC",
+    "#SX", "res31",
 ];
 
 /// Vectors whose exceptions push an error code.

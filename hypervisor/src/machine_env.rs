@@ -3,13 +3,13 @@
 
 use crate::arch::x86_64::{cpu, serial};
 use crate::domain::Machine;
+use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
 use hypercall_abi::errno::Errno;
 use hypervisor::emulate::Platform;
 use hypervisor::evtchn::EventAccess;
 use hypervisor::grant::GrantAccess;
 use hypervisor::guest_access;
 use hypervisor::hypercalls::{DomainControl, DomainFacts, DomainInfo, Env};
-use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
 use hypervisor::mm::{DomainRights, MmuAccess};
 use hypervisor::vcpu::{GuestMemory, VcpuState};
 
@@ -90,7 +90,13 @@ impl Env for Machine {
     fn mmu(&mut self) -> Option<MmuAccess<'_>> {
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
-        Some(hypervisor::mm::Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging))
+        Some(hypervisor::mm::Mmu::new(
+            &mut self.frames,
+            &mut self.mem,
+            self.hypervisor_slots,
+            rights,
+            &mut d.vcpu.paging,
+        ))
     }
 
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
@@ -98,7 +104,13 @@ impl Env for Machine {
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(GrantAccess {
             tables: &mut self.grants,
-            mmu: hypervisor::mm::Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging),
+            mmu: hypervisor::mm::Mmu::new(
+                &mut self.frames,
+                &mut self.mem,
+                self.hypervisor_slots,
+                rights,
+                &mut d.vcpu.paging,
+            ),
             pool: &mut self.grant_pool,
             privileged: d.privileged,
         })

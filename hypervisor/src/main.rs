@@ -35,11 +35,7 @@ impl PhysRead for BootMap {
             Some(end) if end <= 1 << 30 => {
                 // SAFETY: the boot tables map [0, 1 GiB) at IMAGE_VIRT_OFFSET, readable.
                 unsafe {
-                    core::ptr::copy_nonoverlapping(
-                        (IMAGE_VIRT_OFFSET + pa) as *const u8,
-                        out.as_mut_ptr(),
-                        out.len(),
-                    )
+                    core::ptr::copy_nonoverlapping((IMAGE_VIRT_OFFSET + pa) as *const u8, out.as_mut_ptr(), out.len())
                 };
                 true
             }
@@ -67,10 +63,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     };
     let cmdline = CommandLine::parse(info.cmdline.as_str());
     console::init(cmdline.log_level);
-    log::info!(
-        "Xen-compatible PV hypervisor {} (x86_64, PVH boot)",
-        env!("CARGO_PKG_VERSION")
-    );
+    log::info!("Xen-compatible PV hypervisor {} (x86_64, PVH boot)", env!("CARGO_PKG_VERSION"));
     log::info!("Command line: {}", info.cmdline);
     for w in cmdline.warnings() {
         log::warn!("command line: {w}");
@@ -87,9 +80,9 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         .max()
         .unwrap_or(0);
     let is_ram = |pa: u64, len: u64| {
-        info.memmap.iter().any(|r| {
-            r.kind == MEMMAP_TYPE_RAM && r.addr <= pa && pa + len <= r.addr.saturating_add(r.size)
-        })
+        info.memmap
+            .iter()
+            .any(|r| r.kind == MEMMAP_TYPE_RAM && r.addr <= pa && pa + len <= r.addr.saturating_add(r.size))
     };
     for r in &info.memmap {
         log::debug!("memory map: {:#014x}-{:#014x} type {}", r.addr, r.addr + r.size, r.kind);
@@ -135,7 +128,12 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     let boot_wallclock = hypervisor::wallclock::unix_seconds(&rtc).unwrap_or(0);
     log::info!(
         "Wall clock: {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC (unix {boot_wallclock})",
-        rtc.year, rtc.month, rtc.day, rtc.hour, rtc.minute, rtc.second
+        rtc.year,
+        rtc.month,
+        rtc.day,
+        rtc.hour,
+        rtc.minute,
+        rtc.second
     );
 
     let Some(module) = info.modules.first() else {
@@ -143,11 +141,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         cpu::qemu_exit(exit_code::SUCCESS);
     };
     let Some(bytes) = module_bytes(module.paddr, module.size, mapped_top) else {
-        log::error!(
-            "boot module at {:#x} (+{:#x}) lies outside mapped RAM: refusing it",
-            module.paddr,
-            module.size
-        );
+        log::error!("boot module at {:#x} (+{:#x}) lies outside mapped RAM: refusing it", module.paddr, module.size);
         fatal_stop();
     };
     let mem = paging::DirectMap { top: mapped_top };

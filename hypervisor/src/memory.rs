@@ -48,11 +48,7 @@ impl core::fmt::Display for MemoryError {
 }
 
 fn ram_ranges(info: &BootInfo) -> heapless::Vec<PhysRange, 128> {
-    info.memmap
-        .iter()
-        .filter(|r| r.kind == MEMMAP_TYPE_RAM)
-        .map(|r| PhysRange::with_len(r.addr, r.size))
-        .collect()
+    info.memmap.iter().filter(|r| r.kind == MEMMAP_TYPE_RAM).map(|r| PhysRange::with_len(r.addr, r.size)).collect()
 }
 
 /// Builds the frame allocator from everything usable that is not the image, a module or a
@@ -80,8 +76,7 @@ pub fn init(info: &BootInfo, mapped_top: u64) -> Result<MemoryReport, MemoryErro
     let managed = frame_alloc::managed_ranges(&usable, &reserved).map_err(MemoryError::Build)?;
     let words = frame_alloc::bitmap_words_for(&managed);
     let bitmap_bytes = (words * 8) as u64;
-    let bitmap_pa = frame_alloc::find_run(&managed, bitmap_bytes)
-        .ok_or(MemoryError::OutOfMemory("frame bitmap"))?;
+    let bitmap_pa = frame_alloc::find_run(&managed, bitmap_bytes).ok_or(MemoryError::OutOfMemory("frame bitmap"))?;
     reserved.push(PhysRange::with_len(bitmap_pa, bitmap_bytes)).map_err(too_many)?;
     let managed = frame_alloc::managed_ranges(&usable, &reserved).map_err(MemoryError::Build)?;
     // SAFETY: the bitmap run is RAM inside the direct map, now excluded from allocation, and
@@ -89,13 +84,9 @@ pub fn init(info: &BootInfo, mapped_top: u64) -> Result<MemoryReport, MemoryErro
     let bitmap = unsafe { core::slice::from_raw_parts_mut(paging::phys_to_virt(bitmap_pa) as *mut u64, words) };
     let mut frames = FrameAllocator::new(bitmap, &managed).map_err(MemoryError::Build)?;
 
-    let heap_start = frames
-        .alloc_contiguous(HEAP_BYTES / FRAME_SIZE, 1)
-        .ok_or(MemoryError::OutOfMemory("heap"))?;
+    let heap_start = frames.alloc_contiguous(HEAP_BYTES / FRAME_SIZE, 1).ok_or(MemoryError::OutOfMemory("heap"))?;
     // SAFETY: the frames were just taken from the allocator and are mapped by the direct map.
-    unsafe {
-        HEAP.lock().init(paging::phys_to_virt(heap_start * FRAME_SIZE) as *mut u8, HEAP_BYTES as usize)
-    };
+    unsafe { HEAP.lock().init(paging::phys_to_virt(heap_start * FRAME_SIZE) as *mut u8, HEAP_BYTES as usize) };
     let report = MemoryReport {
         ram_bytes: ram_ranges(info).iter().map(|r| r.end - r.start).sum(),
         free_frames: frames.free_frames(),

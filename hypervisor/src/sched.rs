@@ -154,9 +154,7 @@ impl Scheduler {
     /// default 30 ms rounded down to whole ticks (at least one tick; a zero tick counts as 1 ns).
     pub fn new(tick_ns: u64) -> Self {
         let tick_ns = tick_ns.max(1);
-        let timeslice = (DEFAULT_TIMESLICE_NS / tick_ns)
-            .max(1)
-            .saturating_mul(tick_ns);
+        let timeslice = (DEFAULT_TIMESLICE_NS / tick_ns).max(1).saturating_mul(tick_ns);
         Self::with_timeslice(timeslice)
     }
 
@@ -285,24 +283,16 @@ impl Scheduler {
             // Boost lasts until the first tick the vCPU runs through, as in Xen's csched_tick.
             self.vcpus[i].boosted = false;
         }
-        let waiting = self
-            .best_runnable(self.current)
-            .map(|i| self.vcpus[i].priority());
+        let waiting = self.best_runnable(self.current).map(|i| self.vcpus[i].priority());
         let Some(current) = self.current_vcpu() else {
-            return if waiting.is_some() {
-                Decision::Reschedule
-            } else {
-                Decision::Continue
-            };
+            return if waiting.is_some() { Decision::Reschedule } else { Decision::Continue };
         };
         if !current.runnable() || current.yielded {
             return Decision::Reschedule;
         }
         match waiting {
             Some(w) if w > current.priority() => Decision::Reschedule,
-            Some(w) if w == current.priority() && now_ns >= self.slice_end_ns => {
-                Decision::Reschedule
-            }
+            Some(w) if w == current.priority() && now_ns >= self.slice_end_ns => Decision::Reschedule,
             _ => Decision::Continue,
         }
     }
@@ -322,9 +312,7 @@ impl Scheduler {
                 passed_over = Some(vcpu.domid);
             }
         }
-        let chosen = self
-            .best_runnable(passed_over)
-            .or_else(|| self.best_runnable(None));
+        let chosen = self.best_runnable(passed_over).or_else(|| self.best_runnable(None));
         self.current = chosen.map(|i| self.vcpus[i].domid);
         self.slice_end_ns = now_ns.saturating_add(self.timeslice_ns);
         self.current
@@ -386,11 +374,7 @@ impl Scheduler {
             .iter()
             .enumerate()
             .filter(|(_, v)| v.runnable() && Some(v.domid) != except)
-            .max_by(|(_, a), (_, b)| {
-                a.priority()
-                    .cmp(&b.priority())
-                    .then(b.queue_seq.cmp(&a.queue_seq))
-            })
+            .max_by(|(_, a), (_, b)| a.priority().cmp(&b.priority()).then(b.queue_seq.cmp(&a.queue_seq)))
             .map(|(i, _)| i)
     }
 
@@ -417,30 +401,19 @@ impl Scheduler {
     /// Runs at most one accounting period per call: after a long gap (a stalled timer) catching
     /// up period by period would only hand out credit nobody could use.
     fn account_if_due(&mut self, now_ns: u64) {
-        let due = *self
-            .next_accounting_ns
-            .get_or_insert(now_ns.saturating_add(self.timeslice_ns));
+        let due = *self.next_accounting_ns.get_or_insert(now_ns.saturating_add(self.timeslice_ns));
         if now_ns < due {
             return;
         }
         let next = due.saturating_add(self.timeslice_ns);
-        self.next_accounting_ns = Some(if next <= now_ns {
-            now_ns.saturating_add(self.timeslice_ns)
-        } else {
-            next
-        });
+        self.next_accounting_ns = Some(if next <= now_ns { now_ns.saturating_add(self.timeslice_ns) } else { next });
         self.account();
     }
 
     /// Xen's csched_acct for one CPU: the period's time becomes credit for the active vCPUs in
     /// proportion to weight; bounds keep credit within one time slice either way.
     fn account(&mut self) {
-        let total_weight: u64 = self
-            .vcpus
-            .iter()
-            .filter(|v| v.active)
-            .map(|v| u64::from(v.weight))
-            .sum();
+        let total_weight: u64 = self.vcpus.iter().filter(|v| v.active).map(|v| u64::from(v.weight)).sum();
         if total_weight == 0 {
             return;
         }

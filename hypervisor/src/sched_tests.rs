@@ -48,11 +48,7 @@ fn weights_256_and_512_share_one_to_two() {
     let seconds = 5;
     run_ticks(&mut s, 0, seconds * SECOND / TICK);
     let (light, heavy) = (cpu(&s, 1), cpu(&s, 2));
-    assert_eq!(
-        light + heavy,
-        seconds * SECOND,
-        "a CPU-bound pair leaves no idle time"
-    );
+    assert_eq!(light + heavy, seconds * SECOND, "a CPU-bound pair leaves no idle time");
     let ratio = heavy as f64 / light as f64;
     std::println!("256:512 over {seconds} s: {light} ns vs {heavy} ns, ratio {ratio:.3}");
     assert!((ratio - 2.0).abs() <= 0.2, "ratio {ratio}");
@@ -69,10 +65,7 @@ fn other_weight_ratios_hold() {
         let mut s = scheduler_with(&[(1, w1), (2, w2)]);
         run_ticks(&mut s, 0, 10 * SECOND / TICK);
         let ratio = cpu(&s, 2) as f64 / cpu(&s, 1) as f64;
-        assert!(
-            (ratio / expected - 1.0).abs() <= 0.1,
-            "{w1}:{w2} gave {ratio}"
-        );
+        assert!((ratio / expected - 1.0).abs() <= 0.1, "{w1}:{w2} gave {ratio}");
     }
 }
 
@@ -82,10 +75,7 @@ fn three_equal_domains_share_equally() {
     run_ticks(&mut s, 0, 3 * SECOND / TICK);
     for domid in 0..3 {
         let share = cpu(&s, domid);
-        assert!(
-            share.abs_diff(SECOND) <= SECOND / 20,
-            "dom{domid} got {share}"
-        );
+        assert!(share.abs_diff(SECOND) <= SECOND / 20, "dom{domid} got {share}");
     }
 }
 
@@ -143,11 +133,7 @@ fn yield_gives_the_cpu_away() {
     let mut s = scheduler_with(&[(1, 256), (2, 256)]);
     assert_eq!(s.pick_next(0), Some(1));
     assert!(s.yield_now(1));
-    assert_eq!(
-        s.tick(TICK),
-        Decision::Reschedule,
-        "a pending yield reschedules at the tick"
-    );
+    assert_eq!(s.tick(TICK), Decision::Reschedule, "a pending yield reschedules at the tick");
     assert_eq!(s.pick_next(TICK), Some(2));
     assert!(!s.yield_now(1), "only the running domain can yield");
     // Yield passes the CPU even to a domain of a worse class.
@@ -183,12 +169,7 @@ fn a_domain_that_always_yields_gets_little_time() {
             s.pick_next(now);
         }
     }
-    assert!(
-        cpu(&s, 1) < cpu(&s, 2) / 100,
-        "{} vs {}",
-        cpu(&s, 1),
-        cpu(&s, 2)
-    );
+    assert!(cpu(&s, 1) < cpu(&s, 2) / 100, "{} vs {}", cpu(&s, 1), cpu(&s, 2));
 }
 
 #[test]
@@ -253,12 +234,7 @@ fn odd_values_are_refused_or_survived() {
     assert!(!s.block(9) && !s.yield_now(9) && s.info(9).is_none());
     // Extreme weights: the heavy one gets nearly everything, the light one is not starved.
     let now = run_ticks(&mut s, 0, 1000);
-    assert!(
-        cpu(&s, 1) > 0 && cpu(&s, 2) > 30 * cpu(&s, 1),
-        "{} {}",
-        cpu(&s, 1),
-        cpu(&s, 2)
-    );
+    assert!(cpu(&s, 1) > 0 && cpu(&s, 2) > 30 * cpu(&s, 1), "{} {}", cpu(&s, 1), cpu(&s, 2));
     // The clock steps back, stalls, then jumps to the end of time: no panic, no wrap.
     assert_eq!(s.tick(now - 5 * TICK), s.tick(now - 5 * TICK));
     let total = cpu(&s, 1) + cpu(&s, 2);

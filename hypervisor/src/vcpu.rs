@@ -195,7 +195,13 @@ impl VcpuState {
     pub fn software_interrupt(&self, n: u8) -> Option<Delivery> {
         let slot = self.trap_table[n as usize];
         let dpl = slot.flags & 3;
-        let allowed = if n == 0x80 { true } else if self.kernel_mode { dpl >= 1 } else { dpl == 3 };
+        let allowed = if n == 0x80 {
+            true
+        } else if self.kernel_mode {
+            dpl >= 1
+        } else {
+            dpl == 3
+        };
         (slot.address != 0 && allowed).then_some(Delivery {
             handler: slot.address,
             error_code: None,
@@ -255,8 +261,7 @@ impl VcpuState {
         frame.cs = FLAT_RING3_CS64 as u64;
         frame.ss = FLAT_RING3_SS64 as u64;
         frame.rsp = new_sp;
-        frame.rflags = (frame.rflags & !(rflags::TF | rflags::NT | rflags::RF | rflags::VM | rflags::AC))
-            | rflags::IF;
+        frame.rflags = (frame.rflags & !(rflags::TF | rflags::NT | rflags::RF | rflags::VM | rflags::AC)) | rflags::IF;
         Ok(if from_kernel { ModeChange::None } else { ModeChange::ToKernel })
     }
 
@@ -275,8 +280,7 @@ impl VcpuState {
             return Err(DeliveryError::StackFault(frame.rsp));
         }
         let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let (rax, r11, rcx, flags, rip, cs, rfl, rsp, ss) =
-            (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
+        let (rax, r11, rcx, flags, rip, cs, rfl, rsp, ss) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
         // Only the selector bits count: a bounce frame's CS slot also carries the saved event
         // mask in bits 32-39, and guests hand such frames back unchanged (Xen reads a u16).
         let cs = (cs & 0xffff) | 3;

@@ -60,7 +60,16 @@ fn vcpu() -> VcpuState {
 }
 
 fn kernel_frame() -> TrapFrame {
-    TrapFrame { rip: 0x10_5000, cs: 0xe033, rflags: 0x202, rsp: 0x1f_f008, ss: 0xe02b, rcx: 11, r11: 22, ..Default::default() }
+    TrapFrame {
+        rip: 0x10_5000,
+        cs: 0xe033,
+        rflags: 0x202,
+        rsp: 0x1f_f008,
+        ss: 0xe02b,
+        rcx: 11,
+        r11: 22,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -87,7 +96,8 @@ fn user_mode_exception_switches_to_kernel_stack_and_mode() {
     v.kernel_mode = false;
     let mut m = Mem::default();
     m.map(KL4, 0x1f_0000, 0x20_0000);
-    let mut f = TrapFrame { rip: 0x40_0000, cs: 0xe033, rflags: 0x202, rsp: 0x7000_0000, ss: 0xe02b, ..Default::default() };
+    let mut f =
+        TrapFrame { rip: 0x40_0000, cs: 0xe033, rflags: 0x202, rsp: 0x7000_0000, ss: 0xe02b, ..Default::default() };
     let mut mask = 1u8; // events masked: IF shows as 0, mask byte saved in the CS word
     let d = v.exception(14, Some(0x6)).unwrap();
     assert_eq!(d.error_code, Some(0x6 | 4), "U/S set for a user-mode fault");

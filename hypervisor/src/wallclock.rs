@@ -25,7 +25,13 @@ pub fn from_bcd(v: u8) -> u32 {
 
 /// Seconds since 1970-01-01 00:00:00 UTC, or `None` for an impossible date.
 pub fn unix_seconds(t: &RtcTime) -> Option<u64> {
-    if !(1..=12).contains(&t.month) || !(1..=31).contains(&t.day) || t.hour > 23 || t.minute > 59 || t.second > 60 || t.year < 1970 {
+    if !(1..=12).contains(&t.month)
+        || !(1..=31).contains(&t.day)
+        || t.hour > 23
+        || t.minute > 59
+        || t.second > 60
+        || t.year < 1970
+    {
         return None;
     }
     // Days from civil (Howard Hinnant's algorithm), exact for the proleptic Gregorian calendar.

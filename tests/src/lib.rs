@@ -318,7 +318,19 @@ pub fn cpio_bundle(name: &str, members: &[(&str, &[u8])]) -> PathBuf {
     let mut add = |path: &str, data: &[u8], mode: u32| {
         let header = format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            0, mode, 0, 0, 1, 0, data.len(), 0, 0, 0, 0, path.len() + 1, 0
+            0,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            0,
+            0,
+            path.len() + 1,
+            0
         );
         out.extend_from_slice(header.as_bytes());
         out.extend_from_slice(path.as_bytes());

@@ -89,7 +89,12 @@ fn dom0_mem_sizes_the_domain() {
 fn image_without_xen_notes_is_refused() {
     let mut elf = mini();
     assert!(replace_all(&mut elf, b"Xen\0", b"Nox\0") >= 5);
-    refused("bad-no-notes", elf, "console=com1", "dom0 image refused: no Xen ELF notes (XEN_ELFNOTE_*): not a PV kernel");
+    refused(
+        "bad-no-notes",
+        elf,
+        "console=com1",
+        "dom0 image refused: no Xen ELF notes (XEN_ELFNOTE_*): not a PV kernel",
+    );
 }
 
 #[test]

@@ -17,7 +17,8 @@ use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_SUCCESS, XEN_POWEROFF};
 const EVENTS_LINES: &[&str] = &[
     "check: update_va_mapping shared_info -> 0 ok",
     "check: evtchn_upcall_mask at entry -> 1 ok",
-    "check: vcpu_time_info -> version even true, mul nonzero true, shift ", "advances true ok",
+    "check: vcpu_time_info -> version even true, mul nonzero true, shift ",
+    "advances true ok",
     "check: wall clock (wc_sec, wc_nsec at system time 0) -> version even true, sane true ok",
     "check: bind_virq VIRQ_TIMER, stop the default periodic timer -> port>0 true, 0 ok",
     "check: set_timer_op +5ms, SCHEDOP_block -> 0, upcall true, after >= 5ms true ok",

@@ -50,11 +50,8 @@ fn guest_abi_test_on_ours() {
     for line in ABI_TEST_CHECKS {
         s = s.expect_line(line);
     }
-    s.expect_line(&format!(
-        "abi-test: {} passed, 0 failed",
-        ABI_TEST_CHECKS.len()
-    ))
-    .expect_line("guest-kernel: shutdown poweroff")
-    .forbid_line("FAIL")
-    .run();
+    s.expect_line(&format!("abi-test: {} passed, 0 failed", ABI_TEST_CHECKS.len()))
+        .expect_line("guest-kernel: shutdown poweroff")
+        .forbid_line("FAIL")
+        .run();
 }

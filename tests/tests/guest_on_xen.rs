@@ -51,23 +51,11 @@ fn guest_abi_test_on_xen() {
         s = s.expect_line(line);
     }
     let out = s
-        .expect_line(&format!(
-            "abi-test: {} passed, 0 failed",
-            ABI_TEST_CHECKS.len()
-        ))
+        .expect_line(&format!("abi-test: {} passed, 0 failed", ABI_TEST_CHECKS.len()))
         .expect_line("guest-kernel: shutdown poweroff")
         .forbid_line("FAIL")
         .run();
     // What Xen answers for dom0 (the facts our hypervisor reproduces).
-    assert!(
-        out.log
-            .contains("check: memory_op memory_map -> -38 (ENOSYS) ok"),
-        "{}",
-        out.log
-    );
-    assert!(
-        out.log.contains("check: xen_version version -> 4.17 ok"),
-        "{}",
-        out.log
-    );
+    assert!(out.log.contains("check: memory_op memory_map -> -38 (ENOSYS) ok"), "{}", out.log);
+    assert!(out.log.contains("check: xen_version version -> 4.17 ok"), "{}", out.log);
 }

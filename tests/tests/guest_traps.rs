@@ -12,9 +12,7 @@
 //!   `int $0x80` (DPL 3) and `int $0x81` (DPL 0: #GP with an IDT error code); #BR has no
 //!   other source in 64-bit mode (`bound` is gone, MPX is not emulated) and is not raised.
 
-use scenarios::{
-    guest_kernel_image, Hv, Scenario, EXIT_FAILURE, EXIT_SUCCESS, XEN_DOM0_CRASHED, XEN_POWEROFF,
-};
+use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_FAILURE, EXIT_SUCCESS, XEN_DOM0_CRASHED, XEN_POWEROFF};
 
 /// The check lines of `role=traps`, in order (up to any build-dependent value).
 const TRAPS_LINES: &[&str] = &[
@@ -74,14 +72,9 @@ fn guest_traps_on_ours() {
 
 /// The RIP of the `ud2` the role announces.
 fn announced_rip(log: &str) -> u64 {
-    let line = log
-        .lines()
-        .find(|l| l.starts_with("unhandled: executing ud2 at rip "))
-        .expect("the role announces its ud2");
-    let hex = line["unhandled: executing ud2 at rip 0x".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap();
+    let line =
+        log.lines().find(|l| l.starts_with("unhandled: executing ud2 at rip ")).expect("the role announces its ud2");
+    let hex = line["unhandled: executing ud2 at rip 0x".len()..].split_whitespace().next().unwrap();
     u64::from_str_radix(hex, 16).unwrap()
 }
 
@@ -117,11 +110,7 @@ fn guest_unhandled_on_ours() {
         .forbid_line("execution continued")
         .run();
     let rip = announced_rip(&out.log);
-    let report = out
-        .log
-        .lines()
-        .find(|l| l.contains("cannot be delivered"))
-        .unwrap();
+    let report = out.log.lines().find(|l| l.contains("cannot be delivered")).unwrap();
     assert!(
         report.contains(&format!("rip={rip:#x}")) && report.contains("vector 6"),
         "the crash report names vector 6 and the ud2's RIP {rip:#x}: {report}"

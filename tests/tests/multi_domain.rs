@@ -39,10 +39,7 @@ fn dom0_from_a_bundle_is_the_privileged_domain() {
     let mini = std::fs::read(mini_guest_image()).unwrap();
     let bundle = cpio_bundle(
         "bundle-dom0",
-        &[
-            ("mini.elf", &mini),
-            ("dom0.cfg", b"memory = 32\nkernel = \"mini.elf\"\nextra = \"i am dom0\"\n"),
-        ],
+        &[("mini.elf", &mini), ("dom0.cfg", b"memory = 32\nkernel = \"mini.elf\"\nextra = \"i am dom0\"\n")],
     );
     Scenario::new("bundle-dom0", Hv::Ours)
         .module(&bundle)

@@ -8,9 +8,7 @@ use hypercall_abi::io::console::{ConsoleBack, ConsoleFront, CONSOLE_IN, CONSOLE_
 use hypercall_abi::io::mem::{Page, SharedMemory};
 use hypercall_abi::io::netif::{NetifTx, NetifTxResponse, TxPacketChecker};
 use hypercall_abi::io::ring::{BackRing, FrontRing, RingError, REQ_PROD_OFFSET, RSP_PROD_OFFSET};
-use hypercall_abi::io::xenstore::{
-    MessageReader, XsRingBack, XsRingFront, XENSTORE_PAYLOAD_MAX, XS_REQ_RING,
-};
+use hypercall_abi::io::xenstore::{MessageReader, XsRingBack, XsRingFront, XENSTORE_PAYLOAD_MAX, XS_REQ_RING};
 
 /// Reads little-endian integers off the input, yielding zeroes once it runs out.
 struct Script<'a>(&'a [u8]);
@@ -99,10 +97,7 @@ pub fn ring_consumer(data: &[u8]) -> u64 {
                     if pkt.push(&r).is_ok() && pkt.is_complete() {
                         seen |= 1 << 14;
                     }
-                    let _ = tx.put_response(&NetifTxResponse {
-                        id: r.id,
-                        status: 0,
-                    });
+                    let _ = tx.put_response(&NetifTxResponse { id: r.id, status: 0 });
                     tx.push_responses();
                 }
                 Ok(None) => {}

@@ -43,12 +43,7 @@ pub fn xen_version_into<T: Copy>(cmd: u32, buf: &mut T) -> Result<u64, Errno> {
 pub fn console_write(bytes: &[u8]) -> Result<u64, Errno> {
     // SAFETY: Xen only reads `bytes.len()` bytes from the slice.
     Errno::check(unsafe {
-        raw::hypercall3(
-            nr::CONSOLE_IO,
-            console_io::CONSOLEIO_WRITE as u64,
-            bytes.len() as u64,
-            bytes.as_ptr() as u64,
-        )
+        raw::hypercall3(nr::CONSOLE_IO, console_io::CONSOLEIO_WRITE as u64, bytes.len() as u64, bytes.as_ptr() as u64)
     })
 }
 
@@ -62,31 +57,15 @@ pub fn sched_yield() -> Result<u64, Errno> {
 pub fn sched_shutdown(reason: u32) -> Result<u64, Errno> {
     let arg = SchedShutdown { reason };
     // SAFETY: `arg` is a valid sched_shutdown Xen only reads.
-    Errno::check(unsafe {
-        raw::hypercall2(
-            nr::SCHED_OP,
-            sched::SCHEDOP_SHUTDOWN as u64,
-            &arg as *const _ as u64,
-        )
-    })
+    Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN as u64, &arg as *const _ as u64) })
 }
 
 /// `sched_op(SCHEDOP_poll)` on `ports`, until one is pending or system time `timeout_ns`
 /// (absolute, 0 = no timeout) passes.
 pub fn sched_poll(ports: &[ev::EvtchnPort], timeout_ns: u64) -> Result<u64, Errno> {
-    let arg = sched::SchedPoll {
-        ports: ports.as_ptr() as u64,
-        nr_ports: ports.len() as u32,
-        timeout: timeout_ns,
-    };
+    let arg = sched::SchedPoll { ports: ports.as_ptr() as u64, nr_ports: ports.len() as u32, timeout: timeout_ns };
     // SAFETY: `arg` and the port array it points at stay valid during the call; Xen reads them.
-    Errno::check(unsafe {
-        raw::hypercall2(
-            nr::SCHED_OP,
-            sched::SCHEDOP_POLL as u64,
-            &arg as *const _ as u64,
-        )
-    })
+    Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_POLL as u64, &arg as *const _ as u64) })
 }
 
 /// `memory_op(XENMEM_current_reservation | XENMEM_maximum_reservation | ..., &domid)`: the
@@ -98,18 +77,9 @@ pub fn memory_op_domid(cmd: u64, domid: DomId) -> Result<u64, Errno> {
 
 /// `memory_op(XENMEM_memory_map)`: fills `entries`, returns how many were written.
 pub fn memory_map(entries: &mut [E820Entry]) -> Result<usize, Errno> {
-    let mut map = XenMemoryMap {
-        nr_entries: entries.len() as u32,
-        buffer: entries.as_mut_ptr() as u64,
-    };
+    let mut map = XenMemoryMap { nr_entries: entries.len() as u32, buffer: entries.as_mut_ptr() as u64 };
     // SAFETY: `map` describes a writable buffer of `entries.len()` entries that Xen fills.
-    Errno::check(unsafe {
-        raw::hypercall2(
-            nr::MEMORY_OP,
-            memory::XENMEM_MEMORY_MAP,
-            &mut map as *mut _ as u64,
-        )
-    })?;
+    Errno::check(unsafe { raw::hypercall2(nr::MEMORY_OP, memory::XENMEM_MEMORY_MAP, &mut map as *mut _ as u64) })?;
     Ok(map.nr_entries as usize)
 }
 
@@ -120,23 +90,11 @@ pub fn set_timer_op(timeout_abs_ns: u64) -> Result<u64, Errno> {
 }
 
 /// `vcpu_op(VCPUOP_set_singleshot_timer, vcpu, {timeout, flags})`.
-pub fn vcpu_set_singleshot_timer(
-    vcpu_id: u32,
-    timeout_abs_ns: u64,
-    flags: u32,
-) -> Result<u64, Errno> {
-    let arg = VcpuSetSingleshotTimer {
-        timeout_abs_ns,
-        flags,
-    };
+pub fn vcpu_set_singleshot_timer(vcpu_id: u32, timeout_abs_ns: u64, flags: u32) -> Result<u64, Errno> {
+    let arg = VcpuSetSingleshotTimer { timeout_abs_ns, flags };
     // SAFETY: `arg` is a valid structure Xen only reads.
     Errno::check(unsafe {
-        raw::hypercall3(
-            nr::VCPU_OP,
-            vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64,
-            vcpu_id as u64,
-            &arg as *const _ as u64,
-        )
+        raw::hypercall3(nr::VCPU_OP, vcpu::VCPUOP_SET_SINGLESHOT_TIMER as u64, vcpu_id as u64, &arg as *const _ as u64)
     })
 }
 
@@ -158,14 +116,7 @@ pub fn event_channel_op<T: Copy>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
 /// `grant_table_op(cmd, ops, count)` with an array of the `gnttab_*` structure matching `cmd`.
 pub fn grant_table_op<T: Copy>(cmd: u32, ops: &mut [T]) -> Result<u64, Errno> {
     // SAFETY: `ops` is an exclusive array of `ops.len()` structures matched to `cmd`.
-    Errno::check(unsafe {
-        raw::hypercall3(
-            nr::GRANT_TABLE_OP,
-            cmd as u64,
-            ops.as_mut_ptr() as u64,
-            ops.len() as u64,
-        )
-    })
+    Errno::check(unsafe { raw::hypercall3(nr::GRANT_TABLE_OP, cmd as u64, ops.as_mut_ptr() as u64, ops.len() as u64) })
 }
 
 /// `multicall(entries)`: runs each entry and stores its result in `entry.result`.
@@ -175,13 +126,7 @@ pub fn grant_table_op<T: Copy>(cmd: u32, ops: &mut [T]) -> Result<u64, Errno> {
 /// every one of them requires (as for [`raw::hypercall5`]).
 pub unsafe fn multicall(entries: &mut [MulticallEntry]) -> Result<u64, Errno> {
     // SAFETY: the array is valid and exclusive; the entries' own safety is the caller's.
-    Errno::check(unsafe {
-        raw::hypercall2(
-            nr::MULTICALL,
-            entries.as_mut_ptr() as u64,
-            entries.len() as u64,
-        )
-    })
+    Errno::check(unsafe { raw::hypercall2(nr::MULTICALL, entries.as_mut_ptr() as u64, entries.len() as u64) })
 }
 
 /// Reads the time-stamp counter (`rdtsc`; not trapped for PV guests unless CR4.TSD is set).

@@ -82,10 +82,7 @@ impl BlkifRequestSegment {
     /// Checks `first_sect <= last_sect < 8`; returns the number of sectors covered.
     pub fn sectors(&self) -> Result<u8, BlkifError> {
         if self.first_sect > self.last_sect || self.last_sect >= SECTORS_PER_PAGE {
-            return Err(BlkifError::BadSectorRange {
-                first: self.first_sect,
-                last: self.last_sect,
-            });
+            return Err(BlkifError::BadSectorRange { first: self.first_sect, last: self.last_sect });
         }
         Ok(self.last_sect - self.first_sect + 1)
     }
@@ -224,9 +221,7 @@ impl BlkifRequest {
             BLKIF_OP_FLUSH_DISKCACHE => BlkOperation::FlushDiskcache,
             BLKIF_OP_DISCARD => {
                 let d = self.as_discard();
-                d.sector_number
-                    .checked_add(d.nr_sectors)
-                    .ok_or(BlkifError::SectorOverflow)?;
+                d.sector_number.checked_add(d.nr_sectors).ok_or(BlkifError::SectorOverflow)?;
                 return Ok(BlkRequest::Discard(d));
             }
             BLKIF_OP_INDIRECT => return self.parse_indirect(max_indirect_segments),
@@ -235,11 +230,7 @@ impl BlkifRequest {
         let n = usize::from(self.nr_segments);
         // Reads and writes move data, so they need 1..=11 segments; barriers and flushes may
         // carry none (a pure cache flush), as Linux's blkback accepts.
-        let min = if matches!(op, BlkOperation::Read | BlkOperation::Write) {
-            1
-        } else {
-            0
-        };
+        let min = if matches!(op, BlkOperation::Read | BlkOperation::Write) { 1 } else { 0 };
         if n < min || n > BLKIF_MAX_SEGMENTS_PER_REQUEST {
             return Err(BlkifError::BadSegmentCount(u32::from(self.nr_segments)));
         }
@@ -247,14 +238,8 @@ impl BlkifRequest {
         for s in &self.seg[..n] {
             total += u64::from(s.sectors()?);
         }
-        self.sector_number
-            .checked_add(total)
-            .ok_or(BlkifError::SectorOverflow)?;
-        Ok(BlkRequest::Data {
-            op,
-            request: *self,
-            total_sectors: total,
-        })
+        self.sector_number.checked_add(total).ok_or(BlkifError::SectorOverflow)?;
+        Ok(BlkRequest::Data { op, request: *self, total_sectors: total })
     }
 
     fn parse_indirect(&self, max_segments: u32) -> Result<BlkRequest, BlkifError> {
@@ -265,8 +250,7 @@ impl BlkifRequest {
             other => return Err(BlkifError::UnknownIndirectOp(other)),
         };
         let n = u32::from(ind.nr_segments);
-        let hard_max =
-            (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BLKIF_SEGS_PER_INDIRECT_FRAME) as u32;
+        let hard_max = (BLKIF_MAX_INDIRECT_PAGES_PER_REQUEST * BLKIF_SEGS_PER_INDIRECT_FRAME) as u32;
         if n == 0 || n > max_segments.min(hard_max) {
             return Err(BlkifError::BadSegmentCount(n));
         }
@@ -298,11 +282,7 @@ impl WireFormat for BlkifResponse {
         b
     }
     fn decode(b: &[u8; 16]) -> Self {
-        BlkifResponse {
-            id: get_u64(b, 0),
-            operation: b[8],
-            status: get_u16(b, 10) as i16,
-        }
+        BlkifResponse { id: get_u64(b, 0), operation: b[8], status: get_u16(b, 10) as i16 }
     }
 }
 

@@ -65,11 +65,7 @@ impl ByteRingReader {
         if prod.wrapping_sub(cons) > layout.size {
             return Err(ByteRingError::IndexOverflow { prod, cons });
         }
-        Ok(ByteRingReader {
-            layout,
-            cons,
-            prod_seen: cons,
-        })
+        Ok(ByteRingReader { layout, cons, prod_seen: cons })
     }
 
     /// Our private consumer index.
@@ -85,10 +81,7 @@ impl ByteRingReader {
         check_peer(prod, self.prod_seen)?;
         let avail = prod.wrapping_sub(self.cons);
         if avail > self.layout.size {
-            return Err(ByteRingError::IndexOverflow {
-                prod,
-                cons: self.cons,
-            });
+            return Err(ByteRingError::IndexOverflow { prod, cons: self.cons });
         }
         self.prod_seen = prod;
         Ok(avail)
@@ -96,11 +89,7 @@ impl ByteRingReader {
 
     /// Copies up to `buf.len()` available bytes out (in at most two pieces across the wrap) and
     /// publishes the new consumer index. Returns the number of bytes read.
-    pub fn read<M: SharedMemory>(
-        &mut self,
-        mem: &M,
-        buf: &mut [u8],
-    ) -> Result<usize, ByteRingError> {
+    pub fn read<M: SharedMemory>(&mut self, mem: &M, buf: &mut [u8]) -> Result<usize, ByteRingError> {
         let avail = self.available(mem)? as usize;
         let n = avail.min(buf.len());
         if n == 0 {
@@ -137,11 +126,7 @@ impl ByteRingWriter {
         if prod.wrapping_sub(cons) > layout.size {
             return Err(ByteRingError::IndexOverflow { prod, cons });
         }
-        Ok(ByteRingWriter {
-            layout,
-            prod,
-            cons_seen: cons,
-        })
+        Ok(ByteRingWriter { layout, prod, cons_seen: cons })
     }
 
     /// Our private producer index.
@@ -158,10 +143,7 @@ impl ByteRingWriter {
         check_peer(cons, self.cons_seen)?;
         let used = self.prod.wrapping_sub(cons);
         if used > self.layout.size {
-            return Err(ByteRingError::IndexOverflow {
-                prod: self.prod,
-                cons,
-            });
+            return Err(ByteRingError::IndexOverflow { prod: self.prod, cons });
         }
         self.cons_seen = cons;
         Ok(self.layout.size - used)

@@ -42,19 +42,9 @@ pub const fn mask_out(idx: u32) -> u32 {
 }
 
 /// The input direction (`in[]`, `in_cons`, `in_prod`).
-pub const CONSOLE_IN: ByteRingLayout = ByteRingLayout {
-    data: 0,
-    size: XENCONS_IN_SIZE,
-    cons: 3072,
-    prod: 3076,
-};
+pub const CONSOLE_IN: ByteRingLayout = ByteRingLayout { data: 0, size: XENCONS_IN_SIZE, cons: 3072, prod: 3076 };
 /// The output direction (`out[]`, `out_cons`, `out_prod`).
-pub const CONSOLE_OUT: ByteRingLayout = ByteRingLayout {
-    data: 1024,
-    size: XENCONS_OUT_SIZE,
-    cons: 3080,
-    prod: 3084,
-};
+pub const CONSOLE_OUT: ByteRingLayout = ByteRingLayout { data: 1024, size: XENCONS_OUT_SIZE, cons: 3080, prod: 3084 };
 
 /// The guest's end: writes output, reads input.
 pub struct ConsoleFront<M: SharedMemory> {

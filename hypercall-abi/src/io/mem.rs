@@ -75,9 +75,7 @@ impl SharedMemory for [AtomicU32] {
         if offset.is_multiple_of(4) && dst.len().is_multiple_of(4) {
             // Fast path: whole words.
             for (i, chunk) in dst.chunks_exact_mut(4).enumerate() {
-                let w = self
-                    .get(offset / 4 + i)
-                    .map_or(0, |w| w.load(Ordering::Relaxed));
+                let w = self.get(offset / 4 + i).map_or(0, |w| w.load(Ordering::Relaxed));
                 chunk.copy_from_slice(&w.to_le_bytes());
             }
             return;

@@ -146,10 +146,7 @@ impl WireFormat for NetifTxResponse {
         b
     }
     fn decode(b: &[u8; 4]) -> Self {
-        NetifTxResponse {
-            id: get_u16(b, 0),
-            status: get_u16(b, 2) as i16,
-        }
+        NetifTxResponse { id: get_u16(b, 0), status: get_u16(b, 2) as i16 }
     }
 }
 
@@ -177,11 +174,7 @@ impl WireFormat for NetifRxRequest {
         b
     }
     fn decode(b: &[u8; 8]) -> Self {
-        NetifRxRequest {
-            id: get_u16(b, 0),
-            pad: get_u16(b, 2),
-            gref: get_u32(b, 4),
-        }
+        NetifRxRequest { id: get_u16(b, 0), pad: get_u16(b, 2), gref: get_u32(b, 4) }
     }
 }
 
@@ -212,12 +205,7 @@ impl WireFormat for NetifRxResponse {
         b
     }
     fn decode(b: &[u8; 8]) -> Self {
-        NetifRxResponse {
-            id: get_u16(b, 0),
-            offset: get_u16(b, 2),
-            flags: get_u16(b, 4),
-            status: get_u16(b, 6) as i16,
-        }
+        NetifRxResponse { id: get_u16(b, 0), offset: get_u16(b, 2), flags: get_u16(b, 4), status: get_u16(b, 6) as i16 }
     }
 }
 
@@ -236,10 +224,7 @@ impl NetifRxResponse {
         }
         let len = self.status as u16;
         if u32::from(self.offset) + u32::from(len) > PAGE_SIZE {
-            return Err(NetifError::FragmentOutsideFrame {
-                offset: self.offset,
-                size: len,
-            });
+            return Err(NetifError::FragmentOutsideFrame { offset: self.offset, size: len });
         }
         Ok(len)
     }
@@ -271,11 +256,7 @@ impl WireFormat for NetifExtraInfo {
     fn decode(b: &[u8; 8]) -> Self {
         let mut u = [0u8; 6];
         u.copy_from_slice(&b[2..]);
-        NetifExtraInfo {
-            type_: b[0],
-            flags: b[1],
-            u,
-        }
+        NetifExtraInfo { type_: b[0], flags: b[1], u }
     }
 }
 
@@ -316,11 +297,7 @@ impl NetifExtraInfo {
     pub fn new(extra: &NetifExtra, more: bool) -> Self {
         let mut u = [0u8; 6];
         let type_ = match *extra {
-            NetifExtra::Gso {
-                size,
-                gso_type,
-                features,
-            } => {
+            NetifExtra::Gso { size, gso_type, features } => {
                 put_u16(&mut u, 0, size);
                 u[2] = gso_type;
                 put_u16(&mut u, 4, features);
@@ -334,22 +311,14 @@ impl NetifExtraInfo {
                 u = mac;
                 XEN_NETIF_EXTRA_TYPE_MCAST_DEL
             }
-            NetifExtra::Hash {
-                hash_type,
-                algorithm,
-                value,
-            } => {
+            NetifExtra::Hash { hash_type, algorithm, value } => {
                 u[0] = hash_type;
                 u[1] = algorithm;
                 put_u32(&mut u, 2, value);
                 XEN_NETIF_EXTRA_TYPE_HASH
             }
         };
-        NetifExtraInfo {
-            type_,
-            flags: if more { XEN_NETIF_EXTRA_FLAG_MORE } else { 0 },
-            u,
-        }
+        NetifExtraInfo { type_, flags: if more { XEN_NETIF_EXTRA_FLAG_MORE } else { 0 }, u }
     }
 
     /// Decodes and checks the slot's type.
@@ -361,19 +330,13 @@ impl NetifExtraInfo {
                 if gso_type != XEN_NETIF_GSO_TYPE_TCPV4 && gso_type != XEN_NETIF_GSO_TYPE_TCPV6 {
                     return Err(NetifError::BadGsoType(gso_type));
                 }
-                Ok(NetifExtra::Gso {
-                    size: get_u16(u, 0),
-                    gso_type,
-                    features: get_u16(u, 4),
-                })
+                Ok(NetifExtra::Gso { size: get_u16(u, 0), gso_type, features: get_u16(u, 4) })
             }
             XEN_NETIF_EXTRA_TYPE_MCAST_ADD => Ok(NetifExtra::McastAdd(*u)),
             XEN_NETIF_EXTRA_TYPE_MCAST_DEL => Ok(NetifExtra::McastDel(*u)),
-            XEN_NETIF_EXTRA_TYPE_HASH => Ok(NetifExtra::Hash {
-                hash_type: u[0],
-                algorithm: u[1],
-                value: get_u32(u, 2),
-            }),
+            XEN_NETIF_EXTRA_TYPE_HASH => {
+                Ok(NetifExtra::Hash { hash_type: u[0], algorithm: u[1], value: get_u32(u, 2) })
+            }
             other => Err(NetifError::BadExtraType(other)),
         }
     }
@@ -495,10 +458,7 @@ impl TxPacketChecker {
                 self.expect_extra = req.flags & NETTXF_EXTRA_INFO != 0;
             } else {
                 if u32::from(req.offset) + u32::from(req.size) > PAGE_SIZE {
-                    return Err(NetifError::FragmentOutsideFrame {
-                        offset: req.offset,
-                        size: req.size,
-                    });
+                    return Err(NetifError::FragmentOutsideFrame { offset: req.offset, size: req.size });
                 }
                 self.fragments += u32::from(req.size);
             }
@@ -514,17 +474,11 @@ impl TxPacketChecker {
 
     fn finish(&self) -> Result<(), NetifError> {
         if self.fragments > self.total {
-            return Err(NetifError::SizeMismatch {
-                total: self.total,
-                fragments: self.fragments,
-            });
+            return Err(NetifError::SizeMismatch { total: self.total, fragments: self.fragments });
         }
         let first = self.total - self.fragments;
         if self.first_offset + first > PAGE_SIZE {
-            return Err(NetifError::FragmentOutsideFrame {
-                offset: self.first_offset as u16,
-                size: first as u16,
-            });
+            return Err(NetifError::FragmentOutsideFrame { offset: self.first_offset as u16, size: first as u16 });
         }
         Ok(())
     }

@@ -74,11 +74,7 @@ pub const fn ring_size(bytes: usize, entry_size: usize) -> u32 {
         return 0;
     }
     let n = (bytes - RING_OFFSET) / entry_size;
-    let n = if n > u32::MAX as usize {
-        u32::MAX
-    } else {
-        n as u32
-    };
+    let n = if n > u32::MAX as usize { u32::MAX } else { n as u32 };
     // A ring larger than 2^31 entries would break the signed "moved backwards" test.
     let n = round_down_pow2(n);
     if n > 1 << 30 {
@@ -139,10 +135,7 @@ fn check_prod(prod: RingIdx, last: RingIdx, base: RingIdx, room: u32) -> Result<
         return Err(RingError::ProducerBackwards { prod, last });
     }
     if prod.wrapping_sub(base) > room {
-        return Err(RingError::ProducerOverflow {
-            prod,
-            limit: base.wrapping_add(room),
-        });
+        return Err(RingError::ProducerOverflow { prod, limit: base.wrapping_add(room) });
     }
     Ok(())
 }
@@ -168,26 +161,18 @@ impl<M: SharedMemory> Geometry<M> {
 
     fn read<T: WireFormat>(&self, idx: RingIdx, entry_size: usize) -> T {
         let mut bytes = T::ZERO;
-        self.mem
-            .read_bytes(self.slot_offset(idx, entry_size), bytes.as_mut());
+        self.mem.read_bytes(self.slot_offset(idx, entry_size), bytes.as_mut());
         T::decode(&bytes)
     }
 
     fn write<T: WireFormat>(&self, idx: RingIdx, entry_size: usize, value: &T) {
         let bytes = value.encode();
-        self.mem
-            .write_bytes(self.slot_offset(idx, entry_size), bytes.as_ref());
+        self.mem.write_bytes(self.slot_offset(idx, entry_size), bytes.as_ref());
     }
 
     /// Publishes `new` at `prod_off` and decides, from the peer's event index at `event_off`,
     /// whether the peer must be notified (`RING_PUSH_*_AND_CHECK_NOTIFY`).
-    fn push_and_check(
-        &self,
-        prod_off: usize,
-        event_off: usize,
-        old: RingIdx,
-        new: RingIdx,
-    ) -> bool {
+    fn push_and_check(&self, prod_off: usize, event_off: usize, old: RingIdx, new: RingIdx) -> bool {
         self.publish(prod_off, new);
         // Full barrier (xen_mb): orders the producer-index store above before the load of the
         // peer's event index below. Without it the load could be satisfied before the store is
@@ -245,8 +230,7 @@ impl<M: SharedMemory, P: RingProtocol> FrontRing<M, P> {
         g.mem.store_u32(RSP_PROD_OFFSET, 0);
         g.mem.store_u32(REQ_EVENT_OFFSET, 1);
         g.mem.store_u32(RSP_EVENT_OFFSET, 1);
-        g.mem
-            .write_bytes(PVT_OFFSET, &[0u8; RING_OFFSET - PVT_OFFSET]);
+        g.mem.write_bytes(PVT_OFFSET, &[0u8; RING_OFFSET - PVT_OFFSET]);
         Ok(Self::from_geometry(g, 0))
     }
 
@@ -257,14 +241,7 @@ impl<M: SharedMemory, P: RingProtocol> FrontRing<M, P> {
     }
 
     fn from_geometry(g: Geometry<M>, idx: RingIdx) -> Self {
-        FrontRing {
-            g,
-            req_prod_pvt: idx,
-            req_pushed: idx,
-            rsp_cons: idx,
-            rsp_seen: idx,
-            _p: PhantomData,
-        }
+        FrontRing { g, req_prod_pvt: idx, req_pushed: idx, rsp_cons: idx, rsp_seen: idx, _p: PhantomData }
     }
 
     /// The shared memory under the ring.
@@ -318,8 +295,7 @@ impl<M: SharedMemory, P: RingProtocol> FrontRing<M, P> {
     pub fn push_requests_and_check_notify(&mut self) -> bool {
         let (old, new) = (self.req_pushed, self.req_prod_pvt);
         self.req_pushed = new;
-        self.g
-            .push_and_check(REQ_PROD_OFFSET, REQ_EVENT_OFFSET, old, new)
+        self.g.push_and_check(REQ_PROD_OFFSET, REQ_EVENT_OFFSET, old, new)
     }
 
     /// Responses published by the backend and not yet consumed, after validating `rsp_prod`:
@@ -447,8 +423,7 @@ impl<M: SharedMemory, P: RingProtocol> BackRing<M, P> {
     pub fn push_responses_and_check_notify(&mut self) -> bool {
         let (old, new) = (self.rsp_pushed, self.rsp_prod_pvt);
         self.rsp_pushed = new;
-        self.g
-            .push_and_check(RSP_PROD_OFFSET, RSP_EVENT_OFFSET, old, new)
+        self.g.push_and_check(RSP_PROD_OFFSET, RSP_EVENT_OFFSET, old, new)
     }
 
     /// Before sleeping (`RING_FINAL_CHECK_FOR_REQUESTS`): true if requests are pending;

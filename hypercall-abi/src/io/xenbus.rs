@@ -105,10 +105,7 @@ impl XenbusState {
                 | (Reconfigured, Connected)
                 | (Closing, Closed)
                 | (Closed, Unknown)
-                | (
-                    Initialising | Connected | Reconfiguring | Reconfigured,
-                    Closing
-                )
+                | (Initialising | Connected | Reconfiguring | Reconfigured, Closing)
         );
         common
             || match role {
@@ -136,10 +133,7 @@ pub struct XenbusDevice {
 impl XenbusDevice {
     /// A new device end, in `Initialising` (what the toolstack writes when creating it).
     pub fn new(role: XenbusRole) -> Self {
-        XenbusDevice {
-            role,
-            state: XenbusState::Initialising,
-        }
+        XenbusDevice { role, state: XenbusState::Initialising }
     }
     /// The role.
     pub fn role(&self) -> XenbusRole {
@@ -152,10 +146,7 @@ impl XenbusDevice {
     /// Switches to `to` if legal for this role; returns the text to write to the `state` node.
     pub fn switch(&mut self, to: XenbusState) -> Result<&'static str, XenbusError> {
         if !self.state.can_transition(self.role, to) {
-            return Err(XenbusError::IllegalTransition {
-                from: self.state,
-                to,
-            });
+            return Err(XenbusError::IllegalTransition { from: self.state, to });
         }
         self.state = to;
         Ok(to.as_str())

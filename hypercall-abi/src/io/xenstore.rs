@@ -117,18 +117,12 @@ pub const XSD_ERRORS: [(i32, &str); 16] = [
 
 /// The errno for an error string from an `XS_ERROR` payload.
 pub fn errno_from_name(name: &[u8]) -> Option<i32> {
-    XSD_ERRORS
-        .iter()
-        .find(|(_, n)| n.as_bytes() == name)
-        .map(|(e, _)| *e)
+    XSD_ERRORS.iter().find(|(_, n)| n.as_bytes() == name).map(|(e, _)| *e)
 }
 
 /// The error string for an errno (`EINVAL` for unknown ones, as xenstored does).
 pub fn error_name(errno: i32) -> &'static str {
-    XSD_ERRORS
-        .iter()
-        .find(|(e, _)| *e == errno)
-        .map_or("EINVAL", |(_, n)| n)
+    XSD_ERRORS.iter().find(|(e, _)| *e == errno).map_or("EINVAL", |(_, n)| n)
 }
 
 /// `XS_WRITE_NONE`.
@@ -197,12 +191,7 @@ impl WireFormat for XsdSockmsg {
         b
     }
     fn decode(b: &[u8; 16]) -> Self {
-        XsdSockmsg {
-            type_: get_u32(b, 0),
-            req_id: get_u32(b, 4),
-            tx_id: get_u32(b, 8),
-            len: get_u32(b, 12),
-        }
+        XsdSockmsg { type_: get_u32(b, 0), req_id: get_u32(b, 4), tx_id: get_u32(b, 8), len: get_u32(b, 12) }
     }
 }
 
@@ -232,19 +221,9 @@ pub struct XenstoreDomainInterface {
 const _: () = assert!(core::mem::size_of::<XenstoreDomainInterface>() == 2076);
 
 /// The request direction of the store page.
-pub const XS_REQ_RING: ByteRingLayout = ByteRingLayout {
-    data: 0,
-    size: XENSTORE_RING_SIZE,
-    cons: 2048,
-    prod: 2052,
-};
+pub const XS_REQ_RING: ByteRingLayout = ByteRingLayout { data: 0, size: XENSTORE_RING_SIZE, cons: 2048, prod: 2052 };
 /// The response direction of the store page.
-pub const XS_RSP_RING: ByteRingLayout = ByteRingLayout {
-    data: 1024,
-    size: XENSTORE_RING_SIZE,
-    cons: 2056,
-    prod: 2060,
-};
+pub const XS_RSP_RING: ByteRingLayout = ByteRingLayout { data: 1024, size: XENSTORE_RING_SIZE, cons: 2056, prod: 2060 };
 
 /// Why a xenstore message was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -336,11 +315,7 @@ impl Default for MessageReader {
 impl MessageReader {
     /// An empty parser.
     pub const fn new() -> Self {
-        MessageReader {
-            buf: [0; XS_MAX_MESSAGE],
-            have: 0,
-            failed: None,
-        }
+        MessageReader { buf: [0; XS_MAX_MESSAGE], have: 0, failed: None }
     }
 
     fn header(&self) -> Option<XsdSockmsg> {
@@ -381,10 +356,7 @@ impl MessageReader {
 
     /// Lets `fill` write directly into the space still missing (e.g. a ring read), repeating
     /// while it makes progress. Returns whether a message is complete.
-    pub fn fill_from<E>(
-        &mut self,
-        mut fill: impl FnMut(&mut [u8]) -> Result<usize, E>,
-    ) -> Result<bool, FillError<E>> {
+    pub fn fill_from<E>(&mut self, mut fill: impl FnMut(&mut [u8]) -> Result<usize, E>) -> Result<bool, FillError<E>> {
         loop {
             if let Some(e) = self.failed {
                 return Err(FillError::Protocol(e));
@@ -393,8 +365,7 @@ impl MessageReader {
             if want == 0 {
                 return Ok(true);
             }
-            let got =
-                fill(&mut self.buf[self.have..self.have + want]).map_err(FillError::Source)?;
+            let got = fill(&mut self.buf[self.have..self.have + want]).map_err(FillError::Source)?;
             if got == 0 {
                 return Ok(false);
             }
@@ -417,10 +388,7 @@ impl MessageReader {
         if self.failed.is_some() || self.needed() != 0 {
             return None;
         }
-        Some(Message {
-            header: h,
-            payload: &self.buf[XS_HEADER_SIZE..self.have],
-        })
+        Some(Message { header: h, payload: &self.buf[XS_HEADER_SIZE..self.have] })
     }
 
     /// Drops the complete message so the next one can be read (no effect otherwise).
@@ -468,12 +436,7 @@ pub fn encode_message(
     }
     let total = XS_HEADER_SIZE + len;
     let out = out.get_mut(..total).ok_or(XsError::BufferTooSmall)?;
-    let h = XsdSockmsg {
-        type_: kind as u32,
-        req_id,
-        tx_id,
-        len: len as u32,
-    };
+    let h = XsdSockmsg { type_: kind as u32, req_id, tx_id, len: len as u32 };
     out[..XS_HEADER_SIZE].copy_from_slice(&h.encode());
     let mut at = XS_HEADER_SIZE;
     for a in args {
@@ -488,11 +451,7 @@ pub fn encode_message(
 /// Checks a path as xenstored does: length within the absolute/relative limit and only
 /// alphanumerics and `-/_@`.
 pub fn validate_path(path: &[u8]) -> Result<(), XsError> {
-    let max = if path.first() == Some(&b'/') {
-        XENSTORE_ABS_PATH_MAX
-    } else {
-        XENSTORE_REL_PATH_MAX
-    };
+    let max = if path.first() == Some(&b'/') { XENSTORE_ABS_PATH_MAX } else { XENSTORE_REL_PATH_MAX };
     let ok_char = |c: &u8| c.is_ascii_alphanumeric() || b"-/_@".contains(c);
     if path.is_empty() || path.len() > max || !path.iter().all(ok_char) {
         return Err(XsError::BadPath);

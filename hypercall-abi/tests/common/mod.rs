@@ -8,9 +8,7 @@ use std::process::Command;
 
 /// Directory holding Xen's public headers; `XEN_INCLUDE` overrides the Debian default.
 pub fn xen_include_dir() -> PathBuf {
-    std::env::var_os("XEN_INCLUDE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/include"))
+    std::env::var_os("XEN_INCLUDE").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/usr/include"))
 }
 
 /// Compiles and runs a C program that includes `headers` (e.g. `"xen/xen.h"`) and prints each
@@ -18,11 +16,7 @@ pub fn xen_include_dir() -> PathBuf {
 ///
 /// Panics with a clear message if the headers or the C compiler are missing: the layout proof
 /// is a required test, so a machine without `libxen-dev` must fail it, not skip it.
-pub fn c_values(
-    probe_name: &str,
-    headers: &[&str],
-    exprs: &[(&str, &str)],
-) -> BTreeMap<String, u64> {
+pub fn c_values(probe_name: &str, headers: &[&str], exprs: &[(&str, &str)]) -> BTreeMap<String, u64> {
     c_values_with_defines(probe_name, &[], headers, exprs)
 }
 
@@ -50,9 +44,7 @@ pub fn c_values_with_defines(
     }
     src.push_str("int main(void) {\n");
     for (name, expr) in exprs {
-        src.push_str(&format!(
-            "  printf(\"%s=%llu\\n\", \"{name}\", (unsigned long long)({expr}));\n"
-        ));
+        src.push_str(&format!("  printf(\"%s=%llu\\n\", \"{name}\", (unsigned long long)({expr}));\n"));
     }
     src.push_str("  return 0;\n}\n");
 
@@ -74,9 +66,7 @@ pub fn c_values_with_defines(
         "layout probe failed to compile:\n{}\nsource:\n{src}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run = Command::new(&exe)
-        .output()
-        .expect("running the layout probe");
+    let run = Command::new(&exe).output().expect("running the layout probe");
     assert!(run.status.success());
     String::from_utf8(run.stdout)
         .unwrap()
@@ -99,9 +89,5 @@ pub fn assert_all_equal(c: &BTreeMap<String, u64>, rust: &[(&str, u64)]) {
             None => bad.push(format!("{name}: no C value")),
         }
     }
-    assert!(
-        bad.is_empty(),
-        "layout mismatches against Xen's headers:\n{}",
-        bad.join("\n")
-    );
+    assert!(bad.is_empty(), "layout mismatches against Xen's headers:\n{}", bad.join("\n"));
 }

@@ -3,9 +3,7 @@
 
 use core::mem::{offset_of, size_of};
 
-use hypercall_abi::{
-    callback as cb, event_channel as ev, grant_table as gt, memory as mem, vcpu, version as ver,
-};
+use hypercall_abi::{callback as cb, event_channel as ev, grant_table as gt, memory as mem, vcpu, version as ver};
 
 use super::{common, Probe};
 
@@ -17,22 +15,14 @@ fn version_memory_vcpu_callback() {
     k!(p, ver::XENVER_COMPILE_INFO, "XENVER_compile_info");
     k!(p, ver::XENVER_CAPABILITIES, "XENVER_capabilities");
     k!(p, ver::XENVER_CHANGESET, "XENVER_changeset");
-    k!(
-        p,
-        ver::XENVER_PLATFORM_PARAMETERS,
-        "XENVER_platform_parameters"
-    );
+    k!(p, ver::XENVER_PLATFORM_PARAMETERS, "XENVER_platform_parameters");
     k!(p, ver::XENVER_GET_FEATURES, "XENVER_get_features");
     k!(p, ver::XENVER_PAGESIZE, "XENVER_pagesize");
     k!(p, ver::XENVER_GUEST_HANDLE, "XENVER_guest_handle");
     k!(p, ver::XENVER_COMMANDLINE, "XENVER_commandline");
     k!(p, ver::XENVER_BUILD_ID, "XENVER_build_id");
     k!(p, ver::XEN_EXTRAVERSION_LEN, "XEN_EXTRAVERSION_LEN");
-    k!(
-        p,
-        ver::XEN_CAPABILITIES_INFO_LEN,
-        "XEN_CAPABILITIES_INFO_LEN"
-    );
+    k!(p, ver::XEN_CAPABILITIES_INFO_LEN, "XEN_CAPABILITIES_INFO_LEN");
     k!(p, ver::XEN_CHANGESET_INFO_LEN, "XEN_CHANGESET_INFO_LEN");
     size!(p, ver::XenExtraversion, "xen_extraversion_t");
     size!(p, ver::XenCapabilitiesInfo, "xen_capabilities_info_t");
@@ -40,163 +30,45 @@ fn version_memory_vcpu_callback() {
     size!(p, ver::XenCommandline, "xen_commandline_t");
     size!(p, ver::XenDomainHandle, "xen_domain_handle_t");
     size!(p, ver::XenCompileInfo, "struct xen_compile_info");
-    off!(
-        p,
-        ver::XenCompileInfo,
-        compile_by,
-        "struct xen_compile_info",
-        "compile_by"
-    );
-    off!(
-        p,
-        ver::XenCompileInfo,
-        compile_domain,
-        "struct xen_compile_info",
-        "compile_domain"
-    );
-    off!(
-        p,
-        ver::XenCompileInfo,
-        compile_date,
-        "struct xen_compile_info",
-        "compile_date"
-    );
-    size!(
-        p,
-        ver::XenPlatformParameters,
-        "struct xen_platform_parameters"
-    );
+    off!(p, ver::XenCompileInfo, compile_by, "struct xen_compile_info", "compile_by");
+    off!(p, ver::XenCompileInfo, compile_domain, "struct xen_compile_info", "compile_domain");
+    off!(p, ver::XenCompileInfo, compile_date, "struct xen_compile_info", "compile_date");
+    size!(p, ver::XenPlatformParameters, "struct xen_platform_parameters");
     size!(p, ver::XenFeatureInfo, "struct xen_feature_info");
-    off!(
-        p,
-        ver::XenFeatureInfo,
-        submap,
-        "struct xen_feature_info",
-        "submap"
-    );
+    off!(p, ver::XenFeatureInfo, submap, "struct xen_feature_info", "submap");
 
-    k!(
-        p,
-        mem::XENMEM_INCREASE_RESERVATION,
-        "XENMEM_increase_reservation"
-    );
-    k!(
-        p,
-        mem::XENMEM_DECREASE_RESERVATION,
-        "XENMEM_decrease_reservation"
-    );
+    k!(p, mem::XENMEM_INCREASE_RESERVATION, "XENMEM_increase_reservation");
+    k!(p, mem::XENMEM_DECREASE_RESERVATION, "XENMEM_decrease_reservation");
     k!(p, mem::XENMEM_MAXIMUM_RAM_PAGE, "XENMEM_maximum_ram_page");
-    k!(
-        p,
-        mem::XENMEM_CURRENT_RESERVATION,
-        "XENMEM_current_reservation"
-    );
-    k!(
-        p,
-        mem::XENMEM_MAXIMUM_RESERVATION,
-        "XENMEM_maximum_reservation"
-    );
+    k!(p, mem::XENMEM_CURRENT_RESERVATION, "XENMEM_current_reservation");
+    k!(p, mem::XENMEM_MAXIMUM_RESERVATION, "XENMEM_maximum_reservation");
     k!(p, mem::XENMEM_MACHPHYS_MFN_LIST, "XENMEM_machphys_mfn_list");
     k!(p, mem::XENMEM_POPULATE_PHYSMAP, "XENMEM_populate_physmap");
     k!(p, mem::XENMEM_ADD_TO_PHYSMAP, "XENMEM_add_to_physmap");
     k!(p, mem::XENMEM_MEMORY_MAP, "XENMEM_memory_map");
-    k!(
-        p,
-        mem::XENMEM_MACHINE_MEMORY_MAP,
-        "XENMEM_machine_memory_map"
-    );
+    k!(p, mem::XENMEM_MACHINE_MEMORY_MAP, "XENMEM_machine_memory_map");
     k!(p, mem::XENMEM_EXCHANGE, "XENMEM_exchange");
     k!(p, mem::XENMEM_MACHPHYS_MAPPING, "XENMEM_machphys_mapping");
     k!(p, mem::XENMEM_SET_MEMORY_MAP, "XENMEM_set_memory_map");
     k!(p, mem::XENMEM_MAXIMUM_GPFN, "XENMEM_maximum_gpfn");
-    k!(
-        p,
-        mem::XENMEM_REMOVE_FROM_PHYSMAP,
-        "XENMEM_remove_from_physmap"
-    );
+    k!(p, mem::XENMEM_REMOVE_FROM_PHYSMAP, "XENMEM_remove_from_physmap");
     k!(p, mem::XENMEM_GET_VNUMAINFO, "XENMEM_get_vnumainfo");
     k!(p, mem::XENMEM_ACQUIRE_RESOURCE, "XENMEM_acquire_resource");
-    k!(
-        p,
-        mem::XENMEMF_POPULATE_ON_DEMAND,
-        "XENMEMF_populate_on_demand"
-    );
-    k!(
-        p,
-        mem::XENMEMF_EXACT_NODE_REQUEST,
-        "XENMEMF_exact_node_request"
-    );
+    k!(p, mem::XENMEMF_POPULATE_ON_DEMAND, "XENMEMF_populate_on_demand");
+    k!(p, mem::XENMEMF_EXACT_NODE_REQUEST, "XENMEMF_exact_node_request");
     k!(p, mem::XENMEMF_VNODE, "XENMEMF_vnode");
-    size!(
-        p,
-        mem::XenMemoryReservation,
-        "struct xen_memory_reservation"
-    );
-    off!(
-        p,
-        mem::XenMemoryReservation,
-        extent_start,
-        "struct xen_memory_reservation",
-        "extent_start"
-    );
-    off!(
-        p,
-        mem::XenMemoryReservation,
-        nr_extents,
-        "struct xen_memory_reservation",
-        "nr_extents"
-    );
-    off!(
-        p,
-        mem::XenMemoryReservation,
-        extent_order,
-        "struct xen_memory_reservation",
-        "extent_order"
-    );
-    off!(
-        p,
-        mem::XenMemoryReservation,
-        mem_flags,
-        "struct xen_memory_reservation",
-        "mem_flags"
-    );
-    off!(
-        p,
-        mem::XenMemoryReservation,
-        domid,
-        "struct xen_memory_reservation",
-        "domid"
-    );
+    size!(p, mem::XenMemoryReservation, "struct xen_memory_reservation");
+    off!(p, mem::XenMemoryReservation, extent_start, "struct xen_memory_reservation", "extent_start");
+    off!(p, mem::XenMemoryReservation, nr_extents, "struct xen_memory_reservation", "nr_extents");
+    off!(p, mem::XenMemoryReservation, extent_order, "struct xen_memory_reservation", "extent_order");
+    off!(p, mem::XenMemoryReservation, mem_flags, "struct xen_memory_reservation", "mem_flags");
+    off!(p, mem::XenMemoryReservation, domid, "struct xen_memory_reservation", "domid");
     size!(p, mem::XenMemoryMap, "struct xen_memory_map");
-    off!(
-        p,
-        mem::XenMemoryMap,
-        nr_entries,
-        "struct xen_memory_map",
-        "nr_entries"
-    );
-    off!(
-        p,
-        mem::XenMemoryMap,
-        buffer,
-        "struct xen_memory_map",
-        "buffer"
-    );
+    off!(p, mem::XenMemoryMap, nr_entries, "struct xen_memory_map", "nr_entries");
+    off!(p, mem::XenMemoryMap, buffer, "struct xen_memory_map", "buffer");
     size!(p, mem::XenMachphysMapping, "struct xen_machphys_mapping");
-    off!(
-        p,
-        mem::XenMachphysMapping,
-        v_end,
-        "struct xen_machphys_mapping",
-        "v_end"
-    );
-    off!(
-        p,
-        mem::XenMachphysMapping,
-        max_mfn,
-        "struct xen_machphys_mapping",
-        "max_mfn"
-    );
+    off!(p, mem::XenMachphysMapping, v_end, "struct xen_machphys_mapping", "v_end");
+    off!(p, mem::XenMachphysMapping, max_mfn, "struct xen_machphys_mapping", "max_mfn");
 
     for (r, c) in [
         (vcpu::VCPUOP_INITIALISE, "VCPUOP_initialise"),
@@ -204,30 +76,15 @@ fn version_memory_vcpu_callback() {
         (vcpu::VCPUOP_DOWN, "VCPUOP_down"),
         (vcpu::VCPUOP_IS_UP, "VCPUOP_is_up"),
         (vcpu::VCPUOP_GET_RUNSTATE_INFO, "VCPUOP_get_runstate_info"),
-        (
-            vcpu::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA,
-            "VCPUOP_register_runstate_memory_area",
-        ),
+        (vcpu::VCPUOP_REGISTER_RUNSTATE_MEMORY_AREA, "VCPUOP_register_runstate_memory_area"),
         (vcpu::VCPUOP_SET_PERIODIC_TIMER, "VCPUOP_set_periodic_timer"),
-        (
-            vcpu::VCPUOP_STOP_PERIODIC_TIMER,
-            "VCPUOP_stop_periodic_timer",
-        ),
-        (
-            vcpu::VCPUOP_SET_SINGLESHOT_TIMER,
-            "VCPUOP_set_singleshot_timer",
-        ),
-        (
-            vcpu::VCPUOP_STOP_SINGLESHOT_TIMER,
-            "VCPUOP_stop_singleshot_timer",
-        ),
+        (vcpu::VCPUOP_STOP_PERIODIC_TIMER, "VCPUOP_stop_periodic_timer"),
+        (vcpu::VCPUOP_SET_SINGLESHOT_TIMER, "VCPUOP_set_singleshot_timer"),
+        (vcpu::VCPUOP_STOP_SINGLESHOT_TIMER, "VCPUOP_stop_singleshot_timer"),
         (vcpu::VCPUOP_REGISTER_VCPU_INFO, "VCPUOP_register_vcpu_info"),
         (vcpu::VCPUOP_SEND_NMI, "VCPUOP_send_nmi"),
         (vcpu::VCPUOP_GET_PHYSID, "VCPUOP_get_physid"),
-        (
-            vcpu::VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA,
-            "VCPUOP_register_vcpu_time_memory_area",
-        ),
+        (vcpu::VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA, "VCPUOP_register_vcpu_time_memory_area"),
         (vcpu::VCPU_SSHOTTMR_FUTURE, "VCPU_SSHOTTMR_future"),
     ] {
         p.add(c, r as u64, c);
@@ -237,93 +94,29 @@ fn version_memory_vcpu_callback() {
     k!(p, vcpu::RUNSTATE_BLOCKED, "RUNSTATE_blocked");
     k!(p, vcpu::RUNSTATE_OFFLINE, "RUNSTATE_offline");
     size!(p, vcpu::VcpuRunstateInfo, "struct vcpu_runstate_info");
-    off!(
-        p,
-        vcpu::VcpuRunstateInfo,
-        state_entry_time,
-        "struct vcpu_runstate_info",
-        "state_entry_time"
-    );
-    off!(
-        p,
-        vcpu::VcpuRunstateInfo,
-        time,
-        "struct vcpu_runstate_info",
-        "time"
-    );
-    size!(
-        p,
-        vcpu::VcpuSetPeriodicTimer,
-        "struct vcpu_set_periodic_timer"
-    );
-    size!(
-        p,
-        vcpu::VcpuSetSingleshotTimer,
-        "struct vcpu_set_singleshot_timer"
-    );
-    off!(
-        p,
-        vcpu::VcpuSetSingleshotTimer,
-        flags,
-        "struct vcpu_set_singleshot_timer",
-        "flags"
-    );
-    size!(
-        p,
-        vcpu::VcpuRegisterVcpuInfo,
-        "struct vcpu_register_vcpu_info"
-    );
-    off!(
-        p,
-        vcpu::VcpuRegisterVcpuInfo,
-        offset,
-        "struct vcpu_register_vcpu_info",
-        "offset"
-    );
-    off!(
-        p,
-        vcpu::VcpuRegisterVcpuInfo,
-        rsvd,
-        "struct vcpu_register_vcpu_info",
-        "rsvd"
-    );
+    off!(p, vcpu::VcpuRunstateInfo, state_entry_time, "struct vcpu_runstate_info", "state_entry_time");
+    off!(p, vcpu::VcpuRunstateInfo, time, "struct vcpu_runstate_info", "time");
+    size!(p, vcpu::VcpuSetPeriodicTimer, "struct vcpu_set_periodic_timer");
+    size!(p, vcpu::VcpuSetSingleshotTimer, "struct vcpu_set_singleshot_timer");
+    off!(p, vcpu::VcpuSetSingleshotTimer, flags, "struct vcpu_set_singleshot_timer", "flags");
+    size!(p, vcpu::VcpuRegisterVcpuInfo, "struct vcpu_register_vcpu_info");
+    off!(p, vcpu::VcpuRegisterVcpuInfo, offset, "struct vcpu_register_vcpu_info", "offset");
+    off!(p, vcpu::VcpuRegisterVcpuInfo, rsvd, "struct vcpu_register_vcpu_info", "rsvd");
 
     k!(p, cb::CALLBACKOP_REGISTER, "CALLBACKOP_register");
     k!(p, cb::CALLBACKOP_UNREGISTER, "CALLBACKOP_unregister");
     k!(p, cb::CALLBACKTYPE_EVENT, "CALLBACKTYPE_event");
     k!(p, cb::CALLBACKTYPE_FAILSAFE, "CALLBACKTYPE_failsafe");
     k!(p, cb::CALLBACKTYPE_SYSCALL, "CALLBACKTYPE_syscall");
-    k!(
-        p,
-        cb::CALLBACKTYPE_SYSENTER_DEPRECATED,
-        "CALLBACKTYPE_sysenter_deprecated"
-    );
+    k!(p, cb::CALLBACKTYPE_SYSENTER_DEPRECATED, "CALLBACKTYPE_sysenter_deprecated");
     k!(p, cb::CALLBACKTYPE_NMI, "CALLBACKTYPE_nmi");
     k!(p, cb::CALLBACKTYPE_SYSENTER, "CALLBACKTYPE_sysenter");
     k!(p, cb::CALLBACKTYPE_SYSCALL32, "CALLBACKTYPE_syscall32");
     k!(p, cb::CALLBACKF_MASK_EVENTS, "CALLBACKF_mask_events");
     size!(p, cb::CallbackRegister, "struct callback_register");
-    off!(
-        p,
-        cb::CallbackRegister,
-        kind,
-        "struct callback_register",
-        "type"
-    );
-    off!(
-        p,
-        cb::CallbackRegister,
-        flags,
-        "struct callback_register",
-        "flags"
-    );
-    off!(
-        p,
-        cb::CallbackRegister,
-        address,
-        "struct callback_register",
-        "address"
-    );
+    off!(p, cb::CallbackRegister, kind, "struct callback_register", "type");
+    off!(p, cb::CallbackRegister, flags, "struct callback_register", "flags");
+    off!(p, cb::CallbackRegister, address, "struct callback_register", "address");
     size!(p, cb::CallbackUnregister, "struct callback_unregister");
     p.run("version_memory_vcpu");
 }
@@ -371,96 +164,30 @@ fn event_channels_and_grant_tables() {
         p.add(c, r as u64, c);
     }
     size!(p, ev::EvtchnAllocUnbound, "struct evtchn_alloc_unbound");
-    off!(
-        p,
-        ev::EvtchnAllocUnbound,
-        remote_dom,
-        "struct evtchn_alloc_unbound",
-        "remote_dom"
-    );
-    off!(
-        p,
-        ev::EvtchnAllocUnbound,
-        port,
-        "struct evtchn_alloc_unbound",
-        "port"
-    );
-    size!(
-        p,
-        ev::EvtchnBindInterdomain,
-        "struct evtchn_bind_interdomain"
-    );
-    off!(
-        p,
-        ev::EvtchnBindInterdomain,
-        remote_port,
-        "struct evtchn_bind_interdomain",
-        "remote_port"
-    );
-    off!(
-        p,
-        ev::EvtchnBindInterdomain,
-        local_port,
-        "struct evtchn_bind_interdomain",
-        "local_port"
-    );
+    off!(p, ev::EvtchnAllocUnbound, remote_dom, "struct evtchn_alloc_unbound", "remote_dom");
+    off!(p, ev::EvtchnAllocUnbound, port, "struct evtchn_alloc_unbound", "port");
+    size!(p, ev::EvtchnBindInterdomain, "struct evtchn_bind_interdomain");
+    off!(p, ev::EvtchnBindInterdomain, remote_port, "struct evtchn_bind_interdomain", "remote_port");
+    off!(p, ev::EvtchnBindInterdomain, local_port, "struct evtchn_bind_interdomain", "local_port");
     size!(p, ev::EvtchnBindVirq, "struct evtchn_bind_virq");
-    off!(
-        p,
-        ev::EvtchnBindVirq,
-        vcpu,
-        "struct evtchn_bind_virq",
-        "vcpu"
-    );
-    off!(
-        p,
-        ev::EvtchnBindVirq,
-        port,
-        "struct evtchn_bind_virq",
-        "port"
-    );
+    off!(p, ev::EvtchnBindVirq, vcpu, "struct evtchn_bind_virq", "vcpu");
+    off!(p, ev::EvtchnBindVirq, port, "struct evtchn_bind_virq", "port");
     size!(p, ev::EvtchnBindPirq, "struct evtchn_bind_pirq");
-    off!(
-        p,
-        ev::EvtchnBindPirq,
-        port,
-        "struct evtchn_bind_pirq",
-        "port"
-    );
+    off!(p, ev::EvtchnBindPirq, port, "struct evtchn_bind_pirq", "port");
     size!(p, ev::EvtchnBindIpi, "struct evtchn_bind_ipi");
     off!(p, ev::EvtchnBindIpi, port, "struct evtchn_bind_ipi", "port");
     size!(p, ev::EvtchnClose, "struct evtchn_close");
     size!(p, ev::EvtchnSend, "struct evtchn_send");
     size!(p, ev::EvtchnStatus, "struct evtchn_status");
     off!(p, ev::EvtchnStatus, port, "struct evtchn_status", "port");
-    off!(
-        p,
-        ev::EvtchnStatus,
-        status,
-        "struct evtchn_status",
-        "status"
-    );
+    off!(p, ev::EvtchnStatus, status, "struct evtchn_status", "status");
     off!(p, ev::EvtchnStatus, vcpu, "struct evtchn_status", "vcpu");
     off!(p, ev::EvtchnStatus, u, "struct evtchn_status", "u");
     let u = offset_of!(ev::EvtchnStatus, u) as u64;
-    p.add(
-        "evtchn_status.u.interdomain.port",
-        u + 4,
-        "offsetof(struct evtchn_status, u.interdomain.port)",
-    );
-    p.add(
-        "evtchn_status.u.virq",
-        u,
-        "offsetof(struct evtchn_status, u.virq)",
-    );
+    p.add("evtchn_status.u.interdomain.port", u + 4, "offsetof(struct evtchn_status, u.interdomain.port)");
+    p.add("evtchn_status.u.virq", u, "offsetof(struct evtchn_status, u.virq)");
     size!(p, ev::EvtchnBindVcpu, "struct evtchn_bind_vcpu");
-    off!(
-        p,
-        ev::EvtchnBindVcpu,
-        vcpu,
-        "struct evtchn_bind_vcpu",
-        "vcpu"
-    );
+    off!(p, ev::EvtchnBindVcpu, vcpu, "struct evtchn_bind_vcpu", "vcpu");
     size!(p, ev::EvtchnUnmask, "struct evtchn_unmask");
     size!(p, ev::EvtchnReset, "struct evtchn_reset");
 
@@ -531,92 +258,20 @@ fn event_channels_and_grant_tables() {
     off!(p, gt::GrantEntryV1, domid, "struct grant_entry_v1", "domid");
     off!(p, gt::GrantEntryV1, frame, "struct grant_entry_v1", "frame");
     size!(p, gt::GnttabMapGrantRef, "struct gnttab_map_grant_ref");
-    off!(
-        p,
-        gt::GnttabMapGrantRef,
-        flags,
-        "struct gnttab_map_grant_ref",
-        "flags"
-    );
-    off!(
-        p,
-        gt::GnttabMapGrantRef,
-        r#ref,
-        "struct gnttab_map_grant_ref",
-        "ref"
-    );
-    off!(
-        p,
-        gt::GnttabMapGrantRef,
-        dom,
-        "struct gnttab_map_grant_ref",
-        "dom"
-    );
-    off!(
-        p,
-        gt::GnttabMapGrantRef,
-        status,
-        "struct gnttab_map_grant_ref",
-        "status"
-    );
-    off!(
-        p,
-        gt::GnttabMapGrantRef,
-        handle,
-        "struct gnttab_map_grant_ref",
-        "handle"
-    );
-    off!(
-        p,
-        gt::GnttabMapGrantRef,
-        dev_bus_addr,
-        "struct gnttab_map_grant_ref",
-        "dev_bus_addr"
-    );
+    off!(p, gt::GnttabMapGrantRef, flags, "struct gnttab_map_grant_ref", "flags");
+    off!(p, gt::GnttabMapGrantRef, r#ref, "struct gnttab_map_grant_ref", "ref");
+    off!(p, gt::GnttabMapGrantRef, dom, "struct gnttab_map_grant_ref", "dom");
+    off!(p, gt::GnttabMapGrantRef, status, "struct gnttab_map_grant_ref", "status");
+    off!(p, gt::GnttabMapGrantRef, handle, "struct gnttab_map_grant_ref", "handle");
+    off!(p, gt::GnttabMapGrantRef, dev_bus_addr, "struct gnttab_map_grant_ref", "dev_bus_addr");
     size!(p, gt::GnttabUnmapGrantRef, "struct gnttab_unmap_grant_ref");
-    off!(
-        p,
-        gt::GnttabUnmapGrantRef,
-        dev_bus_addr,
-        "struct gnttab_unmap_grant_ref",
-        "dev_bus_addr"
-    );
-    off!(
-        p,
-        gt::GnttabUnmapGrantRef,
-        handle,
-        "struct gnttab_unmap_grant_ref",
-        "handle"
-    );
-    off!(
-        p,
-        gt::GnttabUnmapGrantRef,
-        status,
-        "struct gnttab_unmap_grant_ref",
-        "status"
-    );
+    off!(p, gt::GnttabUnmapGrantRef, dev_bus_addr, "struct gnttab_unmap_grant_ref", "dev_bus_addr");
+    off!(p, gt::GnttabUnmapGrantRef, handle, "struct gnttab_unmap_grant_ref", "handle");
+    off!(p, gt::GnttabUnmapGrantRef, status, "struct gnttab_unmap_grant_ref", "status");
     size!(p, gt::GnttabSetupTable, "struct gnttab_setup_table");
-    off!(
-        p,
-        gt::GnttabSetupTable,
-        nr_frames,
-        "struct gnttab_setup_table",
-        "nr_frames"
-    );
-    off!(
-        p,
-        gt::GnttabSetupTable,
-        status,
-        "struct gnttab_setup_table",
-        "status"
-    );
-    off!(
-        p,
-        gt::GnttabSetupTable,
-        frame_list,
-        "struct gnttab_setup_table",
-        "frame_list"
-    );
+    off!(p, gt::GnttabSetupTable, nr_frames, "struct gnttab_setup_table", "nr_frames");
+    off!(p, gt::GnttabSetupTable, status, "struct gnttab_setup_table", "status");
+    off!(p, gt::GnttabSetupTable, frame_list, "struct gnttab_setup_table", "frame_list");
     size!(p, gt::GnttabCopy, "struct gnttab_copy");
     off!(p, gt::GnttabCopy, source, "struct gnttab_copy", "source");
     off!(p, gt::GnttabCopy, dest, "struct gnttab_copy", "dest");
@@ -624,42 +279,12 @@ fn event_channels_and_grant_tables() {
     off!(p, gt::GnttabCopy, flags, "struct gnttab_copy", "flags");
     off!(p, gt::GnttabCopy, status, "struct gnttab_copy", "status");
     size!(p, gt::GnttabCopyPtr, "struct gnttab_copy_ptr");
-    off!(
-        p,
-        gt::GnttabCopyPtr,
-        domid,
-        "struct gnttab_copy_ptr",
-        "domid"
-    );
-    off!(
-        p,
-        gt::GnttabCopyPtr,
-        offset,
-        "struct gnttab_copy_ptr",
-        "offset"
-    );
+    off!(p, gt::GnttabCopyPtr, domid, "struct gnttab_copy_ptr", "domid");
+    off!(p, gt::GnttabCopyPtr, offset, "struct gnttab_copy_ptr", "offset");
     size!(p, gt::GnttabQuerySize, "struct gnttab_query_size");
-    off!(
-        p,
-        gt::GnttabQuerySize,
-        nr_frames,
-        "struct gnttab_query_size",
-        "nr_frames"
-    );
-    off!(
-        p,
-        gt::GnttabQuerySize,
-        max_nr_frames,
-        "struct gnttab_query_size",
-        "max_nr_frames"
-    );
-    off!(
-        p,
-        gt::GnttabQuerySize,
-        status,
-        "struct gnttab_query_size",
-        "status"
-    );
+    off!(p, gt::GnttabQuerySize, nr_frames, "struct gnttab_query_size", "nr_frames");
+    off!(p, gt::GnttabQuerySize, max_nr_frames, "struct gnttab_query_size", "max_nr_frames");
+    off!(p, gt::GnttabQuerySize, status, "struct gnttab_query_size", "status");
     size!(p, gt::GnttabSetVersion, "struct gnttab_set_version");
     p.run("evtchn_gnttab");
 }
@@ -672,20 +297,14 @@ fn toolstack_only_memory_ops() {
         &["xen/xen.h", "xen/memory.h"],
         &[
             ("XENMEM_claim_pages", "XENMEM_claim_pages"),
-            (
-                "XENMEM_reserved_device_memory_map",
-                "XENMEM_reserved_device_memory_map",
-            ),
+            ("XENMEM_reserved_device_memory_map", "XENMEM_reserved_device_memory_map"),
         ],
     );
     common::assert_all_equal(
         &c,
         &[
             ("XENMEM_claim_pages", mem::XENMEM_CLAIM_PAGES),
-            (
-                "XENMEM_reserved_device_memory_map",
-                mem::XENMEM_RESERVED_DEVICE_MEMORY_MAP,
-            ),
+            ("XENMEM_reserved_device_memory_map", mem::XENMEM_RESERVED_DEVICE_MEMORY_MAP),
         ],
     );
 }
@@ -709,13 +328,10 @@ pub(crate) fn c_values_with_define(
     }
     src.push_str("int main(void) {\n");
     for (name, expr) in exprs {
-        src.push_str(&format!(
-            "  printf(\"%s=%llu\\n\", \"{name}\", (unsigned long long)({expr}));\n"
-        ));
+        src.push_str(&format!("  printf(\"%s=%llu\\n\", \"{name}\", (unsigned long long)({expr}));\n"));
     }
     src.push_str("  return 0;\n}\n");
-    let dir =
-        std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("layout-{probe_name}"));
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("layout-{probe_name}"));
     std::fs::create_dir_all(&dir).unwrap();
     let (c_file, exe) = (dir.join("probe.c"), dir.join("probe"));
     std::fs::write(&c_file, &src).unwrap();
@@ -727,14 +343,8 @@ pub(crate) fn c_values_with_define(
         .arg(&c_file)
         .output()
         .expect("running the C compiler (cc) for the layout probe");
-    assert!(
-        out.status.success(),
-        "probe failed:\n{}\n{src}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = Command::new(&exe)
-        .output()
-        .expect("running the layout probe");
+    assert!(out.status.success(), "probe failed:\n{}\n{src}", String::from_utf8_lossy(&out.stderr));
+    let run = Command::new(&exe).output().expect("running the layout probe");
     String::from_utf8(run.stdout)
         .unwrap()
         .lines()

@@ -52,20 +52,11 @@ const L7_ECX_HIDE: u32 = bits(&[2, 3, 4, 5]);
 const E1_ECX_HIDE: u32 = bits(&[2, 12, 13, 15]);
 
 /// The CPUID result (`eax ebx ecx edx`) the trapping vCPU sees for `leaf`/`subleaf`.
-pub fn guest_cpuid(
-    ctx: &Context<'_>,
-    platform: &mut dyn Platform,
-    leaf: u32,
-    subleaf: u32,
-) -> [u32; 4] {
+pub fn guest_cpuid(ctx: &Context<'_>, platform: &mut dyn Platform, leaf: u32, subleaf: u32) -> [u32; 4] {
     if (0x4000_0000..0x4001_0000).contains(&leaf) {
         return xen_leaf(ctx, leaf, subleaf);
     }
-    let max = if leaf >= 0x8000_0000 {
-        platform.cpuid(0x8000_0000, 0)[0]
-    } else {
-        platform.cpuid(0, 0)[0]
-    };
+    let max = if leaf >= 0x8000_0000 { platform.cpuid(0x8000_0000, 0)[0] } else { platform.cpuid(0, 0)[0] };
     // Outside both ranges (e.g. 0xc0000000 Centaur, 0x2000xxxx) Xen reports nothing either.
     let known = leaf <= max && (leaf < 0x4000_0000 || (0x8000_0000..0x8001_0000).contains(&leaf));
     if !known {
@@ -76,11 +67,9 @@ pub fn guest_cpuid(
     match leaf {
         1 => {
             r[1] &= 0x00ff_ffff;
-            let osxsave = ctx.state.cr4 & cr4::OSXSAVE != 0
-                || (ctx.vcpu.kernel_mode && policy.host_cr4 & cr4::OSXSAVE != 0);
-            r[2] = (r[2] & !L1_ECX_HIDE)
-                | L1_ECX_HYPERVISOR
-                | if osxsave { L1_ECX_OSXSAVE } else { 0 };
+            let osxsave =
+                ctx.state.cr4 & cr4::OSXSAVE != 0 || (ctx.vcpu.kernel_mode && policy.host_cr4 & cr4::OSXSAVE != 0);
+            r[2] = (r[2] & !L1_ECX_HIDE) | L1_ECX_HYPERVISOR | if osxsave { L1_ECX_OSXSAVE } else { 0 };
             r[3] &= !L1_EDX_HIDE;
             if !policy.hardware_domain {
                 r[3] &= !L1_EDX_MTRR;
@@ -101,12 +90,7 @@ pub fn guest_cpuid(
 fn xen_leaf(ctx: &Context<'_>, leaf: u32, subleaf: u32) -> [u32; 4] {
     let p = ctx.policy;
     match leaf - 0x4000_0000 {
-        0 => [
-            XEN_CPUID_MAX_LEAF,
-            XEN_SIGNATURE[0],
-            XEN_SIGNATURE[1],
-            XEN_SIGNATURE[2],
-        ],
+        0 => [XEN_CPUID_MAX_LEAF, XEN_SIGNATURE[0], XEN_SIGNATURE[1], XEN_SIGNATURE[2]],
         1 => [p.xen_version, 0, 0, 0],
         2 => [1, 0x4000_0000, u32::from(p.preserve_ad), 0],
         3 => match subleaf {

@@ -164,38 +164,14 @@ pub fn decode(bytes: &[u8]) -> Option<(Insn, usize)> {
     i += 1;
     let wide = if opsize16 { 2 } else { 4 };
     let insn = match op {
-        0xe4 => In {
-            size: 1,
-            port: Port::Imm(*bytes.get(i)?),
-        },
-        0xe5 => In {
-            size: wide,
-            port: Port::Imm(*bytes.get(i)?),
-        },
-        0xe6 => Out {
-            size: 1,
-            port: Port::Imm(*bytes.get(i)?),
-        },
-        0xe7 => Out {
-            size: wide,
-            port: Port::Imm(*bytes.get(i)?),
-        },
-        0xec => In {
-            size: 1,
-            port: Port::Dx,
-        },
-        0xed => In {
-            size: wide,
-            port: Port::Dx,
-        },
-        0xee => Out {
-            size: 1,
-            port: Port::Dx,
-        },
-        0xef => Out {
-            size: wide,
-            port: Port::Dx,
-        },
+        0xe4 => In { size: 1, port: Port::Imm(*bytes.get(i)?) },
+        0xe5 => In { size: wide, port: Port::Imm(*bytes.get(i)?) },
+        0xe6 => Out { size: 1, port: Port::Imm(*bytes.get(i)?) },
+        0xe7 => Out { size: wide, port: Port::Imm(*bytes.get(i)?) },
+        0xec => In { size: 1, port: Port::Dx },
+        0xed => In { size: wide, port: Port::Dx },
+        0xee => Out { size: 1, port: Port::Dx },
+        0xef => Out { size: wide, port: Port::Dx },
         0x6c => Insn::Ins { size: 1, rep },
         0x6d => Insn::Ins { size: wide, rep },
         0x6e => Insn::Outs { size: 1, rep },
@@ -212,20 +188,11 @@ pub fn decode(bytes: &[u8]) -> Option<(Insn, usize)> {
 }
 
 fn is_legacy_prefix(b: u8) -> bool {
-    matches!(
-        b,
-        0x66 | 0x67 | 0xf2 | 0xf3 | 0xf0 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65
-    )
+    matches!(b, 0x66 | 0x67 | 0xf2 | 0xf3 | 0xf0 | 0x2e | 0x36 | 0x3e | 0x26 | 0x64 | 0x65)
 }
 
 /// The two-byte (`0F xx`) forms; `i` indexes the byte after `0F`.
-fn decode_0f(
-    bytes: &[u8],
-    mut i: usize,
-    rep: bool,
-    rep_f3: bool,
-    rex: u8,
-) -> Option<(Insn, usize)> {
+fn decode_0f(bytes: &[u8], mut i: usize, rep: bool, rep_f3: bool, rex: u8) -> Option<(Insn, usize)> {
     let op = *bytes.get(i)?;
     i += 1;
     // Mandatory-prefix forms select other instructions: accept only wbnoinvd.
@@ -274,8 +241,5 @@ fn decode_0f(
 /// else gets the normal #UD at the `ud2`.
 pub fn decode_forced(bytes: &[u8]) -> Option<usize> {
     let n = FORCED_EMULATION_PREFIX.len();
-    (bytes.len() >= n + 2
-        && bytes[..n] == FORCED_EMULATION_PREFIX
-        && bytes[n..n + 2] == [0x0f, 0xa2])
-    .then_some(n + 2)
+    (bytes.len() >= n + 2 && bytes[..n] == FORCED_EMULATION_PREFIX && bytes[n..n + 2] == [0x0f, 0xa2]).then_some(n + 2)
 }

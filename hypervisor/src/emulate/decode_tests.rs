@@ -10,129 +10,24 @@ fn d(bytes: &[u8]) -> Option<(Insn, usize)> {
 fn port_io_all_forms() {
     use Insn::{In, Out};
     let cases: &[(&[u8], Insn, usize)] = &[
-        (
-            &[0xe4, 0x60],
-            In {
-                size: 1,
-                port: Port::Imm(0x60),
-            },
-            2,
-        ),
-        (
-            &[0xe5, 0x71],
-            In {
-                size: 4,
-                port: Port::Imm(0x71),
-            },
-            2,
-        ),
-        (
-            &[0x66, 0xe5, 0x71],
-            In {
-                size: 2,
-                port: Port::Imm(0x71),
-            },
-            3,
-        ),
-        (
-            &[0xe6, 0xf4],
-            Out {
-                size: 1,
-                port: Port::Imm(0xf4),
-            },
-            2,
-        ),
-        (
-            &[0xe7, 0xf4],
-            Out {
-                size: 4,
-                port: Port::Imm(0xf4),
-            },
-            2,
-        ),
-        (
-            &[0x66, 0xe7, 0x80],
-            Out {
-                size: 2,
-                port: Port::Imm(0x80),
-            },
-            3,
-        ),
-        (
-            &[0xec],
-            In {
-                size: 1,
-                port: Port::Dx,
-            },
-            1,
-        ),
-        (
-            &[0xed],
-            In {
-                size: 4,
-                port: Port::Dx,
-            },
-            1,
-        ),
-        (
-            &[0x66, 0xed],
-            In {
-                size: 2,
-                port: Port::Dx,
-            },
-            2,
-        ),
-        (
-            &[0xee],
-            Out {
-                size: 1,
-                port: Port::Dx,
-            },
-            1,
-        ),
-        (
-            &[0xef],
-            Out {
-                size: 4,
-                port: Port::Dx,
-            },
-            1,
-        ),
-        (
-            &[0x66, 0xef],
-            Out {
-                size: 2,
-                port: Port::Dx,
-            },
-            2,
-        ),
+        (&[0xe4, 0x60], In { size: 1, port: Port::Imm(0x60) }, 2),
+        (&[0xe5, 0x71], In { size: 4, port: Port::Imm(0x71) }, 2),
+        (&[0x66, 0xe5, 0x71], In { size: 2, port: Port::Imm(0x71) }, 3),
+        (&[0xe6, 0xf4], Out { size: 1, port: Port::Imm(0xf4) }, 2),
+        (&[0xe7, 0xf4], Out { size: 4, port: Port::Imm(0xf4) }, 2),
+        (&[0x66, 0xe7, 0x80], Out { size: 2, port: Port::Imm(0x80) }, 3),
+        (&[0xec], In { size: 1, port: Port::Dx }, 1),
+        (&[0xed], In { size: 4, port: Port::Dx }, 1),
+        (&[0x66, 0xed], In { size: 2, port: Port::Dx }, 2),
+        (&[0xee], Out { size: 1, port: Port::Dx }, 1),
+        (&[0xef], Out { size: 4, port: Port::Dx }, 1),
+        (&[0x66, 0xef], Out { size: 2, port: Port::Dx }, 2),
         // REX.W does not widen port I/O past 32 bits.
-        (
-            &[0x48, 0xed],
-            In {
-                size: 4,
-                port: Port::Dx,
-            },
-            2,
-        ),
+        (&[0x48, 0xed], In { size: 4, port: Port::Dx }, 2),
         // A rep before in/out is ignored by the CPU.
-        (
-            &[0xf3, 0xec],
-            In {
-                size: 1,
-                port: Port::Dx,
-            },
-            2,
-        ),
+        (&[0xf3, 0xec], In { size: 1, port: Port::Dx }, 2),
         // Segment overrides are harmless.
-        (
-            &[0x2e, 0x3e, 0xee],
-            Out {
-                size: 1,
-                port: Port::Dx,
-            },
-            3,
-        ),
+        (&[0x2e, 0x3e, 0xee], Out { size: 1, port: Port::Dx }, 3),
     ];
     for (bytes, insn, len) in cases {
         assert_eq!(d(bytes), Some((*insn, *len)), "{bytes:02x?}");
@@ -141,34 +36,10 @@ fn port_io_all_forms() {
 
 #[test]
 fn string_io() {
-    assert_eq!(
-        d(&[0x6c]),
-        Some((
-            Insn::Ins {
-                size: 1,
-                rep: false
-            },
-            1
-        ))
-    );
-    assert_eq!(
-        d(&[0xf3, 0x6d]),
-        Some((Insn::Ins { size: 4, rep: true }, 2))
-    );
-    assert_eq!(
-        d(&[0x66, 0xf3, 0x6f]),
-        Some((Insn::Outs { size: 2, rep: true }, 3))
-    );
-    assert_eq!(
-        d(&[0x6e]),
-        Some((
-            Insn::Outs {
-                size: 1,
-                rep: false
-            },
-            1
-        ))
-    );
+    assert_eq!(d(&[0x6c]), Some((Insn::Ins { size: 1, rep: false }, 1)));
+    assert_eq!(d(&[0xf3, 0x6d]), Some((Insn::Ins { size: 4, rep: true }, 2)));
+    assert_eq!(d(&[0x66, 0xf3, 0x6f]), Some((Insn::Outs { size: 2, rep: true }, 3)));
+    assert_eq!(d(&[0x6e]), Some((Insn::Outs { size: 1, rep: false }, 1)));
 }
 
 #[test]
@@ -202,60 +73,27 @@ fn two_byte_forms() {
 #[test]
 fn mov_cr_dr() {
     // mov %cr3, %rax / mov %rax, %cr3
-    assert_eq!(
-        d(&[0x0f, 0x20, 0xd8]),
-        Some((Insn::MovFromCr { cr: 3, gpr: 0 }, 3))
-    );
-    assert_eq!(
-        d(&[0x0f, 0x22, 0xd8]),
-        Some((Insn::MovToCr { cr: 3, gpr: 0 }, 3))
-    );
+    assert_eq!(d(&[0x0f, 0x20, 0xd8]), Some((Insn::MovFromCr { cr: 3, gpr: 0 }, 3)));
+    assert_eq!(d(&[0x0f, 0x22, 0xd8]), Some((Insn::MovToCr { cr: 3, gpr: 0 }, 3)));
     // mov %cr0, %rcx ; mov %rdi, %cr4 ; mov %cr2, %r15 (REX.B)
-    assert_eq!(
-        d(&[0x0f, 0x20, 0xc1]),
-        Some((Insn::MovFromCr { cr: 0, gpr: 1 }, 3))
-    );
-    assert_eq!(
-        d(&[0x0f, 0x22, 0xe7]),
-        Some((Insn::MovToCr { cr: 4, gpr: 7 }, 3))
-    );
-    assert_eq!(
-        d(&[0x41, 0x0f, 0x20, 0xd7]),
-        Some((Insn::MovFromCr { cr: 2, gpr: 15 }, 4))
-    );
+    assert_eq!(d(&[0x0f, 0x20, 0xc1]), Some((Insn::MovFromCr { cr: 0, gpr: 1 }, 3)));
+    assert_eq!(d(&[0x0f, 0x22, 0xe7]), Some((Insn::MovToCr { cr: 4, gpr: 7 }, 3)));
+    assert_eq!(d(&[0x41, 0x0f, 0x20, 0xd7]), Some((Insn::MovFromCr { cr: 2, gpr: 15 }, 4)));
     // mov %cr8, %rax: REX.R
-    assert_eq!(
-        d(&[0x44, 0x0f, 0x20, 0xc0]),
-        Some((Insn::MovFromCr { cr: 8, gpr: 0 }, 4))
-    );
+    assert_eq!(d(&[0x44, 0x0f, 0x20, 0xc0]), Some((Insn::MovFromCr { cr: 8, gpr: 0 }, 4)));
     // ModRM.mod is ignored: 0x18 encodes cr3/rax too.
-    assert_eq!(
-        d(&[0x0f, 0x22, 0x18]),
-        Some((Insn::MovToCr { cr: 3, gpr: 0 }, 3))
-    );
+    assert_eq!(d(&[0x0f, 0x22, 0x18]), Some((Insn::MovToCr { cr: 3, gpr: 0 }, 3)));
     // mov %dr7, %rax / mov %rdx, %dr0 / REX.W harmless
-    assert_eq!(
-        d(&[0x0f, 0x21, 0xf8]),
-        Some((Insn::MovFromDr { dr: 7, gpr: 0 }, 3))
-    );
-    assert_eq!(
-        d(&[0x48, 0x0f, 0x23, 0xc2]),
-        Some((Insn::MovToDr { dr: 0, gpr: 2 }, 4))
-    );
+    assert_eq!(d(&[0x0f, 0x21, 0xf8]), Some((Insn::MovFromDr { dr: 7, gpr: 0 }, 3)));
+    assert_eq!(d(&[0x48, 0x0f, 0x23, 0xc2]), Some((Insn::MovToDr { dr: 0, gpr: 2 }, 4)));
 }
 
 #[test]
 fn rex_before_legacy_prefix_is_ignored() {
     // 41 66 0f 20 c0: the REX is dropped, so the register is rax, not r8.
-    assert_eq!(
-        d(&[0x41, 0x66, 0x0f, 0x20, 0xc0]),
-        Some((Insn::MovFromCr { cr: 0, gpr: 0 }, 5))
-    );
+    assert_eq!(d(&[0x41, 0x66, 0x0f, 0x20, 0xc0]), Some((Insn::MovFromCr { cr: 0, gpr: 0 }, 5)));
     // Two REX bytes: only the last counts.
-    assert_eq!(
-        d(&[0x44, 0x41, 0x0f, 0x20, 0xc0]),
-        Some((Insn::MovFromCr { cr: 0, gpr: 8 }, 5))
-    );
+    assert_eq!(d(&[0x44, 0x41, 0x0f, 0x20, 0xc0]), Some((Insn::MovFromCr { cr: 0, gpr: 8 }, 5)));
 }
 
 #[test]
@@ -281,12 +119,8 @@ fn refused_forms() {
 
 #[test]
 fn truncated_inputs() {
-    let full: &[&[u8]] = &[
-        &[0x66, 0xe5, 0x71],
-        &[0x41, 0x0f, 0x20, 0xd7],
-        &[0x0f, 0x01, 0xf9],
-        &[0x66, 0x2e, 0x0f, 0x22, 0xd8],
-    ];
+    let full: &[&[u8]] =
+        &[&[0x66, 0xe5, 0x71], &[0x41, 0x0f, 0x20, 0xd7], &[0x0f, 0x01, 0xf9], &[0x66, 0x2e, 0x0f, 0x22, 0xd8]];
     for b in full {
         for n in 0..b.len() {
             assert_eq!(d(&b[..n]), None, "{:02x?}", &b[..n]);
@@ -300,16 +134,7 @@ fn length_limit_is_fifteen() {
     // 14 prefixes + 1-byte opcode = 15: fine; 15 + opcode: too long.
     let mut b = [0x66u8; 16];
     b[14] = 0xed;
-    assert_eq!(
-        d(&b[..15]),
-        Some((
-            Insn::In {
-                size: 2,
-                port: Port::Dx
-            },
-            15
-        ))
-    );
+    assert_eq!(d(&b[..15]), Some((Insn::In { size: 2, port: Port::Dx }, 15)));
     let mut b = [0x66u8; 16];
     b[15] = 0xec;
     assert_eq!(d(&b), None);
@@ -324,27 +149,12 @@ fn length_limit_is_fifteen() {
 
 #[test]
 fn forced_emulation_prefix() {
-    assert_eq!(
-        decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2]),
-        Some(7)
-    );
-    assert_eq!(
-        decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2, 0x90]),
-        Some(7)
-    );
+    assert_eq!(decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2]), Some(7));
+    assert_eq!(decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2, 0x90]), Some(7));
     // Anything else after the prefix, a bad signature, or truncation: plain #UD.
-    assert_eq!(
-        decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0x31]),
-        None
-    );
-    assert_eq!(
-        decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x66, 0x0f, 0xa2]),
-        None
-    );
-    assert_eq!(
-        decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6f, 0x0f, 0xa2]),
-        None
-    );
+    assert_eq!(decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0x31]), None);
+    assert_eq!(decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x66, 0x0f, 0xa2]), None);
+    assert_eq!(decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6f, 0x0f, 0xa2]), None);
     assert_eq!(decode_forced(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f]), None);
     assert_eq!(decode_forced(&[0x0f, 0x0b]), None);
     assert_eq!(decode_forced(&[]), None);
@@ -361,27 +171,17 @@ pub(super) fn rng(state: &mut u64) -> u64 {
 #[test]
 fn random_bytes_never_panic_and_lengths_fit() {
     let mut s = 0x1234_5678_9abc_def1u64;
-    let interesting = [
-        0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x41, 0x44, 0x48, 0x0f, 0x20, 0x22, 0x01, 0xe4, 0xec,
-    ];
+    let interesting = [0x66, 0x67, 0xf2, 0xf3, 0xf0, 0x2e, 0x41, 0x44, 0x48, 0x0f, 0x20, 0x22, 0x01, 0xe4, 0xec];
     for _ in 0..200_000 {
         let n = (rng(&mut s) % 17) as usize;
         let mut buf = [0u8; 16];
         for b in buf.iter_mut().take(n) {
             let r = rng(&mut s);
             // Bias towards prefix and opcode bytes so the deep paths get exercised.
-            *b = if r & 1 == 0 {
-                interesting[(r >> 8) as usize % interesting.len()]
-            } else {
-                (r >> 16) as u8
-            };
+            *b = if r & 1 == 0 { interesting[(r >> 8) as usize % interesting.len()] } else { (r >> 16) as u8 };
         }
         if let Some((_, len)) = decode(&buf[..n]) {
-            assert!(
-                len >= 1 && len <= n.min(MAX_INSN_LEN),
-                "{:02x?} -> {len}",
-                &buf[..n]
-            );
+            assert!(len >= 1 && len <= n.min(MAX_INSN_LEN), "{:02x?} -> {len}", &buf[..n]);
         }
         let _ = decode_forced(&buf[..n]);
     }

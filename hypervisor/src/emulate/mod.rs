@@ -180,13 +180,7 @@ impl PrivState {
         let mut debugreg = [0; 8];
         debugreg[6] = DR6_DEFAULT;
         debugreg[7] = DR7_DEFAULT;
-        Self {
-            cr2: 0,
-            cr4: fixup_guest_cr4(policy, 0),
-            debugreg,
-            iopl: 0,
-            tsc_aux: 0,
-        }
+        Self { cr2: 0, cr4: fixup_guest_cr4(policy, 0), debugreg, iopl: 0, tsc_aux: 0 }
     }
 }
 
@@ -346,12 +340,7 @@ pub fn emulate_privileged(
                     ctx.state.cr2 = v;
                     Outcome::Emulated
                 }
-                3 => {
-                    return Outcome::SwitchKernelRoot {
-                        mfn: v >> 12,
-                        len: len as u8,
-                    }
-                }
+                3 => return Outcome::SwitchKernelRoot { mfn: v >> 12, len: len as u8 },
                 4 => {
                     ctx.state.cr4 = fixup_guest_cr4(ctx.policy, v);
                     Outcome::Cr4Changed(ctx.state.cr4)
@@ -464,19 +453,11 @@ fn iopl_ok(ctx: &Context<'_>) -> bool {
 /// Ports the hypervisor drives itself: the PICs, the PIT, the speaker gate (PIT channel 2)
 /// and COM1, the hypervisor console. The RTC/CMOS (0x70/0x71) is read by the hypervisor only
 /// once at boot, so dom0 reaches it, as it does on Xen (which proxies it for dom0).
-pub const HYPERVISOR_PORTS: [(u16, u16); 5] = [
-    (0x20, 0x21),
-    (0xa0, 0xa1),
-    (0x40, 0x43),
-    (0x61, 0x61),
-    (0x3f8, 0x3ff),
-];
+pub const HYPERVISOR_PORTS: [(u16, u16); 5] = [(0x20, 0x21), (0xa0, 0xa1), (0x40, 0x43), (0x61, 0x61), (0x3f8, 0x3ff)];
 
 /// Whether `port` is one of [`HYPERVISOR_PORTS`].
 pub fn port_owned_by_hypervisor(port: u16) -> bool {
-    HYPERVISOR_PORTS
-        .iter()
-        .any(|&(lo, hi)| (lo..=hi).contains(&port))
+    HYPERVISOR_PORTS.iter().any(|&(lo, hi)| (lo..=hi).contains(&port))
 }
 
 /// Xen's `admin_io_okay`: may this domain reach ports `port .. port + size` directly?

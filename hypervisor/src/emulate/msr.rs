@@ -67,10 +67,7 @@ const MISC_XTPR_DISABLE: u64 = 1 << 23;
 
 /// Xen's `guest_misc_enable`: no PMU, no BTS/PEBS, no MONITOR, xTPR off.
 pub fn guest_misc_enable(host: u64) -> u64 {
-    (host & !(MISC_PERF_AVAIL | MISC_MONITOR_ENABLE))
-        | MISC_BTS_UNAVAIL
-        | MISC_PEBS_UNAVAIL
-        | MISC_XTPR_DISABLE
+    (host & !(MISC_PERF_AVAIL | MISC_MONITOR_ENABLE)) | MISC_BTS_UNAVAIL | MISC_PEBS_UNAVAIL | MISC_XTPR_DISABLE
 }
 
 const APIC_BASE_BSP: u64 = 1 << 8;
@@ -79,19 +76,16 @@ const APIC_DEFAULT_PHYS_BASE: u64 = 0xfee0_0000;
 
 /// CPUID `0x80000001` EDX bit 27.
 fn has_rdtscp(platform: &mut dyn Platform) -> bool {
-    platform.cpuid(0x8000_0000, 0)[0] >= 0x8000_0001
-        && platform.cpuid(0x8000_0001, 0)[3] & (1 << 27) != 0
+    platform.cpuid(0x8000_0000, 0)[0] >= 0x8000_0001 && platform.cpuid(0x8000_0001, 0)[3] & (1 << 27) != 0
 }
 
 /// `rdmsr`: the value, or `None` for `#GP(0)`.
 pub(super) fn read(ctx: &Context<'_>, platform: &mut dyn Platform, nr: u32) -> Option<u64> {
     let v = match nr {
         index::IA32_TSC => Some(platform.tsc()),
-        index::APIC_BASE => Some(
-            APIC_BASE_ENABLE
-                | APIC_DEFAULT_PHYS_BASE
-                | if ctx.vcpu_id == 0 { APIC_BASE_BSP } else { 0 },
-        ),
+        index::APIC_BASE => {
+            Some(APIC_BASE_ENABLE | APIC_DEFAULT_PHYS_BASE | if ctx.vcpu_id == 0 { APIC_BASE_BSP } else { 0 })
+        }
         index::MISC_ENABLE => platform.read_msr(nr).map(guest_misc_enable),
         index::CR_PAT => Some(XEN_MSR_PAT),
         index::PERF_CAPABILITIES => Some(0),
@@ -112,13 +106,7 @@ pub(super) fn read(ctx: &Context<'_>, platform: &mut dyn Platform, nr: u32) -> O
 
 /// `wrmsr`: [`Outcome::Emulated`], [`Outcome::SegmentBases`], [`Outcome::HypercallPage`]
 /// or `#GP(0)`.
-pub(super) fn write(
-    ctx: &mut Context<'_>,
-    platform: &mut dyn Platform,
-    nr: u32,
-    value: u64,
-    len: u8,
-) -> Outcome {
+pub(super) fn write(ctx: &mut Context<'_>, platform: &mut dyn Platform, nr: u32, value: u64, len: u8) -> Outcome {
     match nr {
         index::FS_BASE | index::GS_BASE | index::SHADOW_GS_BASE => {
             if !is_canonical(value) {
@@ -143,10 +131,7 @@ pub(super) fn write(
             Outcome::Emulated
         }
         // One hypercall page only: the low 12 bits select the page and must be 0.
-        index::XEN_HYPERCALL_PAGE if value & 0xfff == 0 => Outcome::HypercallPage {
-            gfn: value >> 12,
-            len,
-        },
+        index::XEN_HYPERCALL_PAGE if value & 0xfff == 0 => Outcome::HypercallPage { gfn: value >> 12, len },
         _ => GP,
     }
 }

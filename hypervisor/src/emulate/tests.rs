@@ -68,40 +68,16 @@ impl T {
     fn new(dom0: bool) -> Self {
         let policy = DomainPolicy::new(dom0, HOST_CR4);
         let mut vcpu = VcpuState::new(L4);
-        vcpu.trap_table[VECTOR_GP as usize] = TrapSlot {
-            flags: 0,
-            address: 0xffff_ffff_8000_2000,
-        };
-        let frame = TrapFrame {
-            rip: RIP,
-            cs: 0xe033,
-            rflags: 0x10202,
-            ..Default::default()
-        };
-        Self {
-            vcpu,
-            state: PrivState::new(&policy),
-            policy,
-            frame,
-            p: Mock::default(),
-        }
+        vcpu.trap_table[VECTOR_GP as usize] = TrapSlot { flags: 0, address: 0xffff_ffff_8000_2000 };
+        let frame = TrapFrame { rip: RIP, cs: 0xe033, rflags: 0x10202, ..Default::default() };
+        Self { vcpu, state: PrivState::new(&policy), policy, frame, p: Mock::default() }
     }
     fn run(&mut self, bytes: &[u8]) -> Outcome {
-        let mut ctx = Context {
-            vcpu: &mut self.vcpu,
-            state: &mut self.state,
-            policy: &self.policy,
-            vcpu_id: 0,
-        };
+        let mut ctx = Context { vcpu: &mut self.vcpu, state: &mut self.state, policy: &self.policy, vcpu_id: 0 };
         emulate_privileged(&mut ctx, &mut self.p, &mut self.frame, bytes)
     }
     fn run_ud(&mut self, bytes: &[u8]) -> Outcome {
-        let mut ctx = Context {
-            vcpu: &mut self.vcpu,
-            state: &mut self.state,
-            policy: &self.policy,
-            vcpu_id: 0,
-        };
+        let mut ctx = Context { vcpu: &mut self.vcpu, state: &mut self.state, policy: &self.policy, vcpu_id: 0 };
         emulate_invalid_op(&mut ctx, &mut self.p, &mut self.frame, bytes)
     }
     /// Emulates `bytes`, expects `Emulated` and a retired instruction of `len` bytes.
@@ -109,11 +85,7 @@ impl T {
         let rip = self.frame.rip;
         assert_eq!(self.run(bytes), Outcome::Emulated, "{bytes:02x?}");
         assert_eq!(self.frame.rip, rip + len);
-        assert_eq!(
-            self.frame.rflags & rflags::RF,
-            0,
-            "RF cleared on retirement"
-        );
+        assert_eq!(self.frame.rflags & rflags::RF, 0, "RF cleared on retirement");
     }
     /// Expects `#GP(0)` with the frame untouched.
     fn gp(&mut self, bytes: &[u8]) {
@@ -139,13 +111,7 @@ impl T {
         self.frame.rax = leaf as u64 | 0xdead_0000_0000_0000;
         self.frame.rcx = subleaf as u64;
         self.ok(&[0x0f, 0xa2], 2);
-        [
-            self.frame.rax,
-            self.frame.rbx,
-            self.frame.rcx,
-            self.frame.rdx,
-        ]
-        .map(|r| {
+        [self.frame.rax, self.frame.rbx, self.frame.rcx, self.frame.rdx].map(|r| {
             assert_eq!(r >> 32, 0, "cpuid zero-extends");
             r as u32
         })
@@ -190,24 +156,14 @@ fn port_io_results_and_widths() {
     t.ok(&[0x66, 0xef], 2);
     t.ok(&[0xef], 1);
     t.ok(&[0xe6, 0xf4], 2); // isa-debug-exit: dom0 may write it
-    assert_eq!(
-        t.p.outs,
-        vec![
-            (0xcfc, 1, 0xdd),
-            (0xcfc, 2, 0xdddd),
-            (0xcfc, 4, 0xcccc_dddd),
-            (0xf4, 1, 0xdd)
-        ]
-    );
+    assert_eq!(t.p.outs, vec![(0xcfc, 1, 0xdd), (0xcfc, 2, 0xdddd), (0xcfc, 4, 0xcccc_dddd), (0xf4, 1, 0xdd)]);
 }
 
 #[test]
 fn hypervisor_ports_are_virtualised_for_dom0() {
     let mut t = T::new(true);
     t.state.iopl = 1;
-    for port in [
-        0x20u16, 0x21, 0xa0, 0xa1, 0x40, 0x43, 0x61, 0x3f8, 0x3fd, 0x3ff,
-    ] {
+    for port in [0x20u16, 0x21, 0xa0, 0xa1, 0x40, 0x43, 0x61, 0x3f8, 0x3fd, 0x3ff] {
         t.frame.rdx = port as u64;
         t.frame.rax = 0;
         t.ok(&[0xec], 1);
@@ -291,14 +247,8 @@ fn wbinvd_flushes_only_for_dom0() {
 fn user_mode_gets_gp_for_privileged_ops() {
     let mut t = T::new(true);
     t.vcpu.kernel_mode = false;
-    for b in [
-        &[0x0f, 0x20, 0xd8][..],
-        &[0x0f, 0x32],
-        &[0x0f, 0x30],
-        &[0x0f, 0x06],
-        &[0x0f, 0x09],
-        &[0x0f, 0x21, 0xc0],
-    ] {
+    for b in [&[0x0f, 0x20, 0xd8][..], &[0x0f, 0x32], &[0x0f, 0x30], &[0x0f, 0x06], &[0x0f, 0x09], &[0x0f, 0x21, 0xc0]]
+    {
         t.gp(b);
     }
     t.cpuid(0, 0); // cpuid is not privileged
@@ -322,11 +272,7 @@ fn control_register_reads() {
     t.ok(&[0x0f, 0x20, 0xd8], 3);
     assert_eq!(t.frame.rax, L4, "cr3 is the kernel root");
     t.ok(&[0x0f, 0x20, 0xe0], 3);
-    assert_eq!(
-        t.frame.rax,
-        cr4::PAE | cr4::OSFXSR | cr4::OSXMMEXCPT,
-        "host-visible bits only"
-    );
+    assert_eq!(t.frame.rax, cr4::PAE | cr4::OSFXSR | cr4::OSXMMEXCPT, "host-visible bits only");
     t.gp(&[0x44, 0x0f, 0x20, 0xc0]); // cr8
     t.gp(&[0x0f, 0x20, 0xc8]); // cr1
 }
@@ -348,10 +294,7 @@ fn control_register_writes() {
     // cr3: a request with rip untouched; PCID bits dropped.
     t.frame.rax = 0x0045_6000 | 0x18;
     let rip = t.frame.rip;
-    assert_eq!(
-        t.run(&[0x0f, 0x22, 0xd8]),
-        Outcome::SwitchKernelRoot { mfn: 0x456, len: 3 }
-    );
+    assert_eq!(t.run(&[0x0f, 0x22, 0xd8]), Outcome::SwitchKernelRoot { mfn: 0x456, len: 3 });
     assert_eq!(t.frame.rip, rip);
     advance(&mut t.frame, 3);
     assert_eq!(t.frame.rip, rip + 3);
@@ -390,18 +333,9 @@ fn debug_registers() {
 #[test]
 fn segment_base_msrs() {
     let mut t = T::new(false);
-    assert_eq!(
-        t.wrmsr(msr_index::FS_BASE, 0x7fff_0000),
-        Outcome::SegmentBases
-    );
-    assert_eq!(
-        t.wrmsr(msr_index::GS_BASE, 0xffff_ffff_8100_0000),
-        Outcome::SegmentBases
-    );
-    assert_eq!(
-        t.wrmsr(msr_index::SHADOW_GS_BASE, 0x1000),
-        Outcome::SegmentBases
-    );
+    assert_eq!(t.wrmsr(msr_index::FS_BASE, 0x7fff_0000), Outcome::SegmentBases);
+    assert_eq!(t.wrmsr(msr_index::GS_BASE, 0xffff_ffff_8100_0000), Outcome::SegmentBases);
+    assert_eq!(t.wrmsr(msr_index::SHADOW_GS_BASE, 0x1000), Outcome::SegmentBases);
     assert_eq!(
         (t.vcpu.fs_base, t.vcpu.gs_base_kernel, t.vcpu.gs_base_user),
         (0x7fff_0000, 0xffff_ffff_8100_0000, 0x1000)
@@ -410,10 +344,7 @@ fn segment_base_msrs() {
     assert_eq!(t.rdmsr_val(msr_index::GS_BASE), 0xffff_ffff_8100_0000);
     assert_eq!(t.rdmsr_val(msr_index::SHADOW_GS_BASE), 0x1000);
     let rip = t.frame.rip;
-    assert_eq!(
-        t.wrmsr(msr_index::FS_BASE, 0x8000_0000_0000),
-        Outcome::ReflectGp(0)
-    );
+    assert_eq!(t.wrmsr(msr_index::FS_BASE, 0x8000_0000_0000), Outcome::ReflectGp(0));
     assert_eq!((t.frame.rip, t.vcpu.fs_base), (rip, 0x7fff_0000));
 }
 
@@ -421,24 +352,13 @@ fn segment_base_msrs() {
 fn read_only_msrs() {
     let mut t = T::new(true);
     assert_eq!(t.rdmsr_val(msr_index::EFER), 0xd01, "SVME hidden");
-    assert_eq!(
-        t.wrmsr(msr_index::EFER, 0xd01),
-        Outcome::Emulated,
-        "writing back is fine"
-    );
+    assert_eq!(t.wrmsr(msr_index::EFER, 0xd01), Outcome::Emulated, "writing back is fine");
     assert_eq!(t.wrmsr(msr_index::EFER, 0x501), Outcome::ReflectGp(0));
     assert_eq!(t.rdmsr_val(msr_index::APIC_BASE), 0xfee0_0900);
-    assert_eq!(
-        t.wrmsr(msr_index::APIC_BASE, 0xfee0_0900),
-        Outcome::ReflectGp(0)
-    );
+    assert_eq!(t.wrmsr(msr_index::APIC_BASE, 0xfee0_0900), Outcome::ReflectGp(0));
     // PERF_AVAIL (7) and MONITOR (18) cleared; BTS/PEBS unavailable (11, 12), xTPR off (23).
     assert_eq!(t.rdmsr_val(msr_index::MISC_ENABLE), 0x0081_1809);
-    assert_eq!(
-        t.wrmsr(msr_index::MISC_ENABLE, 0),
-        Outcome::Emulated,
-        "ignored, as Xen does"
-    );
+    assert_eq!(t.wrmsr(msr_index::MISC_ENABLE, 0), Outcome::Emulated, "ignored, as Xen does");
     assert_eq!(t.rdmsr_val(msr_index::CR_PAT), XEN_MSR_PAT);
     assert_eq!(t.wrmsr(msr_index::CR_PAT, 0), Outcome::ReflectGp(0));
     assert_eq!(t.rdmsr_val(msr_index::PERF_CAPABILITIES), 0);
@@ -450,16 +370,8 @@ fn read_only_msrs() {
 fn apic_base_bsp_only_on_vcpu0() {
     let mut t = T::new(false);
     t.frame.rcx = msr_index::APIC_BASE as u64;
-    let mut ctx = Context {
-        vcpu: &mut t.vcpu,
-        state: &mut t.state,
-        policy: &t.policy,
-        vcpu_id: 1,
-    };
-    assert_eq!(
-        emulate_privileged(&mut ctx, &mut t.p, &mut t.frame, &[0x0f, 0x32]),
-        Outcome::Emulated
-    );
+    let mut ctx = Context { vcpu: &mut t.vcpu, state: &mut t.state, policy: &t.policy, vcpu_id: 1 };
+    assert_eq!(emulate_privileged(&mut ctx, &mut t.p, &mut t.frame, &[0x0f, 0x32]), Outcome::Emulated);
     assert_eq!(t.frame.rax, 0xfee0_0800);
 }
 
@@ -470,10 +382,7 @@ fn tsc_aux_and_rdtscp() {
     assert_eq!(t.wrmsr(msr_index::TSC_AUX, 7), Outcome::Emulated);
     assert_eq!(t.rdmsr_val(msr_index::TSC_AUX), 7);
     t.ok(&[0x0f, 0x01, 0xf9], 3);
-    assert_eq!(
-        (t.frame.rdx, t.frame.rax, t.frame.rcx),
-        (0x1111_2222, 0x3333_4445, 7)
-    );
+    assert_eq!((t.frame.rdx, t.frame.rax, t.frame.rcx), (0x1111_2222, 0x3333_4445, 7));
     t.ok(&[0x0f, 0x31], 2);
     assert_eq!(t.frame.rax, 0x3333_4446);
     // With CR4.TSD set, guest user mode gets the #GP.
@@ -488,38 +397,21 @@ fn unknown_msrs_gp_unless_no_handler() {
     assert_eq!(t.rdmsr(0x8b), Outcome::ReflectGp(0));
     assert_eq!(t.rdmsr(0xdead), Outcome::ReflectGp(0));
     assert_eq!(t.wrmsr(0x8b, 0), Outcome::ReflectGp(0));
-    assert_eq!(
-        t.rdmsr(msr_index::XEN_HYPERCALL_PAGE),
-        Outcome::ReflectGp(0)
-    );
+    assert_eq!(t.rdmsr(msr_index::XEN_HYPERCALL_PAGE), Outcome::ReflectGp(0));
     // No #GP handler yet: a host MSR reads as 0 instead (Xen's compatibility rule).
     t.vcpu.trap_table[VECTOR_GP as usize] = TrapSlot::default();
     assert_eq!(t.rdmsr_val(0x8b), 0);
     assert_eq!(t.rdmsr(0xdead), Outcome::ReflectGp(0), "not on the host");
-    assert_eq!(
-        t.wrmsr(0x8b, 0),
-        Outcome::ReflectGp(0),
-        "writes still fault"
-    );
+    assert_eq!(t.wrmsr(0x8b, 0), Outcome::ReflectGp(0), "writes still fault");
 }
 
 #[test]
 fn hypercall_page_msr() {
     let mut t = T::new(false);
     let rip = t.frame.rip;
-    assert_eq!(
-        t.wrmsr(0x4000_0000, 0x1234_5000),
-        Outcome::HypercallPage {
-            gfn: 0x12345,
-            len: 2
-        }
-    );
+    assert_eq!(t.wrmsr(0x4000_0000, 0x1234_5000), Outcome::HypercallPage { gfn: 0x12345, len: 2 });
     assert_eq!(t.frame.rip, rip, "the caller advances on success");
-    assert_eq!(
-        t.wrmsr(0x4000_0000, 0x1234_5001),
-        Outcome::ReflectGp(0),
-        "one page only"
-    );
+    assert_eq!(t.wrmsr(0x4000_0000, 0x1234_5001), Outcome::ReflectGp(0), "one page only");
 }
 
 #[test]
@@ -529,41 +421,21 @@ fn cpuid_policy() {
     let [a, b, c, d] = t.cpuid(1, 0);
     assert_eq!((a, b), (0x906ea, 0x0010_0800), "APIC id cleared");
     assert_eq!(c & (1 << 31), 1 << 31, "hypervisor bit");
-    assert_eq!(
-        c & (1 << 5 | 1 << 6 | 1 << 3 | 1 << 21),
-        0,
-        "no VMX, SMX, MONITOR, x2APIC"
-    );
+    assert_eq!(c & (1 << 5 | 1 << 6 | 1 << 3 | 1 << 21), 0, "no VMX, SMX, MONITOR, x2APIC");
     assert_eq!(c & (1 << 27), 1 << 27, "OSXSAVE: host's, in kernel mode");
     assert_eq!(d & (1 << 9 | 1 << 12), 0, "no APIC; MTRR only for dom0");
     assert_eq!(d & 1, 1, "FPU kept");
     t.vcpu.kernel_mode = false;
-    assert_eq!(
-        t.cpuid(1, 0)[2] & (1 << 27),
-        0,
-        "OSXSAVE follows the virtual CR4 in user mode"
-    );
+    assert_eq!(t.cpuid(1, 0)[2] & (1 << 27), 0, "OSXSAVE follows the virtual CR4 in user mode");
     t.state.cr4 |= cr4::OSXSAVE;
     assert_eq!(t.cpuid(1, 0)[2] & (1 << 27), 1 << 27);
-    assert_eq!(
-        T::new(true).cpuid(1, 0)[3] & (1 << 12),
-        1 << 12,
-        "dom0 sees MTRR"
-    );
+    assert_eq!(T::new(true).cpuid(1, 0)[3] & (1 << 12), 1 << 12, "dom0 sees MTRR");
     assert_eq!(t.cpuid(5, 0), [0; 4]);
     assert_eq!(t.cpuid(0xa, 0), [0; 4]);
     let l7 = t.cpuid(7, 0);
-    assert_eq!(
-        l7[1] & (1 << 7 | 1 << 20 | 1 << 10),
-        0,
-        "no SMEP, SMAP, INVPCID"
-    );
+    assert_eq!(l7[1] & (1 << 7 | 1 << 20 | 1 << 10), 0, "no SMEP, SMAP, INVPCID");
     assert_eq!(l7[1] & 1, 1, "FSGSBASE kept");
-    assert_eq!(
-        t.cpuid(7, 1),
-        [0, u32::MAX, u32::MAX, 1],
-        "other sub-leaves pass through"
-    );
+    assert_eq!(t.cpuid(7, 1), [0, u32::MAX, u32::MAX, 1], "other sub-leaves pass through");
     assert_eq!(t.cpuid(0xe, 0), [0; 4], "past the basic max");
     assert_eq!(t.cpuid(0x8000_0001, 0)[2] & (1 << 2), 0, "no SVM");
     assert_eq!(t.cpuid(0x8000_0009, 0), [0; 4], "past the extended max");
@@ -608,10 +480,7 @@ fn forced_emulation_runs_the_policy() {
     assert_eq!(t.frame.rcx & (1 << 31), 1 << 31);
     // Anything else is a #UD at the ud2, frame untouched.
     let before = t.frame.clone();
-    assert_eq!(
-        t.run_ud(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0x31]),
-        Outcome::ReflectUd
-    );
+    assert_eq!(t.run_ud(&[0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0x31]), Outcome::ReflectUd);
     assert_eq!(t.run_ud(&[0x0f, 0x0b]), Outcome::ReflectUd);
     assert_eq!(t.frame, before);
 }
@@ -619,11 +488,7 @@ fn forced_emulation_runs_the_policy() {
 #[test]
 fn xsetbv_is_refused_by_default() {
     let mut t = T::new(true);
-    assert_eq!(
-        t.run(&[0x0f, 0x01, 0xd1]),
-        Outcome::ReflectUd,
-        "CR4.OSXSAVE clear"
-    );
+    assert_eq!(t.run(&[0x0f, 0x01, 0xd1]), Outcome::ReflectUd, "CR4.OSXSAVE clear");
     t.state.cr4 |= cr4::OSXSAVE;
     t.gp(&[0x0f, 0x01, 0xd1]);
 }

@@ -73,11 +73,7 @@ impl GrantAccess<'_> {
         if !is_gref && domid != DOMID_SELF {
             return Err(GNTST_PERMISSION_DENIED);
         }
-        let d = if domid == DOMID_SELF {
-            self.caller()
-        } else {
-            domid
-        };
+        let d = if domid == DOMID_SELF { self.caller() } else { domid };
         if self.tables.is_live(d) {
             Ok(d)
         } else {
@@ -86,76 +82,41 @@ impl GrantAccess<'_> {
     }
 
     /// Pins the grant (for a gref side) and takes the frame's references for the copy.
-    fn claim(
-        &mut self,
-        side: &GnttabCopyPtr,
-        dom: DomId,
-        is_gref: bool,
-        writable: bool,
-    ) -> Result<Claim, i16> {
+    fn claim(&mut self, side: &GnttabCopyPtr, dom: DomId, is_gref: bool, writable: bool) -> Result<Claim, i16> {
         if !is_gref {
             let mfn = side.ref_or_gmfn;
-            self.mmu
-                .frames
-                .get_grant_ref(mfn, dom, writable)
-                .map_err(|e| {
-                    if e.errno == Errno::EBUSY {
-                        GNTST_GENERAL_ERROR
-                    } else {
-                        GNTST_BAD_PAGE
-                    }
-                })?;
-            return Ok(Claim {
-                mfn,
-                writable,
-                grant: None,
-            });
+            self.mmu.frames.get_grant_ref(mfn, dom, writable).map_err(|e| {
+                if e.errno == Errno::EBUSY {
+                    GNTST_GENERAL_ERROR
+                } else {
+                    GNTST_BAD_PAGE
+                }
+            })?;
+            return Ok(Claim { mfn, writable, grant: None });
         }
         // The union's `u32 ref` is the low half of the little-endian word.
         let gref = side.ref_or_gmfn as u32;
         let inc = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
         let caller = self.caller();
-        let mfn = pin(
-            self.tables,
-            self.mmu.frames,
-            &mut *self.mmu.mem,
-            dom,
-            gref,
-            caller,
-            !writable,
-            inc,
-        )?;
+        let mfn = pin(self.tables, self.mmu.frames, &mut *self.mmu.mem, dom, gref, caller, !writable, inc)?;
         if self.mmu.frames.get_grant_ref(mfn, dom, writable).is_err() {
             unpin(self.tables, &mut *self.mmu.mem, dom, gref, writable, inc);
             return Err(GNTST_GENERAL_ERROR);
         }
-        Ok(Claim {
-            mfn,
-            writable,
-            grant: Some((dom, gref)),
-        })
+        Ok(Claim { mfn, writable, grant: Some((dom, gref)) })
     }
 
     fn release(&mut self, c: Claim) {
         self.mmu.frames.put_grant_ref(c.mfn, c.writable);
         if let Some((dom, gref)) = c.grant {
-            let dec = if c.writable {
-                PIN_HSTW_INC
-            } else {
-                PIN_HSTR_INC
-            };
+            let dec = if c.writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
             unpin(self.tables, &mut *self.mmu.mem, dom, gref, c.writable, dec);
         }
     }
 }
 
 /// Reads `out.len()` bytes at byte `offset` of frame `mfn` (within the frame).
-pub(super) fn read_bytes<M: MachineMemory + ?Sized>(
-    mem: &M,
-    mfn: u64,
-    offset: usize,
-    out: &mut [u8],
-) {
+pub(super) fn read_bytes<M: MachineMemory + ?Sized>(mem: &M, mfn: u64, offset: usize, out: &mut [u8]) {
     for (i, b) in out.iter_mut().enumerate() {
         let at = offset + i;
         *b = mem.read_entry(mfn, at / 8).to_le_bytes()[at % 8];
@@ -164,22 +125,13 @@ pub(super) fn read_bytes<M: MachineMemory + ?Sized>(
 
 /// Writes `bytes` at byte `offset` of frame `mfn` (within the frame), whole words where it
 /// can and read-modify-write at the edges.
-pub(super) fn write_bytes<M: MachineMemory + ?Sized>(
-    mem: &mut M,
-    mfn: u64,
-    offset: usize,
-    bytes: &[u8],
-) {
+pub(super) fn write_bytes<M: MachineMemory + ?Sized>(mem: &mut M, mfn: u64, offset: usize, bytes: &[u8]) {
     let mut i = 0;
     while i < bytes.len() {
         let at = offset + i;
         let (word, lane) = (at / 8, at % 8);
         let n = (8 - lane).min(bytes.len() - i);
-        let mut w = if n == 8 {
-            [0u8; 8]
-        } else {
-            mem.read_entry(mfn, word).to_le_bytes()
-        };
+        let mut w = if n == 8 { [0u8; 8] } else { mem.read_entry(mfn, word).to_le_bytes() };
         w[lane..lane + n].copy_from_slice(&bytes[i..i + n]);
         mem.write_entry(mfn, word, u64::from_le_bytes(w));
         i += n;

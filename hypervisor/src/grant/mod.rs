@@ -130,10 +130,7 @@ pub struct GrantConfig {
 
 impl Default for GrantConfig {
     fn default() -> Self {
-        Self {
-            max_frames: DEFAULT_MAX_GRANT_FRAMES,
-            max_maptrack: DEFAULT_MAX_MAPTRACK_HANDLES,
-        }
+        Self { max_frames: DEFAULT_MAX_GRANT_FRAMES, max_maptrack: DEFAULT_MAX_MAPTRACK_HANDLES }
     }
 }
 
@@ -281,28 +278,18 @@ impl GrantTables {
     }
 
     /// Reads grant entry `gref` of `id`.
-    pub fn entry<M: MachineMemory + ?Sized>(
-        &self,
-        mem: &M,
-        id: DomId,
-        gref: GrantRef,
-    ) -> Option<GrantEntryV1> {
+    pub fn entry<M: MachineMemory + ?Sized>(&self, mem: &M, id: DomId, gref: GrantRef) -> Option<GrantEntryV1> {
         read_shared(mem, &self.tables.get(&id)?.frames, gref)
     }
 
     /// The pin counters of `id`'s entry `gref` (0: not in use).
     pub fn pin(&self, id: DomId, gref: GrantRef) -> u32 {
-        self.tables
-            .get(&id)
-            .and_then(|t| t.active.get(&gref))
-            .map_or(0, |a| a.pin)
+        self.tables.get(&id).and_then(|t| t.active.get(&gref)).map_or(0, |a| a.pin)
     }
 
     /// How many live mapping handles `id` holds.
     pub fn mapping_count(&self, id: DomId) -> usize {
-        self.tables
-            .get(&id)
-            .map_or(0, |t| t.maptrack.iter().filter(|m| m.is_some()).count())
+        self.tables.get(&id).map_or(0, |t| t.maptrack.iter().filter(|m| m.is_some()).count())
     }
 
     fn live_mut(&mut self, id: DomId) -> Option<&mut DomainGrants> {
@@ -373,18 +360,10 @@ fn encode(e: GrantEntryV1) -> u64 {
 }
 
 fn decode(w: u64) -> GrantEntryV1 {
-    GrantEntryV1 {
-        flags: w as u16,
-        domid: (w >> 16) as u16,
-        frame: (w >> 32) as u32,
-    }
+    GrantEntryV1 { flags: w as u16, domid: (w >> 16) as u16, frame: (w >> 32) as u32 }
 }
 
-fn read_shared<M: MachineMemory + ?Sized>(
-    mem: &M,
-    frames: &[u64],
-    gref: GrantRef,
-) -> Option<GrantEntryV1> {
+fn read_shared<M: MachineMemory + ?Sized>(mem: &M, frames: &[u64], gref: GrantRef) -> Option<GrantEntryV1> {
     let (mfn, index) = entry_location(frames, gref)?;
     Some(decode(mem.read_entry(mfn, index)))
 }
@@ -393,13 +372,7 @@ fn read_shared<M: MachineMemory + ?Sized>(
 /// the guest's own fields are kept. The hypervisor is non-preemptible and uniprocessor, so
 /// no guest runs between the read and the write (Xen needs a cmpxchg loop here; SMP will
 /// too). No-op for an entry outside `frames` (a dead domain's table has none).
-fn update_flags<M: MachineMemory + ?Sized>(
-    mem: &mut M,
-    frames: &[u64],
-    gref: GrantRef,
-    set: u16,
-    clear: u16,
-) {
+fn update_flags<M: MachineMemory + ?Sized>(mem: &mut M, frames: &[u64], gref: GrantRef, set: u16, clear: u16) {
     if let Some((mfn, index)) = entry_location(frames, gref) {
         let mut e = decode(mem.read_entry(mfn, index));
         e.flags = (e.flags | set) & !clear;

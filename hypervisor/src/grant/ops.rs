@@ -23,8 +23,7 @@ const PIN_WRITE_MASK: u32 = 0xff * (PIN_HSTW_INC | PIN_DEVW_INC);
 const PIN_OVERFLOW: u32 = 0x8080_8080;
 
 /// Map flags the maptrack keeps.
-const KEPT_MAP_FLAGS: u32 =
-    GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP | GNTMAP_READONLY | GNTMAP_CONTAINS_PTE;
+const KEPT_MAP_FLAGS: u32 = GNTMAP_DEVICE_MAP | GNTMAP_HOST_MAP | GNTMAP_READONLY | GNTMAP_CONTAINS_PTE;
 
 /// What a successful `map_grant_ref` returns to the guest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,19 +85,11 @@ pub(super) fn pin<M: MachineMemory + ?Sized>(
             let mfn = u64::from(e.frame);
             // Xen's get_paged_frame: the frame must be the granter's own (never a page the
             // hypervisor shares with it, see `FrameTable::get_grant_ref`).
-            let ok = frames.owned_by(mfn, granter)
-                && frames.get(mfn).is_some_and(|f| !f.shared_by_hypervisor);
+            let ok = frames.owned_by(mfn, granter) && frames.get(mfn).is_some_and(|f| !f.shared_by_hypervisor);
             if !ok {
                 return Err(GNTST_BAD_PAGE);
             }
-            t.active.insert(
-                gref,
-                ActiveEntry {
-                    pin: 0,
-                    mapper: user,
-                    mfn,
-                },
-            );
+            t.active.insert(gref, ActiveEntry { pin: 0, mapper: user, mfn });
         }
         let set = GTF_READING | if readonly { 0 } else { GTF_WRITING };
         update_flags(mem, &t.frames, gref, set, 0);
@@ -153,11 +144,7 @@ impl GrantAccess<'_> {
 
     /// `rcu_lock_domain_by_any_id`: `DOMID_SELF` or a live domain.
     fn any_domain(&self, dom: DomId) -> Option<DomId> {
-        let d = if dom == DOMID_SELF {
-            self.caller()
-        } else {
-            dom
-        };
+        let d = if dom == DOMID_SELF { self.caller() } else { dom };
         self.tables.is_live(d).then_some(d)
     }
 
@@ -180,15 +167,8 @@ impl GrantAccess<'_> {
             return Err(GNTST_GENERAL_ERROR);
         }
         if nr_frames as usize > t.frames.len() {
-            super::grow(
-                t,
-                d,
-                nr_frames,
-                self.mmu.frames,
-                &mut *self.mmu.mem,
-                &mut *self.pool,
-            )
-            .map_err(|_| GNTST_GENERAL_ERROR)?;
+            super::grow(t, d, nr_frames, self.mmu.frames, &mut *self.mmu.mem, &mut *self.pool)
+                .map_err(|_| GNTST_GENERAL_ERROR)?;
         }
         Ok(t.frames[..nr_frames as usize].to_vec())
     }
@@ -232,25 +212,15 @@ impl GrantAccess<'_> {
             return Err(GNTST_BAD_DOMAIN);
         }
         let caller = self.caller();
-        let handle = self
-            .tables
-            .live_mut(caller)
-            .ok_or(GNTST_GENERAL_ERROR)?
-            .alloc_handle()
-            .ok_or(GNTST_NO_DEVICE_SPACE)?;
+        let handle =
+            self.tables.live_mut(caller).ok_or(GNTST_GENERAL_ERROR)?.alloc_handle().ok_or(GNTST_NO_DEVICE_SPACE)?;
         let result = self.map_with_handle(op, caller);
         let t = self.tables.tables.get_mut(&caller);
         match (result, t) {
             (Ok(mfn), Some(t)) => {
-                t.maptrack[handle as usize] = Some(MapTrack {
-                    granter: op.dom,
-                    gref: op.r#ref,
-                    flags: op.flags & KEPT_MAP_FLAGS,
-                });
-                Ok(MapDone {
-                    handle,
-                    dev_bus_addr: mfn << 12,
-                })
+                t.maptrack[handle as usize] =
+                    Some(MapTrack { granter: op.dom, gref: op.r#ref, flags: op.flags & KEPT_MAP_FLAGS });
+                Ok(MapDone { handle, dev_bus_addr: mfn << 12 })
             }
             (Err(status), Some(t)) => {
                 t.free_handle(handle);
@@ -265,39 +235,18 @@ impl GrantAccess<'_> {
     fn map_with_handle(&mut self, op: &GnttabMapGrantRef, caller: DomId) -> Result<u64, i16> {
         let ro = op.flags & GNTMAP_READONLY != 0;
         let inc = pin_incs(op.flags);
-        let mfn = pin(
-            self.tables,
-            self.mmu.frames,
-            &mut *self.mmu.mem,
-            op.dom,
-            op.r#ref,
-            caller,
-            ro,
-            inc,
-        )?;
+        let mfn = pin(self.tables, self.mmu.frames, &mut *self.mmu.mem, op.dom, op.r#ref, caller, ro, inc)?;
         let device = op.flags & GNTMAP_DEVICE_MAP != 0;
         let mut result = Ok(());
         if device {
-            result = self
-                .mmu
-                .frames
-                .get_grant_ref(mfn, op.dom, !ro)
-                .map_err(|_| GNTST_GENERAL_ERROR);
+            result = self.mmu.frames.get_grant_ref(mfn, op.dom, !ro).map_err(|_| GNTST_GENERAL_ERROR);
         }
         if result.is_ok() && op.flags & GNTMAP_HOST_MAP != 0 {
             let slot = pte_slot(op.flags, op.host_addr);
-            result = self
-                .mmu
-                .install_grant_mapping(slot, mfn, op.dom, grant_pte_flags(op.flags))
-                .map_err(|e| {
-                    log::warn!(
-                        "d{caller}: grant map of d{} gref {}: {}",
-                        op.dom,
-                        op.r#ref,
-                        e.reason
-                    );
-                    GNTST_GENERAL_ERROR
-                });
+            result = self.mmu.install_grant_mapping(slot, mfn, op.dom, grant_pte_flags(op.flags)).map_err(|e| {
+                log::warn!("d{caller}: grant map of d{} gref {}: {}", op.dom, op.r#ref, e.reason);
+                GNTST_GENERAL_ERROR
+            });
             if result.is_err() && device {
                 self.mmu.frames.put_grant_ref(mfn, !ro);
             }
@@ -315,26 +264,13 @@ impl GrantAccess<'_> {
     /// `GNTST_general_error` and nothing changes); with `dev_bus_addr != 0` the device
     /// mapping (it must equal the frame's address, else `GNTST_general_error`). The handle is
     /// freed once neither is left. `GNTST_bad_handle` for a handle that maps nothing.
-    pub fn unmap_grant_ref(
-        &mut self,
-        host_addr: u64,
-        dev_bus_addr: u64,
-        handle: GrantHandle,
-    ) -> i16 {
+    pub fn unmap_grant_ref(&mut self, host_addr: u64, dev_bus_addr: u64, handle: GrantHandle) -> i16 {
         let caller = self.caller();
-        let map = self
-            .tables
-            .tables
-            .get(&caller)
-            .and_then(|t| t.maptrack.get(handle as usize).copied().flatten());
+        let map = self.tables.tables.get(&caller).and_then(|t| t.maptrack.get(handle as usize).copied().flatten());
         let Some(map) = map else {
             return GNTST_BAD_HANDLE;
         };
-        let act = self
-            .tables
-            .tables
-            .get(&map.granter)
-            .and_then(|t| t.active.get(&map.gref).copied());
+        let act = self.tables.tables.get(&map.granter).and_then(|t| t.active.get(&map.gref).copied());
         let Some(act) = act else {
             return GNTST_BAD_HANDLE;
         };
@@ -367,14 +303,7 @@ impl GrantAccess<'_> {
             }
         }
         let dec = pin_incs(done | (map.flags & GNTMAP_READONLY));
-        unpin(
-            self.tables,
-            &mut *self.mmu.mem,
-            map.granter,
-            map.gref,
-            !ro,
-            dec,
-        );
+        unpin(self.tables, &mut *self.mmu.mem, map.granter, map.gref, !ro, dec);
         GNTST_OKAY
     }
 }

@@ -53,11 +53,7 @@ impl GrantTables {
             let mut dec = 0;
             if map.flags & GNTMAP_DEVICE_MAP != 0 {
                 dec += if ro { PIN_DEVR_INC } else { PIN_DEVW_INC };
-                let mfn = self
-                    .tables
-                    .get(&map.granter)
-                    .and_then(|g| g.active.get(&map.gref))
-                    .map(|a| a.mfn);
+                let mfn = self.tables.get(&map.granter).and_then(|g| g.active.get(&map.gref)).map(|a| a.mfn);
                 if let Some(mfn) = mfn {
                     frames.put_grant_ref(mfn, !ro);
                 }
@@ -86,10 +82,7 @@ impl GrantTables {
     /// zombie table still to drop (true as long as one exists, so its id gets free).
     pub fn has_pending(&self) -> bool {
         !self.dead_table_frames.is_empty()
-            || self
-                .tables
-                .values()
-                .any(|t| t.dying && t.maptrack.is_empty() && t.frames.is_empty())
+            || self.tables.values().any(|t| t.dying && t.maptrack.is_empty() && t.frames.is_empty())
     }
 
     /// Frames the kernel must now give back to the frame allocator (module documentation,
@@ -100,9 +93,8 @@ impl GrantTables {
     pub fn reap(&mut self, frames: &mut FrameTable) -> Vec<u64> {
         let mut out = Vec::new();
         self.dead_table_frames.retain(|&mfn| {
-            let free = frames.get(mfn).is_some_and(|f| {
-                f.owner == Owner::Hypervisor && f.ref_count == 0 && f.type_count == 0
-            });
+            let free =
+                frames.get(mfn).is_some_and(|f| f.owner == Owner::Hypervisor && f.ref_count == 0 && f.type_count == 0);
             if free {
                 out.push(mfn);
             }
@@ -130,11 +122,7 @@ impl GrantTables {
             });
         }
         self.tables.retain(|_, t| {
-            !(t.dying
-                && t.frames.is_empty()
-                && t.active.is_empty()
-                && t.orphans.is_empty()
-                && t.maptrack.is_empty())
+            !(t.dying && t.frames.is_empty() && t.active.is_empty() && t.orphans.is_empty() && t.maptrack.is_empty())
         });
         out
     }

@@ -78,19 +78,9 @@ impl World {
                 w.mem.write_entry(l1(d), i, e(data(d, i as u64), RW));
             }
             let mut paging = VcpuPaging::default();
-            Mmu::new(&mut w.frames, &mut w.mem, SLOTS, rights(d), &mut paging)
-                .adopt_bootstrap_tables(base(d))
-                .unwrap();
+            Mmu::new(&mut w.frames, &mut w.mem, SLOTS, rights(d), &mut paging).adopt_bootstrap_tables(base(d)).unwrap();
             w.paging.insert(d, paging);
-            w.tables
-                .add_domain(
-                    d,
-                    GrantConfig::default(),
-                    &mut w.frames,
-                    &mut w.mem,
-                    &mut w.pool,
-                )
-                .unwrap();
+            w.tables.add_domain(d, GrantConfig::default(), &mut w.frames, &mut w.mem, &mut w.pool).unwrap();
         }
         w
     }
@@ -114,14 +104,8 @@ impl World {
 
     /// `granter` writes entry `gref`: `flags` for `to` on frame `mfn`.
     pub fn grant(&mut self, granter: DomId, gref: GrantRef, to: DomId, mfn: u64, flags: u16) {
-        let entry = GrantEntryV1 {
-            flags,
-            domid: to,
-            frame: mfn as u32,
-        };
-        self.tables
-            .set_entry(&mut self.mem, granter, gref, entry)
-            .unwrap();
+        let entry = GrantEntryV1 { flags, domid: to, frame: mfn as u32 };
+        self.tables.set_entry(&mut self.mem, granter, gref, entry).unwrap();
     }
 
     pub fn flags(&self, granter: DomId, gref: GrantRef) -> u16 {
@@ -135,13 +119,7 @@ impl World {
     }
 
     /// Host-maps `granter`'s `gref` into `mapper` at `MAP_VA` with extra `flags`.
-    pub fn map(
-        &mut self,
-        mapper: DomId,
-        granter: DomId,
-        gref: GrantRef,
-        flags: u32,
-    ) -> Result<MapDone, i16> {
+    pub fn map(&mut self, mapper: DomId, granter: DomId, gref: GrantRef, flags: u32) -> Result<MapDone, i16> {
         let op = GnttabMapGrantRef {
             host_addr: MAP_VA,
             flags: GNTMAP_HOST_MAP | flags,
@@ -162,11 +140,7 @@ impl World {
                 w.0 += 1;
                 w.1 += 1;
             }
-            let Some(level) = f
-                .page_type
-                .level()
-                .filter(|_| f.validated && f.type_count > 0)
-            else {
+            let Some(level) = f.page_type.level().filter(|_| f.validated && f.type_count > 0) else {
                 continue;
             };
             for i in 0..512 {
@@ -206,20 +180,13 @@ impl World {
         }
         for (mfn, f) in self.frames.iter() {
             let (refs, types) = want.get(&mfn).copied().unwrap_or_default();
-            assert_eq!(
-                (f.ref_count, f.type_count),
-                (refs, types),
-                "frame {mfn:#x} (refs, types)"
-            );
+            assert_eq!((f.ref_count, f.type_count), (refs, types), "frame {mfn:#x} (refs, types)");
         }
     }
 }
 
 pub(crate) fn rights(d: DomId) -> DomainRights {
-    DomainRights {
-        id: d,
-        io_capable: d == D0,
-    }
+    DomainRights { id: d, io_capable: d == D0 }
 }
 
 pub(crate) const GRANT_RW: u16 = GTF_PERMIT_ACCESS;
@@ -234,27 +201,16 @@ fn setup_table_grows_and_query_size_reports() {
     assert_eq!(&frames[..], w.tables.table_frames(A).unwrap());
     for &f in &frames {
         let info = w.frames.get(f).unwrap();
-        assert!(
-            info.owner == Owner::Domain(A) && info.shared_by_hypervisor,
-            "{f:#x}"
-        );
+        assert!(info.owner == Owner::Domain(A) && info.shared_by_hypervisor, "{f:#x}");
     }
     assert_eq!(w.access(A).query_size(A), Ok((4, 64)));
-    assert_eq!(
-        w.access(A).setup_table(A, 2).unwrap(),
-        frames[..2],
-        "no shrink"
-    );
+    assert_eq!(w.access(A).setup_table(A, 2).unwrap(), frames[..2], "no shrink");
     assert_eq!(w.access(A).setup_table(A, 65), Err(GNTST_GENERAL_ERROR));
     assert_eq!(w.access(A).setup_table(B, 1), Err(GNTST_PERMISSION_DENIED));
     assert_eq!(w.access(A).query_size(B), Err(GNTST_PERMISSION_DENIED));
     assert_eq!(w.access(A).setup_table(77, 1), Err(GNTST_BAD_DOMAIN));
     assert_eq!(w.access(A).query_size(77), Err(GNTST_BAD_DOMAIN));
-    assert_eq!(
-        w.access(D0).setup_table(B, 2).map(|f| f.len()),
-        Ok(2),
-        "privileged"
-    );
+    assert_eq!(w.access(D0).setup_table(B, 2).map(|f| f.len()), Ok(2), "privileged");
     assert_eq!(w.access(A).get_version(DOMID_SELF), Ok(1));
     assert_eq!(w.access(A).get_version(B), Err(Errno::EPERM));
     assert_eq!(w.access(A).get_version(77), Err(Errno::ESRCH));
@@ -284,28 +240,19 @@ fn map_and_unmap_a_writable_grant() {
     assert_eq!(done.dev_bus_addr, f << 12);
     let entry = w.mem.read_entry(l1(B), 8);
     assert_eq!(entry >> 12 & 0xfffffff, f);
-    assert_eq!(
-        entry & (pte::PRESENT | pte::RW | pte::NX | pte::USER),
-        pte::PRESENT | pte::RW | pte::NX | pte::USER
-    );
+    assert_eq!(entry & (pte::PRESENT | pte::RW | pte::NX | pte::USER), pte::PRESENT | pte::RW | pte::NX | pte::USER);
     assert_eq!(w.flags(A, 8), GRANT_RW | GTF_READING | GTF_WRITING);
     assert_eq!(w.tables.pin(A, 8), PIN_HSTW_INC);
     // A's own RW mapping plus B's.
     assert_eq!(w.counts(f), (PageType::Writable, 2, 2));
     w.audit();
     w.paging.get_mut(&B).unwrap().effects.take();
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_OKAY
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_OKAY);
     assert_eq!(w.mem.read_entry(l1(B), 8), 0);
     assert_eq!(w.flags(A, 8), GRANT_RW, "reading and writing cleared");
     assert_eq!(w.tables.pin(A, 8), 0);
     assert_eq!(w.counts(f), (PageType::Writable, 1, 1));
-    assert!(
-        w.paging[&B].effects.flush_pages.contains(&MAP_VA),
-        "unmap flushes the page"
-    );
+    assert!(w.paging[&B].effects.flush_pages.contains(&MAP_VA), "unmap flushes the page");
     assert_eq!(w.tables.mapping_count(B), 0);
     w.audit();
 }
@@ -315,27 +262,16 @@ fn read_only_grants_map_read_only_only() {
     let mut w = World::new();
     let f = data(A, 1);
     w.grant(A, 9, B, f, GRANT_RO);
-    assert_eq!(
-        w.map(B, A, 9, 0),
-        Err(GNTST_GENERAL_ERROR),
-        "writable map of a r/o grant"
-    );
+    assert_eq!(w.map(B, A, 9, 0), Err(GNTST_GENERAL_ERROR), "writable map of a r/o grant");
     assert_eq!(w.flags(A, 9), GRANT_RO, "nothing left set");
     let done = w.map(B, A, 9, GNTMAP_READONLY).unwrap();
     assert_eq!(w.mem.read_entry(l1(B), 8) & pte::RW, 0);
     assert_eq!(w.flags(A, 9), GRANT_RO | GTF_READING);
-    assert_eq!(
-        w.counts(f),
-        (PageType::Writable, 1, 2),
-        "a general reference only"
-    );
+    assert_eq!(w.counts(f), (PageType::Writable, 1, 2), "a general reference only");
     // A second, writable map of the same (still pinned) r/o grant is refused too.
     assert_eq!(w.map(B, A, 9, 0), Err(GNTST_GENERAL_ERROR));
     w.audit();
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_OKAY
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_OKAY);
     assert_eq!(w.flags(A, 9), GRANT_RO);
     w.audit();
 }
@@ -345,49 +281,19 @@ fn forged_and_malformed_maps_are_refused() {
     let mut w = World::new();
     let f = data(A, 0);
     w.grant(A, 8, B, f, GRANT_RW);
-    assert_eq!(
-        w.map(C, A, 8, 0),
-        Err(GNTST_GENERAL_ERROR),
-        "grant for B used by C"
-    );
-    assert_eq!(
-        w.map(B, A, 512, 0),
-        Err(GNTST_BAD_GNTREF),
-        "beyond the table"
-    );
+    assert_eq!(w.map(C, A, 8, 0), Err(GNTST_GENERAL_ERROR), "grant for B used by C");
+    assert_eq!(w.map(B, A, 512, 0), Err(GNTST_BAD_GNTREF), "beyond the table");
     assert_eq!(w.map(B, A, u32::MAX, 0), Err(GNTST_BAD_GNTREF));
-    assert_eq!(
-        w.map(B, A, 10, 0),
-        Err(GNTST_GENERAL_ERROR),
-        "invalid entry"
-    );
+    assert_eq!(w.map(B, A, 10, 0), Err(GNTST_GENERAL_ERROR), "invalid entry");
     assert_eq!(w.map(B, 77, 8, 0), Err(GNTST_BAD_DOMAIN));
     assert_eq!(w.map(B, DOMID_SELF, 8, 0), Err(GNTST_BAD_DOMAIN));
-    let op = GnttabMapGrantRef {
-        host_addr: MAP_VA,
-        flags: 0,
-        r#ref: 8,
-        dom: A,
-        ..Default::default()
-    };
-    assert_eq!(
-        w.access(B).map_grant_ref(&op),
-        Err(GNTST_BAD_GNTREF),
-        "neither host nor device"
-    );
+    let op = GnttabMapGrantRef { host_addr: MAP_VA, flags: 0, r#ref: 8, dom: A, ..Default::default() };
+    assert_eq!(w.access(B).map_grant_ref(&op), Err(GNTST_BAD_GNTREF), "neither host nor device");
     w.grant(A, 11, B, data(C, 0), GRANT_RW);
-    assert_eq!(
-        w.map(B, A, 11, 0),
-        Err(GNTST_BAD_PAGE),
-        "A granting C's frame"
-    );
+    assert_eq!(w.map(B, A, 11, 0), Err(GNTST_BAD_PAGE), "A granting C's frame");
     let table_frame = w.tables.table_frames(A).unwrap()[0];
     w.grant(A, 12, B, table_frame, GRANT_RO);
-    assert_eq!(
-        w.map(B, A, 12, GNTMAP_READONLY),
-        Err(GNTST_BAD_PAGE),
-        "a grant-table frame"
-    );
+    assert_eq!(w.map(B, A, 12, GNTMAP_READONLY), Err(GNTST_BAD_PAGE), "a grant-table frame");
     w.grant(A, 13, B, 0xfff_ffff, GRANT_RW);
     assert_eq!(w.map(B, A, 13, 0), Err(GNTST_BAD_PAGE), "outside RAM");
     for gref in [8, 11, 12, 13] {
@@ -395,11 +301,7 @@ fn forged_and_malformed_maps_are_refused() {
         assert_eq!(w.flags(A, gref) & (GTF_READING | GTF_WRITING), 0);
     }
     assert_eq!(w.mem.read_entry(l1(B), 8), 0);
-    assert_eq!(
-        w.tables.mapping_count(B),
-        0,
-        "failed maps free their handle"
-    );
+    assert_eq!(w.tables.mapping_count(B), 0, "failed maps free their handle");
     w.audit();
 }
 
@@ -407,43 +309,18 @@ fn forged_and_malformed_maps_are_refused() {
 fn bad_pte_slots_are_refused_and_undone() {
     let mut w = World::new();
     w.grant(A, 8, B, data(A, 0), GRANT_RW);
-    let mut op = GnttabMapGrantRef {
-        host_addr: 0x40_0000_0000,
-        flags: GNTMAP_HOST_MAP,
-        r#ref: 8,
-        dom: A,
-        ..Default::default()
-    };
-    assert_eq!(
-        w.access(B).map_grant_ref(&op),
-        Err(GNTST_GENERAL_ERROR),
-        "no L1 there"
-    );
+    let mut op =
+        GnttabMapGrantRef { host_addr: 0x40_0000_0000, flags: GNTMAP_HOST_MAP, r#ref: 8, dom: A, ..Default::default() };
+    assert_eq!(w.access(B).map_grant_ref(&op), Err(GNTST_GENERAL_ERROR), "no L1 there");
     op.host_addr = 0xffff_8000_0000_0000;
-    assert_eq!(
-        w.access(B).map_grant_ref(&op),
-        Err(GNTST_GENERAL_ERROR),
-        "hypervisor area"
-    );
+    assert_eq!(w.access(B).map_grant_ref(&op), Err(GNTST_GENERAL_ERROR), "hypervisor area");
     op.flags |= GNTMAP_CONTAINS_PTE;
     op.host_addr = (l1(B) << 12) + 8 * 8 + 4;
-    assert_eq!(
-        w.access(B).map_grant_ref(&op),
-        Err(GNTST_GENERAL_ERROR),
-        "misaligned PTE"
-    );
+    assert_eq!(w.access(B).map_grant_ref(&op), Err(GNTST_GENERAL_ERROR), "misaligned PTE");
     op.host_addr = data(B, 0) << 12;
-    assert_eq!(
-        w.access(B).map_grant_ref(&op),
-        Err(GNTST_GENERAL_ERROR),
-        "not an L1"
-    );
+    assert_eq!(w.access(B).map_grant_ref(&op), Err(GNTST_GENERAL_ERROR), "not an L1");
     op.host_addr = l1(C) << 12;
-    assert_eq!(
-        w.access(B).map_grant_ref(&op),
-        Err(GNTST_GENERAL_ERROR),
-        "another domain's L1"
-    );
+    assert_eq!(w.access(B).map_grant_ref(&op), Err(GNTST_GENERAL_ERROR), "another domain's L1");
     assert_eq!((w.tables.pin(A, 8), w.flags(A, 8)), (0, GRANT_RW));
     w.audit();
 }
@@ -464,10 +341,7 @@ fn contains_pte_maps_by_machine_address() {
     let done = w.access(B).map_grant_ref(&op).unwrap();
     assert_eq!(w.mem.read_entry(l1(B), 9) & pte::ADDR_MASK, f << 12);
     w.audit();
-    assert_eq!(
-        w.access(B).unmap_grant_ref(pte_at, 0, done.handle),
-        GNTST_OKAY
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(pte_at, 0, done.handle), GNTST_OKAY);
     assert!(w.paging[&B].effects.flush_all, "PTE address: whole flush");
     assert_eq!(w.counts(f), (PageType::Writable, 1, 1));
     w.audit();
@@ -478,39 +352,17 @@ fn device_maps_hold_their_own_references() {
     let mut w = World::new();
     let f = data(A, 0);
     w.grant(A, 8, B, f, GRANT_RW);
-    let op = GnttabMapGrantRef {
-        flags: GNTMAP_DEVICE_MAP,
-        r#ref: 8,
-        dom: A,
-        ..Default::default()
-    };
+    let op = GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP, r#ref: 8, dom: A, ..Default::default() };
     let done = w.access(B).map_grant_ref(&op).unwrap();
     assert_eq!(w.tables.pin(A, 8), PIN_DEVW_INC);
     assert_eq!(w.counts(f), (PageType::Writable, 2, 2));
     w.audit();
-    assert_eq!(
-        w.access(B).unmap_grant_ref(0, 0x1000, done.handle),
-        GNTST_GENERAL_ERROR,
-        "wrong bus address"
-    );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(0, 0, done.handle),
-        GNTST_OKAY,
-        "nothing named: nothing done"
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(0, 0x1000, done.handle), GNTST_GENERAL_ERROR, "wrong bus address");
+    assert_eq!(w.access(B).unmap_grant_ref(0, 0, done.handle), GNTST_OKAY, "nothing named: nothing done");
     assert_eq!(w.tables.pin(A, 8), PIN_DEVW_INC);
-    assert_eq!(
-        w.access(B).unmap_grant_ref(0, f << 12, done.handle),
-        GNTST_OKAY
-    );
-    assert_eq!(
-        (w.tables.pin(A, 8), w.counts(f)),
-        (0, (PageType::Writable, 1, 1))
-    );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(0, f << 12, done.handle),
-        GNTST_BAD_HANDLE
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(0, f << 12, done.handle), GNTST_OKAY);
+    assert_eq!((w.tables.pin(A, 8), w.counts(f)), (0, (PageType::Writable, 1, 1)));
+    assert_eq!(w.access(B).unmap_grant_ref(0, f << 12, done.handle), GNTST_BAD_HANDLE);
     w.audit();
 }
 
@@ -519,35 +371,14 @@ fn handles_are_per_domain_and_die_with_the_unmap() {
     let mut w = World::new();
     w.grant(A, 8, B, data(A, 0), GRANT_RW);
     let done = w.map(B, A, 8, 0).unwrap();
-    assert_eq!(
-        w.access(C).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_BAD_HANDLE,
-        "C has no such handle"
-    );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA + 0x1000, 0, done.handle),
-        GNTST_GENERAL_ERROR,
-        "wrong address"
-    );
+    assert_eq!(w.access(C).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_BAD_HANDLE, "C has no such handle");
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA + 0x1000, 0, done.handle), GNTST_GENERAL_ERROR, "wrong address");
     assert_eq!(w.tables.pin(A, 8), PIN_HSTW_INC, "still mapped");
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_OKAY
-    );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_BAD_HANDLE,
-        "reused handle"
-    );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, 12345),
-        GNTST_BAD_HANDLE
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_OKAY);
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_BAD_HANDLE, "reused handle");
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, 12345), GNTST_BAD_HANDLE);
     let again = w.map(B, A, 8, 0).unwrap();
-    assert_ne!(
-        again.handle, done.handle,
-        "a freed handle is not reused at once"
-    );
+    assert_ne!(again.handle, done.handle, "a freed handle is not reused at once");
     w.audit();
 }
 
@@ -556,25 +387,12 @@ fn maptrack_exhaustion_is_no_device_space() {
     let mut w = World::new();
     w.tables.tables.get_mut(&B).unwrap().config.max_maptrack = 2;
     w.grant(A, 8, B, data(A, 0), GRANT_RO);
-    let op = GnttabMapGrantRef {
-        flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY,
-        r#ref: 8,
-        dom: A,
-        ..Default::default()
-    };
+    let op = GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY, r#ref: 8, dom: A, ..Default::default() };
     let first = w.access(B).map_grant_ref(&op).unwrap();
     w.access(B).map_grant_ref(&op).unwrap();
     assert_eq!(w.access(B).map_grant_ref(&op), Err(GNTST_NO_DEVICE_SPACE));
-    assert_eq!(
-        w.access(B)
-            .unmap_grant_ref(0, data(A, 0) << 12, first.handle),
-        GNTST_OKAY
-    );
-    assert_eq!(
-        w.access(B).map_grant_ref(&op).map(|d| d.handle),
-        Ok(first.handle),
-        "reused once all are taken"
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(0, data(A, 0) << 12, first.handle), GNTST_OKAY);
+    assert_eq!(w.access(B).map_grant_ref(&op).map(|d| d.handle), Ok(first.handle), "reused once all are taken");
     w.audit();
 }
 
@@ -587,19 +405,10 @@ fn a_mapped_frame_cannot_be_freed_or_become_a_page_table() {
     assert_eq!(w.counts(f), (PageType::Writable, 0, 0));
     w.grant(A, 8, B, f, GRANT_RW);
     let done = w.map(B, A, 8, 0).unwrap();
-    assert_eq!(
-        w.frames.free_domain_frame(f).unwrap_err().errno,
-        Errno::EBUSY
-    );
-    assert!(
-        w.mmu(A).pin_table(f, 1).is_err(),
-        "writably mapped: cannot be an L1"
-    );
+    assert_eq!(w.frames.free_domain_frame(f).unwrap_err().errno, Errno::EBUSY);
+    assert!(w.mmu(A).pin_table(f, 1).is_err(), "writably mapped: cannot be an L1");
     w.audit();
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_OKAY
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_OKAY);
     w.mmu(A).pin_table(f, 1).unwrap();
     // Now a page table: a writable map is refused, a read-only one allowed.
     assert_eq!(w.map(B, A, 8, 0), Err(GNTST_GENERAL_ERROR));
@@ -607,15 +416,8 @@ fn a_mapped_frame_cannot_be_freed_or_become_a_page_table() {
     let ro = w.map(B, A, 8, GNTMAP_READONLY).unwrap();
     w.audit();
     w.mmu(A).unpin_table(f).unwrap();
-    assert_eq!(
-        w.frames.free_domain_frame(f).unwrap_err().errno,
-        Errno::EBUSY,
-        "r/o mapped"
-    );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, ro.handle),
-        GNTST_OKAY
-    );
+    assert_eq!(w.frames.free_domain_frame(f).unwrap_err().errno, Errno::EBUSY, "r/o mapped");
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, ro.handle), GNTST_OKAY);
     w.frames.free_domain_frame(f).unwrap();
 }
 
@@ -627,40 +429,18 @@ fn revoking_while_mapped_leaves_the_mapping_until_unmap() {
     let first = w.map(B, A, 8, 0).unwrap();
     // The granter ignores the protocol and wipes the entry (or re-grants it to C).
     w.grant(A, 8, C, data(A, 1), GRANT_RW);
-    assert_eq!(
-        w.mem.read_entry(l1(B), 8) & pte::ADDR_MASK,
-        f << 12,
-        "mapping kept"
-    );
-    assert_eq!(
-        w.frames.free_domain_frame(f).unwrap_err().errno,
-        Errno::EBUSY
-    );
+    assert_eq!(w.mem.read_entry(l1(B), 8) & pte::ADDR_MASK, f << 12, "mapping kept");
+    assert_eq!(w.frames.free_domain_frame(f).unwrap_err().errno, Errno::EBUSY);
     assert_eq!(w.map(C, A, 8, 0), Err(GNTST_GENERAL_ERROR), "pinned for B");
     // B may map the pinned entry again; it gets the frame pinned at first, not the new one.
-    let op = GnttabMapGrantRef {
-        flags: GNTMAP_DEVICE_MAP,
-        r#ref: 8,
-        dom: A,
-        ..Default::default()
-    };
+    let op = GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP, r#ref: 8, dom: A, ..Default::default() };
     let second = w.access(B).map_grant_ref(&op).unwrap();
     assert_eq!(second.dev_bus_addr, f << 12);
     w.audit();
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, first.handle),
-        GNTST_OKAY
-    );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(0, f << 12, second.handle),
-        GNTST_OKAY
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, first.handle), GNTST_OKAY);
+    assert_eq!(w.access(B).unmap_grant_ref(0, f << 12, second.handle), GNTST_OKAY);
     assert_eq!(w.tables.pin(A, 8), 0);
-    assert_eq!(
-        w.map(B, A, 8, 0),
-        Err(GNTST_GENERAL_ERROR),
-        "now checked afresh: for C"
-    );
+    assert_eq!(w.map(B, A, 8, 0), Err(GNTST_GENERAL_ERROR), "now checked afresh: for C");
     assert!(w.map(C, A, 8, 0).is_ok());
     w.audit();
 }
@@ -676,10 +456,7 @@ fn a_hand_cleared_grant_pte_drops_its_references() {
     assert_eq!(w.counts(f), (PageType::Writable, 1, 1));
     w.audit();
     // The grant stays in use (as in Xen) and the unmap no longer matches.
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_GENERAL_ERROR
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_GENERAL_ERROR);
     assert_eq!(w.tables.pin(A, 8), PIN_HSTW_INC);
     // A guest cannot recreate a foreign mapping by hand.
     let forged = (f << 12) | RW;

@@ -9,9 +9,7 @@ use hypercall_abi::grant_table::*;
 use hypercall_abi::mm::DOMID_SELF;
 
 fn fill(w: &mut World, mfn: u64, seed: u8) {
-    let bytes: Vec<u8> = (0..4096u32)
-        .map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed))
-        .collect();
+    let bytes: Vec<u8> = (0..4096u32).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect();
     write_bytes(&mut w.mem, mfn, 0, &bytes);
 }
 
@@ -22,29 +20,15 @@ fn page(w: &World, mfn: u64) -> Vec<u8> {
 }
 
 fn gref_side(gref: GrantRef, dom: DomId, offset: u16) -> GnttabCopyPtr {
-    GnttabCopyPtr {
-        ref_or_gmfn: u64::from(gref),
-        domid: dom,
-        offset,
-    }
+    GnttabCopyPtr { ref_or_gmfn: u64::from(gref), domid: dom, offset }
 }
 
 fn frame_side(mfn: u64, offset: u16) -> GnttabCopyPtr {
-    GnttabCopyPtr {
-        ref_or_gmfn: mfn,
-        domid: DOMID_SELF,
-        offset,
-    }
+    GnttabCopyPtr { ref_or_gmfn: mfn, domid: DOMID_SELF, offset }
 }
 
 fn op(source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16) -> GnttabCopy {
-    GnttabCopy {
-        source,
-        dest,
-        len,
-        flags,
-        status: 0,
-    }
+    GnttabCopy { source, dest, len, flags, status: 0 }
 }
 
 #[test]
@@ -55,21 +39,13 @@ fn copies_from_a_grant_byte_for_byte_with_offsets() {
     fill(&mut w, dst, 99);
     let before = page(&w, dst);
     w.grant(A, 8, B, src, GTF_PERMIT_ACCESS | GTF_READONLY);
-    let o = op(
-        gref_side(8, A, 13),
-        frame_side(dst, 1001),
-        777,
-        GNTCOPY_SOURCE_GREF,
-    );
+    let o = op(gref_side(8, A, 13), frame_side(dst, 1001), 777, GNTCOPY_SOURCE_GREF);
     assert_eq!(w.access(B).copy(&o), GNTST_OKAY);
     let (s, d) = (page(&w, src), page(&w, dst));
     assert_eq!(d[1001..1778], s[13..790]);
     assert_eq!(d[..1001], before[..1001], "bytes before untouched");
     assert_eq!(d[1778..], before[1778..], "bytes after untouched");
-    assert_eq!(
-        (w.tables.pin(A, 8), w.flags(A, 8)),
-        (0, GTF_PERMIT_ACCESS | GTF_READONLY)
-    );
+    assert_eq!((w.tables.pin(A, 8), w.flags(A, 8)), (0, GTF_PERMIT_ACCESS | GTF_READONLY));
     w.audit();
 }
 
@@ -80,39 +56,20 @@ fn copies_into_a_grant_and_between_grants() {
     fill(&mut w, mine, 5);
     fill(&mut w, theirs, 50);
     w.grant(A, 8, B, theirs, GTF_PERMIT_ACCESS);
-    let o = op(
-        frame_side(mine, 4095),
-        gref_side(8, A, 0),
-        1,
-        GNTCOPY_DEST_GREF,
-    );
+    let o = op(frame_side(mine, 4095), gref_side(8, A, 0), 1, GNTCOPY_DEST_GREF);
     assert_eq!(w.access(B).copy(&o), GNTST_OKAY);
     assert_eq!(page(&w, theirs)[0], page(&w, mine)[4095]);
-    let full = op(
-        frame_side(mine, 0),
-        gref_side(8, A, 0),
-        4096,
-        GNTCOPY_DEST_GREF,
-    );
+    let full = op(frame_side(mine, 0), gref_side(8, A, 0), 4096, GNTCOPY_DEST_GREF);
     assert_eq!(w.access(B).copy(&full), GNTST_OKAY);
     assert_eq!(page(&w, theirs), page(&w, mine));
     // C grants B a frame too: grant to grant.
     fill(&mut w, third, 200);
     w.grant(C, 8, B, third, GTF_PERMIT_ACCESS | GTF_READONLY);
-    let g2g = op(
-        gref_side(8, C, 100),
-        gref_side(8, A, 3000),
-        96,
-        GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF,
-    );
+    let g2g = op(gref_side(8, C, 100), gref_side(8, A, 3000), 96, GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF);
     assert_eq!(w.access(B).copy(&g2g), GNTST_OKAY);
     assert_eq!(page(&w, theirs)[3000..3096], page(&w, third)[100..196]);
     assert_eq!((w.tables.pin(A, 8), w.tables.pin(C, 8)), (0, 0));
-    assert_eq!(
-        w.flags(A, 8),
-        GTF_PERMIT_ACCESS,
-        "writing cleared after the copy"
-    );
+    assert_eq!(w.flags(A, 8), GTF_PERMIT_ACCESS, "writing cleared after the copy");
     w.audit();
 }
 
@@ -122,31 +79,13 @@ fn copies_must_stay_inside_the_page() {
     let (src, dst) = (data(B, 0), data(B, 1));
     fill(&mut w, dst, 3);
     let before = page(&w, dst);
-    for (so, dof, len) in [
-        (1, 0, 4096),
-        (0, 4000, 97),
-        (4096, 0, 1),
-        (u16::MAX, 0, 1),
-        (0, 0, u16::MAX),
-    ] {
+    for (so, dof, len) in [(1, 0, 4096), (0, 4000, 97), (4096, 0, 1), (u16::MAX, 0, 1), (0, 0, u16::MAX)] {
         let o = op(frame_side(src, so), frame_side(dst, dof), len, 0);
-        assert_eq!(
-            w.access(B).copy(&o),
-            GNTST_BAD_COPY_ARG,
-            "({so}, {dof}, {len})"
-        );
+        assert_eq!(w.access(B).copy(&o), GNTST_BAD_COPY_ARG, "({so}, {dof}, {len})");
     }
     assert_eq!(page(&w, dst), before);
-    assert_eq!(
-        w.access(B)
-            .copy(&op(frame_side(src, 4095), frame_side(dst, 0), 1, 0)),
-        GNTST_OKAY
-    );
-    assert_eq!(
-        w.access(B)
-            .copy(&op(frame_side(src, 0), frame_side(dst, 0), 0, 0)),
-        GNTST_OKAY
-    );
+    assert_eq!(w.access(B).copy(&op(frame_side(src, 4095), frame_side(dst, 0), 1, 0)), GNTST_OKAY);
+    assert_eq!(w.access(B).copy(&op(frame_side(src, 0), frame_side(dst, 0), 0, 0)), GNTST_OKAY);
     w.audit();
 }
 
@@ -157,52 +96,20 @@ fn copy_refusals() {
     w.grant(A, 8, B, f, GTF_PERMIT_ACCESS | GTF_READONLY);
     w.grant(A, 9, C, f, GTF_PERMIT_ACCESS);
     let mine = data(B, 0);
-    let to_grant = |gref, dom| {
-        op(
-            frame_side(mine, 0),
-            gref_side(gref, dom, 0),
-            8,
-            GNTCOPY_DEST_GREF,
-        )
-    };
+    let to_grant = |gref, dom| op(frame_side(mine, 0), gref_side(gref, dom, 0), 8, GNTCOPY_DEST_GREF);
     let cases = [
-        (
-            to_grant(8, A),
-            GNTST_GENERAL_ERROR,
-            "read-only grant as destination",
-        ),
+        (to_grant(8, A), GNTST_GENERAL_ERROR, "read-only grant as destination"),
         (to_grant(9, A), GNTST_GENERAL_ERROR, "grant for C used by B"),
         (to_grant(512, A), GNTST_BAD_GNTREF, "outside the table"),
         (to_grant(8, 77), GNTST_BAD_DOMAIN, "no such granter"),
+        (op(frame_side(f, 0), frame_side(mine, 0), 8, 0), GNTST_BAD_PAGE, "A's frame named directly"),
+        (op(frame_side(mine, 0), frame_side(0xfff_ffff, 0), 8, 0), GNTST_BAD_PAGE, "outside RAM"),
         (
-            op(frame_side(f, 0), frame_side(mine, 0), 8, 0),
-            GNTST_BAD_PAGE,
-            "A's frame named directly",
-        ),
-        (
-            op(frame_side(mine, 0), frame_side(0xfff_ffff, 0), 8, 0),
-            GNTST_BAD_PAGE,
-            "outside RAM",
-        ),
-        (
-            op(
-                GnttabCopyPtr {
-                    ref_or_gmfn: mine,
-                    domid: B,
-                    offset: 0,
-                },
-                frame_side(mine, 8),
-                8,
-                0,
-            ),
+            op(GnttabCopyPtr { ref_or_gmfn: mine, domid: B, offset: 0 }, frame_side(mine, 8), 8, 0),
             GNTST_PERMISSION_DENIED,
             "a frame side must say DOMID_SELF",
         ),
-        (
-            op(frame_side(mine, 0), frame_side(base(B) + 3, 0), 8, 0),
-            GNTST_GENERAL_ERROR,
-            "into a page table",
-        ),
+        (op(frame_side(mine, 0), frame_side(base(B) + 3, 0), 8, 0), GNTST_GENERAL_ERROR, "into a page table"),
     ];
     for (o, status, why) in cases {
         assert_eq!(w.access(B).copy(&o), status, "{why}");
@@ -222,24 +129,10 @@ fn copy_into_a_granted_page_table_is_refused() {
     w.mmu(A).update_va_mapping(3 * 0x1000, 0, 0).unwrap();
     w.mmu(A).pin_table(f, 1).unwrap();
     w.grant(A, 8, B, f, GTF_PERMIT_ACCESS);
-    let o = op(
-        frame_side(data(B, 0), 0),
-        gref_side(8, A, 0),
-        8,
-        GNTCOPY_DEST_GREF,
-    );
+    let o = op(frame_side(data(B, 0), 0), gref_side(8, A, 0), 8, GNTCOPY_DEST_GREF);
     assert_eq!(w.access(B).copy(&o), GNTST_GENERAL_ERROR);
     assert_eq!((w.tables.pin(A, 8), w.flags(A, 8)), (0, GTF_PERMIT_ACCESS));
-    let read = op(
-        gref_side(8, A, 0),
-        frame_side(data(B, 0), 0),
-        8,
-        GNTCOPY_SOURCE_GREF,
-    );
-    assert_eq!(
-        w.access(B).copy(&read),
-        GNTST_OKAY,
-        "reading a page table is fine"
-    );
+    let read = op(gref_side(8, A, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF);
+    assert_eq!(w.access(B).copy(&read), GNTST_OKAY, "reading a page table is fine");
     w.audit();
 }

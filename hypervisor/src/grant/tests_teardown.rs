@@ -28,34 +28,17 @@ fn a_dying_mapper_releases_everything() {
     w.grant(A, 8, B, f, GRANT_RW);
     w.grant(A, 9, B, g, GRANT_RO);
     w.map(B, A, 8, 0).unwrap();
-    let dev = GnttabMapGrantRef {
-        flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY,
-        r#ref: 9,
-        dom: A,
-        ..Default::default()
-    };
+    let dev = GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY, r#ref: 9, dom: A, ..Default::default() };
     for _ in 0..5 {
         w.access(B).map_grant_ref(&dev).unwrap();
     }
-    assert_eq!(
-        destroy(&mut w, B),
-        Vec::<u64>::new(),
-        "all of B's frames freed"
-    );
+    assert_eq!(destroy(&mut w, B), Vec::<u64>::new(), "all of B's frames freed");
     assert_eq!((w.tables.pin(A, 8), w.tables.pin(A, 9)), (0, 0));
     assert_eq!((w.flags(A, 8), w.flags(A, 9)), (GRANT_RW, GRANT_RO));
-    assert_eq!(
-        w.counts(f),
-        (PageType::Writable, 1, 1),
-        "only A's own mapping left"
-    );
+    assert_eq!(w.counts(f), (PageType::Writable, 1, 1), "only A's own mapping left");
     assert_eq!(w.counts(g), (PageType::Writable, 1, 1));
     let table_frames = w.tables.reap(&mut w.frames);
-    assert_eq!(
-        table_frames.len(),
-        1,
-        "B's grant frame back to the allocator"
-    );
+    assert_eq!(table_frames.len(), 1, "B's grant frame back to the allocator");
     assert!(!w.tables.has_table(B) && !w.tables.has_pending());
     w.audit();
 }
@@ -69,36 +52,15 @@ fn a_dying_granter_leaves_a_zombie_until_the_last_unmap() {
     w.grant(A, 9, C, data(A, 1), GRANT_RO);
     assert_eq!(destroy(&mut w, A), vec![f], "the mapped frame is kept");
     assert!(w.tables.has_table(A) && !w.tables.is_live(A));
+    assert_eq!(w.map(C, A, 9, GNTMAP_READONLY), Err(GNTST_BAD_DOMAIN), "dead granter");
+    assert_eq!(w.tables.reap(&mut w.frames).len(), 1, "A's grant frame only");
+    assert_eq!(w.counts(f), (PageType::Writable, 1, 1), "B's mapping still valid");
     assert_eq!(
-        w.map(C, A, 9, GNTMAP_READONLY),
-        Err(GNTST_BAD_DOMAIN),
-        "dead granter"
-    );
-    assert_eq!(
-        w.tables.reap(&mut w.frames).len(),
-        1,
-        "A's grant frame only"
-    );
-    assert_eq!(
-        w.counts(f),
-        (PageType::Writable, 1, 1),
-        "B's mapping still valid"
-    );
-    assert_eq!(
-        w.tables.add_domain(
-            A,
-            GrantConfig::default(),
-            &mut w.frames,
-            &mut w.mem,
-            &mut w.pool
-        ),
+        w.tables.add_domain(A, GrantConfig::default(), &mut w.frames, &mut w.mem, &mut w.pool),
         Err(Errno::EEXIST),
         "id busy while the zombie lives"
     );
-    assert_eq!(
-        w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle),
-        GNTST_OKAY
-    );
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_OKAY);
     assert!(w.tables.has_pending());
     assert_eq!(w.tables.reap(&mut w.frames), vec![f]);
     assert_eq!(w.frames.get(f).unwrap().owner, Owner::Hypervisor);
@@ -119,11 +81,7 @@ fn a_granter_and_mapper_dying_together_release_everything() {
     assert!(kept_b.is_empty());
     let mut freed = w.tables.reap(&mut w.frames);
     freed.sort_unstable();
-    assert_eq!(
-        freed.len(),
-        3,
-        "two grant frames and A's orphan: {freed:x?}"
-    );
+    assert_eq!(freed.len(), 3, "two grant frames and A's orphan: {freed:x?}");
     assert!(freed.contains(&data(A, 0)));
     assert!(!w.tables.has_table(A) && !w.tables.has_table(B));
     w.audit();

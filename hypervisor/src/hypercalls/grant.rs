@@ -85,12 +85,7 @@ pub fn grant_table_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 }
 
 /// Runs up to [`BATCH`] requests of `size` bytes from `a[1]`, then continues with the rest.
-fn batch(
-    env: &mut dyn Env,
-    a: [u64; 5],
-    size: usize,
-    one: fn(&mut dyn Env, u64) -> Result<(), Errno>,
-) -> Outcome {
+fn batch(env: &mut dyn Env, a: [u64; 5], size: usize, one: fn(&mut dyn Env, u64) -> Result<(), Errno>) -> Outcome {
     let (uop, count) = (a[1], a[2] as u32);
     let this = count.min(BATCH);
     for i in 0..u64::from(this) {
@@ -120,25 +115,13 @@ fn map_one(env: &mut dyn Env, va: u64) -> Result<(), Errno> {
     let result = env.grants().ok_or(Errno::ENOSYS)?.map_grant_ref(&op);
     let status = match result {
         Ok(done) => {
-            put(
-                &mut b,
-                offset_of!(GnttabMapGrantRef, handle),
-                &done.handle.to_le_bytes(),
-            );
-            put(
-                &mut b,
-                offset_of!(GnttabMapGrantRef, dev_bus_addr),
-                &done.dev_bus_addr.to_le_bytes(),
-            );
+            put(&mut b, offset_of!(GnttabMapGrantRef, handle), &done.handle.to_le_bytes());
+            put(&mut b, offset_of!(GnttabMapGrantRef, dev_bus_addr), &done.dev_bus_addr.to_le_bytes());
             GNTST_OKAY
         }
         Err(status) => status,
     };
-    put(
-        &mut b,
-        offset_of!(GnttabMapGrantRef, status),
-        &status.to_le_bytes(),
-    );
+    put(&mut b, offset_of!(GnttabMapGrantRef, status), &status.to_le_bytes());
     env.copy_to_guest(va, &b)
 }
 
@@ -148,14 +131,8 @@ fn unmap_one(env: &mut dyn Env, va: u64) -> Result<(), Errno> {
     let host_addr = u64_at(&b, offset_of!(GnttabUnmapGrantRef, host_addr));
     let dev_bus_addr = u64_at(&b, offset_of!(GnttabUnmapGrantRef, dev_bus_addr));
     let handle = u32_at(&b, offset_of!(GnttabUnmapGrantRef, handle));
-    let status =
-        env.grants()
-            .ok_or(Errno::ENOSYS)?
-            .unmap_grant_ref(host_addr, dev_bus_addr, handle);
-    env.copy_to_guest(
-        va + offset_of!(GnttabUnmapGrantRef, status) as u64,
-        &status.to_le_bytes(),
-    )
+    let status = env.grants().ok_or(Errno::ENOSYS)?.unmap_grant_ref(host_addr, dev_bus_addr, handle);
+    env.copy_to_guest(va + offset_of!(GnttabUnmapGrantRef, status) as u64, &status.to_le_bytes())
 }
 
 /// One `gnttab_copy`; only `status` is written back.
@@ -174,10 +151,7 @@ fn copy_one(env: &mut dyn Env, va: u64) -> Result<(), Errno> {
         status: 0,
     };
     let status = env.grants().ok_or(Errno::ENOSYS)?.copy(&op);
-    env.copy_to_guest(
-        va + offset_of!(GnttabCopy, status) as u64,
-        &status.to_le_bytes(),
-    )
+    env.copy_to_guest(va + offset_of!(GnttabCopy, status) as u64, &status.to_le_bytes())
 }
 
 /// `GNTTABOP_setup_table` (count must be 1). The frames go to `frame_list` (a write fault
@@ -190,10 +164,7 @@ fn setup_table(env: &mut dyn Env, uop: u64, count: u32) -> Result<(), Errno> {
     let dom = u16_at(&b, offset_of!(GnttabSetupTable, dom));
     let nr_frames = u32_at(&b, offset_of!(GnttabSetupTable, nr_frames));
     let frame_list = u64_at(&b, offset_of!(GnttabSetupTable, frame_list));
-    let result = env
-        .grants()
-        .ok_or(Errno::ENOSYS)?
-        .setup_table(dom, nr_frames);
+    let result = env.grants().ok_or(Errno::ENOSYS)?.setup_table(dom, nr_frames);
     let status = match result {
         Ok(frames) => {
             let mut status = GNTST_OKAY;
@@ -207,10 +178,7 @@ fn setup_table(env: &mut dyn Env, uop: u64, count: u32) -> Result<(), Errno> {
         }
         Err(status) => status,
     };
-    env.copy_to_guest(
-        uop + offset_of!(GnttabSetupTable, status) as u64,
-        &status.to_le_bytes(),
-    )
+    env.copy_to_guest(uop + offset_of!(GnttabSetupTable, status) as u64, &status.to_le_bytes())
 }
 
 /// `GNTTABOP_query_size` (count must be 1); the whole structure is written back.
@@ -223,25 +191,13 @@ fn query_size(env: &mut dyn Env, uop: u64, count: u32) -> Result<(), Errno> {
     let result = env.grants().ok_or(Errno::ENOSYS)?.query_size(dom);
     let status = match result {
         Ok((nr, max)) => {
-            put(
-                &mut b,
-                offset_of!(GnttabQuerySize, nr_frames),
-                &nr.to_le_bytes(),
-            );
-            put(
-                &mut b,
-                offset_of!(GnttabQuerySize, max_nr_frames),
-                &max.to_le_bytes(),
-            );
+            put(&mut b, offset_of!(GnttabQuerySize, nr_frames), &nr.to_le_bytes());
+            put(&mut b, offset_of!(GnttabQuerySize, max_nr_frames), &max.to_le_bytes());
             GNTST_OKAY
         }
         Err(status) => status,
     };
-    put(
-        &mut b,
-        offset_of!(GnttabQuerySize, status),
-        &status.to_le_bytes(),
-    );
+    put(&mut b, offset_of!(GnttabQuerySize, status), &status.to_le_bytes());
     env.copy_to_guest(uop, &b)
 }
 

@@ -36,10 +36,7 @@ impl Mock {
     }
     fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
         let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
-        let end = start
-            .checked_add(len)
-            .filter(|&e| e <= self.mem.len())
-            .ok_or(Errno::EFAULT)?;
+        let end = start.checked_add(len).filter(|&e| e <= self.mem.len()).ok_or(Errno::EFAULT)?;
         Ok(start..end)
     }
     fn put(&mut self, va: u64, bytes: &[u8]) {
@@ -82,13 +79,7 @@ impl Env for Mock {
         0
     }
     fn domain(&self) -> DomainFacts {
-        DomainFacts {
-            id: self.caller,
-            nr_pages: 0x100,
-            max_pages: 0x100,
-            privileged: false,
-            max_mfn: 0x1000,
-        }
+        DomainFacts { id: self.caller, nr_pages: 0x100, max_pages: 0x100, privileged: false, max_mfn: 0x1000 }
     }
     fn now_ns(&self) -> u64 {
         0
@@ -144,25 +135,13 @@ fn copy_op(src: (u64, u16, u16), dst: (u64, u16, u16), len: u16, flags: u16) -> 
 #[test]
 fn argument_level_errors() {
     let mut m = Mock::new(B);
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_TRANSFER), BASE, 1),
-        Errno::ENOSYS.to_return()
-    );
+    assert_eq!(m.call(u64::from(GNTTABOP_TRANSFER), BASE, 1), Errno::ENOSYS.to_return());
     assert_eq!(m.call(99, BASE, 1), Errno::ENOSYS.to_return());
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_COPY) | 1 << 12, BASE, 1),
-        Errno::EINVAL.to_return()
-    );
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_COPY), BASE, 0x8000_0000),
-        Errno::EINVAL.to_return()
-    );
+    assert_eq!(m.call(u64::from(GNTTABOP_COPY) | 1 << 12, BASE, 1), Errno::EINVAL.to_return());
+    assert_eq!(m.call(u64::from(GNTTABOP_COPY), BASE, 0x8000_0000), Errno::EINVAL.to_return());
     assert_eq!(m.call(u64::from(GNTTABOP_COPY), BASE, 0), 0, "empty batch");
     m.available = false;
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_QUERY_SIZE), BASE, 1),
-        Errno::ENOSYS.to_return()
-    );
+    assert_eq!(m.call(u64::from(GNTTABOP_QUERY_SIZE), BASE, 1), Errno::ENOSYS.to_return());
 }
 
 #[test]
@@ -181,14 +160,8 @@ fn setup_table_writes_the_frame_list() {
     for (i, f) in frames.iter().enumerate() {
         assert_eq!(m.u64_at(list + 8 * i as u64), *f);
     }
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 2),
-        Errno::EINVAL.to_return()
-    );
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_SETUP_TABLE), 0x10, 1),
-        Errno::EFAULT.to_return()
-    );
+    assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 2), Errno::EINVAL.to_return());
+    assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), 0x10, 1), Errno::EFAULT.to_return());
     // A frame list the hypervisor cannot write: status, not errno.
     m.put(BASE + 16, &(BASE + MEM as u64 - 8).to_le_bytes());
     assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 1), 0);
@@ -205,35 +178,22 @@ fn query_size_and_versions() {
     op[0..2].copy_from_slice(&DOMID_SELF.to_le_bytes());
     m.put(BASE, &op);
     assert_eq!(m.call(u64::from(GNTTABOP_QUERY_SIZE), BASE, 1), 0);
-    assert_eq!(
-        (m.u32_at(BASE + 4), m.u32_at(BASE + 8), m.i16_at(BASE + 12)),
-        (1, 64, GNTST_OKAY)
-    );
+    assert_eq!((m.u32_at(BASE + 4), m.u32_at(BASE + 8), m.i16_at(BASE + 12)), (1, 64, GNTST_OKAY));
     m.put(BASE, &B.to_le_bytes());
     assert_eq!(m.call(u64::from(GNTTABOP_QUERY_SIZE), BASE, 1), 0);
     assert_eq!(m.i16_at(BASE + 12), GNTST_PERMISSION_DENIED);
-    for (asked, rc) in [
-        (1u32, 0),
-        (2, Errno::ENOSYS.to_return()),
-        (0, Errno::EINVAL.to_return()),
-        (3, Errno::EINVAL.to_return()),
-    ] {
+    for (asked, rc) in
+        [(1u32, 0), (2, Errno::ENOSYS.to_return()), (0, Errno::EINVAL.to_return()), (3, Errno::EINVAL.to_return())]
+    {
         m.put(BASE, &asked.to_le_bytes());
-        assert_eq!(
-            m.call(u64::from(GNTTABOP_SET_VERSION), BASE, 1),
-            rc,
-            "set_version({asked})"
-        );
+        assert_eq!(m.call(u64::from(GNTTABOP_SET_VERSION), BASE, 1), rc, "set_version({asked})");
         assert_eq!(m.u32_at(BASE), 1, "the version in force is written back");
     }
     m.put(BASE, &[0xf0, 0x7f, 0, 0, 9, 9, 9, 9]);
     assert_eq!(m.call(u64::from(GNTTABOP_GET_VERSION), BASE, 1), 0);
     assert_eq!(m.u32_at(BASE + 4), 1);
     m.put(BASE, &77u16.to_le_bytes());
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_GET_VERSION), BASE, 1),
-        Errno::ESRCH.to_return()
-    );
+    assert_eq!(m.call(u64::from(GNTTABOP_GET_VERSION), BASE, 1), Errno::ESRCH.to_return());
 }
 
 #[test]
@@ -249,11 +209,7 @@ fn map_and_unmap_batches_report_per_request() {
     let handle = m.u32_at(BASE + 20);
     assert_eq!(m.u64_at(BASE + 24), f << 12);
     assert_eq!(m.i16_at(BASE + 32 + 18), GNTST_GENERAL_ERROR);
-    assert_eq!(
-        m.u32_at(BASE + 32 + 20),
-        0xaaaa_aaaa,
-        "handle untouched on failure"
-    );
+    assert_eq!(m.u32_at(BASE + 32 + 20), 0xaaaa_aaaa, "handle untouched on failure");
     let mut unmap = Vec::new();
     for h in [handle, handle] {
         unmap.extend_from_slice(&MAP_VA.to_le_bytes());
@@ -262,16 +218,9 @@ fn map_and_unmap_batches_report_per_request() {
         unmap.extend_from_slice(&[0x55; 4]);
     }
     m.put(BASE + 0x200, &unmap);
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE + 0x200, 2),
-        0
-    );
+    assert_eq!(m.call(u64::from(GNTTABOP_UNMAP_GRANT_REF), BASE + 0x200, 2), 0);
     assert_eq!(m.i16_at(BASE + 0x200 + 20), GNTST_OKAY);
-    assert_eq!(
-        m.i16_at(BASE + 0x200 + 24 + 20),
-        GNTST_BAD_HANDLE,
-        "second unmap of the same handle"
-    );
+    assert_eq!(m.i16_at(BASE + 0x200 + 24 + 20), GNTST_BAD_HANDLE, "second unmap of the same handle");
     assert_eq!(m.world.tables.pin(A, 8), 0);
     m.world.audit();
 }
@@ -280,20 +229,14 @@ fn map_and_unmap_batches_report_per_request() {
 fn copy_batches_continue_and_fault() {
     let mut m = Mock::new(B);
     let (src, dst) = (data(A, 0), data(B, 0));
-    m.world
-        .grant(A, 8, B, src, GTF_PERMIT_ACCESS | GTF_READONLY);
+    m.world.grant(A, 8, B, src, GTF_PERMIT_ACCESS | GTF_READONLY);
     let n = BATCH as usize + 6;
     let mut ops = Vec::new();
     for i in 0..n {
         // Request 3 goes beyond the page.
         let len = if i == 3 { 4097 } else { 8 };
         let at = i as u16 * 8;
-        ops.extend(copy_op(
-            (8, A, at),
-            (dst, DOMID_SELF, at),
-            len,
-            GNTCOPY_SOURCE_GREF,
-        ));
+        ops.extend(copy_op((8, A, at), (dst, DOMID_SELF, at), len, GNTCOPY_SOURCE_GREF));
     }
     m.put(BASE, &ops);
     let mut args = [u64::from(GNTTABOP_COPY), BASE, n as u64, 0, 0];
@@ -314,23 +257,13 @@ fn copy_batches_continue_and_fault() {
     }
     assert_eq!(runs, 2);
     for i in 0..n as u64 {
-        let want = if i == 3 {
-            GNTST_BAD_COPY_ARG
-        } else {
-            GNTST_OKAY
-        };
+        let want = if i == 3 { GNTST_BAD_COPY_ARG } else { GNTST_OKAY };
         assert_eq!(m.i16_at(BASE + 40 * i + 36), want, "request {i}");
     }
     // A list running off the readable memory: -EFAULT, earlier requests done.
     let at = BASE + MEM as u64 - 40;
-    m.put(
-        at,
-        &copy_op((8, A, 0), (dst, DOMID_SELF, 0), 8, GNTCOPY_SOURCE_GREF),
-    );
-    assert_eq!(
-        m.call(u64::from(GNTTABOP_COPY), at, 2),
-        Errno::EFAULT.to_return()
-    );
+    m.put(at, &copy_op((8, A, 0), (dst, DOMID_SELF, 0), 8, GNTCOPY_SOURCE_GREF));
+    assert_eq!(m.call(u64::from(GNTTABOP_COPY), at, 2), Errno::EFAULT.to_return());
     assert_eq!(m.i16_at(at + 36), GNTST_OKAY);
     assert_eq!(m.world.tables.pin(A, 8), 0);
     m.world.audit();

@@ -28,11 +28,8 @@ fn fail(env: &dyn Env, call: &str, e: MmuError) -> Outcome {
 
 fn read_words<const N: usize>(env: &dyn Env, va: u64) -> Result<[u64; N], MmuError> {
     let mut raw = [0u8; 24];
-    let bytes = raw
-        .get_mut(..N * 8)
-        .ok_or(MmuError::new(Errno::EINVAL, "request too large"))?;
-    env.copy_from_guest(va, bytes)
-        .map_err(|e| MmuError::new(e, "request not readable"))?;
+    let bytes = raw.get_mut(..N * 8).ok_or(MmuError::new(Errno::EINVAL, "request too large"))?;
+    env.copy_from_guest(va, bytes).map_err(|e| MmuError::new(e, "request not readable"))?;
     let mut words = [0u64; N];
     for (w, chunk) in words.iter_mut().zip(raw.chunks_exact(8)) {
         *w = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
@@ -49,16 +46,10 @@ fn check_foreigndom(env: &dyn Env, foreigndom: u64) -> Result<(), MmuError> {
     let page_owner = (foreigndom & 0xffff) as u16;
     let table_owner = (foreigndom >> 16) & 0xffff;
     if ![DOMID_SELF, DOMID_IO, own].contains(&page_owner) {
-        return Err(MmuError::new(
-            Errno::ESRCH,
-            "foreign page owner not supported",
-        ));
+        return Err(MmuError::new(Errno::ESRCH, "foreign page owner not supported"));
     }
     if table_owner != 0 && table_owner != u64::from(own) + 1 {
-        return Err(MmuError::new(
-            Errno::ESRCH,
-            "foreign page-table owner not supported",
-        ));
+        return Err(MmuError::new(Errno::ESRCH, "foreign page-table owner not supported"));
     }
     Ok(())
 }
@@ -101,13 +92,9 @@ fn run_batch(
     }
     match failure {
         Some(e) => fail(env, call, e),
-        None if count > this => Outcome::Continue([
-            list.wrapping_add(this * entry_size),
-            (count - this) | PREEMPTED,
-            pdone,
-            a[3],
-            a[4],
-        ]),
+        None if count > this => {
+            Outcome::Continue([list.wrapping_add(this * entry_size), (count - this) | PREEMPTED, pdone, a[3], a[4]])
+        }
         None => Outcome::Return(0),
     }
 }
@@ -116,16 +103,11 @@ fn run_batch(
 /// (`mask_fault` is what an unreadable mask gives: `-EINVAL` for mmuext, `-EFAULT` for
 /// update_va_mapping). One vCPU per domain: "all" is this vCPU, a mask concerns us if bit 0
 /// is set.
-fn apply_flush(
-    env: &mut dyn Env,
-    request: FlushRequest,
-    mask_fault: Errno,
-) -> Result<(), MmuError> {
+fn apply_flush(env: &mut dyn Env, request: FlushRequest, mask_fault: Errno) -> Result<(), MmuError> {
     let concerns_us = match request.scope {
         FlushScope::Local | FlushScope::AllVcpus => true,
         FlushScope::VcpuMask(va) => {
-            let [mask] = read_words::<1>(env, va)
-                .map_err(|_| MmuError::new(mask_fault, "vCPU mask not readable"))?;
+            let [mask] = read_words::<1>(env, va).map_err(|_| MmuError::new(mask_fault, "vCPU mask not readable"))?;
             mask & 1 != 0
         }
     };
@@ -149,11 +131,7 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 pub fn mmuext_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     run_batch(env, "mmuext_op", a, MMUEXT_OP_SIZE, |env, va| {
         let [cmd, arg1, arg2] = read_words::<3>(env, va)?;
-        let op = MmuextOp {
-            cmd: cmd as u32,
-            arg1,
-            arg2,
-        };
+        let op = MmuextOp { cmd: cmd as u32, arg1, arg2 };
         let request = {
             let mut mmu = env.mmu().ok_or(MmuError::new(Errno::ENOSYS, "no MMU"))?;
             mmu.mmuext_op(&op)?

@@ -33,12 +33,7 @@ impl MmuMock {
             mmu.poke(L1, i, e(DATA + i as u64, RW));
         }
         mmu.mmu().adopt_bootstrap_tables(L4).unwrap();
-        Self {
-            mem: vec![0; 0x10000],
-            mmu,
-            mmu_available: true,
-            vcpu: crate::vcpu::VcpuState::new(0x1000),
-        }
+        Self { mem: vec![0; 0x10000], mmu, mmu_available: true, vcpu: crate::vcpu::VcpuState::new(0x1000) }
     }
     fn put(&mut self, va: u64, bytes: &[u8]) {
         let at = (va - BASE) as usize;
@@ -54,10 +49,7 @@ impl MmuMock {
     }
     fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
         let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
-        let end = start
-            .checked_add(len)
-            .filter(|&e| e <= self.mem.len())
-            .ok_or(Errno::EFAULT)?;
+        let end = start.checked_add(len).filter(|&e| e <= self.mem.len()).ok_or(Errno::EFAULT)?;
         Ok(start..end)
     }
 }
@@ -78,13 +70,7 @@ impl Env for MmuMock {
         0
     }
     fn domain(&self) -> DomainFacts {
-        DomainFacts {
-            id: DOM,
-            nr_pages: 0x500,
-            max_pages: 0x500,
-            privileged: false,
-            max_mfn: 0x1000,
-        }
+        DomainFacts { id: DOM, nr_pages: 0x500, max_pages: 0x500, privileged: false, max_mfn: 0x1000 }
     }
     fn now_ns(&self) -> u64 {
         0
@@ -129,47 +115,23 @@ fn mmu_update_stops_at_the_first_failure_and_reports_done() {
     let mut m = MmuMock::new();
     m.put_words(
         LIST,
-        &[
-            (L1 << 12) + 4 * 8,
-            e(PLAIN, RW),
-            (L1 << 12) + 5 * 8,
-            e(L1, RW),
-            (L1 << 12) + 6 * 8,
-            e(PLAIN, RO),
-        ],
+        &[(L1 << 12) + 4 * 8, e(PLAIN, RW), (L1 << 12) + 5 * 8, e(L1, RW), (L1 << 12) + 6 * 8, e(PLAIN, RO)],
     );
-    let r = dispatch(
-        &mut m,
-        nr::MMU_UPDATE,
-        [LIST, 3, DONE, DOMID_SELF as u64, 0],
-    );
-    assert_eq!(
-        r,
-        Outcome::Return(Errno::EBUSY.to_return()),
-        "a writable mapping of the L1 itself"
-    );
+    let r = dispatch(&mut m, nr::MMU_UPDATE, [LIST, 3, DONE, DOMID_SELF as u64, 0]);
+    assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()), "a writable mapping of the L1 itself");
     assert_eq!(m.get_u32(DONE), 1);
-    assert_eq!(
-        m.mmu.mem.0.get(&(L1, 6)),
-        None,
-        "entries after the failure are not run"
-    );
+    assert_eq!(m.mmu.mem.0.get(&(L1, 6)), None, "entries after the failure are not run");
     m.mmu.audit();
 }
 
 #[test]
 fn long_batches_continue_and_accumulate_done() {
     let mut m = MmuMock::new();
-    let words: Vec<u64> = (0..150u64)
-        .flat_map(|i| [(PLAIN << 12) + i * 8, i + 1])
-        .collect();
+    let words: Vec<u64> = (0..150u64).flat_map(|i| [(PLAIN << 12) + i * 8, i + 1]).collect();
     m.put_words(LIST, &words);
     let first = dispatch(&mut m, nr::MMU_UPDATE, [LIST, 150, DONE, SELF, 0]);
     let preempted = MMU_UPDATE_PREEMPTED as u64;
-    assert_eq!(
-        first,
-        Outcome::Continue([LIST + 64 * 16, (150 - 64) | preempted, DONE, SELF, 0])
-    );
+    assert_eq!(first, Outcome::Continue([LIST + 64 * 16, (150 - 64) | preempted, DONE, SELF, 0]));
     assert_eq!(m.get_u32(DONE), 64);
     m.put(DONE, &0u32.to_le_bytes());
     let (r, runs) = call_to_end(&mut m, nr::MMU_UPDATE, [LIST, 150, DONE, SELF, 0]);
@@ -191,28 +153,15 @@ fn foreign_owners_faults_and_a_missing_mmu() {
         );
     }
     assert_eq!(
-        dispatch(
-            &mut m,
-            nr::MMU_UPDATE,
-            [LIST, 1, 0, (DOM as u64 + 1) << 16 | DOM as u64, 0]
-        ),
+        dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, 0, (DOM as u64 + 1) << 16 | DOM as u64, 0]),
         Outcome::Return(0)
     );
-    assert_eq!(
-        dispatch(&mut m, nr::MMU_UPDATE, [0xdead_0000, 1, DONE, SELF, 0]),
-        Outcome::Return(-14)
-    );
+    assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [0xdead_0000, 1, DONE, SELF, 0]), Outcome::Return(-14));
     assert_eq!(m.get_u32(DONE), 0);
-    assert_eq!(
-        dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, DONE, SELF, 0]),
-        Outcome::Return(0)
-    );
+    assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, DONE, SELF, 0]), Outcome::Return(0));
     m.mmu_available = false;
     for n in [nr::MMU_UPDATE, nr::MMUEXT_OP, nr::UPDATE_VA_MAPPING] {
-        assert_eq!(
-            dispatch(&mut m, n, [LIST, 1, 0, 0, 0]),
-            Outcome::Return(-38)
-        );
+        assert_eq!(dispatch(&mut m, n, [LIST, 1, 0, 0, 0]), Outcome::Return(-38));
     }
 }
 
@@ -241,19 +190,11 @@ fn mmuext_batch_switches_roots_and_records_effects() {
         ],
     );
     let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 5, DONE, DOMID_SELF as u64, 0]);
-    assert_eq!(
-        r,
-        Outcome::Return(Errno::EBUSY.to_return()),
-        "the new root cannot be unpinned"
-    );
+    assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()), "the new root cannot be unpinned");
     assert_eq!(m.get_u32(DONE), 4);
     let fx = m.mmu.paging.effects.take();
     assert_eq!(fx.load_cr3, Some(next << 12));
-    assert_eq!(
-        fx.flush_pages.as_slice(),
-        &[0x5000],
-        "the CR3 load flushes everything anyway"
-    );
+    assert_eq!(fx.flush_pages.as_slice(), &[0x5000], "the CR3 load flushes everything anyway");
     assert_eq!(m.mmu.paging.kernel_l4, Some(next));
     m.mmu.audit();
 }
@@ -264,73 +205,31 @@ fn flush_scopes_with_vcpu_masks() {
     let mask = BASE + 0x80;
     m.put_words(mask, &[1]);
     m.put_words(LIST, &[MMUEXT_INVLPG_MULTI as u64, 0x3000, mask]);
-    assert_eq!(
-        dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]),
-        Outcome::Return(0)
-    );
-    assert_eq!(
-        m.mmu.paging.effects.take().flush_pages.as_slice(),
-        &[0x3000]
-    );
+    assert_eq!(dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]), Outcome::Return(0));
+    assert_eq!(m.mmu.paging.effects.take().flush_pages.as_slice(), &[0x3000]);
     m.put_words(mask, &[2]);
-    assert_eq!(
-        dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]),
-        Outcome::Return(0)
-    );
-    assert!(
-        m.mmu.paging.effects.take().is_empty(),
-        "a mask without us flushes nothing here"
-    );
+    assert_eq!(dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]), Outcome::Return(0));
+    assert!(m.mmu.paging.effects.take().is_empty(), "a mask without us flushes nothing here");
     m.put_words(LIST, &[MMUEXT_TLB_FLUSH_MULTI as u64, 0, 0xdead_0000]);
-    assert_eq!(
-        dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]),
-        Outcome::Return(-22),
-        "bad mask"
-    );
+    assert_eq!(dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]), Outcome::Return(-22), "bad mask");
 }
 
 #[test]
 fn update_va_mapping_applies_its_flush_flags() {
     let mut m = MmuMock::new();
-    let r = dispatch(
-        &mut m,
-        nr::UPDATE_VA_MAPPING,
-        [0x2000, e(PLAIN, RW), UVMF_INVLPG | UVMF_LOCAL, 0, 0],
-    );
+    let r = dispatch(&mut m, nr::UPDATE_VA_MAPPING, [0x2000, e(PLAIN, RW), UVMF_INVLPG | UVMF_LOCAL, 0, 0]);
     assert_eq!(r, Outcome::Return(0));
     let fx = m.mmu.paging.effects.take();
-    assert_eq!(
-        (fx.flush_all, fx.flush_pages.as_slice()),
-        (false, &[0x2000u64][..])
-    );
-    let r = dispatch(
-        &mut m,
-        nr::UPDATE_VA_MAPPING,
-        [0x2000, e(PLAIN, RO), UVMF_TLB_FLUSH | UVMF_ALL, 0, 0],
-    );
+    assert_eq!((fx.flush_all, fx.flush_pages.as_slice()), (false, &[0x2000u64][..]));
+    let r = dispatch(&mut m, nr::UPDATE_VA_MAPPING, [0x2000, e(PLAIN, RO), UVMF_TLB_FLUSH | UVMF_ALL, 0, 0]);
     assert_eq!(r, Outcome::Return(0));
     assert!(m.mmu.paging.effects.take().flush_all);
-    let r = dispatch(
-        &mut m,
-        nr::UPDATE_VA_MAPPING,
-        [0x2000, 0, UVMF_TLB_FLUSH | 0xdead_0000, 0, 0],
-    );
-    assert_eq!(
-        r,
-        Outcome::Return(-14),
-        "unreadable vCPU mask: the entry is changed, the flush fails"
-    );
+    let r = dispatch(&mut m, nr::UPDATE_VA_MAPPING, [0x2000, 0, UVMF_TLB_FLUSH | 0xdead_0000, 0, 0]);
+    assert_eq!(r, Outcome::Return(-14), "unreadable vCPU mask: the entry is changed, the flush fails");
     assert_eq!(m.mmu.counts(PLAIN).2, 0);
-    let r = dispatch(
-        &mut m,
-        nr::UPDATE_VA_MAPPING,
-        [0x1000, e(L4, RW), UVMF_TLB_FLUSH, 0, 0],
-    );
+    let r = dispatch(&mut m, nr::UPDATE_VA_MAPPING, [0x1000, e(L4, RW), UVMF_TLB_FLUSH, 0, 0]);
     assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()));
-    assert!(
-        m.mmu.paging.effects.take().is_empty(),
-        "no flush after a refusal"
-    );
+    assert!(m.mmu.paging.effects.take().is_empty(), "no flush after a refusal");
     m.request_none_check();
 }
 
@@ -347,14 +246,8 @@ fn mmu_updates_run_inside_multicalls() {
     let mut m = MmuMock::new();
     m.put_words(LIST, &[(PLAIN << 12), 9]);
     let entry = BASE + 0x400;
-    m.put_words(
-        entry,
-        &[nr::MMU_UPDATE, 0xffff, LIST, 1, 0, DOMID_SELF as u64, 0, 0],
-    );
-    assert_eq!(
-        dispatch(&mut m, nr::MULTICALL, [entry, 1, 0, 0, 0]),
-        Outcome::Return(0)
-    );
+    m.put_words(entry, &[nr::MMU_UPDATE, 0xffff, LIST, 1, 0, DOMID_SELF as u64, 0, 0]);
+    assert_eq!(dispatch(&mut m, nr::MULTICALL, [entry, 1, 0, 0, 0]), Outcome::Return(0));
     use crate::mm::MachineMemory;
     assert_eq!(m.mmu.mem.read_entry(PLAIN, 0), 9);
     let _ = RO;

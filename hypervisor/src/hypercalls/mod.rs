@@ -4,14 +4,14 @@
 //! The handlers are generic over [`Env`], the services of the calling domain (guest memory,
 //! console, timers), so the whole dispatcher is tested on the host against a mock domain.
 
-mod evtchn;
 mod domctl;
+mod evtchn;
 mod grant;
 mod handlers;
 mod mmu;
-mod vcpu_ctx;
 #[cfg(test)]
 mod tests;
+mod vcpu_ctx;
 
 pub use domctl::{DomainControl, DomainInfo};
 use hypercall_abi::errno::Errno;

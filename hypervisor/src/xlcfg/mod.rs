@@ -117,12 +117,7 @@ impl fmt::Display for Reason {
             Self::MissingKey(key) => write!(f, "required key '{key}' is missing"),
             Self::WrongType { key, expected } => write!(f, "'{key}' must be {expected}"),
             Self::BadNumber { key, text } => write!(f, "'{key}': '{text}' is not a number"),
-            Self::OutOfRange {
-                key,
-                value,
-                min,
-                max,
-            } => {
+            Self::OutOfRange { key, value, min, max } => {
                 write!(f, "'{key}' = {value} is out of range ({min}..={max})")
             }
             Self::UnsupportedVcpus(n) => write!(f, "vcpus = {n}: only 1 vCPU per domain for now"),
@@ -154,11 +149,7 @@ impl ConfigError {
 
     /// Displays as `FILE:LINE: reason` (or `FILE: reason` for whole-file errors).
     pub fn in_file<'e>(&'e self, file: &'e str) -> InFile<'e, Reason> {
-        InFile {
-            file,
-            line: self.line,
-            what: &self.reason,
-        }
+        InFile { file, line: self.line, what: &self.reason }
     }
 }
 
@@ -176,10 +167,7 @@ impl fmt::Display for WarningKind {
         match self {
             Self::UnknownKey(key) => write!(f, "warning: unknown key '{key}' ignored"),
             Self::CmdlineOverridesRootExtra => {
-                write!(
-                    f,
-                    "warning: ignoring root= and extra= in favour of cmdline="
-                )
+                write!(f, "warning: ignoring root= and extra= in favour of cmdline=")
             }
         }
     }
@@ -197,11 +185,7 @@ pub struct Warning {
 impl Warning {
     /// Displays as `FILE:LINE: warning: ...`.
     pub fn in_file<'e>(&'e self, file: &'e str) -> InFile<'e, WarningKind> {
-        InFile {
-            file,
-            line: self.line,
-            what: &self.kind,
-        }
+        InFile { file, line: self.line, what: &self.kind }
     }
 }
 
@@ -308,9 +292,7 @@ impl<'t> Lexer<'t> {
             }
             b'"' | b'\'' => Token::Atom(self.quoted(byte)?),
             b'=' => self.punct(1, Token::Equals),
-            b'+' if self.text.as_bytes().get(self.pos + 1) == Some(&b'=') => {
-                self.punct(2, Token::PlusEquals)
-            }
+            b'+' if self.text.as_bytes().get(self.pos + 1) == Some(&b'=') => self.punct(2, Token::PlusEquals),
             b'[' => self.punct(1, Token::Open),
             b']' => self.punct(1, Token::Close),
             b',' => self.punct(1, Token::Comma),
@@ -357,11 +339,7 @@ impl<'t> Lexer<'t> {
 
 /// Parses config text into its settings, in file order. Checks syntax only, not keys.
 pub fn parse_settings(text: &str) -> Result<Vec<Setting>, ConfigError> {
-    let mut lexer = Lexer {
-        text,
-        pos: 0,
-        line: 1,
-    };
+    let mut lexer = Lexer { text, pos: 0, line: 1 };
     let mut settings = Vec::new();
     loop {
         let (key, line) = match lexer.next()? {
@@ -376,11 +354,7 @@ pub fn parse_settings(text: &str) -> Result<Vec<Setting>, ConfigError> {
             _ => return Err(lexer.error("expected '=' after the key")),
         }
         let value = parse_value(&mut lexer)?;
-        settings.push(Setting {
-            key: key.to_string(),
-            value,
-            line,
-        });
+        settings.push(Setting { key: key.to_string(), value, line });
         match lexer.next()?.0 {
             Token::Newline | Token::Semicolon => {}
             Token::End => return Ok(settings),
@@ -495,11 +469,7 @@ impl<'s> Settings<'s> {
     fn string(&self, key: &str) -> Result<Option<(&'s str, u32)>, ConfigError> {
         match self.get(key) {
             None => Ok(None),
-            Some(Setting {
-                value: Value::Atom(text),
-                line,
-                ..
-            }) => Ok(Some((text, *line))),
+            Some(Setting { value: Value::Atom(text), line, .. }) => Ok(Some((text, *line))),
             Some(s) => Err(wrong_type(s, "a string")),
         }
     }
@@ -507,57 +477,27 @@ impl<'s> Settings<'s> {
     fn list(&self, key: &str) -> Result<Vec<String>, ConfigError> {
         match self.get(key) {
             None => Ok(Vec::new()),
-            Some(Setting {
-                value: Value::List(items),
-                ..
-            }) => Ok(items.clone()),
+            Some(Setting { value: Value::List(items), .. }) => Ok(items.clone()),
             Some(s) => Err(wrong_type(s, "a list [ ... ]")),
         }
     }
 
     /// A number in `min..=max`, or `default` when absent.
-    fn number(
-        &self,
-        key: &'static str,
-        default: u64,
-        min: u64,
-        max: u64,
-    ) -> Result<u64, ConfigError> {
+    fn number(&self, key: &'static str, default: u64, min: u64, max: u64) -> Result<u64, ConfigError> {
         let Some((text, line)) = self.string(key)? else {
             return Ok(default);
         };
-        let value = parse_number(text).ok_or_else(|| {
-            ConfigError::new(
-                line,
-                Reason::BadNumber {
-                    key,
-                    text: text.to_string(),
-                },
-            )
-        })?;
+        let value = parse_number(text)
+            .ok_or_else(|| ConfigError::new(line, Reason::BadNumber { key, text: text.to_string() }))?;
         if !(min..=max).contains(&value) {
-            return Err(ConfigError::new(
-                line,
-                Reason::OutOfRange {
-                    key,
-                    value,
-                    min,
-                    max,
-                },
-            ));
+            return Err(ConfigError::new(line, Reason::OutOfRange { key, value, min, max }));
         }
         Ok(value)
     }
 }
 
 fn wrong_type(setting: &Setting, expected: &'static str) -> ConfigError {
-    ConfigError::new(
-        setting.line,
-        Reason::WrongType {
-            key: setting.key.clone(),
-            expected,
-        },
-    )
+    ConfigError::new(setting.line, Reason::WrongType { key: setting.key.clone(), expected })
 }
 
 impl DomainConfig {
@@ -575,20 +515,11 @@ impl DomainConfig {
             let key = canonical_key(&setting.key);
             if let Some(first) = settings[..i].iter().find(|s| canonical_key(&s.key) == key) {
                 let key = setting.key.clone();
-                return Err(ConfigError::new(
-                    setting.line,
-                    Reason::DuplicateKey {
-                        key,
-                        first_line: first.line,
-                    },
-                ));
+                return Err(ConfigError::new(setting.line, Reason::DuplicateKey { key, first_line: first.line }));
             }
             if !KNOWN_KEYS.contains(&key) {
                 let kind = WarningKind::UnknownKey(setting.key.clone());
-                warnings.push(Warning {
-                    line: setting.line,
-                    kind,
-                });
+                warnings.push(Warning { line: setting.line, kind });
             }
         }
         let s = Settings(&settings);
@@ -598,8 +529,7 @@ impl DomainConfig {
             None if is_dom0 => (DOM0_NAME, 0),
             None => return Err(ConfigError::new(0, Reason::MissingKey("name"))),
         };
-        check_name(name, is_dom0)
-            .map_err(|why| ConfigError::new(name_line, Reason::BadName(why)))?;
+        check_name(name, is_dom0).map_err(|why| ConfigError::new(name_line, Reason::BadName(why)))?;
 
         let memory_mib = s.number("memory", DEFAULT_MEMORY_MIB, 1, MAX_MEMORY_MIB)?;
         for key in ["vcpus", "maxvcpus"] {
@@ -609,9 +539,7 @@ impl DomainConfig {
                 return Err(ConfigError::new(line, Reason::UnsupportedVcpus(vcpus)));
             }
         }
-        let (kernel, kernel_line) = s
-            .string("kernel")?
-            .ok_or(ConfigError::new(0, Reason::MissingKey("kernel")))?;
+        let (kernel, kernel_line) = s.string("kernel")?.ok_or(ConfigError::new(0, Reason::MissingKey("kernel")))?;
 
         let weight = s.number("cpu_weight", DEFAULT_WEIGHT.into(), 1, u16::MAX.into())?;
         let weight = u16::try_from(weight).unwrap_or(DEFAULT_WEIGHT); // in range: checked above
@@ -659,10 +587,7 @@ fn check_guest_type(s: &Settings<'_>) -> Result<(), ConfigError> {
     for (key, pv_word) in [("type", "pv"), ("builder", "generic")] {
         if let Some((value, line)) = s.string(key)? {
             if value != pv_word {
-                return Err(ConfigError::new(
-                    line,
-                    Reason::UnsupportedType(value.to_string()),
-                ));
+                return Err(ConfigError::new(line, Reason::UnsupportedType(value.to_string())));
             }
         }
     }
@@ -675,10 +600,7 @@ fn combine_cmdline(s: &Settings<'_>, warnings: &mut Vec<Warning>) -> Result<Stri
     let extra = s.string("extra")?;
     if let Some((cmdline, line)) = s.string("cmdline")? {
         if root.is_some() || extra.is_some() {
-            warnings.push(Warning {
-                line,
-                kind: WarningKind::CmdlineOverridesRootExtra,
-            });
+            warnings.push(Warning { line, kind: WarningKind::CmdlineOverridesRootExtra });
         }
         return Ok(cmdline.to_string());
     }

@@ -47,10 +47,7 @@ fn is_config(entry: &Entry<'_>) -> bool {
 fn find_member<'a>(entries: &[Entry<'a>], path: &str) -> Option<&'a [u8]> {
     let path = path.trim_start_matches('/');
     let path = path.strip_prefix("./").unwrap_or(path);
-    entries
-        .iter()
-        .find(|e| e.is_file() && e.name == path)
-        .map(|e| e.data)
+    entries.iter().find(|e| e.is_file() && e.name == path).map(|e| e.data)
 }
 
 /// Plans the domains of a boot archive: one outcome per `*.cfg` member.
@@ -73,19 +70,13 @@ pub fn plan_domains<'a>(entries: &[Entry<'a>]) -> Vec<ConfigOutcome<'a>> {
                 next_domu_id += 1;
             }
         }
-        outcomes.push(ConfigOutcome {
-            file: entry.name,
-            warnings,
-            result,
-        });
+        outcomes.push(ConfigOutcome { file: entry.name, warnings, result });
     }
     outcomes
 }
 
 /// Plans the domains of the archive `bytes` (see [`plan_domains`]).
-pub fn plan_domains_from_archive(
-    bytes: &[u8],
-) -> Result<Vec<ConfigOutcome<'_>>, crate::cpio::CpioError> {
+pub fn plan_domains_from_archive(bytes: &[u8]) -> Result<Vec<ConfigOutcome<'_>>, crate::cpio::CpioError> {
     let entries = crate::cpio::Reader::new(bytes).collect::<Result<Vec<_>, _>>()?;
     Ok(plan_domains(&entries))
 }
@@ -98,10 +89,7 @@ fn plan_one<'a>(
     next_domu_id: u16,
 ) -> (Vec<Warning>, Result<DomainSpec<'a>, ConfigError>) {
     if earlier.iter().any(|o| o.file == entry.name) {
-        return (
-            Vec::new(),
-            Err(ConfigError::new(0, Reason::DuplicateConfigFile)),
-        );
+        return (Vec::new(), Err(ConfigError::new(0, Reason::DuplicateConfigFile)));
     }
     let text = match core::str::from_utf8(entry.data) {
         Ok(text) => text,
@@ -116,10 +104,7 @@ fn plan_one<'a>(
         Ok(parsed) => parsed,
         Err(e) => return (Vec::new(), Err(e)),
     };
-    (
-        warnings,
-        spec_from_config(entries, config, is_dom0, earlier, next_domu_id),
-    )
+    (warnings, spec_from_config(entries, config, is_dom0, earlier, next_domu_id))
 }
 
 fn spec_from_config<'a>(
@@ -129,22 +114,13 @@ fn spec_from_config<'a>(
     earlier: &[ConfigOutcome<'a>],
     next_domu_id: u16,
 ) -> Result<DomainSpec<'a>, ConfigError> {
-    let clash = earlier
-        .iter()
-        .find(|o| o.result.as_ref().is_ok_and(|s| s.name == config.name));
+    let clash = earlier.iter().find(|o| o.result.as_ref().is_ok_and(|s| s.name == config.name));
     if let Some(other) = clash {
-        let reason = Reason::DuplicateName {
-            name: config.name.clone(),
-            other_file: other.file.to_string(),
-        };
+        let reason = Reason::DuplicateName { name: config.name.clone(), other_file: other.file.to_string() };
         return Err(ConfigError::new(config.name_line, reason));
     }
-    let kernel = find_member(entries, &config.kernel).ok_or_else(|| {
-        ConfigError::new(
-            config.kernel_line,
-            Reason::KernelNotFound(config.kernel.clone()),
-        )
-    })?;
+    let kernel = find_member(entries, &config.kernel)
+        .ok_or_else(|| ConfigError::new(config.kernel_line, Reason::KernelNotFound(config.kernel.clone())))?;
     let domid = if is_dom0 { 0 } else { next_domu_id };
     if domid >= FIRST_RESERVED_DOMID {
         return Err(ConfigError::new(0, Reason::TooManyDomains));
@@ -162,4 +138,3 @@ fn spec_from_config<'a>(
         vifs: config.vifs,
     })
 }
-

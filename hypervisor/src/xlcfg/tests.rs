@@ -29,10 +29,7 @@ fn full_config_with_comments_lists_and_defaults() {
     assert_eq!(config.kernel_line, 6);
     assert_eq!(config.cmdline, "role=demo console=hvc0");
     assert_eq!(config.weight, 512);
-    assert_eq!(
-        config.disks,
-        ["phy:/dev/vg/web,xvda,w", "file:/x.iso,xvdc:cdrom,r"]
-    );
+    assert_eq!(config.disks, ["phy:/dev/vg/web,xvda,w", "file:/x.iso,xvdc:cdrom,r"]);
     assert_eq!(config.vifs, ["mac=00:16:3e:00:00:01,bridge=xenbr0"]);
 
     let minimal = parse("name='a'\nkernel='k'").unwrap().config;
@@ -61,90 +58,42 @@ fn syntax_variants_that_xl_accepts() {
 
 #[test]
 fn cmdline_root_and_extra_combine_as_in_xl() {
-    let c = parse("name='a'\nkernel='k'\nroot='/dev/xvda1 ro'\nextra='quiet'")
-        .unwrap()
-        .config;
+    let c = parse("name='a'\nkernel='k'\nroot='/dev/xvda1 ro'\nextra='quiet'").unwrap().config;
     assert_eq!(c.cmdline, "root=/dev/xvda1 ro quiet");
     let p = parse("name='a'\nkernel='k'\nextra='x'\ncmdline='only this'").unwrap();
     assert_eq!(p.config.cmdline, "only this");
-    assert_eq!(
-        p.warnings,
-        [Warning {
-            line: 4,
-            kind: WarningKind::CmdlineOverridesRootExtra
-        }]
-    );
+    assert_eq!(p.warnings, [Warning { line: 4, kind: WarningKind::CmdlineOverridesRootExtra }]);
 }
 
 #[test]
 fn unknown_keys_warn_and_are_ignored() {
     let p = parse("name='a'\nkernel='k'\non_crash='destroy'\nmaxmem=512").unwrap();
     assert_eq!(p.warnings.len(), 2);
-    assert_eq!(
-        p.warnings[0].kind,
-        WarningKind::UnknownKey("on_crash".to_string())
-    );
-    assert_eq!(
-        p.warnings[1].in_file("d.cfg").to_string(),
-        "d.cfg:4: warning: unknown key 'maxmem' ignored"
-    );
+    assert_eq!(p.warnings[0].kind, WarningKind::UnknownKey("on_crash".to_string()));
+    assert_eq!(p.warnings[1].in_file("d.cfg").to_string(), "d.cfg:4: warning: unknown key 'maxmem' ignored");
 }
 
 #[test]
 fn semantic_errors_name_line_and_reason() {
     assert_eq!(reason("kernel='k'"), (0, Reason::MissingKey("name")));
     assert_eq!(reason("name='a'"), (0, Reason::MissingKey("kernel")));
-    let dup = Reason::DuplicateKey {
-        key: "name".to_string(),
-        first_line: 1,
-    };
+    let dup = Reason::DuplicateKey { key: "name".to_string(), first_line: 1 };
     assert_eq!(reason("name='a'\nkernel='k'\nname='b'"), (3, dup));
     let dup = reason("name='a'\nkernel='k'\ncpu_weight=2\nweight=3");
     assert_eq!(dup.0, 4);
-    assert_eq!(
-        reason("name='a'\nkernel='k'\nvcpus=2"),
-        (3, Reason::UnsupportedVcpus(2))
-    );
-    assert_eq!(
-        reason("name='a'\nkernel='k'\nmaxvcpus=4"),
-        (3, Reason::UnsupportedVcpus(4))
-    );
-    let zero = Reason::OutOfRange {
-        key: "cpu_weight",
-        value: 0,
-        min: 1,
-        max: 65535,
-    };
+    assert_eq!(reason("name='a'\nkernel='k'\nvcpus=2"), (3, Reason::UnsupportedVcpus(2)));
+    assert_eq!(reason("name='a'\nkernel='k'\nmaxvcpus=4"), (3, Reason::UnsupportedVcpus(4)));
+    let zero = Reason::OutOfRange { key: "cpu_weight", value: 0, min: 1, max: 65535 };
     assert_eq!(reason("name='a'\nkernel='k'\nweight=0"), (3, zero));
-    let big = Reason::OutOfRange {
-        key: "cpu_weight",
-        value: 65536,
-        min: 1,
-        max: 65535,
-    };
+    let big = Reason::OutOfRange { key: "cpu_weight", value: 65536, min: 1, max: 65535 };
     assert_eq!(reason("name='a'\nkernel='k'\ncpu_weight=65536"), (3, big));
-    assert!(matches!(
-        reason("name='a'\nkernel='k'\nmemory=0").1,
-        Reason::OutOfRange { .. }
-    ));
+    assert!(matches!(reason("name='a'\nkernel='k'\nmemory=0").1, Reason::OutOfRange { .. }));
     let huge = "name='a'\nkernel='k'\nmemory=99999999999999999999999";
     assert!(matches!(reason(huge).1, Reason::BadNumber { .. }));
-    assert!(matches!(
-        reason("name='a'\nkernel='k'\nmemory='lots'").1,
-        Reason::BadNumber { .. }
-    ));
-    assert!(matches!(
-        reason("name='a'\nkernel='k'\nmemory=010").1,
-        Reason::BadNumber { .. }
-    ));
-    assert!(matches!(
-        reason("name='a'\nkernel='k'\ndisk='x'").1,
-        Reason::WrongType { .. }
-    ));
-    assert!(matches!(
-        reason("name=['a']\nkernel='k'").1,
-        Reason::WrongType { .. }
-    ));
+    assert!(matches!(reason("name='a'\nkernel='k'\nmemory='lots'").1, Reason::BadNumber { .. }));
+    assert!(matches!(reason("name='a'\nkernel='k'\nmemory=010").1, Reason::BadNumber { .. }));
+    assert!(matches!(reason("name='a'\nkernel='k'\ndisk='x'").1, Reason::WrongType { .. }));
+    assert!(matches!(reason("name=['a']\nkernel='k'").1, Reason::WrongType { .. }));
     let hvm = Reason::UnsupportedType("hvm".to_string());
     assert_eq!(reason("name='a'\nkernel='k'\ntype='hvm'"), (3, hvm));
     assert!(parse("name='a'\nkernel='k'\nbuilder='generic'\ntype='pv'").is_ok());
@@ -152,24 +101,11 @@ fn semantic_errors_name_line_and_reason() {
 
 #[test]
 fn names_are_checked() {
-    for bad in [
-        "''",
-        "'has space'",
-        "'a/b'",
-        "'42'",
-        "'Domain-0'",
-        &alloc::format!("'{}'", "x".repeat(65)),
-    ] {
+    for bad in ["''", "'has space'", "'a/b'", "'42'", "'Domain-0'", &alloc::format!("'{}'", "x".repeat(65))] {
         let text = alloc::format!("name={bad}\nkernel='k'");
-        assert!(
-            matches!(reason(&text), (1, Reason::BadName(_))),
-            "{bad} accepted"
-        );
+        assert!(matches!(reason(&text), (1, Reason::BadName(_))), "{bad} accepted");
     }
-    assert_eq!(
-        DomainConfig::parse("kernel='k'", true).unwrap().config.name,
-        DOM0_NAME
-    );
+    assert_eq!(DomainConfig::parse("kernel='k'", true).unwrap().config.name, DOM0_NAME);
     assert!(DomainConfig::parse("name='Domain-0'\nkernel='k'", true).is_ok());
 }
 
@@ -193,24 +129,15 @@ fn syntax_errors_carry_lines() {
         assert!(matches!(e.reason, Reason::Syntax(_)), "{text:?}: {e:?}");
         assert_eq!(e.line, *line, "{text:?}: {e:?}");
     }
-    assert_eq!(
-        reason("name='a'\nextra+='x'"),
-        (2, Reason::AppendUnsupported)
-    );
+    assert_eq!(reason("name='a'\nextra+='x'"), (2, Reason::AppendUnsupported));
 }
 
 #[test]
 fn errors_display_file_line_reason() {
     let e = parse("name='a'\nkernel='k'\nvcpus=2").unwrap_err();
-    assert_eq!(
-        e.in_file("web.cfg").to_string(),
-        "web.cfg:3: vcpus = 2: only 1 vCPU per domain for now"
-    );
+    assert_eq!(e.in_file("web.cfg").to_string(), "web.cfg:3: vcpus = 2: only 1 vCPU per domain for now");
     let e = parse("kernel='k'").unwrap_err();
-    assert_eq!(
-        e.in_file("web.cfg").to_string(),
-        "web.cfg: required key 'name' is missing"
-    );
+    assert_eq!(e.in_file("web.cfg").to_string(), "web.cfg: required key 'name' is missing");
 }
 
 #[test]
@@ -220,15 +147,10 @@ fn arbitrary_bytes_never_panic() {
     for round in 0..3000 {
         let mut bytes = seed_text.as_bytes().to_vec();
         for _ in 0..(round % 5 + 1) {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let at = (seed >> 33) as usize % bytes.len();
             let specials = b"'\"[],;=#\n\\+0x ";
-            bytes[at] = specials
-                .get((seed >> 20) as usize % 20)
-                .copied()
-                .unwrap_or((seed >> 8) as u8);
+            bytes[at] = specials.get((seed >> 20) as usize % 20).copied().unwrap_or((seed >> 8) as u8);
         }
         bytes.truncate((seed >> 40) as usize % (bytes.len() + 1));
         let text = std::string::String::from_utf8_lossy(&bytes);
@@ -237,34 +159,21 @@ fn arbitrary_bytes_never_panic() {
 }
 
 fn outcome_names<'a>(outcomes: &'a [ConfigOutcome<'a>]) -> Vec<(&'a str, Option<u16>)> {
-    outcomes
-        .iter()
-        .map(|o| (o.file, o.result.as_ref().ok().map(|s| s.domid)))
-        .collect()
+    outcomes.iter().map(|o| (o.file, o.result.as_ref().ok().map(|s| s.domid))).collect()
 }
 
 #[test]
 fn archive_plan_assigns_dom0_and_domu_ids_and_resolves_kernels() {
     let archive = build(&[
         ("guest.elf", b"\x7fELF-guest"),
-        (
-            "web.cfg",
-            b"name='web'\nkernel='guest.elf'\nweight=512\nmemory=64\nextra='role=web'\n",
-        ),
+        ("web.cfg", b"name='web'\nkernel='guest.elf'\nweight=512\nmemory=64\nextra='role=web'\n"),
         ("dom0.cfg", b"kernel='./dom0.elf'\nvif=['bridge=xenbr0']\n"),
         ("dom0.elf", b"\x7fELF-dom0"),
         ("notes.txt", b"ignored"),
         ("db.cfg", b"name='db'\nkernel='/guest.elf'\n"),
     ]);
     let outcomes = plan_domains_from_archive(&archive).unwrap();
-    assert_eq!(
-        outcome_names(&outcomes),
-        [
-            ("dom0.cfg", Some(0)),
-            ("web.cfg", Some(1)),
-            ("db.cfg", Some(2))
-        ]
-    );
+    assert_eq!(outcome_names(&outcomes), [("dom0.cfg", Some(0)), ("web.cfg", Some(1)), ("db.cfg", Some(2))]);
     let dom0 = outcomes[0].result.as_ref().unwrap();
     assert!(dom0.is_dom0);
     assert_eq!(dom0.name, "Domain-0");
@@ -276,10 +185,7 @@ fn archive_plan_assigns_dom0_and_domu_ids_and_resolves_kernels() {
     assert_eq!(web.kernel, b"\x7fELF-guest");
     assert_eq!(web.cmdline, "role=web");
     let db = outcomes[2].result.as_ref().unwrap();
-    assert_eq!(
-        (db.weight, db.memory_bytes),
-        (DEFAULT_WEIGHT, DEFAULT_MEMORY_MIB << 20)
-    );
+    assert_eq!((db.weight, db.memory_bytes), (DEFAULT_WEIGHT, DEFAULT_MEMORY_MIB << 20));
     // The kernel slice points into the archive itself: no copy.
     let start = archive.as_ptr() as usize;
     let kernel = db.kernel.as_ptr() as usize;
@@ -312,26 +218,10 @@ fn a_bad_config_is_refused_and_the_others_still_start() {
             ("f.cfg", Some(2)),
         ]
     );
-    let report = |i: usize| {
-        outcomes[i]
-            .result
-            .as_ref()
-            .unwrap_err()
-            .in_file(outcomes[i].file)
-            .to_string()
-    };
-    assert_eq!(
-        report(1),
-        "a.cfg:3: vcpus = 4: only 1 vCPU per domain for now"
-    );
-    assert_eq!(
-        report(2),
-        "b.cfg:2: kernel 'missing.elf' is not a file in the archive"
-    );
-    assert_eq!(
-        report(4),
-        "d.cfg:3: domain name 'boss' is already used by dom0.cfg"
-    );
+    let report = |i: usize| outcomes[i].result.as_ref().unwrap_err().in_file(outcomes[i].file).to_string();
+    assert_eq!(report(1), "a.cfg:3: vcpus = 4: only 1 vCPU per domain for now");
+    assert_eq!(report(2), "b.cfg:2: kernel 'missing.elf' is not a file in the archive");
+    assert_eq!(report(4), "d.cfg:3: domain name 'boss' is already used by dom0.cfg");
     assert_eq!(report(5), "e.cfg:2: file is not UTF-8 text");
     assert_eq!(outcomes[6].warnings.len(), 1);
 }
@@ -344,14 +234,8 @@ fn without_a_valid_dom0_cfg_no_domu_is_promoted() {
         ("dom0.cfg", b"name='x'\nkernel='nope'\n"),
     ]);
     let outcomes = plan_domains_from_archive(&archive).unwrap();
-    assert_eq!(
-        outcome_names(&outcomes),
-        [("dom0.cfg", None), ("a.cfg", Some(1))]
-    );
-    let archive = build(&[
-        ("k.elf", b"\x7fELF"),
-        ("sub/dom0.cfg", b"name='a'\nkernel='k.elf'\n"),
-    ]);
+    assert_eq!(outcome_names(&outcomes), [("dom0.cfg", None), ("a.cfg", Some(1))]);
+    let archive = build(&[("k.elf", b"\x7fELF"), ("sub/dom0.cfg", b"name='a'\nkernel='k.elf'\n")]);
     let outcomes = plan_domains_from_archive(&archive).unwrap();
     assert!(!outcomes[0].result.as_ref().unwrap().is_dom0);
 }
@@ -364,13 +248,7 @@ fn duplicate_config_members_are_refused() {
         ("a.cfg", b"name='a2'\nkernel='k.elf'\n"),
     ]);
     let outcomes = plan_domains_from_archive(&archive).unwrap();
-    assert_eq!(
-        outcomes[1].result,
-        Err(ConfigError {
-            line: 0,
-            reason: Reason::DuplicateConfigFile
-        })
-    );
+    assert_eq!(outcomes[1].result, Err(ConfigError { line: 0, reason: Reason::DuplicateConfigFile }));
     assert!(plan_domains_from_archive(&archive[..archive.len() - 8]).is_err());
 }
 

@@ -41,20 +41,7 @@ impl Rng {
     }
 }
 
-const INTERESTING: [u32; 12] = [
-    0,
-    1,
-    2,
-    31,
-    32,
-    33,
-    255,
-    256,
-    1024,
-    2048,
-    0x7fff_ffff,
-    u32::MAX,
-];
+const INTERESTING: [u32; 12] = [0, 1, 2, 31, 32, 33, 255, 256, 1024, 2048, 0x7fff_ffff, u32::MAX];
 
 fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
     for _ in 0..1 + rng.below(6) {
@@ -100,8 +87,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (Some(name), Some(secs)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok()))
-    else {
+    let (Some(name), Some(secs)) = (args.get(1), args.get(2).and_then(|s| s.parse::<u64>().ok())) else {
         eprintln!("usage: stable_fuzz TARGET SECONDS [CORPUS_DIR] [ARTIFACT_DIR]");
         std::process::exit(2);
     };
@@ -110,10 +96,7 @@ fn main() {
         std::process::exit(2);
     };
     let corpus_dir = args.get(3).map(PathBuf::from);
-    let artifacts = args
-        .get(4)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("artifacts"));
+    let artifacts = args.get(4).map(PathBuf::from).unwrap_or_else(|| PathBuf::from("artifacts"));
     let mut corpus: Vec<Vec<u8>> = vec![Vec::new(), vec![0; 64], (0..=255).collect()];
     if let Some(dir) = &corpus_dir {
         let _ = std::fs::create_dir_all(dir);
@@ -126,9 +109,7 @@ fn main() {
         }
     }
     let seed = Instant::now().elapsed().as_nanos() as u64
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_nanos() as u64);
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
     let mut rng = Rng(seed | 1);
     let mut features = 0u64;
     let start = Instant::now();
@@ -176,9 +157,6 @@ fn crash(name: &str, input: &[u8], dir: &PathBuf) -> ! {
     let _ = std::fs::create_dir_all(dir);
     let path = dir.join(format!("crash-{name}-{:016x}", hash(input)));
     let _ = std::fs::write(&path, input);
-    eprintln!(
-        "stable_fuzz {name}: CRASH, input saved to {}",
-        path.display()
-    );
+    eprintln!("stable_fuzz {name}: CRASH, input saved to {}", path.display());
     std::process::exit(1);
 }

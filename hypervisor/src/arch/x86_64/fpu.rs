@@ -46,7 +46,7 @@ pub fn set_task_switched(ts: bool) {
 /// Saves the live FPU/SSE registers into `state`.
 pub fn save(state: &mut FpuState) {
     set_task_switched(false); // fxsave with TS set would fault
-    // SAFETY: `state` is a 16-byte-aligned 512-byte area, as fxsave64 requires.
+                              // SAFETY: `state` is a 16-byte-aligned 512-byte area, as fxsave64 requires.
     unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) state.0.as_mut_ptr(), options(nostack)) };
 }
 

@@ -99,10 +99,7 @@ pub fn init() {
     set(FIRST_RESERVED_ENTRY + 8, low);
     set(FIRST_RESERVED_ENTRY + 9, tss_base >> 32);
 
-    let ptr = DescriptorTablePointer {
-        limit: (GDT_ENTRIES * 8 - 1) as u16,
-        base: VirtAddr::new(addr_of!(GDT) as u64),
-    };
+    let ptr = DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: VirtAddr::new(addr_of!(GDT) as u64) };
     // SAFETY: the table is fully built, 'static, and holds the selectors reloaded below.
     unsafe {
         lgdt(&ptr);

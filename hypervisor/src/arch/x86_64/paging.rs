@@ -48,9 +48,8 @@ pub fn phys_to_virt(pa: u64) -> u64 {
 pub fn init(top: u64, is_ram: impl Fn(u64, u64) -> bool) -> u64 {
     let top = top.next_multiple_of(TWO_MIB).min(DIRECTMAP_MAX);
     // SAFETY: single-threaded boot; these tables are not in use until CR3 is loaded below.
-    let (pml4, pdpt, pds) = unsafe {
-        (&mut *addr_of_mut!(PML4), &mut *addr_of_mut!(DIRECTMAP_PDPT), &mut *addr_of_mut!(DIRECTMAP_PDS))
-    };
+    let (pml4, pdpt, pds) =
+        unsafe { (&mut *addr_of_mut!(PML4), &mut *addr_of_mut!(DIRECTMAP_PDPT), &mut *addr_of_mut!(DIRECTMAP_PDS)) };
     let mut pa = 0;
     while pa < top {
         let (gib, index) = ((pa >> 30) as usize, ((pa >> 21) & 511) as usize);
@@ -92,9 +91,7 @@ pub fn read_phys(pa: u64, out: &mut [u8], mapped_top: u64) -> bool {
     match pa.checked_add(out.len() as u64) {
         Some(end) if end <= mapped_top => {
             // SAFETY: [pa, end) lies inside the direct map, which maps it readable.
-            unsafe {
-                core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out.as_mut_ptr(), out.len())
-            };
+            unsafe { core::ptr::copy_nonoverlapping(phys_to_virt(pa) as *const u8, out.as_mut_ptr(), out.len()) };
             true
         }
         _ => false,
@@ -122,7 +119,11 @@ impl DirectMap {
 
 impl hypervisor::domain_layout::MachineMemory for DirectMap {
     fn write_entry(&mut self, mfn: u64, index: usize, value: u64) {
-        let _ = hypervisor::guest_access::MachineAccess::write_bytes(self, (mfn << 12) + index as u64 * 8, &value.to_le_bytes());
+        let _ = hypervisor::guest_access::MachineAccess::write_bytes(
+            self,
+            (mfn << 12) + index as u64 * 8,
+            &value.to_le_bytes(),
+        );
     }
     fn read_entry(&self, mfn: u64, index: usize) -> u64 {
         hypervisor::guest_access::MachineAccess::read_u64(self, (mfn << 12) + index as u64 * 8).unwrap_or(0)

@@ -41,27 +41,9 @@ fn fatal_exception(f: &TrapFrame) -> ! {
         f.ss,
         cpu::read_cr3()
     );
-    crate::console_println!(
-        "  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}",
-        f.rax,
-        f.rbx,
-        f.rcx,
-        f.rdx
-    );
-    crate::console_println!(
-        "  rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}",
-        f.rsi,
-        f.rdi,
-        f.rbp,
-        f.r8
-    );
-    crate::console_println!(
-        "  r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}",
-        f.r9,
-        f.r10,
-        f.r11,
-        f.r12
-    );
+    crate::console_println!("  rax={:#018x} rbx={:#018x} rcx={:#018x} rdx={:#018x}", f.rax, f.rbx, f.rcx, f.rdx);
+    crate::console_println!("  rsi={:#018x} rdi={:#018x} rbp={:#018x} r8 ={:#018x}", f.rsi, f.rdi, f.rbp, f.r8);
+    crate::console_println!("  r9 ={:#018x} r10={:#018x} r11={:#018x} r12={:#018x}", f.r9, f.r10, f.r11, f.r12);
     crate::console_println!("  r13={:#018x} r14={:#018x} r15={:#018x}", f.r13, f.r14, f.r15);
     crate::fatal_stop()
 }
