@@ -73,6 +73,11 @@ pub fn copy_from_guest(mem: &impl MachineAccess, l4: u64, va: u64, out: &mut [u8
 /// a fault leaves guest memory unchanged.
 pub fn copy_to_guest(mem: &mut impl MachineAccess, l4: u64, va: u64, bytes: &[u8]) -> Result<(), Fault> {
     let end = va.checked_add(bytes.len() as u64).ok_or(Fault { va })?;
+    // Within one page (bounce frames, hypercall results) one walk both checks and locates.
+    if !bytes.is_empty() && va >> 12 == (end - 1) >> 12 {
+        let ma = translate(mem, l4, va, true)?;
+        return if mem.write_bytes(ma, bytes) { Ok(()) } else { Err(Fault { va }) };
+    }
     let mut page = va & !0xfff;
     while page < end {
         translate(mem, l4, page.max(va), true)?;
