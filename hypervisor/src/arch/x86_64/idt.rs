@@ -58,6 +58,42 @@ trap_common:
        since (22 in all, 176 bytes) rsp is 16-aligned again, as the SysV call ABI wants. */
     movabs rax, offset trap_dispatch
     call rax
+    /* Leave with SYSRET when the frame allows it (Xen does the same for hypercalls): flat
+       64-bit ring-3 CS, RCX == RIP and R11 == RFLAGS (what SYSRET loads), and a canonical
+       RIP (SYSRET to a non-canonical RIP would fault in ring 0). Anything else, including
+       every return to ring 0, leaves through IRET. */
+    cmp qword ptr [rsp + 144], 0xe033       /* cs */
+    jne trap_return
+    mov rax, [rsp + 136]                    /* rip */
+    cmp rax, [rsp + 96]                     /* rcx */
+    jne trap_return
+    sar rax, 47
+    inc rax
+    cmp rax, 1
+    ja trap_return
+    mov rax, [rsp + 152]                    /* rflags */
+    cmp rax, [rsp + 32]                     /* r11 */
+    jne trap_return
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    /* Interrupts stay off until SYSRET, so the guest stack is safe to load here; NMIs run
+       on their own IST stack. */
+    mov rsp, [rsp + 40]                     /* past vector, error, rip, cs, rflags: rsp */
+    sysretq
+
     .global trap_return
 trap_return:
     pop r15

@@ -3,9 +3,9 @@
 //! Register contract (digest §2.1): `rax` = hypercall number, arguments in `rdi rsi rdx r10
 //! r8`, `rcx` = guest `rip` and `r11` = guest `rflags` (loaded by the CPU). The entry switches
 //! to the ring-0 stack, builds the same [`TrapFrame`](super::idt::TrapFrame) as an exception
-//! (vector [`SYSCALL_VECTOR`], ring-3 selectors), calls the common dispatcher, and returns
-//! with `sysretq` when the resulting frame allows it, else through the common `iretq` path.
-//! `SFMASK` clears IF, so the entry runs with interrupts off like every other.
+//! (vector [`SYSCALL_VECTOR`], ring-3 selectors), and joins the trap path in `idt.rs`, whose
+//! exit uses `sysretq` when the resulting frame allows it and `iretq` otherwise. `SFMASK`
+//! clears IF, so the entry runs with interrupts off like every other.
 
 use super::cpu::{rdmsr, wrmsr};
 use super::gdt::{FLAT_RING3_CS32, HYPERVISOR_CS};
@@ -36,61 +36,7 @@ syscall_entry:
     push rcx                        /* rip */
     push 0                          /* error code */
     push 0x100                      /* SYSCALL_VECTOR */
-    push rax
-    push rbx
-    push rcx
-    push rdx
-    push rsi
-    push rdi
-    push rbp
-    push r8
-    push r9
-    push r10
-    push r11
-    push r12
-    push r13
-    push r14
-    push r15
-    cld
-    mov rdi, rsp
-    movabs rax, offset trap_dispatch
-    call rax
-    /* Return with SYSRET when the frame allows it (Xen does the same): flat 64-bit CS,
-       RCX == RIP and R11 == RFLAGS (what SYSRET loads), and a canonical RIP (SYSRET to a
-       non-canonical RIP would fault in ring 0). Anything else leaves through IRET. */
-    cmp qword ptr [rsp + 144], 0xe033       /* cs */
-    jne 3f
-    mov rax, [rsp + 136]                    /* rip */
-    cmp rax, [rsp + 96]                     /* rcx */
-    jne 3f
-    sar rax, 47
-    inc rax
-    cmp rax, 1
-    ja 3f
-    mov rax, [rsp + 152]                    /* rflags */
-    cmp rax, [rsp + 32]                     /* r11 */
-    jne 3f
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
-    /* Interrupts stay off until SYSRET (FMASK cleared IF), so the guest stack is safe here;
-       NMIs run on their own IST stack. */
-    mov rsp, [rsp + 40]                     /* past vector, error, rip, cs, rflags: rsp */
-    sysretq
-3:
-    jmp trap_return
+    jmp trap_common                 /* the same register save, dispatch and exit as traps */
 
     .section .data.syscall_entry, "aw"
     .balign 8
