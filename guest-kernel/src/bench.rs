@@ -17,11 +17,7 @@ pub struct Measurement {
 impl Measurement {
     /// From TSC readings before and after the loop (wrapping-safe).
     pub fn from_tsc(name: &'static str, iterations: u64, start: u64, end: u64) -> Self {
-        Self {
-            name,
-            iterations,
-            total_cycles: end.wrapping_sub(start),
-        }
+        Self { name, iterations, total_cycles: end.wrapping_sub(start) }
     }
 
     /// Average cycles per call, rounded down (0 iterations gives 0).
@@ -53,10 +49,7 @@ mod tests {
     fn per_call_and_format() {
         let m = Measurement::from_tsc("null_hypercall", 1000, 10, 250_010);
         assert_eq!(m.cycles_per_call(), 250);
-        assert_eq!(
-            format!("{m}"),
-            "bench: null_hypercall iterations=1000 total_cycles=250000 cycles_per_call=250"
-        );
+        assert_eq!(format!("{m}"), "bench: null_hypercall iterations=1000 total_cycles=250000 cycles_per_call=250");
         assert_eq!(Measurement::from_tsc("x", 0, 0, 5).cycles_per_call(), 0);
         assert_eq!(Measurement::from_tsc("x", 1, u64::MAX, 4).total_cycles, 5);
     }

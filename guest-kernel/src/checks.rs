@@ -26,12 +26,7 @@ impl CheckLog {
         } else {
             self.failed += 1;
         }
-        CheckLine {
-            what,
-            value,
-            expected,
-            ok,
-        }
+        CheckLine { what, value, expected, ok }
     }
 
     /// Whether every check so far passed (and at least one ran).
@@ -53,11 +48,7 @@ impl fmt::Display for CheckLine<'_> {
         if self.ok {
             write!(f, "check: {} -> {} ok", self.what, self.value)
         } else {
-            write!(
-                f,
-                "check: {} -> {} FAIL (expected {})",
-                self.what, self.value, self.expected
-            )
+            write!(f, "check: {} -> {} FAIL (expected {})", self.what, self.value, self.expected)
         }
     }
 }
@@ -91,20 +82,9 @@ mod tests {
     #[test]
     fn lines_and_counts() {
         let mut log = CheckLog::default();
-        let l = format!(
-            "{}",
-            log.record(
-                "unknown hypercall",
-                format_args!("{}", Ret(-38)),
-                "-38",
-                true
-            )
-        );
+        let l = format!("{}", log.record("unknown hypercall", format_args!("{}", Ret(-38)), "-38", true));
         assert_eq!(l, "check: unknown hypercall -> -38 (ENOSYS) ok");
-        let l = format!(
-            "{}",
-            log.record("pagesize", format_args!("{}", Ret(8192)), "4096", false)
-        );
+        let l = format!("{}", log.record("pagesize", format_args!("{}", Ret(8192)), "4096", false));
         assert_eq!(l, "check: pagesize -> 8192 FAIL (expected 4096)");
         assert_eq!((log.passed, log.failed), (1, 1));
         assert!(!log.all_passed());

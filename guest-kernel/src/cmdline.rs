@@ -1,10 +1,14 @@
 //! The guest command line (`start_info.cmd_line`): space-separated `key=value` words.
 //!
 //! Keys this kernel understands:
-//! `role=demo|abi-test|bench|traps|unhandled|emulate|events|mmu|procs` (default `demo`),
+//! `role=demo|abi-test|bench|traps|unhandled|emulate|events|mmu|procs|control|grant-source|`
+//! `grant-sink|spin|bystander|survivor|crash-fault|crash-shutdown|victim|attack-map|`
+//! `attack-grant|attack-evtchn|attack-flood|bench-ping|bench-pong` (default `demo`),
 //! `shutdown=poweroff|reboot|crash` (default `poweroff`), `iterations=N` (bench, default
 //! [`DEFAULT_ITERATIONS`]). Unknown words are ignored (Xen or a toolstack may add their own);
-//! known keys with bad values are reported as [`CmdlineError`]s.
+//! known keys with bad values are reported as [`CmdlineError`]s. The multi-domain roles read
+//! their own keys (`peer=`, `port=`, `gref=`, `pages=`, `seed=`, ...) with [`value`] and
+//! [`number`].
 
 use hypercall_abi::sched;
 
@@ -32,10 +36,40 @@ pub enum Role {
     Mmu,
     /// User processes with their own page tables, syscalls and preemption.
     Procs,
+    /// dom0: `xl list`, VIRQ_DOM_EXC, CPU-time ratio, destroying domains.
+    Control,
+    /// domU: grants pages and an unbound port to a peer, checks its reply.
+    GrantSource,
+    /// domU: binds the source's port, maps and copies its grants, replies.
+    GrantSink,
+    /// domU: CPU-bound for a fixed wall time.
+    Spin,
+    /// domU: fills its own memory, works, verifies it.
+    Bystander,
+    /// domU: shares a port and a grant with a domain that crashes, checks the release.
+    Survivor,
+    /// domU: takes a port and a grant mapping, then dies of an unhandled fault.
+    CrashFault,
+    /// domU: takes a port and a grant mapping, then `SCHEDOP_shutdown(crash)`.
+    CrashShutdown,
+    /// domU: the attacked domain of the isolation scenarios.
+    Victim,
+    /// domU: maps another domain's frames directly.
+    AttackMap,
+    /// domU: forges and reuses grants.
+    AttackGrant,
+    /// domU: uses event-channel ports it does not own.
+    AttackEvtchn,
+    /// domU: exhausts its own resources, then floods hypercalls forever.
+    AttackFlood,
+    /// domU bench: event ping-pong, grant copy and map+unmap timing against a pong.
+    BenchPing,
+    /// domU bench: the pong side.
+    BenchPong,
 }
 
 /// Every role, for parsing and listing.
-pub const ROLES: [Role; 9] = [
+pub const ROLES: [Role; 24] = [
     Role::Demo,
     Role::AbiTest,
     Role::Bench,
@@ -45,6 +79,21 @@ pub const ROLES: [Role; 9] = [
     Role::Events,
     Role::Mmu,
     Role::Procs,
+    Role::Control,
+    Role::GrantSource,
+    Role::GrantSink,
+    Role::Spin,
+    Role::Bystander,
+    Role::Survivor,
+    Role::CrashFault,
+    Role::CrashShutdown,
+    Role::Victim,
+    Role::AttackMap,
+    Role::AttackGrant,
+    Role::AttackEvtchn,
+    Role::AttackFlood,
+    Role::BenchPing,
+    Role::BenchPong,
 ];
 
 impl Role {
@@ -60,6 +109,21 @@ impl Role {
             Role::Events => "events",
             Role::Mmu => "mmu",
             Role::Procs => "procs",
+            Role::Control => "control",
+            Role::GrantSource => "grant-source",
+            Role::GrantSink => "grant-sink",
+            Role::Spin => "spin",
+            Role::Bystander => "bystander",
+            Role::Survivor => "survivor",
+            Role::CrashFault => "crash-fault",
+            Role::CrashShutdown => "crash-shutdown",
+            Role::Victim => "victim",
+            Role::AttackMap => "attack-map",
+            Role::AttackGrant => "attack-grant",
+            Role::AttackEvtchn => "attack-evtchn",
+            Role::AttackFlood => "attack-flood",
+            Role::BenchPing => "bench-ping",
+            Role::BenchPong => "bench-pong",
         }
     }
 }
@@ -119,11 +183,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self {
-            role: Role::Demo,
-            shutdown: ShutdownRequest::Poweroff,
-            iterations: DEFAULT_ITERATIONS,
-        }
+        Self { role: Role::Demo, shutdown: ShutdownRequest::Poweroff, iterations: DEFAULT_ITERATIONS }
     }
 }
 
@@ -162,6 +222,20 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
     Ok(opts)
 }
 
+/// The value of the last `key=value` word of `line`, if any.
+pub fn value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    line.split_ascii_whitespace().filter_map(|w| w.split_once('=')).filter(|&(k, _)| k == key).map(|(_, v)| v).last()
+}
+
+/// [`value`] as a number: decimal, or hexadecimal with `0x`.
+pub fn number(line: &str, key: &str) -> Option<u64> {
+    let v = value(line, key)?;
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
 /// The command line bytes as text: invalid UTF-8 is cut at the first bad byte.
 pub fn as_text(bytes: &[u8]) -> &str {
     match core::str::from_utf8(bytes) {
@@ -189,13 +263,7 @@ mod tests {
         assert_eq!(o.iterations, 500);
         assert_eq!(o.shutdown, ShutdownRequest::Reboot);
         assert_eq!(o.shutdown.reason(), 1);
-        assert_eq!(
-            parse("role=abi-test shutdown=crash")
-                .unwrap()
-                .shutdown
-                .reason(),
-            3
-        );
+        assert_eq!(parse("role=abi-test shutdown=crash").unwrap().shutdown.reason(), 3);
     }
 
     #[test]
@@ -210,15 +278,20 @@ mod tests {
     #[test]
     fn rejects_bad_values() {
         assert_eq!(parse("role=nope"), Err(CmdlineError::UnknownRole("nope")));
-        assert_eq!(
-            parse("shutdown=halt"),
-            Err(CmdlineError::UnknownShutdown("halt"))
-        );
+        assert_eq!(parse("shutdown=halt"), Err(CmdlineError::UnknownShutdown("halt")));
         assert_eq!(parse("iterations=0"), Err(CmdlineError::BadIterations("0")));
-        assert_eq!(
-            parse("iterations=x1"),
-            Err(CmdlineError::BadIterations("x1"))
-        );
+        assert_eq!(parse("iterations=x1"), Err(CmdlineError::BadIterations("x1")));
+    }
+
+    #[test]
+    fn role_keys() {
+        let line = "role=grant-sink peer=1 port=3 gref=0x8 names=a,b peer=2 bad=x";
+        assert_eq!(parse(line).unwrap().role, Role::GrantSink);
+        assert_eq!(number(line, "peer"), Some(2), "the last one wins");
+        assert_eq!(number(line, "gref"), Some(8));
+        assert_eq!(number(line, "bad"), None);
+        assert_eq!(number(line, "pages"), None);
+        assert_eq!(value(line, "names"), Some("a,b"));
     }
 
     #[test]

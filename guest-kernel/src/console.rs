@@ -34,11 +34,7 @@ pub struct LineBuffer<F: FnMut(&[u8]), const N: usize> {
 impl<F: FnMut(&[u8]), const N: usize> LineBuffer<F, N> {
     /// An empty buffer flushing into `out`.
     pub const fn new(out: F) -> Self {
-        Self {
-            buf: [0; N],
-            len: 0,
-            out,
-        }
+        Self { buf: [0; N], len: 0, out }
     }
 
     /// Hands whatever is buffered to `out`.
@@ -117,11 +113,7 @@ pub struct CStr<'a>(pub &'a [u8]);
 impl fmt::Display for CStr<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for &b in self.0.iter().take_while(|&&b| b != 0) {
-            let c = if (0x20..0x7f).contains(&b) {
-                b as char
-            } else {
-                '?'
-            };
+            let c = if (0x20..0x7f).contains(&b) { b as char } else { '?' };
             f.write_char(c)?;
         }
         Ok(())

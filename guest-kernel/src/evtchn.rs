@@ -59,32 +59,25 @@ impl EventBits {
     /// `evtchn_upcall_pending` of our vCPU.
     pub fn upcall_pending(&self) -> &AtomicU8 {
         // SAFETY: in-bounds field of the page.
-        self.byte(unsafe {
-            core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].evtchn_upcall_pending)
-        })
+        self.byte(unsafe { core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].evtchn_upcall_pending) })
     }
 
     /// `evtchn_upcall_mask` of our vCPU (the virtual interrupt flag, inverted).
     pub fn upcall_mask(&self) -> &AtomicU8 {
         // SAFETY: in-bounds field of the page.
-        self.byte(unsafe {
-            core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].evtchn_upcall_mask)
-        })
+        self.byte(unsafe { core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].evtchn_upcall_mask) })
     }
 
     /// `evtchn_pending_sel` of our vCPU.
     pub fn pending_sel(&self) -> &AtomicU64 {
         // SAFETY: in-bounds field of the page.
-        self.word(unsafe {
-            core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].evtchn_pending_sel)
-        })
+        self.word(unsafe { core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].evtchn_pending_sel) })
     }
 
     /// `vcpu_info.arch.cr2` of our vCPU (the address of the last #PF delivered).
     pub fn cr2(&self) -> u64 {
         // SAFETY: in-bounds field of the page.
-        self.word(unsafe { core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].arch.cr2) })
-            .load(Ordering::SeqCst)
+        self.word(unsafe { core::ptr::addr_of_mut!((*self.page).vcpu_info[self.vcpu].arch.cr2) }).load(Ordering::SeqCst)
     }
 
     /// Whether `port` is pending.
@@ -99,15 +92,13 @@ impl EventBits {
 
     /// Clears `port`'s pending bit.
     pub fn clear_pending(&self, port: u32) {
-        self.pending_word(port as usize / 64)
-            .fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
+        self.pending_word(port as usize / 64).fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
     }
 
     /// Sets `port`'s mask bit (the guest may do this itself; unmasking goes through
     /// `EVTCHNOP_unmask` so that Xen re-raises a pending port).
     pub fn mask(&self, port: u32) {
-        self.mask_word(port as usize / 64)
-            .fetch_or(1 << (port % 64), Ordering::SeqCst);
+        self.mask_word(port as usize / 64).fetch_or(1 << (port % 64), Ordering::SeqCst);
     }
 
     /// The upcall scan: calls `handle(port)` for every pending, unmasked port (clearing its
@@ -121,8 +112,7 @@ impl EventBits {
             while words != 0 {
                 let i = words.trailing_zeros() as usize;
                 words &= words - 1;
-                let mut bits = self.pending_word(i).load(Ordering::SeqCst)
-                    & !self.mask_word(i).load(Ordering::SeqCst);
+                let mut bits = self.pending_word(i).load(Ordering::SeqCst) & !self.mask_word(i).load(Ordering::SeqCst);
                 while bits != 0 {
                     let j = bits.trailing_zeros();
                     bits &= bits - 1;
@@ -168,10 +158,7 @@ mod tests {
         assert_eq!(ev.scan(|p| got.push(p)), 2);
         assert_eq!(got, [3, 70]);
         assert!(!ev.is_pending(3) && !ev.is_pending(70));
-        assert!(
-            ev.is_pending(5) && ev.is_masked(5),
-            "masked port stays pending"
-        );
+        assert!(ev.is_pending(5) && ev.is_masked(5), "masked port stays pending");
         assert_eq!(ev.upcall_pending().load(Ordering::SeqCst), 0);
         assert_eq!(ev.pending_sel().load(Ordering::SeqCst), 0);
         ev.clear_pending(5);

@@ -58,6 +58,7 @@ pub mod bench;
 pub mod checks;
 pub mod cmdline;
 pub mod console;
+pub mod domains;
 pub mod evtchn;
 pub mod pagepool;
 pub mod sched;

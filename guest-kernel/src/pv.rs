@@ -22,16 +22,12 @@ impl Shared {
     /// `update_va_mapping(slot, maddr | P|RW|A|D, UVMF_INVLPG)`.
     pub fn map(si: &StartInfo) -> Result<Self, Errno> {
         let slot = arch::shared_info_slot_address();
-        let new_pte =
-            (si.shared_info & pte::ADDR_MASK) | pte::PRESENT | pte::RW | pte::ACCESSED | pte::DIRTY;
+        let new_pte = (si.shared_info & pte::ADDR_MASK) | pte::PRESENT | pte::RW | pte::ACCESSED | pte::DIRTY;
         // SAFETY: the slot is a page of our own image reserved for this mapping and never
         // used as ordinary memory; replacing its PTE affects nothing else.
-        let ret =
-            unsafe { raw::hypercall3(hypercall::UPDATE_VA_MAPPING, slot, new_pte, UVMF_INVLPG) };
+        let ret = unsafe { raw::hypercall3(hypercall::UPDATE_VA_MAPPING, slot, new_pte, UVMF_INVLPG) };
         Errno::check(ret)?;
-        Ok(Self {
-            page: slot as *mut SharedInfo,
-        })
+        Ok(Self { page: slot as *mut SharedInfo })
     }
 
     /// Wraps an already mapped page.
@@ -126,11 +122,7 @@ impl Shared {
     fn pending_word(&self, port: u32) -> &AtomicU64 {
         // SAFETY: the word is inside the mapped page, 8-byte aligned, and shared with Xen,
         // which also updates it atomically; port / 64 < 64 for every 2-level port.
-        unsafe {
-            AtomicU64::from_ptr(core::ptr::addr_of_mut!(
-                (*self.page).evtchn_pending[(port as usize / 64) % 64]
-            ))
-        }
+        unsafe { AtomicU64::from_ptr(core::ptr::addr_of_mut!((*self.page).evtchn_pending[(port as usize / 64) % 64])) }
     }
 
     /// Whether `port`'s pending bit is set.
@@ -140,7 +132,6 @@ impl Shared {
 
     /// Clears `port`'s pending bit (atomically: Xen may set other bits concurrently).
     pub fn clear_pending(&self, port: u32) {
-        self.pending_word(port)
-            .fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
+        self.pending_word(port).fetch_and(!(1 << (port % 64)), Ordering::SeqCst);
     }
 }

@@ -24,11 +24,7 @@ impl<const N: usize> RoundRobin<N> {
     /// `len` runnable processes (`len <= N`), the first one current.
     pub const fn new(len: usize) -> Self {
         assert!(len <= N && len > 0);
-        Self {
-            states: [State::Runnable; N],
-            len,
-            current: 0,
-        }
+        Self { states: [State::Runnable; N], len, current: 0 }
     }
 
     /// The current process.
@@ -61,9 +57,7 @@ impl<const N: usize> RoundRobin<N> {
 
     /// Whether every process has ended.
     pub fn all_done(&self) -> bool {
-        self.states[..self.len]
-            .iter()
-            .all(|s| *s != State::Runnable)
+        self.states[..self.len].iter().all(|s| *s != State::Runnable)
     }
 }
 
@@ -83,11 +77,7 @@ mod tests {
         assert_eq!(rr.pick_next(), Some(0));
         rr.end_current(State::Exited(0));
         assert_eq!(rr.pick_next(), Some(1));
-        assert_eq!(
-            rr.pick_next(),
-            Some(1),
-            "the only runnable one keeps running"
-        );
+        assert_eq!(rr.pick_next(), Some(1), "the only runnable one keeps running");
         rr.end_current(State::Exited(0));
         assert_eq!(rr.pick_next(), None);
         assert!(rr.all_done());

@@ -29,10 +29,7 @@ impl HypervisorVersion {
         if guest::xen_version_into(version::XENVER_EXTRAVERSION, &mut extra).is_err() {
             extra = [0; 16];
         }
-        Self {
-            raw: guest::xen_version(),
-            extra,
-        }
+        Self { raw: guest::xen_version(), extra }
     }
 }
 
@@ -67,24 +64,14 @@ pub unsafe extern "C" fn kernel_entry(start_info: *const StartInfo) -> ! {
     };
 
     println!("guest-kernel: PV guest kernel starting");
-    println!(
-        "guest-kernel: hypervisor version {}",
-        HypervisorVersion::query()
-    );
-    println!(
-        "guest-kernel: start_info magic \"{}\"",
-        CStr(si.magic_bytes())
-    );
+    println!("guest-kernel: hypervisor version {}", HypervisorVersion::query());
+    println!("guest-kernel: start_info magic \"{}\"", CStr(si.magic_bytes()));
     println!(
         "guest-kernel: memory {} pages ({} KiB), flags {:#x}{}",
         si.nr_pages,
         si.nr_pages * 4,
         si.flags,
-        if si.is_initdomain() {
-            " (initial domain)"
-        } else {
-            ""
-        }
+        if si.is_initdomain() { " (initial domain)" } else { "" }
     );
     println!("guest-kernel: command line \"{}\"", line);
     println!("guest-kernel: role {}", opts.role.name());

@@ -155,17 +155,11 @@ mod tests {
 
     #[test]
     fn cs_slot_decoding() {
-        let f = TrapFrame {
-            cs: (1 << 32) | 0xe030,
-            ..Default::default()
-        };
+        let f = TrapFrame { cs: (1 << 32) | 0xe030, ..Default::default() };
         assert_eq!(f.selector(), 0xe030);
         assert_eq!(f.saved_mask(), 1);
         assert!(f.from_kernel() && !f.from_user());
-        let u = TrapFrame {
-            cs: 0xe033,
-            ..Default::default()
-        };
+        let u = TrapFrame { cs: 0xe033, ..Default::default() };
         assert_eq!(u.saved_mask(), 0);
         assert!(u.from_user());
     }

@@ -56,11 +56,7 @@ pub fn unmask_events() {
 
 /// `EVTCHNOP_bind_virq(virq, vcpu 0)`: the new port.
 pub fn bind_virq(virq: u32) -> Result<u32, Errno> {
-    let mut b = ev::EvtchnBindVirq {
-        virq,
-        vcpu: 0,
-        port: 0,
-    };
+    let mut b = ev::EvtchnBindVirq { virq, vcpu: 0, port: 0 };
     guest::event_channel_op(ev::EVTCHNOP_BIND_VIRQ, &mut b)?;
     Ok(b.port)
 }
@@ -90,11 +86,7 @@ pub fn close(port: u32) -> Result<u64, Errno> {
 /// `VCPUOP_set_periodic_timer(vcpu 0, period)`.
 pub fn set_periodic_timer(period_ns: u64) -> Result<u64, Errno> {
     let mut arg = hypercall_abi::vcpu::VcpuSetPeriodicTimer { period_ns };
-    guest::vcpu_op(
-        hypercall_abi::vcpu::VCPUOP_SET_PERIODIC_TIMER,
-        0,
-        Some(&mut arg),
-    )
+    guest::vcpu_op(hypercall_abi::vcpu::VCPUOP_SET_PERIODIC_TIMER, 0, Some(&mut arg))
 }
 
 /// `VCPUOP_stop_periodic_timer(vcpu 0)`.

@@ -19,18 +19,10 @@ pub fn set_trap_table(table: &[TrapInfo]) -> Result<u64, Errno> {
 
 /// `callback_op(CALLBACKOP_register, {kind, flags, address})`.
 pub fn register_callback(kind: u16, flags: u16, address: u64) -> Result<u64, Errno> {
-    let arg = CallbackRegister {
-        kind,
-        flags,
-        address,
-    };
+    let arg = CallbackRegister { kind, flags, address };
     // SAFETY: Xen reads the 16-byte structure; the address is one of our entry points.
     Errno::check(unsafe {
-        raw::hypercall2(
-            nr::CALLBACK_OP,
-            callback::CALLBACKOP_REGISTER as u64,
-            &arg as *const _ as u64,
-        )
+        raw::hypercall2(nr::CALLBACK_OP, callback::CALLBACKOP_REGISTER as u64, &arg as *const _ as u64)
     })
 }
 

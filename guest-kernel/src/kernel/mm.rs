@@ -24,10 +24,7 @@ pub fn init(si: &StartInfo) {
 
 /// The MFN backing guest PFN `pfn` (from the builder's P2M list).
 pub fn pfn_to_mfn(pfn: u64) -> u64 {
-    assert!(
-        pfn < NR_PAGES.load(Ordering::SeqCst),
-        "pfn {pfn:#x} out of range"
-    );
+    assert!(pfn < NR_PAGES.load(Ordering::SeqCst), "pfn {pfn:#x} out of range");
     let p2m = P2M.load(Ordering::SeqCst) as *const u64;
     // SAFETY: the builder maps the P2M list (nr_pages u64s) read-write for our lifetime.
     unsafe { p2m.add(pfn as usize).read_volatile() }
@@ -111,10 +108,7 @@ pub fn alloc_frame() -> Option<Frame> {
     // `free_frame`, never from trap context.
     let i = unsafe { (*core::ptr::addr_of_mut!(ALLOC)).alloc()? };
     let va = core::ptr::addr_of!(POOL) as u64 + 4096 * i as u64;
-    let frame = Frame {
-        va,
-        mfn: va_to_mfn(va),
-    };
+    let frame = Frame { va, mfn: va_to_mfn(va) };
     // SAFETY: a freshly allocated pool page is mapped writable and owned by the caller.
     unsafe { frame.entries().fill(0) };
     Some(frame)

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod hyp;
+pub mod inter;
 pub mod mm;
 pub mod trap;
 pub mod uspace;

@@ -4,9 +4,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use hypercall_abi::arch::{TrapInfo, FLAT_KERNEL_CS, FLAT_KERNEL_SS, TI_MASK_EVENTS};
-use hypercall_abi::callback::{
-    CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE, CALLBACKTYPE_SYSCALL,
-};
+use hypercall_abi::callback::{CALLBACKF_MASK_EVENTS, CALLBACKTYPE_EVENT, CALLBACKTYPE_FAILSAFE, CALLBACKTYPE_SYSCALL};
 use hypercall_abi::Errno;
 
 use crate::arch::x86_64::traps as entry;
@@ -78,10 +76,7 @@ pub struct TrapSetup {
 
 impl TrapSetup {
     /// Every exception vector 0-31 and the software interrupts.
-    pub const ALL: TrapSetup = TrapSetup {
-        exceptions: !0,
-        soft_ints: true,
-    };
+    pub const ALL: TrapSetup = TrapSetup { exceptions: !0, soft_ints: true };
 }
 
 /// Installs the trap table, the kernel stack and the event, failsafe and syscall callbacks.
@@ -114,11 +109,7 @@ pub fn install(setup: &TrapSetup, handler: Handler) -> Result<(), Errno> {
     hyp::stack_switch(FLAT_KERNEL_SS as u64, trap_stack_top())?;
     hyp::register_callback(CALLBACKTYPE_EVENT, 0, entry::event_entry_address())?;
     hyp::register_callback(CALLBACKTYPE_FAILSAFE, 0, entry::failsafe_entry_address())?;
-    hyp::register_callback(
-        CALLBACKTYPE_SYSCALL,
-        CALLBACKF_MASK_EVENTS,
-        entry::syscall_entry_address(),
-    )?;
+    hyp::register_callback(CALLBACKTYPE_SYSCALL, CALLBACKF_MASK_EVENTS, entry::syscall_entry_address())?;
     Ok(())
 }
 
@@ -173,11 +164,7 @@ pub fn record(frame: &TrapFrame) {
     // SAFETY: single vCPU, no nesting: nothing else accesses SEEN while a handler runs, and
     // the kernel reads it only between traps.
     unsafe {
-        *core::ptr::addr_of_mut!(SEEN) = Seen {
-            frame: *frame,
-            cr2,
-            mask_in_handler: mask,
-        };
+        *core::ptr::addr_of_mut!(SEEN) = Seen { frame: *frame, cr2, mask_in_handler: mask };
     }
     TRAPS_SEEN.fetch_add(1, Ordering::SeqCst);
 }

@@ -67,34 +67,15 @@ fn unknown_and_bad_calls(log: &mut CheckLog) {
     }
     // SAFETY: Xen must refuse to read the unmapped buffer; nothing of ours is touched.
     let r = unsafe {
-        raw::hypercall3(
-            hypercall::CONSOLE_IO,
-            console_io::CONSOLEIO_WRITE as u64,
-            16,
-            UNMAPPED_GUEST_ADDRESS,
-        )
+        raw::hypercall3(hypercall::CONSOLE_IO, console_io::CONSOLEIO_WRITE as u64, 16, UNMAPPED_GUEST_ADDRESS)
     };
     let ok = r == Errno::EFAULT.to_return();
-    check!(
-        log,
-        "console_io bad pointer",
-        "-14 (EFAULT)",
-        ok,
-        "{}",
-        Ret(r)
-    );
+    check!(log, "console_io bad pointer", "-14 (EFAULT)", ok, "{}", Ret(r));
     let text = b"";
     // SAFETY: an unknown console_io command with a valid (empty) buffer.
     let r = unsafe { raw::hypercall3(hypercall::CONSOLE_IO, 99, 0, text.as_ptr() as u64) };
     let ok = r == Errno::ENOSYS.to_return();
-    check!(
-        log,
-        "console_io unknown command",
-        "-38 (ENOSYS)",
-        ok,
-        "{}",
-        Ret(r)
-    );
+    check!(log, "console_io unknown command", "-38 (ENOSYS)", ok, "{}", Ret(r));
     let r = guest::console_write(b"check: console_io write (this line itself)\n");
     check!(log, "console_io write", "0", r == Ok(0), "{}", ret_of(r));
 }
@@ -102,51 +83,23 @@ fn unknown_and_bad_calls(log: &mut CheckLog) {
 fn xen_version_subops(log: &mut CheckLog, si: &StartInfo) -> u64 {
     let v = guest::xen_version();
     let (major, minor) = version::split_version(*v.as_ref().unwrap_or(&0));
-    check!(
-        log,
-        "xen_version version",
-        "major >= 3",
-        major >= 3,
-        "{major}.{minor}"
-    );
+    check!(log, "xen_version version", "major >= 3", major >= 3, "{major}.{minor}");
 
     let mut extra: version::XenExtraversion = [0; 16];
     let r = guest::xen_version_into(version::XENVER_EXTRAVERSION, &mut extra);
     let ok = r == Ok(0) && extra.contains(&0);
-    check!(
-        log,
-        "xen_version extraversion",
-        "0 and a NUL-terminated string",
-        ok,
-        "{} \"{}\"",
-        ret_of(r),
-        CStr(&extra)
-    );
+    check!(log, "xen_version extraversion", "0 and a NUL-terminated string", ok, "{} \"{}\"", ret_of(r), CStr(&extra));
 
     let mut caps: version::XenCapabilitiesInfo = [0; 1024];
     let r = guest::xen_version_into(version::XENVER_CAPABILITIES, &mut caps);
     let text = version::c_str_bytes(&caps);
     let ok = r == Ok(0) && text.windows(14).any(|w| w == b"xen-3.0-x86_64");
-    check!(
-        log,
-        "xen_version capabilities",
-        "contains xen-3.0-x86_64",
-        ok,
-        "\"{}\"",
-        CStr(&caps)
-    );
+    check!(log, "xen_version capabilities", "contains xen-3.0-x86_64", ok, "\"{}\"", CStr(&caps));
 
     let mut changeset: version::XenChangesetInfo = [0; 64];
     let r = guest::xen_version_into(version::XENVER_CHANGESET, &mut changeset);
     let ok = r == Ok(0) && changeset.contains(&0);
-    check!(
-        log,
-        "xen_version changeset",
-        "0 and a string",
-        ok,
-        "\"{}\"",
-        CStr(&changeset)
-    );
+    check!(log, "xen_version changeset", "0 and a string", ok, "\"{}\"", CStr(&changeset));
 
     let mut params = version::XenPlatformParameters::default();
     let r = guest::xen_version_into(version::XENVER_PLATFORM_PARAMETERS, &mut params);
@@ -173,19 +126,9 @@ fn xen_version_subops(log: &mut CheckLog, si: &StartInfo) -> u64 {
         features.submap
     );
 
-    let mut features = version::XenFeatureInfo {
-        submap_idx: 1,
-        submap: 0,
-    };
+    let mut features = version::XenFeatureInfo { submap_idx: 1, submap: 0 };
     let r = guest::xen_version_into(version::XENVER_GET_FEATURES, &mut features);
-    check!(
-        log,
-        "xen_version get_features submap 1",
-        "-22 (EINVAL)",
-        r == Err(Errno::EINVAL),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "xen_version get_features submap 1", "-22 (EINVAL)", r == Err(Errno::EINVAL), "{}", ret_of(r));
 
     // SAFETY: XENVER_pagesize takes no buffer.
     let r = unsafe { raw::hypercall2(hypercall::XEN_VERSION, version::XENVER_PAGESIZE as u64, 0) };
@@ -193,14 +136,7 @@ fn xen_version_subops(log: &mut CheckLog, si: &StartInfo) -> u64 {
 
     // SAFETY: an unknown sub-op with a NULL buffer.
     let r = unsafe { raw::hypercall2(hypercall::XEN_VERSION, 0x1000, 0) };
-    check!(
-        log,
-        "xen_version unknown sub-op",
-        "-38 (ENOSYS)",
-        r == Errno::ENOSYS.to_return(),
-        "{}",
-        Ret(r)
-    );
+    check!(log, "xen_version unknown sub-op", "-38 (ENOSYS)", r == Errno::ENOSYS.to_return(), "{}", Ret(r));
     v.unwrap_or(0)
 }
 
@@ -218,14 +154,7 @@ fn memory_ops(log: &mut CheckLog, si: &StartInfo) {
     );
     let max = guest::memory_op_domid(memory::XENMEM_MAXIMUM_RESERVATION, DOMID_SELF);
     let ok = matches!((max, cur), (Ok(m), Ok(c)) if m >= c);
-    check!(
-        log,
-        "memory_op maximum_reservation",
-        ">= current_reservation",
-        ok,
-        "{}",
-        ret_of(max)
-    );
+    check!(log, "memory_op maximum_reservation", ">= current_reservation", ok, "{}", ret_of(max));
 
     let mut entries = [E820Entry::default(); 16];
     match guest::memory_map(&mut entries) {
@@ -264,17 +193,11 @@ fn multicall(log: &mut CheckLog, version: u64) {
     let mut params = version::XenPlatformParameters::default();
     let mut batch = [
         MulticallEntry::new(hypercall::XEN_VERSION, &[version::XENVER_VERSION as u64, 0]),
-        MulticallEntry::new(
-            hypercall::XEN_VERSION,
-            &[version::XENVER_PAGESIZE as u64, 0],
-        ),
+        MulticallEntry::new(hypercall::XEN_VERSION, &[version::XENVER_PAGESIZE as u64, 0]),
         MulticallEntry::new(63, &[]),
         MulticallEntry::new(
             hypercall::XEN_VERSION,
-            &[
-                version::XENVER_PLATFORM_PARAMETERS as u64,
-                &mut params as *mut _ as u64,
-            ],
+            &[version::XENVER_PLATFORM_PARAMETERS as u64, &mut params as *mut _ as u64],
         ),
     ];
     // SAFETY: the entries are harmless queries; `params` outlives the call.
@@ -321,45 +244,17 @@ fn hypercall_page(log: &mut CheckLog, version: u64) {
         &page.stub_bytes(hypercall::IRET)[..12]
     );
     // SAFETY: xen_version(XENVER_version, NULL) through the stub has no side effects.
-    let r = unsafe {
-        page.call5(
-            hypercall::XEN_VERSION,
-            version::XENVER_VERSION as u64,
-            0,
-            0,
-            0,
-            0,
-        )
-    };
-    check!(
-        log,
-        "xen_version through hypercall page",
-        "same as syscall",
-        r == version as i64,
-        "{:#x}",
-        r
-    );
+    let r = unsafe { page.call5(hypercall::XEN_VERSION, version::XENVER_VERSION as u64, 0, 0, 0, 0) };
+    check!(log, "xen_version through hypercall page", "same as syscall", r == version as i64, "{:#x}", r);
 }
 
 fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
     let mask = shared.upcall_mask();
-    check!(
-        log,
-        "vcpu_info[0].evtchn_upcall_mask at entry",
-        "1 (events masked)",
-        mask == 1,
-        "{mask}"
-    );
+    check!(log, "vcpu_info[0].evtchn_upcall_mask at entry", "1 (events masked)", mask == 1, "{mask}");
     let t1 = shared.system_time_ns();
     let _ = guest::sched_yield();
     let t2 = shared.system_time_ns();
-    check!(
-        log,
-        "system time advances",
-        "t2 > t1 > 0",
-        t2 > t1 && t1 > 0,
-        "t1={t1} t2={t2}"
-    );
+    check!(log, "system time advances", "t2 > t1 > 0", t2 > t1 && t1 > 0, "t1={t1} t2={t2}");
 
     // Xen 4.17.7 ignores VCPU_SSHOTTMR_future (a 2023 stable fix, because Linux misused it):
     // a past deadline is accepted (the timer fires at once) instead of the -ETIME the header
@@ -374,20 +269,9 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
         ret_of(r)
     );
     let r = guest::vcpu_op::<u64>(vcpu::VCPUOP_STOP_PERIODIC_TIMER, 0, None);
-    check!(
-        log,
-        "vcpu_op stop_periodic_timer",
-        "0",
-        r == Ok(0),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "vcpu_op stop_periodic_timer", "0", r == Ok(0), "{}", ret_of(r));
 
-    let mut bind = ev::EvtchnBindVirq {
-        virq: ev::VIRQ_TIMER,
-        vcpu: 0,
-        port: 0,
-    };
+    let mut bind = ev::EvtchnBindVirq { virq: ev::VIRQ_TIMER, vcpu: 0, port: 0 };
     let r = guest::event_channel_op(ev::EVTCHNOP_BIND_VIRQ, &mut bind);
     let port = bind.port;
     check!(
@@ -401,11 +285,7 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
     if r.is_err() {
         return;
     }
-    let mut status = ev::EvtchnStatus {
-        dom: DOMID_SELF,
-        port,
-        ..Default::default()
-    };
+    let mut status = ev::EvtchnStatus { dom: DOMID_SELF, port, ..Default::default() };
     let r = guest::event_channel_op(ev::EVTCHNOP_STATUS, &mut status);
     let ok = r == Ok(0) && status.status == ev::EVTCHNSTAT_VIRQ && status.u[0] == ev::VIRQ_TIMER;
     check!(
@@ -419,26 +299,13 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
         status.u[0]
     );
 
-    timer_fires(log, shared, port, "set_timer_op", |deadline| {
-        guest::set_timer_op(deadline)
+    timer_fires(log, shared, port, "set_timer_op", |deadline| guest::set_timer_op(deadline));
+    timer_fires(log, shared, port, "vcpu_op set_singleshot_timer", |deadline| {
+        guest::vcpu_set_singleshot_timer(0, deadline, vcpu::VCPU_SSHOTTMR_FUTURE)
     });
-    timer_fires(
-        log,
-        shared,
-        port,
-        "vcpu_op set_singleshot_timer",
-        |deadline| guest::vcpu_set_singleshot_timer(0, deadline, vcpu::VCPU_SSHOTTMR_FUTURE),
-    );
 
     let r = guest::event_channel_op(ev::EVTCHNOP_CLOSE, &mut ev::EvtchnClose { port });
-    check!(
-        log,
-        "evtchn close VIRQ port",
-        "0",
-        r == Ok(0),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "evtchn close VIRQ port", "0", r == Ok(0), "{}", ret_of(r));
     loopback_channels(log, shared);
 }
 
@@ -473,11 +340,7 @@ fn timer_fires(
 }
 
 fn loopback_channels(log: &mut CheckLog, shared: &Shared) {
-    let mut alloc = ev::EvtchnAllocUnbound {
-        dom: DOMID_SELF,
-        remote_dom: DOMID_SELF,
-        port: 0,
-    };
+    let mut alloc = ev::EvtchnAllocUnbound { dom: DOMID_SELF, remote_dom: DOMID_SELF, port: 0 };
     let r = guest::event_channel_op(ev::EVTCHNOP_ALLOC_UNBOUND, &mut alloc);
     let unbound = alloc.port;
     check!(
@@ -488,11 +351,7 @@ fn loopback_channels(log: &mut CheckLog, shared: &Shared) {
         "{} port {unbound}",
         ret_of(r)
     );
-    let mut status = ev::EvtchnStatus {
-        dom: DOMID_SELF,
-        port: unbound,
-        ..Default::default()
-    };
+    let mut status = ev::EvtchnStatus { dom: DOMID_SELF, port: unbound, ..Default::default() };
     let r = guest::event_channel_op(ev::EVTCHNOP_STATUS, &mut status);
     check!(
         log,
@@ -504,11 +363,7 @@ fn loopback_channels(log: &mut CheckLog, shared: &Shared) {
         status.status
     );
 
-    let mut bind = ev::EvtchnBindInterdomain {
-        remote_dom: DOMID_SELF,
-        remote_port: unbound,
-        local_port: 0,
-    };
+    let mut bind = ev::EvtchnBindInterdomain { remote_dom: DOMID_SELF, remote_port: unbound, local_port: 0 };
     let r = guest::event_channel_op(ev::EVTCHNOP_BIND_INTERDOMAIN, &mut bind);
     let local = bind.local_port;
     check!(
@@ -534,15 +389,7 @@ fn loopback_channels(log: &mut CheckLog, shared: &Shared) {
     check!(log, "evtchn unmask", "0", r == Ok(0), "{}", ret_of(r));
     let r1 = guest::event_channel_op(ev::EVTCHNOP_CLOSE, &mut ev::EvtchnClose { port: local });
     let r2 = guest::event_channel_op(ev::EVTCHNOP_CLOSE, &mut ev::EvtchnClose { port: unbound });
-    check!(
-        log,
-        "evtchn close both ends",
-        "0, 0",
-        r1 == Ok(0) && r2 == Ok(0),
-        "{}, {}",
-        ret_of(r1),
-        ret_of(r2)
-    );
+    check!(log, "evtchn close both ends", "0, 0", r1 == Ok(0) && r2 == Ok(0), "{}, {}", ret_of(r1), ret_of(r2));
     let r = guest::event_channel_op(ev::EVTCHNOP_STATUS, &mut status);
     check!(
         log,
@@ -575,16 +422,10 @@ fn loopback_channels(log: &mut CheckLog, shared: &Shared) {
 }
 
 fn grant_table(log: &mut CheckLog) {
-    let mut q = [GnttabQuerySize {
-        dom: DOMID_SELF,
-        ..Default::default()
-    }];
+    let mut q = [GnttabQuerySize { dom: DOMID_SELF, ..Default::default() }];
     let r = guest::grant_table_op(gt::GNTTABOP_QUERY_SIZE, &mut q);
     let q = q[0];
-    let ok = r == Ok(0)
-        && q.status == gt::GNTST_OKAY
-        && q.max_nr_frames >= 1
-        && q.nr_frames <= q.max_nr_frames;
+    let ok = r == Ok(0) && q.status == gt::GNTST_OKAY && q.max_nr_frames >= 1 && q.nr_frames <= q.max_nr_frames;
     check!(
         log,
         "grant_table_op query_size",

@@ -52,10 +52,7 @@ pub fn run(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     let _ = events::mask_events();
     let _ = events::stop_periodic_timer();
     match super::procs::run_processes(&[(Program::Bench, n, 0)], 0) {
-        Ok(p) => println!(
-            "{}",
-            Measurement::from_tsc("user_syscall", n, 0, p.reported)
-        ),
+        Ok(p) => println!("{}", Measurement::from_tsc("user_syscall", n, 0, p.reported)),
         Err(e) => println!("bench: user_syscall failed: {e}"),
     }
 
@@ -65,10 +62,7 @@ pub fn run(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         // SAFETY: the handler resumes the fault after the load.
         let _ = unsafe { Trig::PageFaultRead.run(super::traps::UNMAPPED) };
     }
-    println!(
-        "{}",
-        Measurement::from_tsc("page_fault", n, start, guest::rdtsc())
-    );
+    println!("{}", Measurement::from_tsc("page_fault", n, start, guest::rdtsc()));
 
     match mmu_batches((n / 64).max(8)) {
         Some(m) => println!("{m}"),
@@ -89,10 +83,7 @@ fn mmu_batches(batches: u64) -> Option<Measurement> {
     for b in 0..batches {
         let val = if b % 2 == 0 { pte_ro(data.mfn, 0) } else { 0 };
         for (i, r) in reqs.iter_mut().enumerate() {
-            *r = MmuUpdate {
-                ptr: ((l1.mfn << 12) + 8 * i as u64) | MMU_NORMAL_PT_UPDATE,
-                val,
-            };
+            *r = MmuUpdate { ptr: ((l1.mfn << 12) + 8 * i as u64) | MMU_NORMAL_PT_UPDATE, val };
         }
         // SAFETY: entries of our own L1, which is not hooked into any address space.
         let (r, done) = unsafe { hyp::mmu_update(&reqs) };

@@ -56,11 +56,7 @@ fn traps_of<T>(f: impl FnOnce() -> T) -> (T, Traps) {
     let v = f();
     let n = trap::traps_seen() - before;
     let s = trap::last_seen().frame;
-    let (vector, error) = if n > 0 {
-        (s.vector, s.error_code)
-    } else {
-        (0, 0)
-    };
+    let (vector, error) = if n > 0 { (s.vector, s.error_code) } else { (0, 0) };
     (v, Traps { n, vector, error })
 }
 
@@ -98,13 +94,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     msrs(&mut log);
     // SAFETY: the handler resumes the #GP after the cli.
     let (_, t) = traps_of(|| unsafe { Trig::GpCli.run(0) });
-    check!(
-        log,
-        "cli with virtual IOPL 0",
-        "#GP error 0x0",
-        t.n == 1 && t.vector == 13 && t.error == 0,
-        "{t}"
-    );
+    check!(log, "cli with virtual IOPL 0", "#GP error 0x0", t.n == 1 && t.vector == 13 && t.error == 0, "{t}");
     ports(&mut log, &b);
     control_registers(&mut log, si);
     halt(&mut log);
@@ -157,14 +147,7 @@ fn cpuid(log: &mut CheckLog) {
         v[0]
     );
     let (v, _) = traps_of(|| insn::cpuid_forced(1, 0));
-    check!(
-        log,
-        "forced cpuid 1: hypervisor bit (ecx bit 31)",
-        "1",
-        v[2] >> 31 == 1,
-        "{}",
-        v[2] >> 31
-    );
+    check!(log, "forced cpuid 1: hypervisor bit (ecx bit 31)", "1", v[2] >> 31 == 1, "{}", v[2] >> 31);
 }
 
 fn msrs(log: &mut CheckLog) {
@@ -200,22 +183,10 @@ fn msrs(log: &mut CheckLog) {
     );
     // SAFETY: refused by the hypervisor (#GP); nothing is written.
     let ((), t) = traps_of(|| unsafe { insn::wrmsr(MSR_UNKNOWN, 1) });
-    check!(
-        log,
-        "wrmsr of an unknown MSR 0x2345",
-        "#GP error 0x0",
-        t.n == 1 && t.vector == 13 && t.error == 0,
-        "{t}"
-    );
+    check!(log, "wrmsr of an unknown MSR 0x2345", "#GP error 0x0", t.n == 1 && t.vector == 13 && t.error == 0, "{t}");
     // SAFETY: refused (#GP); the FS base stays as it was.
     let ((), t) = traps_of(|| unsafe { insn::wrmsr(MSR_FS_BASE, 0x8000_0000_0000_0000) });
-    check!(
-        log,
-        "wrmsr MSR_FS_BASE non-canonical",
-        "#GP error 0x0",
-        t.n == 1 && t.vector == 13 && t.error == 0,
-        "{t}"
-    );
+    check!(log, "wrmsr MSR_FS_BASE non-canonical", "#GP error 0x0", t.n == 1 && t.vector == 13 && t.error == 0, "{t}");
     // SAFETY: back to 0 for the rest of the run.
     unsafe {
         insn::wrmsr(MSR_FS_BASE, 0);
@@ -245,22 +216,9 @@ fn set_iopl(iopl: u32) -> Result<u64, hypercall_abi::Errno> {
 fn ports(log: &mut CheckLog, b: &crate::evtchn::EventBits) {
     // SAFETY: refused (#GP): nothing is written.
     let ((), t) = traps_of(|| unsafe { insn::outb(0x70, 0x0a) });
-    check!(
-        log,
-        "out 0x70 with virtual IOPL 0",
-        "#GP error 0x0",
-        t.n == 1 && t.vector == 13 && t.error == 0,
-        "{t}"
-    );
+    check!(log, "out 0x70 with virtual IOPL 0", "#GP error 0x0", t.n == 1 && t.vector == 13 && t.error == 0, "{t}");
     let r = set_iopl(1);
-    check!(
-        log,
-        "physdev_op set_iopl 1",
-        "0",
-        r == Ok(0),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "physdev_op set_iopl 1", "0", r == Ok(0), "{}", ret_of(r));
     // CMOS register 0x0a (status A): bits 4-6 are the divider, 0b010 for 32.768 kHz.
     // SAFETY: selecting a CMOS register and reading it is harmless.
     let (a, t) = traps_of(|| unsafe {
@@ -277,13 +235,7 @@ fn ports(log: &mut CheckLog, b: &crate::evtchn::EventBits) {
     );
     // SAFETY: POST code port: writing it is harmless.
     let ((), t) = traps_of(|| unsafe { insn::outb(0x80, 0x42) });
-    check!(
-        log,
-        "out 0x80 (POST code) with IOPL 1",
-        "no trap",
-        t.n == 0,
-        "{t}"
-    );
+    check!(log, "out 0x80 (POST code) with IOPL 1", "no trap", t.n == 0, "{t}");
     // SAFETY: Xen keeps its UART from dom0: the read is dropped, nothing happens.
     let (v, t) = traps_of(|| unsafe { insn::inb(0x3fd) });
     check!(
@@ -335,11 +287,7 @@ fn control_registers(log: &mut CheckLog, si: &StartInfo) {
         "the boot L4's machine address (p2m[pt_base] << 12)",
         cr3 == root && t.n == 0,
         "{}, {t}",
-        if cr3 == root {
-            "= p2m[pt_base] << 12"
-        } else {
-            "other"
-        }
+        if cr3 == root { "= p2m[pt_base] << 12" } else { "other" }
     );
     // SAFETY: loading the current root again changes nothing but flushes the TLB.
     let ((), t) = traps_of(|| unsafe { insn::write_cr3(root) });
@@ -350,11 +298,7 @@ fn control_registers(log: &mut CheckLog, si: &StartInfo) {
         "no trap, %cr3 unchanged",
         again == root && t.n == 0,
         "{t}, {}",
-        if again == root {
-            "unchanged"
-        } else {
-            "changed"
-        }
+        if again == root { "unchanged" } else { "changed" }
     );
     // SAFETY: the #PF is resumed by the handler.
     let _ = unsafe { Trig::PageFaultRead.run(super::traps::UNMAPPED) };
@@ -427,10 +371,7 @@ fn popf(log: &mut CheckLog, b: &crate::evtchn::EventBits) {
         log,
         "popf with IF cleared",
         "no trap, RFLAGS.IF still 1, upcall mask unchanged",
-        t.n == 0
-            && flags[0] & RFLAGS_IF != 0
-            && flags[1] & RFLAGS_IF != 0
-            && mask_before == mask_after,
+        t.n == 0 && flags[0] & RFLAGS_IF != 0 && flags[1] & RFLAGS_IF != 0 && mask_before == mask_after,
         "{t}, IF before {} after {}, mask {mask_before} -> {mask_after}",
         (flags[0] & RFLAGS_IF != 0) as u8,
         (flags[1] & RFLAGS_IF != 0) as u8

@@ -52,14 +52,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     let mut log = CheckLog::default();
     let b = events::init(si);
     let r = b.as_ref().map(|_| 0u64).map_err(|e| *e);
-    check!(
-        log,
-        "update_va_mapping shared_info",
-        "0",
-        r.is_ok(),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "update_va_mapping shared_info", "0", r.is_ok(), "{}", ret_of(r));
     let Ok(b) = b else {
         return super::summary("events", &log);
     };
@@ -113,10 +106,7 @@ fn block_until_tick(start: u64) -> (u64, bool) {
         let _ = hyp::sched_block();
         let _ = events::mask_events();
     }
-    (
-        events::now() - start,
-        TIMER_TICKS.load(Ordering::SeqCst) > ticks,
-    )
+    (events::now() - start, TIMER_TICKS.load(Ordering::SeqCst) > ticks)
 }
 
 fn timers(log: &mut CheckLog, b: &EventBits) {
@@ -158,10 +148,7 @@ fn timers(log: &mut CheckLog, b: &EventBits) {
         log,
         "upcall frame",
         "event callback, kernel cs 0xe030, saved mask 0 (block unmasked), handler entered masked",
-        f.vector == VECTOR_EVENT
-            && f.selector() == 0xe030
-            && f.saved_mask() == 0
-            && seen.mask_in_handler == 1,
+        f.vector == VECTOR_EVENT && f.selector() == 0xe030 && f.saved_mask() == 0 && seen.mask_in_handler == 1,
         "cs {:#x} saved mask {} mask in handler {}",
         f.selector(),
         f.saved_mask(),
@@ -218,14 +205,7 @@ fn timers(log: &mut CheckLog, b: &EventBits) {
     );
     let _ = events::stop_periodic_timer();
     let r = events::close(port);
-    check!(
-        log,
-        "close the VIRQ_TIMER port",
-        "0",
-        r == Ok(0),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "close the VIRQ_TIMER port", "0", r == Ok(0), "{}", ret_of(r));
 }
 
 fn ipi(log: &mut CheckLog, b: &EventBits) {
@@ -255,8 +235,7 @@ fn ipi(log: &mut CheckLog, b: &EventBits) {
         !none
     );
     let r = events::unmask(port);
-    let got = PORTS_HANDLED.load(Ordering::SeqCst) > handled
-        && LAST_PORT.load(Ordering::SeqCst) == port as u64;
+    let got = PORTS_HANDLED.load(Ordering::SeqCst) > handled && LAST_PORT.load(Ordering::SeqCst) == port as u64;
     check!(
         log,
         "EVTCHNOP_unmask of the pending port",

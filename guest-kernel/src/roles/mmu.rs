@@ -37,28 +37,19 @@ pub const WINDOW: u64 = (SLOT as u64) << 21;
 /// The boot page-table frame with machine frame `mfn` (the builder maps them all, read-only,
 /// at `pt_base + i * 4096`; found through the P2M).
 fn boot_table(si: &StartInfo, mfn: u64) -> Option<Frame> {
-    (0..si.nr_pt_frames)
-        .map(|i| si.pt_base + 4096 * i)
-        .find(|&va| mm::va_to_mfn(va) == mfn)
-        .map(|va| Frame { va, mfn })
+    (0..si.nr_pt_frames).map(|i| si.pt_base + 4096 * i).find(|&va| mm::va_to_mfn(va) == mfn).map(|va| Frame { va, mfn })
 }
 
 /// The boot page tables' L2 that maps VA 0..1 GiB.
 pub fn boot_l2(si: &StartInfo) -> Option<Frame> {
-    let l4 = Frame {
-        va: si.pt_base,
-        mfn: mm::va_to_mfn(si.pt_base),
-    };
+    let l4 = Frame { va: si.pt_base, mfn: mm::va_to_mfn(si.pt_base) };
     let l3 = boot_table(si, (l4.read(0) & pte::ADDR_MASK) >> 12)?;
     boot_table(si, (l3.read(0) & pte::ADDR_MASK) >> 12)
 }
 
 /// One `MMU_NORMAL_PT_UPDATE` of entry `index` of the table `table`.
 pub fn set_entry(table: u64, index: usize, val: u64) -> Result<u64, Errno> {
-    let req = MmuUpdate {
-        ptr: ((table << 12) + 8 * index as u64) | MMU_NORMAL_PT_UPDATE,
-        val,
-    };
+    let req = MmuUpdate { ptr: ((table << 12) + 8 * index as u64) | MMU_NORMAL_PT_UPDATE, val };
     // SAFETY: callers only change entries of tables they built or unused slots.
     unsafe { hyp::mmu_update(&[req]).0 }
 }
@@ -75,8 +66,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         println!("mmu: set-up failed");
         return ShutdownRequest::Crash;
     }
-    let (Some(l1), Some(data), Some(bad), Some(l4)) =
-        (alloc_frame(), alloc_frame(), alloc_frame(), alloc_frame())
+    let (Some(l1), Some(data), Some(bad), Some(l4)) = (alloc_frame(), alloc_frame(), alloc_frame(), alloc_frame())
     else {
         println!("mmu: out of pool pages");
         return ShutdownRequest::Crash;
@@ -128,11 +118,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         r == Ok(0) && entry == data.mfn << 12 && seen == 0x1234_5678,
         "{}, entry {}, store {}",
         ret_of(r),
-        if entry == data.mfn << 12 {
-            "ok"
-        } else {
-            "wrong"
-        },
+        if entry == data.mfn << 12 { "ok" } else { "wrong" },
         if seen == 0x1234_5678 { "seen" } else { "lost" }
     );
     let pfn = mm::m2p(data.mfn).unwrap_or(u64::MAX);
@@ -151,10 +137,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         }
     );
     let m2p = |val: u64| {
-        let req = MmuUpdate {
-            ptr: (data.mfn << 12) | MMU_MACHPHYS_UPDATE,
-            val,
-        };
+        let req = MmuUpdate { ptr: (data.mfn << 12) | MMU_MACHPHYS_UPDATE, val };
         // SAFETY: the M2P entry of our own frame; restored below.
         unsafe { hyp::mmu_update(&[req]).0 }
     };
@@ -173,13 +156,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
 
     // --- Refusals.
     // SAFETY: refused: the L4 is a page table.
-    let r = unsafe {
-        hyp::update_va_mapping(
-            si.pt_base,
-            pte_rw(mm::va_to_mfn(si.pt_base), 0),
-            UVMF_INVLPG,
-        )
-    };
+    let r = unsafe { hyp::update_va_mapping(si.pt_base, pte_rw(mm::va_to_mfn(si.pt_base), 0), UVMF_INVLPG) };
     check!(
         log,
         "writable mapping of a page-table page (the boot L4)",
@@ -198,8 +175,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         ret_of(r)
     );
     // SAFETY: refused: the address is in Xen's range.
-    let r =
-        unsafe { hyp::update_va_mapping(0xffff_8000_0000_0000, pte_rw(data.mfn, 0), UVMF_INVLPG) };
+    let r = unsafe { hyp::update_va_mapping(0xffff_8000_0000_0000, pte_rw(data.mfn, 0), UVMF_INVLPG) };
     check!(
         log,
         "update_va_mapping in the hypervisor's range",
@@ -224,27 +200,13 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     unsafe { bad.entries()[0] = pte_rw(data.mfn, pte::PAT_OR_PSE) };
     let _ = mm::make_readonly(bad.va);
     let r = pin(MMUEXT_PIN_L2_TABLE, bad.mfn);
-    check!(
-        log,
-        "pin an L2 with a PSE entry",
-        "-22 (EINVAL)",
-        r == Err(Errno::EINVAL),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "pin an L2 with a PSE entry", "-22 (EINVAL)", r == Err(Errno::EINVAL), "{}", ret_of(r));
     let _ = mm::make_writable(bad.va);
     // SAFETY: as above (writable again).
     unsafe { bad.entries()[0] = pte_rw(l1.mfn, 0) };
     let _ = mm::make_readonly(bad.va);
     let r = pin(MMUEXT_PIN_L1_TABLE, bad.mfn);
-    check!(
-        log,
-        "pin an L1 that maps a page table writable",
-        "-16 (EBUSY)",
-        r == Err(Errno::EBUSY),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "pin an L1 that maps a page table writable", "-16 (EBUSY)", r == Err(Errno::EBUSY), "{}", ret_of(r));
     let _ = mm::make_writable(bad.va);
 
     // Unpinning: in use (hooked into the L2) it still succeeds, the use keeps the type.

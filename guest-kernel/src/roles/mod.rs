@@ -11,10 +11,15 @@ macro_rules! check {
 }
 
 pub mod abi_test;
+pub mod attacks;
 pub mod bench;
+pub mod bench_domains;
+pub mod control;
 pub mod demo;
 pub mod emulate;
 pub mod events;
+pub mod exchange;
+pub mod lifecycle;
 pub mod mmu;
 pub mod procs;
 pub mod traps;
@@ -39,7 +44,47 @@ pub fn run(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         Role::Events => events::run(si),
         Role::Mmu => mmu::run(si),
         Role::Procs => procs::run(opts, si),
+        Role::Control => control::run(si),
+        Role::GrantSource => exchange::source(si),
+        Role::GrantSink => exchange::sink(si),
+        Role::Spin => lifecycle::spin(si),
+        Role::Bystander => lifecycle::bystander(si),
+        Role::Survivor => lifecycle::survivor(si),
+        Role::CrashFault => lifecycle::crash(si, false),
+        Role::CrashShutdown => lifecycle::crash(si, true),
+        Role::Victim => attacks::victim(si),
+        Role::AttackMap => attacks::attack_map(si),
+        Role::AttackGrant => attacks::attack_grant(si),
+        Role::AttackEvtchn => attacks::attack_evtchn(si),
+        Role::AttackFlood => attacks::attack_flood(si),
+        Role::BenchPing => bench_domains::ping(opts, si),
+        Role::BenchPong => bench_domains::pong(opts, si),
     }
+}
+
+/// Start of a domU role: maps `shared_info` and checks that `domctl` is refused with
+/// -EPERM (getdomaininfo of dom0 and pausedomain of dom0). False if set-up failed.
+pub fn domu_start(role: &str, log: &mut CheckLog, si: &StartInfo) -> bool {
+    if crate::kernel::events::init(si).is_err() {
+        println!("{role}: mapping shared_info failed");
+        return false;
+    }
+    let info = crate::kernel::inter::domain_info(0).map(|_| 0);
+    let pause = crate::kernel::inter::domctl(hypercall_abi::domctl::XEN_DOMCTL_PAUSEDOMAIN, 0).map(|_| 0);
+    check!(
+        log,
+        "domctl getdomaininfo(0) and pausedomain(0) from a domU",
+        "-1 (EPERM) twice",
+        info == Err(hypercall_abi::Errno::EPERM) && pause == Err(hypercall_abi::Errno::EPERM),
+        "{}, {}",
+        crate::checks::ret_of(info),
+        crate::checks::ret_of(pause)
+    )
+}
+
+/// The command line of this domain.
+pub fn line(si: &StartInfo) -> &str {
+    crate::cmdline::as_text(si.cmd_line_bytes())
 }
 
 /// Prints `<role>: N passed, M failed` and picks poweroff (all passed) or crash.

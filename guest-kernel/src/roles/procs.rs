@@ -74,11 +74,7 @@ static TICKS: AtomicU64 = AtomicU64::new(0);
 fn procs() -> &'static mut Procs {
     // SAFETY: one vCPU; the table is set up before user mode and then used only by the trap
     // handler (which does not nest) and, after all processes ended, by the kernel again.
-    unsafe {
-        (*core::ptr::addr_of_mut!(PROCS))
-            .as_mut()
-            .expect("process table")
-    }
+    unsafe { (*core::ptr::addr_of_mut!(PROCS)).as_mut().expect("process table") }
 }
 
 /// The initial user context of `program` with arguments `rdi`, `rsi`.
@@ -174,11 +170,7 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
             }
             if tick && frame.from_user() {
                 if p.first_preempt.is_none() {
-                    p.first_preempt = Some((
-                        frame.cs & 0xffff,
-                        frame.saved_mask(),
-                        frame.rflags & RFLAGS_IF != 0,
-                    ));
+                    p.first_preempt = Some((frame.cs & 0xffff, frame.saved_mask(), frame.rflags & RFLAGS_IF != 0));
                 }
                 p.ctx[cur] = *frame;
                 let before = cur;
@@ -261,15 +253,9 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     }
     let _ = events::mask_events();
     let _ = events::stop_periodic_timer();
-    let programs = [
-        (Program::Worker, ROUNDS, SPINS),
-        (Program::Worker, ROUNDS, SPINS),
-        (Program::Faulter, 0, SPINS / 2),
-    ];
-    println!(
-        "procs: starting A, B (workers, {ROUNDS} rounds) and C (faults), timer {}ms",
-        TICK_NS / 1_000_000
-    );
+    let programs =
+        [(Program::Worker, ROUNDS, SPINS), (Program::Worker, ROUNDS, SPINS), (Program::Faulter, 0, SPINS / 2)];
+    println!("procs: starting A, B (workers, {ROUNDS} rounds) and C (faults), timer {}ms", TICK_NS / 1_000_000);
     let p = match run_processes(&programs, TICK_NS) {
         Ok(p) => p,
         Err(e) => {
@@ -277,11 +263,7 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
             return ShutdownRequest::Crash;
         }
     };
-    println!(
-        "procs: back in the kernel after {} syscalls, {} ticks",
-        p.syscalls,
-        TICKS.load(Ordering::SeqCst)
-    );
+    println!("procs: back in the kernel after {} syscalls, {} ticks", p.syscalls, TICKS.load(Ordering::SeqCst));
     let own_roots = p.space[0].map(|s| s.l4.mfn) != p.space[1].map(|s| s.l4.mfn);
     check!(
         log,
@@ -308,15 +290,7 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
         iflag as u8
     );
     let done = |i: usize| p.rr.state(i) == State::Exited(0) && p.progress[i] == ROUNDS;
-    check!(
-        log,
-        "A and B ran all rounds and exited 0",
-        "both",
-        done(0) && done(1),
-        "A {} B {}",
-        done(0),
-        done(1)
-    );
+    check!(log, "A and B ran all rounds and exited 0", "both", done(0) && done(1), "A {} B {}", done(0), done(1));
     check!(
         log,
         "A and B preempted each other",

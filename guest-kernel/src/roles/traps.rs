@@ -117,13 +117,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         }
     };
     let r = trap::install(&TrapSetup::ALL, handler);
-    check!(
-        log,
-        "set_trap_table, stack_switch, callback_op event/failsafe/syscall",
-        "Ok",
-        r.is_ok(),
-        "{r:?}"
-    );
+    check!(log, "set_trap_table, stack_switch, callback_op event/failsafe/syscall", "Ok", r.is_ok(), "{r:?}");
     if r.is_err() {
         return super::summary("traps", &log);
     }
@@ -136,34 +130,13 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         case("#DB single step", Trig::SingleStep, 0, 1, 0, At::Next),
         case("#BP int3", Trig::Breakpoint, 0, 3, 0, At::Next),
         case("#OF int $4", Trig::Overflow, 0, 4, 0, At::Next),
-        case(
-            "int $0 (vector 0 at DPL 1: the kernel may)",
-            Trig::SoftIntZero,
-            0,
-            0,
-            0,
-            At::Next,
-        ),
+        case("int $0 (vector 0 at DPL 1: the kernel may)", Trig::SoftIntZero, 0, 0, 0, At::Next),
         case("#UD ud2", Trig::InvalidOpcode, 0, 6, 0, At::Fault),
         case("#GP cli", Trig::GpCli, 0, 13, 0, At::Fault),
-        case(
-            "#GP int $0x81 (DPL 0)",
-            Trig::GpSoftInt,
-            0,
-            13,
-            IDT_ERROR,
-            At::Fault,
-        ),
+        case("#GP int $0x81 (DPL 0)", Trig::GpSoftInt, 0, 13, IDT_ERROR, At::Fault),
         Case {
             cr2: Some(UNMAPPED),
-            ..case(
-                "#PF read of an unmapped page",
-                Trig::PageFaultRead,
-                UNMAPPED,
-                14,
-                0,
-                At::Fault,
-            )
+            ..case("#PF read of an unmapped page", Trig::PageFaultRead, UNMAPPED, 14, 0, At::Fault)
         },
         Case {
             cr2: Some(ro_page),
@@ -176,30 +149,9 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
                 At::Fault,
             )
         },
-        case(
-            "#MF x87 divide by zero",
-            Trig::X87Error,
-            0,
-            16,
-            0,
-            At::Fault,
-        ),
-        case(
-            "#AC misaligned load with RFLAGS.AC",
-            Trig::AlignmentCheck,
-            0,
-            17,
-            0,
-            At::Fault,
-        ),
-        case(
-            "#XM SSE divide by zero",
-            Trig::SimdError,
-            0,
-            19,
-            0,
-            At::Fault,
-        ),
+        case("#MF x87 divide by zero", Trig::X87Error, 0, 16, 0, At::Fault),
+        case("#AC misaligned load with RFLAGS.AC", Trig::AlignmentCheck, 0, 17, 0, At::Fault),
+        case("#XM SSE divide by zero", Trig::SimdError, 0, 19, 0, At::Fault),
         case("int $0x80 (DPL 3)", Trig::Int80, 0, 0x80, 0, At::Next),
     ];
     for c in &cases {
@@ -224,15 +176,7 @@ fn cpu_may_not_raise(c: &Case) -> bool {
 }
 
 const fn case(what: &'static str, trig: Trig, arg: u64, vector: u64, error: u64, at: At) -> Case {
-    Case {
-        what,
-        trig,
-        arg,
-        vector,
-        error,
-        at,
-        cr2: None,
-    }
+    Case { what, trig, arg, vector, error, at, cr2: None }
 }
 
 /// Runs one trigger and checks the recorded frame against the case.
@@ -247,11 +191,7 @@ fn exception(log: &mut CheckLog, c: &Case) {
     let want_rip = if c.at == At::Fault { t.fault } else { t.resume };
     let rip = describe_rip(f.rip, t.fault, t.resume);
     let cr2_ok = c.cr2.is_none_or(|a| seen.cr2 == a);
-    let error_ok = if c.error == IDT_ERROR {
-        f.error_code & 7 == 2
-    } else {
-        f.error_code == c.error
-    };
+    let error_ok = if c.error == IDT_ERROR { f.error_code & 7 == 2 } else { f.error_code == c.error };
     let ok = n == 1
         && f.vector == c.vector
         && error_ok
@@ -262,12 +202,10 @@ fn exception(log: &mut CheckLog, c: &Case) {
         && f.ss == 0xe02b
         && cr2_ok
         && kept;
-    let expected = "one trap with that vector/error, rip as for its class, cs 0xe030 mask 1, IF 0, ss 0xe02b, registers kept";
+    let expected =
+        "one trap with that vector/error, rip as for its class, cs 0xe030 mask 1, IF 0, ss 0xe02b, registers kept";
     if n == 0 && cpu_may_not_raise(c) {
-        println!(
-            "info: {} -> no trap: this CPU does not raise it (QEMU TCG)",
-            c.what
-        );
+        println!("info: {} -> no trap: this CPU does not raise it (QEMU TCG)", c.what);
         return;
     }
     if n == 0 {
@@ -339,24 +277,10 @@ fn device_not_available(log: &mut CheckLog) {
         ret_of(r),
         (cr0 >> 3) & 1
     );
-    let c = case(
-        "#NM x87 with CR0.TS",
-        Trig::DeviceNotAvailable,
-        0,
-        7,
-        0,
-        At::Fault,
-    );
+    let c = case("#NM x87 with CR0.TS", Trig::DeviceNotAvailable, 0, 7, 0, At::Fault);
     exception(log, &c);
     let cr0 = insn::read_cr(0);
-    check!(
-        log,
-        "CR0.TS after the #NM handler's fpu_taskswitch(0)",
-        "0",
-        cr0 & 8 == 0,
-        "{}",
-        (cr0 >> 3) & 1
-    );
+    check!(log, "CR0.TS after the #NM handler's fpu_taskswitch(0)", "0", cr0 & 8 == 0, "{}", (cr0 >> 3) & 1);
 }
 
 /// With events unmasked the frame carries saved mask 0 and IF 1, the handler (entry with
@@ -390,15 +314,7 @@ fn unmasked_frame(log: &mut CheckLog, b: &crate::evtchn::EventBits) {
 
 /// Error paths of the trap and callback hypercalls, and the segment bases.
 fn hypercalls(log: &mut CheckLog) {
-    let bad = [
-        TrapInfo {
-            vector: 0x90,
-            flags: 0,
-            cs: 0xe033,
-            address: 0x8000_0000_0000_0000,
-        },
-        TrapInfo::default(),
-    ];
+    let bad = [TrapInfo { vector: 0x90, flags: 0, cs: 0xe033, address: 0x8000_0000_0000_0000 }, TrapInfo::default()];
     let r = hyp::set_trap_table(&bad);
     check!(
         log,
@@ -409,14 +325,7 @@ fn hypercalls(log: &mut CheckLog) {
         ret_of(r)
     );
     let r = hyp::register_callback(99, 0, 0x10_0000);
-    check!(
-        log,
-        "callback_op register unknown type 99",
-        "-38 (ENOSYS)",
-        r == Err(Errno::ENOSYS),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "callback_op register unknown type 99", "-38 (ENOSYS)", r == Err(Errno::ENOSYS), "{}", ret_of(r));
     let r = hyp::register_callback(callback::CALLBACKTYPE_EVENT, 0, 0x8000_0000_0000_0000);
     check!(
         log,
@@ -426,10 +335,7 @@ fn hypercalls(log: &mut CheckLog) {
         "{}",
         ret_of(r)
     );
-    let arg = callback::CallbackUnregister {
-        kind: callback::CALLBACKTYPE_EVENT,
-        pad: 0,
-    };
+    let arg = callback::CallbackUnregister { kind: callback::CALLBACKTYPE_EVENT, pad: 0 };
     // SAFETY: unregistering the event callback is refused by Xen; nothing changes.
     let r = hypercall_abi::Errno::check(unsafe {
         hypercall_abi::guest::raw::hypercall2(
@@ -438,14 +344,7 @@ fn hypercalls(log: &mut CheckLog) {
             &arg as *const _ as u64,
         )
     });
-    check!(
-        log,
-        "callback_op unregister event callback",
-        "-22 (EINVAL)",
-        r == Err(Errno::EINVAL),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "callback_op unregister event callback", "-22 (EINVAL)", r == Err(Errno::EINVAL), "{}", ret_of(r));
     let (e, f, s) = (
         crate::arch::x86_64::traps::event_entry_address(),
         crate::arch::x86_64::traps::failsafe_entry_address(),
@@ -469,14 +368,7 @@ fn hypercalls(log: &mut CheckLog) {
         ret_of(r2)
     );
     let r = hyp::set_segment_base(SEGBASE_GS_KERNEL, 0x8000_0000_0000_0000);
-    check!(
-        log,
-        "set_segment_base non-canonical",
-        "-22 (EINVAL)",
-        r == Err(Errno::EINVAL),
-        "{}",
-        ret_of(r)
-    );
+    check!(log, "set_segment_base non-canonical", "-22 (EINVAL)", r == Err(Errno::EINVAL), "{}", ret_of(r));
     let _ = hyp::set_segment_base(SEGBASE_FS, 0);
     let _ = hyp::set_segment_base(SEGBASE_GS_USER, 0);
 }

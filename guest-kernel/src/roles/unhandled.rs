@@ -16,19 +16,13 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     if let Err(e) = events::init(si) {
         println!("unhandled: mapping shared_info failed: {e}");
     }
-    let setup = TrapSetup {
-        exceptions: !(1 << 6),
-        soft_ints: true,
-    };
+    let setup = TrapSetup { exceptions: !(1 << 6), soft_ints: true };
     if let Err(e) = trap::install(&setup, super::traps::handler) {
         println!("unhandled: installing traps failed: {e}");
         return ShutdownRequest::Crash;
     }
     let ud = Trig::InvalidOpcode.get();
-    println!(
-        "unhandled: executing ud2 at rip {:#x} with no #UD handler (vector 6)",
-        ud.fault
-    );
+    println!("unhandled: executing ud2 at rip {:#x} with no #UD handler (vector 6)", ud.fault);
     // SAFETY: the hypervisor is expected to crash the domain here; if it resumed us, the
     // trigger would simply return.
     let _ = unsafe { Trig::InvalidOpcode.run(0) };

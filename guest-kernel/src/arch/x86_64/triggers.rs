@@ -66,11 +66,7 @@ impl Trig {
     pub fn get(self) -> Trigger {
         // SAFETY: the table is read-only data the asm below defines with TRIGGERS entries.
         let [entry, fault, resume] = unsafe { trigger_table[self as usize] };
-        Trigger {
-            entry,
-            fault,
-            resume,
-        }
+        Trigger { entry, fault, resume }
     }
 
     /// Runs the trigger with `arg`; returns whether the marked registers survived.

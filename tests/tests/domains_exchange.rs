@@ -1,0 +1,116 @@
+//! Many domains on our hypervisor: dom0 (`role=control`) lists the domains `xl list`-style
+//! from `XEN_DOMCTL_getdomaininfo`, every domU gets -EPERM from `domctl`, and two domUs
+//! exchange data through grants and an interdomain event channel and check it byte for byte,
+//! while a third domU works on its own memory. dom0 learns of each domU's end through
+//! VIRQ_DOM_EXC.
+//!
+//! Ours only: Xen 4.17 cannot boot this bundle (a cpio of xl.cfg files is this project's
+//! boot format; Xen creates domUs only through a toolstack in dom0).
+
+use scenarios::{cpio_bundle, guest_kernel_image, Hv, Outcome, Scenario, EXIT_SUCCESS};
+
+/// A domU config for the guest kernel.
+pub fn cfg(name: &str, mib: u32, extra: &str) -> Vec<u8> {
+    format!("name = \"{name}\"\nmemory = {mib}\nkernel = \"guest.elf\"\nextra = \"{extra}\"\n").into_bytes()
+}
+
+/// The check line `check: <what> -> <value> ok` of domain `dom` ("" for dom0): its value.
+pub fn check_value<'a>(log: &'a str, dom: &str, what: &str) -> &'a str {
+    let prefix = if dom.is_empty() { String::new() } else { format!("({dom}) ") };
+    let head = format!("{prefix}check: {what} -> ");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with(&head) || l.contains(&format!("] {head}")) || l.contains(&head))
+        .unwrap_or_else(|| panic!("no check line '{head}'"));
+    let v = &line[line.find(&head).unwrap() + head.len()..];
+    assert!(v.ends_with(" ok"), "check failed: {line}");
+    &v[..v.len() - 3]
+}
+
+/// The rows of the `xl list` table printed after `control: xl list (<when>)`:
+/// (name, id, mem MiB, state, cpu seconds).
+pub fn xl_rows(log: &str, when: &str) -> Vec<(String, u16, u64, String, f64)> {
+    let mut lines = log.lines().skip_while(|l| !l.contains(&format!("control: xl list ({when})")));
+    lines.next();
+    assert!(lines.next().is_some_and(|h| h.starts_with("Name") && h.contains("Time(s)")), "no header");
+    let mut rows = Vec::new();
+    for l in lines {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() != 6 || f[1].parse::<u16>().is_err() {
+            break;
+        }
+        rows.push((f[0].to_string(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[4].to_string(), f[5].parse().unwrap()));
+    }
+    rows
+}
+
+fn boot(name: &str, members: &[(&str, &[u8])]) -> Scenario {
+    let bundle = cpio_bundle(name, members);
+    Scenario::new(name, Hv::Ours).module(&bundle).timeout_secs(120).expect_exit(EXIT_SUCCESS)
+}
+
+#[test]
+fn two_domus_exchange_data_through_grants_and_an_event_channel() {
+    let guest = std::fs::read(guest_kernel_image()).unwrap();
+    let src = cfg("source", 16, "role=grant-source peer=2 gref=8 pages=4 seed=77 port=3");
+    let sink = cfg("sink", 16, "role=grant-sink peer=1 port=3 gref=8 pages=4 seed=77");
+    let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=500");
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=source,sink,bystander\"\n";
+    let out: Outcome = boot(
+        "domains-exchange",
+        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("source.cfg", &src), ("sink.cfg", &sink), ("bystander.cfg", &by)],
+    )
+    .expect_line("d1 (source): created")
+    .expect_line("d3 (bystander): created")
+    .expect_line("control: xl list (before)")
+    .expect_line("control: xl list (after)")
+    .expect_line("control: 4 passed, 0 failed")
+    .expect_line("Hardware domain shut down")
+    .forbid_line("FAIL")
+    .run();
+    let log = &out.log;
+
+    // dom0's table: dom0 and the three domUs with their configured memory, then only dom0.
+    let before = xl_rows(log, "before");
+    let ids: Vec<(String, u16, u64)> = before.iter().map(|r| (r.0.clone(), r.1, r.2)).collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("Domain-0".into(), 0, 32),
+            ("source".into(), 1, 16),
+            ("sink".into(), 2, 16),
+            ("bystander".into(), 3, 16)
+        ]
+    );
+    assert!(before[0].3.starts_with('r'), "dom0 runs while it lists: {:?}", before[0]);
+    let after = xl_rows(log, "after");
+    assert_eq!(after.len(), 1, "only dom0 is left: {after:?}");
+    assert!(after[0].4 >= before[0].4, "dom0's CPU time does not go backwards");
+    assert_eq!(check_value(log, "", "domctl with interface version 0x14"), "-13 (EACCES)");
+    assert_eq!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").split(',').next(), Some("3 gone"));
+
+    // Every domU is refused domctl with -EPERM.
+    for d in ["d1", "d2", "d3"] {
+        assert_eq!(check_value(log, d, "domctl getdomaininfo(0) and pausedomain(0) from a domU"), "-1 (EPERM), -1 (EPERM)");
+    }
+    // The exchange, byte for byte in both directions.
+    assert_eq!(check_value(log, "d1", "alloc_unbound for the sink"), "3");
+    assert!(check_value(log, "d2", "bind_interdomain, then status").starts_with("local port 3, status Ok((2, 1, 3))"));
+    assert_eq!(
+        check_value(log, "d2", "map each grant read-only, compare byte for byte, unmap"),
+        "statuses sum 0, 16384 of 16384 bytes equal"
+    );
+    assert_eq!(check_value(log, "d2", "writable map of a read-only grant"), "-1 (GNTST_general_error)");
+    assert_eq!(check_value(log, "d2", "GNTTABOP_copy of each grant, compare"), "statuses sum 0, 16384 of 16384 bytes equal");
+    assert_eq!(
+        check_value(log, "d1", "map the sink's reply grant, compare, unmap"),
+        "status 0, 4096 of 4096 bytes equal, unmap 0"
+    );
+    assert_eq!(check_value(log, "d1", "GNTTABOP_copy of the sink's reply"), "status 0, 4096 of 4096 bytes equal");
+    assert_eq!(check_value(log, "d1", "revoke our grants (the sink unmapped them all)"), "4 of 4");
+    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 500 ms");
+    for d in ["d1", "d2", "d3"] {
+        assert!(log.contains(&format!("{d}: shutdown requested: reason 0 (poweroff)")), "{d} did not power off");
+    }
+    assert!(!log.contains("kept:"), "every frame of a dead domain returns to the allocator");
+}
