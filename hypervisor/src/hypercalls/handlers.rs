@@ -5,6 +5,7 @@ use super::op::*;
 use super::{dispatch, Env, Outcome};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
+use hypercall_abi::memory::{XENMEMF_EXACT_NODE_REQUEST, XENMEMF_VNODE, XENMEM_DECREASE_RESERVATION};
 
 /// Version this hypervisor reports: the Xen interface it implements (4.17).
 pub const VERSION_MAJOR: u64 = 4;
@@ -182,6 +183,7 @@ fn check_own_domid(env: &dyn Env, va: u64) -> Result<(), Errno> {
 pub fn memory_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let facts = env.domain();
     let result = match a[0] & MEMOP_CMD_MASK {
+        XENMEM_DECREASE_RESERVATION => return decrease_reservation(env, a),
         XENMEM_MAXIMUM_RAM_PAGE => return ret(facts.max_mfn as i64),
         XENMEM_CURRENT_RESERVATION => check_own_domid(env, a[1]).map(|()| facts.nr_pages),
         // dom0 has no memory limit on Xen: its max_pages is ~0U.
@@ -195,6 +197,106 @@ pub fn memory_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     match result {
         Ok(v) => ret(v as i64),
         Err(e) => err(e),
+    }
+}
+
+/// `MEMOP_EXTENT_SHIFT`: a reservation command carries the extent to start from above it.
+const MEMOP_EXTENT_SHIFT: u64 = 6;
+/// Frames freed per hypercall entry before a continuation (Xen checks for preemption
+/// between extents).
+const DECREASE_BATCH: u64 = 512;
+/// Xen's largest `extent_order` for a domU (`CONFIG_DOMU_MAX_ORDER`) and for the control or
+/// hardware domain (`CONFIG_CTLDOM_MAX_ORDER`, `CONFIG_HWDOM_MAX_ORDER`).
+const DOMU_MAX_ORDER: u32 = 9;
+const CTLDOM_MAX_ORDER: u32 = 12;
+/// `MAX_NUMNODES` of Xen 4.17's default build (`CONFIG_NR_NUMA_NODES`).
+const MAX_NUMNODES: u32 = 64;
+/// End of the hypervisor's part of the address space: guest handles must not point below it
+/// and at or above `HYPERVISOR_VIRT_START` (x86-64 `__addr_ok`).
+const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
+
+/// `XENMEM_decrease_reservation` (Xen's `do_memory_op` and `decrease_reservation` for a PV
+/// domain): reads `struct xen_memory_reservation` at `a[1]` (`extent_start` @0, `nr_extents`
+/// @8, `extent_order` @16, `mem_flags` @20, `domid` @24) and frees each extent, `2^order`
+/// machine frames from the MFN in the list, with `FrameTable::free_by_owner` (a frame still
+/// referenced stays the domain's until its last reference goes). Returns how many extents
+/// were done, counting from the start extent in `cmd >> 6`, stopping at the first frame that
+/// is not the domain's or an unreadable list entry. As Xen, every refusal of the request as
+/// a whole (unreadable struct, too many extents, unknown domain or one the caller may not
+/// change, bad `mem_flags`, too large an order) also answers with the start extent, never
+/// with an error code. Long lists continue (`Outcome::Continue`) between extents.
+fn decrease_reservation(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let start = a[0] >> MEMOP_EXTENT_SHIFT;
+    let mut raw = [0u8; 32];
+    if env.copy_from_guest(a[1], &mut raw).is_err() {
+        return ret(start as i64);
+    }
+    let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or_default());
+    let half = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or_default());
+    let (list, nr_extents, order, flags) = (word(0), word(8), half(16), half(20));
+    let domid = u16::from_le_bytes([raw[24], raw[25]]);
+    let caller = env.domain();
+    if nr_extents > u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) || start >= nr_extents {
+        return ret(start as i64);
+    }
+    let target = if domid == DOMID_SELF || domid == caller.id {
+        caller.id
+    } else if caller.privileged
+        && env.domain_control().is_some_and(|c| c.info_from(domid).is_some_and(|i| i.id == domid))
+    {
+        domid
+    } else {
+        // Xen: no such domain, or XSM refuses an unprivileged caller: nothing done.
+        return ret(start as i64);
+    };
+    let max_order = if caller.privileged { CTLDOM_MAX_ORDER } else { DOMU_MAX_ORDER };
+    let first = list.wrapping_add(start.wrapping_mul(8));
+    let handle_ok = !(HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&first);
+    if !reservation_flags_ok(flags, caller.privileged) || order > max_order || !handle_ok {
+        return ret(start as i64);
+    }
+    let mut budget = DECREASE_BATCH;
+    for i in start..nr_extents {
+        if i != start && budget == 0 {
+            let cmd = XENMEM_DECREASE_RESERVATION | (i << MEMOP_EXTENT_SHIFT);
+            return Outcome::Continue([cmd, a[1], a[2], a[3], a[4]]);
+        }
+        let Ok(gmfn) = read_u64(env, list.wrapping_add(i.wrapping_mul(8))) else { return ret(i as i64) };
+        let Some(mmu) = env.mmu() else { return err(Errno::ENOSYS) };
+        for j in 0..1u64 << order {
+            let freed = gmfn.checked_add(j).is_some_and(|mfn| mmu.frames.free_by_owner(mfn, target).is_ok());
+            if mmu.frames.has_released() {
+                // A frame released now may still be cached from an entry removed earlier.
+                mmu.paging.effects.flush_all = true;
+            }
+            if !freed {
+                return ret(i as i64);
+            }
+        }
+        budget = budget.saturating_sub(1 << order);
+    }
+    ret(nr_extents as i64)
+}
+
+/// Xen's `construct_memop_from_reservation` checks of `mem_flags`: address bits that no
+/// frame can satisfy (1-12), and a NUMA node (bits 8-15 hold node + 1) a privileged caller
+/// names beyond `MAX_NUMNODES`, or an exact-node request from an unprivileged one.
+fn reservation_flags_ok(flags: u32, privileged: bool) -> bool {
+    let address_bits = flags & 0xff;
+    if (1..=12).contains(&address_bits) {
+        return false;
+    }
+    if flags & XENMEMF_VNODE != 0 {
+        return true; // no virtual NUMA topology: nothing to check
+    }
+    let node = (flags >> 8).wrapping_sub(1) & 0xff;
+    if node == 0xff {
+        return true;
+    }
+    if privileged {
+        node < MAX_NUMNODES
+    } else {
+        flags & XENMEMF_EXACT_NODE_REQUEST == 0
     }
 }
 
@@ -212,6 +314,10 @@ fn memory_map(env: &mut dyn Env, arg: u64) -> Result<(), Errno> {
     env.copy_to_guest(buffer, &e820)?;
     env.copy_to_guest(arg, &1u32.to_le_bytes())
 }
+
+#[cfg(test)]
+#[path = "memory_tests.rs"]
+mod memory_tests;
 
 /// `set_timer_op(timeout)`: absolute system time; 0 cancels.
 pub fn set_timer_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
@@ -277,11 +383,7 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         let word = |k: usize| u64::from_le_bytes(raw[k * 8..k * 8 + 8].try_into().unwrap_or_default());
         let op = word(0);
         let args = [word(2), word(3), word(4), word(5), word(6)];
-        let outcome = if op == nr::MULTICALL {
-            err(Errno::EINVAL)
-        } else {
-            dispatch(env, op, args)
-        };
+        let outcome = if op == nr::MULTICALL { err(Errno::EINVAL) } else { dispatch(env, op, args) };
         let (result, stop) = match outcome {
             Outcome::Return(v) => (v, None),
             // Inside a batch a continuation cannot rewind the guest: finish the entry now.
@@ -302,7 +404,13 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         }
     }
     if count > MULTICALL_BATCH {
-        return Outcome::Continue([list + MULTICALL_BATCH * MULTICALL_ENTRY_SIZE, count - MULTICALL_BATCH, a[2], a[3], a[4]]);
+        return Outcome::Continue([
+            list + MULTICALL_BATCH * MULTICALL_ENTRY_SIZE,
+            count - MULTICALL_BATCH,
+            a[2],
+            a[3],
+            a[4],
+        ]);
     }
     ret(0)
 }

@@ -187,11 +187,15 @@ fn mmuext_batch_switches_roots_and_records_effects() {
             MMUEXT_UNPIN_TABLE as u64,
             next,
             0,
+            MMUEXT_UNPIN_TABLE as u64,
+            next,
+            0,
         ],
     );
-    let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 5, DONE, DOMID_SELF as u64, 0]);
-    assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()), "the new root cannot be unpinned");
-    assert_eq!(m.get_u32(DONE), 4);
+    let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 6, DONE, DOMID_SELF as u64, 0]);
+    assert_eq!(r, Outcome::Return(Errno::EINVAL.to_return()), "the root's pin went: not pinned any more");
+    assert_eq!(m.get_u32(DONE), 5, "unpinning the root succeeds, as Xen: the root keeps it an L4");
+    assert_eq!(m.mmu.counts(next).1, 1, "only the root's type reference is left");
     let fx = m.mmu.paging.effects.take();
     assert_eq!(fx.load_cr3, Some(next << 12));
     assert_eq!(fx.flush_pages.as_slice(), &[0x5000], "the CR3 load flushes everything anyway");

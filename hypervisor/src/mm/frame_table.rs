@@ -3,9 +3,12 @@
 //! Every machine frame has an owner, a type with a type count, a general reference count and
 //! the pinned/validated bits. The counting rules that use these fields live in `mmu.rs`; this
 //! file holds the data and the operations the hypervisor itself performs on frames (giving a
-//! frame to a domain, sharing a hypervisor page, freeing a frame).
+//! frame to a domain, sharing a hypervisor page, freeing a frame), the per-domain page count
+//! (Xen's `tot_pages`) and the frames released to the hypervisor since the kernel last
+//! collected them.
 
 use super::MmuError;
+use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::mm::DomId;
@@ -88,6 +91,10 @@ pub struct FrameInfo {
     /// A hypervisor page shared with its domain (shared_info): permanently Writable-typed,
     /// never a page table, never freed by the guest, mapped with write-back caching only.
     pub shared_by_hypervisor: bool,
+    /// The owner freed the frame (`decrease_reservation`; Xen's `PGC_allocated` cleared) while
+    /// something still referenced it: it still belongs to the owner, and is released to the
+    /// hypervisor when its last reference goes.
+    pub freed_by_owner: bool,
 }
 
 impl FrameInfo {
@@ -99,6 +106,7 @@ impl FrameInfo {
         pinned: false,
         validated: false,
         shared_by_hypervisor: false,
+        freed_by_owner: false,
     };
 
     /// Whether the frame is a page table in use (typed as a table with references).
@@ -107,21 +115,72 @@ impl FrameInfo {
     }
 }
 
-/// Per-frame accounting for every machine frame below `max_mfn`, and the M2P.
+/// Where the M2P lives: the table's own heap memory, or memory the kernel provides (so that it
+/// can map it read-only for guests).
+enum M2pStorage {
+    Owned(Vec<u64>),
+    Provided(&'static mut [u64]),
+}
+
+impl M2pStorage {
+    fn entries(&self) -> &[u64] {
+        match self {
+            M2pStorage::Owned(v) => v,
+            M2pStorage::Provided(s) => s,
+        }
+    }
+
+    fn entries_mut(&mut self) -> &mut [u64] {
+        match self {
+            M2pStorage::Owned(v) => v,
+            M2pStorage::Provided(s) => s,
+        }
+    }
+}
+
+/// Per-frame accounting for every machine frame below `max_mfn`, the M2P, the per-domain
+/// page counts and the frames released since the last [`take_released`](Self::take_released).
 pub struct FrameTable {
     frames: Vec<FrameInfo>,
-    m2p: Vec<u64>,
+    m2p: M2pStorage,
+    /// Frames owned per domain, shared hypervisor pages excluded (Xen's `tot_pages`).
+    pages: BTreeMap<DomId, u64>,
+    /// Frames that returned to the hypervisor because their owner freed them.
+    released: Vec<u64>,
 }
 
 impl FrameTable {
-    /// A table for frames `0..max_mfn`, all owned by the hypervisor, M2P all invalid.
+    /// A table for frames `0..max_mfn`, all owned by the hypervisor, M2P all invalid, with
+    /// the M2P on the heap (tests, or a kernel that does not show the M2P to guests).
     pub fn new(max_mfn: u64) -> Self {
         let n = usize::try_from(max_mfn).unwrap_or(usize::MAX);
-        let mut frames = Vec::new();
-        frames.resize(n, FrameInfo::HYPERVISOR);
         let mut m2p = Vec::new();
         m2p.resize(n, INVALID_M2P_ENTRY);
-        Self { frames, m2p }
+        Self::with_storage(n, M2pStorage::Owned(m2p))
+    }
+
+    /// As [`new`](Self::new), with the M2P in `storage`, which the kernel provides so that it
+    /// can map it into every guest read-only and user-readable at `0xFFFF800000000000`
+    /// (L4 slot 256, `MACH2PHYS_VIRT_START`): it should be page-aligned and a whole number of
+    /// pages. Entry `mfn` is `storage[mfn]`, one little-endian u64 per frame, exactly Xen's
+    /// layout. The whole of `storage` is filled with [`INVALID_M2P_ENTRY`] here; afterwards
+    /// only this table writes it (`set_m2p`, `MMU_MACHPHYS_UPDATE`, and releases, which
+    /// invalidate the entry of a freed frame).
+    ///
+    /// # Panics
+    ///
+    /// If `storage.len() < max_mfn`: a kernel configuration error at boot (never guest input).
+    pub fn with_m2p_storage(max_mfn: u64, storage: &'static mut [u64]) -> Self {
+        let n = usize::try_from(max_mfn).unwrap_or(usize::MAX);
+        assert!(storage.len() >= n, "M2P storage of {} entries for {max_mfn:#x} frames", storage.len());
+        storage.fill(INVALID_M2P_ENTRY);
+        Self::with_storage(n, M2pStorage::Provided(storage))
+    }
+
+    fn with_storage(n: usize, m2p: M2pStorage) -> Self {
+        let mut frames = Vec::new();
+        frames.resize(n, FrameInfo::HYPERVISOR);
+        Self { frames, m2p, pages: BTreeMap::new(), released: Vec::new() }
     }
 
     /// Number of frames covered (frames at or above are outside RAM: treated as I/O).
@@ -140,27 +199,23 @@ impl FrameTable {
 
     /// Whether `mfn` is covered and owned by `domain`.
     pub fn owned_by(&self, mfn: u64, domain: DomId) -> bool {
-        self.get(mfn)
-            .is_some_and(|f| f.owner == Owner::Domain(domain))
+        self.get(mfn).is_some_and(|f| f.owner == Owner::Domain(domain))
     }
 
     /// The M2P entry of `mfn` (the pseudo-physical frame the owner gave it).
     pub fn m2p(&self, mfn: u64) -> Option<u64> {
-        self.m2p.get(usize::try_from(mfn).ok()?).copied()
+        self.m2p.entries().get(usize::try_from(mfn).ok()?).copied()
     }
 
     /// The whole M2P, one u64 per frame (for the caller to expose read-only to guests).
     pub fn m2p_entries(&self) -> &[u64] {
-        &self.m2p
+        self.m2p.entries()
     }
 
     /// Sets the M2P entry of `mfn` (the builder records `pfn` for each frame it gives).
     pub fn set_m2p(&mut self, mfn: u64, pfn: u64) -> Result<(), MmuError> {
-        let slot = usize::try_from(mfn).ok().and_then(|i| self.m2p.get_mut(i));
-        let slot = slot.ok_or(MmuError::new(
-            Errno::EINVAL,
-            "M2P update of a frame outside RAM",
-        ))?;
+        let slot = usize::try_from(mfn).ok().and_then(|i| self.m2p.entries_mut().get_mut(i));
+        let slot = slot.ok_or(MmuError::new(Errno::EINVAL, "M2P update of a frame outside RAM"))?;
         *slot = pfn;
         Ok(())
     }
@@ -169,20 +224,99 @@ impl FrameTable {
     /// Refused with `-EBUSY` if another owner has it or it is still referenced, `-EINVAL`
     /// if the table does not cover it.
     pub fn assign_frame(&mut self, mfn: u64, domain: DomId) -> Result<(), MmuError> {
-        let f = self
-            .get_mut(mfn)
-            .ok_or(MmuError::new(Errno::EINVAL, "frame outside RAM"))?;
+        let f = self.get_mut(mfn).ok_or(MmuError::new(Errno::EINVAL, "frame outside RAM"))?;
         if f.owner != Owner::Hypervisor || f.ref_count != 0 || f.type_count != 0 {
-            return Err(MmuError::new(
-                Errno::EBUSY,
-                "frame already owned or referenced",
-            ));
+            return Err(MmuError::new(Errno::EBUSY, "frame already owned or referenced"));
         }
-        *f = FrameInfo {
-            owner: Owner::Domain(domain),
-            ..FrameInfo::HYPERVISOR
-        };
+        *f = FrameInfo { owner: Owner::Domain(domain), ..FrameInfo::HYPERVISOR };
+        *self.pages.entry(domain).or_insert(0) += 1;
         Ok(())
+    }
+
+    /// Frames `domain` owns, hypervisor pages shared with it excluded: Xen's `tot_pages`,
+    /// what `XENMEM_current_reservation` and `getdomaininfo` report. A frame the domain freed
+    /// while still referenced counts until it is released, as in Xen.
+    pub fn pages_of(&self, domain: DomId) -> u64 {
+        self.pages.get(&domain).copied().unwrap_or(0)
+    }
+
+    /// Every frame `domain` owns (including shared hypervisor pages and frames it freed that
+    /// are still referenced), in frame order: what a teardown must take back. A walk over all
+    /// frames; not for hot paths.
+    pub fn frames_of(&self, domain: DomId) -> impl Iterator<Item = u64> + '_ {
+        self.iter().filter(move |(_, f)| f.owner == Owner::Domain(domain)).map(|(m, _)| m)
+    }
+
+    /// The owner `domain` frees `mfn` (`XENMEM_decrease_reservation`, Xen's
+    /// `guest_remove_page` for a PV guest). The free succeeds whatever still references the
+    /// frame (mappings, table uses, pins, roots, grant mappings): the frame then stays the
+    /// domain's, usable through those references (and even mappable again, as in Xen), and is
+    /// released to the hypervisor when its last reference goes. An unreferenced frame is
+    /// released at once. Released frames lose their M2P entry ([`INVALID_M2P_ENTRY`]), leave
+    /// [`pages_of`](Self::pages_of) and wait in [`take_released`](Self::take_released).
+    ///
+    /// Freeing a frame already freed, or a hypervisor page shared with the domain
+    /// (shared_info, grant-table frames), succeeds and changes nothing (Xen answers success
+    /// for both; a shared page stays until the domain dies).
+    ///
+    /// Refused with `-EINVAL` for a frame outside RAM and `-ENXIO` for a frame `domain` does
+    /// not own (Xen's "Bad page free"), nothing changed.
+    pub fn free_by_owner(&mut self, mfn: u64, domain: DomId) -> Result<(), MmuError> {
+        let f = self.get_mut(mfn).ok_or(MmuError::new(Errno::EINVAL, "freed frame outside RAM"))?;
+        if f.owner != Owner::Domain(domain) {
+            return Err(MmuError::new(Errno::ENXIO, "freed frame not owned by the domain"));
+        }
+        if !f.shared_by_hypervisor {
+            f.freed_by_owner = true;
+            self.release_if_unused(mfn);
+        }
+        Ok(())
+    }
+
+    /// Releases `mfn` to the hypervisor if its owner freed it and nothing references it any
+    /// more; returns whether it did. A table still validated keeps the references of its
+    /// entries (only during a teardown, which calls again once it dropped them), so it waits.
+    pub(super) fn release_if_unused(&mut self, mfn: u64) -> bool {
+        let Some(f) = self.get_mut(mfn) else { return false };
+        let Owner::Domain(domain) = f.owner else { return false };
+        let holds_entries = f.page_type.is_table() && f.validated;
+        if !f.freed_by_owner || f.ref_count != 0 || f.type_count != 0 || f.pinned || holds_entries {
+            return false;
+        }
+        *f = FrameInfo::HYPERVISOR;
+        self.invalidate_m2p(mfn);
+        self.uncount(domain);
+        self.released.push(mfn);
+        true
+    }
+
+    /// Takes the frames released to the hypervisor since the last call: frames their owner
+    /// freed whose last reference went (immediately, or later through an unmap, unpin,
+    /// unhook, grant unmap or teardown). Each is owned by the hypervisor, unreferenced, with
+    /// an invalid M2P entry; the kernel returns them to its frame allocator, after a TLB
+    /// flush (see the module documentation).
+    pub fn take_released(&mut self) -> Vec<u64> {
+        core::mem::take(&mut self.released)
+    }
+
+    /// Whether frames wait in [`take_released`](Self::take_released).
+    pub fn has_released(&self) -> bool {
+        !self.released.is_empty()
+    }
+
+    fn uncount(&mut self, domain: DomId) {
+        if let Some(n) = self.pages.get_mut(&domain) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.pages.remove(&domain);
+            }
+        }
+    }
+
+    fn invalidate_m2p(&mut self, mfn: u64) {
+        if let Some(e) = usize::try_from(mfn).ok().and_then(|i| self.m2p.entries_mut().get_mut(i)) {
+            *e = INVALID_M2P_ENTRY;
+        }
     }
 
     /// Shares the hypervisor page `mfn` (shared_info) with `domain`, as Xen's
@@ -190,14 +324,9 @@ impl FrameTable {
     /// permanent Writable type reference, so it can never become a page table, and the domain
     /// cannot free it. [`release_domain`](super::Mmu::release_domain) gives it back.
     pub fn share_with_guest(&mut self, mfn: u64, domain: DomId) -> Result<(), MmuError> {
-        let f = self
-            .get_mut(mfn)
-            .ok_or(MmuError::new(Errno::EINVAL, "frame outside RAM"))?;
+        let f = self.get_mut(mfn).ok_or(MmuError::new(Errno::EINVAL, "frame outside RAM"))?;
         if f.owner != Owner::Hypervisor || f.ref_count != 0 || f.type_count != 0 {
-            return Err(MmuError::new(
-                Errno::EBUSY,
-                "frame already owned or referenced",
-            ));
+            return Err(MmuError::new(Errno::EBUSY, "frame already owned or referenced"));
         }
         *f = FrameInfo {
             owner: Owner::Domain(domain),
@@ -215,15 +344,9 @@ impl FrameTable {
     /// Refused with `-EBUSY` (nothing changed) if any of them is owned by a domain or referenced.
     pub fn mark_io(&mut self, first: u64, count: u64) -> Result<(), MmuError> {
         let end = first.saturating_add(count).min(self.max_mfn());
-        let busy = (first..end).any(|m| {
-            self.get(m)
-                .is_some_and(|f| f.owner != Owner::Hypervisor || f.ref_count != 0)
-        });
+        let busy = (first..end).any(|m| self.get(m).is_some_and(|f| f.owner != Owner::Hypervisor || f.ref_count != 0));
         if busy {
-            return Err(MmuError::new(
-                Errno::EBUSY,
-                "frame in use cannot become I/O memory",
-            ));
+            return Err(MmuError::new(Errno::EBUSY, "frame in use cannot become I/O memory"));
         }
         for m in first..end {
             if let Some(f) = self.get_mut(m) {
@@ -233,31 +356,29 @@ impl FrameTable {
         Ok(())
     }
 
-    /// Takes `mfn` back from its domain (for `decrease_reservation` or domain death).
+    /// Takes `mfn` back from whichever domain owns it, at once (domain death, after
+    /// [`release_domain`](super::Mmu::release_domain)). Guest frees use
+    /// [`free_by_owner`](Self::free_by_owner) instead, which defers the release.
     ///
     /// Refused with `-EBUSY` while the frame is mapped, typed, pinned, used as a root or
-    /// shared by the hypervisor: Xen instead defers the free until the last reference goes;
-    /// refusing keeps ownership simple and the error visible. `-EINVAL` if no domain owns it.
+    /// shared by the hypervisor. `-EINVAL` if no domain owns it. The caller must check that
+    /// the domain it tears down still owns `mfn` ([`owned_by`](Self::owned_by),
+    /// [`frames_of`](Self::frames_of)): a frame the domain freed earlier may belong to
+    /// another domain by now.
     ///
     /// After success the caller must flush every TLB that may still hold a stale mapping of
     /// the frame (any CPU that ran the domain) before giving it to anyone else.
     pub fn free_domain_frame(&mut self, mfn: u64) -> Result<(), MmuError> {
-        let f = self
-            .get_mut(mfn)
-            .ok_or(MmuError::new(Errno::EINVAL, "frame outside RAM"))?;
-        if !matches!(f.owner, Owner::Domain(_)) {
+        let f = self.get_mut(mfn).ok_or(MmuError::new(Errno::EINVAL, "frame outside RAM"))?;
+        let Owner::Domain(domain) = f.owner else {
             return Err(MmuError::new(Errno::EINVAL, "frame not owned by a domain"));
-        }
+        };
         if f.ref_count != 0 || f.type_count != 0 || f.pinned || f.shared_by_hypervisor {
-            return Err(MmuError::new(
-                Errno::EBUSY,
-                "frame still mapped, typed or pinned",
-            ));
+            return Err(MmuError::new(Errno::EBUSY, "frame still mapped, typed or pinned"));
         }
         *f = FrameInfo::HYPERVISOR;
-        if let Some(e) = usize::try_from(mfn).ok().and_then(|i| self.m2p.get_mut(i)) {
-            *e = INVALID_M2P_ENTRY;
-        }
+        self.invalidate_m2p(mfn);
+        self.uncount(domain);
         Ok(())
     }
 

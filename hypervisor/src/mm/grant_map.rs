@@ -42,34 +42,17 @@ impl FrameTable {
     /// shares with its domain (shared_info, grant-table frames: never granted on, so that they
     /// return to the hypervisor cleanly when their domain dies), and with `-EBUSY` if it
     /// cannot be Writable now (it is a page table or a descriptor table).
-    pub fn get_grant_ref(
-        &mut self,
-        mfn: u64,
-        owner: DomId,
-        writable: bool,
-    ) -> Result<(), MmuError> {
+    pub fn get_grant_ref(&mut self, mfn: u64, owner: DomId, writable: bool) -> Result<(), MmuError> {
         let f = self
             .get_mut(mfn)
             .filter(|f| f.owner == Owner::Domain(owner) && !f.shared_by_hypervisor)
-            .ok_or(MmuError::new(
-                Errno::EINVAL,
-                "granted frame not owned by the granter",
-            ))?;
-        let refs = f
-            .ref_count
-            .checked_add(1)
-            .ok_or(MmuError::new(Errno::EBUSY, "reference count overflow"))?;
+            .ok_or(MmuError::new(Errno::EINVAL, "granted frame not owned by the granter"))?;
+        let refs = f.ref_count.checked_add(1).ok_or(MmuError::new(Errno::EBUSY, "reference count overflow"))?;
         if writable {
             if f.type_count > 0 && f.page_type != PageType::Writable {
-                return Err(MmuError::new(
-                    Errno::EBUSY,
-                    "could not get Writable type: frame is a page table",
-                ));
+                return Err(MmuError::new(Errno::EBUSY, "could not get Writable type: frame is a page table"));
             }
-            let types = f
-                .type_count
-                .checked_add(1)
-                .ok_or(MmuError::new(Errno::EBUSY, "type count overflow"))?;
+            let types = f.type_count.checked_add(1).ok_or(MmuError::new(Errno::EBUSY, "type count overflow"))?;
             if f.type_count == 0 {
                 // Same transition as `Mmu::get_page_type(Writable)`: no validation needed.
                 f.page_type = PageType::Writable;
@@ -98,7 +81,8 @@ impl FrameTable {
         Ok(())
     }
 
-    /// Drops what [`get_grant_ref`](Self::get_grant_ref) took.
+    /// Drops what [`get_grant_ref`](Self::get_grant_ref) took. The last reference of a frame
+    /// its owner freed releases it ([`take_released`](Self::take_released)).
     pub fn put_grant_ref(&mut self, mfn: u64, writable: bool) {
         if let Some(f) = self.get_mut(mfn) {
             debug_assert!(f.ref_count > 0, "grant reference underflow on {mfn:#x}");
@@ -107,6 +91,7 @@ impl FrameTable {
                 f.type_count = f.type_count.saturating_sub(1);
             }
             f.ref_count = f.ref_count.saturating_sub(1);
+            self.release_if_unused(mfn);
         }
     }
 }
@@ -124,26 +109,14 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
                 (maddr >> 12, ((maddr & 0xfff) / 8) as usize)
             }
             GrantPteSlot::Va(va) => {
-                if !pte_rules::is_canonical(va) || !pte_rules::is_guest_l4_slot(table_index(va, 4))
-                {
-                    return Err(MmuError::new(
-                        Errno::EINVAL,
-                        "address is not a guest address",
-                    ));
+                if !pte_rules::is_canonical(va) || !pte_rules::is_guest_l4_slot(table_index(va, 4)) {
+                    return Err(MmuError::new(Errno::EINVAL, "address is not a guest address"));
                 }
-                let mut table = self
-                    .paging
-                    .kernel_l4
-                    .ok_or(MmuError::new(Errno::EINVAL, "no page-table root"))?;
+                let mut table = self.paging.kernel_l4.ok_or(MmuError::new(Errno::EINVAL, "no page-table root"))?;
                 for level in [4u8, 3, 2] {
                     let entry = self.mem.read_entry(table, table_index(va, level));
-                    if !pte_rules::is_present(entry)
-                        || entry & hypercall_abi::mm::pte::PAT_OR_PSE != 0
-                    {
-                        return Err(MmuError::new(
-                            Errno::EINVAL,
-                            "no L1 table maps this address",
-                        ));
+                    if !pte_rules::is_present(entry) || entry & hypercall_abi::mm::pte::PAT_OR_PSE != 0 {
+                        return Err(MmuError::new(Errno::EINVAL, "no L1 table maps this address"));
                     }
                     table = pte_rules::entry_mfn(entry);
                 }
@@ -151,16 +124,10 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             }
         };
         let own_l1 = self.frames.get(l1).is_some_and(|f| {
-            f.owner == Owner::Domain(self.domain.id)
-                && f.page_type == PageType::L1
-                && f.type_count > 0
-                && f.validated
+            f.owner == Owner::Domain(self.domain.id) && f.page_type == PageType::L1 && f.type_count > 0 && f.validated
         });
         if !own_l1 {
-            return Err(MmuError::new(
-                Errno::EINVAL,
-                "grant PTE is not in a validated L1 of the domain",
-            ));
+            return Err(MmuError::new(Errno::EINVAL, "grant PTE is not in a validated L1 of the domain"));
         }
         Ok((l1, index))
     }
@@ -178,16 +145,12 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         flags: u64,
     ) -> Result<(), MmuError> {
         let (l1, index) = self.grant_pte_location(slot)?;
-        let new = pte_rules::adjust(
-            1,
-            (mfn << 12) | (flags & !hypercall_abi::mm::pte::ADDR_MASK),
-        );
+        let new = pte_rules::adjust(1, (mfn << 12) | (flags & !hypercall_abi::mm::pte::ADDR_MASK));
         let bad = new & pte_rules::disallowed_flags(1, self.domain.io_capable);
         if bad != 0 {
             return Err(MmuError::new(Errno::EINVAL, "disallowed grant PTE flags"));
         }
-        self.frames
-            .get_grant_ref(mfn, granter, pte_rules::is_writable(new))?;
+        self.frames.get_grant_ref(mfn, granter, pte_rules::is_writable(new))?;
         let old = self.mem.read_entry(l1, index);
         self.mem.write_entry(l1, index, new);
         if pte_rules::is_present(old) {
@@ -202,22 +165,11 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// doesn't match frame"). Its references are dropped and a flush of the slot is
     /// requested; the caller must see it done before another domain runs (see the module
     /// documentation of `crate::grant`).
-    pub fn remove_grant_mapping(
-        &mut self,
-        slot: GrantPteSlot,
-        mfn: u64,
-        writable: bool,
-    ) -> Result<(), MmuError> {
+    pub fn remove_grant_mapping(&mut self, slot: GrantPteSlot, mfn: u64, writable: bool) -> Result<(), MmuError> {
         let (l1, index) = self.grant_pte_location(slot)?;
         let old = self.mem.read_entry(l1, index);
-        if !pte_rules::is_present(old)
-            || pte_rules::entry_mfn(old) != mfn
-            || pte_rules::is_writable(old) != writable
-        {
-            return Err(MmuError::new(
-                Errno::EINVAL,
-                "PTE does not match the grant mapping",
-            ));
+        if !pte_rules::is_present(old) || pte_rules::entry_mfn(old) != mfn || pte_rules::is_writable(old) != writable {
+            return Err(MmuError::new(Errno::EINVAL, "PTE does not match the grant mapping"));
         }
         self.mem.write_entry(l1, index, 0);
         self.put_entry_references(1, old, true);

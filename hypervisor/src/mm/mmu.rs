@@ -45,13 +45,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         domain: DomainRights,
         paging: &'a mut VcpuPaging,
     ) -> Self {
-        Self {
-            frames,
-            mem,
-            hypervisor_slots,
-            domain,
-            paging,
-        }
+        Self { frames, mem, hypervisor_slots, domain, paging }
     }
 
     /// Takes a general reference on `mfn`, which the calling domain must own (Xen's
@@ -67,10 +61,16 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     }
 
     /// Drops a general reference taken by [`get_page`](Self::get_page).
+    /// The last reference of a frame its owner freed releases it to the hypervisor
+    /// ([`FrameTable::take_released`]); a TLB flush is then requested, since the entry just
+    /// removed may still be cached.
     pub(super) fn put_page(&mut self, mfn: u64) {
         if let Some(f) = self.frames.get_mut(mfn) {
             debug_assert!(f.ref_count > 0, "general reference underflow on {mfn:#x}");
             f.ref_count = f.ref_count.saturating_sub(1);
+            if f.ref_count == 0 && self.frames.release_if_unused(mfn) {
+                self.paging.effects.flush_all = true;
+            }
         }
     }
 
@@ -79,10 +79,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// recursively takes references for its entries (Xen's `_get_page_type`). Refused with
     /// `-EINVAL` if the frame currently has another type.
     pub(super) fn get_page_type(&mut self, mfn: u64, ty: PageType) -> Result<(), MmuError> {
-        let f = self
-            .frames
-            .get_mut(mfn)
-            .ok_or(refused(Errno::EINVAL, "frame outside RAM"))?;
+        let f = self.frames.get_mut(mfn).ok_or(refused(Errno::EINVAL, "frame outside RAM"))?;
         if f.type_count > 0 {
             if f.page_type != ty {
                 return Err(refused(Errno::EINVAL, "frame already has another type"));
@@ -91,10 +88,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
                 // Only reachable through a cycle, which level and type checks exclude.
                 return Err(refused(Errno::EINVAL, "frame is being validated"));
             }
-            f.type_count = f
-                .type_count
-                .checked_add(1)
-                .ok_or(refused(Errno::EINVAL, "type count overflow"))?;
+            f.type_count = f.type_count.checked_add(1).ok_or(refused(Errno::EINVAL, "type count overflow"))?;
             return Ok(());
         }
         if f.page_type != ty {
@@ -150,10 +144,8 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// General plus type reference (Xen's `get_page_and_type`), with `-EINVAL` for a frame
     /// the domain does not own.
     pub(super) fn get_page_and_type(&mut self, mfn: u64, ty: PageType) -> Result<(), MmuError> {
-        self.get_page(mfn)
-            .map_err(|()| refused(Errno::EINVAL, "frame not owned by the domain"))?;
-        self.get_page_type(mfn, ty)
-            .inspect_err(|_| self.put_page(mfn))
+        self.get_page(mfn).map_err(|()| refused(Errno::EINVAL, "frame not owned by the domain"))?;
+        self.get_page_type(mfn, ty).inspect_err(|_| self.put_page(mfn))
     }
 
     /// Drops what [`get_page_and_type`](Self::get_page_and_type) took.
@@ -189,8 +181,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         }
         if level == 4 {
             for (i, &e) in self.hypervisor_slots.iter().enumerate() {
-                self.mem
-                    .write_entry(mfn, pte_rules::HYPERVISOR_SLOTS.start + i, e);
+                self.mem.write_entry(mfn, pte_rules::HYPERVISOR_SLOTS.start + i, e);
             }
         }
         Ok(())
@@ -233,10 +224,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
                 return if self.domain.io_capable {
                     Ok(())
                 } else {
-                    Err(refused(
-                        Errno::EPERM,
-                        "non-privileged attempt to map I/O memory",
-                    ))
+                    Err(refused(Errno::EPERM, "non-privileged attempt to map I/O memory"))
                 };
             }
             Some(Owner::Domain(d)) if d == self.domain.id => {}
@@ -246,26 +234,15 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
                 }
             }
         }
-        self.get_page(target)
-            .map_err(|()| refused(Errno::EBUSY, "reference count overflow"))?;
-        if pte_rules::is_writable(entry) && self.get_page_type(target, PageType::Writable).is_err()
-        {
+        self.get_page(target).map_err(|()| refused(Errno::EBUSY, "reference count overflow"))?;
+        if pte_rules::is_writable(entry) && self.get_page_type(target, PageType::Writable).is_err() {
             self.put_page(target);
-            return Err(refused(
-                Errno::EBUSY,
-                "could not get Writable type: frame is a page table",
-            ));
+            return Err(refused(Errno::EBUSY, "could not get Writable type: frame is a page table"));
         }
-        let shared = self
-            .frames
-            .get(target)
-            .is_some_and(|f| f.shared_by_hypervisor);
+        let shared = self.frames.get(target).is_some_and(|f| f.shared_by_hypervisor);
         if shared && entry & CACHE_ATTRS != 0 {
             self.put_entry_references(1, entry, true);
-            return Err(refused(
-                Errno::EACCES,
-                "non-write-back mapping of a hypervisor page",
-            ));
+            return Err(refused(Errno::EACCES, "non-write-back mapping of a hypervisor page"));
         }
         Ok(())
     }
@@ -284,10 +261,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
             return;
         }
         let target = pte_rules::entry_mfn(entry);
-        let counted = self
-            .frames
-            .get(target)
-            .is_some_and(|f| matches!(f.owner, Owner::Domain(_)));
+        let counted = self.frames.get(target).is_some_and(|f| matches!(f.owner, Owner::Domain(_)));
         if !counted {
             return;
         }
@@ -313,10 +287,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         preserve_ad: bool,
     ) -> Result<(), MmuError> {
         if level == 4 && !pte_rules::is_guest_l4_slot(index) {
-            return Err(refused(
-                Errno::EINVAL,
-                "L4 slots 256-271 belong to the hypervisor",
-            ));
+            return Err(refused(Errno::EINVAL, "L4 slots 256-271 belong to the hypervisor"));
         }
         let old = self.mem.read_entry(table, index);
         let mut new = new;

@@ -45,6 +45,45 @@
 //!
 //! The user root [`VcpuPaging::user_l4`] is loaded by the caller on every switch to guest
 //! user mode; the kernel root [`VcpuPaging::kernel_l4`] on every switch to guest kernel mode.
+//!
+//! # Frames freed by their owner
+//!
+//! `XENMEM_decrease_reservation` frees frames with [`FrameTable::free_by_owner`], as Xen's
+//! `guest_remove_page`: the free always succeeds for a frame the domain owns, but a frame
+//! still referenced (mapped, a table in use, pinned, a root, grant-mapped) stays the
+//! domain's, usable through those references, and is *released* only when its last
+//! reference goes (an unmap, unpin, unhook, new root, grant unmap or the domain's teardown).
+//! A released frame is owned by the hypervisor, unreferenced, and its M2P entry is
+//! [`INVALID_M2P_ENTRY`]. Unpinning a table still in use likewise just drops the pin (the
+//! other uses keep its type), as Xen.
+//!
+//! # What the kernel must wire
+//!
+//! 1. **M2P storage.** Build the machine's table with [`FrameTable::with_m2p_storage`]
+//!    (`max_mfn`, a `&'static mut [u64]` of at least `max_mfn` entries, page-aligned and a
+//!    whole number of pages, e.g. frames taken from the allocator at boot and reached through
+//!    the direct map). The table fills it with `INVALID_M2P_ENTRY` and is its only writer;
+//!    map those frames read-only and user-readable (no RW, US set) at `0xFFFF800000000000`
+//!    (L4 slot 256, the first of [`HYPERVISOR_SLOTS`]) through the hypervisor's L4 template,
+//!    so every validated guest L4 gets them. `FrameTable::new` keeps the M2P on the heap
+//!    (tests).
+//! 2. **Released frames.** After every hypercall that reached the MMU or the grant tables,
+//!    and after a domain's teardown, take [`FrameTable::take_released`] (cheap when empty,
+//!    see [`FrameTable::has_released`]) and return each frame to the frame allocator. Before
+//!    any of them is handed out again the TLB must be flushed (a CR3 reload on this CPU; every
+//!    CPU that ran the owner, with SMP): the MMU already sets `flush_all` in the pending
+//!    effects when it releases a frame, so applying the effects before anything else runs is
+//!    enough on one CPU.
+//! 3. **Page counts.** Report [`FrameTable::pages_of`]`(domain)` as the domain's `tot_pages`
+//!    (`DomainFacts::nr_pages`, `getdomaininfo`): frames assigned with
+//!    [`FrameTable::assign_frame`], minus those freed and released; pages shared by the
+//!    hypervisor are not counted. As in Xen, a freed frame still referenced counts until it is
+//!    released.
+//! 4. **Teardown.** A dead domain's frames are [`FrameTable::frames_of`]`(domain)` (or check
+//!    [`FrameTable::owned_by`] before [`FrameTable::free_domain_frame`]): the builder's P2M
+//!    list is not enough any more, since a frame the domain freed may have been released and
+//!    given to another domain since. Frames the domain freed that were still referenced are
+//!    released during [`Mmu::release_domain`] and arrive through `take_released`.
 
 mod frame_table;
 mod grant_map;
@@ -55,6 +94,8 @@ mod pte_rules;
 pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_free;
 #[cfg(test)]
 mod tests_random;
 
@@ -150,10 +191,7 @@ impl PendingEffects {
             TlbFlush::None => {}
             TlbFlush::All => self.flush_all = true,
             TlbFlush::Page(va) => {
-                if !self.flush_all
-                    && !self.flush_pages.contains(&va)
-                    && self.flush_pages.push(va).is_err()
-                {
+                if !self.flush_all && !self.flush_pages.contains(&va) && self.flush_pages.push(va).is_err() {
                     self.flush_all = true;
                 }
             }
@@ -199,8 +237,5 @@ pub struct FlushRequest {
 
 impl FlushRequest {
     /// No flush.
-    pub const NONE: FlushRequest = FlushRequest {
-        flush: TlbFlush::None,
-        scope: FlushScope::Local,
-    };
+    pub const NONE: FlushRequest = FlushRequest { flush: TlbFlush::None, scope: FlushScope::Local };
 }

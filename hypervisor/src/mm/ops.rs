@@ -47,10 +47,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD | MMU_PT_UPDATE_NO_TRANSLATE => {
                 let maddr = req.ptr - cmd;
                 if maddr & 7 != 0 {
-                    return Err(refused(
-                        Errno::EINVAL,
-                        "misaligned page-table entry address",
-                    ));
+                    return Err(refused(Errno::EINVAL, "misaligned page-table entry address"));
                 }
                 let (mfn, index) = (maddr >> 12, ((maddr & 0xfff) / 8) as usize);
                 self.update_entry_at(mfn, index, req.val, cmd == MMU_PT_UPDATE_PRESERVE_AD)
@@ -58,10 +55,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             MMU_MACHPHYS_UPDATE => {
                 let mfn = req.ptr >> 12;
                 if !self.frames.owned_by(mfn, self.domain.id) {
-                    return Err(refused(
-                        Errno::EINVAL,
-                        "M2P update of a frame the domain does not own",
-                    ));
+                    return Err(refused(Errno::EINVAL, "M2P update of a frame the domain does not own"));
                 }
                 self.frames.set_m2p(mfn, req.val)
             }
@@ -69,34 +63,18 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         }
     }
 
-    fn update_entry_at(
-        &mut self,
-        mfn: u64,
-        index: usize,
-        val: u64,
-        preserve_ad: bool,
-    ) -> Result<(), MmuError> {
-        let frame = *self
-            .frames
-            .get(mfn)
-            .ok_or(refused(Errno::EINVAL, "page-table update outside RAM"))?;
+    fn update_entry_at(&mut self, mfn: u64, index: usize, val: u64, preserve_ad: bool) -> Result<(), MmuError> {
+        let frame = *self.frames.get(mfn).ok_or(refused(Errno::EINVAL, "page-table update outside RAM"))?;
         if frame.owner != Owner::Domain(self.domain.id) {
-            return Err(refused(
-                Errno::EINVAL,
-                "page-table update in a frame the domain does not own",
-            ));
+            return Err(refused(Errno::EINVAL, "page-table update in a frame the domain does not own"));
         }
         if frame.is_live_table() && frame.validated {
             let level = frame.page_type.level().unwrap_or(1);
             return self.modify_entry(mfn, level, index, val, preserve_ad);
         }
         // An ordinary page: allowed if it can be writable right now (Xen writes it as data).
-        self.get_page_type(mfn, PageType::Writable).map_err(|_| {
-            refused(
-                Errno::EINVAL,
-                "frame is neither a validated table nor writable",
-            )
-        })?;
+        self.get_page_type(mfn, PageType::Writable)
+            .map_err(|_| refused(Errno::EINVAL, "frame is neither a validated table nor writable"))?;
         self.mem.write_entry(mfn, index, val);
         self.put_page_type(mfn);
         Ok(())
@@ -107,19 +85,11 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// L1 must exist and the L1 must be a validated L1 of the domain (`-EINVAL` otherwise, and
     /// for a non-canonical or hypervisor `va`). On success returns the flush `flags` ask
     /// for, which the caller resolves and adds to the pending effects.
-    pub fn update_va_mapping(
-        &mut self,
-        va: u64,
-        new_pte: u64,
-        flags: u64,
-    ) -> Result<FlushRequest, MmuError> {
+    pub fn update_va_mapping(&mut self, va: u64, new_pte: u64, flags: u64) -> Result<FlushRequest, MmuError> {
         if !pte_rules::is_canonical(va) || !pte_rules::is_guest_l4_slot(table_index(va, 4)) {
             return Err(refused(Errno::EINVAL, "address is not a guest address"));
         }
-        let mut table = self
-            .paging
-            .kernel_l4
-            .ok_or(refused(Errno::EINVAL, "no page-table root"))?;
+        let mut table = self.paging.kernel_l4.ok_or(refused(Errno::EINVAL, "no page-table root"))?;
         for level in [4u8, 3, 2] {
             let entry = self.mem.read_entry(table, table_index(va, level));
             if !pte_rules::is_present(entry) || entry & pte::PAT_OR_PSE != 0 {
@@ -129,16 +99,10 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         }
         let l1 = self.frames.get(table).copied();
         let is_own_l1 = l1.is_some_and(|f| {
-            f.owner == Owner::Domain(self.domain.id)
-                && f.page_type == PageType::L1
-                && f.type_count > 0
-                && f.validated
+            f.owner == Owner::Domain(self.domain.id) && f.page_type == PageType::L1 && f.type_count > 0 && f.validated
         });
         if !is_own_l1 {
-            return Err(refused(
-                Errno::EINVAL,
-                "the table mapping this address is not a validated L1",
-            ));
+            return Err(refused(Errno::EINVAL, "the table mapping this address is not a validated L1"));
         }
         self.modify_entry(table, 1, table_index(va, 1), new_pte, false)?;
         let flush = match flags & UVMF_FLUSHTYPE_MASK {
@@ -151,35 +115,16 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             UVMF_ALL => FlushScope::AllVcpus,
             mask => FlushScope::VcpuMask(mask),
         };
-        Ok(if flush == TlbFlush::None {
-            FlushRequest::NONE
-        } else {
-            FlushRequest { flush, scope }
-        })
+        Ok(if flush == TlbFlush::None { FlushRequest::NONE } else { FlushRequest { flush, scope } })
     }
 
     /// One `mmuext_op` (digest §4.5) on the caller's own frames. Returns the flush the
     /// command asks for (resolve its scope, then add it to the pending effects); root changes
     /// and cache flushes are recorded in the pending effects directly.
     pub fn mmuext_op(&mut self, op: &MmuextOp) -> Result<FlushRequest, MmuError> {
-        let local = |flush| {
-            Ok(FlushRequest {
-                flush,
-                scope: FlushScope::Local,
-            })
-        };
-        let all = |flush| {
-            Ok(FlushRequest {
-                flush,
-                scope: FlushScope::AllVcpus,
-            })
-        };
-        let mask = |flush| {
-            Ok(FlushRequest {
-                flush,
-                scope: FlushScope::VcpuMask(op.arg2),
-            })
-        };
+        let local = |flush| Ok(FlushRequest { flush, scope: FlushScope::Local });
+        let all = |flush| Ok(FlushRequest { flush, scope: FlushScope::AllVcpus });
+        let mask = |flush| Ok(FlushRequest { flush, scope: FlushScope::VcpuMask(op.arg2) });
         let page = |va: u64| {
             if pte_rules::is_canonical(va) {
                 TlbFlush::Page(va)
@@ -188,9 +133,9 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             }
         };
         match op.cmd {
-            MMUEXT_PIN_L1_TABLE..=MMUEXT_PIN_L4_TABLE => self
-                .pin_table(op.arg1, (op.cmd - MMUEXT_PIN_L1_TABLE + 1) as u8)
-                .map(|()| FlushRequest::NONE),
+            MMUEXT_PIN_L1_TABLE..=MMUEXT_PIN_L4_TABLE => {
+                self.pin_table(op.arg1, (op.cmd - MMUEXT_PIN_L1_TABLE + 1) as u8).map(|()| FlushRequest::NONE)
+            }
             MMUEXT_UNPIN_TABLE => self.unpin_table(op.arg1).map(|()| FlushRequest::NONE),
             MMUEXT_NEW_BASEPTR => self.new_baseptr(op.arg1).map(|()| FlushRequest::NONE),
             MMUEXT_NEW_USER_BASEPTR => self.new_user_baseptr(op.arg1).map(|()| FlushRequest::NONE),
@@ -202,11 +147,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             MMUEXT_INVLPG_ALL => all(page(op.arg1)),
             MMUEXT_FLUSH_CACHE | MMUEXT_FLUSH_CACHE_GLOBAL => {
                 if !self.domain.io_capable {
-                    let errno = if op.cmd == MMUEXT_FLUSH_CACHE {
-                        Errno::EACCES
-                    } else {
-                        Errno::EINVAL
-                    };
+                    let errno = if op.cmd == MMUEXT_FLUSH_CACHE { Errno::EACCES } else { Errno::EINVAL };
                     return Err(refused(errno, "cache flush needs I/O rights"));
                 }
                 self.paging.effects.flush_caches = true;
@@ -224,13 +165,10 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
                 Ok(FlushRequest::NONE)
             }
             MMUEXT_CLEAR_PAGE => self.clear_page(op.arg1).map(|()| FlushRequest::NONE),
-            MMUEXT_COPY_PAGE => self
-                .copy_page(op.arg1, op.arg2)
-                .map(|()| FlushRequest::NONE),
-            MMUEXT_MARK_SUPER | MMUEXT_UNMARK_SUPER => Err(refused(
-                Errno::EOPNOTSUPP,
-                "PV superpages were removed from Xen",
-            )),
+            MMUEXT_COPY_PAGE => self.copy_page(op.arg1, op.arg2).map(|()| FlushRequest::NONE),
+            MMUEXT_MARK_SUPER | MMUEXT_UNMARK_SUPER => {
+                Err(refused(Errno::EOPNOTSUPP, "PV superpages were removed from Xen"))
+            }
             _ => Err(refused(Errno::ENOSYS, "unknown mmuext_op command")),
         }
     }
@@ -251,29 +189,16 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         Ok(())
     }
 
-    /// `MMUEXT_UNPIN_TABLE`. `-EINVAL` if the domain does not own `mfn` or it is not pinned.
-    /// Refused with `-EBUSY` while anything else holds a type reference (a higher table's
-    /// entry, a root): this hypervisor requires tables to be unlinked before they are
-    /// unpinned, where Xen would just drop the pin and keep the table alive through its other
-    /// references.
+    /// `MMUEXT_UNPIN_TABLE`: drops the pin's type and general references, as Xen. A table
+    /// still in use (hooked into a higher table, a root) keeps its type and validation through
+    /// those other references, so it stays unwritable; it is devalidated when the last of them
+    /// goes. `-EINVAL` if the domain does not own `mfn` or it is not pinned.
     pub fn unpin_table(&mut self, mfn: u64) -> Result<(), MmuError> {
         let domain = self.domain.id;
-        let f = self
-            .frames
-            .get_mut(mfn)
-            .filter(|f| f.owner == Owner::Domain(domain));
-        let f = f.ok_or(refused(
-            Errno::EINVAL,
-            "unpin of a frame the domain does not own",
-        ))?;
+        let f = self.frames.get_mut(mfn).filter(|f| f.owner == Owner::Domain(domain));
+        let f = f.ok_or(refused(Errno::EINVAL, "unpin of a frame the domain does not own"))?;
         if !f.pinned {
             return Err(refused(Errno::EINVAL, "table not pinned"));
-        }
-        if f.type_count > 1 {
-            return Err(refused(
-                Errno::EBUSY,
-                "table still in use (linked or a root)",
-            ));
         }
         f.pinned = false;
         self.put_page_and_type(mfn);
@@ -321,14 +246,10 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     }
 
     fn copy_page(&mut self, dst: u64, src: u64) -> Result<(), MmuError> {
-        self.get_page(src)
-            .map_err(|()| refused(Errno::EINVAL, "copy from a frame the domain does not own"))?;
+        self.get_page(src).map_err(|()| refused(Errno::EINVAL, "copy from a frame the domain does not own"))?;
         if self.get_page_and_type(dst, PageType::Writable).is_err() {
             self.put_page(src);
-            return Err(refused(
-                Errno::EINVAL,
-                "copy to a frame that cannot be writable",
-            ));
+            return Err(refused(Errno::EINVAL, "copy to a frame that cannot be writable"));
         }
         for i in 0..ENTRIES {
             let v = self.mem.read_entry(src, i);
@@ -361,21 +282,17 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// hypervisor shared with it (which return to the hypervisor). Works through at most
     /// `budget` frames per call (each costs at most one table's 512 entries) and reports
     /// whether to call again with the same `cursor`. The domain must not run meanwhile.
-    /// Afterwards `FrameTable::free_domain_frame` succeeds for each of its frames.
+    /// Afterwards `FrameTable::free_domain_frame` succeeds for each frame the domain still
+    /// owns that no other domain maps (`FrameTable::frames_of`); frames it had freed itself
+    /// (`free_by_owner`) are released during the walk instead, for `take_released`.
     pub fn release_domain(&mut self, cursor: &mut ReleaseCursor, budget: usize) -> ReleaseProgress {
         if cursor.phase == 0 {
             // Dropped without devalidating: every table is torn down by the frame walk.
-            for root in [self.paging.kernel_l4.take(), self.paging.user_l4.take()]
-                .into_iter()
-                .flatten()
-            {
+            for root in [self.paging.kernel_l4.take(), self.paging.user_l4.take()].into_iter().flatten() {
                 self.drop_reference_without_cascade(root);
             }
             self.paging.effects.load_cr3 = None;
-            *cursor = ReleaseCursor {
-                phase: 1,
-                next_mfn: 0,
-            };
+            *cursor = ReleaseCursor { phase: 1, next_mfn: 0 };
         }
         let domain = Owner::Domain(self.domain.id);
         let mut work = 0;
@@ -408,10 +325,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
                     f.page_type = PageType::None;
                 }
             }
-            *cursor = ReleaseCursor {
-                phase: cursor.phase + 1,
-                next_mfn: 0,
-            };
+            *cursor = ReleaseCursor { phase: cursor.phase + 1, next_mfn: 0 };
         }
         ReleaseProgress::Done
     }
@@ -420,6 +334,8 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         if let Some(f) = self.frames.get_mut(mfn) {
             f.type_count = f.type_count.saturating_sub(1);
             f.ref_count = f.ref_count.saturating_sub(1);
+            // A table still validated waits for its own tear-down (see `release_if_unused`).
+            self.frames.release_if_unused(mfn);
         }
     }
 
@@ -433,6 +349,8 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         if f.validated {
             f.validated = false;
             self.release_entries(mfn, level, false);
+            // A freed table whose last reference went before its entries did.
+            self.frames.release_if_unused(mfn);
         }
     }
 }

@@ -13,14 +13,8 @@ const AVAIL_HIGH: u64 = 0x7ff << 52;
 /// Xen's private "guest kernel" marker (bit 52) on L1 entries the guest made without U.
 pub const GUEST_KERNEL_MARKER: u64 = 1 << 52;
 /// Flags allowed at every level.
-const COMMON_ALLOWED: u64 = pte::PRESENT
-    | pte::RW
-    | pte::USER
-    | pte::ACCESSED
-    | pte::DIRTY
-    | AVAIL_LOW
-    | AVAIL_HIGH
-    | pte::NX;
+const COMMON_ALLOWED: u64 =
+    pte::PRESENT | pte::RW | pte::USER | pte::ACCESSED | pte::DIRTY | AVAIL_LOW | AVAIL_HIGH | pte::NX;
 /// The cache-attribute bits of an L1 entry.
 pub const CACHE_ATTRS: u64 = pte::PWT | pte::PCD | pte::PAT_OR_PSE;
 
@@ -70,11 +64,7 @@ pub const fn adjust(level: u8, entry: u64) -> u64 {
 /// frame changes, or for L1 the write right or the cache attributes (which have their own
 /// rule for hypervisor pages). If not, the update only writes (Xen's fast path).
 pub const fn changes_reference(level: u8, old: u64, new: u64) -> bool {
-    let significant = if level == 1 {
-        pte::ADDR_MASK | pte::RW | CACHE_ATTRS
-    } else {
-        pte::ADDR_MASK
-    };
+    let significant = if level == 1 { pte::ADDR_MASK | pte::RW | CACHE_ATTRS } else { pte::ADDR_MASK };
     (old ^ new) & significant != 0
 }
 

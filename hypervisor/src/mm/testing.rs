@@ -84,41 +84,24 @@ impl MockMmu {
         for m in OTHER_FRAMES {
             frames.assign_frame(m, OTHER).unwrap();
         }
-        frames
-            .mark_io(IO_FRAMES.start, IO_FRAMES.end - IO_FRAMES.start)
-            .unwrap();
+        frames.mark_io(IO_FRAMES.start, IO_FRAMES.end - IO_FRAMES.start).unwrap();
         frames.share_with_guest(SHARED_INFO, DOM).unwrap();
         Self {
             frames,
             mem: HashMapMemory::default(),
             paging: VcpuPaging::default(),
-            rights: DomainRights {
-                id: DOM,
-                io_capable: false,
-            },
+            rights: DomainRights { id: DOM, io_capable: false },
         }
     }
 
     /// The MMU over concrete memory.
     pub fn mmu(&mut self) -> Mmu<'_, HashMapMemory> {
-        Mmu::new(
-            &mut self.frames,
-            &mut self.mem,
-            SLOTS,
-            self.rights,
-            &mut self.paging,
-        )
+        Mmu::new(&mut self.frames, &mut self.mem, SLOTS, self.rights, &mut self.paging)
     }
 
     /// The MMU as hypercall handlers get it.
     pub fn access(&mut self) -> MmuAccess<'_> {
-        Mmu::new(
-            &mut self.frames,
-            &mut self.mem,
-            SLOTS,
-            self.rights,
-            &mut self.paging,
-        )
+        Mmu::new(&mut self.frames, &mut self.mem, SLOTS, self.rights, &mut self.paging)
     }
 
     /// Writes an entry directly, as the guest does to a page that is still writable.
@@ -132,8 +115,9 @@ impl MockMmu {
         (f.page_type, f.type_count, f.ref_count)
     }
 
-    /// Recounts every reference from the tables, pins, roots and shared pages and checks the
-    /// safety invariants; panics with a description on the first violation.
+    /// Recounts every reference from the tables, pins, roots and shared pages, and every
+    /// domain's page count, and checks the safety invariants (freed frames pending only while
+    /// referenced); panics with a description on the first violation.
     pub fn audit(&self) {
         let n = MAX_MFN as usize;
         let (mut refs, mut types) = (vec![0u32; n], vec![0u32; n]);
@@ -146,24 +130,14 @@ impl MockMmu {
             if f.type_count > 0 && f.page_type.is_table() {
                 assert!(f.validated, "live table {mfn:#x} not validated");
             }
-            let Some(level) = f
-                .page_type
-                .level()
-                .filter(|_| f.validated && f.type_count > 0)
-            else {
+            let Some(level) = f.page_type.level().filter(|_| f.validated && f.type_count > 0) else {
                 continue;
             };
-            let Owner::Domain(owner) = f.owner else {
-                panic!("table {mfn:#x} not owned by a domain")
-            };
+            let Owner::Domain(owner) = f.owner else { panic!("table {mfn:#x} not owned by a domain") };
             for i in 0..512 {
                 let entry = self.mem.read_entry(mfn, i);
                 if level == 4 && HYPERVISOR_SLOTS.contains(&i) {
-                    assert_eq!(
-                        entry,
-                        SLOTS[i - 256],
-                        "L4 {mfn:#x} slot {i} is not the template"
-                    );
+                    assert_eq!(entry, SLOTS[i - 256], "L4 {mfn:#x} slot {i} is not the template");
                     continue;
                 }
                 if !pte_rules::is_present(entry) {
@@ -185,51 +159,40 @@ impl MockMmu {
                 refs[target as usize] += 1;
                 if level > 1 {
                     types[target as usize] += 1;
-                    assert_eq!(
-                        t.page_type,
-                        PageType::table(level - 1),
-                        "{mfn:#x}[{i}] wrong target type"
-                    );
+                    assert_eq!(t.page_type, PageType::table(level - 1), "{mfn:#x}[{i}] wrong target type");
                 } else if pte_rules::is_writable(entry) {
                     types[target as usize] += 1;
-                    assert_eq!(
-                        t.page_type,
-                        PageType::Writable,
-                        "RW mapping of a non-writable frame {target:#x}"
-                    );
+                    assert_eq!(t.page_type, PageType::Writable, "RW mapping of a non-writable frame {target:#x}");
                 }
                 assert_eq!(entry & pte::USER, pte::USER, "{mfn:#x}[{i}] not adjusted");
             }
         }
-        for root in [self.paging.kernel_l4, self.paging.user_l4]
-            .into_iter()
-            .flatten()
-        {
+        for root in [self.paging.kernel_l4, self.paging.user_l4].into_iter().flatten() {
             refs[root as usize] += 1;
             types[root as usize] += 1;
-            assert_eq!(
-                self.frames.get(root).unwrap().page_type,
-                PageType::L4,
-                "root {root:#x} not an L4"
-            );
+            assert_eq!(self.frames.get(root).unwrap().page_type, PageType::L4, "root {root:#x} not an L4");
+        }
+        let mut owned: HashMap<u16, u64> = HashMap::new();
+        for (mfn, f) in self.frames.iter() {
+            match f.owner {
+                Owner::Domain(d) if !f.shared_by_hypervisor => *owned.entry(d).or_default() += 1,
+                Owner::Domain(_) => {}
+                _ => assert_eq!((f.ref_count, f.type_count), (0, 0), "non-domain frame {mfn:#x} referenced"),
+            }
+            if f.freed_by_owner {
+                assert!(matches!(f.owner, Owner::Domain(_)), "freed frame {mfn:#x} not pending");
+                assert!(f.ref_count > 0, "freed frame {mfn:#x} unreferenced but not released");
+            }
+        }
+        for d in [DOM, OTHER] {
+            assert_eq!(self.frames.pages_of(d), owned.get(&d).copied().unwrap_or(0), "pages_of(d{d})");
         }
         let mismatches: Vec<_> = self
             .frames
             .iter()
             .filter(|(m, f)| f.ref_count != refs[*m as usize] || f.type_count != types[*m as usize])
-            .map(|(m, f)| {
-                (
-                    m,
-                    f.ref_count,
-                    refs[m as usize],
-                    f.type_count,
-                    types[m as usize],
-                )
-            })
+            .map(|(m, f)| (m, f.ref_count, refs[m as usize], f.type_count, types[m as usize]))
             .collect();
-        assert!(
-            mismatches.is_empty(),
-            "(mfn, refs, recounted, types, recounted): {mismatches:x?}"
-        );
+        assert!(mismatches.is_empty(), "(mfn, refs, recounted, types, recounted): {mismatches:x?}");
     }
 }
