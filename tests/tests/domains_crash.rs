@@ -29,15 +29,16 @@ fn crash(name: &str, role: &str, hv_says: &str) {
         .expect_line("control: xl list (before)")
         .expect_line(hv_says)
         .expect_line("d2 (crasher): destroyed, ")
-        .expect_line("control: d2 (crasher) is gone")
-        .expect_line("(d1) survivor: 6 passed, 0 failed")
-        .expect_line("(d3) bystander: 3 passed, 0 failed")
         .expect_line("control: 4 passed, 0 failed")
         .expect_line("Hardware domain shut down")
         .forbid_line("FAIL")
         .forbid_line("kept:")
         .run();
     let log = &out.log;
+    // The domains end in any order after the crash.
+    for l in ["control: d2 (crasher) is gone", "(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"] {
+        assert!(log.contains(l), "missing: {l}");
+    }
     assert_eq!(xl_rows(log, "before").len(), 4);
     assert!(check_value(log, "d2", "bind the peer's port, map its grant writable, write, signal")
         .starts_with("port 3, map 0 handle "));

@@ -27,7 +27,8 @@ pub fn xl_rows(log: &str, when: &str) -> Vec<(String, u16, u64, String, f64)> {
     lines.next();
     assert!(lines.next().is_some_and(|h| h.starts_with("Name") && h.contains("Time(s)")), "no header");
     let mut rows = Vec::new();
-    for l in lines {
+    // Lines of other domains and of the hypervisor ("(d2) ...", "(hv) ...") may interleave.
+    for l in lines.filter(|l| !l.starts_with('(')) {
         let f: Vec<&str> = l.split_whitespace().collect();
         if f.len() != 6 || f[1].parse::<u16>().is_err() {
             break;
