@@ -165,6 +165,9 @@ impl Machine {
         cmdline: heapless::String<1024>,
         wallclock_at_boot: u64,
     ) -> Self {
+        // First the frame table: it maps the M2P into the hypervisor's slot 256, which the
+        // template read below carries into every guest L4.
+        let frames = guest_visible_frame_table(ram_top >> 12);
         let hv_l4 = paging::hypervisor_pml4_phys();
         let mut hypervisor_slots = [0u64; 16];
         for (i, s) in hypervisor_slots.iter_mut().enumerate() {
@@ -173,7 +176,7 @@ impl Machine {
         Self {
             domains: BTreeMap::new(),
             current: 0,
-            frames: FrameTable::new(ram_top >> 12),
+            frames,
             mem,
             events: EventChannels::default(),
             event_host: EventHost::default(),
@@ -420,6 +423,18 @@ impl Machine {
         self.update_time(id);
     }
 
+    /// Returns to the allocator every frame a guest freed whose last reference has gone (the
+    /// PV MMU's deferred free). The TLB was flushed by the effects of the operation that
+    /// released them. Returns how many.
+    pub fn return_released_frames(&mut self) -> usize {
+        if !self.frames.has_released() {
+            return 0;
+        }
+        let released = self.frames.take_released();
+        let mut frames = FRAMES.lock();
+        released.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
+    }
+
     /// Returns to the allocator every frame the grant tables no longer need (dead domains'
     /// table frames, dead granters' frames whose last mapping went). Returns how many.
     pub fn reap_grant_frames(&mut self) -> usize {
@@ -455,7 +470,10 @@ impl Machine {
                 freed += 1;
             }
         }
-        for &mfn in &d.p2m {
+        // The domain's frames now (not its initial P2M: frames it freed may belong to
+        // someone else since), then those its death released.
+        let owned: Vec<u64> = self.frames.frames_of(id).collect();
+        for mfn in owned {
             match self.frames.free_domain_frame(mfn) {
                 Ok(()) => {
                     if let Some(f) = frames.as_mut() {
@@ -468,6 +486,7 @@ impl Machine {
             }
         }
         drop(frames);
+        freed += self.return_released_frames();
         freed += self.reap_grant_frames();
         log::info!("d{id} ({}): destroyed, {freed} frames returned", d.name);
         self.events.send_global_virq(&mut self.event_host, VIRQ_DOM_EXC);
@@ -485,6 +504,28 @@ pub fn start(mut machine: Machine) -> ! {
     machine.load_context(&mut frame);
     *MACHINE.lock() = Some(machine);
     guest_entry::resume(&frame, crate::arch::x86_64::gdt::ring0_stack_top())
+}
+
+/// The PV MMU's frame table with its M2P in page-aligned frames mapped read-only for guests
+/// at `MACH2PHYS_VIRT_START` (Linux-style guests read it directly); if that memory cannot be
+/// had, the M2P stays private to the hypervisor (guests then fault reading it) and we say so.
+fn guest_visible_frame_table(max_mfn: u64) -> FrameTable {
+    let nr_frames = (max_mfn * 8).div_ceil(4096);
+    let first = FRAMES.lock().as_mut().and_then(|f| f.alloc_contiguous(nr_frames, 1));
+    let Some(first) = first else {
+        log::warn!("no room for a guest-visible M2P: guests cannot read it");
+        return FrameTable::new(max_mfn);
+    };
+    // SAFETY: the frames were just taken from the allocator, are contiguous, page-aligned and
+    // inside the direct map; the frame table becomes their only user for the machine's life.
+    let storage = unsafe {
+        core::slice::from_raw_parts_mut(paging::phys_to_virt(first << 12) as *mut u64, (nr_frames * 512) as usize)
+    };
+    let table = FrameTable::with_m2p_storage(max_mfn, storage);
+    if !paging::map_m2p(first, nr_frames, || FRAMES.lock().as_mut().and_then(|f| f.alloc())) {
+        log::warn!("could not map the M2P for guests");
+    }
+    table
 }
 
 /// Grant-table frames come straight from the frame allocator (they are hypervisor pages

@@ -205,6 +205,7 @@ impl Machine {
         if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {
             self.reap_grant_frames();
         }
+        self.return_released_frames();
         if frame.rax == hypercall_abi::hypercall::FPU_TASKSWITCH {
             fpu::set_task_switched(self.cur().vcpu.cr0_ts);
         }

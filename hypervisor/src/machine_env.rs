@@ -46,11 +46,11 @@ impl Env for Machine {
 
     fn domain(&self) -> DomainFacts {
         let d = self.domains.get(&self.current);
-        let pages = d.map_or(0, |d| d.p2m.len() as u64);
+        let pages = self.frames.pages_of(self.current);
         DomainFacts {
             id: self.current,
             nr_pages: pages,
-            max_pages: pages,
+            max_pages: d.map_or(0, |d| d.p2m.len() as u64),
             privileged: d.is_some_and(|d| d.privileged),
             max_mfn: self.frames.max_mfn(),
         }
@@ -157,7 +157,7 @@ impl DomainControl for Machine {
         Some(DomainInfo {
             id: d.id,
             flags,
-            tot_pages: d.p2m.len() as u64,
+            tot_pages: self.frames.pages_of(d.id),
             max_pages: d.p2m.len() as u64,
             shared_info_frame: d.shared_info_mfn,
             cpu_time_ns: self.sched.cpu_time_ns(d.id).unwrap_or(0),

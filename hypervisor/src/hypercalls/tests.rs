@@ -37,7 +37,11 @@ impl DomainControl for Mock {
     fn destroy(&mut self, id: u16) -> Result<(), Errno> {
         let before = self.doms.len();
         self.doms.retain(|d| d.0 != id);
-        if self.doms.len() < before { Ok(()) } else { Err(Errno::ESRCH) }
+        if self.doms.len() < before {
+            Ok(())
+        } else {
+            Err(Errno::ESRCH)
+        }
     }
 }
 
@@ -45,7 +49,18 @@ const BASE: u64 = 0x10000;
 
 impl Mock {
     fn new() -> Self {
-        Self { mem: vec![0; 0x4000], console: vec![], input: b"xy".to_vec(), singleshot: None, periodic: None, now: 5_000_000, privileged: true, vcpu: crate::vcpu::VcpuState::new(0x1000), bases_applied: 0, doms: vec![(0, false), (2, false), (5, false)] }
+        Self {
+            mem: vec![0; 0x4000],
+            console: vec![],
+            input: b"xy".to_vec(),
+            singleshot: None,
+            periodic: None,
+            now: 5_000_000,
+            privileged: true,
+            vcpu: crate::vcpu::VcpuState::new(0x1000),
+            bases_applied: 0,
+            doms: vec![(0, false), (2, false), (5, false)],
+        }
     }
     fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
         let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
@@ -217,13 +232,25 @@ fn memory_op_reservations_and_map() {
     let mut m = Mock::new();
     m.put(BASE, &DOMID_SELF.to_le_bytes());
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(32768));
-    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MAXIMUM_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(u32::MAX as i64), "dom0 is unlimited");
-    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, BASE, 0, 0, 0]), Outcome::Return(-38), "no e820 for dom0");
+    assert_eq!(
+        call(&mut m, nr::MEMORY_OP, [XENMEM_MAXIMUM_RESERVATION, BASE, 0, 0, 0]),
+        Outcome::Return(u32::MAX as i64),
+        "dom0 is unlimited"
+    );
+    assert_eq!(
+        call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, BASE, 0, 0, 0]),
+        Outcome::Return(-38),
+        "no e820 for dom0"
+    );
     m.privileged = false;
     m.put(BASE, &DOMID_SELF.to_le_bytes());
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MAXIMUM_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(32768));
     m.put(BASE, &5u16.to_le_bytes());
-    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(-1), "a domU may not ask about others");
+    assert_eq!(
+        call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]),
+        Outcome::Return(-1),
+        "a domU may not ask about others"
+    );
     m.put(BASE, &4u32.to_le_bytes());
     m.put(BASE + 8, &(BASE + 0x100).to_le_bytes());
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, BASE, 0, 0, 0]), Outcome::Return(0));
@@ -242,7 +269,11 @@ fn timers() {
     assert_eq!(m.singleshot, None);
     m.put(BASE, &1_000u64.to_le_bytes());
     m.put(BASE + 8, &VCPU_SSHOTTMR_FUTURE.to_le_bytes());
-    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER, 0, BASE, 0, 0]), Outcome::Return(0), "Xen 4.17.7 ignores the future flag");
+    assert_eq!(
+        call(&mut m, nr::VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER, 0, BASE, 0, 0]),
+        Outcome::Return(0),
+        "Xen 4.17.7 ignores the future flag"
+    );
     assert_eq!(m.singleshot, Some(1_000));
     m.put(BASE, &7_000_000u64.to_le_bytes());
     assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_SINGLESHOT_TIMER, 0, BASE, 0, 0]), Outcome::Return(0));
@@ -290,7 +321,9 @@ fn large_multicalls_continue_in_batches() {
     for i in 0..150 {
         put_entry(&mut m, list + i * 64, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
     }
-    assert!(matches!(call(&mut m, nr::MULTICALL, [list, 150, 0, 0, 0]), Outcome::Continue([l, 86, ..]) if l == list + 64 * 64));
+    assert!(
+        matches!(call(&mut m, nr::MULTICALL, [list, 150, 0, 0, 0]), Outcome::Continue([l, 86, ..]) if l == list + 64 * 64)
+    );
     assert_eq!(call_to_end(&mut m, nr::MULTICALL, [list, 150, 0, 0, 0]), Outcome::Return(0));
     assert!((0..150).all(|i| m.get_u64(list + i * 64 + 8) == 4096));
 }
@@ -382,11 +415,23 @@ fn domctl_is_for_dom0_only_and_reports_domains() {
     assert!(m.doms[1].1);
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
     assert!(!m.doms[1].1);
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 0), Outcome::Return(-22), "not itself");
+    assert_eq!(
+        domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 0),
+        Outcome::Return(-22),
+        "not itself"
+    );
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 5), Outcome::Return(0));
     assert_eq!(m.doms.len(), 2);
     assert_eq!(domctl_op(&mut m, 99, XEN_DOMCTL_INTERFACE_VERSION, 0), Outcome::Return(-38));
     m.privileged = false;
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 0), Outcome::Return(-1), "a domU gets -EPERM");
-    assert_eq!(call(&mut m, nr::DOMCTL, [0xdead_0000, 0, 0, 0, 0]), Outcome::Return(-1), "EPERM before touching memory");
+    assert_eq!(
+        domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 0),
+        Outcome::Return(-1),
+        "a domU gets -EPERM"
+    );
+    assert_eq!(
+        call(&mut m, nr::DOMCTL, [0xdead_0000, 0, 0, 0, 0]),
+        Outcome::Return(-1),
+        "EPERM before touching memory"
+    );
 }

@@ -147,3 +147,50 @@ impl hypervisor::guest_access::MachineAccess for DirectMap {
         true
     }
 }
+
+/// Where guests read the machine-to-physical table (Xen's `MACH2PHYS_VIRT_START`, slot 256).
+pub const M2P_VIRT_START: u64 = 0xffff_8000_0000_0000;
+const USER: u64 = 1 << 2;
+
+/// Maps `nr_frames` machine frames from `first_mfn` (the M2P array) read-only and
+/// user-readable at [`M2P_VIRT_START`] in the hypervisor's L4, from where the PV MMU copies
+/// slot 256 into every guest L4 (PV guest kernels run in ring 3 and read the M2P directly).
+/// Table frames come from `alloc`, zeroed here. Returns `false` if `alloc` ran dry or the
+/// array exceeds one slot (512 GiB of M2P).
+pub fn map_m2p(first_mfn: u64, nr_frames: u64, mut alloc: impl FnMut() -> Option<u64>) -> bool {
+    if nr_frames > 512 * 512 * 512 {
+        return false;
+    }
+    let mut new_table = || -> Option<u64> {
+        let mfn = alloc()?;
+        // SAFETY: a fresh frame from the allocator, inside the direct map, owned by us.
+        unsafe { core::ptr::write_bytes(phys_to_virt(mfn << 12) as *mut u8, 0, 4096) };
+        Some(mfn << 12)
+    };
+    let entry = |table: u64, index: u64| (phys_to_virt(table) + index * 8) as *mut u64;
+    let Some(pdpt) = new_table() else { return false };
+    let mut pd = 0;
+    let mut pt = 0;
+    for i in 0..nr_frames {
+        let va = M2P_VIRT_START + i * 4096;
+        if i % (512 * 512) == 0 {
+            let Some(t) = new_table() else { return false };
+            pd = t;
+            // SAFETY: `pdpt` is our fresh table; the index is below 512.
+            unsafe { entry(pdpt, (va >> 30) & 511).write(pd | PRESENT | USER) };
+        }
+        if i % 512 == 0 {
+            let Some(t) = new_table() else { return false };
+            pt = t;
+            // SAFETY: as above, for `pd`.
+            unsafe { entry(pd, (va >> 21) & 511).write(pt | PRESENT | USER) };
+        }
+        // Read-only (no WRITABLE) and never executable.
+        // SAFETY: as above, for `pt`.
+        unsafe { entry(pt, (va >> 12) & 511).write(((first_mfn + i) << 12) | PRESENT | USER | NO_EXECUTE) };
+    }
+    // SAFETY: single-threaded set-up before any guest runs; slot 256 was empty.
+    let pml4 = unsafe { &mut *addr_of_mut!(PML4) };
+    pml4.0[((M2P_VIRT_START >> 39) & 511) as usize] = pdpt | PRESENT | USER;
+    true
+}
