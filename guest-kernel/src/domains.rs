@@ -1,6 +1,7 @@
 //! Generic logic of the multi-domain roles (host-tested): the data patterns domains exchange
 //! and verify, the `xl list`-style table dom0 prints from `getdomaininfo`, the domain names
-//! dom0 learns from its command line, and the CPU-time ratio of the weighted scenario.
+//! dom0 learns from its command line, the CPU-time ratio of the weighted scenario and the
+//! names of Xen's `GNTST_*` codes.
 
 use core::fmt;
 
@@ -134,6 +135,27 @@ pub fn within_percent(milli: u64, target_milli: u64, percent: u64) -> bool {
     milli.abs_diff(target_milli) * 100 <= target_milli * percent
 }
 
+/// `GNTST_*` as a name, for check lines.
+pub fn gntst_name(st: i16) -> &'static str {
+    match st {
+        0 => "GNTST_okay",
+        -1 => "GNTST_general_error",
+        -2 => "GNTST_bad_domain",
+        -3 => "GNTST_bad_gntref",
+        -4 => "GNTST_bad_handle",
+        -5 => "GNTST_bad_virt_addr",
+        -6 => "GNTST_bad_dev_addr",
+        -7 => "GNTST_no_device_space",
+        -8 => "GNTST_permission_denied",
+        -9 => "GNTST_bad_page",
+        -10 => "GNTST_bad_copy_arg",
+        -11 => "GNTST_address_too_big",
+        -12 => "GNTST_eagain",
+        -13 => "GNTST_no_space",
+        _ => "hypercall error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +208,14 @@ mod tests {
         assert_eq!(format!("{row}"), format!("{:<40}     0    32     1     r-----      1.234", "Domain-0"));
         let anon = XlRow { name: None, id: 3, ..row };
         assert!(format!("{anon}").starts_with("dom3 "));
+    }
+
+    #[test]
+    fn grant_status_names() {
+        assert_eq!(gntst_name(0), "GNTST_okay");
+        assert_eq!(gntst_name(-8), "GNTST_permission_denied");
+        assert_eq!(gntst_name(-13), "GNTST_no_space");
+        assert_eq!(gntst_name(-38), "hypercall error");
     }
 
     #[test]

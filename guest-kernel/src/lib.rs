@@ -35,18 +35,27 @@
 //! * `role=procs`: three user processes with their own user page tables, `syscall`s, timer
 //!   preemption round-robin, the faulting one killed; `procs: ...`.
 //!
+//! * Multi-domain roles (rendezvous through command-line keys, not xenstore; see `roles`):
+//!   `role=control` (dom0: `xl list` table from domctl getdomaininfo, VIRQ_DOM_EXC, the
+//!   CPU-time ratio of two domains, pause+destroy of a domain that does not end),
+//!   `grant-source`/`grant-sink` (data through grants and an interdomain port, checked
+//!   byte for byte), `spin`, `bystander`, `survivor`, `crash-fault`, `crash-shutdown`,
+//!   `victim`, `attack-map`, `attack-grant`, `attack-evtchn`, `attack-flood`,
+//!   `bench-ping`/`bench-pong`. Every domU role first checks that domctl answers -EPERM.
+//!
 //! Every checking role powers off if all its checks passed and crashes otherwise.
 //! * `shutdown=poweroff|reboot|crash` (default poweroff): how `demo` ends.
 //!
 //! # Structure
 //!
 //! * [`cmdline`], [`console`], [`checks`], [`bench`], [`trapframe`], [`evtchn`],
-//!   [`pagepool`], [`sched`]: generic logic, host-tested.
+//!   [`pagepool`], [`sched`], [`domains`]: generic logic, host-tested.
 //! * `arch::x86_64` (the only asm): entry stub, ELF notes, hypercall page, trap/event/syscall
 //!   entry and the `iret` exit (`traps`), exception triggers, privileged instructions with
 //!   their fix-up table (`insn`), user programs (`user`).
 //! * `kernel`: hypercall wrappers the ABI crate lacks (`hyp`), trap table and dispatch
-//!   (`trap`), events (`events`), PV memory (`mm`), user address spaces (`uspace`).
+//!   (`trap`), events (`events`), PV memory (`mm`), user address spaces (`uspace`),
+//!   domctl, interdomain event channels and grant tables (`inter`).
 //! * `start_of_day`, `pv`, `roles`: start of day and the roles (bare-metal target only).
 //!
 //! Later: dom0 backends and xenstore, domU frontends (console ring, blkfront, netfront), each

@@ -17,7 +17,8 @@ fn crash(name: &str, role: &str, hv_says: &str) {
     let survivor = cfg("survivor", 16, "role=survivor peer=2 gref=8 seed=5");
     let crasher = cfg("crasher", 16, &format!("role={role} peer=1 port=3 gref=8 self=2"));
     let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
-    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=survivor,crasher,bystander\"\n";
+    let dom0 =
+        b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=survivor,crasher,bystander\"\n";
     let bundle = cpio_bundle(
         name,
         &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &survivor), ("b.cfg", &crasher), ("c.cfg", &by)],
@@ -36,7 +37,9 @@ fn crash(name: &str, role: &str, hv_says: &str) {
         .run();
     let log = &out.log;
     // The domains end in any order after the crash.
-    for l in ["control: d2 (crasher) is gone", "(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"] {
+    for l in
+        ["control: d2 (crasher) is gone", "(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"]
+    {
         assert!(log.contains(l), "missing: {l}");
     }
     assert_eq!(xl_rows(log, "before").len(), 4);

@@ -43,12 +43,7 @@ fn two_domus_exchange_data_through_grants_and_an_event_channel() {
     let ids: Vec<(String, u16, u64)> = before.iter().map(|r| (r.0.clone(), r.1, r.2)).collect();
     assert_eq!(
         ids,
-        vec![
-            ("Domain-0".into(), 0, 32),
-            ("source".into(), 1, 16),
-            ("sink".into(), 2, 16),
-            ("bystander".into(), 3, 16)
-        ]
+        vec![("Domain-0".into(), 0, 32), ("source".into(), 1, 16), ("sink".into(), 2, 16), ("bystander".into(), 3, 16)]
     );
     assert!(before[0].3.starts_with('r'), "dom0 runs while it lists: {:?}", before[0]);
     let after = xl_rows(log, "after");
@@ -59,7 +54,10 @@ fn two_domus_exchange_data_through_grants_and_an_event_channel() {
 
     // Every domU is refused domctl with -EPERM.
     for d in ["d1", "d2", "d3"] {
-        assert_eq!(check_value(log, d, "domctl getdomaininfo(0) and pausedomain(0) from a domU"), "-1 (EPERM), -1 (EPERM)");
+        assert_eq!(
+            check_value(log, d, "domctl getdomaininfo(0) and pausedomain(0) from a domU"),
+            "-1 (EPERM), -1 (EPERM)"
+        );
     }
     // The exchange, byte for byte in both directions.
     assert_eq!(check_value(log, "d1", "alloc_unbound for the sink"), "3");
@@ -69,7 +67,10 @@ fn two_domus_exchange_data_through_grants_and_an_event_channel() {
         "statuses sum 0, 16384 of 16384 bytes equal"
     );
     assert_eq!(check_value(log, "d2", "writable map of a read-only grant"), "-1 (GNTST_general_error)");
-    assert_eq!(check_value(log, "d2", "GNTTABOP_copy of each grant, compare"), "statuses sum 0, 16384 of 16384 bytes equal");
+    assert_eq!(
+        check_value(log, "d2", "GNTTABOP_copy of each grant, compare"),
+        "statuses sum 0, 16384 of 16384 bytes equal"
+    );
     assert_eq!(
         check_value(log, "d1", "map the sink's reply grant, compare, unmap"),
         "status 0, 4096 of 4096 bytes equal, unmap 0"

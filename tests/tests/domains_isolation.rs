@@ -28,9 +28,15 @@ fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_
     );
     let bundle = cpio_bundle(
         name,
-        &[("guest.elf", &guest), ("dom0.cfg", dom0.as_bytes()), ("a.cfg", &victim), ("b.cfg", &attacker), ("c.cfg", &by)],
+        &[
+            ("guest.elf", &guest),
+            ("dom0.cfg", dom0.as_bytes()),
+            ("a.cfg", &victim),
+            ("b.cfg", &attacker),
+            ("c.cfg", &by),
+        ],
     );
-    let mut s = Scenario::new(name, Hv::Ours)
+    let s = Scenario::new(name, Hv::Ours)
         .module(&bundle)
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
@@ -56,7 +62,10 @@ fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_
     );
     assert_eq!(check_value(log, "d1", "our grants 8 and 10 after the attack"), "flags 0x5 0x5, revoke Ok(5) Ok(5)");
     assert_eq!(check_value(log, "d1", "the friend's port after the attack"), "Ok((1, 3))");
-    assert_eq!(check_value(log, "d3", "own memory after the others ran"), format!("131072 of 131072 bytes equal after {bystander_ms} ms"));
+    assert_eq!(
+        check_value(log, "d3", "own memory after the others ran"),
+        format!("131072 of 131072 bytes equal after {bystander_ms} ms")
+    );
     assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
     out
 }
@@ -70,7 +79,10 @@ fn a_domu_cannot_map_or_copy_another_domains_frames() {
         check_value(log, "d2", "update_va_mapping of the victim's frames (RW and RO)"),
         "8 tries, 8 refused with -16 (EBUSY), first -16 (EBUSY)"
     );
-    assert_eq!(check_value(log, "d2", "mmu_update of a PTE to each victim frame"), "our L1 pinned 0, 4 tries, first -16 (EBUSY)");
+    assert_eq!(
+        check_value(log, "d2", "mmu_update of a PTE to each victim frame"),
+        "our L1 pinned 0, 4 tries, first -16 (EBUSY)"
+    );
     assert_eq!(check_value(log, "d2", "MMUEXT_PIN_L1_TABLE of each victim frame"), "4 tries, first -22 (EINVAL)");
     assert_eq!(
         check_value(log, "d2", "GNTTABOP_copy from a victim frame number, naming the victim"),

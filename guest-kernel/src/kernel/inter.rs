@@ -226,23 +226,4 @@ pub unsafe fn page_bytes(at: &Frame) -> &'static mut [u8; 4096] {
     unsafe { &mut *(at.va as *mut [u8; 4096]) }
 }
 
-/// `GNTST_*` as a name, for check lines.
-pub fn gntst_name(st: i16) -> &'static str {
-    match st {
-        0 => "GNTST_okay",
-        -1 => "GNTST_general_error",
-        -2 => "GNTST_bad_domain",
-        -3 => "GNTST_bad_gntref",
-        -4 => "GNTST_bad_handle",
-        -5 => "GNTST_bad_virt_addr",
-        -6 => "GNTST_bad_dev_addr",
-        -7 => "GNTST_no_device_space",
-        -8 => "GNTST_permission_denied",
-        -9 => "GNTST_bad_page",
-        -10 => "GNTST_bad_copy_arg",
-        -11 => "GNTST_address_too_big",
-        -12 => "GNTST_eagain",
-        -13 => "GNTST_no_space",
-        _ => "hypercall error",
-    }
-}
+pub use crate::domains::gntst_name;

@@ -299,7 +299,7 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
         status.u[0]
     );
 
-    timer_fires(log, shared, port, "set_timer_op", |deadline| guest::set_timer_op(deadline));
+    timer_fires(log, shared, port, "set_timer_op", guest::set_timer_op);
     timer_fires(log, shared, port, "vcpu_op set_singleshot_timer", |deadline| {
         guest::vcpu_set_singleshot_timer(0, deadline, vcpu::VCPU_SSHOTTMR_FUTURE)
     });

@@ -33,8 +33,13 @@ pub fn xl_rows(log: &str, when: &str) -> Vec<(String, u16, u64, String, f64)> {
         if f.len() != 6 || f[1].parse::<u16>().is_err() {
             break;
         }
-        rows.push((f[0].to_string(), f[1].parse().unwrap(), f[2].parse().unwrap(), f[4].to_string(), f[5].parse().unwrap()));
+        rows.push((
+            f[0].to_string(),
+            f[1].parse().unwrap(),
+            f[2].parse().unwrap(),
+            f[4].to_string(),
+            f[5].parse().unwrap(),
+        ));
     }
     rows
 }
-
