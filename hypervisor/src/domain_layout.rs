@@ -177,6 +177,34 @@ pub trait MachineMemory {
     fn write_entry(&mut self, mfn: u64, index: usize, value: u64);
     /// Reads entry `index` of frame `mfn`.
     fn read_entry(&self, mfn: u64, index: usize) -> u64;
+
+    /// Reads `out.len()` bytes at byte `offset` of frame `mfn` (within the frame). The default
+    /// works a word at a time; an implementation with the frame mapped should copy directly.
+    fn read_frame_bytes(&self, mfn: u64, offset: usize, out: &mut [u8]) {
+        let mut i = 0;
+        while i < out.len() {
+            let at = offset + i;
+            let (word, lane) = (at / 8, at % 8);
+            let n = (8 - lane).min(out.len() - i);
+            out[i..i + n].copy_from_slice(&self.read_entry(mfn, word).to_le_bytes()[lane..lane + n]);
+            i += n;
+        }
+    }
+
+    /// Writes `bytes` at byte `offset` of frame `mfn` (within the frame): whole words where it
+    /// can, read-modify-write at the edges. Implementations may copy directly.
+    fn write_frame_bytes(&mut self, mfn: u64, offset: usize, bytes: &[u8]) {
+        let mut i = 0;
+        while i < bytes.len() {
+            let at = offset + i;
+            let (word, lane) = (at / 8, at % 8);
+            let n = (8 - lane).min(bytes.len() - i);
+            let mut w = if n == 8 { [0u8; 8] } else { self.read_entry(mfn, word).to_le_bytes() };
+            w[lane..lane + n].copy_from_slice(&bytes[i..i + n]);
+            self.write_entry(mfn, word, u64::from_le_bytes(w));
+            i += n;
+        }
+    }
 }
 
 /// Builds the bootstrap page tables for `layout` in the frames that `p2m` gives, mapping every

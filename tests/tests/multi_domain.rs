@@ -26,10 +26,10 @@ fn domus_from_a_bundle_run_and_a_bad_config_is_refused_by_file_and_line() {
         .expect_line("domain config refused: missing.cfg")
         .expect_line("No domains left: shutting down.")
         .run();
-    for d in ["d1", "d2"] {
+    for (d, name) in [("d1", "alpha"), ("d2", "beta")] {
         assert!(out.log.contains(&format!("({d}) mini guest: ENOSYS and EFAULT checks passed")), "{d} did not finish");
         assert!(out.log.contains(&format!("{d}: shutdown requested: reason 0 (poweroff)")));
-        assert!(out.log.contains(&format!("destroyed, ")), "{d} not torn down");
+        assert!(out.log.contains(&format!("{d} ({name}): destroyed, ")), "{d} not torn down");
     }
     assert!(!out.log.contains("kept:"), "every frame of a dead domain must return to the allocator");
 }

@@ -117,23 +117,10 @@ impl GrantAccess<'_> {
 
 /// Reads `out.len()` bytes at byte `offset` of frame `mfn` (within the frame).
 pub(super) fn read_bytes<M: MachineMemory + ?Sized>(mem: &M, mfn: u64, offset: usize, out: &mut [u8]) {
-    for (i, b) in out.iter_mut().enumerate() {
-        let at = offset + i;
-        *b = mem.read_entry(mfn, at / 8).to_le_bytes()[at % 8];
-    }
+    mem.read_frame_bytes(mfn, offset, out);
 }
 
-/// Writes `bytes` at byte `offset` of frame `mfn` (within the frame), whole words where it
-/// can and read-modify-write at the edges.
+/// Writes `bytes` at byte `offset` of frame `mfn` (within the frame).
 pub(super) fn write_bytes<M: MachineMemory + ?Sized>(mem: &mut M, mfn: u64, offset: usize, bytes: &[u8]) {
-    let mut i = 0;
-    while i < bytes.len() {
-        let at = offset + i;
-        let (word, lane) = (at / 8, at % 8);
-        let n = (8 - lane).min(bytes.len() - i);
-        let mut w = if n == 8 { [0u8; 8] } else { mem.read_entry(mfn, word).to_le_bytes() };
-        w[lane..lane + n].copy_from_slice(&bytes[i..i + n]);
-        mem.write_entry(mfn, word, u64::from_le_bytes(w));
-        i += n;
-    }
+    mem.write_frame_bytes(mfn, offset, bytes);
 }

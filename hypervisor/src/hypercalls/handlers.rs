@@ -184,6 +184,9 @@ pub fn memory_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let facts = env.domain();
     let result = match a[0] & MEMOP_CMD_MASK {
         XENMEM_DECREASE_RESERVATION => return decrease_reservation(env, a),
+        // Domains never grow past the memory they were built with (every domain is at its
+        // limit, as a Xen domU with maxmem = memory): zero extents, as Xen answers then.
+        XENMEM_INCREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => Ok(0),
         XENMEM_MAXIMUM_RAM_PAGE => return ret(facts.max_mfn as i64),
         XENMEM_CURRENT_RESERVATION => check_own_domid(env, a[1]).map(|()| facts.nr_pages),
         // dom0 has no memory limit on Xen: its max_pages is ~0U.

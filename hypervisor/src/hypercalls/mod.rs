@@ -57,6 +57,10 @@ pub mod op {
     pub const SCHEDOP_SHUTDOWN_CODE: u64 = 5;
     /// Most ports one `SCHEDOP_poll` may name (Xen's limit).
     pub const MAX_POLL_PORTS: u64 = 128;
+    /// `XENMEM_increase_reservation`.
+    pub const XENMEM_INCREASE_RESERVATION: u64 = 0;
+    /// `XENMEM_populate_physmap`.
+    pub const XENMEM_POPULATE_PHYSMAP: u64 = 6;
     /// `XENMEM_maximum_ram_page`.
     pub const XENMEM_MAXIMUM_RAM_PAGE: u64 = 2;
     /// `XENMEM_current_reservation`.

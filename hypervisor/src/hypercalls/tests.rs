@@ -258,6 +258,8 @@ fn memory_op_reservations_and_map() {
     assert_eq!(m.get_u64(BASE + 0x108), 32768 * 4096);
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, 3, 0, 0, 0]), Outcome::Return(-14));
     assert_eq!(call(&mut m, nr::MEMORY_OP, [63, BASE, 0, 0, 0]), Outcome::Return(-38));
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_INCREASE_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(0), "no growth");
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_POPULATE_PHYSMAP, BASE, 0, 0, 0]), Outcome::Return(0));
 }
 
 #[test]

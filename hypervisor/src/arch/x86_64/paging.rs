@@ -128,6 +128,12 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
     fn read_entry(&self, mfn: u64, index: usize) -> u64 {
         hypervisor::guest_access::MachineAccess::read_u64(self, (mfn << 12) + index as u64 * 8).unwrap_or(0)
     }
+    fn read_frame_bytes(&self, mfn: u64, offset: usize, out: &mut [u8]) {
+        let _ = hypervisor::guest_access::MachineAccess::read_bytes(self, (mfn << 12) + offset as u64, out);
+    }
+    fn write_frame_bytes(&mut self, mfn: u64, offset: usize, bytes: &[u8]) {
+        let _ = hypervisor::guest_access::MachineAccess::write_bytes(self, (mfn << 12) + offset as u64, bytes);
+    }
 }
 
 impl hypervisor::guest_access::MachineAccess for DirectMap {
