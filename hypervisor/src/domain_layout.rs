@@ -191,6 +191,15 @@ pub trait MachineMemory {
         }
     }
 
+    /// Copies `len` bytes from `src_offset` of frame `src` to `dst_offset` of frame `dst`
+    /// (each range within its frame; the ranges may overlap, as with `memmove`).
+    fn copy_frame_bytes(&mut self, src: u64, src_offset: usize, dst: u64, dst_offset: usize, len: usize) {
+        let mut buf = [0u8; 4096];
+        let len = len.min(buf.len());
+        self.read_frame_bytes(src, src_offset, &mut buf[..len]);
+        self.write_frame_bytes(dst, dst_offset, &buf[..len]);
+    }
+
     /// Writes `bytes` at byte `offset` of frame `mfn` (within the frame): whole words where it
     /// can, read-modify-write at the edges. Implementations may copy directly.
     fn write_frame_bytes(&mut self, mfn: u64, offset: usize, bytes: &[u8]) {

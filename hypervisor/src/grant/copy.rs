@@ -4,8 +4,6 @@
 
 use super::ops::{pin, unpin, PIN_HSTR_INC, PIN_HSTW_INC};
 use super::GrantAccess;
-use crate::mm::MachineMemory;
-use alloc::vec;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::mm::{DomId, DOMID_SELF};
@@ -60,9 +58,7 @@ impl GrantAccess<'_> {
             }
         };
         // Through a buffer: source and destination may be the same frame.
-        let mut buf = vec![0u8; len];
-        read_bytes(&*self.mmu.mem, src.mfn, src_off, &mut buf);
-        write_bytes(&mut *self.mmu.mem, dst.mfn, dst_off, &buf);
+        self.mmu.mem.copy_frame_bytes(src.mfn, src_off, dst.mfn, dst_off, len);
         self.release(dst);
         self.release(src);
         Ok(())
@@ -115,12 +111,3 @@ impl GrantAccess<'_> {
     }
 }
 
-/// Reads `out.len()` bytes at byte `offset` of frame `mfn` (within the frame).
-pub(super) fn read_bytes<M: MachineMemory + ?Sized>(mem: &M, mfn: u64, offset: usize, out: &mut [u8]) {
-    mem.read_frame_bytes(mfn, offset, out);
-}
-
-/// Writes `bytes` at byte `offset` of frame `mfn` (within the frame).
-pub(super) fn write_bytes<M: MachineMemory + ?Sized>(mem: &mut M, mfn: u64, offset: usize, bytes: &[u8]) {
-    mem.write_frame_bytes(mfn, offset, bytes);
-}

@@ -1,7 +1,7 @@
 //! Host tests of `GNTTABOP_copy`: byte-exact copies in both directions with offsets,
 //! page-bound checks, read-only and forged grants, and that nothing stays pinned.
 
-use super::copy::{read_bytes, write_bytes};
+use crate::mm::MachineMemory;
 use super::tests::{base, data, World, A, B, C};
 use super::*;
 use crate::mm::PageType;
@@ -10,12 +10,12 @@ use hypercall_abi::mm::DOMID_SELF;
 
 fn fill(w: &mut World, mfn: u64, seed: u8) {
     let bytes: Vec<u8> = (0..4096u32).map(|i| (i as u8).wrapping_mul(7).wrapping_add(seed)).collect();
-    write_bytes(&mut w.mem, mfn, 0, &bytes);
+    w.mem.write_frame_bytes(mfn, 0, &bytes);
 }
 
 fn page(w: &World, mfn: u64) -> Vec<u8> {
     let mut out = vec![0u8; 4096];
-    read_bytes(&w.mem, mfn, 0, &mut out);
+    w.mem.read_frame_bytes(mfn, 0, &mut out);
     out
 }
 

@@ -131,6 +131,14 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
     fn read_frame_bytes(&self, mfn: u64, offset: usize, out: &mut [u8]) {
         let _ = hypervisor::guest_access::MachineAccess::read_bytes(self, (mfn << 12) + offset as u64, out);
     }
+    fn copy_frame_bytes(&mut self, src: u64, src_offset: usize, dst: u64, dst_offset: usize, len: usize) {
+        let (from, to) = ((src << 12) + src_offset as u64, (dst << 12) + dst_offset as u64);
+        if self.ok(from, len) && self.ok(to, len) {
+            // SAFETY: both ranges lie inside the direct map (checked) and within the frames the
+            // grant code pinned for this copy; `copy` tolerates overlap.
+            unsafe { core::ptr::copy(phys_to_virt(from) as *const u8, phys_to_virt(to) as *mut u8, len) };
+        }
+    }
     fn write_frame_bytes(&mut self, mfn: u64, offset: usize, bytes: &[u8]) {
         let _ = hypervisor::guest_access::MachineAccess::write_bytes(self, (mfn << 12) + offset as u64, bytes);
     }
