@@ -49,6 +49,7 @@ figure() {
   tr -d '\r' < "$LOG" | sed -n "s/^(d1) bench: $1 .*cycles_per_call=\([0-9]*\).*/\1/p" | tail -n 1
 }
 rt="$(figure evtchn_roundtrip)"; gc="$(figure grant_copy_4k)"; lc="$(figure local_copy_4k)"
+gb="$(figure grant_copy_4k_batched)"
 mu="$(figure grant_map_unmap)"
 tsc_mhz="$(tr -d '\r' < "$LOG" | sed -n 's/.*TSC \([0-9]*\) MHz.*/\1/p' | head -n 1)"
 if [ -z "$rt" ] || [ -z "$gc" ] || [ -z "$lc" ] || [ -z "$mu" ]; then
@@ -63,5 +64,9 @@ printf '%-34s %14s %14s\n' "evtchn round trip (d1<->d2)" "$rt" "$(ns "$rt")"
 printf '%-34s %14s %14s  %s\n' "grant copy 4 KiB" "$gc" "$(ns "$gc")" "$(mbs "$gc")"
 printf '%-34s %14s %14s  %s\n' "local copy 4 KiB" "$lc" "$(ns "$lc")" "$(mbs "$lc")"
 printf '%-34s %14s\n' "grant copy / local copy" "$(awk -v g="$gc" -v l="$lc" 'BEGIN { printf "%.1fx", g / l }')"
+if [ -n "$gb" ]; then
+  printf '%-34s %14s %14s  %s\n' "grant copy 4 KiB, 16 per call" "$gb" "$(ns "$gb")" "$(mbs "$gb")"
+  printf '%-34s %14s\n' "batched grant copy / local copy" "$(awk -v g="$gb" -v l="$lc" 'BEGIN { printf "%.1fx", g / l }')"
+fi
 printf '%-34s %14s %14s\n' "grant map+unmap" "$mu" "$(ns "$mu")"
 echo "(rdtsc cycles per operation measured in domU 1 under QEMU TCG, iterations=$N, TSC ${tsc_mhz:-?} MHz; log $LOG)"

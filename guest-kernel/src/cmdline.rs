@@ -224,7 +224,11 @@ pub fn parse(line: &str) -> Result<Options, CmdlineError<'_>> {
 
 /// The value of the last `key=value` word of `line`, if any.
 pub fn value<'a>(line: &'a str, key: &str) -> Option<&'a str> {
-    line.split_ascii_whitespace().filter_map(|w| w.split_once('=')).filter(|&(k, _)| k == key).map(|(_, v)| v).next_back()
+    line.split_ascii_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .filter(|&(k, _)| k == key)
+        .map(|(_, v)| v)
+        .next_back()
 }
 
 /// [`value`] as a number: decimal, or hexadecimal with `0x`.

@@ -133,10 +133,23 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
     }
     fn copy_frame_bytes(&mut self, src: u64, src_offset: usize, dst: u64, dst_offset: usize, len: usize) {
         let (from, to) = ((src << 12) + src_offset as u64, (dst << 12) + dst_offset as u64);
-        if self.ok(from, len) && self.ok(to, len) {
+        if !(self.ok(from, len) && self.ok(to, len)) {
+            return;
+        }
+        let (src_ptr, dst_ptr) = (phys_to_virt(from), phys_to_virt(to));
+        if src != dst && from % 8 == 0 && to % 8 == 0 && len % 8 == 0 {
+            // Whole quadwords between different frames (the usual 4 KiB grant copy): one
+            // `rep movsq`, which QEMU's TCG runs far faster than a generic byte-wise memmove.
+            // SAFETY: both ranges are inside the direct map (checked), in distinct frames so
+            // they cannot overlap, and DF is clear in the hypervisor (cld on every entry).
+            unsafe {
+                core::arch::asm!("rep movsq", inout("rcx") len / 8 => _, inout("rsi") src_ptr => _,
+                    inout("rdi") dst_ptr => _, options(nostack, preserves_flags));
+            }
+        } else {
             // SAFETY: both ranges lie inside the direct map (checked) and within the frames the
             // grant code pinned for this copy; `copy` tolerates overlap.
-            unsafe { core::ptr::copy(phys_to_virt(from) as *const u8, phys_to_virt(to) as *mut u8, len) };
+            unsafe { core::ptr::copy(src_ptr as *const u8, dst_ptr as *mut u8, len) };
         }
     }
     fn write_frame_bytes(&mut self, mfn: u64, offset: usize, bytes: &[u8]) {
