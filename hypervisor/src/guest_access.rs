@@ -78,10 +78,11 @@ pub fn copy_to_guest(mem: &mut impl MachineAccess, l4: u64, va: u64, bytes: &[u8
         let ma = translate(mem, l4, va, true)?;
         return if mem.write_bytes(ma, bytes) { Ok(()) } else { Err(Fault { va }) };
     }
-    let mut page = va & !0xfff;
-    while page < end {
-        translate(mem, l4, page.max(va), true)?;
-        page += 4096;
+    // Count pages rather than step an address: a copy that ends in the last page of the
+    // address space would overflow `page + 4096` (and, wrapped, walk from 0 for ever).
+    let first_page = va >> 12;
+    for page in first_page..=(end - 1) >> 12 {
+        translate(mem, l4, (page << 12).max(va), true)?;
     }
     let mut done = 0;
     while done < bytes.len() {
@@ -175,6 +176,28 @@ mod tests {
         }
         let mut big = [0u8; 16];
         assert!(copy_from_guest(&m, 1 << 12, u64::MAX - 4, &mut big).is_err());
+    }
+
+    #[test]
+    fn a_write_ending_in_the_last_page_of_the_address_space_terminates() {
+        // L4 slot 511 -> L3 slot 511 -> L2 slot 511 -> L1 entries 510 and 511 map the top
+        // 8 KiB of the address space (mfns 20 and 21).
+        let mut m = setup();
+        m.set(1, 511, 5 << 12 | U);
+        m.set(5, 511, 6 << 12 | U);
+        m.set(6, 511, 7 << 12 | U);
+        m.set(7, 510, 20 << 12 | U);
+        m.set(7, 511, 21 << 12 | U);
+        for f in [20, 21] {
+            m.0.insert(f, Box::new([0; 4096]));
+        }
+        let va = 0xffff_ffff_ffff_e800;
+        assert!(copy_to_guest(&mut m, 1 << 12, va, &[7u8; 0x1000]).is_ok());
+        assert_eq!(m.0[&20][0x800..], [7u8; 0x800]);
+        assert_eq!(m.0[&21][..0x800], [7u8; 0x800]);
+        // Up to the last byte an exclusive 64-bit end can describe.
+        assert!(copy_to_guest(&mut m, 1 << 12, u64::MAX - 0x1000, &[9u8; 0x1000]).is_ok());
+        assert_eq!(m.0[&21][4094], 9);
     }
 
     #[test]
