@@ -120,6 +120,9 @@ pub struct VcpuState {
     pub failsafe_callback: Callback,
     /// `CALLBACKTYPE_syscall`: `SYSCALL` from guest user mode.
     pub syscall_callback: Callback,
+    /// `CALLBACKTYPE_syscall32`: `SYSCALL` from 32-bit compatibility-mode code (the guest can
+    /// far-jump to `FLAT_RING3_CS32`; the CPU then enters through `CSTAR`).
+    pub syscall32_callback: Callback,
     /// `stack_switch`: stack for user-to-kernel transitions.
     pub kernel_ss: u64,
     /// See `kernel_ss`.
@@ -148,6 +151,7 @@ impl VcpuState {
             event_callback: 0,
             failsafe_callback: Callback::default(),
             syscall_callback: Callback::default(),
+            syscall32_callback: Callback::default(),
             kernel_ss: 0,
             kernel_sp: 0,
             kernel_mode: true,

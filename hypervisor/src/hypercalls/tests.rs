@@ -258,7 +258,11 @@ fn memory_op_reservations_and_map() {
     assert_eq!(m.get_u64(BASE + 0x108), 32768 * 4096);
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, 3, 0, 0, 0]), Outcome::Return(-14));
     assert_eq!(call(&mut m, nr::MEMORY_OP, [63, BASE, 0, 0, 0]), Outcome::Return(-38));
-    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_INCREASE_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(0), "no growth");
+    assert_eq!(
+        call(&mut m, nr::MEMORY_OP, [XENMEM_INCREASE_RESERVATION, BASE, 0, 0, 0]),
+        Outcome::Return(0),
+        "no growth"
+    );
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_POPULATE_PHYSMAP, BASE, 0, 0, 0]), Outcome::Return(0));
 }
 
@@ -331,6 +335,28 @@ fn large_multicalls_continue_in_batches() {
 }
 
 #[test]
+fn a_continuing_entry_continues_the_multicall_from_that_entry() {
+    let mut m = Mock::new();
+    m.mem.resize(0x20000, 0);
+    let list = BASE + 0x100;
+    let text = BASE + 0x8000;
+    m.put(text, &[b'x'; 0x2800]);
+    put_entry(&mut m, list, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
+    // 10 KiB of console output: three chunks of at most 4 KiB.
+    put_entry(&mut m, list + 64, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 0x2800, text, 0, 0, 0]);
+    put_entry(&mut m, list + 128, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
+    // One chunk per hypercall entry: the multicall rewinds to the console entry, whose
+    // arguments now describe the rest.
+    assert_eq!(call(&mut m, nr::MULTICALL, [list, 3, 0, 0, 0]), Outcome::Continue([list + 64, 2, 0, 0, 0]));
+    assert_eq!(m.console.len(), 0x1000);
+    assert_eq!((m.get_u64(list + 64 + 24), m.get_u64(list + 64 + 32)), (0x1800, text + 0x1000));
+    assert_eq!(m.get_u64(list + 128 + 8), 0xffff, "later entries have not run");
+    assert_eq!(call_to_end(&mut m, nr::MULTICALL, [list + 64, 2, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.console.len(), 0x2800);
+    assert!((0..3).all(|i| m.get_u64(list + i * 64 + 8) == if i == 1 { 0 } else { 4096 }));
+}
+
+#[test]
 fn multicall_stops_at_shutdown() {
     let mut m = Mock::new();
     let list = BASE + 0x1000;
@@ -371,6 +397,11 @@ fn callbacks_stack_and_segment_bases() {
     let mut m = Mock::new();
     assert_eq!(call(&mut m, nr::SET_CALLBACKS, [0x10_0100, 0x10_0200, 0x10_0300, 0, 0]), Outcome::Return(0));
     assert_eq!((m.vcpu.event_callback, m.vcpu.syscall_callback.address), (0x10_0100, 0x10_0300));
+    // Xen drops each non-canonical address (it would become the guest's rip) and returns 0.
+    let bad = 0x8000_0000_0000;
+    assert_eq!(call(&mut m, nr::SET_CALLBACKS, [bad, 0x10_0500, bad, 0, 0]), Outcome::Return(0));
+    assert_eq!((m.vcpu.event_callback, m.vcpu.syscall_callback.address), (0x10_0100, 0x10_0300));
+    assert_eq!(m.vcpu.failsafe_callback.address, 0x10_0500);
     let mut reg = [0u8; 16];
     reg[0..2].copy_from_slice(&2u16.to_le_bytes()); // syscall
     reg[2..4].copy_from_slice(&1u16.to_le_bytes()); // mask events
@@ -378,6 +409,10 @@ fn callbacks_stack_and_segment_bases() {
     m.put(BASE, &reg);
     assert_eq!(call(&mut m, nr::CALLBACK_OP, [0, BASE, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.vcpu.syscall_callback, crate::vcpu::Callback { address: 0x10_0400, mask_events: true });
+    reg[0..2].copy_from_slice(&7u16.to_le_bytes()); // syscall32
+    m.put(BASE, &reg);
+    assert_eq!(call(&mut m, nr::CALLBACK_OP, [0, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.vcpu.syscall32_callback, crate::vcpu::Callback { address: 0x10_0400, mask_events: true });
     reg[0..2].copy_from_slice(&99u16.to_le_bytes());
     m.put(BASE, &reg);
     assert_eq!(call(&mut m, nr::CALLBACK_OP, [0, BASE, 0, 0, 0]), Outcome::Return(-38));

@@ -26,7 +26,7 @@ pub fn set_trap_table(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     }
     for i in 0..TRAP_TABLE_BATCH {
         let mut raw = [0u8; 16];
-        if let Err(e) = env.copy_from_guest(list + i * 16, &mut raw) {
+        if let Err(e) = env.copy_from_guest(list.wrapping_add(i * 16), &mut raw) {
             return Outcome::Return(e.to_return());
         }
         let address = u64::from_le_bytes(raw[8..16].try_into().unwrap_or_default());
@@ -38,7 +38,7 @@ pub fn set_trap_table(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         }
         env.vcpu().trap_table[raw[0] as usize] = TrapSlot { flags: raw[1], address };
     }
-    Outcome::Continue([list + TRAP_TABLE_BATCH * 16, a[1], a[2], a[3], a[4]])
+    Outcome::Continue([list.wrapping_add(TRAP_TABLE_BATCH * 16), a[1], a[2], a[3], a[4]])
 }
 
 /// `stack_switch(ss, sp)`: the stack for user-to-kernel transitions.
@@ -49,12 +49,22 @@ pub fn stack_switch(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     Outcome::Return(0)
 }
 
-/// `set_callbacks(event, failsafe, syscall)`: the legacy registration, always 0.
+/// `set_callbacks(event, failsafe, syscall)`: the legacy registration, always 0. As Xen's
+/// `do_set_callbacks`, each address goes through the same check as `callback_op`, whose
+/// `-EINVAL` is dropped: a non-canonical address leaves that callback as it was. (Stored, it
+/// would become the guest's `rip`, and an `iretq` to a non-canonical address faults in
+/// ring 0.)
 pub fn set_callbacks(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let v = env.vcpu();
-    v.event_callback = a[0];
-    v.failsafe_callback = Callback { address: a[1], mask_events: false };
-    v.syscall_callback = Callback { address: a[2], mask_events: false };
+    if is_canonical(a[0]) {
+        v.event_callback = a[0];
+    }
+    if is_canonical(a[1]) {
+        v.failsafe_callback = Callback { address: a[1], mask_events: false };
+    }
+    if is_canonical(a[2]) {
+        v.syscall_callback = Callback { address: a[2], mask_events: false };
+    }
     Outcome::Return(0)
 }
 
@@ -80,9 +90,12 @@ pub fn callback_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
                 CALLBACKTYPE_SYSCALL => v.syscall_callback = cb,
                 // Xen keeps the NMI callback as trap slot 2 with events masked.
                 CALLBACKTYPE_NMI => v.trap_table[2] = TrapSlot { flags: 4, address },
-                // 32-bit user code is not offered (see vcpu::iret), so these entries can never
-                // be used; accept them as Xen does.
-                CALLBACKTYPE_SYSCALL32 | CALLBACKTYPE_SYSENTER => {}
+                // A guest can still reach compatibility mode with a far jump to 0xe023, and a
+                // `syscall` there is bounced to this entry (see `guest_traps`).
+                CALLBACKTYPE_SYSCALL32 => v.syscall32_callback = cb,
+                // `sysenter` never reaches us (SYSENTER_CS is 0: #GP, or #UD on AMD); accept
+                // the registration as Xen does.
+                CALLBACKTYPE_SYSENTER => {}
                 _ => return Outcome::Return(Errno::ENOSYS.to_return()),
             }
             Outcome::Return(0)
