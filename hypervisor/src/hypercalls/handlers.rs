@@ -38,6 +38,12 @@ fn err(e: Errno) -> Outcome {
     Outcome::Return(e.to_return())
 }
 
+/// The address of the field `off` bytes into a guest structure at `va`; `-EFAULT` past the
+/// top of the address space (a wrapped address would name the guest's memory at 0).
+fn field(va: u64, off: u64) -> Result<u64, Errno> {
+    va.checked_add(off).ok_or(Errno::EFAULT)
+}
+
 fn read_u64(env: &dyn Env, va: u64) -> Result<u64, Errno> {
     let mut b = [0; 8];
     env.copy_from_guest(va, &mut b)?;
@@ -70,7 +76,9 @@ pub fn console_io(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             }
             env.console_write(&chunk[..this as usize]);
             if count > this {
-                return Outcome::Continue([cmd, count - this, buf + this, a[3], a[4]]);
+                // The rest starts past the top of the address space: unreadable.
+                let Some(next) = buf.checked_add(this) else { return err(Errno::EFAULT) };
+                return Outcome::Continue([cmd, count - this, next, a[3], a[4]]);
             }
             ret(0)
         }
@@ -110,7 +118,7 @@ pub fn xen_version(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
                 // Only features this hypervisor really provides are advertised (see
                 // docs/ARCHITECTURE.md): for now, just `dom0` for the control domain.
                 let map = if env.domain().privileged { 1u32 << XENFEAT_DOM0 } else { 0 };
-                env.copy_to_guest(arg + 4, &map.to_le_bytes())
+                field(arg, 4).and_then(|at| env.copy_to_guest(at, &map.to_le_bytes()))
             }
             Err(e) => Err(e),
         },
@@ -307,7 +315,7 @@ fn reservation_flags_ok(flags: u32, privileged: bool) -> bool {
 /// (what xl's toolstack sets for a PV guest).
 fn memory_map(env: &mut dyn Env, arg: u64) -> Result<(), Errno> {
     let nr_entries = read_u32(env, arg)?;
-    let buffer = read_u64(env, arg + 8)?;
+    let buffer = read_u64(env, field(arg, 8)?)?;
     if nr_entries < 1 {
         return Err(Errno::EINVAL);
     }
@@ -352,7 +360,7 @@ pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             // The flags word must be readable, but Xen 4.17.7 ignores VCPU_SSHOTTMR_future
             // (observed on Debian's build: a past deadline with the flag returns 0 and fires
             // at once), so we do too.
-            read_u32(env, arg + 8)?;
+            read_u32(env, field(arg, 8)?)?;
             env.set_singleshot_timer(Some(deadline));
             Ok(())
         }),
@@ -371,14 +379,17 @@ pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// `multicall(list, nr_calls)`: runs each 64-byte entry (`op`, `result`, `args[6]`) and
 /// stores its result. Works in batches with continuations so a huge list cannot monopolise
 /// the CPU; a nested multicall fails with `-EINVAL` in its entry. An entry that yields, blocks
-/// or shuts down ends the batch after storing its result.
+/// or shuts down ends the batch after storing its result. An entry that asks for a
+/// continuation gets its advanced arguments written back into the list and the multicall
+/// continues from that entry, as Xen's `do_multicall` does: finishing it here instead would
+/// let one entry (a 4 GiB `console_io`, a long `mmu_update` list) run unbounded.
 pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let (list, count) = (a[0], a[1] & 0xffff_ffff);
     if count & PREEMPTED_FLAG != 0 {
         return err(Errno::EINVAL);
     }
     for i in 0..count.min(MULTICALL_BATCH) {
-        let entry = list + i * MULTICALL_ENTRY_SIZE;
+        let entry = list.wrapping_add(i * MULTICALL_ENTRY_SIZE);
         let mut raw = [0u8; 64];
         if let Err(e) = env.copy_from_guest(entry, &mut raw) {
             return err(e);
@@ -389,17 +400,19 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         let outcome = if op == nr::MULTICALL { err(Errno::EINVAL) } else { dispatch(env, op, args) };
         let (result, stop) = match outcome {
             Outcome::Return(v) => (v, None),
-            // Inside a batch a continuation cannot rewind the guest: finish the entry now.
-            Outcome::Continue(mut next) => loop {
-                match dispatch(env, op, next) {
-                    Outcome::Continue(n) => next = n,
-                    Outcome::Return(v) => break (v, None),
-                    other => break (0, Some(other)),
+            Outcome::Continue(next) => {
+                let mut bytes = [0u8; 40];
+                for (chunk, w) in bytes.chunks_exact_mut(8).zip(next) {
+                    chunk.copy_from_slice(&w.to_le_bytes());
                 }
-            },
+                if let Err(e) = env.copy_to_guest(entry.wrapping_add(16), &bytes) {
+                    return err(e);
+                }
+                return Outcome::Continue([entry, count - i, a[2], a[3], a[4]]);
+            }
             other => (0, Some(other)),
         };
-        if let Err(e) = env.copy_to_guest(entry + 8, &result.to_le_bytes()) {
+        if let Err(e) = env.copy_to_guest(entry.wrapping_add(8), &result.to_le_bytes()) {
             return err(e);
         }
         if let Some(o) = stop {
@@ -408,7 +421,7 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     }
     if count > MULTICALL_BATCH {
         return Outcome::Continue([
-            list + MULTICALL_BATCH * MULTICALL_ENTRY_SIZE,
+            list.wrapping_add(MULTICALL_BATCH * MULTICALL_ENTRY_SIZE),
             count - MULTICALL_BATCH,
             a[2],
             a[3],
@@ -440,14 +453,14 @@ pub fn physdev_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// re-checks its ports, as it must after any return from the call.
 fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
     let ports_va = read_u64(env, arg)?;
-    let nr_ports = read_u32(env, arg + 8)? as u64;
-    let timeout = read_u64(env, arg + 16)?;
+    let nr_ports = read_u32(env, field(arg, 8)?)? as u64;
+    let timeout = read_u64(env, field(arg, 16)?)?;
     if nr_ports > MAX_POLL_PORTS {
         return Err(Errno::EINVAL);
     }
     let mut ports = [0u32; MAX_POLL_PORTS as usize];
     for (i, p) in ports.iter_mut().enumerate().take(nr_ports as usize) {
-        *p = read_u32(env, ports_va + i as u64 * 4)?;
+        *p = read_u32(env, field(ports_va, i as u64 * 4)?)?;
     }
     let Some(access) = env.events() else { return Err(Errno::ENOSYS) };
     let caller = access.caller;
