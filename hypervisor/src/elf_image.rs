@@ -315,7 +315,10 @@ pub fn parse(data: &[u8]) -> Result<GuestImage<'_>, ImageError> {
         return Err(ImageError::EntryOutsideKernel(entry));
     }
     if let Some(hp) = notes.hypercall_page {
-        if hp % 4096 != 0 || !(kernel_start..kernel_end).contains(&hp) || hp + 4096 > kernel_end {
+        if hp % 4096 != 0
+            || !(kernel_start..kernel_end).contains(&hp)
+            || hp.checked_add(4096).is_none_or(|e| e > kernel_end)
+        {
             return Err(ImageError::BadHypercallPage(hp));
         }
     }

@@ -162,6 +162,15 @@ fn refuses_entry_and_hypercall_page_outside_kernel() {
     let mut b = ElfBuilder::typical();
     b.notes.push((note::HYPERCALL_PAGE, 0x101800u64.to_le_bytes().to_vec()));
     assert_eq!(parse(&b.build()), Err(ImageError::BadHypercallPage(0x101800)));
+    // A kernel ending one byte short of the top of the address space: its last page cannot
+    // hold the hypercall page, and `hp + 4096` must not overflow deciding so.
+    let top = u64::MAX - 0x1fff;
+    let mut b = ElfBuilder::typical();
+    b.segments = vec![(top, 0, 0x1fff)];
+    b.entry = top;
+    b.notes.retain(|(t, _)| *t != note::HYPERCALL_PAGE);
+    b.notes.push((note::HYPERCALL_PAGE, (top + 0x1000).to_le_bytes().to_vec()));
+    assert_eq!(parse(&b.build()), Err(ImageError::BadHypercallPage(top + 0x1000)));
 }
 
 #[test]
