@@ -1,9 +1,9 @@
 //! Host tests of `GNTTABOP_copy`: byte-exact copies in both directions with offsets,
 //! page-bound checks, read-only and forged grants, and that nothing stays pinned.
 
-use crate::mm::MachineMemory;
 use super::tests::{base, data, World, A, B, C};
 use super::*;
+use crate::mm::MachineMemory;
 use crate::mm::PageType;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::mm::DOMID_SELF;
