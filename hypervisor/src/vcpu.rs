@@ -77,6 +77,9 @@ pub enum DeliveryError {
     StackFault(u64),
     /// Return to user mode without user page tables.
     NoUserPageTables,
+    /// The handler address is not canonical (`set_callbacks` stores addresses unchecked, as
+    /// Xen does); returning to it would make the exit path's `iretq` fault in ring 0.
+    NonCanonicalHandler(u64),
 }
 
 impl core::fmt::Display for DeliveryError {
@@ -86,6 +89,7 @@ impl core::fmt::Display for DeliveryError {
             Self::StackInHypervisorRange(sp) => write!(f, "guest stack {sp:#x} in the hypervisor's range"),
             Self::StackFault(va) => write!(f, "guest stack not writable at {va:#x}"),
             Self::NoUserPageTables => write!(f, "iret to user mode without user page tables"),
+            Self::NonCanonicalHandler(a) => write!(f, "non-canonical handler address {a:#x}"),
         }
     }
 }
@@ -222,6 +226,10 @@ impl VcpuState {
         upcall_mask: &mut u8,
         mem: &mut impl GuestMemory,
     ) -> Result<ModeChange, DeliveryError> {
+        if !is_canonical(d.handler) {
+            // Xen's create_bounce_frame crashes the domain here too.
+            return Err(DeliveryError::NonCanonicalHandler(d.handler));
+        }
         let from_kernel = self.kernel_mode;
         // Kernel-mode frames report CS with RPL 0 so the guest can tell the two apart.
         let (stack, reported_cs) =

@@ -125,6 +125,21 @@ fn missing_handler_and_bad_stacks_crash_the_domain() {
 }
 
 #[test]
+fn a_non_canonical_handler_crashes_the_domain_instead_of_becoming_rip() {
+    // `set_callbacks` stores addresses unchecked (as Xen 4.17): the bounce must refuse one
+    // that would make the exit path's iretq fault in ring 0.
+    let mut v = vcpu();
+    let mut m = Mem::default();
+    m.map(KL4, 0x1f_0000, 0x20_0000);
+    let mut mask = 0;
+    let d = Delivery { handler: 0x8000_0000_0000, error_code: None, mask_events: true };
+    let mut f = kernel_frame();
+    assert_eq!(v.bounce(&mut f, d, &mut mask, &mut m), Err(DeliveryError::NonCanonicalHandler(0x8000_0000_0000)));
+    assert_eq!(f, kernel_frame());
+    assert_eq!(mask, 0);
+}
+
+#[test]
 fn mask_events_flag_sets_the_mask() {
     let mut v = vcpu();
     let mut m = Mem::default();

@@ -49,22 +49,15 @@ pub fn stack_switch(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     Outcome::Return(0)
 }
 
-/// `set_callbacks(event, failsafe, syscall)`: the legacy registration, always 0. As Xen's
-/// `do_set_callbacks`, each address goes through the same check as `callback_op`, whose
-/// `-EINVAL` is dropped: a non-canonical address leaves that callback as it was. (Stored, it
-/// would become the guest's `rip`, and an `iretq` to a non-canonical address faults in
-/// ring 0.)
+/// `set_callbacks(event, failsafe, syscall)`: the legacy registration, always 0. Xen 4.17
+/// stores the addresses unchecked (observed: a non-canonical event callback is accepted and
+/// the domain crashes when an upcall is delivered to it); so do we, and
+/// [`VcpuState::bounce`](crate::vcpu::VcpuState::bounce) refuses a non-canonical handler.
 pub fn set_callbacks(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let v = env.vcpu();
-    if is_canonical(a[0]) {
-        v.event_callback = a[0];
-    }
-    if is_canonical(a[1]) {
-        v.failsafe_callback = Callback { address: a[1], mask_events: false };
-    }
-    if is_canonical(a[2]) {
-        v.syscall_callback = Callback { address: a[2], mask_events: false };
-    }
+    v.event_callback = a[0];
+    v.failsafe_callback = Callback { address: a[1], mask_events: false };
+    v.syscall_callback = Callback { address: a[2], mask_events: false };
     Outcome::Return(0)
 }
 
