@@ -334,7 +334,7 @@ impl Machine {
             if let Some(period) = d.periodic_ns {
                 if d.next_periodic_ns <= now {
                     // Catch up without a burst: the next expiry is one period from now.
-                    d.next_periodic_ns = now + period;
+                    d.next_periodic_ns = now.saturating_add(period); // guest-chosen period
                     fire = true;
                 }
             }

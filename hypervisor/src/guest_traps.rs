@@ -65,6 +65,7 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         }
     }
     m.leave_to_guest(frame, resched);
+    m.ensure_returnable(frame);
 }
 
 impl Machine {
@@ -80,6 +81,20 @@ impl Machine {
             self.switch_to(frame, next);
         }
         self.deliver_pending_events(frame);
+    }
+
+    /// The exit path's `iretq` to a non-canonical `rip` would fault in ring 0 (SYSRET is
+    /// already avoided for one). Such a `rip` is reachable: a `syscall` in the last two bytes
+    /// below the canonical hole returns to `0x800000000000`. As on Xen, whose failing IRET is
+    /// reported to the guest, the guest gets #GP(0) with that `rip` in its frame. Each round
+    /// either moves `rip` to a handler (`bounce` refuses a non-canonical one) or crashes the
+    /// domain and runs another, so the loop ends.
+    fn ensure_returnable(&mut self, frame: &mut TrapFrame) {
+        while !vcpu::is_canonical(frame.rip) {
+            log::warn!("d{}: return to non-canonical rip {:#x}: #GP to the guest", self.current, frame.rip);
+            let resched = self.on_exception(frame, vcpu::VECTOR_GP, Some(0));
+            self.leave_to_guest(frame, resched);
+        }
     }
 
     /// Halts with interrupts on until some domain is runnable; timers keep firing.
@@ -186,11 +201,15 @@ impl Machine {
     /// A `SYSCALL`: from guest kernel mode a hypercall, from guest user mode a system call
     /// bounced to the guest's syscall callback. Returns whether to reschedule.
     fn on_syscall(&mut self, frame: &mut TrapFrame) -> bool {
-        if !self.cur().vcpu.kernel_mode {
-            let cb = self.cur().vcpu.syscall_callback;
+        // From compatibility mode (entered through CSTAR) a `syscall` is never a hypercall:
+        // Xen's `cstar_enter` bounces it to the syscall32 callback in either guest mode.
+        let compat = frame.cs == u64::from(hypercall_abi::arch::FLAT_RING3_CS32);
+        if compat || !self.cur().vcpu.kernel_mode {
+            let vcpu = &self.cur().vcpu;
+            let cb = if compat { vcpu.syscall32_callback } else { vcpu.syscall_callback };
             if cb.address == 0 {
                 // Xen injects #UD at the `syscall` instruction.
-                frame.rip -= 2;
+                frame.rip = frame.rip.wrapping_sub(2);
                 return self.on_exception(frame, vcpu::VECTOR_UD, None);
             }
             let d = Delivery { handler: cb.address, error_code: None, mask_events: cb.mask_events };
@@ -221,7 +240,7 @@ impl Machine {
             Outcome::Continue(next) => {
                 // Re-execute the 2-byte SYSCALL with the advanced arguments (Xen's continuation).
                 [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
-                frame.rip -= 2;
+                frame.rip = frame.rip.wrapping_sub(2);
                 false
             }
             Outcome::Yield => {

@@ -68,7 +68,9 @@ impl Env for Machine {
         let now = Machine::now_ns(self);
         let d = self.cur();
         d.periodic_ns = period_ns;
-        d.next_periodic_ns = now + period_ns.unwrap_or(0);
+        // The period is the guest's (any u64 of at least 1 ms): saturate, or a huge one would
+        // wrap into the past and fire on every tick.
+        d.next_periodic_ns = now.saturating_add(period_ns.unwrap_or(0));
     }
 
     fn hypervisor_cmdline(&self) -> &str {

@@ -6,6 +6,10 @@
 //! (vector [`SYSCALL_VECTOR`], ring-3 selectors), and joins the trap path in `idt.rs`, whose
 //! exit uses `sysretq` when the resulting frame allows it and `iretq` otherwise. `SFMASK`
 //! clears IF, so the entry runs with interrupts off like every other.
+//!
+//! `CSTAR` gets the same entry with CS `FLAT_RING3_CS32` in the frame: a guest can far-jump to
+//! the DPL-3 selector 0xe023 and run `syscall` in compatibility mode. Left at its reset value
+//! 0, `CSTAR` would send that `syscall` to address 0 in ring 0, on the guest's stack.
 
 use super::cpu::{rdmsr, wrmsr};
 use super::gdt::{FLAT_RING3_CS32, HYPERVISOR_CS};
@@ -17,6 +21,7 @@ pub const SYSCALL_VECTOR: u64 = 0x100;
 const IA32_EFER: u32 = 0xc000_0080;
 const IA32_STAR: u32 = 0xc000_0081;
 const IA32_LSTAR: u32 = 0xc000_0082;
+const IA32_CSTAR: u32 = 0xc000_0083;
 const IA32_FMASK: u32 = 0xc000_0084;
 const EFER_SCE: u64 = 1;
 /// Flags cleared on entry: TF, IF, DF, IOPL, NT, AC.
@@ -38,6 +43,21 @@ syscall_entry:
     push 0x100                      /* SYSCALL_VECTOR */
     jmp trap_common                 /* the same register save, dispatch and exit as traps */
 
+    /* SYSCALL from compatibility mode (CSTAR): the same frame with CS FLAT_RING3_CS32, so the
+       trap path can tell it apart; RCX holds the zero-extended 32-bit return address. */
+    .global syscall_compat_entry
+syscall_compat_entry:
+    mov [rip + syscall_saved_rsp], rsp
+    mov rsp, [rip + syscall_stack_top]
+    push 0xe02b                     /* ss: FLAT_RING3_SS32 */
+    push [rip + syscall_saved_rsp]  /* rsp */
+    push r11                        /* rflags */
+    push 0xe023                     /* cs: FLAT_RING3_CS32 */
+    push rcx                        /* rip */
+    push 0                          /* error code */
+    push 0x100                      /* SYSCALL_VECTOR */
+    jmp trap_common
+
     .section .data.syscall_entry, "aw"
     .balign 8
 syscall_saved_rsp:
@@ -50,6 +70,7 @@ syscall_stack_top:
 
 extern "C" {
     fn syscall_entry();
+    fn syscall_compat_entry();
     static mut syscall_stack_top: u64;
 }
 
@@ -60,10 +81,11 @@ pub fn init(ring0_stack_top: u64) {
     // STAR[47:32] = kernel CS (SS = +8); STAR[63:48] = 0xe023, so SYSRET64 would load CS
     // 0xe033 and SS 0xe02b: the flat ring-3 selectors guests expect.
     let star = (FLAT_RING3_CS32 as u64 & !3) << 48 | (HYPERVISOR_CS as u64) << 32;
-    // SAFETY: these MSRs only configure SYSCALL, whose entry point is valid ring-0 code.
+    // SAFETY: these MSRs only configure SYSCALL, whose entry points are valid ring-0 code.
     unsafe {
         wrmsr(IA32_STAR, star);
         wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);
+        wrmsr(IA32_CSTAR, syscall_compat_entry as *const () as u64);
         wrmsr(IA32_FMASK, FMASK);
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SCE);
     }
