@@ -30,6 +30,8 @@ pub const SHUTDOWN_POWEROFF: u32 = 0;
 pub const SHUTDOWN_REBOOT: u32 = 1;
 /// `SHUTDOWN_crash`.
 pub const SHUTDOWN_CRASH: u32 = 3;
+/// The I/O APIC's register page (its architectural default address).
+const IOAPIC_MFN: u64 = 0xfec00;
 /// PV vCPUs start with a 10 ms periodic timer (raising VIRQ_TIMER once bound), as on Xen.
 const DEFAULT_PERIOD_NS: u64 = 10_000_000;
 /// Page-table entries released per teardown step (bounded work, as Xen's preemptible
@@ -167,7 +169,11 @@ impl Machine {
     ) -> Self {
         // First the frame table: it maps the M2P into the hypervisor's slot 256, which the
         // template read below carries into every guest L4.
-        let frames = guest_visible_frame_table(ram_top >> 12);
+        let mut frames = guest_visible_frame_table(ram_top >> 12);
+        // The local APIC (the hypervisor's timer) and the I/O APIC are the hypervisor's, as on
+        // Xen: even dom0 may not map them.
+        frames.reserve_hypervisor_io(crate::arch::x86_64::apic::base_mfn());
+        frames.reserve_hypervisor_io(IOAPIC_MFN);
         let hv_l4 = paging::hypervisor_pml4_phys();
         let mut hypervisor_slots = [0u64; 16];
         for (i, s) in hypervisor_slots.iter_mut().enumerate() {

@@ -147,6 +147,9 @@ pub struct FrameTable {
     pages: BTreeMap<DomId, u64>,
     /// Frames that returned to the hypervisor because their owner freed them.
     released: Vec<u64>,
+    /// Device frames outside RAM that the hypervisor itself drives (the local APIC, the
+    /// I/O APIC): no domain may map them, not even one with I/O rights, as on Xen.
+    hypervisor_io: Vec<u64>,
 }
 
 impl FrameTable {
@@ -180,7 +183,20 @@ impl FrameTable {
     fn with_storage(n: usize, m2p: M2pStorage) -> Self {
         let mut frames = Vec::new();
         frames.resize(n, FrameInfo::HYPERVISOR);
-        Self { frames, m2p, pages: BTreeMap::new(), released: Vec::new() }
+        Self { frames, m2p, pages: BTreeMap::new(), released: Vec::new(), hypervisor_io: Vec::new() }
+    }
+
+    /// Reserves device frame `mfn` for the hypervisor: mappings of it are refused to every
+    /// domain (`-EPERM`), I/O rights or not.
+    pub fn reserve_hypervisor_io(&mut self, mfn: u64) {
+        if !self.hypervisor_io.contains(&mfn) {
+            self.hypervisor_io.push(mfn);
+        }
+    }
+
+    /// Whether `mfn` is a device frame the hypervisor keeps for itself.
+    pub fn is_hypervisor_io(&self, mfn: u64) -> bool {
+        self.hypervisor_io.contains(&mfn)
     }
 
     /// Number of frames covered (frames at or above are outside RAM: treated as I/O).

@@ -220,7 +220,11 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         let owner = self.frames.get(target).map(|f| f.owner);
         match owner {
             None | Some(Owner::Io) => {
-                // Device memory: never counted, only for domains with I/O rights.
+                // Device memory: never counted, only for domains with I/O rights, and never
+                // the devices the hypervisor drives itself.
+                if self.frames.is_hypervisor_io(target) {
+                    return Err(refused(Errno::EPERM, "mapping of a device the hypervisor owns"));
+                }
                 return if self.domain.io_capable {
                     Ok(())
                 } else {

@@ -90,6 +90,11 @@ pub fn start_periodic(cal: &Calibration, hz: u64) {
     write(REG_TIMER_INITIAL, count);
 }
 
+/// Machine frame of the local APIC's registers.
+pub fn base_mfn() -> u64 {
+    APIC_BASE.load(Ordering::Relaxed) >> 12
+}
+
 /// Ticks taken since boot.
 pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
