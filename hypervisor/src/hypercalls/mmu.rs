@@ -120,8 +120,25 @@ fn apply_flush(env: &mut dyn Env, request: FlushRequest, mask_fault: Errno) -> R
 
 /// `mmu_update(list, count, done*, foreigndom)`.
 pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    // The batch's requests are read with one copy (one walk of the guest's tables instead of
+    // one per request); if that copy faults, each request is read on its own so the ones
+    // before the bad address still run, as Xen does. (Xen rereads each request as it goes, so
+    // a batch that remaps the page holding its own list would see the new page there; here
+    // it sees the list as it was when the batch started. Either way the values are the
+    // guest's own, so no check depends on it.)
+    let list = a[0];
+    let n = (a[1] & 0xffff_ffff & !PREEMPTED).min(u64::from(BATCH)) as usize;
+    let mut prefetched = [0u8; BATCH as usize * MMU_UPDATE_SIZE as usize];
+    let prefetched_ok = n > 0 && env.copy_from_guest(list, &mut prefetched[..n * MMU_UPDATE_SIZE as usize]).is_ok();
     run_batch(env, "mmu_update", a, MMU_UPDATE_SIZE, |env, va| {
-        let [ptr, val] = read_words::<2>(env, va)?;
+        let index = (va.wrapping_sub(list) / MMU_UPDATE_SIZE) as usize;
+        let [ptr, val] = if prefetched_ok && index < n {
+            let at = index * MMU_UPDATE_SIZE as usize;
+            let word = |o: usize| u64::from_le_bytes(prefetched[at + o..at + o + 8].try_into().unwrap_or_default());
+            [word(0), word(8)]
+        } else {
+            read_words::<2>(env, va)?
+        };
         let mut mmu = env.mmu().ok_or(MmuError::new(Errno::ENOSYS, "no MMU"))?;
         mmu.mmu_update(MmuUpdate { ptr, val })
     })
