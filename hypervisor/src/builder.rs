@@ -119,7 +119,7 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     // The ELF reader needs 8-byte alignment; a cpio member is only 4-byte aligned, so such an
     // image is copied into an aligned buffer first.
     let aligned: Vec<u64>;
-    let image = if req.image.as_ptr() as usize % 8 == 0 {
+    let image = if (req.image.as_ptr() as usize).is_multiple_of(8) {
         req.image
     } else {
         let mut words = alloc::vec![0u64; req.image.len().div_ceil(8)];

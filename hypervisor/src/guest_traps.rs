@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
 use hypervisor::exit_code;
-use hypervisor::guest_access;
+use hypervisor::guest_access::{self, MachineAccess};
 use hypervisor::hypercalls::{self, Outcome};
 use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
 
@@ -31,6 +31,15 @@ pub const EXCEPTION_NAMES: [&str; 32] = [
 /// Vectors whose exceptions push an error code.
 fn has_error_code(vector: u8) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
+}
+
+/// After a switch between guest kernel and guest user mode: the other root page table and GS
+/// base (Xen's `toggle_guest_mode`).
+fn enter_mode(change: ModeChange, vcpu: &hypervisor::vcpu::VcpuState) {
+    if change != ModeChange::None {
+        guest_entry::load_page_tables(vcpu.current_l4());
+        cpu::load_segment_bases(vcpu);
+    }
 }
 
 /// Everything that enters the hypervisor from guest context comes here.
@@ -118,27 +127,20 @@ impl Machine {
     /// Delivers `d` to the current domain's kernel, or crashes the domain. Returns whether
     /// the CPU must be rescheduled (the domain died).
     fn deliver(&mut self, frame: &mut TrapFrame, d: Delivery, what: &str) -> bool {
-        let cur = self.current;
-        let mut mask = self.shared_byte(cur, UPCALL_MASK);
-        let result = {
-            let (dom, mem) = (self.domains.get_mut(&cur).expect("current domain is live"), &mut self.mem);
-            dom.vcpu.bounce(frame, d, &mut mask, mem)
-        };
-        match result {
+        // One lookup of the domain and direct access to its mask byte: this is the bounce
+        // path of every exception, event and user system call.
+        let Machine { domains, mem, current, .. } = self;
+        let dom = domains.get_mut(current).expect("current domain is live");
+        let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
+        let mut mask = [0u8];
+        mem.read_bytes(mask_at, &mut mask);
+        match dom.vcpu.bounce(frame, d, &mut mask[0], mem) {
             Ok(change) => {
-                self.set_shared_bytes(cur, UPCALL_MASK, &[mask]);
-                self.apply_mode_change(change);
+                mem.write_bytes(mask_at, &mask);
+                enter_mode(change, &dom.vcpu);
                 false
             }
             Err(e) => self.crash(frame, what, e),
-        }
-    }
-
-    fn apply_mode_change(&mut self, change: ModeChange) {
-        if change != ModeChange::None {
-            let d = self.cur();
-            guest_entry::load_page_tables(d.vcpu.current_l4());
-            cpu::load_segment_bases(&d.vcpu);
         }
     }
 
@@ -276,16 +278,15 @@ impl Machine {
     }
 
     fn on_iret(&mut self, frame: &mut TrapFrame) -> bool {
-        let cur = self.current;
-        let mut mask = self.shared_byte(cur, UPCALL_MASK);
-        let result = {
-            let (dom, mem) = (self.domains.get_mut(&cur).expect("current domain is live"), &self.mem);
-            dom.vcpu.iret(frame, &mut mask, mem)
-        };
-        match result {
+        let Machine { domains, mem, current, .. } = self;
+        let dom = domains.get_mut(current).expect("current domain is live");
+        let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
+        let mut mask = [0u8];
+        mem.read_bytes(mask_at, &mut mask);
+        match dom.vcpu.iret(frame, &mut mask[0], mem) {
             Ok(Ok(change)) => {
-                self.set_shared_bytes(cur, UPCALL_MASK, &[mask]);
-                self.apply_mode_change(change);
+                mem.write_bytes(mask_at, &mask);
+                enter_mode(change, &dom.vcpu);
                 false
             }
             // A frame the CPU could not return to: #GP(0), as Xen's failed IRET.
@@ -376,11 +377,12 @@ impl Machine {
                 return resched;
             }
         }
-        let cur = self.current;
         if vector == vcpu::VECTOR_PF {
             let cr2 = cpu::read_cr2();
-            self.cur().priv_state.cr2 = cr2;
-            self.set_shared_bytes(cur, VCPU_CR2, &cr2.to_le_bytes());
+            let d = self.cur();
+            d.priv_state.cr2 = cr2;
+            let at = (d.shared_info_mfn << 12) + VCPU_CR2;
+            self.mem.write_bytes(at, &cr2.to_le_bytes());
         }
         let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("interrupt");
         match self.cur().vcpu.exception(vector, error_code) {

@@ -127,7 +127,7 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     // it sees the list as it was when the batch started. Either way the values are the
     // guest's own, so no check depends on it.)
     let list = a[0];
-    let n = (a[1] & 0xffff_ffff & !PREEMPTED).min(u64::from(BATCH)) as usize;
+    let n = (a[1] & 0xffff_ffff & !PREEMPTED).min(BATCH) as usize;
     let mut prefetched = [0u8; BATCH as usize * MMU_UPDATE_SIZE as usize];
     let prefetched_ok = n > 0 && env.copy_from_guest(list, &mut prefetched[..n * MMU_UPDATE_SIZE as usize]).is_ok();
     run_batch(env, "mmu_update", a, MMU_UPDATE_SIZE, |env, va| {

@@ -137,7 +137,7 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
             return;
         }
         let (src_ptr, dst_ptr) = (phys_to_virt(from), phys_to_virt(to));
-        if src != dst && from % 8 == 0 && to % 8 == 0 && len % 8 == 0 {
+        if src != dst && from.is_multiple_of(8) && to.is_multiple_of(8) && len.is_multiple_of(8) {
             // Whole quadwords between different frames (the usual 4 KiB grant copy): one
             // `rep movsq`, which QEMU's TCG runs far faster than a generic byte-wise memmove.
             // SAFETY: both ranges are inside the direct map (checked), in distinct frames so
