@@ -1,22 +1,21 @@
 //! Host tests of `event_channel_op` and its compat form through the hypercall table: structure
 //! layouts in and out, `-EFAULT` on bad pointers, and the errno of every refusal.
 
+use super::super::testing::{env_boilerplate, flat_guest_deref, FlatGuest, BASE};
 use super::super::{dispatch, DomainFacts, Env, Outcome};
 use crate::evtchn::tests::Host;
 use crate::evtchn::{DomId, DomainConfig, EventAccess, EventChannels};
-use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::*;
 use hypercall_abi::hypercall as nr;
 use hypercall_abi::mm::DOMID_SELF;
 
-const BASE: u64 = 0x10000;
 const MEM: usize = 0x2000;
 const DOM0: DomId = 0;
 const DOMU: DomId = 1;
 
 /// One flat guest memory shared by every "domain"; `caller` says who is calling.
 struct Mock {
-    mem: Vec<u8>,
+    guest: FlatGuest,
     ev: EventChannels,
     host: Host,
     caller: DomId,
@@ -30,31 +29,13 @@ impl Mock {
         ev.add_domain(DOM0, DomainConfig::new(1, true)).unwrap();
         ev.add_domain(DOMU, DomainConfig::new(1, false)).unwrap();
         Self {
-            mem: vec![0; MEM],
+            guest: FlatGuest::new(MEM),
             ev,
             host: Host::with(&[DOM0, DOMU]),
             caller: DOM0,
             enabled: true,
             vcpu: crate::vcpu::VcpuState::new(0x1000),
         }
-    }
-    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
-        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
-        let end = start.checked_add(len).ok_or(Errno::EFAULT)?;
-        if end > self.mem.len() {
-            return Err(Errno::EFAULT);
-        }
-        Ok(start..end)
-    }
-    fn put(&mut self, va: u64, bytes: &[u8]) {
-        let r = self.range(va, bytes.len()).unwrap();
-        self.mem[r].copy_from_slice(bytes);
-    }
-    fn get(&self, va: u64, len: usize) -> Vec<u8> {
-        self.mem[self.range(va, len).unwrap()].to_vec()
-    }
-    fn u32_at(&self, va: u64) -> u32 {
-        u32::from_le_bytes(self.get(va, 4).try_into().unwrap())
     }
     /// `event_channel_op(cmd, BASE)` with `words` (little-endian u32s) as the structure.
     fn op(&mut self, cmd: u64, words: &[u32]) -> i64 {
@@ -71,36 +52,13 @@ fn ret(o: Outcome) -> i64 {
     }
 }
 
+flat_guest_deref!(Mock, guest);
+
 impl Env for Mock {
-    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        let r = self.range(va, out.len())?;
-        out.copy_from_slice(&self.mem[r]);
-        Ok(())
-    }
-    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let r = self.range(va, bytes.len())?;
-        self.mem[r].copy_from_slice(bytes);
-        Ok(())
-    }
-    fn console_write(&mut self, _: &[u8]) {}
-    fn console_read(&mut self, _: &mut [u8]) -> usize {
-        0
-    }
+    env_boilerplate!(guest: guest, vcpu: vcpu);
     fn domain(&self) -> DomainFacts {
         DomainFacts { id: self.caller, nr_pages: 1, max_pages: 1, privileged: self.caller == DOM0, max_mfn: 1 }
     }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    fn set_singleshot_timer(&mut self, _: Option<u64>) {}
-    fn set_periodic_timer(&mut self, _: Option<u64>) {}
-    fn hypervisor_cmdline(&self) -> &str {
-        ""
-    }
-    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
-        &mut self.vcpu
-    }
-    fn apply_segment_bases(&mut self) {}
     fn mmu(&mut self) -> Option<crate::mm::MmuAccess<'_>> {
         None
     }

@@ -2,6 +2,7 @@
 //! per-request status in batches, continuations, `-EFAULT`/`-EINVAL`/`-ENOSYS`, and the
 //! version answers.
 
+use super::super::testing::{env_boilerplate, flat_guest_deref, FlatGuest, BASE};
 use super::super::{dispatch, DomainFacts, Env, Outcome};
 use super::BATCH;
 use crate::grant::tests::{data, World, A, B, MAP_VA};
@@ -12,12 +13,11 @@ use hypercall_abi::grant_table::*;
 use hypercall_abi::hypercall as nr;
 use hypercall_abi::mm::{DomId, DOMID_SELF};
 
-const BASE: u64 = 0x10000;
 const MEM: usize = 0x10000;
 
 /// Flat guest memory `[BASE, BASE + MEM)` for the caller, and the grant world.
 struct Mock {
-    mem: Vec<u8>,
+    guest: FlatGuest,
     world: World,
     caller: DomId,
     available: bool,
@@ -27,33 +27,12 @@ struct Mock {
 impl Mock {
     fn new(caller: DomId) -> Self {
         Self {
-            mem: vec![0; MEM],
+            guest: FlatGuest::new(MEM),
             world: World::new(),
             caller,
             available: true,
             vcpu: crate::vcpu::VcpuState::new(0x1000),
         }
-    }
-    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
-        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
-        let end = start.checked_add(len).filter(|&e| e <= self.mem.len()).ok_or(Errno::EFAULT)?;
-        Ok(start..end)
-    }
-    fn put(&mut self, va: u64, bytes: &[u8]) {
-        let r = self.range(va, bytes.len()).unwrap();
-        self.mem[r].copy_from_slice(bytes);
-    }
-    fn get<const N: usize>(&self, va: u64) -> [u8; N] {
-        self.mem[self.range(va, N).unwrap()].try_into().unwrap()
-    }
-    fn i16_at(&self, va: u64) -> i16 {
-        i16::from_le_bytes(self.get(va))
-    }
-    fn u32_at(&self, va: u64) -> u32 {
-        u32::from_le_bytes(self.get(va))
-    }
-    fn u64_at(&self, va: u64) -> u64 {
-        u64::from_le_bytes(self.get(va))
     }
     fn call(&mut self, cmd: u64, uop: u64, count: u64) -> i64 {
         match dispatch(self, nr::GRANT_TABLE_OP, [cmd, uop, count, 0, 0]) {
@@ -63,36 +42,13 @@ impl Mock {
     }
 }
 
+flat_guest_deref!(Mock, guest);
+
 impl Env for Mock {
-    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        let r = self.range(va, out.len())?;
-        out.copy_from_slice(&self.mem[r]);
-        Ok(())
-    }
-    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let r = self.range(va, bytes.len())?;
-        self.mem[r].copy_from_slice(bytes);
-        Ok(())
-    }
-    fn console_write(&mut self, _bytes: &[u8]) {}
-    fn console_read(&mut self, _out: &mut [u8]) -> usize {
-        0
-    }
+    env_boilerplate!(guest: guest, vcpu: vcpu);
     fn domain(&self) -> DomainFacts {
         DomainFacts { id: self.caller, nr_pages: 0x100, max_pages: 0x100, privileged: false, max_mfn: 0x1000 }
     }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    fn set_singleshot_timer(&mut self, _deadline_ns: Option<u64>) {}
-    fn set_periodic_timer(&mut self, _period_ns: Option<u64>) {}
-    fn hypervisor_cmdline(&self) -> &str {
-        ""
-    }
-    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
-        &mut self.vcpu
-    }
-    fn apply_segment_bases(&mut self) {}
     fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>> {
         None
     }

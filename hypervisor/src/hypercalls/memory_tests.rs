@@ -2,6 +2,7 @@
 //! done count, the first-failure stop, deferred frees, the domid and flag rules, extent orders
 //! and continuations.
 
+use super::super::testing::{env_boilerplate, flat_guest_deref, FlatGuest, BASE};
 use super::super::{dispatch, DomainControl, DomainFacts, DomainInfo, Env, Outcome};
 use crate::mm::testing::{e, MockMmu, DOM, DOM_FRAMES, OTHER, OTHER_FRAMES, RW, SHARED_INFO};
 use crate::mm::{MmuAccess, Owner, INVALID_M2P_ENTRY};
@@ -9,7 +10,6 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
 use hypercall_abi::memory::{XENMEMF_EXACT_NODE_REQUEST, XENMEMF_VNODE, XENMEM_DECREASE_RESERVATION};
 
-const BASE: u64 = 0x10000;
 const RESV: u64 = BASE;
 const LIST: u64 = BASE + 0x100;
 const L4: u64 = 0x100;
@@ -24,7 +24,7 @@ const ALL: u64 = DOM_FRAMES.end - DOM_FRAMES.start;
 /// Guest memory `[BASE, BASE + 64 KiB)`, a real MMU with a pinned tree mapping `DATA`, and a
 /// domain list holding the caller and `OTHER`.
 struct MemMock {
-    mem: Vec<u8>,
+    guest: FlatGuest,
     mmu: MockMmu,
     privileged: bool,
     vcpu: crate::vcpu::VcpuState,
@@ -38,11 +38,7 @@ impl MemMock {
         mmu.poke(0x102, 0, e(L1, RW));
         mmu.poke(L1, 0, e(DATA, RW));
         mmu.mmu().adopt_bootstrap_tables(L4).unwrap();
-        Self { mem: vec![0; 0x10000], mmu, privileged: false, vcpu: crate::vcpu::VcpuState::new(0x1000) }
-    }
-    fn put(&mut self, va: u64, bytes: &[u8]) {
-        let at = (va - BASE) as usize;
-        self.mem[at..at + bytes.len()].copy_from_slice(bytes);
+        Self { guest: FlatGuest::new(0x10000), mmu, privileged: false, vcpu: crate::vcpu::VcpuState::new(0x1000) }
     }
     /// The reservation struct at `RESV` with its list at `LIST`.
     fn reservation(&mut self, frames: &[u64], order: u32, flags: u32, domid: u16) {
@@ -63,12 +59,9 @@ impl MemMock {
     fn owner(&self, mfn: u64) -> Owner {
         self.mmu.frames.get(mfn).unwrap().owner
     }
-    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
-        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
-        let end = start.checked_add(len).filter(|&e| e <= self.mem.len()).ok_or(Errno::EFAULT)?;
-        Ok(start..end)
-    }
 }
+
+flat_guest_deref!(MemMock, guest);
 
 impl DomainControl for MemMock {
     fn info_from(&self, id: u16) -> Option<DomainInfo> {
@@ -86,36 +79,11 @@ impl DomainControl for MemMock {
 }
 
 impl Env for MemMock {
-    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        let r = self.range(va, out.len())?;
-        out.copy_from_slice(&self.mem[r]);
-        Ok(())
-    }
-    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let r = self.range(va, bytes.len())?;
-        self.mem[r].copy_from_slice(bytes);
-        Ok(())
-    }
-    fn console_write(&mut self, _bytes: &[u8]) {}
-    fn console_read(&mut self, _out: &mut [u8]) -> usize {
-        0
-    }
+    env_boilerplate!(guest: guest, vcpu: vcpu);
     fn domain(&self) -> DomainFacts {
         let nr_pages = self.mmu.frames.pages_of(DOM);
         DomainFacts { id: DOM, nr_pages, max_pages: ALL, privileged: self.privileged, max_mfn: 0x1000 }
     }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    fn set_singleshot_timer(&mut self, _deadline_ns: Option<u64>) {}
-    fn set_periodic_timer(&mut self, _period_ns: Option<u64>) {}
-    fn hypervisor_cmdline(&self) -> &str {
-        ""
-    }
-    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
-        &mut self.vcpu
-    }
-    fn apply_segment_bases(&mut self) {}
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         Some(self)
     }

@@ -1,6 +1,7 @@
 //! Host tests of the MMU hypercalls' batch semantics (done counts, first-error stop,
 //! continuations, foreigndom, flush scopes) against a domain with a real frame table.
 
+use super::super::testing::{env_boilerplate, flat_guest_deref, FlatGuest, BASE};
 use super::super::{dispatch, DomainFacts, Env, Outcome};
 use crate::mm::testing::{e, MockMmu, DOM, DOM_FRAMES, RO, RW};
 use crate::mm::{MmuAccess, TlbFlush};
@@ -8,7 +9,6 @@ use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
 use hypercall_abi::mm::*;
 
-const BASE: u64 = 0x10000;
 const L4: u64 = 0x100;
 const L1: u64 = 0x103;
 const DATA: u64 = 0x110;
@@ -17,7 +17,7 @@ const PLAIN: u64 = 0x180;
 /// Guest memory `[BASE, BASE + 64 KiB)` and a real MMU with a pinned 4-level tree whose L1
 /// maps `DATA + i` at VA `i * 4096` for i in 0..4.
 struct MmuMock {
-    mem: Vec<u8>,
+    guest: FlatGuest,
     mmu: MockMmu,
     mmu_available: bool,
     vcpu: crate::vcpu::VcpuState,
@@ -33,57 +33,17 @@ impl MmuMock {
             mmu.poke(L1, i, e(DATA + i as u64, RW));
         }
         mmu.mmu().adopt_bootstrap_tables(L4).unwrap();
-        Self { mem: vec![0; 0x10000], mmu, mmu_available: true, vcpu: crate::vcpu::VcpuState::new(0x1000) }
-    }
-    fn put(&mut self, va: u64, bytes: &[u8]) {
-        let at = (va - BASE) as usize;
-        self.mem[at..at + bytes.len()].copy_from_slice(bytes);
-    }
-    fn put_words(&mut self, va: u64, words: &[u64]) {
-        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
-        self.put(va, &bytes);
-    }
-    fn get_u32(&self, va: u64) -> u32 {
-        let at = (va - BASE) as usize;
-        u32::from_le_bytes(self.mem[at..at + 4].try_into().unwrap())
-    }
-    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
-        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
-        let end = start.checked_add(len).filter(|&e| e <= self.mem.len()).ok_or(Errno::EFAULT)?;
-        Ok(start..end)
+        Self { guest: FlatGuest::new(0x10000), mmu, mmu_available: true, vcpu: crate::vcpu::VcpuState::new(0x1000) }
     }
 }
 
+flat_guest_deref!(MmuMock, guest);
+
 impl Env for MmuMock {
-    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        let r = self.range(va, out.len())?;
-        out.copy_from_slice(&self.mem[r]);
-        Ok(())
-    }
-    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let r = self.range(va, bytes.len())?;
-        self.mem[r].copy_from_slice(bytes);
-        Ok(())
-    }
-    fn console_write(&mut self, _bytes: &[u8]) {}
-    fn console_read(&mut self, _out: &mut [u8]) -> usize {
-        0
-    }
+    env_boilerplate!(guest: guest, vcpu: vcpu);
     fn domain(&self) -> DomainFacts {
         DomainFacts { id: DOM, nr_pages: 0x500, max_pages: 0x500, privileged: false, max_mfn: 0x1000 }
     }
-    fn now_ns(&self) -> u64 {
-        0
-    }
-    fn set_singleshot_timer(&mut self, _deadline_ns: Option<u64>) {}
-    fn set_periodic_timer(&mut self, _period_ns: Option<u64>) {}
-    fn hypervisor_cmdline(&self) -> &str {
-        ""
-    }
-    fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState {
-        &mut self.vcpu
-    }
-    fn apply_segment_bases(&mut self) {}
     fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>> {
         None
     }
@@ -119,7 +79,7 @@ fn mmu_update_stops_at_the_first_failure_and_reports_done() {
     );
     let r = dispatch(&mut m, nr::MMU_UPDATE, [LIST, 3, DONE, DOMID_SELF as u64, 0]);
     assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()), "a writable mapping of the L1 itself");
-    assert_eq!(m.get_u32(DONE), 1);
+    assert_eq!(m.u32_at(DONE), 1);
     assert_eq!(m.mmu.mem.0.get(&(L1, 6)), None, "entries after the failure are not run");
     m.mmu.audit();
 }
@@ -132,11 +92,11 @@ fn long_batches_continue_and_accumulate_done() {
     let first = dispatch(&mut m, nr::MMU_UPDATE, [LIST, 150, DONE, SELF, 0]);
     let preempted = MMU_UPDATE_PREEMPTED as u64;
     assert_eq!(first, Outcome::Continue([LIST + 64 * 16, (150 - 64) | preempted, DONE, SELF, 0]));
-    assert_eq!(m.get_u32(DONE), 64);
+    assert_eq!(m.u32_at(DONE), 64);
     m.put(DONE, &0u32.to_le_bytes());
     let (r, runs) = call_to_end(&mut m, nr::MMU_UPDATE, [LIST, 150, DONE, SELF, 0]);
     assert_eq!((r, runs), (Outcome::Return(0), 3));
-    assert_eq!(m.get_u32(DONE), 150);
+    assert_eq!(m.u32_at(DONE), 150);
     use crate::mm::MachineMemory;
     assert!((0..150u64).all(|i| m.mmu.mem.read_entry(PLAIN, i as usize) == i + 1));
 }
@@ -157,7 +117,7 @@ fn foreign_owners_faults_and_a_missing_mmu() {
         Outcome::Return(0)
     );
     assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [0xdead_0000, 1, DONE, SELF, 0]), Outcome::Return(-14));
-    assert_eq!(m.get_u32(DONE), 0);
+    assert_eq!(m.u32_at(DONE), 0);
     assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, DONE, SELF, 0]), Outcome::Return(0));
     m.mmu_available = false;
     for n in [nr::MMU_UPDATE, nr::MMUEXT_OP, nr::UPDATE_VA_MAPPING] {
@@ -194,7 +154,7 @@ fn mmuext_batch_switches_roots_and_records_effects() {
     );
     let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 6, DONE, DOMID_SELF as u64, 0]);
     assert_eq!(r, Outcome::Return(Errno::EINVAL.to_return()), "the root's pin went: not pinned any more");
-    assert_eq!(m.get_u32(DONE), 5, "unpinning the root succeeds, as Xen: the root keeps it an L4");
+    assert_eq!(m.u32_at(DONE), 5, "unpinning the root succeeds, as Xen: the root keeps it an L4");
     assert_eq!(m.mmu.counts(next).1, 1, "only the root's type reference is left");
     let fx = m.mmu.paging.effects.take();
     assert_eq!(fx.load_cr3, Some(next << 12));

@@ -10,6 +10,8 @@ mod grant;
 mod handlers;
 mod mmu;
 #[cfg(test)]
+mod testing;
+#[cfg(test)]
 mod tests;
 mod vcpu_ctx;
 

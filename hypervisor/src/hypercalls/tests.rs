@@ -1,11 +1,12 @@
 //! Host tests of the hypercall table against a mock domain with a flat guest memory.
 
 use super::op::*;
+use super::testing::{env_boilerplate, flat_guest_deref, FlatGuest, BASE};
 use super::*;
 
 /// A domain whose guest memory is `[BASE, BASE + mem.len())`; everything else faults.
 struct Mock {
-    mem: Vec<u8>,
+    guest: FlatGuest,
     console: Vec<u8>,
     input: Vec<u8>,
     singleshot: Option<u64>,
@@ -45,12 +46,10 @@ impl DomainControl for Mock {
     }
 }
 
-const BASE: u64 = 0x10000;
-
 impl Mock {
     fn new() -> Self {
         Self {
-            mem: vec![0; 0x4000],
+            guest: FlatGuest::new(0x4000),
             console: vec![],
             input: b"xy".to_vec(),
             singleshot: None,
@@ -62,37 +61,12 @@ impl Mock {
             doms: vec![(0, false), (2, false), (5, false)],
         }
     }
-    fn range(&self, va: u64, len: usize) -> Result<std::ops::Range<usize>, Errno> {
-        let start = va.checked_sub(BASE).ok_or(Errno::EFAULT)? as usize;
-        let end = start.checked_add(len).ok_or(Errno::EFAULT)?;
-        if end > self.mem.len() {
-            return Err(Errno::EFAULT);
-        }
-        Ok(start..end)
-    }
-    fn put(&mut self, va: u64, bytes: &[u8]) {
-        let r = self.range(va, bytes.len()).unwrap();
-        self.mem[r].copy_from_slice(bytes);
-    }
-    fn get(&self, va: u64, len: usize) -> &[u8] {
-        &self.mem[self.range(va, len).unwrap()]
-    }
-    fn get_u64(&self, va: u64) -> u64 {
-        u64::from_le_bytes(self.get(va, 8).try_into().unwrap())
-    }
 }
 
+flat_guest_deref!(Mock, guest);
+
 impl Env for Mock {
-    fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        let r = self.range(va, out.len())?;
-        out.copy_from_slice(&self.mem[r]);
-        Ok(())
-    }
-    fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let r = self.range(va, bytes.len())?;
-        self.mem[r].copy_from_slice(bytes);
-        Ok(())
-    }
+    env_boilerplate!(guest: guest);
     fn console_write(&mut self, bytes: &[u8]) {
         self.console.extend_from_slice(bytes);
     }
@@ -198,7 +172,7 @@ fn xen_version_sub_ops() {
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_CAPABILITIES, BASE, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.get(BASE, 15), b"xen-3.0-x86_64\0");
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_PLATFORM_PARAMETERS, BASE, 0, 0, 0]), Outcome::Return(0));
-    assert_eq!(m.get_u64(BASE), 0xffff_8000_0000_0000);
+    assert_eq!(m.u64_at(BASE), 0xffff_8000_0000_0000);
     m.put(BASE, &[0; 8]);
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_GET_FEATURES, BASE, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.get(BASE + 4, 4), &(1u32 << 11).to_le_bytes());
@@ -255,7 +229,7 @@ fn memory_op_reservations_and_map() {
     m.put(BASE + 8, &(BASE + 0x100).to_le_bytes());
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, BASE, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.get(BASE, 4), &1u32.to_le_bytes());
-    assert_eq!(m.get_u64(BASE + 0x108), 32768 * 4096);
+    assert_eq!(m.u64_at(BASE + 0x108), 32768 * 4096);
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, 3, 0, 0, 0]), Outcome::Return(-14));
     assert_eq!(call(&mut m, nr::MEMORY_OP, [63, BASE, 0, 0, 0]), Outcome::Return(-38));
     assert_eq!(
@@ -313,7 +287,7 @@ fn multicall_runs_each_entry_and_stores_results() {
     put_entry(&mut m, list + 128, nr::MULTICALL, [list, 1, 0, 0, 0, 0]);
     put_entry(&mut m, list + 192, nr::XEN_VERSION, [XENVER_EXTRAVERSION, 0x5, 0, 0, 0, 0]);
     assert_eq!(call(&mut m, nr::MULTICALL, [list, 4, 0, 0, 0]), Outcome::Return(0));
-    let results: Vec<i64> = (0..4).map(|i| m.get_u64(list + i * 64 + 8) as i64).collect();
+    let results: Vec<i64> = (0..4).map(|i| m.u64_at(list + i * 64 + 8) as i64).collect();
     assert_eq!(results, vec![0x40011, -38, -22, -14]);
     assert_eq!(call(&mut m, nr::MULTICALL, [0xdead_0000, 1, 0, 0, 0]), Outcome::Return(-14));
     assert_eq!(call(&mut m, nr::MULTICALL, [list, 0x8000_0001, 0, 0, 0]), Outcome::Return(-22));
@@ -331,7 +305,7 @@ fn large_multicalls_continue_in_batches() {
         matches!(call(&mut m, nr::MULTICALL, [list, 150, 0, 0, 0]), Outcome::Continue([l, 86, ..]) if l == list + 64 * 64)
     );
     assert_eq!(call_to_end(&mut m, nr::MULTICALL, [list, 150, 0, 0, 0]), Outcome::Return(0));
-    assert!((0..150).all(|i| m.get_u64(list + i * 64 + 8) == 4096));
+    assert!((0..150).all(|i| m.u64_at(list + i * 64 + 8) == 4096));
 }
 
 #[test]
@@ -349,11 +323,11 @@ fn a_continuing_entry_continues_the_multicall_from_that_entry() {
     // arguments now describe the rest.
     assert_eq!(call(&mut m, nr::MULTICALL, [list, 3, 0, 0, 0]), Outcome::Continue([list + 64, 2, 0, 0, 0]));
     assert_eq!(m.console.len(), 0x1000);
-    assert_eq!((m.get_u64(list + 64 + 24), m.get_u64(list + 64 + 32)), (0x1800, text + 0x1000));
-    assert_eq!(m.get_u64(list + 128 + 8), 0xffff, "later entries have not run");
+    assert_eq!((m.u64_at(list + 64 + 24), m.u64_at(list + 64 + 32)), (0x1800, text + 0x1000));
+    assert_eq!(m.u64_at(list + 128 + 8), 0xffff, "later entries have not run");
     assert_eq!(call_to_end(&mut m, nr::MULTICALL, [list + 64, 2, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.console.len(), 0x2800);
-    assert!((0..3).all(|i| m.get_u64(list + i * 64 + 8) == if i == 1 { 0 } else { 4096 }));
+    assert!((0..3).all(|i| m.u64_at(list + i * 64 + 8) == if i == 1 { 0 } else { 4096 }));
 }
 
 #[test]
@@ -440,8 +414,8 @@ fn domctl_is_for_dom0_only_and_reports_domains() {
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 1), Outcome::Return(0));
     let u = BASE + 0x200 + 16;
     assert_eq!(u16::from_le_bytes(m.get(u, 2).try_into().unwrap()), 2, "walks on to the next domain");
-    assert_eq!(m.get_u64(u + 8), 102);
-    assert_eq!(m.get_u64(u + 48), 0x502);
+    assert_eq!(m.u64_at(u + 8), 102);
+    assert_eq!(m.u64_at(u + 48), 0x502);
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 6), Outcome::Return(-3));
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
     assert!(m.doms[1].1);
