@@ -129,17 +129,23 @@ gdb_boot() {
 }
 
 run_tests() {
+  local results
+  results=$(mktemp)
+  # Every cargo test run is shown as it goes and kept, so the end can add up the results.
+  tee_results() { "$@" 2>&1 | tee -a "$results"; }
   say "host unit tests"
-  cargo test -p hypervisor --lib
-  cargo test -p guest-kernel --lib
-  cargo test -p hypercall-abi
+  tee_results cargo test -p hypervisor --lib
+  tee_results cargo test -p guest-kernel --lib
+  tee_results cargo test -p hypercall-abi
   say "QEMU scenarios"
-  HV_BUILD_DIR="$BUILD" cargo test -p scenarios -- --test-threads=2
+  HV_BUILD_DIR="$BUILD" tee_results cargo test -p scenarios -- --test-threads=2
   if [ -x scripts/fuzz.sh ]; then
     say "short fuzz run"
     scripts/fuzz.sh "${FUZZ_SHORT_SECONDS:-10}"
   fi
   say "all tests passed"
+  awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$results"
+  rm -f "$results"
 }
 
 lint() {
