@@ -87,6 +87,72 @@ pub struct Domain {
     pub saved: TrapFrame,
 }
 
+/// Live domains, indexed by id (ids are small and dense: dom0 and domUs from 1), so the
+/// lookups on every hypervisor entry are a bounds check and a load. Boxed: a `Domain` is
+/// several KiB (its virtual IDT alone is 4 KiB).
+#[derive(Default)]
+pub struct DomainTable {
+    slots: Vec<Option<alloc::boxed::Box<Domain>>>,
+    live: usize,
+}
+
+impl DomainTable {
+    /// The domain `id`, if live.
+    pub fn get(&self, id: &u16) -> Option<&Domain> {
+        self.slots.get(*id as usize)?.as_deref()
+    }
+
+    /// The domain `id`, if live, mutably.
+    pub fn get_mut(&mut self, id: &u16) -> Option<&mut Domain> {
+        self.slots.get_mut(*id as usize)?.as_deref_mut()
+    }
+
+    /// Whether `id` is live.
+    pub fn contains_key(&self, id: &u16) -> bool {
+        self.get(id).is_some()
+    }
+
+    /// Adds (or replaces) domain `id`.
+    pub fn insert(&mut self, id: u16, d: alloc::boxed::Box<Domain>) {
+        let i = id as usize;
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].replace(d).is_none() {
+            self.live += 1;
+        }
+    }
+
+    /// Removes domain `id`.
+    pub fn remove(&mut self, id: &u16) -> Option<alloc::boxed::Box<Domain>> {
+        let d = self.slots.get_mut(*id as usize)?.take();
+        if d.is_some() {
+            self.live -= 1;
+        }
+        d
+    }
+
+    /// Whether no domain is live.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Live domains in id order.
+    pub fn values(&self) -> impl Iterator<Item = &Domain> {
+        self.slots.iter().filter_map(|s| s.as_deref())
+    }
+
+    /// Live domains in id order, mutably.
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut Domain> {
+        self.slots.iter_mut().filter_map(|s| s.as_deref_mut())
+    }
+
+    /// The live domain with the lowest id at or above `id`.
+    pub fn first_from(&self, id: u16) -> Option<&Domain> {
+        self.slots.iter().skip(id as usize).find_map(|s| s.as_deref())
+    }
+}
+
 /// The event-channel core's view of the machine: shared_info pages and wake-ups.
 #[derive(Default)]
 pub struct EventHost {
@@ -114,9 +180,11 @@ impl EvtchnHost for EventHost {
 
 /// Everything the hypervisor keeps about the running machine.
 pub struct Machine {
-    /// Live domains by id. Boxed: a `Domain` is several KiB (its virtual IDT alone is 4 KiB),
-    /// and the map's nodes, built on the stack while inserting, would hold eleven of them.
-    pub domains: BTreeMap<u16, alloc::boxed::Box<Domain>>,
+    /// Live domains by id.
+    pub domains: DomainTable,
+    /// Domains blocked in `SCHEDOP_poll` (those with watched ports): 0 lets every exit skip
+    /// the pollers check.
+    pub pollers: u32,
     /// The domain whose context is loaded (or was last, while idle).
     pub current: u16,
     /// Direct-map accessor.
@@ -180,7 +248,8 @@ impl Machine {
             *s = mem.read_u64(hv_l4 + (256 + i as u64) * 8).unwrap_or(0);
         }
         Self {
-            domains: BTreeMap::new(),
+            domains: DomainTable::default(),
+            pollers: 0,
             current: 0,
             frames,
             mem,
@@ -364,8 +433,8 @@ impl Machine {
     /// Wakes every kicked domain that was blocked; returns whether the scheduler wants the
     /// CPU reassigned.
     pub fn process_kicks(&mut self) -> bool {
-        if self.event_host.kicked.is_empty() && !self.domains.values().any(|d| !d.poll_ports.is_empty()) {
-            return false;
+        if self.event_host.kicked.is_empty() && self.pollers == 0 {
+            return false; // the common case on every hypervisor exit
         }
         // Xen's pollers check: a port a blocked poller waits on became pending, even if it
         // raised no upcall (masked vCPU, or its selector bit was already set).
@@ -384,7 +453,10 @@ impl Machine {
                 if d.blocked {
                     d.blocked = false;
                     d.poll_deadline = None;
-                    d.poll_ports.clear();
+                    if !d.poll_ports.is_empty() {
+                        d.poll_ports.clear();
+                        self.pollers = self.pollers.saturating_sub(1);
+                    }
                     if !d.paused {
                         resched |= self.sched.wake(id);
                     }
@@ -454,6 +526,9 @@ impl Machine {
     /// allocator. dom0 must not be torn down this way: its death ends the machine.
     pub fn destroy_domain(&mut self, id: u16) {
         let Some(mut d) = self.domains.remove(&id) else { return };
+        if d.blocked && !d.poll_ports.is_empty() {
+            self.pollers = self.pollers.saturating_sub(1);
+        }
         self.sched.remove(id);
         self.events.domain_destroyed(&mut self.event_host, id);
         self.event_host.shared_info.remove(&id);

@@ -259,7 +259,16 @@ impl Machine {
             Outcome::Poll(deadline) => {
                 frame.rax = 0;
                 self.cur().poll_deadline = deadline;
-                self.block_current()
+                let blocked = self.block_current();
+                if blocked {
+                    self.pollers += 1;
+                } else {
+                    // Something is already deliverable: no poll, so no ports to watch.
+                    let d = self.cur();
+                    d.poll_ports.clear();
+                    d.poll_deadline = None;
+                }
+                blocked
             }
             Outcome::Shutdown(reason) => self.shutdown_current(reason),
         }

@@ -145,7 +145,7 @@ impl GuestMemory for crate::arch::x86_64::paging::DirectMap {
 
 impl DomainControl for Machine {
     fn info_from(&self, id: u16) -> Option<DomainInfo> {
-        let (_, d) = self.domains.range(id..).next()?;
+        let d = self.domains.first_from(id)?;
         let mut flags = 0;
         if d.paused {
             flags |= XEN_DOMINF_PAUSED;
