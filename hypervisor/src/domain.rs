@@ -45,8 +45,6 @@ pub const UPCALL_MASK: u64 = offset_of!(VcpuInfo, evtchn_upcall_mask) as u64;
 /// `arch.cr2`.
 pub const VCPU_CR2: u64 = offset_of!(VcpuInfo, arch.cr2) as u64;
 const VCPU_TIME: u64 = offset_of!(VcpuInfo, time) as u64;
-// The exit path reads pending and mask as one 2-byte word.
-const _: () = assert!(UPCALL_MASK == UPCALL_PENDING + 1);
 const WC_VERSION: u64 = offset_of!(SharedInfo, wc_version) as u64;
 
 /// A PV domain with one vCPU.

@@ -17,7 +17,7 @@ use crate::domain::{
 use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
 use hypervisor::exit_code;
-use hypervisor::guest_access::{self, MachineAccess};
+use hypervisor::guest_access;
 use hypervisor::hypercalls::{self, Outcome};
 use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
 
@@ -81,7 +81,10 @@ impl Machine {
     /// The return-to-guest path: wake kicked domains, switch if the scheduler says so (idling
     /// while nothing can run), then deliver a pending event upcall.
     fn leave_to_guest(&mut self, frame: &mut TrapFrame, mut resched: bool) {
-        resched |= self.process_kicks();
+        // Only when something was kicked or a poller waits (the slow path is out of line).
+        if !self.event_host.kicked.is_empty() || self.pollers != 0 {
+            resched |= self.process_kicks();
+        }
         if resched || self.domains.get(&self.current).is_none_or(|d| d.blocked) {
             let next = match self.sched.pick_next(self.now_ns()) {
                 Some(d) => d,
@@ -132,11 +135,10 @@ impl Machine {
         let Machine { domains, mem, current, .. } = self;
         let dom = domains.get_mut(current).expect("current domain is live");
         let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
-        let mut mask = [0u8];
-        mem.read_bytes(mask_at, &mut mask);
-        match dom.vcpu.bounce(frame, d, &mut mask[0], mem) {
+        let mut mask = mem.read_u8(mask_at);
+        match dom.vcpu.bounce(frame, d, &mut mask, mem) {
             Ok(change) => {
-                mem.write_bytes(mask_at, &mask);
+                mem.write_u8(mask_at, mask);
                 enter_mode(change, &dom.vcpu);
                 false
             }
@@ -164,10 +166,8 @@ impl Machine {
         if callback == 0 {
             return;
         }
-        // Pending and mask are adjacent bytes: one read tests both, as Xen's entry code does.
-        let mut both = [0u8; 2];
-        hypervisor::guest_access::MachineAccess::read_bytes(&self.mem, (shared_info << 12) + UPCALL_PENDING, &mut both);
-        if both[0] != 0 && both[1] == 0 {
+        let base = shared_info << 12;
+        if self.mem.read_u8(base + UPCALL_PENDING) != 0 && self.mem.read_u8(base + UPCALL_MASK) == 0 {
             let d = Delivery { handler: callback, error_code: None, mask_events: true };
             if self.deliver(frame, d, "event upcall") {
                 // The domain died delivering its own upcall: run someone else.
@@ -290,11 +290,10 @@ impl Machine {
         let Machine { domains, mem, current, .. } = self;
         let dom = domains.get_mut(current).expect("current domain is live");
         let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
-        let mut mask = [0u8];
-        mem.read_bytes(mask_at, &mut mask);
-        match dom.vcpu.iret(frame, &mut mask[0], mem) {
+        let mut mask = mem.read_u8(mask_at);
+        match dom.vcpu.iret(frame, &mut mask, mem) {
             Ok(Ok(change)) => {
-                mem.write_bytes(mask_at, &mask);
+                mem.write_u8(mask_at, mask);
                 enter_mode(change, &dom.vcpu);
                 false
             }
@@ -391,7 +390,7 @@ impl Machine {
             let d = self.cur();
             d.priv_state.cr2 = cr2;
             let at = (d.shared_info_mfn << 12) + VCPU_CR2;
-            self.mem.write_bytes(at, &cr2.to_le_bytes());
+            self.mem.write_u64(at, cr2);
         }
         let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("interrupt");
         match self.cur().vcpu.exception(vector, error_code) {

@@ -257,10 +257,14 @@ impl VcpuState {
         push(frame.rsp);
         push(frame.ss);
         let new_sp = sp.wrapping_sub(n as u64 * 8);
-        let mut bytes = [0u8; 64];
-        for (i, w) in words[..n].iter().enumerate() {
-            bytes[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
-        }
+        // Whole-array conversion: this is the hot path of every bounce, and a per-word
+        // `copy_from_slice` costs a library call per word.
+        let bytes: [u8; 64] = {
+            let le = words.map(u64::to_le);
+            // SAFETY: [u64; 8] and [u8; 64] have the same size, no padding, and every bit
+            // pattern is a valid u8; `to_le` fixes the byte order on any host.
+            unsafe { core::mem::transmute::<[u64; 8], [u8; 64]>(le) }
+        };
         // The frame goes through the kernel's page tables, whichever mode we came from.
         if !mem.write(self.kernel_root(), new_sp, &bytes[..n * 8]) {
             return Err(DeliveryError::StackFault(new_sp));

@@ -109,6 +109,31 @@ impl DirectMap {
         maddr.checked_add(len as u64).is_some_and(|end| end <= self.top)
     }
 
+    /// Reads one byte (shared_info flags on the exit path): a bounds check and a load.
+    pub fn read_u8(&self, maddr: u64) -> u8 {
+        if !self.ok(maddr, 1) {
+            return 0;
+        }
+        // SAFETY: the byte lies inside the direct map (checked).
+        unsafe { (phys_to_virt(maddr) as *const u8).read() }
+    }
+
+    /// Writes one byte, if inside the direct map.
+    pub fn write_u8(&mut self, maddr: u64, value: u8) {
+        if self.ok(maddr, 1) {
+            // SAFETY: inside the direct map (checked); callers write pages of the running domain.
+            unsafe { (phys_to_virt(maddr) as *mut u8).write(value) }
+        }
+    }
+
+    /// Writes one little-endian `u64`, if inside the direct map.
+    pub fn write_u64(&mut self, maddr: u64, value: u64) {
+        if self.ok(maddr, 8) {
+            // SAFETY: as for `write_u8`; unaligned stores are allowed on x86.
+            unsafe { (phys_to_virt(maddr) as *mut u64).write_unaligned(value) }
+        }
+    }
+
     /// Zeroes the frame `mfn`.
     pub fn zero_frame(&mut self, mfn: u64) {
         assert!(self.ok(mfn << 12, 4096), "zeroing an unmapped frame {mfn:#x}");
