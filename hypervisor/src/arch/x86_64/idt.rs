@@ -20,6 +20,25 @@ const STUB_STRIDE: u64 = 16;
 
 global_asm!(
     r#"
+    /* The inverse of the 15 pushes in trap_common; both exits (SYSRET and IRET) use it. */
+    .macro restore_gprs
+    pop r15
+    pop r14
+    pop r13
+    pop r12
+    pop r11
+    pop r10
+    pop r9
+    pop r8
+    pop rbp
+    pop rdi
+    pop rsi
+    pop rdx
+    pop rcx
+    pop rbx
+    pop rax
+    .endm
+
     .section .text.trap_entry, "ax"
     .balign 16
     .global trap_stubs_start
@@ -74,21 +93,7 @@ trap_common:
     mov rax, [rsp + 152]                    /* rflags */
     cmp rax, [rsp + 32]                     /* r11 */
     jne trap_return
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    restore_gprs
     /* Interrupts stay off until SYSRET, so the guest stack is safe to load here; NMIs run
        on their own IST stack. */
     mov rsp, [rsp + 40]                     /* past vector, error, rip, cs, rflags: rsp */
@@ -96,21 +101,7 @@ trap_common:
 
     .global trap_return
 trap_return:
-    pop r15
-    pop r14
-    pop r13
-    pop r12
-    pop r11
-    pop r10
-    pop r9
-    pop r8
-    pop rbp
-    pop rdi
-    pop rsi
-    pop rdx
-    pop rcx
-    pop rbx
-    pop rax
+    restore_gprs
     add rsp, 16
     iretq
 "#
