@@ -158,12 +158,12 @@ impl<'a> Iterator for Reader<'a> {
     }
 }
 
-/// Builds a newc archive (used by tests and host tools).
-#[cfg(test)]
-pub fn build(members: &[(&str, &[u8])]) -> std::vec::Vec<u8> {
-    let mut out = std::vec::Vec::new();
+/// Builds a newc archive of regular files (used by tests and by the QEMU scenario harness to
+/// make boot bundles).
+pub fn build(members: &[(&str, &[u8])]) -> alloc::vec::Vec<u8> {
+    let mut out = alloc::vec::Vec::new();
     let mut add = |name: &str, data: &[u8], mode: u32| {
-        let hdr = format!(
+        let hdr = alloc::format!(
             "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
             0,
             mode,

@@ -314,39 +314,7 @@ pub fn tail(log: &str, n: usize) -> String {
 /// Writes a `cpio` newc archive of `members` (path, bytes) to `build/scenarios/NAME.cpio`:
 /// the boot-bundle format of DESIGN.md §3.
 pub fn cpio_bundle(name: &str, members: &[(&str, &[u8])]) -> PathBuf {
-    let mut out = Vec::new();
-    let mut add = |path: &str, data: &[u8], mode: u32| {
-        let header = format!(
-            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            0,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len(),
-            0,
-            0,
-            0,
-            0,
-            path.len() + 1,
-            0
-        );
-        out.extend_from_slice(header.as_bytes());
-        out.extend_from_slice(path.as_bytes());
-        out.push(0);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-        out.extend_from_slice(data);
-        while out.len() % 4 != 0 {
-            out.push(0);
-        }
-    };
-    for (path, data) in members {
-        add(path, data, 0o100644);
-    }
-    add("TRAILER!!!", &[], 0);
+    let out = hypervisor::cpio::build(members);
     let p = work_dir().join(format!("{name}.cpio"));
     std::fs::write(&p, out).expect("writing the bundle");
     p
