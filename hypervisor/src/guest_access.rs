@@ -6,7 +6,7 @@
 //! reaches the frame through its own direct map. A bad pointer can therefore never fault the
 //! hypervisor: it yields `Err(Fault)`, which becomes `-EFAULT`.
 
-use crate::domain_layout::pte;
+use crate::domain_layout::{pte, MachineMemory};
 use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 
 /// Machine memory the walker reads and copies through.
@@ -95,6 +95,95 @@ pub fn copy_to_guest(mem: &mut impl MachineAccess, l4: u64, va: u64, bytes: &[u8
         done += chunk;
     }
     Ok(())
+}
+
+/// A range of guest virtual memory that guest code may write, resolved to the machine frames
+/// behind it. It stays valid while the guest's page tables do not change: within one
+/// hypercall that writes no page table (a grant copy never does: its destinations cannot be
+/// typed as tables). It lets a batch hypercall read its requests and write their results
+/// without a page walk each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GuestSpan {
+    /// Offset of the first byte within the first frame.
+    first_offset: usize,
+    len: usize,
+    /// The backing frames, in order; only the first `pages()` count.
+    frames: [u64; GuestSpan::MAX_FRAMES],
+}
+
+impl GuestSpan {
+    /// Most frames a span may cover.
+    pub const MAX_FRAMES: usize = 3;
+
+    /// Walks every page of `[va, va + len)` for writing from the L4 at `l4`. Refused (the
+    /// first address that cannot be written) if any page cannot be written by guest code or
+    /// is not RAM, or if the range is empty or covers more than [`MAX_FRAMES`](Self::MAX_FRAMES)
+    /// pages.
+    pub fn resolve_for_write(mem: &impl MachineAccess, l4: u64, va: u64, len: usize) -> Result<Self, Fault> {
+        let end = va.checked_add(len as u64).filter(|_| len > 0).ok_or(Fault { va })?;
+        let (first, last) = (va >> 12, (end - 1) >> 12);
+        if last - first >= Self::MAX_FRAMES as u64 {
+            return Err(Fault { va });
+        }
+        let mut frames = [0u64; Self::MAX_FRAMES];
+        for (slot, page) in frames.iter_mut().zip(first..=last) {
+            let at = (page << 12).max(va);
+            let maddr = translate(mem, l4, at, true)?;
+            // The walk checks the tables, not the leaf: a guest may map a frame that is not
+            // RAM (dom0's MMIO), which the frame accessors would silently skip.
+            mem.read_u64(maddr & !0xfff).ok_or(Fault { va: at })?;
+            *slot = maddr >> 12;
+        }
+        Ok(Self { first_offset: (va & 0xfff) as usize, len, frames })
+    }
+
+    /// A span over `frames` from `first_offset` in the first (for tests of its users, whose
+    /// machine memory has no guest page tables).
+    #[cfg(test)]
+    pub(crate) fn from_frames(first_offset: usize, len: usize, frames: &[u64]) -> Self {
+        let mut all = [0u64; Self::MAX_FRAMES];
+        all[..frames.len()].copy_from_slice(frames);
+        assert!(first_offset < 4096 && (first_offset + len).div_ceil(4096) <= frames.len());
+        Self { first_offset, len, frames: all }
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the span is empty (never: resolution refuses an empty range).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Calls `each(mfn, offset in frame, range of the caller's buffer)` for the pieces of
+    /// `[offset, offset + n)`; `false` (nothing called) if that is not within the span.
+    fn pieces(&self, offset: usize, n: usize, mut each: impl FnMut(u64, usize, core::ops::Range<usize>)) -> bool {
+        if offset.checked_add(n).is_none_or(|end| end > self.len) {
+            return false;
+        }
+        let mut done = 0;
+        while done < n {
+            let at = self.first_offset + offset + done;
+            let in_frame = at % 4096;
+            let chunk = (4096 - in_frame).min(n - done);
+            each(self.frames[at / 4096], in_frame, done..done + chunk);
+            done += chunk;
+        }
+        true
+    }
+
+    /// Copies `out.len()` bytes from `offset` of the span; `false` if outside it.
+    pub fn read<M: MachineMemory + ?Sized>(&self, mem: &M, offset: usize, out: &mut [u8]) -> bool {
+        let n = out.len();
+        self.pieces(offset, n, |mfn, at, r| mem.read_frame_bytes(mfn, at, &mut out[r]))
+    }
+
+    /// Copies `bytes` to `offset` of the span; `false` (nothing written) if outside it.
+    pub fn write<M: MachineMemory + ?Sized>(&self, mem: &mut M, offset: usize, bytes: &[u8]) -> bool {
+        self.pieces(offset, bytes.len(), |mfn, at, r| mem.write_frame_bytes(mfn, at, &bytes[r]))
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +295,65 @@ mod tests {
         m.set(3, 3, 0x4000_0000 | U | pte::PSE);
         let mut b = [0u8; 1];
         assert!(copy_from_guest(&m, 1 << 12, 0x600000, &mut b).is_err());
+    }
+
+    impl MachineMemory for Frames {
+        fn write_entry(&mut self, mfn: u64, index: usize, value: u64) {
+            self.set(mfn, index as u64, value);
+        }
+        fn read_entry(&self, mfn: u64, index: usize) -> u64 {
+            self.read_u64((mfn << 12) | ((index as u64) * 8)).unwrap_or(0)
+        }
+    }
+
+    /// `setup()` plus VA 0x403000 -> mfn 13 and 0x404000 -> mfn 14 (both rw), and
+    /// 0x405000 -> mfn 99, which is not RAM.
+    fn span_setup() -> Frames {
+        let mut m = setup();
+        m.set(4, 3, 13 << 12 | U);
+        m.set(4, 4, 14 << 12 | U);
+        m.set(4, 5, 99 << 12 | U);
+        m.0.insert(13, Box::new([13; 4096]));
+        m.0.insert(14, Box::new([14; 4096]));
+        m
+    }
+
+    #[test]
+    fn span_writes_and_reads_across_its_frames() {
+        let mut m = span_setup();
+        let span = GuestSpan::resolve_for_write(&m, 1 << 12, 0x403ffa, 12).unwrap();
+        assert_eq!(span.len(), 12);
+        assert!(span.write(&mut m, 2, &[1, 2, 3, 4, 5, 6]));
+        assert_eq!(m.0[&13][4092..], [1, 2, 3, 4]);
+        assert_eq!(m.0[&14][..3], [5, 6, 14]);
+        let mut back = [0u8; 12];
+        assert!(span.read(&m, 0, &mut back));
+        assert_eq!(back, [13, 13, 1, 2, 3, 4, 5, 6, 14, 14, 14, 14]);
+    }
+
+    #[test]
+    fn span_refuses_what_guest_code_could_not_write() {
+        let m = span_setup();
+        let l4 = 1 << 12;
+        let refused = |va, len| GuestSpan::resolve_for_write(&m, l4, va, len).map(|_| ()).unwrap_err();
+        assert_eq!(refused(0x400ff0, 32), Fault { va: 0x401000 }, "read-only second page");
+        assert_eq!(refused(0x402000, 8), Fault { va: 0x402000 }, "supervisor page");
+        assert_eq!(refused(0x405000, 8), Fault { va: 0x405000 }, "a leaf that is not RAM");
+        assert_eq!(refused(0x406000, 8), Fault { va: 0x406000 }, "unmapped");
+        assert_eq!(refused(0x403000, 0), Fault { va: 0x403000 }, "empty");
+        assert_eq!(refused(0x400800, 3 * 4096), Fault { va: 0x400800 }, "four pages");
+        assert_eq!(refused(u64::MAX - 3, 8), Fault { va: u64::MAX - 3 }, "wraps");
+        assert_eq!(refused(HYPERVISOR_VIRT_START, 8), Fault { va: HYPERVISOR_VIRT_START });
+    }
+
+    #[test]
+    fn span_access_outside_it_is_refused_and_writes_nothing() {
+        let mut m = span_setup();
+        let span = GuestSpan::resolve_for_write(&m, 1 << 12, 0x403000, 16).unwrap();
+        assert!(!span.write(&mut m, 10, &[0xee; 8]));
+        assert!(!span.write(&mut m, usize::MAX, &[0xee; 2]));
+        assert!(m.0[&13].iter().all(|&b| b == 13));
+        assert!(!span.read(&m, 16, &mut [0u8; 1]));
+        assert!(span.read(&m, 16, &mut []), "an empty read at the end is within");
     }
 }

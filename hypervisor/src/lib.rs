@@ -9,6 +9,7 @@ pub mod boot_module;
 pub mod cmdline;
 pub mod cpio;
 pub mod domain_layout;
+pub mod domid_map;
 pub mod elf_image;
 pub mod emulate;
 pub mod evtchn;

@@ -8,7 +8,7 @@ use hypercall_abi::errno::Errno;
 use hypervisor::emulate::Platform;
 use hypervisor::evtchn::EventAccess;
 use hypervisor::grant::GrantAccess;
-use hypervisor::guest_access;
+use hypervisor::guest_access::{self, GuestSpan};
 use hypervisor::hypercalls::{DomainControl, DomainFacts, DomainInfo, Env};
 use hypervisor::mm::{DomainRights, MmuAccess};
 use hypervisor::vcpu::{GuestMemory, VcpuState};
@@ -22,6 +22,11 @@ impl Env for Machine {
     fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
         let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
         guest_access::copy_to_guest(&mut self.mem, l4, va, bytes).map_err(|_| Errno::EFAULT)
+    }
+
+    fn guest_span_for_write(&self, va: u64, len: usize) -> Option<GuestSpan> {
+        let l4 = self.domains.get(&self.current)?.vcpu.current_l4();
+        GuestSpan::resolve_for_write(&self.mem, l4, va, len).ok()
     }
 
     fn console_write(&mut self, bytes: &[u8]) {

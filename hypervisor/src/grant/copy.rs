@@ -1,23 +1,87 @@
 //! `GNTTABOP_copy` (Xen's `gnttab_copy_one`): copies up to a page between two frames, each
 //! named either by a grant reference of some domain (granted to the caller) or, for the
 //! caller's own memory, by its frame number (a PV guest's `gmfn` is an MFN).
+//!
+//! # Checks instead of pins
+//!
+//! Xen pins both grants (setting `GTF_reading`/`GTF_writing`) and takes references on both
+//! frames for the length of a copy because other CPUs run meanwhile: the granter could revoke
+//! the grant, or free or retype the frame, under the copy. Here the hypervisor runs on one CPU
+//! and is never preempted inside a hypercall, so nobody can observe or change anything between
+//! the checks and the end of the copy, and pins and references taken and dropped around it
+//! would leave every counter and flag as they were. A copy therefore runs exactly the checks a
+//! pin and a reference would ([`check_pin`], [`FrameTable::check_grant_ref`]), with the same
+//! answers, and changes nothing but the destination bytes. (With guests on several CPUs this
+//! must become real pins again.)
+//!
+//! # Batches
+//!
+//! [`GrantAccess::copy_span`] runs a list of requests held in guest memory resolved once (a
+//! [`GuestSpan`]): each request is read, and its status written, through the frames that hold
+//! the list, so a request costs no page walk; and a side named exactly as the previous
+//! request's same side reuses that side's check. Both are sound because a copy cannot change
+//! what they depend on: it never writes a page table (its destination must be able to take a
+//! Writable type), a grant-table frame or the frame table, and requests are re-read after every
+//! copy, so a copy that overwrites the list itself is seen as Xen would see it.
+//!
+//! [`FrameTable::check_grant_ref`]: crate::mm::FrameTable::check_grant_ref
 
-use super::ops::{pin, unpin, PIN_HSTR_INC, PIN_HSTW_INC};
+use super::ops::{check_pin, PIN_HSTR_INC};
 use super::GrantAccess;
+use crate::guest_access::GuestSpan;
+use core::mem::{offset_of, size_of};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::mm::{DomId, DOMID_SELF};
 
 /// Page size: no copy may cross a frame.
 const PAGE: usize = 4096;
+/// Bytes of one `gnttab_copy` request.
+pub const COPY_REQUEST_SIZE: usize = size_of::<GnttabCopy>();
 
-/// One side of a copy, claimed: the frame, and the grant pinned for it if any.
-#[derive(Clone, Copy)]
-struct Claim {
-    mfn: u64,
-    writable: bool,
-    /// `(granter, gref)` pinned for this side.
-    grant: Option<(DomId, GrantRef)>,
+/// One side as a request names it, to recognise a repeat within a batch.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct SideName {
+    is_gref: bool,
+    ref_or_gmfn: u64,
+    domid: DomId,
+}
+
+impl SideName {
+    fn of(side: &GnttabCopyPtr, is_gref: bool) -> Self {
+        // The union's `u32 ref` is the low half of the little-endian word.
+        let ref_or_gmfn = if is_gref { u64::from(side.ref_or_gmfn as u32) } else { side.ref_or_gmfn };
+        Self { is_gref, ref_or_gmfn, domid: side.domid }
+    }
+}
+
+/// The frames the previous request's sides resolved to (within one batch).
+#[derive(Default)]
+struct Resolved {
+    source: Option<(SideName, u64)>,
+    dest: Option<(SideName, u64)>,
+}
+
+/// Decodes a `gnttab_copy` from its 40 guest bytes.
+pub fn decode_copy_request(b: &[u8; COPY_REQUEST_SIZE]) -> GnttabCopy {
+    let u16_at = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
+    let u64_at = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&b[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let side = |at: usize| GnttabCopyPtr {
+        ref_or_gmfn: u64_at(at + offset_of!(GnttabCopyPtr, ref_or_gmfn)),
+        domid: u16_at(at + offset_of!(GnttabCopyPtr, domid)),
+        offset: u16_at(at + offset_of!(GnttabCopyPtr, offset)),
+    };
+    GnttabCopy {
+        source: side(offset_of!(GnttabCopy, source)),
+        dest: side(offset_of!(GnttabCopy, dest)),
+        len: u16_at(offset_of!(GnttabCopy, len)),
+        flags: u16_at(offset_of!(GnttabCopy, flags)),
+        status: 0,
+    }
 }
 
 impl GrantAccess<'_> {
@@ -33,13 +97,38 @@ impl GrantAccess<'_> {
     /// * `GNTST_bad_page`: a frame side is not an ordinary frame of the caller, or a
     ///   granted frame is not the granter's.
     pub fn copy(&mut self, op: &GnttabCopy) -> i16 {
-        match self.copy_checked(op) {
+        self.copy_resolving(op, &mut Resolved::default())
+    }
+
+    /// Runs the `count` requests of the `gnttab_copy` array that `span` holds, in order,
+    /// writing each one's status into it as Xen does (the other fields are left alone).
+    /// `false` if `span` is too short for `count` requests (nothing is done then).
+    pub fn copy_span(&mut self, span: &GuestSpan, count: usize) -> bool {
+        if count.checked_mul(COPY_REQUEST_SIZE).is_none_or(|len| len > span.len()) {
+            return false;
+        }
+        let mut resolved = Resolved::default();
+        for i in 0..count {
+            let at = i * COPY_REQUEST_SIZE;
+            let mut b = [0u8; COPY_REQUEST_SIZE];
+            span.read(&*self.mmu.mem, at, &mut b);
+            let status = self.copy_resolving(&decode_copy_request(&b), &mut resolved);
+            span.write(&mut *self.mmu.mem, at + offset_of!(GnttabCopy, status), &status.to_le_bytes());
+        }
+        true
+    }
+
+    fn copy_resolving(&mut self, op: &GnttabCopy, resolved: &mut Resolved) -> i16 {
+        match self.copy_checked(op, resolved) {
             Ok(()) => GNTST_OKAY,
-            Err(status) => status,
+            Err(status) => {
+                *resolved = Resolved::default();
+                status
+            }
         }
     }
 
-    fn copy_checked(&mut self, op: &GnttabCopy) -> Result<(), i16> {
+    fn copy_checked(&mut self, op: &GnttabCopy, resolved: &mut Resolved) -> Result<(), i16> {
         let len = usize::from(op.len);
         let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
         if src_off + len > PAGE || dst_off + len > PAGE {
@@ -47,20 +136,35 @@ impl GrantAccess<'_> {
         }
         let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
         let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
-        let src_dom = self.copy_domain(op.source.domid, src_gref)?;
-        let dst_dom = self.copy_domain(op.dest.domid, dst_gref)?;
-        let src = self.claim(&op.source, src_dom, src_gref, false)?;
-        let dst = match self.claim(&op.dest, dst_dom, dst_gref, true) {
-            Ok(c) => c,
-            Err(status) => {
-                self.release(src);
-                return Err(status);
+        let (src_name, dst_name) = (SideName::of(&op.source, src_gref), SideName::of(&op.dest, dst_gref));
+        let src_known = resolved.source.filter(|(name, _)| *name == src_name).map(|(_, mfn)| mfn);
+        let dst_known = resolved.dest.filter(|(name, _)| *name == dst_name).map(|(_, mfn)| mfn);
+        let (src_mfn, dst_mfn) = match (src_known, dst_known) {
+            (Some(s), Some(d)) => (s, d),
+            _ => {
+                // Xen's order: both domains, then the source's grant and frame, then the
+                // destination's.
+                let src_dom = self.copy_domain(op.source.domid, src_gref)?;
+                let dst_dom = self.copy_domain(op.dest.domid, dst_gref)?;
+                let src_mfn = match src_known {
+                    Some(mfn) => mfn,
+                    None => self.check_side(&op.source, src_dom, src_gref, false, 0)?,
+                };
+                // A destination that is the source's grant is checked with the source's pin
+                // counted, as Xen, which holds that pin by then.
+                let same_grant =
+                    src_gref && dst_gref && src_dom == dst_dom && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
+                let held = if same_grant { PIN_HSTR_INC } else { 0 };
+                let dst_mfn = match dst_known {
+                    Some(mfn) if !same_grant => mfn,
+                    _ => self.check_side(&op.dest, dst_dom, dst_gref, true, held)?,
+                };
+                resolved.source = Some((src_name, src_mfn));
+                resolved.dest = (!same_grant).then_some((dst_name, dst_mfn));
+                (src_mfn, dst_mfn)
             }
         };
-        // Through a buffer: source and destination may be the same frame.
-        self.mmu.mem.copy_frame_bytes(src.mfn, src_off, dst.mfn, dst_off, len);
-        self.release(dst);
-        self.release(src);
+        self.mmu.mem.copy_frame_bytes(src_mfn, src_off, dst_mfn, dst_off, len);
         Ok(())
     }
 
@@ -77,36 +181,33 @@ impl GrantAccess<'_> {
         }
     }
 
-    /// Pins the grant (for a gref side) and takes the frame's references for the copy.
-    fn claim(&mut self, side: &GnttabCopyPtr, dom: DomId, is_gref: bool, writable: bool) -> Result<Claim, i16> {
+    /// The frame of one side, checked as Xen's `acquire_grant_for_copy` (gref) or
+    /// `get_page` (frame) would take it, with `held` pins of the caller's on the grant.
+    fn check_side(
+        &self,
+        side: &GnttabCopyPtr,
+        dom: DomId,
+        is_gref: bool,
+        writable: bool,
+        held: u32,
+    ) -> Result<u64, i16> {
         if !is_gref {
             let mfn = side.ref_or_gmfn;
-            self.mmu.frames.get_grant_ref(mfn, dom, writable).map_err(|e| {
+            self.mmu.frames.check_grant_ref(mfn, dom, writable).map_err(|e| {
                 if e.errno == Errno::EBUSY {
                     GNTST_GENERAL_ERROR
                 } else {
                     GNTST_BAD_PAGE
                 }
             })?;
-            return Ok(Claim { mfn, writable, grant: None });
+            return Ok(mfn);
         }
-        // The union's `u32 ref` is the low half of the little-endian word.
+        let t = self.tables.live(dom).ok_or(GNTST_BAD_DOMAIN)?;
         let gref = side.ref_or_gmfn as u32;
-        let inc = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
-        let caller = self.caller();
-        let mfn = pin(self.tables, self.mmu.frames, &mut *self.mmu.mem, dom, gref, caller, !writable, inc)?;
-        if self.mmu.frames.get_grant_ref(mfn, dom, writable).is_err() {
-            unpin(self.tables, &mut *self.mmu.mem, dom, gref, writable, inc);
+        let pin = check_pin(t, self.mmu.frames, &*self.mmu.mem, dom, gref, self.caller(), !writable, held)?;
+        if self.mmu.frames.check_grant_ref(pin.mfn, dom, writable).is_err() {
             return Err(GNTST_GENERAL_ERROR);
         }
-        Ok(Claim { mfn, writable, grant: Some((dom, gref)) })
-    }
-
-    fn release(&mut self, c: Claim) {
-        self.mmu.frames.put_grant_ref(c.mfn, c.writable);
-        if let Some((dom, gref)) = c.grant {
-            let dec = if c.writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
-            unpin(self.tables, &mut *self.mmu.mem, dom, gref, c.writable, dec);
-        }
+        Ok(pin.mfn)
     }
 }

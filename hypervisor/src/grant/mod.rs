@@ -90,8 +90,10 @@ mod tests_copy;
 #[cfg(test)]
 mod tests_teardown;
 
+pub use copy::{decode_copy_request, COPY_REQUEST_SIZE};
 pub use ops::{MapDone, PIN_DEVR_INC, PIN_DEVW_INC, PIN_HSTR_INC, PIN_HSTW_INC};
 
+use crate::domid_map::DomIdMap;
 use crate::mm::{FrameTable, MachineMemory, MmuAccess};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::vec::Vec;
@@ -213,7 +215,7 @@ impl DomainGrants {
 /// The grant tables of every domain.
 #[derive(Debug, Default)]
 pub struct GrantTables {
-    tables: BTreeMap<DomId, DomainGrants>,
+    tables: DomIdMap<DomainGrants>,
     /// Dead domains' grant frames, to be freed once the hypervisor owns them again.
     dead_table_frames: Vec<u64>,
 }
@@ -290,6 +292,10 @@ impl GrantTables {
     /// How many live mapping handles `id` holds.
     pub fn mapping_count(&self, id: DomId) -> usize {
         self.tables.get(&id).map_or(0, |t| t.maptrack.iter().filter(|m| m.is_some()).count())
+    }
+
+    fn live(&self, id: DomId) -> Option<&DomainGrants> {
+        self.tables.get(&id).filter(|t| !t.dying)
     }
 
     fn live_mut(&mut self, id: DomId) -> Option<&mut DomainGrants> {

@@ -2,7 +2,7 @@
 //! map_grant_ref, unmap_grant_ref and copy, with Xen's checks and `GNTST_*` answers
 //! (xen/common/grant_table.c, 4.17), and the pin/unpin of active entries they share.
 
-use super::{read_shared, update_flags, ActiveEntry, GrantAccess, GrantTables, MapTrack};
+use super::{read_shared, update_flags, ActiveEntry, DomainGrants, GrantAccess, GrantTables, MapTrack};
 use crate::mm::{FrameTable, GrantPteSlot, MachineMemory};
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
@@ -47,9 +47,69 @@ fn pin_incs(flags: u32) -> u32 {
     inc
 }
 
+/// What pinning an entry takes, as [`check_pin`] found it.
+pub(super) struct PinCheck {
+    /// The granted frame.
+    pub mfn: u64,
+    /// The entry has no pin yet: the active entry is to be created.
+    pub first: bool,
+    /// `GTF_*` flags the pin sets in the shared entry (0: none).
+    pub set_flags: u16,
+}
+
+/// Xen's checks for pinning `granter`'s entry `gref` (table `t`) for `user`, without
+/// changing anything: the shared entry is read when the pin is new or a new kind of writable
+/// use. `held` is a pin the caller holds on top of the active entry's (a copy whose source is
+/// the same grant: the destination is checked as if the source's pin were taken).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn check_pin<M: MachineMemory + ?Sized>(
+    t: &DomainGrants,
+    frames: &FrameTable,
+    mem: &M,
+    granter: DomId,
+    gref: GrantRef,
+    user: DomId,
+    readonly: bool,
+    held: u32,
+) -> Result<PinCheck, i16> {
+    if gref >= t.nr_entries() {
+        return Err(GNTST_BAD_GNTREF);
+    }
+    let active = t.active.get(&gref);
+    if let Some(a) = active {
+        // Only the domain that holds the pin may use the entry until it is unpinned.
+        if a.mapper != user || (a.pin + held) & PIN_OVERFLOW != 0 {
+            return Err(GNTST_GENERAL_ERROR);
+        }
+    }
+    let pinned = active.map_or(0, |a| a.pin) + held;
+    let mut check = PinCheck { mfn: active.map_or(0, |a| a.mfn), first: active.is_none(), set_flags: 0 };
+    if pinned == 0 || (!readonly && pinned & PIN_WRITE_MASK == 0) {
+        let e = read_shared(mem, &t.frames, gref).ok_or(GNTST_GENERAL_ERROR)?;
+        if pinned == 0 && (e.flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || e.domid != user) {
+            return Err(GNTST_GENERAL_ERROR);
+        }
+        if !readonly && e.flags & GTF_READONLY != 0 {
+            return Err(GNTST_GENERAL_ERROR);
+        }
+        if active.is_none() {
+            let mfn = u64::from(e.frame);
+            // Xen's get_paged_frame: the frame must be the granter's own (never a page the
+            // hypervisor shares with it, see `FrameTable::get_grant_ref`).
+            let ok = frames.owned_by(mfn, granter) && frames.get(mfn).is_some_and(|f| !f.shared_by_hypervisor);
+            if !ok {
+                return Err(GNTST_BAD_PAGE);
+            }
+            check.mfn = mfn;
+        }
+        check.set_flags = GTF_READING | if readonly { 0 } else { GTF_WRITING };
+    }
+    Ok(check)
+}
+
 /// Pins `granter`'s entry `gref` for `user` (Xen's `_set_status_v1` plus the first-pin
-/// setup of the active entry): checks the shared entry when the pin is new, or a new kind of
-/// writable use; sets `GTF_reading`/`GTF_writing`; returns the granted frame.
+/// setup of the active entry): [`check_pin`], then creates the active entry if new, sets
+/// `GTF_reading`/`GTF_writing` and adds `inc`; returns the granted frame.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn pin<M: MachineMemory + ?Sized>(
     tables: &mut GrantTables,
@@ -62,37 +122,12 @@ pub(super) fn pin<M: MachineMemory + ?Sized>(
     inc: u32,
 ) -> Result<u64, i16> {
     let t = tables.live_mut(granter).ok_or(GNTST_BAD_DOMAIN)?;
-    if gref >= t.nr_entries() {
-        return Err(GNTST_BAD_GNTREF);
+    let check = check_pin(t, frames, &*mem, granter, gref, user, readonly, 0)?;
+    if check.first {
+        t.active.insert(gref, ActiveEntry { pin: 0, mapper: user, mfn: check.mfn });
     }
-    let old = t.active.get(&gref).copied();
-    if let Some(a) = old {
-        // Only the domain that holds the pin may use the entry until it is unpinned.
-        if a.mapper != user || a.pin & PIN_OVERFLOW != 0 {
-            return Err(GNTST_GENERAL_ERROR);
-        }
-    }
-    let pinned = old.map_or(0, |a| a.pin);
-    if pinned == 0 || (!readonly && pinned & PIN_WRITE_MASK == 0) {
-        let e = read_shared(mem, &t.frames, gref).ok_or(GNTST_GENERAL_ERROR)?;
-        if pinned == 0 && (e.flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || e.domid != user) {
-            return Err(GNTST_GENERAL_ERROR);
-        }
-        if !readonly && e.flags & GTF_READONLY != 0 {
-            return Err(GNTST_GENERAL_ERROR);
-        }
-        if pinned == 0 {
-            let mfn = u64::from(e.frame);
-            // Xen's get_paged_frame: the frame must be the granter's own (never a page the
-            // hypervisor shares with it, see `FrameTable::get_grant_ref`).
-            let ok = frames.owned_by(mfn, granter) && frames.get(mfn).is_some_and(|f| !f.shared_by_hypervisor);
-            if !ok {
-                return Err(GNTST_BAD_PAGE);
-            }
-            t.active.insert(gref, ActiveEntry { pin: 0, mapper: user, mfn });
-        }
-        let set = GTF_READING | if readonly { 0 } else { GTF_WRITING };
-        update_flags(mem, &t.frames, gref, set, 0);
+    if check.set_flags != 0 {
+        update_flags(mem, &t.frames, gref, check.set_flags, 0);
     }
     let a = t.active.get_mut(&gref).ok_or(GNTST_GENERAL_ERROR)?;
     a.pin += inc;

@@ -100,7 +100,7 @@ impl GrantTables {
             }
             !free
         });
-        for (&id, t) in self.tables.iter_mut().filter(|(_, t)| t.dying) {
+        for (id, t) in self.tables.iter_mut().filter(|(_, t)| t.dying) {
             let active = &t.active;
             t.orphans.retain(|&mfn| {
                 if !frames.owned_by(mfn, id) {

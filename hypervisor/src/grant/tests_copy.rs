@@ -1,7 +1,7 @@
 //! Host tests of `GNTTABOP_copy`: byte-exact copies in both directions with offsets,
 //! page-bound checks, read-only and forged grants, and that nothing stays pinned.
 
-use super::tests::{base, data, World, A, B, C};
+use super::tests::{base, data, l1, World, A, B, C};
 use super::*;
 use crate::mm::MachineMemory;
 use crate::mm::PageType;
@@ -135,4 +135,108 @@ fn copy_into_a_granted_page_table_is_refused() {
     let read = op(gref_side(8, A, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF);
     assert_eq!(w.access(B).copy(&read), GNTST_OKAY, "reading a page table is fine");
     w.audit();
+}
+
+/// Writes `ops` as a `gnttab_copy` array into `span`.
+fn write_list(w: &mut World, span: &crate::guest_access::GuestSpan, ops: &[GnttabCopy]) {
+    for (i, o) in ops.iter().enumerate() {
+        let mut b = Vec::new();
+        for side in [&o.source, &o.dest] {
+            b.extend_from_slice(&side.ref_or_gmfn.to_le_bytes());
+            b.extend_from_slice(&side.domid.to_le_bytes());
+            b.extend_from_slice(&side.offset.to_le_bytes());
+            b.extend_from_slice(&[0; 4]);
+        }
+        b.extend_from_slice(&o.len.to_le_bytes());
+        b.extend_from_slice(&o.flags.to_le_bytes());
+        b.extend_from_slice(&0x7777u16.to_le_bytes());
+        b.extend_from_slice(&[0; 2]);
+        assert!(span.write(&mut w.mem, i * COPY_REQUEST_SIZE, &b));
+    }
+}
+
+fn statuses(w: &World, span: &crate::guest_access::GuestSpan, n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|i| {
+            let mut b = [0u8; 2];
+            assert!(span.read(&w.mem, i * COPY_REQUEST_SIZE + 36, &mut b));
+            i16::from_le_bytes(b)
+        })
+        .collect()
+}
+
+#[test]
+fn a_batch_run_from_guest_memory_matches_request_by_request() {
+    // B's list straddles two of its frames; one request overwrites a later one.
+    let (list_a, list_b) = (data(B, 2), data(B, 3));
+    let span = crate::guest_access::GuestSpan::from_frames(4096 - 100, 16 * COPY_REQUEST_SIZE, &[list_a, list_b]);
+    let g = |gref, dom, offset| gref_side(gref, dom, offset);
+    let both = GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF;
+    let ops = [
+        op(g(8, A, 0), frame_side(data(B, 0), 0), 4096, GNTCOPY_SOURCE_GREF),
+        op(g(8, A, 0), frame_side(data(B, 0), 0), 4096, GNTCOPY_SOURCE_GREF),
+        op(g(9, A, 7), frame_side(data(B, 1), 9), 100, GNTCOPY_SOURCE_GREF),
+        op(frame_side(data(B, 1), 0), g(9, A, 0), 8, GNTCOPY_DEST_GREF),
+        op(g(8, C, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF),
+        op(frame_side(data(B, 1), 0), g(8, A, 100), 300, GNTCOPY_DEST_GREF),
+        op(g(8, A, 0), g(8, A, 2000), 2000, both),
+        op(g(8, A, 200), frame_side(data(B, 0), 0), 4000, GNTCOPY_SOURCE_GREF),
+        op(frame_side(data(A, 0), 0), frame_side(data(B, 0), 0), 8, 0),
+        // Overwrites request 10 (span offset 400 = list_b offset 300) with A's bytes.
+        op(g(9, A, 0), frame_side(list_b, 300), 40, GNTCOPY_SOURCE_GREF),
+        op(g(8, A, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF),
+        op(g(8, A, 0), frame_side(data(B, 0), 64), 64, GNTCOPY_SOURCE_GREF),
+        op(g(8, A, 0), frame_side(l1(B), 0), 8, GNTCOPY_SOURCE_GREF),
+        op(frame_side(data(B, 1), 0), GnttabCopyPtr { ref_or_gmfn: data(B, 0), domid: A, offset: 0 }, 8, 0),
+        op(g(99_999, A, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF),
+        op(g(9, A, 0), frame_side(data(B, 1), 0), 8, GNTCOPY_SOURCE_GREF),
+    ];
+    let prepare = || {
+        let mut w = World::new();
+        for (i, d) in [A, B].into_iter().enumerate() {
+            for k in 0..4 {
+                fill(&mut w, data(d, k), (i * 4 + k as usize) as u8);
+            }
+        }
+        w.grant(A, 8, B, data(A, 0), GTF_PERMIT_ACCESS);
+        w.grant(A, 9, B, data(A, 1), GTF_PERMIT_ACCESS | GTF_READONLY);
+        w.grant(C, 8, A, data(C, 0), GTF_PERMIT_ACCESS);
+        write_list(&mut w, &span, &ops);
+        w
+    };
+    let mut batched = prepare();
+    assert!(batched.access(B).copy_span(&span, ops.len()));
+    let mut one_by_one = prepare();
+    for i in 0..ops.len() {
+        let mut b = [0u8; COPY_REQUEST_SIZE];
+        assert!(span.read(&one_by_one.mem, i * COPY_REQUEST_SIZE, &mut b));
+        let status = one_by_one.access(B).copy(&decode_copy_request(&b));
+        assert!(span.write(&mut one_by_one.mem, i * COPY_REQUEST_SIZE + 36, &status.to_le_bytes()));
+    }
+    let got = statuses(&batched, &span, ops.len());
+    assert_eq!(got, statuses(&one_by_one, &span, ops.len()));
+    let expected = [
+        GNTST_OKAY,
+        GNTST_OKAY,
+        GNTST_OKAY,
+        GNTST_GENERAL_ERROR,
+        GNTST_GENERAL_ERROR,
+        GNTST_OKAY,
+        GNTST_OKAY,
+        GNTST_BAD_COPY_ARG,
+        GNTST_BAD_PAGE,
+        GNTST_OKAY,
+    ];
+    assert_eq!(got[..10], expected);
+    assert_ne!(got[10], 0x7777, "the overwritten request got a status");
+    assert_eq!(got[11..], [GNTST_OKAY, GNTST_GENERAL_ERROR, GNTST_PERMISSION_DENIED, GNTST_BAD_GNTREF, GNTST_OKAY]);
+    for mfn in [data(A, 0), data(A, 1), data(B, 0), data(B, 1), list_a, list_b] {
+        assert!(page(&batched, mfn) == page(&one_by_one, mfn), "frame {mfn:#x} differs");
+    }
+    for w in [&batched, &one_by_one] {
+        assert_eq!((w.tables.pin(A, 8), w.tables.pin(A, 9)), (0, 0));
+        assert_eq!((w.flags(A, 8), w.flags(A, 9)), (GTF_PERMIT_ACCESS, GTF_PERMIT_ACCESS | GTF_READONLY));
+        w.audit();
+    }
+    assert!(!batched.access(B).copy_span(&span, 17), "a list longer than the span is refused");
 }

@@ -17,6 +17,7 @@
 mod tests;
 
 use super::{Env, Outcome};
+use crate::grant::{decode_copy_request, COPY_REQUEST_SIZE};
 use core::mem::{offset_of, size_of};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
@@ -75,7 +76,7 @@ pub fn grant_table_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     match cmd {
         GNTTABOP_MAP_GRANT_REF => batch(env, a, size_of::<GnttabMapGrantRef>(), map_one),
         GNTTABOP_UNMAP_GRANT_REF => batch(env, a, size_of::<GnttabUnmapGrantRef>(), unmap_one),
-        GNTTABOP_COPY => batch(env, a, size_of::<GnttabCopy>(), copy_one),
+        GNTTABOP_COPY => copy(env, a),
         GNTTABOP_SETUP_TABLE => ret(setup_table(env, uop, count)),
         GNTTABOP_QUERY_SIZE => ret(query_size(env, uop, count)),
         GNTTABOP_SET_VERSION => ret(set_version(env, uop)),
@@ -137,21 +138,34 @@ fn unmap_one(env: &mut dyn Env, va: u64) -> Result<(), Errno> {
 
 /// One `gnttab_copy`; only `status` is written back.
 fn copy_one(env: &mut dyn Env, va: u64) -> Result<(), Errno> {
-    let b = read::<{ size_of::<GnttabCopy>() }>(env, va)?;
-    let side = |at: usize| GnttabCopyPtr {
-        ref_or_gmfn: u64_at(&b, at + offset_of!(GnttabCopyPtr, ref_or_gmfn)),
-        domid: u16_at(&b, at + offset_of!(GnttabCopyPtr, domid)),
-        offset: u16_at(&b, at + offset_of!(GnttabCopyPtr, offset)),
-    };
-    let op = GnttabCopy {
-        source: side(offset_of!(GnttabCopy, source)),
-        dest: side(offset_of!(GnttabCopy, dest)),
-        len: u16_at(&b, offset_of!(GnttabCopy, len)),
-        flags: u16_at(&b, offset_of!(GnttabCopy, flags)),
-        status: 0,
-    };
+    let op = decode_copy_request(&read::<COPY_REQUEST_SIZE>(env, va)?);
     let status = env.grants().ok_or(Errno::ENOSYS)?.copy(&op);
     env.copy_to_guest(va + offset_of!(GnttabCopy, status) as u64, &status.to_le_bytes())
+}
+
+/// `GNTTABOP_copy`. When the guest can write the whole chunk of up to [`BATCH`] requests
+/// (the usual case), the chunk is resolved once and run by `GrantAccess::copy_span`, which
+/// reads each request and writes each status through the resolved frames; otherwise, request
+/// by request through [`copy_one`], which gives `-EFAULT` at the exact request that cannot
+/// be read or written. The results are the same either way.
+fn copy(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let (uop, count) = (a[1], a[2] as u32);
+    let this = count.min(BATCH);
+    let span = if this == 0 { None } else { env.guest_span_for_write(uop, this as usize * COPY_REQUEST_SIZE) };
+    let Some(span) = span else {
+        return batch(env, a, COPY_REQUEST_SIZE, copy_one);
+    };
+    match env.grants() {
+        Some(mut grants) => {
+            grants.copy_span(&span, this as usize);
+        }
+        None => return ret(Err(Errno::ENOSYS)),
+    }
+    if count > this {
+        let next = uop.wrapping_add(u64::from(this) * COPY_REQUEST_SIZE as u64);
+        return Outcome::Continue([a[0], next, u64::from(count - this), a[3], a[4]]);
+    }
+    Outcome::Return(0)
 }
 
 /// `GNTTABOP_setup_table` (count must be 1). The frames go to `frame_list` (a write fault

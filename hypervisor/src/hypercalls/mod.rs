@@ -167,6 +167,13 @@ pub trait Env {
     fn mmu(&mut self) -> Option<crate::mm::MmuAccess<'_>>;
     /// The grant tables with the calling domain's MMU (see `crate::grant` for what the kernel
     /// must build), or `None` if unavailable (then `grant_table_op` answers `-ENOSYS`).
+    /// `[va, va + len)` resolved for writing by the current domain (see
+    /// [`crate::guest_access::GuestSpan`]), or `None` if it cannot be (or the environment
+    /// has no machine frames behind guest memory): callers then go through
+    /// [`copy_to_guest`](Self::copy_to_guest) piece by piece.
+    fn guest_span_for_write(&self, _va: u64, _len: usize) -> Option<crate::guest_access::GuestSpan> {
+        None
+    }
     fn grants(&mut self) -> Option<crate::grant::GrantAccess<'_>> {
         None
     }

@@ -43,24 +43,41 @@ impl FrameTable {
     /// return to the hypervisor cleanly when their domain dies), and with `-EBUSY` if it
     /// cannot be Writable now (it is a page table or a descriptor table).
     pub fn get_grant_ref(&mut self, mfn: u64, owner: DomId, writable: bool) -> Result<(), MmuError> {
-        let f = self
-            .get_mut(mfn)
-            .filter(|f| f.owner == Owner::Domain(owner) && !f.shared_by_hypervisor)
-            .ok_or(MmuError::new(Errno::EINVAL, "granted frame not owned by the granter"))?;
-        let refs = f.ref_count.checked_add(1).ok_or(MmuError::new(Errno::EBUSY, "reference count overflow"))?;
+        self.check_grant_ref(mfn, owner, writable)?;
+        let Some(f) = self.get_mut(mfn) else {
+            return Err(MmuError::new(Errno::EINVAL, "granted frame not owned by the granter"));
+        };
         if writable {
-            if f.type_count > 0 && f.page_type != PageType::Writable {
-                return Err(MmuError::new(Errno::EBUSY, "could not get Writable type: frame is a page table"));
-            }
-            let types = f.type_count.checked_add(1).ok_or(MmuError::new(Errno::EBUSY, "type count overflow"))?;
             if f.type_count == 0 {
                 // Same transition as `Mmu::get_page_type(Writable)`: no validation needed.
                 f.page_type = PageType::Writable;
                 f.validated = true;
             }
-            f.type_count = types;
+            f.type_count += 1;
         }
-        f.ref_count = refs;
+        f.ref_count += 1;
+        Ok(())
+    }
+
+    /// Whether [`get_grant_ref`](Self::get_grant_ref) would succeed now, with its error if
+    /// not; changes nothing. A grant copy, which holds its frames only while the hypervisor
+    /// runs it (see `crate::grant`'s copy), checks with this instead of taking references.
+    pub fn check_grant_ref(&self, mfn: u64, owner: DomId, writable: bool) -> Result<(), MmuError> {
+        let f = self
+            .get(mfn)
+            .filter(|f| f.owner == Owner::Domain(owner) && !f.shared_by_hypervisor)
+            .ok_or(MmuError::new(Errno::EINVAL, "granted frame not owned by the granter"))?;
+        if f.ref_count == u32::MAX {
+            return Err(MmuError::new(Errno::EBUSY, "reference count overflow"));
+        }
+        if writable {
+            if f.type_count > 0 && f.page_type != PageType::Writable {
+                return Err(MmuError::new(Errno::EBUSY, "could not get Writable type: frame is a page table"));
+            }
+            if f.type_count == u32::MAX {
+                return Err(MmuError::new(Errno::EBUSY, "type count overflow"));
+            }
+        }
         Ok(())
     }
 
