@@ -152,6 +152,12 @@ impl GuestSpan {
         self.len
     }
 
+    /// Whether frame `mfn` backs part of the span.
+    pub fn holds(&self, mfn: u64) -> bool {
+        let pages = (self.first_offset + self.len).div_ceil(4096);
+        self.frames[..pages].contains(&mfn)
+    }
+
     /// Whether the span is empty (never: resolution refuses an empty range).
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -328,6 +334,7 @@ mod tests {
         assert_eq!(m.0[&14][..3], [5, 6, 14]);
         let mut back = [0u8; 12];
         assert!(span.read(&m, 0, &mut back));
+        assert!(span.holds(13) && span.holds(14) && !span.holds(10));
         assert_eq!(back, [13, 13, 1, 2, 3, 4, 5, 6, 14, 14, 14, 14]);
     }
 

@@ -27,7 +27,7 @@
 //! [`FrameTable::check_grant_ref`]: crate::mm::FrameTable::check_grant_ref
 
 use super::ops::{check_pin, PIN_HSTR_INC};
-use super::GrantAccess;
+use super::{DomainGrants, GrantAccess};
 use crate::guest_access::GuestSpan;
 use core::mem::{offset_of, size_of};
 use hypercall_abi::errno::Errno;
@@ -38,6 +38,8 @@ use hypercall_abi::mm::{DomId, DOMID_SELF};
 const PAGE: usize = 4096;
 /// Bytes of one `gnttab_copy` request.
 pub const COPY_REQUEST_SIZE: usize = size_of::<GnttabCopy>();
+/// Requests [`GrantAccess::copy_span`] buffers at a time.
+const CHUNK: usize = 16;
 
 /// One side as a request names it, to recognise a repeat within a batch.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -101,34 +103,66 @@ impl GrantAccess<'_> {
     }
 
     /// Runs the `count` requests of the `gnttab_copy` array that `span` holds, in order,
-    /// writing each one's status into it as Xen does (the other fields are left alone).
-    /// `false` if `span` is too short for `count` requests (nothing is done then).
+    /// giving each its status as Xen does (the other fields keep their values). `false` if
+    /// `span` is too short for `count` requests (nothing is done then).
+    ///
+    /// Requests are read [`CHUNK`] at a time into a buffer that takes their statuses and is
+    /// written back whole. A copy that reads or writes a frame of the list itself first
+    /// writes the buffer back (so it sees the statuses before it, as in Xen) and re-reads it
+    /// after (so later requests are what the copy left there); the result is byte for byte
+    /// what request-by-request processing gives.
     pub fn copy_span(&mut self, span: &GuestSpan, count: usize) -> bool {
         if count.checked_mul(COPY_REQUEST_SIZE).is_none_or(|len| len > span.len()) {
             return false;
         }
         let mut resolved = Resolved::default();
-        for i in 0..count {
-            let at = i * COPY_REQUEST_SIZE;
-            let mut b = [0u8; COPY_REQUEST_SIZE];
-            span.read(&*self.mmu.mem, at, &mut b);
-            let status = self.copy_resolving(&decode_copy_request(&b), &mut resolved);
-            span.write(&mut *self.mmu.mem, at + offset_of!(GnttabCopy, status), &status.to_le_bytes());
+        let mut list = [0u8; CHUNK * COPY_REQUEST_SIZE];
+        for first in (0..count).step_by(CHUNK) {
+            let (at, n) = (first * COPY_REQUEST_SIZE, CHUNK.min(count - first));
+            let list = &mut list[..n * COPY_REQUEST_SIZE];
+            span.read(&*self.mmu.mem, at, list);
+            for k in 0..n {
+                let request = &list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE];
+                let op = decode_copy_request(request.try_into().expect("one request"));
+                let status = match self.check_copy(&op, &mut resolved) {
+                    Ok((src, dst)) if span.holds(src) || span.holds(dst) => {
+                        span.write(&mut *self.mmu.mem, at, list);
+                        self.run_copy(&op, src, dst);
+                        span.read(&*self.mmu.mem, at, list);
+                        GNTST_OKAY
+                    }
+                    Ok((src, dst)) => {
+                        self.run_copy(&op, src, dst);
+                        GNTST_OKAY
+                    }
+                    Err(status) => status,
+                };
+                let status_at = k * COPY_REQUEST_SIZE + offset_of!(GnttabCopy, status);
+                list[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
+            }
+            span.write(&mut *self.mmu.mem, at, list);
         }
         true
     }
 
     fn copy_resolving(&mut self, op: &GnttabCopy, resolved: &mut Resolved) -> i16 {
-        match self.copy_checked(op, resolved) {
-            Ok(()) => GNTST_OKAY,
-            Err(status) => {
-                *resolved = Resolved::default();
-                status
+        match self.check_copy(op, resolved) {
+            Ok((src, dst)) => {
+                self.run_copy(op, src, dst);
+                GNTST_OKAY
             }
+            Err(status) => status,
         }
     }
 
-    fn copy_checked(&mut self, op: &GnttabCopy, resolved: &mut Resolved) -> Result<(), i16> {
+    fn run_copy(&mut self, op: &GnttabCopy, src: u64, dst: u64) {
+        let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
+        self.mmu.mem.copy_frame_bytes(src, src_off, dst, dst_off, usize::from(op.len));
+    }
+
+    /// Every check of one request; the source and destination frames if it may run.
+    #[inline(always)]
+    fn check_copy(&self, op: &GnttabCopy, resolved: &mut Resolved) -> Result<(u64, u64), i16> {
         let len = usize::from(op.len);
         let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
         if src_off + len > PAGE || dst_off + len > PAGE {
@@ -139,54 +173,49 @@ impl GrantAccess<'_> {
         let (src_name, dst_name) = (SideName::of(&op.source, src_gref), SideName::of(&op.dest, dst_gref));
         let src_known = resolved.source.filter(|(name, _)| *name == src_name).map(|(_, mfn)| mfn);
         let dst_known = resolved.dest.filter(|(name, _)| *name == dst_name).map(|(_, mfn)| mfn);
-        let (src_mfn, dst_mfn) = match (src_known, dst_known) {
-            (Some(s), Some(d)) => (s, d),
-            _ => {
-                // Xen's order: both domains, then the source's grant and frame, then the
-                // destination's.
-                let src_dom = self.copy_domain(op.source.domid, src_gref)?;
-                let dst_dom = self.copy_domain(op.dest.domid, dst_gref)?;
-                let src_mfn = match src_known {
-                    Some(mfn) => mfn,
-                    None => self.check_side(&op.source, src_dom, src_gref, false, 0)?,
-                };
-                // A destination that is the source's grant is checked with the source's pin
-                // counted, as Xen, which holds that pin by then.
-                let same_grant =
-                    src_gref && dst_gref && src_dom == dst_dom && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
-                let held = if same_grant { PIN_HSTR_INC } else { 0 };
-                let dst_mfn = match dst_known {
-                    Some(mfn) if !same_grant => mfn,
-                    _ => self.check_side(&op.dest, dst_dom, dst_gref, true, held)?,
-                };
-                resolved.source = Some((src_name, src_mfn));
-                resolved.dest = (!same_grant).then_some((dst_name, dst_mfn));
-                (src_mfn, dst_mfn)
-            }
+        if let (Some(s), Some(d)) = (src_known, dst_known) {
+            return Ok((s, d));
+        }
+        // Xen's order: both domains, then the source's grant and frame, then the destination's.
+        let src_dom = self.copy_domain(op.source.domid, src_gref)?;
+        let dst_dom = self.copy_domain(op.dest.domid, dst_gref)?;
+        let src_mfn = match src_known {
+            Some(mfn) => mfn,
+            None => self.check_side(&op.source, src_dom, src_gref, false, 0)?,
         };
-        self.mmu.mem.copy_frame_bytes(src_mfn, src_off, dst_mfn, dst_off, len);
-        Ok(())
+        // A destination that is the source's grant is checked with the source's pin counted,
+        // as Xen, which holds that pin by then.
+        let same_grant =
+            src_gref && dst_gref && src_dom.0 == dst_dom.0 && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
+        let held = if same_grant { PIN_HSTR_INC } else { 0 };
+        let dst_mfn = match dst_known {
+            Some(mfn) if !same_grant => mfn,
+            _ => self.check_side(&op.dest, dst_dom, dst_gref, true, held)?,
+        };
+        resolved.source = Some((src_name, src_mfn));
+        resolved.dest = (!same_grant).then_some((dst_name, dst_mfn));
+        Ok((src_mfn, dst_mfn))
     }
 
-    /// Xen's `gnttab_copy_lock_domain`: only `DOMID_SELF` may name a frame directly.
-    fn copy_domain(&self, domid: DomId, is_gref: bool) -> Result<DomId, i16> {
+    /// Xen's `gnttab_copy_lock_domain`: only `DOMID_SELF` may name a frame directly. The
+    /// domain and its grant table.
+    #[inline(always)]
+    fn copy_domain(&self, domid: DomId, is_gref: bool) -> Result<(DomId, &DomainGrants), i16> {
         if !is_gref && domid != DOMID_SELF {
             return Err(GNTST_PERMISSION_DENIED);
         }
         let d = if domid == DOMID_SELF { self.caller() } else { domid };
-        if self.tables.is_live(d) {
-            Ok(d)
-        } else {
-            Err(GNTST_BAD_DOMAIN)
-        }
+        self.tables.live(d).map(|t| (d, t)).ok_or(GNTST_BAD_DOMAIN)
     }
 
     /// The frame of one side, checked as Xen's `acquire_grant_for_copy` (gref) or
-    /// `get_page` (frame) would take it, with `held` pins of the caller's on the grant.
+    /// `get_page` (frame) would take it, with `held` pins of the caller's on the grant;
+    /// `(dom, t)` is the side's domain and its table.
+    #[inline(always)]
     fn check_side(
         &self,
         side: &GnttabCopyPtr,
-        dom: DomId,
+        (dom, t): (DomId, &DomainGrants),
         is_gref: bool,
         writable: bool,
         held: u32,
@@ -202,7 +231,6 @@ impl GrantAccess<'_> {
             })?;
             return Ok(mfn);
         }
-        let t = self.tables.live(dom).ok_or(GNTST_BAD_DOMAIN)?;
         let gref = side.ref_or_gmfn as u32;
         let pin = check_pin(t, self.mmu.frames, &*self.mmu.mem, dom, gref, self.caller(), !writable, held)?;
         if self.mmu.frames.check_grant_ref(pin.mfn, dom, writable).is_err() {

@@ -3,7 +3,7 @@
 //! (xen/common/grant_table.c, 4.17), and the pin/unpin of active entries they share.
 
 use super::{read_shared, update_flags, ActiveEntry, DomainGrants, GrantAccess, GrantTables, MapTrack};
-use crate::mm::{FrameTable, GrantPteSlot, MachineMemory};
+use crate::mm::{FrameTable, GrantPteSlot, MachineMemory, Owner};
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
@@ -96,7 +96,7 @@ pub(super) fn check_pin<M: MachineMemory + ?Sized>(
             let mfn = u64::from(e.frame);
             // Xen's get_paged_frame: the frame must be the granter's own (never a page the
             // hypervisor shares with it, see `FrameTable::get_grant_ref`).
-            let ok = frames.owned_by(mfn, granter) && frames.get(mfn).is_some_and(|f| !f.shared_by_hypervisor);
+            let ok = frames.get(mfn).is_some_and(|f| f.owner == Owner::Domain(granter) && !f.shared_by_hypervisor);
             if !ok {
                 return Err(GNTST_BAD_PAGE);
             }

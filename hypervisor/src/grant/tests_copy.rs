@@ -169,7 +169,7 @@ fn statuses(w: &World, span: &crate::guest_access::GuestSpan, n: usize) -> Vec<i
 fn a_batch_run_from_guest_memory_matches_request_by_request() {
     // B's list straddles two of its frames; one request overwrites a later one.
     let (list_a, list_b) = (data(B, 2), data(B, 3));
-    let span = crate::guest_access::GuestSpan::from_frames(4096 - 100, 16 * COPY_REQUEST_SIZE, &[list_a, list_b]);
+    let span = crate::guest_access::GuestSpan::from_frames(4096 - 100, 17 * COPY_REQUEST_SIZE, &[list_a, list_b]);
     let g = |gref, dom, offset| gref_side(gref, dom, offset);
     let both = GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF;
     let ops = [
@@ -190,6 +190,8 @@ fn a_batch_run_from_guest_memory_matches_request_by_request() {
         op(frame_side(data(B, 1), 0), GnttabCopyPtr { ref_or_gmfn: data(B, 0), domid: A, offset: 0 }, 8, 0),
         op(g(99_999, A, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF),
         op(g(9, A, 0), frame_side(data(B, 1), 0), 8, GNTCOPY_SOURCE_GREF),
+        // Reads request 0's status (span offset 36 = list_a offset 4032) as it is by now.
+        op(frame_side(list_a, 4032), frame_side(data(B, 1), 500), 2, 0),
     ];
     let prepare = || {
         let mut w = World::new();
@@ -229,7 +231,11 @@ fn a_batch_run_from_guest_memory_matches_request_by_request() {
     ];
     assert_eq!(got[..10], expected);
     assert_ne!(got[10], 0x7777, "the overwritten request got a status");
-    assert_eq!(got[11..], [GNTST_OKAY, GNTST_GENERAL_ERROR, GNTST_PERMISSION_DENIED, GNTST_BAD_GNTREF, GNTST_OKAY]);
+    assert_eq!(
+        got[11..],
+        [GNTST_OKAY, GNTST_GENERAL_ERROR, GNTST_PERMISSION_DENIED, GNTST_BAD_GNTREF, GNTST_OKAY, GNTST_OKAY]
+    );
+    assert_eq!(page(&batched, data(B, 1))[500..502], GNTST_OKAY.to_le_bytes(), "saw request 0's status");
     for mfn in [data(A, 0), data(A, 1), data(B, 0), data(B, 1), list_a, list_b] {
         assert!(page(&batched, mfn) == page(&one_by_one, mfn), "frame {mfn:#x} differs");
     }
@@ -238,5 +244,5 @@ fn a_batch_run_from_guest_memory_matches_request_by_request() {
         assert_eq!((w.flags(A, 8), w.flags(A, 9)), (GTF_PERMIT_ACCESS, GTF_PERMIT_ACCESS | GTF_READONLY));
         w.audit();
     }
-    assert!(!batched.access(B).copy_span(&span, 17), "a list longer than the span is refused");
+    assert!(!batched.access(B).copy_span(&span, 18), "a list longer than the span is refused");
 }
