@@ -113,7 +113,8 @@ pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         }
         keep_best(&mut local, Measurement::from_tsc("local_copy_4k", per_round, start, guest::rdtsc()));
     }
-    let (grant, batched, local) = (grant.expect("ROUNDS > 0"), batched.expect("ROUNDS > 0"), local.expect("ROUNDS > 0"));
+    let (grant, batched, local) =
+        (grant.expect("ROUNDS > 0"), batched.expect("ROUNDS > 0"), local.expect("ROUNDS > 0"));
     println!("{grant}");
     println!("{batched}");
     println!("{local}");

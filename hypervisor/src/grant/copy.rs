@@ -116,33 +116,44 @@ impl GrantAccess<'_> {
             return false;
         }
         let mut resolved = Resolved::default();
-        let mut list = [0u8; CHUNK * COPY_REQUEST_SIZE];
+        // A buffer sized for the list: zeroing a whole chunk's buffer for one request would
+        // cost more than the request.
+        if count == 1 {
+            self.copy_chunk::<1>(span, 0, 1, &mut resolved);
+            return true;
+        }
         for first in (0..count).step_by(CHUNK) {
-            let (at, n) = (first * COPY_REQUEST_SIZE, CHUNK.min(count - first));
-            let list = &mut list[..n * COPY_REQUEST_SIZE];
-            span.read(&*self.mmu.mem, at, list);
-            for k in 0..n {
-                let request = &list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE];
-                let op = decode_copy_request(request.try_into().expect("one request"));
-                let status = match self.check_copy(&op, &mut resolved) {
-                    Ok((src, dst)) if span.holds(src) || span.holds(dst) => {
-                        span.write(&mut *self.mmu.mem, at, list);
-                        self.run_copy(&op, src, dst);
-                        span.read(&*self.mmu.mem, at, list);
-                        GNTST_OKAY
-                    }
-                    Ok((src, dst)) => {
-                        self.run_copy(&op, src, dst);
-                        GNTST_OKAY
-                    }
-                    Err(status) => status,
-                };
-                let status_at = k * COPY_REQUEST_SIZE + offset_of!(GnttabCopy, status);
-                list[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
-            }
-            span.write(&mut *self.mmu.mem, at, list);
+            self.copy_chunk::<CHUNK>(span, first, CHUNK.min(count - first), &mut resolved);
         }
         true
+    }
+
+    /// Requests `first..first + n` (`n <= N`) of [`copy_span`](Self::copy_span)'s list.
+    fn copy_chunk<const N: usize>(&mut self, span: &GuestSpan, first: usize, n: usize, resolved: &mut Resolved) {
+        let mut buffer = [[0u8; COPY_REQUEST_SIZE]; N];
+        let list = buffer[..n].as_flattened_mut();
+        let at = first * COPY_REQUEST_SIZE;
+        span.read(&*self.mmu.mem, at, list);
+        for k in 0..n {
+            let request = &list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE];
+            let op = decode_copy_request(request.try_into().expect("one request"));
+            let status = match self.check_copy(&op, resolved) {
+                Ok((src, dst)) if span.holds(src) || span.holds(dst) => {
+                    span.write(&mut *self.mmu.mem, at, list);
+                    self.run_copy(&op, src, dst);
+                    span.read(&*self.mmu.mem, at, list);
+                    GNTST_OKAY
+                }
+                Ok((src, dst)) => {
+                    self.run_copy(&op, src, dst);
+                    GNTST_OKAY
+                }
+                Err(status) => status,
+            };
+            let status_at = k * COPY_REQUEST_SIZE + offset_of!(GnttabCopy, status);
+            list[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
+        }
+        span.write(&mut *self.mmu.mem, at, list);
     }
 
     fn copy_resolving(&mut self, op: &GnttabCopy, resolved: &mut Resolved) -> i16 {
@@ -185,8 +196,7 @@ impl GrantAccess<'_> {
         };
         // A destination that is the source's grant is checked with the source's pin counted,
         // as Xen, which holds that pin by then.
-        let same_grant =
-            src_gref && dst_gref && src_dom.0 == dst_dom.0 && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
+        let same_grant = src_gref && dst_gref && src_dom.0 == dst_dom.0 && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
         let held = if same_grant { PIN_HSTR_INC } else { 0 };
         let dst_mfn = match dst_known {
             Some(mfn) if !same_grant => mfn,

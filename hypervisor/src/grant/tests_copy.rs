@@ -246,3 +246,16 @@ fn a_batch_run_from_guest_memory_matches_request_by_request() {
     }
     assert!(!batched.access(B).copy_span(&span, 18), "a list longer than the span is refused");
 }
+
+#[test]
+fn a_single_request_list_is_run_and_gets_its_status() {
+    let mut w = World::new();
+    fill(&mut w, data(A, 0), 3);
+    w.grant(A, 8, B, data(A, 0), GTF_PERMIT_ACCESS);
+    let span = crate::guest_access::GuestSpan::from_frames(8, COPY_REQUEST_SIZE, &[data(B, 2)]);
+    write_list(&mut w, &span, &[op(gref_side(8, A, 0), frame_side(data(B, 0), 0), 4096, GNTCOPY_SOURCE_GREF)]);
+    assert!(w.access(B).copy_span(&span, 1));
+    assert_eq!(statuses(&w, &span, 1), [GNTST_OKAY]);
+    assert!(page(&w, data(B, 0)) == page(&w, data(A, 0)));
+    assert!(!w.access(B).copy_span(&span, 2), "two requests do not fit");
+}
