@@ -18,6 +18,7 @@ use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
 use hypervisor::exit_code;
 use hypervisor::guest_access;
+use hypervisor::guest_stack::StackAccess;
 use hypervisor::hypercalls::{self, Outcome};
 use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
 
@@ -136,7 +137,7 @@ impl Machine {
         let dom = domains.get_mut(current).expect("current domain is live");
         let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
         let mut mask = mem.read_u8(mask_at);
-        match dom.vcpu.bounce(frame, d, &mut mask, mem) {
+        match dom.vcpu.bounce(frame, d, &mut mask, &mut StackAccess(mem)) {
             Ok(change) => {
                 mem.write_u8(mask_at, mask);
                 enter_mode(change, &dom.vcpu);
@@ -291,7 +292,7 @@ impl Machine {
         let dom = domains.get_mut(current).expect("current domain is live");
         let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
         let mut mask = mem.read_u8(mask_at);
-        match dom.vcpu.iret(frame, &mut mask, mem) {
+        match dom.vcpu.iret(frame, &mut mask, &StackAccess(mem)) {
             Ok(Ok(change)) => {
                 mem.write_u8(mask_at, mask);
                 enter_mode(change, &dom.vcpu);
