@@ -5,6 +5,7 @@
 //! Every path ends in [`Machine::leave_to_guest`], Xen's return-to-guest checks: pending
 //! wake-ups, a reschedule if one is due, and the event upcall for the domain about to run.
 
+use crate::arch::x86_64::paging::DirectMap;
 use crate::arch::x86_64::{apic, cpu, fpu, guest_entry, idt::TrapFrame, syscall::SYSCALL_VECTOR};
 
 /// `#NM`, device not available.
@@ -18,6 +19,7 @@ use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
 use hypervisor::exit_code;
 use hypervisor::guest_access;
+use hypervisor::guest_stack::StackAccess;
 use hypervisor::hypercalls::{self, Outcome};
 use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
 
@@ -42,6 +44,24 @@ fn enter_mode(change: ModeChange, vcpu: &hypervisor::vcpu::VcpuState) {
     }
 }
 
+/// Builds the bounce frame for `d` on `dom`'s kernel stack and enters guest kernel mode, with
+/// the vCPU's event mask read and written in place (the bounce path of every exception,
+/// event and user system call).
+#[inline(always)]
+fn deliver_to(
+    dom: &mut crate::domain::Domain,
+    mem: &mut DirectMap,
+    frame: &mut TrapFrame,
+    d: Delivery,
+) -> Result<(), DeliveryError> {
+    let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
+    let mut mask = mem.read_u8(mask_at);
+    let change = dom.vcpu.bounce(frame, d, &mut mask, &mut StackAccess(mem))?;
+    mem.write_u8(mask_at, mask);
+    enter_mode(change, &dom.vcpu);
+    Ok(())
+}
+
 /// Everything that enters the hypervisor from guest context comes here.
 pub fn on_guest_entry(frame: &mut TrapFrame) {
     let mut guard = MACHINE.lock();
@@ -63,6 +83,11 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
             resched = m.sched.tick(m.now_ns()) == hypervisor::sched::Decision::Reschedule;
         }
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        // The common exception goes straight to its bounce: #PF has none of the emulation
+        // or software-interrupt cases `on_exception` sorts out first.
+        v if v == u64::from(vcpu::VECTOR_PF) => {
+            resched = m.bounce_exception(frame, vcpu::VECTOR_PF, Some(frame.error_code));
+        }
         v if v < 32 || v == SYSCALL_INT80 as u64 => {
             let v = v as u8;
             let code = has_error_code(v).then_some(frame.error_code);
@@ -80,7 +105,32 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
 impl Machine {
     /// The return-to-guest path: wake kicked domains, switch if the scheduler says so (idling
     /// while nothing can run), then deliver a pending event upcall.
-    fn leave_to_guest(&mut self, frame: &mut TrapFrame, mut resched: bool) {
+    ///
+    /// Inline, because nearly every exit finds nothing to do: no reschedule, no kicked domain
+    /// or poller, the current domain runnable and no upcall due. That case costs one domain
+    /// lookup; anything else takes the full path, which repeats these checks.
+    #[inline(always)]
+    fn leave_to_guest(&mut self, frame: &mut TrapFrame, resched: bool) {
+        if !resched && self.event_host.kicked.is_empty() && self.pollers == 0 {
+            if let Some(d) = self.domains.get(&self.current) {
+                if !d.blocked && !self.upcall_due(d.vcpu.event_callback, d.shared_info_mfn) {
+                    return;
+                }
+            }
+        }
+        self.leave_to_guest_slow(frame, resched);
+    }
+
+    /// Whether an event upcall must be delivered: a callback is registered, and the vCPU has
+    /// an upcall pending and not masked.
+    #[inline(always)]
+    fn upcall_due(&self, callback: u64, shared_info_mfn: u64) -> bool {
+        let base = shared_info_mfn << 12;
+        callback != 0 && self.mem.read_u8(base + UPCALL_PENDING) != 0 && self.mem.read_u8(base + UPCALL_MASK) == 0
+    }
+
+    #[inline(never)]
+    fn leave_to_guest_slow(&mut self, frame: &mut TrapFrame, mut resched: bool) {
         // Only when something was kicked or a poller waits (the slow path is out of line).
         if !self.event_host.kicked.is_empty() || self.pollers != 0 {
             resched |= self.process_kicks();
@@ -130,19 +180,34 @@ impl Machine {
     /// Delivers `d` to the current domain's kernel, or crashes the domain. Returns whether
     /// the CPU must be rescheduled (the domain died).
     fn deliver(&mut self, frame: &mut TrapFrame, d: Delivery, what: &str) -> bool {
-        // One lookup of the domain and direct access to its mask byte: this is the bounce
-        // path of every exception, event and user system call.
         let Machine { domains, mem, current, .. } = self;
         let dom = domains.get_mut(current).expect("current domain is live");
-        let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
-        let mut mask = mem.read_u8(mask_at);
-        match dom.vcpu.bounce(frame, d, &mut mask, mem) {
-            Ok(change) => {
-                mem.write_u8(mask_at, mask);
-                enter_mode(change, &dom.vcpu);
-                false
-            }
+        match deliver_to(dom, mem, frame, d) {
+            Ok(()) => false,
             Err(e) => self.crash(frame, what, e),
+        }
+    }
+
+    /// Bounces exception `vector` to the guest's handler (for #PF with CR2 recorded where
+    /// Xen keeps it), or crashes the domain. Returns whether to reschedule.
+    #[inline(always)]
+    fn bounce_exception(&mut self, frame: &mut TrapFrame, vector: u8, error_code: Option<u64>) -> bool {
+        let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("interrupt");
+        // One domain lookup for the whole bounce: this is every guest page fault's path.
+        let Machine { domains, mem, current, .. } = self;
+        let dom = domains.get_mut(current).expect("current domain is live");
+        if vector == vcpu::VECTOR_PF {
+            let cr2 = cpu::read_cr2();
+            dom.priv_state.cr2 = cr2;
+            mem.write_u64((dom.shared_info_mfn << 12) + VCPU_CR2, cr2);
+        }
+        let delivered = match dom.vcpu.exception(vector, error_code) {
+            Ok(d) => deliver_to(dom, mem, frame, d),
+            Err(e) => Err(e),
+        };
+        match delivered {
+            Ok(()) => false,
+            Err(e) => self.crash(frame, name, e),
         }
     }
 
@@ -163,11 +228,7 @@ impl Machine {
     fn deliver_pending_events(&mut self, frame: &mut TrapFrame) {
         let d = self.cur();
         let (callback, shared_info) = (d.vcpu.event_callback, d.shared_info_mfn);
-        if callback == 0 {
-            return;
-        }
-        let base = shared_info << 12;
-        if self.mem.read_u8(base + UPCALL_PENDING) != 0 && self.mem.read_u8(base + UPCALL_MASK) == 0 {
+        if self.upcall_due(callback, shared_info) {
             let d = Delivery { handler: callback, error_code: None, mask_events: true };
             if self.deliver(frame, d, "event upcall") {
                 // The domain died delivering its own upcall: run someone else.
@@ -291,7 +352,7 @@ impl Machine {
         let dom = domains.get_mut(current).expect("current domain is live");
         let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
         let mut mask = mem.read_u8(mask_at);
-        match dom.vcpu.iret(frame, &mut mask, mem) {
+        match dom.vcpu.iret(frame, &mut mask, &StackAccess(mem)) {
             Ok(Ok(change)) => {
                 mem.write_u8(mask_at, mask);
                 enter_mode(change, &dom.vcpu);
@@ -385,18 +446,7 @@ impl Machine {
                 return resched;
             }
         }
-        if vector == vcpu::VECTOR_PF {
-            let cr2 = cpu::read_cr2();
-            let d = self.cur();
-            d.priv_state.cr2 = cr2;
-            let at = (d.shared_info_mfn << 12) + VCPU_CR2;
-            self.mem.write_u64(at, cr2);
-        }
-        let name = EXCEPTION_NAMES.get(vector as usize).copied().unwrap_or("interrupt");
-        match self.cur().vcpu.exception(vector, error_code) {
-            Ok(d) => self.deliver(frame, d, name),
-            Err(e) => self.crash(frame, name, e),
-        }
+        self.bounce_exception(frame, vector, error_code)
     }
 
     /// The current domain shut down with `reason`. dom0's shutdown ends the machine, as Xen

@@ -18,6 +18,7 @@ pub mod frame;
 pub mod frame_alloc;
 pub mod grant;
 pub mod guest_access;
+pub mod guest_stack;
 pub mod hypercalls;
 pub mod mm;
 pub mod pvh;

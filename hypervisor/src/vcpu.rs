@@ -100,6 +100,15 @@ pub trait GuestMemory {
     fn write(&mut self, l4: u64, va: u64, bytes: &[u8]) -> bool;
     /// Copies from `va` into `out`; `false` on any fault.
     fn read(&self, l4: u64, va: u64, out: &mut [u8]) -> bool;
+    /// Stores up to [`MAX_WORDS`](crate::guest_stack::MAX_WORDS) little-endian words at
+    /// `va`; `false` on any fault, with nothing written.
+    fn write_words(&mut self, l4: u64, va: u64, words: &[u64]) -> bool {
+        crate::guest_stack::write_words_bytewise(self, l4, va, words)
+    }
+    /// Loads up to [`MAX_WORDS`](crate::guest_stack::MAX_WORDS) little-endian words from `va`.
+    fn read_words(&self, l4: u64, va: u64, out: &mut [u64]) -> bool {
+        crate::guest_stack::read_words_bytewise(self, l4, va, out)
+    }
 }
 
 /// Whether the vCPU switched mode: the caller loads the new root and swaps GS bases.
@@ -240,35 +249,30 @@ impl VcpuState {
         }
         let saved_mask = *upcall_mask;
         let virtual_if = if saved_mask == 0 { rflags::IF } else { 0 };
-        let mut words = [0u64; 8];
-        let mut n = 0;
-        let mut push = |w: u64| {
-            words[n] = w;
-            n += 1;
+        let (rcx, r11) = (frame.rcx, frame.r11);
+        let [rip, cs, rfl, rsp, ss] = [
+            frame.rip,
+            (reported_cs & 0xffff) | (saved_mask as u64) << 32,
+            (frame.rflags & !rflags::IF) | virtual_if,
+            frame.rsp,
+            frame.ss,
+        ];
+        // The frame goes through the kernel's page tables, whichever mode we came from. One
+        // fixed-size frame per case, so the copy has a constant length.
+        let root = self.kernel_root();
+        let new_sp = match d.error_code {
+            Some(e) => {
+                let at = sp.wrapping_sub(64);
+                mem.write_words(root, at, &[rcx, r11, e & 0xffff_ffff, rip, cs, rfl, rsp, ss]).then_some(at)
+            }
+            None => {
+                let at = sp.wrapping_sub(56);
+                mem.write_words(root, at, &[rcx, r11, rip, cs, rfl, rsp, ss]).then_some(at)
+            }
         };
-        push(frame.rcx);
-        push(frame.r11);
-        if let Some(e) = d.error_code {
-            push(e & 0xffff_ffff);
-        }
-        push(frame.rip);
-        push((reported_cs & 0xffff) | (saved_mask as u64) << 32);
-        push((frame.rflags & !rflags::IF) | virtual_if);
-        push(frame.rsp);
-        push(frame.ss);
-        let new_sp = sp.wrapping_sub(n as u64 * 8);
-        // Whole-array conversion: this is the hot path of every bounce, and a per-word
-        // `copy_from_slice` costs a library call per word.
-        let bytes: [u8; 64] = {
-            let le = words.map(u64::to_le);
-            // SAFETY: [u64; 8] and [u8; 64] have the same size, no padding, and every bit
-            // pattern is a valid u8; `to_le` fixes the byte order on any host.
-            unsafe { core::mem::transmute::<[u64; 8], [u8; 64]>(le) }
+        let Some(new_sp) = new_sp else {
+            return Err(DeliveryError::StackFault(sp.wrapping_sub(if d.error_code.is_some() { 64 } else { 56 })));
         };
-        // The frame goes through the kernel's page tables, whichever mode we came from.
-        if !mem.write(self.kernel_root(), new_sp, &bytes[..n * 8]) {
-            return Err(DeliveryError::StackFault(new_sp));
-        }
         self.kernel_mode = true;
         if d.mask_events {
             *upcall_mask = 1;
@@ -291,12 +295,11 @@ impl VcpuState {
         upcall_mask: &mut u8,
         mem: &impl GuestMemory,
     ) -> Result<Result<ModeChange, ()>, DeliveryError> {
-        let mut raw = [0u8; 72];
-        if !mem.read(self.current_l4(), frame.rsp, &mut raw) {
+        let mut raw = [0u64; 9];
+        if !mem.read_words(self.current_l4(), frame.rsp, &mut raw) {
             return Err(DeliveryError::StackFault(frame.rsp));
         }
-        let w = |i: usize| u64::from_le_bytes(raw[i * 8..i * 8 + 8].try_into().unwrap_or_default());
-        let (rax, r11, rcx, flags, rip, cs, rfl, rsp, ss) = (w(0), w(1), w(2), w(3), w(4), w(5), w(6), w(7), w(8));
+        let [rax, r11, rcx, flags, rip, cs, rfl, rsp, ss] = raw;
         // Only the selector bits count: a bounce frame's CS slot also carries the saved event
         // mask in bits 32-39, and guests hand such frames back unchanged (Xen reads a u16).
         let cs = (cs & 0xffff) | 3;
@@ -308,7 +311,7 @@ impl VcpuState {
             return Ok(Err(()));
         }
         // The RPL the guest wrote decides: kernel frames carry RPL 0 (digest §3.4).
-        let to_user = w(5) & 3 == 3; // the RPL bits of the selector
+        let to_user = raw[5] & 3 == 3; // the RPL bits of the selector
         if to_user && self.paging.user_l4.is_none() {
             return Err(DeliveryError::NoUserPageTables);
         }

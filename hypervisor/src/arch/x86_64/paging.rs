@@ -204,6 +204,40 @@ impl hypervisor::guest_access::MachineAccess for DirectMap {
     }
 }
 
+impl hypervisor::guest_stack::WordAccess for DirectMap {
+    // Inlined so that the callers' constant lengths (a bounce frame, an `iret_context`) turn
+    // the copies into a few moves: a `memcpy` call would use `rep movs`, which QEMU's TCG
+    // runs one iteration at a time.
+    #[inline]
+    fn write_u64s(&mut self, maddr: u64, words: &[u64]) -> bool {
+        if !self.ok(maddr, words.len() * 8) {
+            return false;
+        }
+        // SAFETY: the run lies inside the direct map (checked) and the caller translated it
+        // from a guest address with write rights; byte copies need no alignment, and x86 is
+        // little-endian, as the guest expects.
+        unsafe {
+            core::ptr::copy_nonoverlapping(words.as_ptr().cast::<u8>(), phys_to_virt(maddr) as *mut u8, words.len() * 8)
+        };
+        true
+    }
+    #[inline]
+    fn read_u64s(&self, maddr: u64, out: &mut [u64]) -> bool {
+        if !self.ok(maddr, out.len() * 8) {
+            return false;
+        }
+        // SAFETY: the run lies inside the direct map (checked); as for `write_u64s`.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                phys_to_virt(maddr) as *const u8,
+                out.as_mut_ptr().cast::<u8>(),
+                out.len() * 8,
+            )
+        };
+        true
+    }
+}
+
 /// Where guests read the machine-to-physical table (Xen's `MACH2PHYS_VIRT_START`, slot 256).
 pub const M2P_VIRT_START: u64 = 0xffff_8000_0000_0000;
 const USER: u64 = 1 << 2;
