@@ -56,10 +56,11 @@ rt="$(figure evtchn_roundtrip)"; gc="$(figure grant_copy_4k)"; lc="$(figure loca
 gb="$(figure grant_copy_4k_batched)"
 mu="$(figure grant_map_unmap)"
 yr="$(figure sched_yield_roundtrip)"
-# Every yield must have switched to pong (ping checks pong's counter after each one).
-switches="$(tr -d '\r' < "$LOG" | sed -n 's/^(d1) bench: yield_switches \(verified=[0-9]* unswitched=[0-9]* extra=[0-9]*\).*/\1/p' | tail -n 1)"
+# Every yield must have switched to pong (ping checks pong's counter after each one; a tick
+# preempting pong may hide one switch per 10 ms tick, see bench_domains.rs).
+switches="$(tr -d '\r' < "$LOG" | sed -n 's/^(d1) bench: yield_switches \(verified=.*\)/\1/p' | tail -n 1)"
 pong_yields="$(tr -d '\r' < "$LOG" | sed -n 's/^(d2) bench-pong: \([0-9]*\) yields.*/\1/p' | tail -n 1)"
-case "$switches" in *" unswitched=0 "*) ;; *) yr="" ;; esac
+case "$switches" in *" ok=true") ;; *) yr="" ;; esac
 tsc_mhz="$(tr -d '\r' < "$LOG" | sed -n 's/.*TSC \([0-9]*\) MHz.*/\1/p' | head -n 1)"
 if [ -z "$rt" ] || [ -z "$gc" ] || [ -z "$lc" ] || [ -z "$mu" ] || [ -z "$yr" ]; then
   echo "bench-domains: FAILED (QEMU status $status; log $LOG, last lines:)" >&2

@@ -81,8 +81,9 @@ impl Machine {
     /// The return-to-guest path: wake kicked domains, switch if the scheduler says so (idling
     /// while nothing can run), then deliver a pending event upcall.
     fn leave_to_guest(&mut self, frame: &mut TrapFrame, mut resched: bool) {
-        // Only when something was kicked or a poller waits (the slow path is out of line).
-        if !self.event_host.kicked.is_empty() || self.pollers != 0 {
+        // Only when something was kicked, or a port fired while a poller waits (the slow
+        // path is out of line).
+        if !self.event_host.kicked.is_empty() || (self.pollers != 0 && self.event_host.raised) {
             resched |= self.process_kicks();
         }
         if resched || self.domains.get(&self.current).is_none_or(|d| d.blocked) {

@@ -13,9 +13,11 @@
 //!   yields back in a loop: each round is two context switches (ping → pong → ping). Pong
 //!   counts its yields in a page granted to ping, and ping checks after every yield that the
 //!   count moved (`bench: yield_switches verified=V unswitched=U extra=E`), so a yield that
-//!   did not hand the CPU over cannot pass for a cheap switch. `extra` counts rounds where
-//!   pong ran more than once: a timer tick preempted ping (e.g. pong still held the BOOST
-//!   of its last wake-up), which adds switches to the total and so errs on the slow side.
+//!   did not hand the CPU over cannot pass for a cheap switch. A timer tick can preempt
+//!   either side: preempting ping shows as `extra` (pong ran twice), preempting pong between
+//!   its count and its yield as one `unswitched` round although pong did run. So the check
+//!   allows one unswitched round per 10 ms hypervisor tick of the phase (a few in
+//!   thousands); yields that never switch would make nearly every round unswitched.
 //!
 //! Ping allocates the port (3) for pong; pong binds it, grants its pages and its counter
 //! page, signals, answers N events, yields until the stop signal, waits for "finish" and
@@ -159,6 +161,7 @@ fn yield_roundtrips(peer: u16, port: u32, n: u64) -> Option<bool> {
     let read = || unsafe { counter.read_volatile() };
     let mut last = read();
     let (mut unswitched, mut extra) = (0u64, 0u64);
+    let phase_start = events::now();
     let start = guest::rdtsc();
     for _ in 0..n {
         let _ = guest::sched_yield();
@@ -171,17 +174,22 @@ fn yield_roundtrips(peer: u16, port: u32, n: u64) -> Option<bool> {
         last = now;
     }
     let m = Measurement::from_tsc("sched_yield_roundtrip", n, start, guest::rdtsc());
+    let ticks = events::now().saturating_sub(phase_start) / (10 * MS) + 1;
     // Stop, and wait for pong's acknowledgement: a port is a flag, not a counter, so a later
     // "finish" sent before pong has seen "stop" would be lost in it.
     let _ = events::send(port);
     let acked = inter::wait_port(port, events::now() + 20_000 * MS);
     let unmapped = inter::unmap_grant(&slot, handle, true) == GNTST_OKAY;
     println!("{m}");
-    println!("bench: yield_switches verified={} unswitched={unswitched} extra={extra}", n - unswitched);
+    let ok = unswitched <= ticks;
+    println!(
+        "bench: yield_switches verified={} unswitched={unswitched} extra={extra} ticks={ticks} ok={ok}",
+        n - unswitched
+    );
     if !acked {
         println!("bench-ping: pong never acknowledged the end of the yield phase");
     }
-    Some(unswitched == 0 && unmapped && acked)
+    Some(ok && unmapped && acked)
 }
 
 /// Pong's half of the yield ping-pong: yields until `port` is pending (ping's stop signal),
