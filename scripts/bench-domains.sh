@@ -3,6 +3,10 @@
 # (role=control) and two domUs (role=bench-ping / role=bench-pong) and prints, from the
 # ping side's rdtsc figures:
 #   * the event-channel ping-pong round trip between the two domUs,
+#   * the context-switch cost: a SCHEDOP_yield ping-pong between the same two domUs (dom0
+#     blocked), whose round trip is two switches; ping checks after every yield that pong
+#     ran exactly once (pong counts its yields in a page granted to ping), and the ratio
+#     evtchn round trip / (2 x context switch), the issue's target being below 1,
 #   * grant copy throughput (one GNTTABOP_copy of 4 KiB) against a plain in-domain copy of
 #     the same size, and their ratio,
 #   * the cost of map_grant_ref + unmap_grant_ref of one grant.
@@ -51,8 +55,14 @@ figure() {
 rt="$(figure evtchn_roundtrip)"; gc="$(figure grant_copy_4k)"; lc="$(figure local_copy_4k)"
 gb="$(figure grant_copy_4k_batched)"
 mu="$(figure grant_map_unmap)"
+yr="$(figure sched_yield_roundtrip)"
+# Every yield must have switched to pong (ping checks pong's counter after each one; a tick
+# preempting pong may hide one switch per 10 ms tick, see bench_domains.rs).
+switches="$(tr -d '\r' < "$LOG" | sed -n 's/^(d1) bench: yield_switches \(verified=.*\)/\1/p' | tail -n 1)"
+pong_yields="$(tr -d '\r' < "$LOG" | sed -n 's/^(d2) bench-pong: \([0-9]*\) yields.*/\1/p' | tail -n 1)"
+case "$switches" in *" ok=true") ;; *) yr="" ;; esac
 tsc_mhz="$(tr -d '\r' < "$LOG" | sed -n 's/.*TSC \([0-9]*\) MHz.*/\1/p' | head -n 1)"
-if [ -z "$rt" ] || [ -z "$gc" ] || [ -z "$lc" ] || [ -z "$mu" ]; then
+if [ -z "$rt" ] || [ -z "$gc" ] || [ -z "$lc" ] || [ -z "$mu" ] || [ -z "$yr" ]; then
   echo "bench-domains: FAILED (QEMU status $status; log $LOG, last lines:)" >&2
   tail -n 8 "$LOG" | sed 's/^/    /' >&2
   exit 1
@@ -61,6 +71,12 @@ ns() { [ -n "$tsc_mhz" ] && awk -v c="$1" -v m="$tsc_mhz" 'BEGIN { printf "%.1f 
 mbs() { [ -n "$tsc_mhz" ] && awk -v c="$1" -v m="$tsc_mhz" 'BEGIN { printf "%.1f MB/s", 4096 / (c / m) }' || echo "-"; }
 printf '%-34s %14s %14s\n' measurement cycles time
 printf '%-34s %14s %14s\n' "evtchn round trip (d1<->d2)" "$rt" "$(ns "$rt")"
+printf '%-34s %14s %14s\n' "yield round trip (2 switches)" "$yr" "$(ns "$yr")"
+cs=$((yr / 2))
+printf '%-34s %14s %14s  %s\n' "context switch (yield rt / 2)" "$cs" "$(ns "$cs")" \
+  "($switches; pong yielded ${pong_yields:-?} times)"
+printf '%-34s %14s  %s\n' "evtchn rt / (2 x context switch)" \
+  "$(awk -v r="$rt" -v y="$yr" 'BEGIN { printf "%.2f", r / y }')" "(target: below 1)"
 printf '%-34s %14s %14s  %s\n' "grant copy 4 KiB" "$gc" "$(ns "$gc")" "$(mbs "$gc")"
 printf '%-34s %14s %14s  %s\n' "local copy 4 KiB" "$lc" "$(ns "$lc")" "$(mbs "$lc")"
 printf '%-34s %14s\n' "grant copy / local copy" "$(awk -v g="$gc" -v l="$lc" 'BEGIN { printf "%.1fx", g / l }')"

@@ -9,7 +9,6 @@ use crate::arch::x86_64::fpu::{self, FpuState};
 use crate::arch::x86_64::{cpu, guest_entry, idt::TrapFrame, paging};
 use crate::builder::Built;
 use crate::memory::FRAMES;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::offset_of;
@@ -154,15 +153,31 @@ impl DomainTable {
 /// The event-channel core's view of the machine: shared_info pages and wake-ups.
 #[derive(Default)]
 pub struct EventHost {
-    /// Each domain's shared_info frame.
-    pub shared_info: BTreeMap<u16, u64>,
+    /// Each domain's shared_info frame, indexed by id (ids are small and dense, as in
+    /// [`DomainTable`]): every send and poll looks one up.
+    shared_info: Vec<Option<u64>>,
     /// Domains kicked since the last check (woken by the trap path).
     pub kicked: Vec<u16>,
+    /// A port became pending since the last pollers check: only then can a poller's port
+    /// have fired, so the exit path skips the scan otherwise (Xen checks pollers in
+    /// `evtchn_set_pending` too).
+    pub raised: bool,
+}
+
+impl EventHost {
+    /// Records `dom`'s shared_info frame (or forgets it with `None`).
+    pub fn set_shared_info(&mut self, dom: u16, mfn: Option<u64>) {
+        let i = dom as usize;
+        if self.shared_info.len() <= i {
+            self.shared_info.resize(i + 1, None);
+        }
+        self.shared_info[i] = mfn;
+    }
 }
 
 impl EvtchnHost for EventHost {
     fn shared_info(&mut self, dom: u16) -> Option<&mut SharedInfo> {
-        let mfn = *self.shared_info.get(&dom)?;
+        let mfn = (*self.shared_info.get(dom as usize)?)?;
         // SAFETY: the frame is a hypervisor-owned page in the direct map, shared only with
         // its domain, which is not running while the (non-preemptible, uniprocessor)
         // hypervisor holds this reference; SharedInfo is plain data of at most one page.
@@ -173,6 +188,10 @@ impl EvtchnHost for EventHost {
         if !self.kicked.contains(&dom) {
             self.kicked.push(dom);
         }
+    }
+
+    fn port_raised(&mut self, _dom: u16, _port: u32) {
+        self.raised = true;
     }
 }
 
@@ -293,7 +312,7 @@ impl Machine {
         self.events
             .add_domain(id, evtchn::DomainConfig::new(1, d.privileged))
             .map_err(|err| CreateError("event channels", err))?;
-        self.event_host.shared_info.insert(id, d.shared_info_mfn);
+        self.event_host.set_shared_info(id, Some(d.shared_info_mfn));
         self.sched.add(id, weight).map_err(|_| CreateError("scheduler", hypercall_abi::errno::Errno::EINVAL))?;
         d.saved = built.frame;
         d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
@@ -431,22 +450,27 @@ impl Machine {
     /// Wakes every kicked domain that was blocked; returns whether the scheduler wants the
     /// CPU reassigned.
     pub fn process_kicks(&mut self) -> bool {
-        if self.event_host.kicked.is_empty() && self.pollers == 0 {
+        let check_pollers = self.pollers != 0 && core::mem::take(&mut self.event_host.raised);
+        if self.event_host.kicked.is_empty() && !check_pollers {
             return false; // the common case on every hypervisor exit
         }
         // Xen's pollers check: a port a blocked poller waits on became pending, even if it
         // raised no upcall (masked vCPU, or its selector bit was already set).
-        for d in self.domains.values() {
-            if d.blocked
-                && !d.poll_ports.is_empty()
-                && self.any_pending(d.shared_info_mfn, &d.poll_ports)
-                && !self.event_host.kicked.contains(&d.id)
-            {
-                self.event_host.kicked.push(d.id);
+        if check_pollers {
+            for d in self.domains.values() {
+                if d.blocked
+                    && !d.poll_ports.is_empty()
+                    && self.any_pending(d.shared_info_mfn, &d.poll_ports)
+                    && !self.event_host.kicked.contains(&d.id)
+                {
+                    self.event_host.kicked.push(d.id);
+                }
             }
         }
         let mut resched = false;
-        for id in core::mem::take(&mut self.event_host.kicked) {
+        // Taken and given back with its capacity: no heap traffic on every wake-up.
+        let mut kicked = core::mem::take(&mut self.event_host.kicked);
+        for &id in &kicked {
             if let Some(d) = self.domains.get_mut(&id) {
                 if d.blocked {
                     d.blocked = false;
@@ -461,6 +485,9 @@ impl Machine {
                 }
             }
         }
+        kicked.clear();
+        // Waking touches only the scheduler and the domains, never the list: it is empty.
+        self.event_host.kicked = kicked;
         resched
     }
 
@@ -529,7 +556,7 @@ impl Machine {
         }
         self.sched.remove(id);
         self.events.domain_destroyed(&mut self.event_host, id);
-        self.event_host.shared_info.remove(&id);
+        self.event_host.set_shared_info(id, None);
         while self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET)
             == ReleaseProgress::MoreWork
         {}

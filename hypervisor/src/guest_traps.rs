@@ -106,12 +106,13 @@ impl Machine {
     /// The return-to-guest path: wake kicked domains, switch if the scheduler says so (idling
     /// while nothing can run), then deliver a pending event upcall.
     ///
-    /// Inline, because nearly every exit finds nothing to do: no reschedule, no kicked domain
-    /// or poller, the current domain runnable and no upcall due. That case costs one domain
-    /// lookup; anything else takes the full path, which repeats these checks.
+    /// Inline, because nearly every exit finds nothing to do: no reschedule, no kicked domain,
+    /// no port raised while a poller waits, the current domain runnable and no upcall due.
+    /// That case costs one domain lookup; anything else takes the full path, which repeats
+    /// these checks.
     #[inline(always)]
     fn leave_to_guest(&mut self, frame: &mut TrapFrame, resched: bool) {
-        if !resched && self.event_host.kicked.is_empty() && self.pollers == 0 {
+        if !resched && self.event_host.kicked.is_empty() && (self.pollers == 0 || !self.event_host.raised) {
             if let Some(d) = self.domains.get(&self.current) {
                 if !d.blocked && !self.upcall_due(d.vcpu.event_callback, d.shared_info_mfn) {
                     return;
@@ -131,8 +132,8 @@ impl Machine {
 
     #[inline(never)]
     fn leave_to_guest_slow(&mut self, frame: &mut TrapFrame, mut resched: bool) {
-        // Only when something was kicked or a poller waits (the slow path is out of line).
-        if !self.event_host.kicked.is_empty() || self.pollers != 0 {
+        // Only when something was kicked, or a port fired while a poller waits.
+        if !self.event_host.kicked.is_empty() || (self.pollers != 0 && self.event_host.raised) {
             resched |= self.process_kicks();
         }
         if resched || self.domains.get(&self.current).is_none_or(|d| d.blocked) {

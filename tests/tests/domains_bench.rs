@@ -1,6 +1,7 @@
 //! The inter-domain benchmark (`role=bench-ping` / `role=bench-pong`) completes on our
 //! hypervisor and prints every figure: event-channel round trip between two domUs, grant
-//! copy of 4 KiB against a plain in-domain copy (ratio), and map+unmap of one grant. The
+//! copy of 4 KiB against a plain in-domain copy (ratio), map+unmap of one grant, and the
+//! yield ping-pong (two context switches per round, every yield checked to switch). The
 //! longer run and the summary come from `scripts/bench-domains.sh`.
 //!
 //! Ours only: Xen 4.17 cannot boot this bundle (its domUs need a toolstack in dom0).
@@ -23,6 +24,8 @@ fn domain_bench_prints_every_figure() {
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
         .expect_line("(d1) bench: evtchn_roundtrip iterations=300 ")
+        .expect_line("(d1) bench: sched_yield_roundtrip iterations=300 ")
+        .expect_line("(d1) bench: yield_switches verified=")
         .expect_line("(d1) bench: grant_copy_4k iterations=300 ")
         .expect_line("(d1) bench: local_copy_4k iterations=300 ")
         .expect_line("(d1) bench: grant_copy_vs_local ratio_milli=")
@@ -35,11 +38,14 @@ fn domain_bench_prints_every_figure() {
     assert!(log.contains("(d1) guest-kernel: shutdown poweroff"), "ping verified its copies");
     assert!(log.contains("(d2) bench-pong: 300 round trips answered, finish true, 4 of 4 grants revoked"));
     assert!(log.contains("(failed copies 0, last copy verified true)"));
+    assert!(log.contains("yields, counter grant revoked true"), "pong yielded until ping's stop");
+    let check = log.lines().find(|l| l.starts_with("(d1) bench: yield_switches ")).unwrap();
+    assert!(check.ends_with(" ok=true"), "every yield switched (but for tick preemptions): {check}");
     let cycles = |name: &str| -> u64 {
         let l = log.lines().find(|l| l.starts_with(&format!("(d1) bench: {name} "))).unwrap();
         l.rsplit("cycles_per_call=").next().unwrap().trim().parse().unwrap()
     };
-    for m in ["evtchn_roundtrip", "grant_copy_4k", "local_copy_4k", "grant_map_unmap"] {
+    for m in ["evtchn_roundtrip", "grant_copy_4k", "local_copy_4k", "grant_map_unmap", "sched_yield_roundtrip"] {
         assert!(cycles(m) > 0, "{m}");
     }
     assert!(cycles("grant_copy_4k") > cycles("local_copy_4k"), "a hypercall copy costs more than a memcpy");

@@ -9,10 +9,20 @@
 //!   pages. About N of each, timed in 10 interleaved rounds; each line gives its best round.
 //!   Then `bench: grant_copy_vs_local ratio_milli=R` and
 //!   `bench: grant_copy_batched_vs_local ratio_milli=R` (grant / local, per copy);
-//! * `grant_map_unmap`: N × `map_grant_ref` + `unmap_grant_ref` of one grant.
+//! * `grant_map_unmap`: N × `map_grant_ref` + `unmap_grant_ref` of one grant;
+//! * `sched_yield_roundtrip`: N × `SCHEDOP_yield` while pong, the only other runnable domain,
+//!   yields back in a loop: each round is two context switches (ping → pong → ping). Pong
+//!   counts its yields in a page granted to ping, and ping checks after every yield that the
+//!   count moved (`bench: yield_switches verified=V unswitched=U extra=E`), so a yield that
+//!   did not hand the CPU over cannot pass for a cheap switch. A timer tick can preempt
+//!   either side: preempting ping shows as `extra` (pong ran twice), preempting pong between
+//!   its count and its yield as one `unswitched` round although pong did run. So the check
+//!   allows one unswitched round per 10 ms hypervisor tick of the phase (a few in
+//!   thousands); yields that never switch would make nearly every round unswitched.
 //!
-//! Ping allocates the port (3) for pong; pong binds it, grants its pages, signals, answers
-//! N events, waits for "finish" and revokes its grants.
+//! Ping allocates the port (3) for pong; pong binds it, grants its pages and its counter
+//! page, signals, answers N events, yields until the stop signal, waits for "finish" and
+//! revokes its grants.
 
 use hypercall_abi::grant_table::{GnttabCopy, GnttabCopyPtr, GNTST_OKAY};
 use hypercall_abi::guest;
@@ -34,6 +44,8 @@ const ROUNDS: u64 = 10;
 
 const MAX_PAGES: u32 = 16;
 const SEED: u64 = 42;
+/// Grant reference of pong's yield counter page (after the at most 16 data pages from 8).
+const COUNTER_REF: u32 = 8 + MAX_PAGES;
 
 /// Runs the ping side (it prints the figures).
 pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
@@ -57,6 +69,9 @@ pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         inter::wait_port(port, u64::MAX);
     }
     println!("{}", Measurement::from_tsc("evtchn_roundtrip", n, start, guest::rdtsc()));
+    let Some(yields_ok) = yield_roundtrips(peer, port, n) else {
+        return ShutdownRequest::Crash;
+    };
 
     let (src, dst) = (alloc_frame().expect("pool page"), alloc_frame().expect("pool page"));
     // SAFETY: our own pool page.
@@ -139,11 +154,76 @@ pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     println!("{mapm}");
     println!("bench: grant_map_unmap failures={failed}");
     let _ = events::send(port);
-    if bad == 0 && failed == 0 && last_ok {
+    if bad == 0 && failed == 0 && last_ok && yields_ok {
         ShutdownRequest::Poweroff
     } else {
         ShutdownRequest::Crash
     }
+}
+
+/// The yield ping-pong (module comment): maps pong's counter page, signals the start on
+/// `port`, times `n` yields checking each one let pong run exactly once, signals the stop.
+/// Prints the measurement and the check; `Some(all verified)`, `None` if the map failed.
+fn yield_roundtrips(peer: u16, port: u32, n: u64) -> Option<bool> {
+    let slot = alloc_frame()?;
+    let (st, handle) = inter::map_grant(peer, COUNTER_REF, &slot, true);
+    if st != GNTST_OKAY {
+        println!("bench-ping: mapping pong's yield counter failed: {st}");
+        return None;
+    }
+    let counter = slot.va as *const u64;
+    let _ = events::send(port); // start: pong leaves its wait and yields in a loop
+                                // SAFETY: `counter` is pong's counter page mapped read-only at our pool page; pong writes
+                                // it while we do not run (one CPU), volatile so every read sees its last write.
+    let read = || unsafe { counter.read_volatile() };
+    let mut last = read();
+    let (mut unswitched, mut extra) = (0u64, 0u64);
+    let phase_start = events::now();
+    let start = guest::rdtsc();
+    for _ in 0..n {
+        let _ = guest::sched_yield();
+        let now = read();
+        match now.wrapping_sub(last) {
+            0 => unswitched += 1,
+            1 => {}
+            _ => extra += 1,
+        }
+        last = now;
+    }
+    let m = Measurement::from_tsc("sched_yield_roundtrip", n, start, guest::rdtsc());
+    let ticks = events::now().saturating_sub(phase_start) / (10 * MS) + 1;
+    // Stop, and wait for pong's acknowledgement: a port is a flag, not a counter, so a later
+    // "finish" sent before pong has seen "stop" would be lost in it.
+    let _ = events::send(port);
+    let acked = inter::wait_port(port, events::now() + 20_000 * MS);
+    let unmapped = inter::unmap_grant(&slot, handle, true) == GNTST_OKAY;
+    println!("{m}");
+    let ok = unswitched <= ticks;
+    println!(
+        "bench: yield_switches verified={} unswitched={unswitched} extra={extra} ticks={ticks} ok={ok}",
+        n - unswitched
+    );
+    if !acked {
+        println!("bench-ping: pong never acknowledged the end of the yield phase");
+    }
+    Some(ok && unmapped && acked)
+}
+
+/// Pong's half of the yield ping-pong: yields until `port` is pending (ping's stop signal),
+/// counting each yield in `counter` for ping to check, then acknowledges the stop. Returns
+/// the count.
+fn yield_until_signalled(port: u32, counter: *mut u64) -> u64 {
+    let s = events::shared();
+    let mut yields = 0u64;
+    while !s.is_pending(port) {
+        yields += 1;
+        // SAFETY: `counter` is our own pool page, mapped writable; ping only reads it.
+        unsafe { counter.write_volatile(yields) };
+        let _ = guest::sched_yield();
+    }
+    s.clear_pending(port);
+    let _ = events::send(port);
+    yields
 }
 
 /// Runs the pong side.
@@ -164,6 +244,10 @@ pub fn pong(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         fill_pattern(unsafe { page_bytes(&f) }, SEED, i as u64);
         table.grant(8 + i, peer, f.mfn, true);
     }
+    let counter = alloc_frame().expect("pool page");
+    // SAFETY: our own pool page.
+    unsafe { (counter.va as *mut u64).write_volatile(0) };
+    table.grant(COUNTER_REF, peer, counter.mfn, true);
     let Ok(port) = inter::bind_when_ready(peer, remote, events::now() + 10_000 * MS) else {
         return ShutdownRequest::Crash;
     };
@@ -173,12 +257,16 @@ pub fn pong(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         inter::wait_port(port, u64::MAX);
         let _ = events::send(port);
     }
+    let started = inter::wait_port(port, events::now() + 600_000 * MS);
+    let yields = if started { yield_until_signalled(port, counter.va as *mut u64) } else { 0 };
     let finished = inter::wait_port(port, events::now() + 600_000 * MS);
     let revoked = (0..pages).filter(|&i| table.revoke(8 + i).is_ok()).count();
+    let counter_revoked = table.revoke(COUNTER_REF).is_ok();
     println!(
         "bench-pong: {} round trips answered, finish {finished}, {revoked} of {pages} grants revoked",
         opts.iterations
     );
+    println!("bench-pong: {yields} yields, counter grant revoked {counter_revoked}");
     ShutdownRequest::Poweroff
 }
 

@@ -83,6 +83,10 @@ pub trait EvtchnHost {
     fn shared_info(&mut self, dom: DomId) -> Option<&mut SharedInfo>;
     /// Wake vCPU `vcpu` of `dom`: see the module's kick contract.
     fn kick(&mut self, dom: DomId, vcpu: u32);
+    /// `port` of `dom` has just become pending (upcall or not): where Xen's
+    /// `evtchn_2l_set_pending` calls `evtchn_check_pollers`, so a host can wake a domain
+    /// polling that port without scanning its pollers on every exit.
+    fn port_raised(&mut self, _dom: DomId, _port: EvtchnPort) {}
 }
 
 /// How a domain is set up for event channels (fixed for its life, as in Xen).
@@ -522,16 +526,21 @@ fn mark_selector(si: &mut SharedInfo, vcpu: u32, w: usize) -> bool {
 /// Raises `port` of `dom` for `vcpu` (`evtchn_2l_set_pending`, §3.9).
 fn set_pending(host: &mut dyn EvtchnHost, dom: DomId, vcpu: u32, port: EvtchnPort) {
     let (w, bit) = word_bit(port);
+    let mut raised = false;
     let kick = host.shared_info(dom).is_some_and(|si| {
         let Some(pending) = si.evtchn_pending.get_mut(w) else { return false };
         if *pending & bit != 0 {
             return false;
         }
         *pending |= bit;
+        raised = true;
         si.evtchn_mask[w] & bit == 0 && mark_selector(si, vcpu, w)
     });
     if kick {
         host.kick(dom, vcpu);
+    }
+    if raised {
+        host.port_raised(dom, port);
     }
 }
 

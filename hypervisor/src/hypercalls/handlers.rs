@@ -452,15 +452,26 @@ pub fn physdev_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// absolute deadline. A wake-up by an event on another port also ends the poll: the guest
 /// re-checks its ports, as it must after any return from the call.
 fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
-    let ports_va = read_u64(env, arg)?;
-    let nr_ports = read_u32(env, field(arg, 8)?)? as u64;
-    let timeout = read_u64(env, field(arg, 16)?)?;
+    // `struct sched_poll` in one copy and the port list in another: each copy walks the
+    // guest's page tables, and this call sits on every event-channel wait.
+    let mut sp = [0u8; 24];
+    env.copy_from_guest(arg, &mut sp)?;
+    let word = |o: usize| {
+        u64::from_le_bytes([sp[o], sp[o + 1], sp[o + 2], sp[o + 3], sp[o + 4], sp[o + 5], sp[o + 6], sp[o + 7]])
+    };
+    // `nr_ports` is an `unsigned int` followed by padding.
+    let (ports_va, nr_ports, timeout) = (word(0), word(8) & 0xffff_ffff, word(16));
     if nr_ports > MAX_POLL_PORTS {
         return Err(Errno::EINVAL);
     }
     let mut ports = [0u32; MAX_POLL_PORTS as usize];
-    for (i, p) in ports.iter_mut().enumerate().take(nr_ports as usize) {
-        *p = read_u32(env, field(ports_va, i as u64 * 4)?)?;
+    let mut chunk = [0u8; 64]; // 16 ports per copy: one copy for any usual list
+    for (i, dst) in ports[..nr_ports as usize].chunks_mut(16).enumerate() {
+        let bytes = &mut chunk[..dst.len() * 4];
+        env.copy_from_guest(field(ports_va, i as u64 * 64)?, bytes)?;
+        for (p, b) in dst.iter_mut().zip(bytes.chunks_exact(4)) {
+            *p = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
     }
     let Some(access) = env.events() else { return Err(Errno::ENOSYS) };
     let caller = access.caller;
