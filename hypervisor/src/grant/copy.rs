@@ -57,6 +57,12 @@ impl SideName {
     }
 }
 
+/// One side of a request: resolved for the previous request, or to be checked in its domain.
+enum Side<'t> {
+    Known(u64),
+    Check((DomId, &'t DomainGrants)),
+}
+
 /// The frames the previous request's sides resolved to (within one batch).
 #[derive(Default)]
 struct Resolved {
@@ -182,25 +188,34 @@ impl GrantAccess<'_> {
         let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
         let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
         let (src_name, dst_name) = (SideName::of(&op.source, src_gref), SideName::of(&op.dest, dst_gref));
-        let src_known = resolved.source.filter(|(name, _)| *name == src_name).map(|(_, mfn)| mfn);
-        let dst_known = resolved.dest.filter(|(name, _)| *name == dst_name).map(|(_, mfn)| mfn);
-        if let (Some(s), Some(d)) = (src_known, dst_known) {
-            return Ok((s, d));
-        }
-        // Xen's order: both domains, then the source's grant and frame, then the destination's.
-        let src_dom = self.copy_domain(op.source.domid, src_gref)?;
-        let dst_dom = self.copy_domain(op.dest.domid, dst_gref)?;
-        let src_mfn = match src_known {
-            Some(mfn) => mfn,
-            None => self.check_side(&op.source, src_dom, src_gref, false, 0)?,
-        };
         // A destination that is the source's grant is checked with the source's pin counted,
         // as Xen, which holds that pin by then.
-        let same_grant = src_gref && dst_gref && src_dom.0 == dst_dom.0 && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
+        let caller = self.caller();
+        let named = |domid: DomId| if domid == DOMID_SELF { caller } else { domid };
+        let same_grant = src_gref
+            && dst_gref
+            && named(op.source.domid) == named(op.dest.domid)
+            && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
+        let src_known = resolved.source.filter(|(name, _)| *name == src_name).map(|(_, mfn)| mfn);
+        let dst_known = resolved.dest.filter(|(name, _)| !same_grant && *name == dst_name).map(|(_, mfn)| mfn);
+        // Xen's order: both domains, then the source's grant and frame, then the destination's.
+        // A side checked for the previous request passes again (nothing changed since).
+        let src = match src_known {
+            Some(mfn) => Side::Known(mfn),
+            None => Side::Check(self.copy_domain(op.source.domid, src_gref)?),
+        };
+        let dst = match dst_known {
+            Some(mfn) => Side::Known(mfn),
+            None => Side::Check(self.copy_domain(op.dest.domid, dst_gref)?),
+        };
+        let src_mfn = match src {
+            Side::Known(mfn) => mfn,
+            Side::Check(dom) => self.check_side(&op.source, dom, src_gref, false, 0)?,
+        };
         let held = if same_grant { PIN_HSTR_INC } else { 0 };
-        let dst_mfn = match dst_known {
-            Some(mfn) if !same_grant => mfn,
-            _ => self.check_side(&op.dest, dst_dom, dst_gref, true, held)?,
+        let dst_mfn = match dst {
+            Side::Known(mfn) => mfn,
+            Side::Check(dom) => self.check_side(&op.dest, dom, dst_gref, true, held)?,
         };
         resolved.source = Some((src_name, src_mfn));
         resolved.dest = (!same_grant).then_some((dst_name, dst_mfn));

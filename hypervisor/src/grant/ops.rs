@@ -62,6 +62,7 @@ pub(super) struct PinCheck {
 /// use. `held` is a pin the caller holds on top of the active entry's (a copy whose source is
 /// the same grant: the destination is checked as if the source's pin were taken).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 pub(super) fn check_pin<M: MachineMemory + ?Sized>(
     t: &DomainGrants,
     frames: &FrameTable,
