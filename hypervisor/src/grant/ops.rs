@@ -47,7 +47,10 @@ fn pin_incs(flags: u32) -> u32 {
     inc
 }
 
-/// What pinning an entry takes, as [`check_pin`] found it.
+/// What pinning an entry takes, as [`check_pin`] found it. (`repr(C)`: with Rust's layout
+/// the grant copy loop, which inlines the check, passed it through the stack piecewise.)
+#[derive(Clone, Copy)]
+#[repr(C)]
 pub(super) struct PinCheck {
     /// The granted frame.
     pub mfn: u64,
