@@ -18,9 +18,10 @@
 //!
 //! [`GrantAccess::copy_span`] runs a list of requests held in guest memory resolved once (a
 //! [`GuestSpan`]): each request is read, and its status written, through the frames that hold
-//! the list, so a request costs no page walk; and a side named exactly as the previous
-//! request's same side reuses that side's check. Both are sound because a copy cannot change
-//! what they depend on: it never writes a page table (its destination must be able to take a
+//! the list, so a request costs no page walk; and a side named exactly as the last side of
+//! its kind (source or destination) that passed its checks in the batch reuses that check,
+//! even across a failed request (which changes nothing). Both are sound because a copy
+//! cannot change what they depend on: it never writes a page table (its destination must be able to take a
 //! Writable type), a grant-table frame or the frame table, and requests are re-read after every
 //! copy, so a copy that overwrites the list itself is seen as Xen would see it.
 //!
