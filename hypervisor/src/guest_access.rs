@@ -107,7 +107,8 @@ pub struct GuestSpan {
     /// Offset of the first byte within the first frame.
     first_offset: usize,
     len: usize,
-    /// The backing frames, in order; only the first `pages()` count.
+    /// The backing frames, in order; slots past the last page repeat the first frame, so
+    /// that [`holds`](Self::holds) can compare every slot.
     frames: [u64; GuestSpan::MAX_FRAMES],
 }
 
@@ -134,6 +135,9 @@ impl GuestSpan {
             mem.read_u64(maddr & !0xfff).ok_or(Fault { va: at })?;
             *slot = maddr >> 12;
         }
+        for page in (last - first + 1) as usize..Self::MAX_FRAMES {
+            frames[page] = frames[0];
+        }
         Ok(Self { first_offset: (va & 0xfff) as usize, len, frames })
     }
 
@@ -141,9 +145,10 @@ impl GuestSpan {
     /// machine memory has no guest page tables).
     #[cfg(test)]
     pub(crate) fn from_frames(first_offset: usize, len: usize, frames: &[u64]) -> Self {
-        let mut all = [0u64; Self::MAX_FRAMES];
-        all[..frames.len()].copy_from_slice(frames);
-        assert!(first_offset < 4096 && (first_offset + len).div_ceil(4096) <= frames.len());
+        let pages = (first_offset + len).div_ceil(4096);
+        assert!(first_offset < 4096 && pages <= frames.len());
+        let mut all = [frames[0]; Self::MAX_FRAMES];
+        all[..pages].copy_from_slice(&frames[..pages]);
         Self { first_offset, len, frames: all }
     }
 
@@ -152,10 +157,11 @@ impl GuestSpan {
         self.len
     }
 
-    /// Whether frame `mfn` backs part of the span.
+    /// Whether frame `mfn` backs part of the span. (Unused slots repeat the first frame:
+    /// three compares and no loop, as a grant copy asks this for every frame it checks.)
     pub fn holds(&self, mfn: u64) -> bool {
-        let pages = (self.first_offset + self.len).div_ceil(4096);
-        self.frames[..pages].contains(&mfn)
+        let [a, b, c] = self.frames;
+        (mfn == a) | (mfn == b) | (mfn == c)
     }
 
     /// Whether the span is empty (never: resolution refuses an empty range).
@@ -357,6 +363,7 @@ mod tests {
     fn span_access_outside_it_is_refused_and_writes_nothing() {
         let mut m = span_setup();
         let span = GuestSpan::resolve_for_write(&m, 1 << 12, 0x403000, 16).unwrap();
+        assert!(span.holds(13) && !span.holds(14) && !span.holds(0), "only its one frame");
         assert!(!span.write(&mut m, 10, &[0xee; 8]));
         assert!(!span.write(&mut m, usize::MAX, &[0xee; 2]));
         assert!(m.0[&13].iter().all(|&b| b == 13));

@@ -18,15 +18,16 @@
 //!
 //! [`GrantAccess::copy_span`] runs a list of requests held in guest memory resolved once (a
 //! [`GuestSpan`]): each request is read, and its status written, through the frames that hold
-//! the list, so a request costs no page walk; and a side named exactly as the previous
-//! request's same side reuses that side's check. Both are sound because a copy cannot change
-//! what they depend on: it never writes a page table (its destination must be able to take a
+//! the list, so a request costs no page walk; and a side named exactly as the last side of
+//! its kind (source or destination) that passed its checks in the batch reuses that check,
+//! even across a failed request (which changes nothing). Both are sound because a copy
+//! cannot change what they depend on: it never writes a page table (its destination must be able to take a
 //! Writable type), a grant-table frame or the frame table, and requests are re-read after every
 //! copy, so a copy that overwrites the list itself is seen as Xen would see it.
 //!
 //! [`FrameTable::check_grant_ref`]: crate::mm::FrameTable::check_grant_ref
 
-use super::ops::{check_pin, PIN_HSTR_INC};
+use super::ops::{check_pin_entry, PIN_HSTR_INC};
 use super::{DomainGrants, GrantAccess};
 use crate::guest_access::GuestSpan;
 use core::mem::{offset_of, size_of};
@@ -41,33 +42,41 @@ pub const COPY_REQUEST_SIZE: usize = size_of::<GnttabCopy>();
 /// Requests [`GrantAccess::copy_span`] buffers at a time.
 const CHUNK: usize = 16;
 
-/// One side as a request names it, to recognise a repeat within a batch.
-#[derive(Clone, Copy, PartialEq, Eq)]
-struct SideName {
-    is_gref: bool,
+/// One side as a request names it, to recognise a repeat within a batch: the whole
+/// `ref_or_gmfn` word (for a gref, a repeat that differs only in the unused high half is
+/// checked again, which is never wrong) and the domain and kind, packed for two compares.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+struct SideKey {
     ref_or_gmfn: u64,
-    domid: DomId,
+    /// `domid | is_gref << 16 | 1 << 17`; 0 names nothing (no memo yet).
+    domid_kind: u32,
 }
 
-impl SideName {
+impl SideKey {
+    /// Matches no side.
+    const NONE: Self = Self { ref_or_gmfn: 0, domid_kind: 0 };
+
+    #[inline(always)]
     fn of(side: &GnttabCopyPtr, is_gref: bool) -> Self {
-        // The union's `u32 ref` is the low half of the little-endian word.
-        let ref_or_gmfn = if is_gref { u64::from(side.ref_or_gmfn as u32) } else { side.ref_or_gmfn };
-        Self { is_gref, ref_or_gmfn, domid: side.domid }
+        Self { ref_or_gmfn: side.ref_or_gmfn, domid_kind: u32::from(side.domid) | u32::from(is_gref) << 16 | 1 << 17 }
     }
 }
 
-/// One side of a request: resolved for the previous request, or to be checked in its domain.
-enum Side<'t> {
-    Known(u64),
-    Check((DomId, &'t DomainGrants)),
+/// A side that passed its checks within this batch: what named it, its frame, and whether
+/// that frame backs the request list (see `copy_chunk`).
+#[derive(Clone, Copy, Default)]
+struct Memo {
+    key: SideKey,
+    mfn: u64,
+    in_list: bool,
 }
 
-/// The frames the previous request's sides resolved to (within one batch).
+/// The last side of each kind that passed its checks (within one batch). A failed request
+/// changes nothing, so a side that passed before it still passes after.
 #[derive(Default)]
 struct Resolved {
-    source: Option<(SideName, u64)>,
-    dest: Option<(SideName, u64)>,
+    source: Memo,
+    dest: Memo,
 }
 
 /// Decodes a `gnttab_copy` from its 40 guest bytes.
@@ -105,7 +114,13 @@ impl GrantAccess<'_> {
     /// * `GNTST_bad_page`: a frame side is not an ordinary frame of the caller, or a
     ///   granted frame is not the granter's.
     pub fn copy(&mut self, op: &GnttabCopy) -> i16 {
-        self.copy_resolving(op, &mut Resolved::default())
+        match self.check_copy(op, &mut Resolved::default(), |_| false) {
+            Ok((src, dst, _)) => {
+                self.run_copy(op, src, dst);
+                GNTST_OKAY
+            }
+            Err(status) => status,
+        }
     }
 
     /// Runs the `count` requests of the `gnttab_copy` array that `span` holds, in order,
@@ -143,14 +158,14 @@ impl GrantAccess<'_> {
         for k in 0..n {
             let request = &list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE];
             let op = decode_copy_request(request.try_into().expect("one request"));
-            let status = match self.check_copy(&op, resolved) {
-                Ok((src, dst)) if span.holds(src) || span.holds(dst) => {
+            let status = match self.check_copy(&op, resolved, |mfn| span.holds(mfn)) {
+                Ok((src, dst, true)) => {
                     span.write(&mut *self.mmu.mem, at, list);
                     self.run_copy(&op, src, dst);
                     span.read(&*self.mmu.mem, at, list);
                     GNTST_OKAY
                 }
-                Ok((src, dst)) => {
+                Ok((src, dst, false)) => {
                     self.run_copy(&op, src, dst);
                     GNTST_OKAY
                 }
@@ -162,24 +177,20 @@ impl GrantAccess<'_> {
         span.write(&mut *self.mmu.mem, at, list);
     }
 
-    fn copy_resolving(&mut self, op: &GnttabCopy, resolved: &mut Resolved) -> i16 {
-        match self.check_copy(op, resolved) {
-            Ok((src, dst)) => {
-                self.run_copy(op, src, dst);
-                GNTST_OKAY
-            }
-            Err(status) => status,
-        }
-    }
-
     fn run_copy(&mut self, op: &GnttabCopy, src: u64, dst: u64) {
         let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
         self.mmu.mem.copy_frame_bytes(src, src_off, dst, dst_off, usize::from(op.len));
     }
 
-    /// Every check of one request; the source and destination frames if it may run.
+    /// Every check of one request; the source and destination frames if it may run, and
+    /// whether either is `in_list` (asked once per checked side, remembered with it).
     #[inline(always)]
-    fn check_copy(&self, op: &GnttabCopy, resolved: &mut Resolved) -> Result<(u64, u64), i16> {
+    fn check_copy(
+        &self,
+        op: &GnttabCopy,
+        resolved: &mut Resolved,
+        in_list: impl Fn(u64) -> bool,
+    ) -> Result<(u64, u64, bool), i16> {
         let len = usize::from(op.len);
         let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
         if src_off + len > PAGE || dst_off + len > PAGE {
@@ -187,39 +198,34 @@ impl GrantAccess<'_> {
         }
         let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
         let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
-        let (src_name, dst_name) = (SideName::of(&op.source, src_gref), SideName::of(&op.dest, dst_gref));
         // A destination that is the source's grant is checked with the source's pin counted,
-        // as Xen, which holds that pin by then.
+        // as Xen, which holds that pin by then. (The union's `u32 ref` is the low half.)
         let caller = self.caller();
         let named = |domid: DomId| if domid == DOMID_SELF { caller } else { domid };
         let same_grant = src_gref
             && dst_gref
             && named(op.source.domid) == named(op.dest.domid)
-            && src_name.ref_or_gmfn == dst_name.ref_or_gmfn;
-        let src_known = resolved.source.filter(|(name, _)| *name == src_name).map(|(_, mfn)| mfn);
-        let dst_known = resolved.dest.filter(|(name, _)| !same_grant && *name == dst_name).map(|(_, mfn)| mfn);
+            && op.source.ref_or_gmfn as u32 == op.dest.ref_or_gmfn as u32;
+        let (src_key, dst_key) = (SideKey::of(&op.source, src_gref), SideKey::of(&op.dest, dst_gref));
+        let src_known = resolved.source.key == src_key;
+        let dst_known = !same_grant && resolved.dest.key == dst_key;
         // Xen's order: both domains, then the source's grant and frame, then the destination's.
-        // A side checked for the previous request passes again (nothing changed since).
-        let src = match src_known {
-            Some(mfn) => Side::Known(mfn),
-            None => Side::Check(self.copy_domain(op.source.domid, src_gref)?),
-        };
-        let dst = match dst_known {
-            Some(mfn) => Side::Known(mfn),
-            None => Side::Check(self.copy_domain(op.dest.domid, dst_gref)?),
-        };
-        let src_mfn = match src {
-            Side::Known(mfn) => mfn,
-            Side::Check(dom) => self.check_side(&op.source, dom, src_gref, false, 0)?,
-        };
-        let held = if same_grant { PIN_HSTR_INC } else { 0 };
-        let dst_mfn = match dst {
-            Side::Known(mfn) => mfn,
-            Side::Check(dom) => self.check_side(&op.dest, dom, dst_gref, true, held)?,
-        };
-        resolved.source = Some((src_name, src_mfn));
-        resolved.dest = (!same_grant).then_some((dst_name, dst_mfn));
-        Ok((src_mfn, dst_mfn))
+        // A side that passed earlier in the batch passes again (nothing changed since).
+        let src_dom = if src_known { None } else { Some(self.copy_domain(op.source.domid, src_gref)?) };
+        let dst_dom = if dst_known { None } else { Some(self.copy_domain(op.dest.domid, dst_gref)?) };
+        if let Some(dom) = src_dom {
+            let mfn = self.check_side(&op.source, dom, src_gref, false, 0)?;
+            resolved.source = Memo { key: src_key, mfn, in_list: in_list(mfn) };
+        }
+        if let Some(dom) = dst_dom {
+            let held = if same_grant { PIN_HSTR_INC } else { 0 };
+            let mfn = self.check_side(&op.dest, dom, dst_gref, true, held)?;
+            // Checked with the source's pin counted: not what the same name means alone.
+            let key = if same_grant { SideKey::NONE } else { dst_key };
+            resolved.dest = Memo { key, mfn, in_list: in_list(mfn) };
+        }
+        let (src, dst) = (&resolved.source, &resolved.dest);
+        Ok((src.mfn, dst.mfn, src.in_list | dst.in_list))
     }
 
     /// Xen's `gnttab_copy_lock_domain`: only `DOMID_SELF` may name a frame directly. The
@@ -257,10 +263,13 @@ impl GrantAccess<'_> {
             return Ok(mfn);
         }
         let gref = side.ref_or_gmfn as u32;
-        let pin = check_pin(t, self.mmu.frames, &*self.mmu.mem, dom, gref, self.caller(), !writable, held)?;
-        if self.mmu.frames.check_grant_ref(pin.mfn, dom, writable).is_err() {
-            return Err(GNTST_GENERAL_ERROR);
+        let pin = check_pin_entry(t, &*self.mmu.mem, gref, self.caller(), !writable, held)?;
+        // One look at the frame for both of Xen's checks: `check_pin`'s last (a frame read
+        // from the entry must be the granter's: `-EINVAL` here) and the reference's.
+        match self.mmu.frames.check_grant_ref(pin.mfn, dom, writable) {
+            Ok(()) => Ok(pin.mfn),
+            Err(e) if e.errno == Errno::EINVAL && pin.reads_new_frame() => Err(GNTST_BAD_PAGE),
+            Err(_) => Err(GNTST_GENERAL_ERROR),
         }
-        Ok(pin.mfn)
     }
 }

@@ -47,7 +47,10 @@ fn pin_incs(flags: u32) -> u32 {
     inc
 }
 
-/// What pinning an entry takes, as [`check_pin`] found it.
+/// What pinning an entry takes, as [`check_pin`] found it. (`repr(C)`: with Rust's layout
+/// the grant copy loop, which inlines the check, passed it through the stack piecewise.)
+#[derive(Clone, Copy)]
+#[repr(C)]
 pub(super) struct PinCheck {
     /// The granted frame.
     pub mfn: u64,
@@ -55,6 +58,15 @@ pub(super) struct PinCheck {
     pub first: bool,
     /// `GTF_*` flags the pin sets in the shared entry (0: none).
     pub set_flags: u16,
+}
+
+impl PinCheck {
+    /// The frame was read from the shared entry for a new pin (its owner is still to be
+    /// checked after [`check_pin_entry`]).
+    #[inline(always)]
+    pub(super) fn reads_new_frame(&self) -> bool {
+        self.first && self.set_flags != 0
+    }
 }
 
 /// Xen's checks for pinning `granter`'s entry `gref` (table `t`) for `user`, without
@@ -73,10 +85,36 @@ pub(super) fn check_pin<M: MachineMemory + ?Sized>(
     readonly: bool,
     held: u32,
 ) -> Result<PinCheck, i16> {
+    let check = check_pin_entry(t, mem, gref, user, readonly, held)?;
+    // Xen's get_paged_frame: a new pin's frame must be the granter's own (never a page the
+    // hypervisor shares with it, see `FrameTable::get_grant_ref`).
+    if check.reads_new_frame()
+        && !frames.get(check.mfn).is_some_and(|f| f.owner == Owner::Domain(granter) && !f.shared_by_hypervisor)
+    {
+        return Err(GNTST_BAD_PAGE);
+    }
+    Ok(check)
+}
+
+/// [`check_pin`] but for its last check: when the frame comes from the shared entry
+/// ([`PinCheck::reads_new_frame`]), whether it is the granter's is left to the caller, which
+/// must answer `GNTST_bad_page` if not. A grant copy folds that check into the frame check it makes
+/// anyway ([`FrameTable::check_grant_ref`], whose `-EINVAL` is exactly that condition), so
+/// the frame's accounting is looked up once.
+#[inline(always)]
+pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
+    t: &DomainGrants,
+    mem: &M,
+    gref: GrantRef,
+    user: DomId,
+    readonly: bool,
+    held: u32,
+) -> Result<PinCheck, i16> {
     if gref >= t.nr_entries() {
         return Err(GNTST_BAD_GNTREF);
     }
-    let active = t.active.get(&gref);
+    // Most tables have no pinned entry while they are copied from: skip the search then.
+    let active = if t.active.is_empty() { None } else { t.active.get(&gref) };
     if let Some(a) = active {
         // Only the domain that holds the pin may use the entry until it is unpinned.
         if a.mapper != user || (a.pin + held) & PIN_OVERFLOW != 0 {
@@ -94,14 +132,7 @@ pub(super) fn check_pin<M: MachineMemory + ?Sized>(
             return Err(GNTST_GENERAL_ERROR);
         }
         if active.is_none() {
-            let mfn = u64::from(e.frame);
-            // Xen's get_paged_frame: the frame must be the granter's own (never a page the
-            // hypervisor shares with it, see `FrameTable::get_grant_ref`).
-            let ok = frames.get(mfn).is_some_and(|f| f.owner == Owner::Domain(granter) && !f.shared_by_hypervisor);
-            if !ok {
-                return Err(GNTST_BAD_PAGE);
-            }
-            check.mfn = mfn;
+            check.mfn = u64::from(e.frame);
         }
         check.set_flags = GTF_READING | if readonly { 0 } else { GTF_WRITING };
     }

@@ -259,3 +259,67 @@ fn a_single_request_list_is_run_and_gets_its_status() {
     assert!(page(&w, data(B, 0)) == page(&w, data(A, 0)));
     assert!(!w.access(B).copy_span(&span, 2), "two requests do not fit");
 }
+
+#[test]
+fn a_batch_reuses_a_checked_side_exactly_where_request_by_request_gives_the_same() {
+    let list = data(B, 2);
+    let span = crate::guest_access::GuestSpan::from_frames(0, 10 * COPY_REQUEST_SIZE, &[list]);
+    let g = |gref, offset| gref_side(gref, A, offset);
+    let both = GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF;
+    let len_of = |request: u16| request * COPY_REQUEST_SIZE as u16 + 32;
+    let ops = [
+        // The source passes, the destination (a page table) does not...
+        op(g(8, 0), frame_side(l1(B), 0), 8, GNTCOPY_SOURCE_GREF),
+        // ... and the source still passes after the failed request.
+        op(g(8, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF),
+        // A gref with its unused high half set is the same grant.
+        op(
+            GnttabCopyPtr { ref_or_gmfn: 1 << 40 | 8, domid: A, offset: 0 },
+            frame_side(data(B, 0), 0),
+            8,
+            GNTCOPY_SOURCE_GREF,
+        ),
+        // The entry names a frame that is not A's.
+        op(g(10, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF),
+        // Into the list: request 8's len, then (the same destination frame, known by now)
+        // request 9's, each made too long.
+        op(frame_side(data(B, 1), 0), frame_side(list, len_of(8)), 2, 0),
+        op(frame_side(data(B, 1), 2), frame_side(list, len_of(9)), 2, 0),
+        // A grant to itself, twice: the destination is checked with the source's pin each time.
+        op(g(8, 0), g(8, 100), 8, both),
+        op(g(8, 0), g(8, 200), 8, both),
+        op(g(8, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF),
+        op(g(8, 0), frame_side(data(B, 0), 8), 8, GNTCOPY_SOURCE_GREF),
+    ];
+    let prepare = || {
+        let mut w = World::new();
+        fill(&mut w, data(A, 0), 1);
+        // Bytes 0..4 are 20, 27, 34, 41: as a len, 6932 and 10530.
+        fill(&mut w, data(B, 1), 20);
+        w.grant(A, 8, B, data(A, 0), GTF_PERMIT_ACCESS);
+        w.grant(A, 10, B, data(C, 0), GTF_PERMIT_ACCESS);
+        write_list(&mut w, &span, &ops);
+        w
+    };
+    let mut batched = prepare();
+    assert!(batched.access(B).copy_span(&span, ops.len()));
+    let mut one_by_one = prepare();
+    for i in 0..ops.len() {
+        let mut b = [0u8; COPY_REQUEST_SIZE];
+        assert!(span.read(&one_by_one.mem, i * COPY_REQUEST_SIZE, &mut b));
+        let status = one_by_one.access(B).copy(&decode_copy_request(&b));
+        assert!(span.write(&mut one_by_one.mem, i * COPY_REQUEST_SIZE + 36, &status.to_le_bytes()));
+    }
+    let got = statuses(&batched, &span, ops.len());
+    assert_eq!(got, statuses(&one_by_one, &span, ops.len()));
+    let ok = GNTST_OKAY;
+    let too_long = GNTST_BAD_COPY_ARG;
+    assert_eq!(got, [GNTST_GENERAL_ERROR, ok, ok, GNTST_BAD_PAGE, ok, ok, ok, ok, too_long, too_long]);
+    for mfn in [data(A, 0), data(B, 0), data(B, 1), list] {
+        assert!(page(&batched, mfn) == page(&one_by_one, mfn), "frame {mfn:#x} differs");
+    }
+    for w in [&batched, &one_by_one] {
+        assert_eq!((w.tables.pin(A, 8), w.flags(A, 8)), (0, GTF_PERMIT_ACCESS));
+        w.audit();
+    }
+}
