@@ -299,7 +299,7 @@ impl Machine {
         Mmu::new(
             &mut self.frames,
             &mut self.mem,
-            self.hypervisor_slots,
+            &self.hypervisor_slots,
             DomainRights { id, io_capable: d.privileged },
             &mut d.vcpu.paging,
         )
@@ -563,7 +563,7 @@ impl Machine {
         let mut cursor = ReleaseCursor::default();
         let rights = DomainRights { id, io_capable: d.privileged };
         loop {
-            let mut mmu = Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights, &mut d.vcpu.paging);
+            let mut mmu = Mmu::new(&mut self.frames, &mut self.mem, &self.hypervisor_slots, rights, &mut d.vcpu.paging);
             if mmu.release_domain(&mut cursor, RELEASE_BUDGET) == ReleaseProgress::Done {
                 break;
             }

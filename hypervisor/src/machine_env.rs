@@ -100,7 +100,7 @@ impl Env for Machine {
         Some(hypervisor::mm::Mmu::new(
             &mut self.frames,
             &mut self.mem,
-            self.hypervisor_slots,
+            &self.hypervisor_slots,
             rights,
             &mut d.vcpu.paging,
         ))
@@ -114,7 +114,7 @@ impl Env for Machine {
             mmu: hypervisor::mm::Mmu::new(
                 &mut self.frames,
                 &mut self.mem,
-                self.hypervisor_slots,
+                &self.hypervisor_slots,
                 rights,
                 &mut d.vcpu.paging,
             ),

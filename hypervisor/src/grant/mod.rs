@@ -52,7 +52,7 @@
 //!        let rights = DomainRights { id: d.id, io_capable: d.privileged };
 //!        Some(GrantAccess {
 //!            tables: &mut self.grants,
-//!            mmu: Mmu::new(&mut self.frames, &mut self.mem, self.hypervisor_slots, rights,
+//!            mmu: Mmu::new(&mut self.frames, &mut self.mem, &self.hypervisor_slots, rights,
 //!                          &mut d.vcpu.paging),
 //!            pool: &mut self.grant_pool, // impl FramePool over the frame allocator
 //!            privileged: d.privileged,

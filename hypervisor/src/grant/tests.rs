@@ -78,7 +78,7 @@ impl World {
                 w.mem.write_entry(l1(d), i, e(data(d, i as u64), RW));
             }
             let mut paging = VcpuPaging::default();
-            Mmu::new(&mut w.frames, &mut w.mem, SLOTS, rights(d), &mut paging).adopt_bootstrap_tables(base(d)).unwrap();
+            Mmu::new(&mut w.frames, &mut w.mem, &SLOTS, rights(d), &mut paging).adopt_bootstrap_tables(base(d)).unwrap();
             w.paging.insert(d, paging);
             w.tables.add_domain(d, GrantConfig::default(), &mut w.frames, &mut w.mem, &mut w.pool).unwrap();
         }
@@ -90,7 +90,7 @@ impl World {
         let paging = self.paging.get_mut(&d).unwrap();
         GrantAccess {
             tables: &mut self.tables,
-            mmu: Mmu::new(&mut self.frames, &mut self.mem, SLOTS, rights(d), paging),
+            mmu: Mmu::new(&mut self.frames, &mut self.mem, &SLOTS, rights(d), paging),
             pool: &mut self.pool,
             privileged: d == D0,
         }
@@ -99,7 +99,7 @@ impl World {
     /// The MMU of domain `d`.
     pub fn mmu(&mut self, d: DomId) -> Mmu<'_, HashMapMemory> {
         let paging = self.paging.get_mut(&d).unwrap();
-        Mmu::new(&mut self.frames, &mut self.mem, SLOTS, rights(d), paging)
+        Mmu::new(&mut self.frames, &mut self.mem, &SLOTS, rights(d), paging)
     }
 
     /// `granter` writes entry `gref`: `flags` for `to` on frame `mfn`.

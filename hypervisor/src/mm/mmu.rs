@@ -21,7 +21,7 @@ pub struct Mmu<'a, M: MachineMemory + ?Sized> {
     /// Machine memory holding the page tables.
     pub mem: &'a mut M,
     /// The hypervisor's L4 entries 256-271, installed in every L4 when it is validated.
-    pub hypervisor_slots: [u64; 16],
+    pub hypervisor_slots: &'a [u64; 16],
     /// The calling domain and its rights.
     pub domain: DomainRights,
     /// The calling vCPU's roots and pending CPU work.
@@ -41,7 +41,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     pub fn new(
         frames: &'a mut FrameTable,
         mem: &'a mut M,
-        hypervisor_slots: [u64; 16],
+        hypervisor_slots: &'a [u64; 16],
         domain: DomainRights,
         paging: &'a mut VcpuPaging,
     ) -> Self {

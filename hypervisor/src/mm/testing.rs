@@ -96,12 +96,12 @@ impl MockMmu {
 
     /// The MMU over concrete memory.
     pub fn mmu(&mut self) -> Mmu<'_, HashMapMemory> {
-        Mmu::new(&mut self.frames, &mut self.mem, SLOTS, self.rights, &mut self.paging)
+        Mmu::new(&mut self.frames, &mut self.mem, &SLOTS, self.rights, &mut self.paging)
     }
 
     /// The MMU as hypercall handlers get it.
     pub fn access(&mut self) -> MmuAccess<'_> {
-        Mmu::new(&mut self.frames, &mut self.mem, SLOTS, self.rights, &mut self.paging)
+        Mmu::new(&mut self.frames, &mut self.mem, &SLOTS, self.rights, &mut self.paging)
     }
 
     /// Writes an entry directly, as the guest does to a page that is still writable.
