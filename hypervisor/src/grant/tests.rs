@@ -78,7 +78,9 @@ impl World {
                 w.mem.write_entry(l1(d), i, e(data(d, i as u64), RW));
             }
             let mut paging = VcpuPaging::default();
-            Mmu::new(&mut w.frames, &mut w.mem, &SLOTS, rights(d), &mut paging).adopt_bootstrap_tables(base(d)).unwrap();
+            Mmu::new(&mut w.frames, &mut w.mem, &SLOTS, rights(d), &mut paging)
+                .adopt_bootstrap_tables(base(d))
+                .unwrap();
             w.paging.insert(d, paging);
             w.tables.add_domain(d, GrantConfig::default(), &mut w.frames, &mut w.mem, &mut w.pool).unwrap();
         }
