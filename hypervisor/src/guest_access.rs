@@ -201,51 +201,12 @@ impl GuestSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    /// Machine memory as a map of frames.
-    #[derive(Default)]
-    struct Frames(HashMap<u64, Box<[u8; 4096]>>);
-    impl Frames {
-        fn set(&mut self, mfn: u64, index: u64, v: u64) {
-            let f = self.0.entry(mfn).or_insert_with(|| Box::new([0; 4096]));
-            f[(index * 8) as usize..(index * 8 + 8) as usize].copy_from_slice(&v.to_le_bytes());
-        }
-    }
-    impl MachineAccess for Frames {
-        fn read_u64(&self, ma: u64) -> Option<u64> {
-            let mut b = [0; 8];
-            self.read_bytes(ma, &mut b).then(|| u64::from_le_bytes(b))
-        }
-        fn read_bytes(&self, ma: u64, out: &mut [u8]) -> bool {
-            let Some(f) = self.0.get(&(ma >> 12)) else { return false };
-            let o = (ma & 0xfff) as usize;
-            out.copy_from_slice(&f[o..o + out.len()]);
-            true
-        }
-        fn write_bytes(&mut self, ma: u64, bytes: &[u8]) -> bool {
-            let Some(f) = self.0.get_mut(&(ma >> 12)) else { return false };
-            let o = (ma & 0xfff) as usize;
-            f[o..o + bytes.len()].copy_from_slice(bytes);
-            true
-        }
-    }
+    use crate::guest_access_testing::{tree, FrameMap as Frames, U};
 
-    const U: u64 = pte::PRESENT | pte::USER | pte::RW;
-
-    /// L4 at mfn 1 -> L3 2 -> L2 3 -> L1 4; VA 0x400000.. maps mfn 10 (rw), 11 (ro), 12 (no user).
+    /// VA 0x400000.. maps mfn 10 (rw), 11 (ro), 12 (no user); each frame is filled with its mfn.
     fn setup() -> Frames {
-        let mut m = Frames::default();
-        m.set(1, 0, 2 << 12 | U);
-        m.set(2, 0, 3 << 12 | U);
-        m.set(3, 2, 4 << 12 | U);
-        m.set(4, 0, 10 << 12 | U);
-        m.set(4, 1, 11 << 12 | pte::PRESENT | pte::USER);
-        m.set(4, 2, 12 << 12 | pte::PRESENT | pte::RW);
-        for f in [10, 11, 12] {
-            m.0.insert(f, Box::new([f as u8; 4096]));
-        }
-        m
+        tree(&[(10, U), (11, pte::PRESENT | pte::USER), (12, pte::PRESENT | pte::RW)], |f| f as u8)
     }
 
     #[test]
@@ -257,15 +218,15 @@ mod tests {
         assert_eq!(copy_from_guest(&m, 1 << 12, 0x402000, &mut buf), Err(Fault { va: 0x402000 }), "supervisor page");
         assert_eq!(copy_from_guest(&m, 1 << 12, 0x403000, &mut buf), Err(Fault { va: 0x403000 }), "unmapped");
         assert!(copy_to_guest(&mut m, 1 << 12, 0x400010, b"hi").is_ok());
-        assert_eq!(m.0[&10][0x10..0x12], *b"hi");
+        assert_eq!(m.frames[&10][0x10..0x12], *b"hi");
     }
 
     #[test]
     fn a_write_that_would_fault_changes_nothing() {
         let mut m = setup();
-        let before = m.0[&10].clone();
+        let before = m.frames[&10].clone();
         assert_eq!(copy_to_guest(&mut m, 1 << 12, 0x400ffe, b"abcd"), Err(Fault { va: 0x401000 }));
-        assert_eq!(m.0[&10], before, "read-only second page must stop the whole copy");
+        assert_eq!(m.frames[&10], before, "read-only second page must stop the whole copy");
     }
 
     #[test]
@@ -290,15 +251,15 @@ mod tests {
         m.set(7, 510, 20 << 12 | U);
         m.set(7, 511, 21 << 12 | U);
         for f in [20, 21] {
-            m.0.insert(f, Box::new([0; 4096]));
+            m.frames.insert(f, Box::new([0; 4096]));
         }
         let va = 0xffff_ffff_ffff_e800;
         assert!(copy_to_guest(&mut m, 1 << 12, va, &[7u8; 0x1000]).is_ok());
-        assert_eq!(m.0[&20][0x800..], [7u8; 0x800]);
-        assert_eq!(m.0[&21][..0x800], [7u8; 0x800]);
+        assert_eq!(m.frames[&20][0x800..], [7u8; 0x800]);
+        assert_eq!(m.frames[&21][..0x800], [7u8; 0x800]);
         // Up to the last byte an exclusive 64-bit end can describe.
         assert!(copy_to_guest(&mut m, 1 << 12, u64::MAX - 0x1000, &[9u8; 0x1000]).is_ok());
-        assert_eq!(m.0[&21][4094], 9);
+        assert_eq!(m.frames[&21][4094], 9);
     }
 
     #[test]
@@ -309,24 +270,13 @@ mod tests {
         assert!(copy_from_guest(&m, 1 << 12, 0x600000, &mut b).is_err());
     }
 
-    impl MachineMemory for Frames {
-        fn write_entry(&mut self, mfn: u64, index: usize, value: u64) {
-            self.set(mfn, index as u64, value);
-        }
-        fn read_entry(&self, mfn: u64, index: usize) -> u64 {
-            self.read_u64((mfn << 12) | ((index as u64) * 8)).unwrap_or(0)
-        }
-    }
-
     /// `setup()` plus VA 0x403000 -> mfn 13 and 0x404000 -> mfn 14 (both rw), and
     /// 0x405000 -> mfn 99, which is not RAM.
     fn span_setup() -> Frames {
         let mut m = setup();
-        m.set(4, 3, 13 << 12 | U);
-        m.set(4, 4, 14 << 12 | U);
+        m.map_leaf(3, 13, U, 13);
+        m.map_leaf(4, 14, U, 14);
         m.set(4, 5, 99 << 12 | U);
-        m.0.insert(13, Box::new([13; 4096]));
-        m.0.insert(14, Box::new([14; 4096]));
         m
     }
 
@@ -336,8 +286,8 @@ mod tests {
         let span = GuestSpan::resolve_for_write(&m, 1 << 12, 0x403ffa, 12).unwrap();
         assert_eq!(span.len(), 12);
         assert!(span.write(&mut m, 2, &[1, 2, 3, 4, 5, 6]));
-        assert_eq!(m.0[&13][4092..], [1, 2, 3, 4]);
-        assert_eq!(m.0[&14][..3], [5, 6, 14]);
+        assert_eq!(m.frames[&13][4092..], [1, 2, 3, 4]);
+        assert_eq!(m.frames[&14][..3], [5, 6, 14]);
         let mut back = [0u8; 12];
         assert!(span.read(&m, 0, &mut back));
         assert!(span.holds(13) && span.holds(14) && !span.holds(10));
@@ -366,7 +316,7 @@ mod tests {
         assert!(span.holds(13) && !span.holds(14) && !span.holds(0), "only its one frame");
         assert!(!span.write(&mut m, 10, &[0xee; 8]));
         assert!(!span.write(&mut m, usize::MAX, &[0xee; 2]));
-        assert!(m.0[&13].iter().all(|&b| b == 13));
+        assert!(m.frames[&13].iter().all(|&b| b == 13));
         assert!(!span.read(&m, 16, &mut [0u8; 1]));
         assert!(span.read(&m, 16, &mut []), "an empty read at the end is within");
     }

@@ -2,43 +2,7 @@
 
 use super::*;
 use crate::domain_layout::pte;
-use std::collections::HashMap;
-
-/// Machine memory as a map of frames; counts word-run stores so a test can tell which path ran.
-#[derive(Default)]
-struct Frames {
-    frames: HashMap<u64, Box<[u8; 4096]>>,
-    word_runs: usize,
-}
-
-impl Frames {
-    fn set(&mut self, mfn: u64, index: u64, v: u64) {
-        let f = self.frames.entry(mfn).or_insert_with(|| Box::new([0; 4096]));
-        f[(index * 8) as usize..(index * 8 + 8) as usize].copy_from_slice(&v.to_le_bytes());
-    }
-    fn word(&self, mfn: u64, offset: usize) -> u64 {
-        u64::from_le_bytes(self.frames[&mfn][offset..offset + 8].try_into().unwrap())
-    }
-}
-
-impl MachineAccess for Frames {
-    fn read_u64(&self, ma: u64) -> Option<u64> {
-        let mut b = [0; 8];
-        self.read_bytes(ma, &mut b).then(|| u64::from_le_bytes(b))
-    }
-    fn read_bytes(&self, ma: u64, out: &mut [u8]) -> bool {
-        let Some(f) = self.frames.get(&(ma >> 12)) else { return false };
-        let o = (ma & 0xfff) as usize;
-        out.copy_from_slice(&f[o..o + out.len()]);
-        true
-    }
-    fn write_bytes(&mut self, ma: u64, bytes: &[u8]) -> bool {
-        let Some(f) = self.frames.get_mut(&(ma >> 12)) else { return false };
-        let o = (ma & 0xfff) as usize;
-        f[o..o + bytes.len()].copy_from_slice(bytes);
-        true
-    }
-}
+use crate::guest_access_testing::{tree, FrameMap as Frames, L4, U};
 
 impl WordAccess for Frames {
     fn write_u64s(&mut self, ma: u64, words: &[u64]) -> bool {
@@ -58,24 +22,9 @@ impl WordAccess for Frames {
     }
 }
 
-const U: u64 = pte::PRESENT | pte::USER | pte::RW;
-const L4: u64 = 1 << 12;
-
-/// L4 at mfn 1 -> L3 2 -> L2 3 -> L1 4; VA 0x400000.. maps mfn 10 (rw), 11 (rw), 12 (ro),
-/// 13 (supervisor only).
+/// VA 0x400000.. maps mfn 10 (rw), 11 (rw), 12 (ro), 13 (supervisor only), all zeroed.
 fn setup() -> Frames {
-    let mut m = Frames::default();
-    m.set(1, 0, 2 << 12 | U);
-    m.set(2, 0, 3 << 12 | U);
-    m.set(3, 2, 4 << 12 | U);
-    m.set(4, 0, 10 << 12 | U);
-    m.set(4, 1, 11 << 12 | U);
-    m.set(4, 2, 12 << 12 | pte::PRESENT | pte::USER);
-    m.set(4, 3, 13 << 12 | pte::PRESENT | pte::RW);
-    for f in 10..=13 {
-        m.frames.insert(f, Box::new([0; 4096]));
-    }
-    m
+    tree(&[(10, U), (11, U), (12, pte::PRESENT | pte::USER), (13, pte::PRESENT | pte::RW)], |_| 0)
 }
 
 const WORDS: [u64; 8] = [1, 2, 3, 4, 5, 6, 7, 0x0807_0605_0403_0201];

@@ -18,6 +18,8 @@ pub mod frame;
 pub mod frame_alloc;
 pub mod grant;
 pub mod guest_access;
+#[cfg(test)]
+mod guest_access_testing;
 pub mod guest_stack;
 pub mod hypercalls;
 pub mod mm;

@@ -165,6 +165,28 @@ fn statuses(w: &World, span: &crate::guest_access::GuestSpan, n: usize) -> Vec<i
         .collect()
 }
 
+/// Runs the `n` requests that `prepare()`'s world holds in `span` as B, once as a batch
+/// (`copy_span`) and once request by request (each read as it is then, its status written
+/// before the next): both worlds, after asserting that the statuses agree, and the statuses.
+fn batched_and_one_by_one(
+    prepare: impl Fn() -> World,
+    span: &crate::guest_access::GuestSpan,
+    n: usize,
+) -> (World, World, Vec<i16>) {
+    let mut batched = prepare();
+    assert!(batched.access(B).copy_span(span, n));
+    let mut one_by_one = prepare();
+    for i in 0..n {
+        let mut b = [0u8; COPY_REQUEST_SIZE];
+        assert!(span.read(&one_by_one.mem, i * COPY_REQUEST_SIZE, &mut b));
+        let status = one_by_one.access(B).copy(&decode_copy_request(&b));
+        assert!(span.write(&mut one_by_one.mem, i * COPY_REQUEST_SIZE + 36, &status.to_le_bytes()));
+    }
+    let got = statuses(&batched, span, n);
+    assert_eq!(got, statuses(&one_by_one, span, n));
+    (batched, one_by_one, got)
+}
+
 #[test]
 fn a_batch_run_from_guest_memory_matches_request_by_request() {
     // B's list straddles two of its frames; one request overwrites a later one.
@@ -206,17 +228,7 @@ fn a_batch_run_from_guest_memory_matches_request_by_request() {
         write_list(&mut w, &span, &ops);
         w
     };
-    let mut batched = prepare();
-    assert!(batched.access(B).copy_span(&span, ops.len()));
-    let mut one_by_one = prepare();
-    for i in 0..ops.len() {
-        let mut b = [0u8; COPY_REQUEST_SIZE];
-        assert!(span.read(&one_by_one.mem, i * COPY_REQUEST_SIZE, &mut b));
-        let status = one_by_one.access(B).copy(&decode_copy_request(&b));
-        assert!(span.write(&mut one_by_one.mem, i * COPY_REQUEST_SIZE + 36, &status.to_le_bytes()));
-    }
-    let got = statuses(&batched, &span, ops.len());
-    assert_eq!(got, statuses(&one_by_one, &span, ops.len()));
+    let (mut batched, one_by_one, got) = batched_and_one_by_one(prepare, &span, ops.len());
     let expected = [
         GNTST_OKAY,
         GNTST_OKAY,
@@ -301,17 +313,7 @@ fn a_batch_reuses_a_checked_side_exactly_where_request_by_request_gives_the_same
         write_list(&mut w, &span, &ops);
         w
     };
-    let mut batched = prepare();
-    assert!(batched.access(B).copy_span(&span, ops.len()));
-    let mut one_by_one = prepare();
-    for i in 0..ops.len() {
-        let mut b = [0u8; COPY_REQUEST_SIZE];
-        assert!(span.read(&one_by_one.mem, i * COPY_REQUEST_SIZE, &mut b));
-        let status = one_by_one.access(B).copy(&decode_copy_request(&b));
-        assert!(span.write(&mut one_by_one.mem, i * COPY_REQUEST_SIZE + 36, &status.to_le_bytes()));
-    }
-    let got = statuses(&batched, &span, ops.len());
-    assert_eq!(got, statuses(&one_by_one, &span, ops.len()));
+    let (batched, one_by_one, got) = batched_and_one_by_one(prepare, &span, ops.len());
     let ok = GNTST_OKAY;
     let too_long = GNTST_BAD_COPY_ARG;
     assert_eq!(got, [GNTST_GENERAL_ERROR, ok, ok, GNTST_BAD_PAGE, ok, ok, ok, ok, too_long, too_long]);
