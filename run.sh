@@ -20,7 +20,7 @@ Commands:
   test     set up if needed, build, run host unit tests, every QEMU scenario, a short fuzz run
   build    set up if needed and build the release images into build/
   gdb      boot the demo paused with QEMU's gdbstub on :1234 and print how to attach
-  bench    run the benchmarks (guest hypercall costs on ours vs Xen 4.17; host ring throughput)
+  bench    run the benchmarks (the same guest on ours vs Xen 4.17; domU-to-domU events, switches and grants; host ring throughput)
   fuzz     run every fuzz target longer (FUZZ_SECONDS per target, default 60)
   lint     cargo fmt --check and cargo clippy on every crate
   setup    only install what is missing (QEMU, Xen 4.17, Xen headers, toolchain route)
