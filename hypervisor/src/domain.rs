@@ -12,12 +12,13 @@ use crate::memory::FRAMES;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::offset_of;
+use core::sync::atomic::{compiler_fence, Ordering};
 use hypercall_abi::event_channel::{VIRQ_DOM_EXC, VIRQ_TIMER};
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
 use hypervisor::emulate::{DomainPolicy, PrivState};
 use hypervisor::evtchn::{self, EventChannels, EvtchnHost};
 use hypervisor::grant::{FramePool, GrantConfig, GrantTables};
-use hypervisor::guest_access::MachineAccess;
+use hypervisor::guest_access::{MachineAccess, ReadMemo};
 use hypervisor::mm::{DomainRights, FrameTable, Mmu, ReleaseCursor, ReleaseProgress};
 use hypervisor::sched::Scheduler;
 use hypervisor::vcpu::{self, VcpuState};
@@ -43,8 +44,6 @@ pub const UPCALL_PENDING: u64 = offset_of!(VcpuInfo, evtchn_upcall_pending) as u
 pub const UPCALL_MASK: u64 = offset_of!(VcpuInfo, evtchn_upcall_mask) as u64;
 /// `arch.cr2`.
 pub const VCPU_CR2: u64 = offset_of!(VcpuInfo, arch.cr2) as u64;
-const VCPU_TIME: u64 = offset_of!(VcpuInfo, time) as u64;
-const WC_VERSION: u64 = offset_of!(SharedInfo, wc_version) as u64;
 
 /// A PV domain with one vCPU.
 pub struct Domain {
@@ -158,11 +157,18 @@ pub struct EventHost {
     shared_info: Vec<Option<u64>>,
     /// Domains kicked since the last check (woken by the trap path).
     pub kicked: Vec<u16>,
-    /// A port became pending since the last pollers check: only then can a poller's port
-    /// have fired, so the exit path skips the scan otherwise (Xen checks pollers in
-    /// `evtchn_set_pending` too).
-    pub raised: bool,
+    /// Ports that became pending since the last pollers check, as (domain, port): only a
+    /// poller of that domain watching that port can have been woken (Xen's
+    /// `evtchn_check_pollers(d, port)`, from `evtchn_set_pending`), so the check looks up
+    /// those domains rather than every one.
+    raised: heapless::Vec<(u16, u32), RAISED_SLOTS>,
+    /// More ports were raised than `raised` holds: the next check looks at every poller.
+    raised_overflow: bool,
 }
+
+/// Raised ports remembered one by one between two pollers checks (one hypercall's worth in
+/// practice: a send raises one port; a global VIRQ or a teardown may raise a few more).
+const RAISED_SLOTS: usize = 8;
 
 impl EventHost {
     /// Records `dom`'s shared_info frame (or forgets it with `None`).
@@ -172,6 +178,16 @@ impl EventHost {
             self.shared_info.resize(i + 1, None);
         }
         self.shared_info[i] = mfn;
+    }
+
+    /// Whether a port became pending since the last pollers check.
+    pub fn any_raised(&self) -> bool {
+        !self.raised.is_empty() || self.raised_overflow
+    }
+
+    fn forget_raised(&mut self) {
+        self.raised.clear();
+        self.raised_overflow = false;
     }
 }
 
@@ -190,9 +206,20 @@ impl EvtchnHost for EventHost {
         }
     }
 
-    fn port_raised(&mut self, _dom: u16, _port: u32) {
-        self.raised = true;
+    fn port_raised(&mut self, dom: u16, port: u32) {
+        if self.raised.push((dom, port)).is_err() {
+            self.raised_overflow = true;
+        }
     }
+}
+
+/// Whether one of `ports` is pending in the shared_info page at `shared_info_mfn`.
+fn any_pending(mem: &paging::DirectMap, shared_info_mfn: u64, ports: &[u32]) -> bool {
+    let base = (shared_info_mfn << 12) + offset_of!(SharedInfo, evtchn_pending) as u64;
+    ports.iter().any(|&p| {
+        let word = mem.read_u64(base + (p as u64 / 64) * 8).unwrap_or(0);
+        p < 4096 && word & (1 << (p % 64)) != 0
+    })
 }
 
 /// Everything the hypervisor keeps about the running machine.
@@ -206,6 +233,8 @@ pub struct Machine {
     pub current: u16,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
+    /// The current domain's last read translation, within one hypercall (see `ReadMemo`).
+    pub read_memo: ReadMemo,
     /// The PV MMU's per-frame state.
     pub frames: FrameTable,
     /// Event channels of every domain.
@@ -224,6 +253,8 @@ pub struct Machine {
     pub tsc_hz: u64,
     /// TSC at boot (system time 0).
     pub tsc_boot: u64,
+    /// `vcpu::tsc_scale(tsc_hz)`, published on every switch: computed once.
+    tsc_scale: (u32, i8),
     /// The hypervisor's command line (for `XENVER_commandline`).
     pub cmdline: heapless::String<1024>,
     /// Unix time at system time 0, from the CMOS clock.
@@ -270,6 +301,7 @@ impl Machine {
             current: 0,
             frames,
             mem,
+            read_memo: ReadMemo::default(),
             events: EventChannels::default(),
             event_host: EventHost::default(),
             sched: Scheduler::new(1_000_000_000 / crate::TICK_HZ),
@@ -278,6 +310,7 @@ impl Machine {
             hypervisor_slots,
             tsc_hz,
             tsc_boot: cpu::rdtsc(),
+            tsc_scale: vcpu::tsc_scale(tsc_hz),
             cmdline,
             wallclock_at_boot,
         }
@@ -356,8 +389,7 @@ impl Machine {
     }
 
     pub(crate) fn ns_at(&self, tsc: u64) -> u64 {
-        let ticks = tsc.wrapping_sub(self.tsc_boot) as u128;
-        (ticks * 1_000_000_000 / self.tsc_hz.max(1) as u128) as u64
+        vcpu::tsc_ticks_to_ns(tsc.wrapping_sub(self.tsc_boot), self.tsc_hz)
     }
 
     /// Xen system time: nanoseconds since boot.
@@ -390,27 +422,30 @@ impl Machine {
     /// Publishes system time and the wall clock in `dom`'s shared_info (digest §3.9), with
     /// the seqlock-style version bumps guests rely on.
     pub fn update_time(&mut self, dom: u16) {
-        let (mul, shift) = vcpu::tsc_scale(self.tsc_hz);
+        let (mul, shift) = self.tsc_scale;
         let tsc = cpu::rdtsc();
         let now = self.ns_at(tsc);
-        let Some(d) = self.domains.get(&dom) else { return };
-        let base = d.shared_info_mfn << 12;
-        let version = self.mem.read_u64(base + VCPU_TIME).unwrap_or(0) as u32;
-        let (odd, even) = (version | 1, (version | 1).wrapping_add(1));
-        let mut time = [0u8; 24];
-        time[0..8].copy_from_slice(&tsc.to_le_bytes());
-        time[8..16].copy_from_slice(&now.to_le_bytes());
-        time[16..20].copy_from_slice(&mul.to_le_bytes());
-        time[20] = shift as u8;
-        time[21] = 1; // XEN_PVCLOCK_TSC_STABLE_BIT: one CPU, one TSC
-        self.mem.write_bytes(base + VCPU_TIME, &odd.to_le_bytes()); // odd: update in progress
-        self.mem.write_bytes(base + VCPU_TIME + 8, &time);
-        self.mem.write_bytes(base + VCPU_TIME, &even.to_le_bytes()); // even: consistent
-        let mut wc = [0u8; 16];
-        wc[0..4].copy_from_slice(&2u32.to_le_bytes());
-        wc[4..8].copy_from_slice(&(self.wallclock_at_boot as u32).to_le_bytes());
-        wc[12..16].copy_from_slice(&((self.wallclock_at_boot >> 32) as u32).to_le_bytes());
-        self.mem.write_bytes(base + WC_VERSION, &wc);
+        let wallclock = self.wallclock_at_boot;
+        // Through the page's fields, not byte copies: this runs on every context switch.
+        let Some(si) = self.event_host.shared_info(dom) else { return };
+        let time = &mut si.vcpu_info[0].time;
+        let odd = time.version | 1;
+        // Odd: update in progress. The guest cannot run until we return, but the stores keep
+        // the seqlock order anyway.
+        time.version = odd;
+        compiler_fence(Ordering::Release);
+        time.tsc_timestamp = tsc;
+        time.system_time = now;
+        time.tsc_to_system_mul = mul;
+        time.tsc_shift = shift;
+        time.flags = 1; // XEN_PVCLOCK_TSC_STABLE_BIT: one CPU, one TSC
+        time.pad1 = [0; 2];
+        compiler_fence(Ordering::Release);
+        time.version = odd.wrapping_add(1); // even: consistent
+        si.wc_version = 2;
+        si.wc_sec = wallclock as u32;
+        si.wc_nsec = 0;
+        si.wc_sec_hi = (wallclock >> 32) as u32;
     }
 
     /// Raises VIRQ_TIMER in every domain whose one-shot or periodic timer expired.
@@ -450,23 +485,37 @@ impl Machine {
     /// Wakes every kicked domain that was blocked; returns whether the scheduler wants the
     /// CPU reassigned.
     pub fn process_kicks(&mut self) -> bool {
-        let check_pollers = self.pollers != 0 && core::mem::take(&mut self.event_host.raised);
+        let check_pollers = self.pollers != 0 && self.event_host.any_raised();
         if self.event_host.kicked.is_empty() && !check_pollers {
             return false; // the common case on every hypervisor exit
         }
         // Xen's pollers check: a port a blocked poller waits on became pending, even if it
-        // raised no upcall (masked vCPU, or its selector bit was already set).
+        // raised no upcall (masked vCPU, or its selector bit was already set). With nobody
+        // polling, raised ports matter to no one (a poll that starts later checks its ports
+        // itself): they are forgotten either way.
         if check_pollers {
-            for d in self.domains.values() {
-                if d.blocked
-                    && !d.poll_ports.is_empty()
-                    && self.any_pending(d.shared_info_mfn, &d.poll_ports)
-                    && !self.event_host.kicked.contains(&d.id)
-                {
-                    self.event_host.kicked.push(d.id);
+            let host = &mut self.event_host;
+            if host.raised_overflow {
+                for d in self.domains.values() {
+                    if d.blocked
+                        && !d.poll_ports.is_empty()
+                        && any_pending(&self.mem, d.shared_info_mfn, &d.poll_ports)
+                        && !host.kicked.contains(&d.id)
+                    {
+                        host.kicked.push(d.id);
+                    }
+                }
+            } else {
+                for &(dom, port) in &host.raised {
+                    if self.domains.get(&dom).is_some_and(|d| d.blocked && d.poll_ports.contains(&port))
+                        && !host.kicked.contains(&dom)
+                    {
+                        host.kicked.push(dom);
+                    }
                 }
             }
         }
+        self.event_host.forget_raised();
         let mut resched = false;
         // Taken and given back with its capacity: no heap traffic on every wake-up.
         let mut kicked = core::mem::take(&mut self.event_host.kicked);
@@ -491,14 +540,6 @@ impl Machine {
         resched
     }
 
-    fn any_pending(&self, shared_info_mfn: u64, ports: &[u32]) -> bool {
-        let base = (shared_info_mfn << 12) + offset_of!(SharedInfo, evtchn_pending) as u64;
-        ports.iter().any(|&p| {
-            let word = self.mem.read_u64(base + (p as u64 / 64) * 8).unwrap_or(0);
-            p < 4096 && word & (1 << (p % 64)) != 0
-        })
-    }
-
     /// Switches the CPU to `next`: saves the current domain's registers (if it still lives)
     /// and loads `next`'s. Staying on the same domain changes nothing.
     pub fn switch_to(&mut self, frame: &mut TrapFrame, next: u16) {
@@ -506,7 +547,7 @@ impl Machine {
             return;
         }
         if let Some(cur) = self.domains.get_mut(&self.current) {
-            cur.saved = frame.clone();
+            cur.saved.copy_from(frame);
             fpu::save(&mut cur.fpu);
         }
         self.current = next;
@@ -517,7 +558,7 @@ impl Machine {
     /// segment bases, and refreshes its time.
     pub fn load_context(&mut self, frame: &mut TrapFrame) {
         let d = self.cur();
-        *frame = d.saved.clone();
+        frame.copy_from(&d.saved);
         guest_entry::load_page_tables(d.vcpu.current_l4());
         cpu::load_segment_bases(&d.vcpu);
         fpu::restore(&d.fpu);

@@ -69,6 +69,53 @@ pub fn copy_from_guest(mem: &impl MachineAccess, l4: u64, va: u64, out: &mut [u8
     Ok(())
 }
 
+/// The frame behind the guest page the last read walk resolved, so that another read of that
+/// page skips the walk: `SCHEDOP_poll` reads its structure and then its port list, both
+/// usually on the caller's stack page, and sits on every event-channel wait. A memo is only
+/// as good as the page tables it was read from: its owner forgets it whenever they, or the
+/// root in use, may have changed (the hypervisor changes them only on the guest's request,
+/// so: at every hypercall entry, and whenever a hypercall reaches the MMU or grant tables).
+#[derive(Debug, Default)]
+pub struct ReadMemo(core::cell::Cell<Option<MemoEntry>>);
+
+#[derive(Clone, Copy, Debug)]
+struct MemoEntry {
+    l4: u64,
+    page: u64,
+    frame_maddr: u64,
+}
+
+impl ReadMemo {
+    /// Drops the remembered translation.
+    pub fn forget(&self) {
+        self.0.set(None);
+    }
+
+    /// [`copy_from_guest`], with one walk for any number of reads within one remembered page.
+    /// A read that crosses a page boundary walks as usual and is not remembered.
+    pub fn copy_from_guest(&self, mem: &impl MachineAccess, l4: u64, va: u64, out: &mut [u8]) -> Result<(), Fault> {
+        let offset = va & 0xfff;
+        if out.is_empty() || offset as usize + out.len() > 4096 {
+            return copy_from_guest(mem, l4, va, out);
+        }
+        let page = va >> 12;
+        let frame_maddr = match self.0.get() {
+            Some(e) if e.l4 == l4 && e.page == page => e.frame_maddr,
+            _ => {
+                // A failed walk leaves the memo as it was: faults are never remembered.
+                let frame_maddr = translate(mem, l4, va, false)? & !0xfff;
+                self.0.set(Some(MemoEntry { l4, page, frame_maddr }));
+                frame_maddr
+            }
+        };
+        if mem.read_bytes(frame_maddr | offset, out) {
+            Ok(())
+        } else {
+            Err(Fault { va })
+        }
+    }
+}
+
 /// Copies `bytes` into guest memory at `va`. Every page is checked before any is written, so
 /// a fault leaves guest memory unchanged.
 pub fn copy_to_guest(mem: &mut impl MachineAccess, l4: u64, va: u64, bytes: &[u8]) -> Result<(), Fault> {
@@ -202,7 +249,7 @@ impl GuestSpan {
 mod tests {
     use super::*;
 
-    use crate::guest_access_testing::{tree, FrameMap as Frames, U};
+    use crate::guest_access_testing::{tree, FrameMap as Frames, L4, U};
 
     /// VA 0x400000.. maps mfn 10 (rw), 11 (ro), 12 (no user); each frame is filled with its mfn.
     fn setup() -> Frames {
@@ -268,6 +315,43 @@ mod tests {
         m.set(3, 3, 0x4000_0000 | U | pte::PSE);
         let mut b = [0u8; 1];
         assert!(copy_from_guest(&m, 1 << 12, 0x600000, &mut b).is_err());
+    }
+
+    #[test]
+    fn memo_reads_as_a_walk_does_and_walks_once_per_page() {
+        let mut m = setup();
+        let memo = ReadMemo::default();
+        let mut a = [0u8; 4];
+        memo.copy_from_guest(&m, L4, 0x400010, &mut a).unwrap();
+        assert_eq!(a, [10; 4]);
+        // Remap the page behind the memo's back: a memoized read does not walk again...
+        m.map_leaf(0, 13, U, 13);
+        memo.copy_from_guest(&m, L4, 0x400ff8, &mut a).unwrap();
+        assert_eq!(a, [10; 4], "same page: the remembered frame");
+        // ...until the owner forgets it, as it must when the tables change.
+        memo.forget();
+        memo.copy_from_guest(&m, L4, 0x400ff8, &mut a).unwrap();
+        assert_eq!(a, [13; 4]);
+        // Another page, and another root, walk.
+        memo.copy_from_guest(&m, L4, 0x401000, &mut a).unwrap();
+        assert_eq!(a, [11; 4]);
+        assert_eq!(memo.copy_from_guest(&m, 5 << 12, 0x401000, &mut a), Err(Fault { va: 0x401000 }));
+    }
+
+    #[test]
+    fn memo_never_remembers_a_fault_and_crossing_reads_check_both_pages() {
+        let m = setup();
+        let memo = ReadMemo::default();
+        let mut b = [0u8; 8];
+        assert_eq!(memo.copy_from_guest(&m, L4, 0x402000, &mut b), Err(Fault { va: 0x402000 }), "supervisor");
+        assert_eq!(memo.copy_from_guest(&m, L4, 0x402008, &mut b), Err(Fault { va: 0x402008 }));
+        memo.copy_from_guest(&m, L4, 0x400ffc, &mut b).unwrap();
+        assert_eq!(b, [10, 10, 10, 10, 11, 11, 11, 11]);
+        assert_eq!(memo.copy_from_guest(&m, L4, 0x401ffc, &mut b), Err(Fault { va: 0x402000 }));
+        for va in [0xffff_8000_0000_0000, 0x0000_8000_0000_0000, u64::MAX - 1] {
+            assert!(memo.copy_from_guest(&m, L4, va, &mut b[..1]).is_err(), "{va:#x}");
+        }
+        assert!(memo.copy_from_guest(&m, L4, 0x400000, &mut []).is_ok(), "an empty read");
     }
 
     /// `setup()` plus VA 0x403000 -> mfn 13 and 0x404000 -> mfn 14 (both rw), and

@@ -112,7 +112,7 @@ impl Machine {
     /// these checks.
     #[inline(always)]
     fn leave_to_guest(&mut self, frame: &mut TrapFrame, resched: bool) {
-        if !resched && self.event_host.kicked.is_empty() && (self.pollers == 0 || !self.event_host.raised) {
+        if !resched && self.event_host.kicked.is_empty() && (self.pollers == 0 || !self.event_host.any_raised()) {
             if let Some(d) = self.domains.get(&self.current) {
                 if !d.blocked && !self.upcall_due(d.vcpu.event_callback, d.shared_info_mfn) {
                     return;
@@ -133,7 +133,7 @@ impl Machine {
     #[inline(never)]
     fn leave_to_guest_slow(&mut self, frame: &mut TrapFrame, mut resched: bool) {
         // Only when something was kicked, or a port fired while a poller waits.
-        if !self.event_host.kicked.is_empty() || (self.pollers != 0 && self.event_host.raised) {
+        if !self.event_host.kicked.is_empty() || (self.pollers != 0 && self.event_host.any_raised()) {
             resched |= self.process_kicks();
         }
         if resched || self.domains.get(&self.current).is_none_or(|d| d.blocked) {
@@ -283,6 +283,9 @@ impl Machine {
             return self.on_iret(frame);
         }
         let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
+        // Translations are remembered within one hypercall only: the guest's tables may have
+        // changed since the last (another vCPU context, an emulated write, a switch).
+        self.read_memo.forget();
         let outcome = hypercalls::dispatch(self, frame.rax, args);
         self.apply_paging_effects();
         if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {

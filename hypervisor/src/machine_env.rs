@@ -16,7 +16,7 @@ use hypervisor::vcpu::{GuestMemory, VcpuState};
 impl Env for Machine {
     fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
         let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
-        guest_access::copy_from_guest(&self.mem, l4, va, out).map_err(|_| Errno::EFAULT)
+        self.read_memo.copy_from_guest(&self.mem, l4, va, out).map_err(|_| Errno::EFAULT)
     }
 
     fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
@@ -83,6 +83,8 @@ impl Env for Machine {
     }
 
     fn vcpu(&mut self) -> &mut VcpuState {
+        // Whoever changes the vCPU may change its page-table root.
+        self.read_memo.forget();
         &mut self.cur().vcpu
     }
 
@@ -95,6 +97,8 @@ impl Env for Machine {
     }
 
     fn mmu(&mut self) -> Option<MmuAccess<'_>> {
+        // Page tables may change from here on: no remembered translation survives.
+        self.read_memo.forget();
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(hypervisor::mm::Mmu::new(
@@ -107,6 +111,8 @@ impl Env for Machine {
     }
 
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
+        // Grant mappings change page tables: as for `mmu`.
+        self.read_memo.forget();
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(GrantAccess {
@@ -124,6 +130,8 @@ impl Env for Machine {
     }
 
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
+        // Destroying a domain releases page tables: as for `mmu`.
+        self.read_memo.forget();
         Some(self)
     }
 

@@ -141,6 +141,9 @@ pub struct Scheduler {
     timeslice_ns: u64,
     vcpus: Vec<Vcpu>,
     current: Option<DomId>,
+    /// Index of `current` in `vcpus`, kept with it: charging, ticks and picks all start from
+    /// the running vCPU, and this runs on every switch.
+    current_index: Option<usize>,
     slice_end_ns: u64,
     /// Time up to which CPU time has been charged; `None` before the first call.
     charged_until_ns: Option<u64>,
@@ -164,6 +167,7 @@ impl Scheduler {
             timeslice_ns: timeslice_ns.max(1),
             vcpus: Vec::new(),
             current: None,
+            current_index: None,
             slice_end_ns: 0,
             charged_until_ns: None,
             next_accounting_ns: None,
@@ -220,6 +224,8 @@ impl Scheduler {
         if self.current == Some(domid) {
             self.current = None;
         }
+        // Later vCPUs moved down by one.
+        self.current_index = self.current.and_then(|d| self.index(d));
         true
     }
 
@@ -314,6 +320,7 @@ impl Scheduler {
         }
         let chosen = self.best_runnable(passed_over).or_else(|| self.best_runnable(None));
         self.current = chosen.map(|i| self.vcpus[i].domid);
+        self.current_index = chosen;
         self.slice_end_ns = now_ns.saturating_add(self.timeslice_ns);
         self.current
     }
@@ -356,7 +363,7 @@ impl Scheduler {
     }
 
     fn current_index(&self) -> Option<usize> {
-        self.current.and_then(|d| self.index(d))
+        self.current_index
     }
 
     fn current_vcpu(&self) -> Option<&Vcpu> {
@@ -417,10 +424,15 @@ impl Scheduler {
         if total_weight == 0 {
             return;
         }
-        let period = u128::from(self.timeslice_ns);
+        let period = self.timeslice_ns;
         let bound = i64::try_from(self.timeslice_ns).unwrap_or(i64::MAX);
         for vcpu in self.vcpus.iter_mut().filter(|v| v.active) {
-            let share = period * u128::from(vcpu.weight) / u128::from(total_weight);
+            // 64-bit arithmetic whenever it cannot overflow (any slice below 3.2 days at the
+            // heaviest weight): a 128-bit division is a `__udivti3` call per vCPU.
+            let share = match period.checked_mul(u64::from(vcpu.weight)) {
+                Some(p) => u128::from(p / total_weight),
+                None => u128::from(period) * u128::from(vcpu.weight) / u128::from(total_weight),
+            };
             let share = i64::try_from(share).unwrap_or(i64::MAX);
             vcpu.credit_ns = vcpu.credit_ns.saturating_add(share);
             if vcpu.credit_ns > bound {

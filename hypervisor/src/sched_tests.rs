@@ -285,3 +285,48 @@ fn scheduling_is_deterministic() {
     };
     assert_eq!(trace(), trace());
 }
+
+#[test]
+fn removing_a_domain_before_the_running_one_keeps_charging_the_runner() {
+    // The running vCPU's index is remembered: removing an earlier one must not leave it
+    // pointing at the wrong vCPU.
+    let mut s = scheduler_with(&[(1, 256), (2, 256), (3, 256)]);
+    s.pick_next(0);
+    while s.current() != Some(3) {
+        s.block(s.current().unwrap());
+        s.pick_next(0);
+    }
+    assert!(s.remove(1));
+    s.tick(TICK);
+    assert_eq!((cpu(&s, 3), cpu(&s, 2)), (TICK, 0), "the tick is charged to d3");
+    s.yield_now(3);
+    assert_eq!(s.pick_next(2 * TICK), Some(3), "d2 is blocked: d3 again");
+    assert_eq!(cpu(&s, 3), 2 * TICK);
+    assert!(s.info(3).unwrap().running && !s.info(2).unwrap().running);
+    assert!(s.remove(3));
+    assert_eq!(s.current(), None);
+    s.tick(3 * TICK);
+    assert_eq!(s.idle_time_ns(), TICK, "with d3 gone its last moments are idle time");
+}
+
+#[test]
+fn accounting_shares_are_exact_for_huge_slices() {
+    // A slice so long that slice x weight overflows 64 bits takes the 128-bit path; both
+    // paths hand out slice x weight / total weight.
+    for slice in [30_000_000, u64::MAX / 1000] {
+        let mut s = Scheduler::with_timeslice(slice);
+        s.add(1, 1000).unwrap();
+        s.add(2, 3000).unwrap();
+        s.pick_next(0);
+        s.tick(1); // d1 ran 1 ns: active, and the only one
+        s.block(1);
+        s.pick_next(1);
+        s.tick(2); // d2 ran 1 ns: active too
+        s.tick(slice); // first accounting: both active
+        let credit = |d| s.info(d).unwrap().credit_ns;
+        let bound = i64::try_from(slice).unwrap_or(i64::MAX);
+        let share = |w: u128| i64::try_from(u128::from(slice) * w / 4000).unwrap_or(i64::MAX);
+        assert_eq!(credit(1), (-1i64).saturating_add(share(1000)).min(bound), "slice {slice}");
+        assert!(credit(2) <= bound && credit(2) >= -bound, "slice {slice}");
+    }
+}

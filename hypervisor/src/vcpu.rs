@@ -361,6 +361,21 @@ pub fn tsc_scale(tsc_hz: u64) -> (u32, i8) {
     (((1_000_000_000u128 << 32) / tps as u128) as u32, shift)
 }
 
+/// `ticks` of a `tsc_hz` TSC in nanoseconds, rounded down: exactly
+/// `ticks * 10^9 / tsc_hz` truncated to 64 bits, computed with two 64-bit divisions instead of
+/// a 128-bit one (a `__udivti3` call), because system time is read on every context switch.
+/// With `ticks = q * hz + r`, the quotient is `q * 10^9 + r * 10^9 / hz`, and `r * 10^9`
+/// fits in 64 bits for any TSC below 18 GHz; faster ones take the 128-bit path.
+pub fn tsc_ticks_to_ns(ticks: u64, tsc_hz: u64) -> u64 {
+    const NS: u64 = 1_000_000_000;
+    let hz = tsc_hz.max(1);
+    if hz > u64::MAX / NS {
+        return (u128::from(ticks) * u128::from(NS) / u128::from(hz)) as u64;
+    }
+    // Wrapping: the 128-bit quotient is truncated to 64 bits too, and both are exact mod 2^64.
+    (ticks / hz).wrapping_mul(NS).wrapping_add(ticks % hz * NS / hz)
+}
+
 #[cfg(test)]
 #[path = "vcpu_tests.rs"]
 mod tests;

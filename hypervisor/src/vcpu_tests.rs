@@ -250,3 +250,15 @@ fn iret_accepts_a_bounce_frame_handed_back_unchanged() {
     assert_eq!((f.rip, f.cs, f.rsp), (0x10_3000, 0xe033, 0x1f_f800));
     assert!(v.kernel_mode);
 }
+
+#[test]
+fn tsc_ticks_to_ns_matches_the_128_bit_quotient() {
+    let exact = |t: u64, hz: u64| (u128::from(t) * 1_000_000_000 / u128::from(hz.max(1))) as u64;
+    let ticks = [0, 1, 999, 2_999_999_999, 3_000_000_000, 123_456_789_012_345, u64::MAX / 3, u64::MAX - 1, u64::MAX];
+    let rates = [0, 1, 7, 1_000_000_000, 2_400_000_000, 3_000_000_007, 18_446_744_073, 18_446_744_074, u64::MAX];
+    for &t in &ticks {
+        for &hz in &rates {
+            assert_eq!(tsc_ticks_to_ns(t, hz), exact(t, hz), "ticks {t} at {hz} Hz");
+        }
+    }
+}

@@ -54,7 +54,6 @@
 #[cfg(test)]
 pub(crate) mod tests;
 
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::{
@@ -213,16 +212,60 @@ pub fn virq_is_global(virq: u32) -> bool {
     !matches!(virq, VIRQ_TIMER | VIRQ_DEBUG | VIRQ_XENOPROF | VIRQ_XENPMU)
 }
 
+/// Port tables by domain id, in a slot per id: domain ids are small and dense (dom0, then
+/// domUs from 1), and every send looks up two tables, which a tree walk made costly.
+#[derive(Default)]
+struct PortTables {
+    slots: Vec<Option<DomainPorts>>,
+}
+
+impl PortTables {
+    fn get(&self, dom: &DomId) -> Option<&DomainPorts> {
+        self.slots.get(*dom as usize)?.as_ref()
+    }
+
+    fn get_mut(&mut self, dom: &DomId) -> Option<&mut DomainPorts> {
+        self.slots.get_mut(*dom as usize)?.as_mut()
+    }
+
+    fn contains_key(&self, dom: &DomId) -> bool {
+        self.get(dom).is_some()
+    }
+
+    /// Stores `dom`'s table, replacing any; `-ENOMEM` if the slots cannot grow to `dom`.
+    fn insert(&mut self, dom: DomId, table: DomainPorts) -> Result<(), Errno> {
+        let i = dom as usize;
+        if self.slots.len() <= i {
+            self.slots.try_reserve(i + 1 - self.slots.len()).map_err(|_| Errno::ENOMEM)?;
+            self.slots.resize_with(i + 1, || None);
+        }
+        self.slots[i] = Some(table);
+        Ok(())
+    }
+
+    /// Live tables in id order (for the tests' invariant checks).
+    #[cfg(test)]
+    fn iter(&self) -> impl Iterator<Item = (DomId, &DomainPorts)> {
+        self.slots.iter().enumerate().filter_map(|(i, t)| Some((i as DomId, t.as_ref()?)))
+    }
+
+    fn remove(&mut self, dom: &DomId) {
+        if let Some(slot) = self.slots.get_mut(*dom as usize) {
+            *slot = None;
+        }
+    }
+}
+
 /// Every domain's event channels.
 #[derive(Default)]
 pub struct EventChannels {
-    domains: BTreeMap<DomId, DomainPorts>,
+    domains: PortTables,
 }
 
 impl EventChannels {
     /// No domains yet.
     pub const fn new() -> Self {
-        Self { domains: BTreeMap::new() }
+        Self { domains: PortTables { slots: Vec::new() } }
     }
 
     /// Creates `dom`'s table (Xen's `evtchn_init`): one bucket, port 0 reserved. Replaces any
@@ -239,8 +282,7 @@ impl EventChannels {
         let mut virqs = Vec::new();
         virqs.try_reserve_exact(config.nr_vcpus as usize).map_err(|_| Errno::ENOMEM)?;
         virqs.resize(config.nr_vcpus as usize, [0; NR_VIRQS as usize]);
-        self.domains.insert(dom, DomainPorts { config, ports, virqs });
-        Ok(())
+        self.domains.insert(dom, DomainPorts { config, ports, virqs })
     }
 
     /// Whether `dom` has a table.

@@ -457,14 +457,14 @@ fn ops_from_an_unknown_caller_are_esrch() {
 /// The table's structural invariants: port 0 reserved, interdomain ends mirror each other,
 /// VIRQ maps and VIRQ ports agree one-to-one, notified vCPUs exist.
 fn check_invariants(ev: &EventChannels) {
-    for (&d, t) in &ev.domains {
+    for (d, t) in ev.domains.iter() {
         assert_eq!(t.ports[0].state, PortState::Reserved);
         assert!(t.ports.len() as u32 <= MAX_PORTS && t.ports.len() % BUCKET as usize == 0);
         for (p, c) in t.ports.iter().enumerate() {
             assert!(c.vcpu < t.config.nr_vcpus, "dom {d} port {p}");
             match c.state {
                 PortState::Interdomain { remote, remote_port } => {
-                    let peer = ev.domains[&remote].ports[remote_port as usize].state;
+                    let peer = ev.domains.get(&remote).unwrap().ports[remote_port as usize].state;
                     assert_eq!(peer, PortState::Interdomain { remote: d, remote_port: p as u32 });
                 }
                 PortState::Virq(virq) => {
@@ -529,4 +529,29 @@ fn random_op_sequences_keep_the_invariants() {
             check_invariants(&ev);
         }
     }
+}
+
+#[test]
+fn tables_live_in_slots_by_id_sparse_ids_included() {
+    // Tables sit in a slot per domain id: ids with gaps between them, the largest legal id,
+    // lookups past the last slot and removal all behave as with a map.
+    let mut ev = EventChannels::new();
+    let top = DOMID_FIRST_RESERVED - 1;
+    for d in [3, 1, top] {
+        ev.add_domain(d, DomainConfig::new(1, false)).unwrap();
+    }
+    assert!(ev.has_domain(1) && ev.has_domain(3) && ev.has_domain(top));
+    assert!(!ev.has_domain(0) && !ev.has_domain(2) && !ev.has_domain(top - 1));
+    assert_eq!(ev.send(&mut Host::default(), DOMID_FIRST_RESERVED, 1), Err(Errno::ESRCH));
+    let mut h = Host::default();
+    let p = ev.alloc_unbound(3, DOMID_SELF, top).unwrap();
+    let q = ev.bind_interdomain(&mut h, top, 3, p).unwrap();
+    assert_eq!(ev.port_state(top, q), Some(PortState::Interdomain { remote: 3, remote_port: p }));
+    ev.domain_destroyed(&mut h, top);
+    assert!(!ev.has_domain(top));
+    assert_eq!(ev.port_state(3, p), Some(PortState::Unbound { remote: top }), "the peer end survives");
+    ev.domain_destroyed(&mut h, top); // a second time: nothing left to do
+    ev.add_domain(top, DomainConfig::new(1, false)).unwrap();
+    assert_eq!(ev.port_state(top, q), Some(PortState::Free), "a re-added domain starts afresh");
+    check_invariants(&ev);
 }
