@@ -547,7 +547,7 @@ impl Machine {
             return;
         }
         if let Some(cur) = self.domains.get_mut(&self.current) {
-            cur.saved.copy_from(frame);
+            cur.saved = frame.clone();
             fpu::save(&mut cur.fpu);
         }
         self.current = next;
@@ -558,7 +558,7 @@ impl Machine {
     /// segment bases, and refreshes its time.
     pub fn load_context(&mut self, frame: &mut TrapFrame) {
         let d = self.cur();
-        frame.copy_from(&d.saved);
+        *frame = d.saved.clone();
         guest_entry::load_page_tables(d.vcpu.current_l4());
         cpu::load_segment_bases(&d.vcpu);
         fpu::restore(&d.fpu);
