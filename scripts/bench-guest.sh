@@ -11,12 +11,12 @@
 #
 # Usage: scripts/bench-guest.sh [iterations]        (default 10000)
 # Env:   GUEST=<guest ELF>  OURS=<hypervisor ELF>  XEN=<gunzipped xen-4.17>  TIMEOUT=<s>
-#        RUNS=<boots of each side> (default 3)
+#        RUNS=<boots of each side> (default 5)
 # Exit:  0 if both sides produced figures, 1 otherwise.
 set -u
 cd "$(dirname "$0")/.."
 N="${1:-10000}"
-RUNS="${RUNS:-3}"
+RUNS="${RUNS:-5}"
 TIMEOUT="${TIMEOUT:-180}"
 BUILD=build
 GUEST="${GUEST:-$BUILD/guest-kernel.elf}"
