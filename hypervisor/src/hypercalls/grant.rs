@@ -94,6 +94,13 @@ fn batch(env: &mut dyn Env, a: [u64; 5], size: usize, one: fn(&mut dyn Env, u64)
             return ret(Err(e));
         }
     }
+    done_or_continue(a, this, size)
+}
+
+/// After `this` of the `a[2]` requests of `size` bytes at `a[1]`: 0, or Xen's continuation
+/// with `uop` advanced past them and `count` reduced.
+fn done_or_continue(a: [u64; 5], this: u32, size: usize) -> Outcome {
+    let (uop, count) = (a[1], a[2] as u32);
     if count > this {
         let next = uop.wrapping_add(u64::from(this) * size as u64);
         return Outcome::Continue([a[0], next, u64::from(count - this), a[3], a[4]]);
@@ -161,11 +168,7 @@ fn copy(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         }
         None => return ret(Err(Errno::ENOSYS)),
     }
-    if count > this {
-        let next = uop.wrapping_add(u64::from(this) * COPY_REQUEST_SIZE as u64);
-        return Outcome::Continue([a[0], next, u64::from(count - this), a[3], a[4]]);
-    }
-    Outcome::Return(0)
+    done_or_continue(a, this, COPY_REQUEST_SIZE)
 }
 
 /// `GNTTABOP_setup_table` (count must be 1). The frames go to `frame_list` (a write fault

@@ -30,33 +30,31 @@ const FMASK: u64 = 0x100 | 0x200 | 0x400 | 0x3000 | 0x4000 | 0x40000;
 global_asm!(
     r#"
     .section .text.syscall_entry, "ax"
-    .global syscall_entry
-syscall_entry:
+    /* Builds the trap frame of a SYSCALL (SS, RSP, RFLAGS, CS, RIP, error code 0,
+       SYSCALL_VECTOR) on the ring-0 stack and joins the trap path, which does the same
+       register save, dispatch and exit as for traps. CS tells the two entries apart. */
+    .macro syscall_frame ss, cs
     mov [rip + syscall_saved_rsp], rsp
     mov rsp, [rip + syscall_stack_top]
-    push 0xe02b                     /* ss: FLAT_RING3_SS64 */
+    push \ss                        /* ss */
     push [rip + syscall_saved_rsp]  /* rsp */
     push r11                        /* rflags */
-    push 0xe033                     /* cs: FLAT_RING3_CS64 */
-    push rcx                        /* rip */
-    push 0                          /* error code */
-    push 0x100                      /* SYSCALL_VECTOR */
-    jmp trap_common                 /* the same register save, dispatch and exit as traps */
-
-    /* SYSCALL from compatibility mode (CSTAR): the same frame with CS FLAT_RING3_CS32, so the
-       trap path can tell it apart; RCX holds the zero-extended 32-bit return address. */
-    .global syscall_compat_entry
-syscall_compat_entry:
-    mov [rip + syscall_saved_rsp], rsp
-    mov rsp, [rip + syscall_stack_top]
-    push 0xe02b                     /* ss: FLAT_RING3_SS32 */
-    push [rip + syscall_saved_rsp]  /* rsp */
-    push r11                        /* rflags */
-    push 0xe023                     /* cs: FLAT_RING3_CS32 */
+    push \cs                        /* cs */
     push rcx                        /* rip */
     push 0                          /* error code */
     push 0x100                      /* SYSCALL_VECTOR */
     jmp trap_common
+    .endm
+
+    .global syscall_entry
+syscall_entry:
+    syscall_frame 0xe02b, 0xe033    /* FLAT_RING3_SS64, FLAT_RING3_CS64 */
+
+    /* SYSCALL from compatibility mode (CSTAR): CS FLAT_RING3_CS32; RCX holds the
+       zero-extended 32-bit return address. */
+    .global syscall_compat_entry
+syscall_compat_entry:
+    syscall_frame 0xe02b, 0xe023    /* FLAT_RING3_SS32, FLAT_RING3_CS32 */
 
     .section .data.syscall_entry, "aw"
     .balign 8
