@@ -18,7 +18,7 @@ use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
 use hypervisor::emulate::{DomainPolicy, PrivState};
 use hypervisor::evtchn::{self, EventChannels, EvtchnHost};
 use hypervisor::grant::{FramePool, GrantConfig, GrantTables};
-use hypervisor::guest_access::{MachineAccess, ReadMemo};
+use hypervisor::guest_access::MachineAccess;
 use hypervisor::mm::{DomainRights, FrameTable, Mmu, ReleaseCursor, ReleaseProgress};
 use hypervisor::sched::Scheduler;
 use hypervisor::vcpu::{self, VcpuState};
@@ -75,6 +75,9 @@ pub struct Domain {
     pub poll_deadline: Option<u64>,
     /// While blocked in `SCHEDOP_poll`: wake when one of these ports is pending.
     pub poll_ports: Vec<u32>,
+    /// Blocked in `SCHEDOP_poll` and counted in [`Machine::pollers`]: the count is given
+    /// back exactly once, whatever the port list held (it may be empty).
+    pub counted_poller: bool,
     /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
     pub paused: bool,
     /// The guest's FPU/SSE registers while it is not running.
@@ -233,8 +236,13 @@ pub struct Machine {
     pub current: u16,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
-    /// The current domain's last read translation, within one hypercall (see `ReadMemo`).
-    pub read_memo: ReadMemo,
+    /// Whether guest copies may go through the guest's own tables in CR3 (`guest_copy`):
+    /// set at each hypercall entry, cleared as soon as the hypercall reaches the MMU, the
+    /// grant tables, the vCPU or domain control. Those change page tables with the TLB flush
+    /// deferred to the end of the hypercall, so the CPU may hold stale translations (a
+    /// writable one to a frame just validated as a page table, say) until then; the software
+    /// walk reads the tables as they are.
+    pub guest_tables_trusted: core::cell::Cell<bool>,
     /// The PV MMU's per-frame state.
     pub frames: FrameTable,
     /// Event channels of every domain.
@@ -299,9 +307,9 @@ impl Machine {
             domains: DomainTable::default(),
             pollers: 0,
             current: 0,
+            guest_tables_trusted: core::cell::Cell::new(false),
             frames,
             mem,
-            read_memo: ReadMemo::default(),
             events: EventChannels::default(),
             event_host: EventHost::default(),
             sched: Scheduler::new(1_000_000_000 / crate::TICK_HZ),
@@ -382,6 +390,7 @@ impl Machine {
             blocked: false,
             poll_deadline: None,
             poll_ports: Vec::new(),
+            counted_poller: false,
             paused: false,
             fpu: alloc::boxed::Box::new(FpuState::initial()),
             saved: TrapFrame::default(),
@@ -524,8 +533,8 @@ impl Machine {
                 if d.blocked {
                     d.blocked = false;
                     d.poll_deadline = None;
-                    if !d.poll_ports.is_empty() {
-                        d.poll_ports.clear();
+                    d.poll_ports.clear();
+                    if core::mem::take(&mut d.counted_poller) {
                         self.pollers = self.pollers.saturating_sub(1);
                     }
                     if !d.paused {
@@ -592,7 +601,7 @@ impl Machine {
     /// allocator. dom0 must not be torn down this way: its death ends the machine.
     pub fn destroy_domain(&mut self, id: u16) {
         let Some(mut d) = self.domains.remove(&id) else { return };
-        if d.blocked && !d.poll_ports.is_empty() {
+        if d.counted_poller {
             self.pollers = self.pollers.saturating_sub(1);
         }
         self.sched.remove(id);

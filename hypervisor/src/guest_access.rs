@@ -1,10 +1,12 @@
 //! Fault-safe access to guest virtual memory: a software walk of the guest's page tables.
 //!
-//! Hypercall arguments are guest virtual addresses. Instead of touching them from ring 0 and
-//! recovering from a fault (Xen's exception-fixup tables), the hypervisor walks the guest's
-//! tables itself with the rights of guest code (user bit, and write bit for writes) and then
-//! reaches the frame through its own direct map. A bad pointer can therefore never fault the
-//! hypervisor: it yields `Err(Fault)`, which becomes `-EFAULT`.
+//! Hypercall arguments are guest virtual addresses. The walk checks them with the rights of
+//! guest code (user bit, and write bit for writes) and reaches the frame through the
+//! hypervisor's direct map, so a bad pointer yields `Err(Fault)` (`-EFAULT`) without any
+//! fault. It works for any address space. When the running guest's tables are the ones in
+//! CR3, the kernel instead copies through them with a fault fix-up
+//! (`arch::x86_64::guest_copy`, Xen's exception-table route), for ranges that
+//! [`guest_range_ok`] accepts; this module holds the generic half of that decision.
 
 use crate::domain_layout::{pte, MachineMemory};
 use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
@@ -24,6 +26,20 @@ pub trait MachineAccess {
 pub struct Fault {
     /// The first inaccessible address.
     pub va: u64,
+}
+
+/// Whether `[va, va + len)` lies wholly in the guest's part of the address space: below the
+/// non-canonical hole, or above the hypervisor's range (which starts the upper half). Only
+/// such a range may be touched through the guest's own page tables from ring 0.
+pub fn guest_range_ok(va: u64, len: usize) -> bool {
+    const LOWER_HALF_END: u64 = 1 << 47;
+    if len == 0 {
+        return true;
+    }
+    match va.checked_add(len as u64 - 1) {
+        Some(last) => last < LOWER_HALF_END || va >= HYPERVISOR_VIRT_END,
+        None => false,
+    }
 }
 
 fn is_canonical(va: u64) -> bool {
@@ -67,53 +83,6 @@ pub fn copy_from_guest(mem: &impl MachineAccess, l4: u64, va: u64, out: &mut [u8
         done += chunk;
     }
     Ok(())
-}
-
-/// The frame behind the guest page the last read walk resolved, so that another read of that
-/// page skips the walk: `SCHEDOP_poll` reads its structure and then its port list, both
-/// usually on the caller's stack page, and sits on every event-channel wait. A memo is only
-/// as good as the page tables it was read from: its owner forgets it whenever they, or the
-/// root in use, may have changed (the hypervisor changes them only on the guest's request,
-/// so: at every hypercall entry, and whenever a hypercall reaches the MMU or grant tables).
-#[derive(Debug, Default)]
-pub struct ReadMemo(core::cell::Cell<Option<MemoEntry>>);
-
-#[derive(Clone, Copy, Debug)]
-struct MemoEntry {
-    l4: u64,
-    page: u64,
-    frame_maddr: u64,
-}
-
-impl ReadMemo {
-    /// Drops the remembered translation.
-    pub fn forget(&self) {
-        self.0.set(None);
-    }
-
-    /// [`copy_from_guest`], with one walk for any number of reads within one remembered page.
-    /// A read that crosses a page boundary walks as usual and is not remembered.
-    pub fn copy_from_guest(&self, mem: &impl MachineAccess, l4: u64, va: u64, out: &mut [u8]) -> Result<(), Fault> {
-        let offset = va & 0xfff;
-        if out.is_empty() || offset as usize + out.len() > 4096 {
-            return copy_from_guest(mem, l4, va, out);
-        }
-        let page = va >> 12;
-        let frame_maddr = match self.0.get() {
-            Some(e) if e.l4 == l4 && e.page == page => e.frame_maddr,
-            _ => {
-                // A failed walk leaves the memo as it was: faults are never remembered.
-                let frame_maddr = translate(mem, l4, va, false)? & !0xfff;
-                self.0.set(Some(MemoEntry { l4, page, frame_maddr }));
-                frame_maddr
-            }
-        };
-        if mem.read_bytes(frame_maddr | offset, out) {
-            Ok(())
-        } else {
-            Err(Fault { va })
-        }
-    }
 }
 
 /// Copies `bytes` into guest memory at `va`. Every page is checked before any is written, so
@@ -257,6 +226,21 @@ mod tests {
     }
 
     #[test]
+    fn guest_range_excludes_the_hole_and_the_hypervisor() {
+        assert!(guest_range_ok(0, 0) && guest_range_ok(u64::MAX, 0), "empty ranges touch nothing");
+        assert!(guest_range_ok(0, 4096));
+        assert!(guest_range_ok((1 << 47) - 8, 8), "ends at the last lower-half byte");
+        assert!(!guest_range_ok((1 << 47) - 8, 9), "runs into the non-canonical hole");
+        assert!(!guest_range_ok(1 << 47, 1));
+        assert!(!guest_range_ok(HYPERVISOR_VIRT_START, 8));
+        assert!(!guest_range_ok(HYPERVISOR_VIRT_END - 8, 16), "starts in the hypervisor's range");
+        assert!(guest_range_ok(HYPERVISOR_VIRT_END, 4096));
+        assert!(guest_range_ok(u64::MAX - 7, 8), "ends at the top of the address space");
+        assert!(!guest_range_ok(u64::MAX - 7, 9), "wraps to address 0");
+        assert!(!guest_range_ok(0x1000, usize::MAX), "wraps");
+    }
+
+    #[test]
     fn reads_across_pages_and_respects_rights() {
         let mut m = setup();
         let mut buf = [0u8; 8];
@@ -318,40 +302,18 @@ mod tests {
     }
 
     #[test]
-    fn memo_reads_as_a_walk_does_and_walks_once_per_page() {
-        let mut m = setup();
-        let memo = ReadMemo::default();
-        let mut a = [0u8; 4];
-        memo.copy_from_guest(&m, L4, 0x400010, &mut a).unwrap();
-        assert_eq!(a, [10; 4]);
-        // Remap the page behind the memo's back: a memoized read does not walk again...
-        m.map_leaf(0, 13, U, 13);
-        memo.copy_from_guest(&m, L4, 0x400ff8, &mut a).unwrap();
-        assert_eq!(a, [10; 4], "same page: the remembered frame");
-        // ...until the owner forgets it, as it must when the tables change.
-        memo.forget();
-        memo.copy_from_guest(&m, L4, 0x400ff8, &mut a).unwrap();
-        assert_eq!(a, [13; 4]);
-        // Another page, and another root, walk.
-        memo.copy_from_guest(&m, L4, 0x401000, &mut a).unwrap();
-        assert_eq!(a, [11; 4]);
-        assert_eq!(memo.copy_from_guest(&m, 5 << 12, 0x401000, &mut a), Err(Fault { va: 0x401000 }));
-    }
-
-    #[test]
-    fn memo_never_remembers_a_fault_and_crossing_reads_check_both_pages() {
+    fn faults_name_the_first_bad_address_and_crossing_reads_check_both_pages() {
         let m = setup();
-        let memo = ReadMemo::default();
         let mut b = [0u8; 8];
-        assert_eq!(memo.copy_from_guest(&m, L4, 0x402000, &mut b), Err(Fault { va: 0x402000 }), "supervisor");
-        assert_eq!(memo.copy_from_guest(&m, L4, 0x402008, &mut b), Err(Fault { va: 0x402008 }));
-        memo.copy_from_guest(&m, L4, 0x400ffc, &mut b).unwrap();
+        assert_eq!(copy_from_guest(&m, L4, 0x402000, &mut b), Err(Fault { va: 0x402000 }), "supervisor");
+        assert_eq!(copy_from_guest(&m, L4, 0x402008, &mut b), Err(Fault { va: 0x402008 }));
+        copy_from_guest(&m, L4, 0x400ffc, &mut b).unwrap();
         assert_eq!(b, [10, 10, 10, 10, 11, 11, 11, 11]);
-        assert_eq!(memo.copy_from_guest(&m, L4, 0x401ffc, &mut b), Err(Fault { va: 0x402000 }));
+        assert_eq!(copy_from_guest(&m, L4, 0x401ffc, &mut b), Err(Fault { va: 0x402000 }));
         for va in [0xffff_8000_0000_0000, 0x0000_8000_0000_0000, u64::MAX - 1] {
-            assert!(memo.copy_from_guest(&m, L4, va, &mut b[..1]).is_err(), "{va:#x}");
+            assert!(copy_from_guest(&m, L4, va, &mut b[..1]).is_err(), "{va:#x}");
         }
-        assert!(memo.copy_from_guest(&m, L4, 0x400000, &mut []).is_ok(), "an empty read");
+        assert!(copy_from_guest(&m, L4, 0x400000, &mut []).is_ok(), "an empty read");
     }
 
     /// `setup()` plus VA 0x403000 -> mfn 13 and 0x404000 -> mfn 14 (both rw), and

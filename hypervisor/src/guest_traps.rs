@@ -283,10 +283,11 @@ impl Machine {
             return self.on_iret(frame);
         }
         let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
-        // Translations are remembered within one hypercall only: the guest's tables may have
-        // changed since the last (another vCPU context, an emulated write, a switch).
-        self.read_memo.forget();
+        // Every flush an earlier hypercall asked for has been applied: the TLB agrees with
+        // the guest's tables until this one changes them (see `guest_tables_trusted`).
+        self.guest_tables_trusted.set(true);
         let outcome = hypercalls::dispatch(self, frame.rax, args);
+        self.guest_tables_trusted.set(false);
         self.apply_paging_effects();
         if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {
             self.reap_grant_frames();
@@ -318,6 +319,9 @@ impl Machine {
             Outcome::Block => {
                 frame.rax = 0;
                 let cur = self.current;
+                // Ports of a poll that never blocked (a multicall whose result could not be
+                // written drops its outcome) must not select this block's wake-ups.
+                self.cur().poll_ports.clear();
                 self.set_shared_bytes(cur, UPCALL_MASK, &[0]);
                 self.block_current()
             }
@@ -327,6 +331,7 @@ impl Machine {
                 let blocked = self.block_current();
                 if blocked {
                     self.pollers += 1;
+                    self.cur().counted_poller = true;
                 } else {
                     // Something is already deliverable: no poll, so no ports to watch.
                     let d = self.cur();

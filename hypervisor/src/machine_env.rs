@@ -1,7 +1,7 @@
 //! The hypercall environment of the running domain ([`Env`] for [`Machine`]) and the
 //! hardware access the privileged-instruction emulator needs ([`Platform`]).
 
-use crate::arch::x86_64::{cpu, serial};
+use crate::arch::x86_64::{cpu, guest_copy, serial};
 use crate::domain::Machine;
 use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
 use hypercall_abi::errno::Errno;
@@ -16,11 +16,22 @@ use hypervisor::vcpu::{GuestMemory, VcpuState};
 impl Env for Machine {
     fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
         let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
-        self.read_memo.copy_from_guest(&self.mem, l4, va, out).map_err(|_| Errno::EFAULT)
+        // Through the guest's own tables when they are the ones loaded (a hypercall from
+        // guest kernel mode): the MMU checks what the software walk would (`guest_copy`).
+        if self.direct_guest_copy(va, out.len(), l4) {
+            return if guest_copy::read_loaded(va, out) { Ok(()) } else { Err(Errno::EFAULT) };
+        }
+        guest_access::copy_from_guest(&self.mem, l4, va, out).map_err(|_| Errno::EFAULT)
     }
 
     fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
         let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
+        // As for reads, for a write within one page: it faults at its first byte or not at
+        // all, so a refused write leaves guest memory unchanged, as the walk guarantees.
+        let in_one_page = bytes.is_empty() || va >> 12 == va.wrapping_add(bytes.len() as u64 - 1) >> 12;
+        if in_one_page && self.direct_guest_copy(va, bytes.len(), l4) {
+            return if guest_copy::write_loaded_in_page(va, bytes) { Ok(()) } else { Err(Errno::EFAULT) };
+        }
         guest_access::copy_to_guest(&mut self.mem, l4, va, bytes).map_err(|_| Errno::EFAULT)
     }
 
@@ -84,7 +95,7 @@ impl Env for Machine {
 
     fn vcpu(&mut self) -> &mut VcpuState {
         // Whoever changes the vCPU may change its page-table root.
-        self.read_memo.forget();
+        self.guest_tables_trusted.set(false);
         &mut self.cur().vcpu
     }
 
@@ -97,8 +108,8 @@ impl Env for Machine {
     }
 
     fn mmu(&mut self) -> Option<MmuAccess<'_>> {
-        // Page tables may change from here on: no remembered translation survives.
-        self.read_memo.forget();
+        // Page tables may change from here on, their flush deferred: see `direct_guest_copy`.
+        self.guest_tables_trusted.set(false);
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(hypervisor::mm::Mmu::new(
@@ -112,7 +123,7 @@ impl Env for Machine {
 
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
         // Grant mappings change page tables: as for `mmu`.
-        self.read_memo.forget();
+        self.guest_tables_trusted.set(false);
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(GrantAccess {
@@ -131,7 +142,7 @@ impl Env for Machine {
 
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         // Destroying a domain releases page tables: as for `mmu`.
-        self.read_memo.forget();
+        self.guest_tables_trusted.set(false);
         Some(self)
     }
 
@@ -144,6 +155,16 @@ impl Env for Machine {
     fn set_virtual_iopl(&mut self, iopl: u8) -> bool {
         self.cur().priv_state.iopl = iopl & 3;
         true
+    }
+}
+
+impl Machine {
+    /// Whether a guest copy of `len` bytes at `va` may go through the guest's tables in CR3
+    /// instead of the software walk: they are the tables at `l4`, nothing in this hypercall
+    /// has changed page tables yet (`guest_tables_trusted`: the TLB may be stale after such a
+    /// change until the deferred flush), and the range is the guest's.
+    fn direct_guest_copy(&self, va: u64, len: usize, l4: u64) -> bool {
+        self.guest_tables_trusted.get() && guest_access::guest_range_ok(va, len) && guest_copy::tables_loaded(l4)
     }
 }
 

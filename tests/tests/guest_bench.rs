@@ -1,6 +1,8 @@
 //! The guest-measured benchmark (`role=bench`) completes on Xen 4.17 and on our hypervisor
 //! and prints every measurement: null hypercall, console write, user-process syscall round
-//! trip, bounced page fault and a 512-entry `mmu_update` batch. The figures themselves and
+//! trip, bounced page fault, a 512-entry `mmu_update` batch, an event-channel send + poll on
+//! a loopback port, grant copies from dom0's own grants (every copy succeeded and delivered
+//! the right bytes) against an in-domain copy, and grant map + unmap (none failed). The figures themselves and
 //! the ratios ours/Xen come from `scripts/bench-guest.sh`.
 
 use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_SUCCESS, XEN_POWEROFF};
@@ -16,8 +18,18 @@ fn bench(name: &str, hv: Hv, exit: i32) {
         .expect_line("bench: user_syscall iterations=500 ")
         .expect_line("bench: page_fault iterations=500 ")
         .expect_line("bench: mmu_update_512 iterations=8 ")
+        .expect_line("bench: evtchn_send_poll iterations=500 ")
+        .expect_line("bench: grant_copy_4k iterations=")
+        .expect_line("bench: grant_copy_4k_batched iterations=")
+        .expect_line("bench: local_copy_4k iterations=")
+        .expect_line("bench: grant_copy_vs_local ratio_milli=")
+        .expect_line("(failed copies 0, last copy verified true)")
+        .expect_line("bench: grant_map_unmap iterations=500 ")
+        .expect_line("bench: grant_map_unmap failures=0")
         .expect_line("guest-kernel: shutdown poweroff")
-        .forbid_line("failed")
+        // Each failure line of the role ends in " failed" (the copy line's "(failed copies 0"
+        // is checked above).
+        .forbid_line(" failed")
         .run();
 }
 

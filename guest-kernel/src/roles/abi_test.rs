@@ -71,6 +71,7 @@ fn unknown_and_bad_calls(log: &mut CheckLog) {
     };
     let ok = r == Errno::EFAULT.to_return();
     check!(log, "console_io bad pointer", "-14 (EFAULT)", ok, "{}", Ret(r));
+    bad_pointers(log);
     let text = b"";
     // SAFETY: an unknown console_io command with a valid (empty) buffer.
     let r = unsafe { raw::hypercall3(hypercall::CONSOLE_IO, 99, 0, text.as_ptr() as u64) };
@@ -448,4 +449,42 @@ fn grant_table(log: &mut CheckLog) {
         ret_of(r),
         v[0].version
     );
+}
+
+/// Hypercall buffers Xen must refuse with `-EFAULT` without touching anything: in the
+/// hypervisor's range, running off the lower half into the non-canonical hole, and a
+/// destination the guest may only read (Xen's `copy_to_guest` obeys CR0.WP; the page must
+/// be left unchanged).
+fn bad_pointers(log: &mut CheckLog) {
+    let read_cases = [
+        (0xffff_8000_0010_0000u64, 16u64, "console_io buffer in the hypervisor's range"),
+        ((1u64 << 47) - 8, 16, "console_io buffer running into the non-canonical hole"),
+    ];
+    for (va, len, what) in read_cases {
+        // SAFETY: the hypervisor must refuse the buffer; nothing of ours is touched.
+        let r = unsafe { raw::hypercall3(hypercall::CONSOLE_IO, console_io::CONSOLEIO_WRITE as u64, len, va) };
+        check!(log, what, "-14 (EFAULT)", r == Errno::EFAULT.to_return(), "{}", Ret(r));
+    }
+    let Some(page) = crate::kernel::mm::alloc_frame() else {
+        check!(log, "a pool page for the read-only destination", "one", false, "none left");
+        return;
+    };
+    // SAFETY: our own pool page, still writable.
+    unsafe { core::ptr::write_bytes(page.va as *mut u8, 0x5a, 4096) };
+    let made_ro = crate::kernel::mm::make_readonly(page.va).is_ok();
+    // SAFETY: XENVER_extraversion writes 16 bytes at the pointer, which is read-only to us:
+    // the hypervisor must refuse it.
+    let r = unsafe { raw::hypercall2(hypercall::XEN_VERSION, version::XENVER_EXTRAVERSION as u64, page.va + 64) };
+    // SAFETY: our own pool page, mapped (read-only) for reads.
+    let untouched = unsafe { core::slice::from_raw_parts(page.va as *const u8, 4096) }.iter().all(|&b| b == 0x5a);
+    let ok = made_ro && r == Errno::EFAULT.to_return() && untouched;
+    check!(
+        log,
+        "xen_version into a read-only page",
+        "-14 (EFAULT), page unchanged",
+        ok,
+        "{} unchanged={untouched}",
+        Ret(r)
+    );
+    let _ = crate::kernel::mm::make_writable(page.va);
 }

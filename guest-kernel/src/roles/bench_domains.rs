@@ -3,13 +3,8 @@
 //!
 //! * `evtchn_roundtrip`: N × (send on the interdomain port, pong's poll wakes and sends
 //!   back, ping's poll wakes);
-//! * `grant_copy_4k`: one `GNTTABOP_copy` of 4096 bytes per call from pong's grants (P
-//!   pages cycled) into a page of ours, `grant_copy_4k_batched`: the same copies, 16 per call
-//!   (as backends batch them), and `local_copy_4k`: a plain 4096-byte copy between two of our
-//!   pages. About N of each, timed in 10 interleaved rounds; each line gives its best round.
-//!   Then `bench: grant_copy_vs_local ratio_milli=R` and
-//!   `bench: grant_copy_batched_vs_local ratio_milli=R` (grant / local, per copy);
-//! * `grant_map_unmap`: N × `map_grant_ref` + `unmap_grant_ref` of one grant;
+//! * `grant_copy_4k`, `grant_copy_4k_batched`, `local_copy_4k` and `grant_map_unmap` from
+//!   pong's grants (P pages cycled): see [`bench_grants`];
 //! * `sched_yield_roundtrip`: N × `SCHEDOP_yield` while pong, the only other runnable domain,
 //!   yields back in a loop: each round is two context switches (ping → pong → ping). Pong
 //!   counts its yields in a page granted to ping, and ping checks after every yield that the
@@ -24,26 +19,20 @@
 //! page, signals, answers N events, yields until the stop signal, waits for "finish" and
 //! revokes its grants.
 
-use hypercall_abi::grant_table::{GnttabCopy, GnttabCopyPtr, GNTST_OKAY};
+use hypercall_abi::grant_table::GNTST_OKAY;
 use hypercall_abi::guest;
-use hypercall_abi::mm::DOMID_SELF;
 use hypercall_abi::start_info::StartInfo;
 
+use super::bench_grants::{self, GrantedPages, SEED};
 use crate::bench::Measurement;
 use crate::cmdline::{number, Options, ShutdownRequest};
-use crate::domains::{count_matching, fill_pattern, ratio_milli};
+use crate::domains::fill_pattern;
 use crate::kernel::events;
 use crate::kernel::inter::{self, page_bytes, OwnTable, MS};
 use crate::kernel::mm::alloc_frame;
 use crate::println;
 
-/// Copies per `GNTTABOP_copy` hypercall in the batched measurement.
-const BATCH: usize = 16;
-/// Interleaved rounds of the copy measurements (each reports its best round).
-const ROUNDS: u64 = 10;
-
 const MAX_PAGES: u32 = 16;
-const SEED: u64 = 42;
 /// Grant reference of pong's yield counter page (after the at most 16 data pages from 8).
 const COUNTER_REF: u32 = 8 + MAX_PAGES;
 
@@ -73,97 +62,10 @@ pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         return ShutdownRequest::Crash;
     };
 
-    let (src, dst) = (alloc_frame().expect("pool page"), alloc_frame().expect("pool page"));
-    // SAFETY: our own pool page.
-    fill_pattern(unsafe { page_bytes(&src) }, SEED, 0);
-    // The three copies are timed in interleaved rounds and each keeps its best round, so a
-    // burst of load from the host (a shared 2-core machine) cannot land on one side of the
-    // ratio only: all three see the same conditions, round by round.
-    let per_round = n.div_ceil(ROUNDS).div_ceil(BATCH as u64) * BATCH as u64;
-    let (mut grant, mut batched, mut local) = (None, None, None);
-    let mut bad = 0u64;
-    let mut last_ok = true;
-    for round in 0..ROUNDS {
-        let first = round * per_round;
-        let start = guest::rdtsc();
-        // The grant cycles through pong's pages (a counter, not `%`: a division is a slow
-        // helper call under TCG and no part of what is measured).
-        let mut page = (first % u64::from(pages)) as u32;
-        for _ in 0..per_round {
-            bad += (inter::copy_from_grant(peer, 8 + page, 0, dst.mfn, 0, 4096) != GNTST_OKAY) as u64;
-            page = if page + 1 == pages { 0 } else { page + 1 };
-        }
-        keep_best(&mut grant, Measurement::from_tsc("grant_copy_4k", per_round, start, guest::rdtsc()));
-        // SAFETY: our own pool page.
-        let dst_bytes = unsafe { page_bytes(&dst) };
-        last_ok &= count_matching(dst_bytes, SEED, (first + per_round - 1) % pages as u64) == 4096;
-        // The same copies in batches of 16 per hypercall, as a backend issues them (netback
-        // and blkback batch their GNTTABOP_copy requests): the hypercall's fixed cost is shared.
-        let start = guest::rdtsc();
-        let mut page = (first % u64::from(pages)) as u32;
-        for _ in 0..per_round / BATCH as u64 {
-            let mut ops: [GnttabCopy; BATCH] = core::array::from_fn(|_| GnttabCopy {
-                source: GnttabCopyPtr {
-                    ref_or_gmfn: {
-                        let this = page;
-                        page = if page + 1 == pages { 0 } else { page + 1 };
-                        8 + u64::from(this)
-                    },
-                    domid: peer,
-                    offset: 0,
-                },
-                dest: GnttabCopyPtr { ref_or_gmfn: dst.mfn, domid: DOMID_SELF, offset: 0 },
-                len: 4096,
-                flags: hypercall_abi::grant_table::GNTCOPY_SOURCE_GREF,
-                status: 0,
-            });
-            let ok = inter::copy_batch(&mut ops).is_ok();
-            bad += ops.iter().filter(|op| !ok || op.status != GNTST_OKAY).count() as u64;
-        }
-        keep_best(&mut batched, Measurement::from_tsc("grant_copy_4k_batched", per_round, start, guest::rdtsc()));
-        // SAFETY: our own pool page.
-        let dst_bytes = unsafe { page_bytes(&dst) };
-        last_ok &= count_matching(dst_bytes, SEED, (first + per_round - 1) % pages as u64) == 4096;
-        let start = guest::rdtsc();
-        for _ in 0..per_round {
-            // SAFETY: two distinct pool pages of ours, 4096 bytes each.
-            unsafe {
-                core::ptr::copy_nonoverlapping(
-                    core::hint::black_box(src.va as *const u8),
-                    core::hint::black_box(dst.va as *mut u8),
-                    4096,
-                )
-            };
-        }
-        keep_best(&mut local, Measurement::from_tsc("local_copy_4k", per_round, start, guest::rdtsc()));
-    }
-    let (grant, batched, local) =
-        (grant.expect("ROUNDS > 0"), batched.expect("ROUNDS > 0"), local.expect("ROUNDS > 0"));
-    println!("{grant}");
-    println!("{batched}");
-    println!("{local}");
-    println!(
-        "bench: grant_copy_vs_local ratio_milli={} (failed copies {bad}, last copy verified {last_ok})",
-        ratio_milli(local.cycles_per_call(), grant.cycles_per_call())
-    );
-    println!(
-        "bench: grant_copy_batched_vs_local ratio_milli={}",
-        ratio_milli(local.cycles_per_call(), batched.cycles_per_call())
-    );
-
-    let slot = alloc_frame().expect("pool page");
-    let mut failed = 0u64;
-    let start = guest::rdtsc();
-    for _ in 0..n {
-        let (st, h) = inter::map_grant(peer, 8, &slot, true);
-        failed += (st != GNTST_OKAY || inter::unmap_grant(&slot, h, false) != GNTST_OKAY) as u64;
-    }
-    let mapm = Measurement::from_tsc("grant_map_unmap", n, start, guest::rdtsc());
-    let _ = crate::kernel::mm::make_writable(slot.va);
-    println!("{mapm}");
-    println!("bench: grant_map_unmap failures={failed}");
+    let copies_ok = bench_grants::copy_rounds(GrantedPages { domid: peer, first_ref: 8, pages }, n);
+    let maps_ok = bench_grants::map_unmap(peer, 8, n);
     let _ = events::send(port);
-    if bad == 0 && failed == 0 && last_ok && yields_ok {
+    if copies_ok && maps_ok && yields_ok {
         ShutdownRequest::Poweroff
     } else {
         ShutdownRequest::Crash
@@ -277,11 +179,4 @@ pub fn pong(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     );
     println!("bench-pong: {yields} yields, counter grant revoked {counter_revoked}");
     ShutdownRequest::Poweroff
-}
-
-/// Keeps in `best` the measurement with the fewest cycles per call.
-fn keep_best(best: &mut Option<Measurement>, m: Measurement) {
-    if best.is_none_or(|b| m.cycles_per_call() < b.cycles_per_call()) {
-        *best = Some(m);
-    }
 }

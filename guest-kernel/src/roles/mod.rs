@@ -14,6 +14,7 @@ pub mod abi_test;
 pub mod attacks;
 pub mod bench;
 pub mod bench_domains;
+pub mod bench_grants;
 pub mod control;
 pub mod demo;
 pub mod emulate;

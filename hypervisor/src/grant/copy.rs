@@ -23,7 +23,9 @@
 //! even across a failed request (which changes nothing). Both are sound because a copy
 //! cannot change what they depend on: it never writes a page table (its destination must be able to take a
 //! Writable type), a grant-table frame or the frame table, and requests are re-read after every
-//! copy, so a copy that overwrites the list itself is seen as Xen would see it.
+//! copy, so a copy that overwrites the list itself is seen as Xen would see it. A list kept
+//! in the caller's own grant-table frames, whose entries the checks read, runs request by
+//! request instead, each status written before the next request is checked.
 //!
 //! [`FrameTable::check_grant_ref`]: crate::mm::FrameTable::check_grant_ref
 
@@ -103,7 +105,6 @@ pub fn decode_copy_request(b: &[u8; COPY_REQUEST_SIZE]) -> GnttabCopy {
 
 impl GrantAccess<'_> {
     /// One `GNTTABOP_copy` request; returns its status. Refusals, in Xen's order:
-    /// * `GNTST_bad_copy_arg`: `offset + len` beyond the page on either side;
     /// * `GNTST_permission_denied`: a frame (not gref) side names a domain other than
     ///   `DOMID_SELF`;
     /// * `GNTST_bad_domain`: a gref side names no live domain;
@@ -112,7 +113,9 @@ impl GrantAccess<'_> {
     ///   domain), the destination grant is read-only, or the destination frame cannot be
     ///   written (a page table);
     /// * `GNTST_bad_page`: a frame side is not an ordinary frame of the caller, or a
-    ///   granted frame is not the granter's.
+    ///   granted frame is not the granter's;
+    /// * `GNTST_bad_copy_arg`: `offset + len` beyond the page on either side (checked once
+    ///   both sides are, as Xen's `gnttab_copy_buf` does).
     pub fn copy(&mut self, op: &GnttabCopy) -> i16 {
         match self.check_copy(op, &mut Resolved::default(), |_| false) {
             Ok((src, dst, _)) => {
@@ -136,6 +139,18 @@ impl GrantAccess<'_> {
         if count.checked_mul(COPY_REQUEST_SIZE).is_none_or(|len| len > span.len()) {
             return false;
         }
+        if self.list_in_own_grant_table(span) {
+            // The checks read grant entries from the frames that hold the list, so each
+            // status must be in place before the next request is checked: one by one.
+            let status_at = offset_of!(GnttabCopy, status);
+            for k in 0..count {
+                let mut request = [0u8; COPY_REQUEST_SIZE];
+                span.read(&*self.mmu.mem, k * COPY_REQUEST_SIZE, &mut request);
+                let status = self.copy(&decode_copy_request(&request));
+                span.write(&mut *self.mmu.mem, k * COPY_REQUEST_SIZE + status_at, &status.to_le_bytes());
+            }
+            return true;
+        }
         let mut resolved = Resolved::default();
         // A buffer sized for the list: zeroing a whole chunk's buffer for one request would
         // cost more than the request.
@@ -147,6 +162,12 @@ impl GrantAccess<'_> {
             self.copy_chunk::<CHUNK>(span, first, CHUNK.min(count - first), &mut resolved);
         }
         true
+    }
+
+    /// Whether a frame of the caller's own grant table holds part of `span` (a guest may
+    /// keep its request list there: the table is mapped writable into it).
+    fn list_in_own_grant_table(&self, span: &GuestSpan) -> bool {
+        self.tables.table_frames(self.caller()).is_some_and(|frames| frames.iter().any(|&f| span.holds(f)))
     }
 
     /// Requests `first..first + n` (`n <= N`) of [`copy_span`](Self::copy_span)'s list.
@@ -191,11 +212,6 @@ impl GrantAccess<'_> {
         resolved: &mut Resolved,
         in_list: impl Fn(u64) -> bool,
     ) -> Result<(u64, u64, bool), i16> {
-        let len = usize::from(op.len);
-        let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
-        if src_off + len > PAGE || dst_off + len > PAGE {
-            return Err(GNTST_BAD_COPY_ARG);
-        }
         let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
         let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
         // A destination that is the source's grant is checked with the source's pin counted,
@@ -223,6 +239,12 @@ impl GrantAccess<'_> {
             // Checked with the source's pin counted: not what the same name means alone.
             let key = if same_grant { SideKey::NONE } else { dst_key };
             resolved.dest = Memo { key, mfn, in_list: in_list(mfn) };
+        }
+        // Xen checks the extent last, in `gnttab_copy_buf`, once both sides are claimed.
+        let len = usize::from(op.len);
+        let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
+        if src_off + len > PAGE || dst_off + len > PAGE {
+            return Err(GNTST_BAD_COPY_ARG);
         }
         let (src, dst) = (&resolved.source, &resolved.dest);
         Ok((src.mfn, dst.mfn, src.in_list | dst.in_list))

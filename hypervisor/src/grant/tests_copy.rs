@@ -123,6 +123,53 @@ fn copy_refusals() {
 }
 
 #[test]
+fn a_bad_extent_is_reported_after_the_domain_and_grant_checks() {
+    // Xen checks `offset + len` in `gnttab_copy_buf`, once both sides are claimed.
+    let mut w = World::new();
+    let mine = data(B, 0);
+    let cases = [
+        (op(frame_side(mine, 4000), gref_side(8, 77, 0), 200, GNTCOPY_DEST_GREF), GNTST_BAD_DOMAIN),
+        (op(frame_side(mine, 4000), gref_side(99_999, A, 0), 200, GNTCOPY_DEST_GREF), GNTST_BAD_GNTREF),
+        (
+            op(GnttabCopyPtr { ref_or_gmfn: mine, domid: A, offset: 4000 }, frame_side(mine, 0), 200, 0),
+            GNTST_PERMISSION_DENIED,
+        ),
+        (op(frame_side(mine, 4000), frame_side(data(B, 1), 0), 200, 0), GNTST_BAD_COPY_ARG),
+    ];
+    for (o, status) in cases {
+        assert_eq!(w.access(B).copy(&o), status);
+    }
+    w.audit();
+}
+
+#[test]
+fn a_list_kept_in_the_callers_own_grant_table_runs_as_request_by_request() {
+    // Request 0 fails and gets its status; that status is part of grant entry 4, which
+    // request 1 then names: its check must see the entry with the status in it.
+    let prepare = || {
+        let mut w = World::new();
+        let table = w.tables.table_frames(B).unwrap()[0];
+        let span = crate::guest_access::GuestSpan::from_frames(0, 80, &[table]);
+        write_list(
+            &mut w,
+            &span,
+            &[
+                op(frame_side(data(B, 0), 0), gref_side(99_999, A, 0), 1, GNTCOPY_DEST_GREF),
+                op(gref_side(4, DOMID_SELF, 0), frame_side(data(B, 2), 0), 8, GNTCOPY_SOURCE_GREF),
+            ],
+        );
+        // Entry 4 (bytes 32..40): its frame field, so that it grants data(B, 1) once the
+        // status of request 0 (bytes 36..38 of the list) is not in the way.
+        assert!(span.write(&mut w.mem, 36, &(data(B, 1) as u32).to_le_bytes()));
+        w
+    };
+    let table = prepare().tables.table_frames(B).unwrap()[0];
+    let span = crate::guest_access::GuestSpan::from_frames(0, 80, &[table]);
+    let (_, _, got) = batched_and_one_by_one(prepare, &span, 2);
+    assert_eq!(got[0], GNTST_BAD_GNTREF);
+}
+
+#[test]
 fn copy_into_a_granted_page_table_is_refused() {
     let mut w = World::new();
     let f = data(A, 3);

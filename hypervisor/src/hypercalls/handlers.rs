@@ -412,11 +412,14 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             }
             other => (0, Some(other)),
         };
-        if let Err(e) = env.copy_to_guest(entry.wrapping_add(8), &result.to_le_bytes()) {
-            return err(e);
-        }
+        let stored = env.copy_to_guest(entry.wrapping_add(8), &result.to_le_bytes());
         if let Some(o) = stop {
+            // Xen has already blocked, yielded or shut the domain down by the time it stores
+            // the result, so that store is best effort: the outcome stands either way.
             return o;
+        }
+        if let Err(e) = stored {
+            return err(e);
         }
     }
     if count > MULTICALL_BATCH {

@@ -15,12 +15,14 @@ pub const BASE: u64 = 0x10000;
 pub struct FlatGuest {
     /// The bytes, `mem[0]` at `BASE`; tests may resize it.
     pub mem: Vec<u8>,
+    /// Addresses from here on read but refuse writes (a read-only mapping), if set.
+    pub read_only_from: Option<u64>,
 }
 
 impl FlatGuest {
     /// `len` zeroed bytes at `BASE`.
     pub fn new(len: usize) -> Self {
-        Self { mem: vec![0; len] }
+        Self { mem: vec![0; len], read_only_from: None }
     }
     /// The indices of `[va, va + len)` in `mem`, or `EFAULT` if any byte lies outside it.
     pub fn range(&self, va: u64, len: usize) -> Result<Range<usize>, Errno> {
@@ -36,13 +38,17 @@ impl FlatGuest {
     }
     /// `Env::copy_to_guest`: writes nothing on `EFAULT`.
     pub fn copy_to(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
+        if self.read_only_from.is_some_and(|ro| va.saturating_add(bytes.len() as u64) > ro) {
+            return Err(Errno::EFAULT);
+        }
         let r = self.range(va, bytes.len())?;
         self.mem[r].copy_from_slice(bytes);
         Ok(())
     }
     /// Test setup: writes `bytes` at `va`, which must be in range.
     pub fn put(&mut self, va: u64, bytes: &[u8]) {
-        self.copy_to(va, bytes).unwrap();
+        let r = self.range(va, bytes.len()).unwrap();
+        self.mem[r].copy_from_slice(bytes);
     }
     /// Test setup: writes `words` little-endian at `va`.
     pub fn put_words(&mut self, va: u64, words: &[u64]) {

@@ -341,6 +341,20 @@ fn multicall_stops_at_shutdown() {
 }
 
 #[test]
+fn a_stopping_entry_stands_when_its_result_cannot_be_stored() {
+    // Xen has already shut down (or blocked, or yielded) when it stores the entry's result;
+    // a read-only list must not turn that into -EFAULT with the domain still running.
+    let mut m = Mock::new();
+    let list = BASE + 0x1000;
+    put_entry(&mut m, list, nr::SCHED_OP_COMPAT, [SCHEDOP_SHUTDOWN, 0, 0, 0, 0, 0]);
+    put_entry(&mut m, list + 64, nr::XEN_VERSION, [XENVER_VERSION, 0, 0, 0, 0, 0]);
+    m.guest.read_only_from = Some(list);
+    assert_eq!(call(&mut m, nr::MULTICALL, [list, 2, 0, 0, 0]), Outcome::Shutdown(0));
+    // An entry that returns still reports the failed store.
+    assert_eq!(call(&mut m, nr::MULTICALL, [list + 64, 1, 0, 0, 0]), Outcome::Return(-14));
+}
+
+#[test]
 fn set_trap_table_installs_entries_until_a_zero_address() {
     let mut m = Mock::new();
     let mut t = vec![];

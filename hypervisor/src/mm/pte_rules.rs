@@ -46,15 +46,18 @@ pub const fn disallowed_flags(level: u8, io_capable: bool) -> u64 {
 
 /// The entry Xen stores for an accepted present guest entry of `level`. The guest kernel runs
 /// in ring 3, so every level gets U; an L1 entry the guest made without U also gets the
-/// private kernel marker (bit 52), and L4 entries get A. (Xen also adds G to user L1
-/// entries; we do not, so a CR3 reload flushes every guest mapping.)
+/// private kernel marker (bit 52), and L4 entries get A. An L1 entry loses G: a global
+/// translation survives the CR3 write of a domain switch, so a guest's global mapping would
+/// be used by the next domain at the same address (on hardware; QEMU's TCG flushes
+/// everything). Without G, a CR3 reload flushes every guest mapping. (Xen adds G to user
+/// L1 entries and pays for it with global flushes on switches; we keep switches simple.)
 pub const fn adjust(level: u8, entry: u64) -> u64 {
     if !is_present(entry) {
         return entry;
     }
     match level {
-        1 if entry & pte::USER == 0 => entry | pte::USER | GUEST_KERNEL_MARKER,
-        1 => entry,
+        1 if entry & pte::USER == 0 => (entry & !pte::GLOBAL) | pte::USER | GUEST_KERNEL_MARKER,
+        1 => entry & !pte::GLOBAL,
         4 => entry | pte::USER | pte::ACCESSED,
         _ => entry | pte::USER,
     }

@@ -94,6 +94,18 @@ fn validation_adds_user_and_the_kernel_marker() {
 }
 
 #[test]
+fn guest_l1_entries_are_never_global() {
+    // A global translation outlives the CR3 write of a domain switch: the next domain would
+    // reach this frame at the same address.
+    let mut m = tree();
+    for (slot, flags) in [(21u64, RW | pte::GLOBAL), (22, pte::PRESENT | pte::RW | pte::GLOBAL)] {
+        update(&mut m, L1, slot, e(SPARE, flags)).unwrap();
+        assert_eq!(m.mem.read_entry(L1, slot as usize) & pte::GLOBAL, 0, "slot {slot}");
+    }
+    m.audit();
+}
+
+#[test]
 fn mapping_a_frame_the_domain_does_not_own_is_refused() {
     let mut m = tree();
     let va = 20 * 4096;

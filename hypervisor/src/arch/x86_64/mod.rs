@@ -4,6 +4,7 @@ pub mod boot;
 pub mod cpu;
 pub mod fpu;
 pub mod gdt;
+pub mod guest_copy;
 pub mod guest_entry;
 pub mod idt;
 pub mod paging;

@@ -1,17 +1,23 @@
-//! What the hypervisor does with each vector: the tick, spurious interrupts, and the fatal
-//! report for an exception in ring 0.
+//! What the hypervisor does with each vector: the tick, spurious interrupts, the fix-up of a
+//! fault in the guest copy loops, and the fatal report for any other exception in ring 0.
 
 use super::idt::TrapFrame;
 use super::{apic, cpu, serial};
+
+const GENERAL_PROTECTION: u64 = 13;
+const PAGE_FAULT: u64 = 14;
 
 /// Dispatches one trap or interrupt.
 pub fn handle(frame: &mut TrapFrame) {
     if !frame.from_ring0() {
         return crate::guest_traps::on_guest_entry(frame);
     }
-    match frame.vector {
+    let vector = frame.vector;
+    match vector {
         v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        // A bad guest pointer met inside the guest copy loops: the copy reports it.
+        PAGE_FAULT | GENERAL_PROTECTION if super::guest_copy::fixup(frame) => {}
         v if v < 32 => fatal_exception(frame),
         v => {
             log::warn!("unexpected interrupt vector {v}");

@@ -1,0 +1,94 @@
+//! Copies to and from the running guest's memory through its own page tables, recovering from
+//! a fault with a fix-up (Xen's `copy_from_user` with exception tables).
+//!
+//! The software walk in [`guest_access`](crate::guest_access) works for any address space
+//! but costs a page walk in code for every access (about 90 instructions, and under TCG each
+//! of its loads is itself a soft-TLB lookup). When the tables in CR3 are the ones the walk
+//! would use (a hypercall from guest kernel mode), the MMU does the same checks for free:
+//! every guest mapping outside the hypervisor's range is a user mapping of a frame the guest
+//! may access (the PV MMU validates each entry and forces the user bit), CR0.WP makes a
+//! read-only mapping refuse ring-0 writes, and SMAP is off. The caller has checked that the
+//! range lies outside the hypervisor's range ([`crate::guest_access::guest_range_ok`]), so
+//! the copy can only touch guest mappings. A fault (not present, read-only) inside the copy
+//! loops resumes at the fix-up, which reports it; the fault never reaches the guest.
+
+use core::arch::global_asm;
+
+use super::cpu;
+use super::idt::TrapFrame;
+
+global_asm!(
+    r#"
+    .section .text.guest_copy, "ax"
+    // guest_copy_bytes(dst: rdi, src: rsi, len: rdx) -> rax: 0 copied, 1 faulted.
+    // Words, then the remaining bytes. `rep movs` rather than a loop: under TCG a loop costs
+    // a translation-block round per iteration, `rep movsq` a few cycles per word. Only the
+    // two string instructions (between guest_copy_start and guest_copy_end) touch the guest.
+    .global guest_copy_bytes
+guest_copy_bytes:
+    mov rcx, rdx
+    shr rcx, 3
+    and rdx, 7
+guest_copy_start:
+    rep movsq
+    mov rcx, rdx
+    rep movsb
+guest_copy_end:
+    xor eax, eax
+    ret
+guest_copy_fault:
+    mov eax, 1
+    ret
+
+    .section .rodata.guest_copy, "a"
+    .balign 8
+    .global guest_copy_fixup_range
+guest_copy_fixup_range:
+    .quad guest_copy_start, guest_copy_end, guest_copy_fault
+"#
+);
+
+unsafe extern "C" {
+    fn guest_copy_bytes(dst: *mut u8, src: *const u8, len: usize) -> u64;
+    static guest_copy_fixup_range: [u64; 3];
+}
+
+/// Whether the page tables in CR3 are those at `l4_maddr` (so guest addresses resolve as
+/// they would for the guest now).
+pub fn tables_loaded(l4_maddr: u64) -> bool {
+    cpu::read_cr3() == l4_maddr & !0xfff
+}
+
+/// Copies `out.len()` bytes from the running guest's address `va`. The caller guarantees
+/// that CR3 holds the guest's tables ([`tables_loaded`]) and that `[va, va + len)` lies in
+/// the guest's part of the address space. `false` if any byte was inaccessible (`out` may
+/// then be partly written).
+pub fn read_loaded(va: u64, out: &mut [u8]) -> bool {
+    // SAFETY: `out` is valid for writes of its length; the source is a guest address outside
+    // the hypervisor's range (the caller's contract), so the loads can only fault (recovered
+    // by `fixup`) or read guest memory.
+    unsafe { guest_copy_bytes(out.as_mut_ptr(), va as *const u8, out.len()) == 0 }
+}
+
+/// Copies `bytes` to the running guest's address `va`, under the same contract as
+/// [`read_loaded`] and with the range within one page, so that a fault (the page is
+/// read-only or absent) comes at the first byte and leaves guest memory unchanged.
+pub fn write_loaded_in_page(va: u64, bytes: &[u8]) -> bool {
+    debug_assert!(bytes.is_empty() || va >> 12 == (va + bytes.len() as u64 - 1) >> 12);
+    // SAFETY: the destination is a guest address outside the hypervisor's range (the
+    // caller's contract): the stores can only fault (recovered) or write guest memory the
+    // guest could write itself (CR0.WP makes read-only mappings fault in ring 0 too).
+    unsafe { guest_copy_bytes(va as *mut u8, bytes.as_ptr(), bytes.len()) == 0 }
+}
+
+/// If `frame` is a fault inside the guest copy loops, resumes it at their fix-up and returns
+/// `true`.
+pub fn fixup(frame: &mut TrapFrame) -> bool {
+    // SAFETY: a constant table the assembler filled in.
+    let [start, end, fault] = unsafe { guest_copy_fixup_range };
+    if (start..end).contains(&frame.rip) {
+        frame.rip = fault;
+        return true;
+    }
+    false
+}
