@@ -237,7 +237,8 @@ pub struct Machine {
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
     /// Whether guest copies may go through the guest's own tables in CR3 (`guest_copy`):
-    /// set at each hypercall entry, cleared as soon as the hypercall reaches the MMU, the
+    /// set at each hypercall entry if CR3 holds the running guest's current tables (as it
+    /// does in guest kernel mode), cleared as soon as the hypercall reaches the MMU, the
     /// grant tables, the vCPU or domain control. Those change page tables with the TLB flush
     /// deferred to the end of the hypercall, so the CPU may hold stale translations (a
     /// writable one to a frame just validated as a page table, say) until then; the software

@@ -23,7 +23,7 @@ pub trait WordAccess: MachineAccess {
 pub struct StackAccess<'a, M>(pub &'a mut M);
 
 /// Whether `len` bytes at `va` stay inside the page holding `va`.
-fn within_one_page(va: u64, len: u64) -> bool {
+pub fn within_one_page(va: u64, len: u64) -> bool {
     len != 0 && len <= 4096 && (va & 0xfff) <= 4096 - len
 }
 

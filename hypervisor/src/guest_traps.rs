@@ -12,6 +12,7 @@ use crate::arch::x86_64::{apic, cpu, fpu, guest_entry, idt::TrapFrame, syscall::
 const VECTOR_NM: u8 = 7;
 /// The `int $0x80` system-call vector, whose gate is DPL 3.
 const SYSCALL_INT80: u8 = 0x80;
+use crate::arch::x86_64::guest_copy::{self, GuestStack};
 use crate::domain::{
     Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING, VCPU_CR2,
 };
@@ -19,7 +20,6 @@ use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
 use hypervisor::exit_code;
 use hypervisor::guest_access;
-use hypervisor::guest_stack::StackAccess;
 use hypervisor::hypercalls::{self, Outcome};
 use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
 
@@ -56,7 +56,8 @@ fn deliver_to(
 ) -> Result<(), DeliveryError> {
     let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
     let mut mask = mem.read_u8(mask_at);
-    let change = dom.vcpu.bounce(frame, d, &mut mask, &mut StackAccess(mem))?;
+    let tlb_current = dom.vcpu.paging.effects.is_empty();
+    let change = dom.vcpu.bounce(frame, d, &mut mask, &mut GuestStack::new(mem, tlb_current))?;
     mem.write_u8(mask_at, mask);
     enter_mode(change, &dom.vcpu);
     Ok(())
@@ -240,9 +241,7 @@ impl Machine {
 
     /// Applies the TLB/CR3 work the PV MMU queued during a hypercall.
     fn apply_paging_effects(&mut self) {
-        let pending = &self.cur().vcpu.paging.effects;
-        // Field checks, not a comparison with a default value: this runs on every hypercall.
-        if pending.load_cr3.is_none() && !pending.flush_all && pending.flush_pages.is_empty() && !pending.flush_caches {
+        if self.cur().vcpu.paging.effects.is_empty() {
             return;
         }
         let fx = self.cur().vcpu.paging.effects.take();
@@ -284,15 +283,20 @@ impl Machine {
         }
         let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
         // Every flush an earlier hypercall asked for has been applied: the TLB agrees with
-        // the guest's tables until this one changes them (see `guest_tables_trusted`).
-        self.guest_tables_trusted.set(true);
+        // the guest's tables until this one changes them (see `guest_tables_trusted`), if
+        // CR3 holds them (it does in guest kernel mode; checked once here, not per copy).
+        let loaded = guest_copy::tables_loaded(self.cur().vcpu.current_l4());
+        self.guest_tables_trusted.set(loaded);
         let outcome = hypercalls::dispatch(self, frame.rax, args);
-        self.guest_tables_trusted.set(false);
-        self.apply_paging_effects();
-        if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {
-            self.reap_grant_frames();
+        // Still trusted: the call never reached the MMU, the grant tables, the vCPU or domain
+        // control, so it left no paging work, grant frames or released frames behind.
+        if !self.guest_tables_trusted.replace(false) {
+            self.apply_paging_effects();
+            if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {
+                self.reap_grant_frames();
+            }
+            self.return_released_frames();
         }
-        self.return_released_frames();
         if frame.rax == hypercall_abi::hypercall::FPU_TASKSWITCH {
             fpu::set_task_switched(self.cur().vcpu.cr0_ts);
         }
@@ -361,7 +365,8 @@ impl Machine {
         let dom = domains.get_mut(current).expect("current domain is live");
         let mask_at = (dom.shared_info_mfn << 12) + UPCALL_MASK;
         let mut mask = mem.read_u8(mask_at);
-        match dom.vcpu.iret(frame, &mut mask, &StackAccess(mem)) {
+        let tlb_current = dom.vcpu.paging.effects.is_empty();
+        match dom.vcpu.iret(frame, &mut mask, &GuestStack::new(mem, tlb_current)) {
             Ok(Ok(change)) => {
                 mem.write_u8(mask_at, mask);
                 enter_mode(change, &dom.vcpu);

@@ -15,23 +15,23 @@ use hypervisor::vcpu::{GuestMemory, VcpuState};
 
 impl Env for Machine {
     fn copy_from_guest(&self, va: u64, out: &mut [u8]) -> Result<(), Errno> {
-        let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
         // Through the guest's own tables when they are the ones loaded (a hypercall from
         // guest kernel mode): the MMU checks what the software walk would (`guest_copy`).
-        if self.direct_guest_copy(va, out.len(), l4) {
+        if self.direct_guest_copy(va, out.len()) {
             return if guest_copy::read_loaded(va, out) { Ok(()) } else { Err(Errno::EFAULT) };
         }
+        let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
         guest_access::copy_from_guest(&self.mem, l4, va, out).map_err(|_| Errno::EFAULT)
     }
 
     fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
-        let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
         // As for reads, for a write within one page: it faults at its first byte or not at
         // all, so a refused write leaves guest memory unchanged, as the walk guarantees.
         let in_one_page = bytes.is_empty() || va >> 12 == va.wrapping_add(bytes.len() as u64 - 1) >> 12;
-        if in_one_page && self.direct_guest_copy(va, bytes.len(), l4) {
+        if in_one_page && self.direct_guest_copy(va, bytes.len()) {
             return if guest_copy::write_loaded_in_page(va, bytes) { Ok(()) } else { Err(Errno::EFAULT) };
         }
+        let l4 = self.domains.get(&self.current).map_or(0, |d| d.vcpu.current_l4());
         guest_access::copy_to_guest(&mut self.mem, l4, va, bytes).map_err(|_| Errno::EFAULT)
     }
 
@@ -160,11 +160,13 @@ impl Env for Machine {
 
 impl Machine {
     /// Whether a guest copy of `len` bytes at `va` may go through the guest's tables in CR3
-    /// instead of the software walk: they are the tables at `l4`, nothing in this hypercall
-    /// has changed page tables yet (`guest_tables_trusted`: the TLB may be stale after such a
-    /// change until the deferred flush), and the range is the guest's.
-    fn direct_guest_copy(&self, va: u64, len: usize, l4: u64) -> bool {
-        self.guest_tables_trusted.get() && guest_access::guest_range_ok(va, len) && guest_copy::tables_loaded(l4)
+    /// instead of the software walk: CR3 held the running guest's tables at hypercall entry
+    /// and nothing in this hypercall has changed page tables or the root since
+    /// (`guest_tables_trusted`: the TLB may be stale after such a change until the deferred
+    /// flush), and the range is the guest's.
+    #[inline]
+    fn direct_guest_copy(&self, va: u64, len: usize) -> bool {
+        self.guest_tables_trusted.get() && guest_access::guest_range_ok(va, len)
     }
 }
 

@@ -175,14 +175,15 @@ pub struct PendingEffects {
 }
 
 impl PendingEffects {
+    /// Whether nothing is pending (checked field by field: this runs on every hypercall).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.load_cr3.is_none() && !self.flush_all && self.flush_pages.is_empty() && !self.flush_caches
+    }
+
     /// Takes the pending work, leaving none.
     pub fn take(&mut self) -> PendingEffects {
         core::mem::take(self)
-    }
-
-    /// Whether nothing is pending.
-    pub fn is_empty(&self) -> bool {
-        *self == PendingEffects::default()
     }
 
     /// Adds a guest-requested flush.

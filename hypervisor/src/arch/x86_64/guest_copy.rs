@@ -10,20 +10,29 @@
 //! read-only mapping refuse ring-0 writes, and SMAP is off. The caller has checked that the
 //! range lies outside the hypervisor's range ([`crate::guest_access::guest_range_ok`]), so
 //! the copy can only touch guest mappings. A fault (not present, read-only) inside the copy
-//! loops resumes at the fix-up, which reports it; the fault never reaches the guest.
+//! resumes at the fix-up, which reports it; the fault never reaches the guest. (A buffer in
+//! device memory that an I/O-capable dom0 mapped is read as such, as on Xen; the walk
+//! refuses it, since the direct map covers RAM only.)
+//!
+//! The route is only taken while the TLB agrees with the guest's tables: see
+//! `Machine::guest_tables_trusted`.
 
 use core::arch::global_asm;
 
 use super::cpu;
 use super::idt::TrapFrame;
+use super::paging::DirectMap;
+use hypervisor::guest_access::guest_range_ok;
+use hypervisor::guest_stack::{within_one_page, StackAccess, MAX_WORDS};
+use hypervisor::vcpu::GuestMemory;
 
 global_asm!(
     r#"
     .section .text.guest_copy, "ax"
     // guest_copy_bytes(dst: rdi, src: rsi, len: rdx) -> rax: 0 copied, 1 faulted.
-    // Words, then the remaining bytes. `rep movs` rather than a loop: under TCG a loop costs
-    // a translation-block round per iteration, `rep movsq` a few cycles per word. Only the
-    // two string instructions (between guest_copy_start and guest_copy_end) touch the guest.
+    // Words, then the remaining bytes, with `rep movs` (about 5 cycles a word under TCG, by
+    // the local-copy benchmark). Only the two string instructions (between guest_copy_start
+    // and guest_copy_end) touch the guest.
     .global guest_copy_bytes
 guest_copy_bytes:
     mov rcx, rdx
@@ -79,6 +88,59 @@ pub fn write_loaded_in_page(va: u64, bytes: &[u8]) -> bool {
     // caller's contract): the stores can only fault (recovered) or write guest memory the
     // guest could write itself (CR0.WP makes read-only mappings fault in ring 0 too).
     unsafe { guest_copy_bytes(va as *mut u8, bytes.as_ptr(), bytes.len()) == 0 }
+}
+
+/// The guest stack for bounce frames and `iret` contexts: whole words through the loaded
+/// tables when they are the guest's and the TLB agrees with them (no page-table change of
+/// this vCPU awaits its flush), else through the software walk ([`StackAccess`]). A run
+/// that crosses a page always takes the walk, which writes nothing unless every page can
+/// take it.
+pub struct GuestStack<'a> {
+    walk: StackAccess<'a, DirectMap>,
+    tlb_current: bool,
+}
+
+impl<'a> GuestStack<'a> {
+    /// Access through `mem`; `tlb_current`: the vCPU has no TLB work pending.
+    pub fn new(mem: &'a mut DirectMap, tlb_current: bool) -> Self {
+        Self { walk: StackAccess(mem), tlb_current }
+    }
+
+    /// Whether `len` bytes at `va` may go through the tables loaded for `l4`.
+    fn direct(&self, l4: u64, va: u64, len: usize) -> bool {
+        self.tlb_current && within_one_page(va, len as u64) && guest_range_ok(va, len) && tables_loaded(l4)
+    }
+}
+
+impl GuestMemory for GuestStack<'_> {
+    fn write(&mut self, l4: u64, va: u64, bytes: &[u8]) -> bool {
+        self.walk.write(l4, va, bytes)
+    }
+
+    fn read(&self, l4: u64, va: u64, out: &mut [u8]) -> bool {
+        self.walk.read(l4, va, out)
+    }
+
+    #[inline]
+    fn write_words(&mut self, l4: u64, va: u64, words: &[u64]) -> bool {
+        if words.len() <= MAX_WORDS && self.direct(l4, va, words.len() * 8) {
+            // SAFETY: the destination is a guest range outside the hypervisor's, within one
+            // page (checked above): the stores fault at the first byte (recovered, nothing
+            // written) or write guest memory the guest could write itself.
+            return unsafe { guest_copy_bytes(va as *mut u8, words.as_ptr().cast(), words.len() * 8) == 0 };
+        }
+        self.walk.write_words(l4, va, words)
+    }
+
+    #[inline]
+    fn read_words(&self, l4: u64, va: u64, out: &mut [u64]) -> bool {
+        if out.len() <= MAX_WORDS && self.direct(l4, va, out.len() * 8) {
+            // SAFETY: `out` is valid for its length in bytes; the source is a guest range
+            // outside the hypervisor's: the loads fault (recovered) or read guest memory.
+            return unsafe { guest_copy_bytes(out.as_mut_ptr().cast(), va as *const u8, out.len() * 8) == 0 };
+        }
+        self.walk.read_words(l4, va, out)
+    }
 }
 
 /// If `frame` is a fault inside the guest copy loops, resumes it at their fix-up and returns
