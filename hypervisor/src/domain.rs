@@ -73,7 +73,7 @@ pub struct Domain {
     pub blocked: bool,
     /// While blocked in `SCHEDOP_poll`: wake at this system time even without an event.
     pub poll_deadline: Option<u64>,
-    /// While blocked in `SCHEDOP_poll`: wake when one of these ports is pending.
+    /// While blocked in `SCHEDOP_poll`: the ports it named (see [`Domain::watches`]).
     pub poll_ports: Vec<u32>,
     /// Blocked in `SCHEDOP_poll` and counted in [`Machine::pollers`]: the count is given
     /// back exactly once, whatever the port list held (it may be empty).
@@ -84,6 +84,18 @@ pub struct Domain {
     pub fpu: alloc::boxed::Box<FpuState>,
     /// Registers while not running.
     pub saved: TrapFrame,
+}
+
+impl Domain {
+    /// Whether a raised `port` wakes this domain's poll: Xen's `evtchn_check_pollers`, where
+    /// a one-port poll watches that port and a poll of none or several watches every port
+    /// (`poll_evtchn = -1`).
+    pub fn watches(&self, port: u32) -> bool {
+        match self.poll_ports.as_slice() {
+            [only] => *only == port,
+            _ => true,
+        }
+    }
 }
 
 /// Live domains, indexed by id (ids are small and dense: dom0 and domUs from 1), so the
@@ -507,17 +519,19 @@ impl Machine {
             let host = &mut self.event_host;
             if host.raised_overflow {
                 for d in self.domains.values() {
-                    if d.blocked
-                        && !d.poll_ports.is_empty()
-                        && any_pending(&self.mem, d.shared_info_mfn, &d.poll_ports)
-                        && !host.kicked.contains(&d.id)
-                    {
+                    let woken = match d.poll_ports.as_slice() {
+                        [_] => any_pending(&self.mem, d.shared_info_mfn, &d.poll_ports),
+                        // Watching any port: woken by whichever was raised (a spurious wake
+                        // is allowed; the guest re-checks).
+                        _ => true,
+                    };
+                    if d.blocked && d.counted_poller && woken && !host.kicked.contains(&d.id) {
                         host.kicked.push(d.id);
                     }
                 }
             } else {
                 for &(dom, port) in &host.raised {
-                    if self.domains.get(&dom).is_some_and(|d| d.blocked && d.poll_ports.contains(&port))
+                    if self.domains.get(&dom).is_some_and(|d| d.blocked && d.counted_poller && d.watches(port))
                         && !host.kicked.contains(&dom)
                     {
                         host.kicked.push(dom);

@@ -229,3 +229,48 @@ fn hostile_inputs_never_panic() {
         assert!((-95..=0).contains(&r), "cmd {cmd} {words:?} gave {r}");
     }
 }
+
+/// `SCHEDOP_poll` of `ports` (stored at `BASE + 0x200`, or the given array address) as DOM0;
+/// the outcome, and the port list the poll would watch.
+fn poll(m: &mut Mock, ports_va: u64, ports: &[u32], nr_ports: u64) -> Outcome {
+    let words: Vec<u8> = ports.iter().flat_map(|p| p.to_le_bytes()).collect();
+    m.put(ports_va, &words);
+    let mut sp = Vec::new();
+    for w in [ports_va, nr_ports, 0] {
+        sp.extend_from_slice(&w.to_le_bytes());
+    }
+    m.put(BASE + 0x100, &sp);
+    dispatch(m, nr::SCHED_OP, [hypercall_abi::sched::SCHEDOP_POLL as u64, BASE + 0x100, 0, 0, 0])
+}
+
+#[test]
+fn poll_checks_in_xens_order() {
+    let mut m = Mock::new();
+    let list = BASE + 0x200;
+    let set_pending = |m: &mut Mock, port: u32| {
+        m.host.pages.get_mut(&DOM0).unwrap().evtchn_pending[(port / 64) as usize] |= 1 << (port % 64);
+    };
+    // Nothing pending: the vCPU is to sleep (watching the ports).
+    assert!(matches!(poll(&mut m, list, &[5, 9], 2), Outcome::Poll(None)));
+    assert_eq!(ret(poll(&mut m, list, &[5], 129)), -22, "more than 128 ports");
+    assert_eq!(ret(poll(&mut m, list, &[5, 4096], 2)), -22, "a port beyond the 2-level range");
+    set_pending(&mut m, 9);
+    assert_eq!(ret(poll(&mut m, list, &[9, 4096], 2)), 0, "a pending port before a bad one wins");
+    assert_eq!(ret(poll(&mut m, list, &[4096, 9], 2)), -22, "a bad port before a pending one");
+    // The array runs off the end of guest memory after its first port.
+    let edge = BASE + MEM as u64 - 4;
+    assert_eq!(ret(poll(&mut m, edge, &[9], 2)), 0, "a readable pending port before an unreadable one");
+    assert_eq!(ret(poll(&mut m, edge, &[5], 2)), -14, "then the unreadable one");
+    // Seventeen ports: a whole readable chunk of 16, then the unreadable 17th.
+    let sixteen_left = BASE + MEM as u64 - 64;
+    let mut ports = [5u32; 16];
+    assert_eq!(ret(poll(&mut m, sixteen_left, &ports, 17)), -14);
+    ports[15] = 9;
+    assert_eq!(ret(poll(&mut m, sixteen_left, &ports, 17)), 0, "the 16th is pending");
+    // An upcall already due returns before any port is looked at.
+    let vi = &mut m.host.pages.get_mut(&DOM0).unwrap().vcpu_info[0];
+    (vi.evtchn_upcall_pending, vi.evtchn_upcall_mask) = (1, 0);
+    assert_eq!(ret(poll(&mut m, list, &[4096], 1)), 0);
+    m.host.pages.get_mut(&DOM0).unwrap().vcpu_info[0].evtchn_upcall_mask = 1;
+    assert_eq!(ret(poll(&mut m, list, &[4096], 1)), -22, "masked: not due");
+}

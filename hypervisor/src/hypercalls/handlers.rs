@@ -450,13 +450,14 @@ pub fn physdev_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     }
 }
 
-/// `SCHEDOP_poll`: returns at once if one of the listed ports is pending (or the list is
-/// empty and events are deliverable), else asks the scheduler to sleep until an event or the
-/// absolute deadline. A wake-up by an event on another port also ends the poll: the guest
-/// re-checks its ports, as it must after any return from the call.
+/// `SCHEDOP_poll`, in the order of Xen's `do_poll`: more than 128 ports is `-EINVAL`; an
+/// event upcall already due (pending and not masked) returns 0 at once; then port by port, an
+/// unreadable one is `-EFAULT`, one beyond the 2-level range `-EINVAL`, and a pending one
+/// returns 0 (so a pending port before a bad one wins). Otherwise the scheduler sleeps the
+/// vCPU until an event or the absolute deadline. As in Xen, a poll of exactly one port is
+/// woken by that port only, a poll of none or several by any port of the domain (the guest
+/// re-checks its ports after any return).
 fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
-    // `struct sched_poll` in one copy and the port list in another: each copy walks the
-    // guest's page tables, and this call sits on every event-channel wait.
     let mut sp = [0u8; 24];
     env.copy_from_guest(arg, &mut sp)?;
     let word = |o: usize| {
@@ -467,13 +468,30 @@ fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
     if nr_ports > MAX_POLL_PORTS {
         return Err(Errno::EINVAL);
     }
+    // Xen's `guest_handle_okay`: the array's range must not wrap.
+    field(ports_va, nr_ports * 4)?;
+    // The ports up to the first unreadable one (Xen reads them one by one, so those before
+    // it are still checked), then Xen's checks in its order. Reading first changes nothing
+    // a guest can see: reads have no effect, and the answers come in Xen's order.
     // Not a zeroed array: clearing room for 128 ports costs more than the usual one-port poll.
     let mut ports = heapless::Vec::<u32, { MAX_POLL_PORTS as usize }>::new();
     let mut chunk = [0u8; 64]; // 16 ports per copy: one copy for any usual list
-    while ports.len() < nr_ports as usize {
-        let bytes = &mut chunk[..(nr_ports as usize - ports.len()).min(16) * 4];
-        env.copy_from_guest(field(ports_va, ports.len() as u64 * 4)?, bytes)?;
-        for b in bytes.chunks_exact(4) {
+    let mut unreadable = false;
+    while ports.len() < nr_ports as usize && !unreadable {
+        let first = ports.len();
+        let count = (nr_ports as usize - first).min(16);
+        let bytes = &mut chunk[..count * 4];
+        let mut readable = count;
+        // No overflow: the whole array's range was checked above.
+        if env.copy_from_guest(ports_va + first as u64 * 4, bytes).is_err() {
+            readable = (0..count)
+                .take_while(|&k| {
+                    env.copy_from_guest(ports_va + (first + k) as u64 * 4, &mut bytes[k * 4..][..4]).is_ok()
+                })
+                .count();
+            unreadable = true;
+        }
+        for b in bytes[..readable * 4].chunks_exact(4) {
             // Cannot fail: `nr_ports` is at most the capacity.
             let _ = ports.push(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         }
@@ -481,6 +499,10 @@ fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
     let Some(access) = env.events() else { return Err(Errno::ENOSYS) };
     let caller = access.caller;
     let Some(shared) = access.host.shared_info(caller) else { return Err(Errno::EINVAL) };
+    let vcpu0 = &shared.vcpu_info[0];
+    if vcpu0.evtchn_upcall_pending != 0 && vcpu0.evtchn_upcall_mask == 0 {
+        return Ok(ret(0)); // Xen's `local_events_need_delivery`
+    }
     for &port in &ports {
         if port as usize >= hypercall_abi::shared_info::EVTCHN_2L_NR_CHANNELS {
             return Err(Errno::EINVAL);
@@ -488,6 +510,9 @@ fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
         if shared.evtchn_pending[port as usize / 64] & (1 << (port % 64)) != 0 {
             return Ok(ret(0));
         }
+    }
+    if unreadable {
+        return Err(Errno::EFAULT);
     }
     env.set_poll_ports(&ports);
     Ok(Outcome::Poll((timeout != 0).then_some(timeout)))
