@@ -615,6 +615,10 @@ impl Machine {
     /// dom0 gets VIRQ_DOM_EXC), page-table references, then every frame back to the
     /// allocator. dom0 must not be torn down this way: its death ends the machine.
     pub fn destroy_domain(&mut self, id: u16) {
+        if id == self.current {
+            // Off the dying domain's tables before they return to the allocator.
+            guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
+        }
         let Some(mut d) = self.domains.remove(&id) else { return };
         if d.counted_poller {
             self.pollers = self.pollers.saturating_sub(1);

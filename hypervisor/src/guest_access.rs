@@ -32,7 +32,6 @@ pub struct Fault {
 /// non-canonical hole, or above the hypervisor's range (which starts the upper half). Only
 /// such a range may be touched through the guest's own page tables from ring 0.
 pub fn guest_range_ok(va: u64, len: usize) -> bool {
-    const LOWER_HALF_END: u64 = 1 << 47;
     if len == 0 {
         return true;
     }
@@ -41,6 +40,15 @@ pub fn guest_range_ok(va: u64, len: usize) -> bool {
         None => false,
     }
 }
+
+/// Xen's `__addr_ok`: `va` lies in the guest's part of the address space (below the
+/// non-canonical hole, or above the hypervisor's range).
+pub fn guest_address_ok(va: u64) -> bool {
+    !(LOWER_HALF_END..HYPERVISOR_VIRT_END).contains(&va)
+}
+
+/// The end of the lower canonical half.
+const LOWER_HALF_END: u64 = 1 << 47;
 
 fn is_canonical(va: u64) -> bool {
     let top = va >> 47;
@@ -238,6 +246,9 @@ mod tests {
         assert!(guest_range_ok(u64::MAX - 7, 8), "ends at the top of the address space");
         assert!(!guest_range_ok(u64::MAX - 7, 9), "wraps to address 0");
         assert!(!guest_range_ok(0x1000, usize::MAX), "wraps");
+        assert!(guest_address_ok(0) && guest_address_ok((1 << 47) - 1) && guest_address_ok(HYPERVISOR_VIRT_END));
+        assert!(!guest_address_ok(1 << 47) && !guest_address_ok(HYPERVISOR_VIRT_START));
+        assert!(!guest_address_ok(HYPERVISOR_VIRT_END - 1));
     }
 
     #[test]

@@ -282,11 +282,13 @@ impl Machine {
             return self.on_iret(frame);
         }
         let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
-        // Every flush an earlier hypercall asked for has been applied: the TLB agrees with
+        // Every flush an earlier hypercall asked for has been applied, so the TLB agrees with
         // the guest's tables until this one changes them (see `guest_tables_trusted`), if
         // CR3 holds them (it does in guest kernel mode; checked once here, not per copy).
-        let loaded = guest_copy::tables_loaded(self.cur().vcpu.current_l4());
-        self.guest_tables_trusted.set(loaded);
+        // Pending work would break that promise: then the walk serves this hypercall.
+        let vcpu = &self.cur().vcpu;
+        let trusted = vcpu.paging.effects.is_empty() && guest_copy::tables_loaded(vcpu.current_l4());
+        self.guest_tables_trusted.set(trusted);
         let outcome = hypercalls::dispatch(self, frame.rax, args);
         // Still trusted: the call never reached the MMU, the grant tables, the vCPU or domain
         // control, so it left no paging work, grant frames or released frames behind.
@@ -300,7 +302,12 @@ impl Machine {
         if frame.rax == hypercall_abi::hypercall::FPU_TASKSWITCH {
             fpu::set_task_switched(self.cur().vcpu.cr0_ts);
         }
-        match outcome {
+        let hypercall = frame.rax;
+        let (outcome, then) = match outcome {
+            Outcome::SleepThenContinue(sleep, next) => (Outcome::from(sleep), Some(next)),
+            other => (other, None),
+        };
+        let resched = match outcome {
             Outcome::Return(v) => {
                 frame.rax = v as u64;
                 // SYSCALL/SYSRET clobber RCX and R11 (the hypercall page saves them): leaving
@@ -323,8 +330,8 @@ impl Machine {
             Outcome::Block => {
                 frame.rax = 0;
                 let cur = self.current;
-                // Ports of a poll that never blocked (a multicall whose result could not be
-                // written drops its outcome) must not select this block's wake-ups.
+                // Ports of an earlier poll that never blocked must not select this block's
+                // wake-ups.
                 self.cur().poll_ports.clear();
                 self.set_shared_bytes(cur, UPCALL_MASK, &[0]);
                 self.block_current()
@@ -345,7 +352,15 @@ impl Machine {
                 blocked
             }
             Outcome::Shutdown(reason) => self.shutdown_current(reason),
+            Outcome::SleepThenContinue(..) => unreachable!("unpacked above"),
+        };
+        if let Some(next) = then {
+            // The rest of the multicall: the same `syscall` again once the vCPU runs.
+            frame.rax = hypercall;
+            [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
+            frame.rip = frame.rip.wrapping_sub(2);
         }
+        resched
     }
 
     /// Blocks the current domain unless an event is already deliverable (Xen's

@@ -53,6 +53,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     idt::init();
     syscall::init(gdt::ring0_stack_top());
     arch::x86_64::fpu::init();
+    arch::x86_64::guest_copy::check_cpu_state();
 
     let info = match pvh::parse(&BootMap, start_info_pa as u64) {
         Ok(info) => info,

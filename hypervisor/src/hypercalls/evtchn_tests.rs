@@ -233,8 +233,10 @@ fn hostile_inputs_never_panic() {
 /// `SCHEDOP_poll` of `ports` (stored at `BASE + 0x200`, or the given array address) as DOM0;
 /// the outcome, and the port list the poll would watch.
 fn poll(m: &mut Mock, ports_va: u64, ports: &[u32], nr_ports: u64) -> Outcome {
-    let words: Vec<u8> = ports.iter().flat_map(|p| p.to_le_bytes()).collect();
-    m.put(ports_va, &words);
+    if !ports.is_empty() {
+        let words: Vec<u8> = ports.iter().flat_map(|p| p.to_le_bytes()).collect();
+        m.put(ports_va, &words);
+    }
     let mut sp = Vec::new();
     for w in [ports_va, nr_ports, 0] {
         sp.extend_from_slice(&w.to_le_bytes());
@@ -250,8 +252,17 @@ fn poll_checks_in_xens_order() {
     let set_pending = |m: &mut Mock, port: u32| {
         m.host.pages.get_mut(&DOM0).unwrap().evtchn_pending[(port / 64) as usize] |= 1 << (port % 64);
     };
+    // Ports 1-10 of dom0, unbound (usable: Xen polls any port in use).
+    for _ in 0..10 {
+        assert_eq!(m.op(EVTCHNOP_ALLOC_UNBOUND as u64, &[SELF, DOMU as u32]), 0);
+    }
     // Nothing pending: the vCPU is to sleep (watching the ports).
     assert!(matches!(poll(&mut m, list, &[5, 9], 2), Outcome::Poll(None)));
+    assert!(matches!(poll(&mut m, list, &[], 0), Outcome::Poll(None)), "no ports: any event");
+    assert_eq!(ret(poll(&mut m, list, &[0], 1)), -22, "port 0 is reserved");
+    assert_eq!(ret(poll(&mut m, list, &[11], 1)), -22, "a free port");
+    assert_eq!(ret(poll(&mut m, list, &[2000], 1)), -22, "beyond the allocated ports");
+    assert_eq!(ret(poll(&mut m, 0xffff_8000_0000_0000, &[], 0)), -14, "array in the hypervisor's range");
     assert_eq!(ret(poll(&mut m, list, &[5], 129)), -22, "more than 128 ports");
     assert_eq!(ret(poll(&mut m, list, &[5, 4096], 2)), -22, "a port beyond the 2-level range");
     set_pending(&mut m, 9);

@@ -2,7 +2,8 @@
 //! copies; every number a guest passes is validated before use.
 
 use super::op::*;
-use super::{dispatch, Env, Outcome};
+use super::{dispatch, Env, Outcome, Sleep};
+use crate::evtchn::PortState;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
 use hypercall_abi::memory::{XENMEMF_EXACT_NODE_REQUEST, XENMEMF_VNODE, XENMEM_DECREASE_RESERVATION};
@@ -379,7 +380,8 @@ pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// `multicall(list, nr_calls)`: runs each 64-byte entry (`op`, `result`, `args[6]`) and
 /// stores its result. Works in batches with continuations so a huge list cannot monopolise
 /// the CPU; a nested multicall fails with `-EINVAL` in its entry. An entry that yields, blocks
-/// or shuts down ends the batch after storing its result. An entry that asks for a
+/// or polls stops the batch after storing its result, and the entries after it run when the
+/// vCPU runs again; a shutdown ends it. An entry that asks for a
 /// continuation gets its advanced arguments written back into the list and the multicall
 /// continues from that entry, as Xen's `do_multicall` does: finishing it here instead would
 /// let one entry (a 4 GiB `console_io`, a long `mmu_update` list) run unbounded.
@@ -415,8 +417,23 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         let stored = env.copy_to_guest(entry.wrapping_add(8), &result.to_le_bytes());
         if let Some(o) = stop {
             // Xen has already blocked, yielded or shut the domain down by the time it stores
-            // the result, so that store is best effort: the outcome stands either way.
-            return o;
+            // the result, so the outcome stands even if the store failed (Xen then ends the
+            // multicall with -EFAULT; here the guest sees 0). Otherwise the entries left run
+            // when the vCPU runs again, as after Xen's preemption check.
+            let left = count - i - 1;
+            let sleep = match o {
+                Outcome::Yield => Some(Sleep::Yield),
+                Outcome::Block => Some(Sleep::Block),
+                Outcome::Poll(deadline) => Some(Sleep::Poll(deadline)),
+                _ => None,
+            };
+            return match sleep {
+                Some(sleep) if left > 0 && stored.is_ok() => {
+                    let next = entry.wrapping_add(MULTICALL_ENTRY_SIZE);
+                    Outcome::SleepThenContinue(sleep, [next, left, a[2], a[3], a[4]])
+                }
+                _ => o,
+            };
         }
         if let Err(e) = stored {
             return err(e);
@@ -468,7 +485,11 @@ fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
     if nr_ports > MAX_POLL_PORTS {
         return Err(Errno::EINVAL);
     }
-    // Xen's `guest_handle_okay`: the array's range must not wrap.
+    // Xen's `guest_handle_okay`: the array must start in the guest's part of the address
+    // space (and, here, not wrap: stricter than Xen, which would fault on reading it).
+    if !crate::guest_access::guest_address_ok(ports_va) {
+        return Err(Errno::EFAULT);
+    }
     field(ports_va, nr_ports * 4)?;
     // The ports up to the first unreadable one (Xen reads them one by one, so those before
     // it are still checked), then Xen's checks in its order. Reading first changes nothing
@@ -504,7 +525,9 @@ fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
         return Ok(ret(0)); // Xen's `local_events_need_delivery`
     }
     for &port in &ports {
-        if port as usize >= hypercall_abi::shared_info::EVTCHN_2L_NR_CHANNELS {
+        // Xen's `evtchn_port_poll`: a port outside the allocated ones, free, or reserved
+        // (port 0) is `-EINVAL`.
+        if matches!(access.table.port_state(caller, port), None | Some(PortState::Free | PortState::Reserved)) {
             return Err(Errno::EINVAL);
         }
         if shared.evtchn_pending[port as usize / 64] & (1 << (port % 64)) != 0 {

@@ -106,6 +106,31 @@ pub enum Outcome {
     Poll(Option<u64>),
     /// The domain asked to shut down with this `SHUTDOWN_*` reason.
     Shutdown(u32),
+    /// A multicall entry yielded, blocked or polled with entries left: do as `Sleep` says,
+    /// and when the vCPU next runs, re-issue the multicall with these argument registers
+    /// (Xen's `hypercall_preempt_check` after such an entry makes a continuation).
+    SleepThenContinue(Sleep, [u64; 5]),
+}
+
+/// The outcomes that give up the CPU with the domain alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sleep {
+    /// As [`Outcome::Yield`].
+    Yield,
+    /// As [`Outcome::Block`].
+    Block,
+    /// As [`Outcome::Poll`].
+    Poll(Option<u64>),
+}
+
+impl From<Sleep> for Outcome {
+    fn from(s: Sleep) -> Self {
+        match s {
+            Sleep::Yield => Outcome::Yield,
+            Sleep::Block => Outcome::Block,
+            Sleep::Poll(deadline) => Outcome::Poll(deadline),
+        }
+    }
 }
 
 /// Facts about the calling domain.

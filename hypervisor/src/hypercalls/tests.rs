@@ -341,6 +341,22 @@ fn multicall_stops_at_shutdown() {
 }
 
 #[test]
+fn entries_after_a_yield_or_block_run_when_the_vcpu_runs_again() {
+    // Xen's preemption check after the entry makes a continuation for the rest.
+    let mut m = Mock::new();
+    let list = BASE + 0x1000;
+    put_entry(&mut m, list, nr::SCHED_OP_COMPAT, [SCHEDOP_YIELD, 0, 0, 0, 0, 0]);
+    put_entry(&mut m, list + 64, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
+    put_entry(&mut m, list + 128, nr::SCHED_OP_COMPAT, [SCHEDOP_BLOCK, 0, 0, 0, 0, 0]);
+    let out = call(&mut m, nr::MULTICALL, [list, 3, 0, 0, 0]);
+    assert_eq!(out, Outcome::SleepThenContinue(super::Sleep::Yield, [list + 64, 2, 0, 0, 0]));
+    assert_eq!((m.u64_at(list + 8), m.u64_at(list + 64 + 8)), (0, 0xffff), "the rest has not run");
+    // The continuation: the version entry runs, then the block ends the list (nothing left).
+    assert_eq!(call(&mut m, nr::MULTICALL, [list + 64, 2, 0, 0, 0]), Outcome::Block);
+    assert_eq!((m.u64_at(list + 64 + 8), m.u64_at(list + 128 + 8)), (4096, 0));
+}
+
+#[test]
 fn a_stopping_entry_stands_when_its_result_cannot_be_stored() {
     // Xen has already shut down (or blocked, or yielded) when it stores the entry's result;
     // a read-only list must not turn that into -EFAULT with the domain still running.

@@ -62,6 +62,21 @@ unsafe extern "C" {
     static guest_copy_fixup_range: [u64; 3];
 }
 
+/// Checks, once at boot, the CPU state the direct route relies on: CR0.WP (a read-only
+/// guest mapping must refuse ring-0 writes: page tables are mapped read-only into guests)
+/// and CR4.SMAP clear (ring-0 accesses to user pages allowed).
+pub fn check_cpu_state() {
+    let (cr0, cr4) = (x86_64::registers::control::Cr0::read(), x86_64::registers::control::Cr4::read());
+    assert!(
+        cr0.contains(x86_64::registers::control::Cr0Flags::WRITE_PROTECT),
+        "CR0.WP must be set for guest copies through guest tables"
+    );
+    assert!(
+        !cr4.contains(x86_64::registers::control::Cr4Flags::SUPERVISOR_MODE_ACCESS_PREVENTION),
+        "CR4.SMAP must be clear for guest copies through guest tables"
+    );
+}
+
 /// Whether the page tables in CR3 are those at `l4_maddr` (so guest addresses resolve as
 /// they would for the guest now).
 pub fn tables_loaded(l4_maddr: u64) -> bool {
