@@ -237,6 +237,30 @@ fn any_pending(mem: &paging::DirectMap, shared_info_mfn: u64, ports: &[u32]) -> 
     })
 }
 
+/// What a hypercall may assume about the running guest's page tables.
+///
+/// At entry every flush an earlier hypercall asked for has been applied, so the TLB agrees
+/// with the tables until this hypercall changes them. Reaching the MMU, the grant tables,
+/// the vCPU or domain control may change them, with the flush deferred to the end of the
+/// hypercall: from then on the CPU may hold stale translations (a writable one to a frame
+/// just validated as a page table, say), and copies take the software walk, which reads the
+/// tables as they are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestTables {
+    /// No hypercall is running.
+    Outside,
+    /// Nothing changed yet; whether CR3 holds the tables is asked at the first copy.
+    Unchanged,
+    /// Nothing changed, CR3 holds the guest's current tables and no paging work is pending:
+    /// copies may go through them.
+    Loaded,
+    /// Nothing changed, but CR3 does not hold the tables (or paging work was pending):
+    /// copies walk, and the exit runs the paging epilogue.
+    NotLoaded,
+    /// The hypercall reached something that may change page tables.
+    Changed,
+}
+
 /// Everything the hypervisor keeps about the running machine.
 pub struct Machine {
     /// Live domains by id.
@@ -248,14 +272,9 @@ pub struct Machine {
     pub current: u16,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
-    /// Whether guest copies may go through the guest's own tables in CR3 (`guest_copy`):
-    /// set at each hypercall entry if CR3 holds the running guest's current tables (as it
-    /// does in guest kernel mode), cleared as soon as the hypercall reaches the MMU, the
-    /// grant tables, the vCPU or domain control. Those change page tables with the TLB flush
-    /// deferred to the end of the hypercall, so the CPU may hold stale translations (a
-    /// writable one to a frame just validated as a page table, say) until then; the software
-    /// walk reads the tables as they are.
-    pub guest_tables_trusted: core::cell::Cell<bool>,
+    /// What the running hypercall may assume about the guest's page tables: whether guest
+    /// copies may go through them (`guest_copy`), and whether the hypercall left paging work.
+    pub guest_tables: core::cell::Cell<GuestTables>,
     /// The PV MMU's per-frame state.
     pub frames: FrameTable,
     /// Event channels of every domain.
@@ -320,7 +339,7 @@ impl Machine {
             domains: DomainTable::default(),
             pollers: 0,
             current: 0,
-            guest_tables_trusted: core::cell::Cell::new(false),
+            guest_tables: core::cell::Cell::new(GuestTables::Outside),
             frames,
             mem,
             events: EventChannels::default(),

@@ -12,9 +12,10 @@ use crate::arch::x86_64::{apic, cpu, fpu, guest_entry, idt::TrapFrame, syscall::
 const VECTOR_NM: u8 = 7;
 /// The `int $0x80` system-call vector, whose gate is DPL 3.
 const SYSCALL_INT80: u8 = 0x80;
-use crate::arch::x86_64::guest_copy::{self, GuestStack};
+use crate::arch::x86_64::guest_copy::GuestStack;
 use crate::domain::{
-    Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING, VCPU_CR2,
+    GuestTables, Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING,
+    VCPU_CR2,
 };
 use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
@@ -282,17 +283,12 @@ impl Machine {
             return self.on_iret(frame);
         }
         let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8];
-        // Every flush an earlier hypercall asked for has been applied, so the TLB agrees with
-        // the guest's tables until this one changes them (see `guest_tables_trusted`), if
-        // CR3 holds them (it does in guest kernel mode; checked once here, not per copy).
-        // Pending work would break that promise: then the walk serves this hypercall.
-        let vcpu = &self.cur().vcpu;
-        let trusted = vcpu.paging.effects.is_empty() && guest_copy::tables_loaded(vcpu.current_l4());
-        self.guest_tables_trusted.set(trusted);
+        self.guest_tables.set(GuestTables::Unchanged);
         let outcome = hypercalls::dispatch(self, frame.rax, args);
-        // Still trusted: the call never reached the MMU, the grant tables, the vCPU or domain
+        // Unchanged: the call never reached the MMU, the grant tables, the vCPU or domain
         // control, so it left no paging work, grant frames or released frames behind.
-        if !self.guest_tables_trusted.replace(false) {
+        let tables = self.guest_tables.replace(GuestTables::Outside);
+        if !matches!(tables, GuestTables::Unchanged | GuestTables::Loaded) {
             self.apply_paging_effects();
             if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {
                 self.reap_grant_frames();

@@ -2,7 +2,7 @@
 //! hardware access the privileged-instruction emulator needs ([`Platform`]).
 
 use crate::arch::x86_64::{cpu, guest_copy, serial};
-use crate::domain::Machine;
+use crate::domain::{GuestTables, Machine};
 use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
 use hypercall_abi::errno::Errno;
 use hypervisor::emulate::Platform;
@@ -95,7 +95,7 @@ impl Env for Machine {
 
     fn vcpu(&mut self) -> &mut VcpuState {
         // Whoever changes the vCPU may change its page-table root.
-        self.guest_tables_trusted.set(false);
+        self.guest_tables.set(GuestTables::Changed);
         &mut self.cur().vcpu
     }
 
@@ -109,7 +109,7 @@ impl Env for Machine {
 
     fn mmu(&mut self) -> Option<MmuAccess<'_>> {
         // Page tables may change from here on, their flush deferred: see `direct_guest_copy`.
-        self.guest_tables_trusted.set(false);
+        self.guest_tables.set(GuestTables::Changed);
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(hypervisor::mm::Mmu::new(
@@ -123,7 +123,7 @@ impl Env for Machine {
 
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
         // Grant mappings change page tables: as for `mmu`.
-        self.guest_tables_trusted.set(false);
+        self.guest_tables.set(GuestTables::Changed);
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(GrantAccess {
@@ -142,7 +142,7 @@ impl Env for Machine {
 
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         // Destroying a domain releases page tables: as for `mmu`.
-        self.guest_tables_trusted.set(false);
+        self.guest_tables.set(GuestTables::Changed);
         Some(self)
     }
 
@@ -160,13 +160,24 @@ impl Env for Machine {
 
 impl Machine {
     /// Whether a guest copy of `len` bytes at `va` may go through the guest's tables in CR3
-    /// instead of the software walk: CR3 held the running guest's tables at hypercall entry
-    /// and nothing in this hypercall has changed page tables or the root since
-    /// (`guest_tables_trusted`: the TLB may be stale after such a change until the deferred
-    /// flush), and the range is the guest's.
+    /// instead of the software walk: nothing in this hypercall has changed page tables or
+    /// the root yet, CR3 holds the running guest's current tables with no paging work
+    /// pending (asked once per hypercall, at its first copy; see [`GuestTables`]), and the
+    /// range is the guest's.
     #[inline]
     fn direct_guest_copy(&self, va: u64, len: usize) -> bool {
-        self.guest_tables_trusted.get() && guest_access::guest_range_ok(va, len)
+        let loaded = match self.guest_tables.get() {
+            GuestTables::Loaded => true,
+            GuestTables::Unchanged => {
+                let loaded = self.domains.get(&self.current).is_some_and(|d| {
+                    d.vcpu.paging.effects.is_empty() && guest_copy::tables_loaded(d.vcpu.current_l4())
+                });
+                self.guest_tables.set(if loaded { GuestTables::Loaded } else { GuestTables::NotLoaded });
+                loaded
+            }
+            _ => false,
+        };
+        loaded && guest_access::guest_range_ok(va, len)
     }
 }
 

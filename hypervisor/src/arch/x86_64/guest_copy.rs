@@ -15,7 +15,7 @@
 //! refuses it, since the direct map covers RAM only.)
 //!
 //! The route is only taken while the TLB agrees with the guest's tables: see
-//! `Machine::guest_tables_trusted`.
+//! `domain::GuestTables`.
 
 use core::arch::global_asm;
 
