@@ -611,12 +611,15 @@ impl Machine {
     }
 
     /// Returns to the allocator every frame a guest freed whose last reference has gone (the
-    /// PV MMU's deferred free). The TLB was flushed by the effects of the operation that
-    /// released them. Returns how many.
+    /// PV MMU's deferred free). Returns how many. The TLB is flushed first: not every path
+    /// that drops a last reference asks for a flush (a grant unmap does not, and a guest may
+    /// still hold a translation it removed without one), and no frame may reach the allocator
+    /// while this CPU could still reach it.
     pub fn return_released_frames(&mut self) -> usize {
         if !self.frames.has_released() {
             return 0;
         }
+        cpu::flush_guest_tlb();
         let released = self.frames.take_released();
         let mut frames = FRAMES.lock();
         released.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
@@ -626,6 +629,9 @@ impl Machine {
     /// table frames, dead granters' frames whose last mapping went). Returns how many.
     pub fn reap_grant_frames(&mut self) -> usize {
         let reaped = self.grants.reap(&mut self.frames);
+        if !reaped.is_empty() {
+            cpu::flush_guest_tlb(); // as in `return_released_frames`
+        }
         let mut frames = FRAMES.lock();
         reaped.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
     }

@@ -245,6 +245,16 @@ impl Machine {
         if self.cur().vcpu.paging.effects.is_empty() {
             return;
         }
+        if self.cur().vcpu.paging.effects.old_root.is_some() {
+            // Off the old root first; only then may its reference go (Xen's
+            // `old_guest_table`). What dropping it asks for joins the work below.
+            guest_entry::load_page_tables(self.cur().vcpu.current_l4());
+            let Machine { domains, frames, mem, hypervisor_slots, current, .. } = self;
+            if let Some(d) = domains.get_mut(current) {
+                let rights = hypervisor::mm::DomainRights { id: d.id, io_capable: d.privileged };
+                hypervisor::mm::Mmu::new(frames, mem, hypervisor_slots, rights, &mut d.vcpu.paging).put_old_root();
+            }
+        }
         let fx = self.cur().vcpu.paging.effects.take();
         if fx.load_cr3.is_some() || fx.flush_all {
             // A CR3 write flushes every non-global entry; guest mappings are never global.

@@ -156,10 +156,52 @@ fn mmuext_batch_switches_roots_and_records_effects() {
     assert_eq!(r, Outcome::Return(Errno::EINVAL.to_return()), "the root's pin went: not pinned any more");
     assert_eq!(m.u32_at(DONE), 5, "unpinning the root succeeds, as Xen: the root keeps it an L4");
     assert_eq!(m.mmu.counts(next).1, 1, "only the root's type reference is left");
+    assert_eq!(m.mmu.paging.effects.old_root, Some(L4), "CR3 still holds the old root");
+    // The exit path: CR3 loaded, then the old root's reference goes.
+    m.mmu.mmu().put_old_root();
     let fx = m.mmu.paging.effects.take();
     assert_eq!(fx.load_cr3, Some(next << 12));
     assert_eq!(fx.flush_pages.as_slice(), &[0x5000], "the CR3 load flushes everything anyway");
     assert_eq!(m.mmu.paging.kernel_l4, Some(next));
+    m.mmu.audit();
+}
+
+#[test]
+fn the_root_in_cr3_cannot_be_rewritten_before_the_new_one_is_loaded() {
+    // Unpin the root, switch to another, then write the old root (still in CR3 until the
+    // hypercall ends): its hypervisor slots must stay out of the guest's reach.
+    let mut m = MmuMock::new();
+    let next = DOM_FRAMES.start + 0x90;
+    let evil = DOM_FRAMES.start + 0x91;
+    m.mmu.poke(evil, 261, 0xdead_b000 | 0x63);
+    m.put_words(
+        LIST,
+        &[
+            MMUEXT_PIN_L4_TABLE as u64,
+            next,
+            0,
+            MMUEXT_UNPIN_TABLE as u64,
+            L4,
+            0,
+            MMUEXT_NEW_BASEPTR as u64,
+            next,
+            0,
+            MMUEXT_COPY_PAGE as u64,
+            L4,
+            evil,
+            MMUEXT_CLEAR_PAGE as u64,
+            L4,
+            0,
+        ],
+    );
+    let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 5, DONE, DOMID_SELF as u64, 0]);
+    assert_eq!(r, Outcome::Return(Errno::EINVAL.to_return()), "the old root is still an L4");
+    assert_eq!(m.u32_at(DONE), 3);
+    assert_ne!(crate::domain_layout::MachineMemory::read_entry(&m.mmu.mem, L4, 261), 0xdead_b000 | 0x63);
+    let (_, types, _) = m.mmu.counts(L4);
+    assert_eq!(types, 1, "the old root's reference until CR3 moves");
+    m.mmu.mmu().put_old_root();
+    assert_eq!(m.mmu.counts(L4).1, 0, "then it goes");
     m.mmu.audit();
 }
 

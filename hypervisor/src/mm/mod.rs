@@ -30,7 +30,9 @@
 //! runs again, the caller takes them with [`PendingEffects::take`] and applies them in order:
 //!
 //! 1. `load_cr3 = Some(maddr)`: write CR3 with `maddr` (the new kernel root, `NEW_BASEPTR`).
-//!    A CR3 write also flushes all non-global TLB entries, which satisfies 2 and 3.
+//!    A CR3 write also flushes all non-global TLB entries, which satisfies 2 and 3. Then,
+//!    if `old_root` is set, drop the old root's reference with `Mmu::put_old_root` (which
+//!    may ask for more of 2 and release frames).
 //! 2. `flush_all`: flush the whole (non-global) TLB, e.g. by reloading CR3. This is also set
 //!    by the MMU itself when safety needs it: after any L2-L4 entry change (the
 //!    paging-structure caches may hold the old path) and when a frame that may still have a
@@ -172,13 +174,23 @@ pub struct PendingEffects {
     pub flush_pages: heapless::Vec<u64, MAX_PENDING_PAGE_FLUSHES>,
     /// Write back and invalidate the caches.
     pub flush_caches: bool,
+    /// The kernel root CR3 held when this hypercall replaced it (`NEW_BASEPTR`): it keeps its
+    /// L4 reference until the new root is loaded (Xen's `old_guest_table`). Dropped at once,
+    /// it could become writable, and be rewritten, hypervisor slots included, while the CPU
+    /// still walks it for the rest of the hypercall. The caller drops it with
+    /// [`Mmu::put_old_root`](crate::mm::Mmu::put_old_root) after the CR3 write.
+    pub old_root: Option<u64>,
 }
 
 impl PendingEffects {
     /// Whether nothing is pending (checked field by field: this runs on every hypercall).
     #[inline]
     pub fn is_empty(&self) -> bool {
-        self.load_cr3.is_none() && !self.flush_all && self.flush_pages.is_empty() && !self.flush_caches
+        self.load_cr3.is_none()
+            && !self.flush_all
+            && self.flush_pages.is_empty()
+            && !self.flush_caches
+            && self.old_root.is_none()
     }
 
     /// Takes the pending work, leaving none.

@@ -38,17 +38,16 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// * `MMU_NORMAL_PT_UPDATE` / `MMU_PT_UPDATE_PRESERVE_AD` / `MMU_PT_UPDATE_NO_TRANSLATE`:
     ///   `ptr` is the machine address of an 8-byte entry. In a validated table the new value
     ///   is checked for that level; in an ordinary page it is simply written. `-EINVAL` for a
-    ///   frame the domain does not own, a misaligned `ptr`, or a frame that is neither.
+    ///   frame the domain does not own. The command is `ptr & 7`, as in Xen: 4-7 are `-ENOSYS`.
     /// * `MMU_MACHPHYS_UPDATE`: `M2P[ptr >> 12] = val` for a frame the domain owns
     ///   (`-EINVAL` otherwise).
     pub fn mmu_update(&mut self, req: MmuUpdate) -> Result<(), MmuError> {
-        let cmd = req.ptr & 3;
+        // Xen takes the command from the three bits below an entry's alignment.
+        let cmd = req.ptr & 7;
         match cmd {
             MMU_NORMAL_PT_UPDATE | MMU_PT_UPDATE_PRESERVE_AD | MMU_PT_UPDATE_NO_TRANSLATE => {
+                // Aligned: the command was the three low bits.
                 let maddr = req.ptr - cmd;
-                if maddr & 7 != 0 {
-                    return Err(refused(Errno::EINVAL, "misaligned page-table entry address"));
-                }
                 let (mfn, index) = (maddr >> 12, ((maddr & 0xfff) / 8) as usize);
                 self.update_entry_at(mfn, index, req.val, cmd == MMU_PT_UPDATE_PRESERVE_AD)
             }
@@ -212,11 +211,26 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         if self.paging.kernel_l4 != Some(mfn) {
             self.get_page_and_type(mfn, PageType::L4)?;
             if let Some(old) = self.paging.kernel_l4.replace(mfn) {
-                self.put_page_and_type(old);
+                let fx = &mut self.paging.effects;
+                if fx.load_cr3.is_none() && fx.old_root.is_none() {
+                    // CR3 holds `old` until the caller loads the new root (see `old_root`).
+                    fx.old_root = Some(old);
+                } else {
+                    // A root set earlier in this hypercall, never loaded.
+                    self.put_page_and_type(old);
+                }
             }
         }
         self.paging.effects.load_cr3 = Some(mfn << 12);
         Ok(())
+    }
+
+    /// Drops the reference [`new_baseptr`](Self::new_baseptr) kept on the root CR3 held
+    /// (`PendingEffects::old_root`); the caller has loaded the new root.
+    pub fn put_old_root(&mut self) {
+        if let Some(old) = self.paging.effects.old_root.take() {
+            self.put_page_and_type(old);
+        }
     }
 
     /// `MMUEXT_NEW_USER_BASEPTR`: makes `mfn` (0: none) the user root, as
@@ -288,7 +302,8 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     pub fn release_domain(&mut self, cursor: &mut ReleaseCursor, budget: usize) -> ReleaseProgress {
         if cursor.phase == 0 {
             // Dropped without devalidating: every table is torn down by the frame walk.
-            for root in [self.paging.kernel_l4.take(), self.paging.user_l4.take()].into_iter().flatten() {
+            let old_root = self.paging.effects.old_root.take();
+            for root in [self.paging.kernel_l4.take(), self.paging.user_l4.take(), old_root].into_iter().flatten() {
                 self.drop_reference_without_cascade(root);
             }
             self.paging.effects.load_cr3 = None;

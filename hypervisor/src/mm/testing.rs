@@ -167,7 +167,8 @@ impl MockMmu {
                 assert_eq!(entry & pte::USER, pte::USER, "{mfn:#x}[{i}] not adjusted");
             }
         }
-        for root in [self.paging.kernel_l4, self.paging.user_l4].into_iter().flatten() {
+        let roots = [self.paging.kernel_l4, self.paging.user_l4, self.paging.effects.old_root];
+        for root in roots.into_iter().flatten() {
             refs[root as usize] += 1;
             types[root as usize] += 1;
             assert_eq!(self.frames.get(root).unwrap().page_type, PageType::L4, "root {root:#x} not an L4");

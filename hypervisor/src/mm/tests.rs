@@ -94,6 +94,18 @@ fn validation_adds_user_and_the_kernel_marker() {
 }
 
 #[test]
+fn mmu_update_commands_are_the_low_three_bits() {
+    // Xen: `cmd = ptr & 7`; 4-7 are unknown (-ENOSYS), never a page-table or M2P update.
+    let mut m = tree();
+    for cmd in 4..8u64 {
+        let r = m.mmu().mmu_update(MmuUpdate { ptr: (DATA << 12) | cmd, val: 0x1234 });
+        assert_eq!(errno(r), Errno::ENOSYS, "cmd {cmd}");
+    }
+    assert_ne!(m.frames.m2p_entries()[DATA as usize], 0x1234, "no M2P update through cmd 5");
+    m.audit();
+}
+
+#[test]
 fn guest_l1_entries_are_never_global() {
     // A global translation outlives the CR3 write of a domain switch: the next domain would
     // reach this frame at the same address.
@@ -285,6 +297,7 @@ fn counts_return_to_zero_after_unmap_and_unpin() {
     ext(&mut m, MMUEXT_PIN_L4_TABLE, next).unwrap();
     m.mmu().new_baseptr(next).unwrap();
     assert_eq!(m.paging.effects.load_cr3, Some(next << 12));
+    m.mmu().put_old_root(); // the exit path, once CR3 holds `next`
     ext(&mut m, MMUEXT_UNPIN_TABLE, L4).unwrap();
     for mfn in DOM_FRAMES.filter(|&f| f != next) {
         let (_, types, refs) = m.counts(mfn);
@@ -320,7 +333,7 @@ fn plain_pages_preserve_ad_machphys_and_bad_requests() {
     update(&mut m, SPARE, 3, 0x1234).unwrap();
     assert_eq!(m.mem.read_entry(SPARE, 3), 0x1234, "an ordinary page is written as data");
     assert_eq!(errno(update(&mut m, OTHER_FRAMES.start, 0, 1)), Errno::EINVAL);
-    assert_eq!(errno(m.mmu().mmu_update(MmuUpdate { ptr: (L1 << 12) | 4, val: 0 })), Errno::EINVAL, "misaligned");
+    assert_eq!(errno(m.mmu().mmu_update(MmuUpdate { ptr: (L1 << 12) | 4, val: 0 })), Errno::ENOSYS, "command 4");
     let dirty = e(DATA, RW | pte::DIRTY);
     update(&mut m, L1, 0, dirty).unwrap();
     m.mmu()

@@ -130,6 +130,8 @@ fn the_kernel_root_is_released_when_replaced() {
     assert!(pending(&m, L4), "the root keeps it");
     ext(&mut m, MMUEXT_PIN_L4_TABLE, SPARE).unwrap();
     m.mmu().new_baseptr(SPARE).unwrap();
+    assert!(pending(&m, L4), "CR3 still holds it: kept until the new root is loaded");
+    m.mmu().put_old_root();
     assert!(released(&m, L4));
     assert_eq!((m.counts(L3).1, m.counts(L1).1), (0, 0), "the old tree was devalidated");
     assert_eq!(m.frames.take_released(), vec![L4]);

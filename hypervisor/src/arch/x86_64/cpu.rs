@@ -71,6 +71,12 @@ pub fn read_cr3() -> u64 {
     frame.start_address().as_u64()
 }
 
+/// Flushes every non-global TLB entry of this CPU (a CR3 reload): guest mappings are never
+/// global, so none survives.
+pub fn flush_guest_tlb() {
+    x86_64::instructions::tlb::flush_all();
+}
+
 /// The current CR4.
 pub fn read_cr4() -> u64 {
     x86_64::registers::control::Cr4::read_raw()
