@@ -146,6 +146,10 @@ impl Env for Machine {
         Some(self)
     }
 
+    fn paging_work(&self) -> u64 {
+        self.domains.get(&self.current).map_or(0, |d| d.vcpu.paging.work)
+    }
+
     fn set_poll_ports(&mut self, ports: &[u32]) {
         let d = self.cur();
         d.poll_ports.clear();

@@ -390,8 +390,13 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     if count & PREEMPTED_FLAG != 0 {
         return err(Errno::EINVAL);
     }
+    let work_at_start = env.paging_work();
     for i in 0..count.min(MULTICALL_BATCH) {
         let entry = list.wrapping_add(i * MULTICALL_ENTRY_SIZE);
+        if i > 0 && env.paging_work().wrapping_sub(work_at_start) >= super::mmu::WORK_BUDGET {
+            // Enough page-table work for one entry (Xen's preemption check between entries).
+            return Outcome::Continue([entry, count - i, a[2], a[3], a[4]]);
+        }
         let mut raw = [0u8; 64];
         if let Err(e) = env.copy_from_guest(entry, &mut raw) {
             return err(e);

@@ -15,6 +15,11 @@ use hypercall_abi::mm::{MmuUpdate, MmuextOp, DOMID_IO, DOMID_SELF, MMU_UPDATE_PR
 
 /// Entries handled per hypercall entry before a continuation.
 pub const BATCH: u64 = 64;
+/// Page tables validated or released (`VcpuPaging::work`, up to 512 entries each) after
+/// which a batch continues itself even before [`BATCH`] entries: one pin can validate a
+/// whole tree, and 64 of them in one entry would hold the CPU for seconds. (One operation is
+/// still done whole: Xen can also interrupt a single validation; we cannot yet.)
+pub const WORK_BUDGET: u64 = 256;
 const PREEMPTED: u64 = MMU_UPDATE_PREEMPTED as u64;
 /// Size of `struct mmu_update`.
 const MMU_UPDATE_SIZE: u64 = 16;
@@ -54,18 +59,19 @@ fn check_foreigndom(env: &dyn Env, foreigndom: u64) -> Result<(), MmuError> {
     Ok(())
 }
 
-/// Runs one batch of a list hypercall `(list, count, done*, foreigndom)`.
+/// Runs one batch of a list hypercall `(list, count, done*, foreigndom)`. `one` runs an
+/// entry and returns the vCPU's `VcpuPaging::work` after it.
 fn run_batch(
     env: &mut dyn Env,
     call: &str,
     a: [u64; 5],
     entry_size: u64,
-    mut one: impl FnMut(&mut dyn Env, u64) -> Result<(), MmuError>,
+    mut one: impl FnMut(&mut dyn Env, u64) -> Result<u64, MmuError>,
 ) -> Outcome {
     let (list, raw_count, pdone) = (a[0], a[1] & 0xffff_ffff, a[2]);
-    if env.mmu().is_none() {
+    let Some(work_at_start) = env.mmu().map(|m| m.paging.work) else {
         return Outcome::Return(Errno::ENOSYS.to_return());
-    }
+    };
     let count = raw_count & !PREEMPTED;
     let mut done = 0u32;
     if raw_count & PREEMPTED != 0 && pdone != 0 {
@@ -75,13 +81,18 @@ fn run_batch(
             done = u32::from_le_bytes(b);
         }
     }
-    let this = count.min(BATCH);
+    let mut this = count.min(BATCH);
     let mut failure = check_foreigndom(env, a[3]).err();
     let mut finished = 0u64;
     while failure.is_none() && finished < this {
         let entry = list.wrapping_add(finished * entry_size);
         match one(env, entry) {
-            Ok(()) => finished += 1,
+            Ok(work) => {
+                finished += 1;
+                if work.wrapping_sub(work_at_start) >= WORK_BUDGET {
+                    this = finished; // continue with the rest in the next entry
+                }
+            }
             Err(e) => failure = Some(e),
         }
     }
@@ -140,7 +151,8 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             read_words::<2>(env, va)?
         };
         let mut mmu = env.mmu().ok_or(MmuError::new(Errno::ENOSYS, "no MMU"))?;
-        mmu.mmu_update(MmuUpdate { ptr, val })
+        mmu.mmu_update(MmuUpdate { ptr, val })?;
+        Ok(mmu.paging.work)
     })
 }
 
@@ -149,11 +161,12 @@ pub fn mmuext_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     run_batch(env, "mmuext_op", a, MMUEXT_OP_SIZE, |env, va| {
         let [cmd, arg1, arg2] = read_words::<3>(env, va)?;
         let op = MmuextOp { cmd: cmd as u32, arg1, arg2 };
-        let request = {
+        let (request, work) = {
             let mut mmu = env.mmu().ok_or(MmuError::new(Errno::ENOSYS, "no MMU"))?;
-            mmu.mmuext_op(&op)?
+            (mmu.mmuext_op(&op)?, mmu.paging.work)
         };
-        apply_flush(env, request, Errno::EINVAL)
+        apply_flush(env, request, Errno::EINVAL)?;
+        Ok(work)
     })
 }
 

@@ -50,6 +50,9 @@ impl Env for MmuMock {
     fn mmu(&mut self) -> Option<MmuAccess<'_>> {
         self.mmu_available.then(|| self.mmu.access())
     }
+    fn paging_work(&self) -> u64 {
+        self.mmu.paging.work
+    }
 }
 
 fn call_to_end(m: &mut MmuMock, number: u64, mut args: [u64; 5]) -> (Outcome, usize) {
@@ -257,4 +260,42 @@ fn mmu_updates_run_inside_multicalls() {
     use crate::mm::MachineMemory;
     assert_eq!(m.mmu.mem.read_entry(PLAIN, 0), 9);
     let _ = RO;
+}
+
+#[test]
+fn page_table_work_bounds_one_entry() {
+    // A spare tree of eleven tables (L4, L3, L2, eight L1s): each pin validates all of it and
+    // each unpin releases it, so 32 pin/unpin pairs would be 704 tables in one entry.
+    let mut m = MmuMock::new();
+    let (l4, l3, l2) = (DOM_FRAMES.start + 0x90, DOM_FRAMES.start + 0x91, DOM_FRAMES.start + 0x92);
+    m.mmu.poke(l4, 0, e(l3, RW));
+    m.mmu.poke(l3, 0, e(l2, RW));
+    for i in 0..8 {
+        m.mmu.poke(l2, i, e(DOM_FRAMES.start + 0xa0 + i as u64, RW));
+    }
+    let ops: Vec<u64> =
+        (0..32).flat_map(|_| [MMUEXT_PIN_L4_TABLE as u64, l4, 0, MMUEXT_UNPIN_TABLE as u64, l4, 0]).collect();
+    m.put_words(LIST, &ops);
+    let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 64, DONE, DOMID_SELF as u64, 0]);
+    // 12 pairs (264 tables) reach the budget of 256: the rest continues in the next entry.
+    let rest = (64 - 24) | MMU_UPDATE_PREEMPTED as u64;
+    assert_eq!(r, Outcome::Continue([LIST + 24 * 24, rest, DONE, DOMID_SELF as u64, 0]));
+    assert_eq!(m.u32_at(DONE), 24);
+    let (r, _) = call_to_end(&mut m, nr::MMUEXT_OP, [LIST + 24 * 24, rest, DONE, DOMID_SELF as u64, 0]);
+    assert_eq!(r, Outcome::Return(0));
+    assert_eq!(m.u32_at(DONE), 64);
+    m.mmu.audit();
+    // The same work spread over multicall entries: the multicall stops between them.
+    let mc = BASE + 0x800;
+    let per_entry = 4 * 24; // 4 ops = 2 pairs = 44 tables per entry
+    for k in 0..8u64 {
+        let mut raw = vec![];
+        for w in [nr::MMUEXT_OP, 0, LIST + k * per_entry, 4, 0, DOMID_SELF as u64, 0, 0] {
+            raw.extend_from_slice(&w.to_le_bytes());
+        }
+        m.put(mc + k * 64, &raw);
+    }
+    let r = dispatch(&mut m, nr::MULTICALL, [mc, 8, 0, 0, 0]);
+    assert_eq!(r, Outcome::Continue([mc + 6 * 64, 2, 0, 0, 0]), "6 entries x 44 tables reach 256");
+    m.mmu.audit();
 }

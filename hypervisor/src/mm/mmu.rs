@@ -157,6 +157,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// Checks every present entry of the table at `mfn` and takes its references; L4 tables
     /// get the hypervisor slots. On failure every reference taken so far is dropped again.
     fn validate_table(&mut self, mfn: u64, level: u8) -> Result<(), MmuError> {
+        self.paging.work = self.paging.work.wrapping_add(1);
         for index in 0..ENTRIES {
             if level == 4 && !pte_rules::is_guest_l4_slot(index) {
                 continue;
@@ -190,6 +191,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// Drops the references held by every present guest entry of the table at `mfn`.
     /// `cascade` = false is for teardown: lower tables are not devalidated from here.
     pub(super) fn release_entries(&mut self, mfn: u64, level: u8, cascade: bool) {
+        self.paging.work = self.paging.work.wrapping_add(1);
         for index in 0..ENTRIES {
             if level == 4 && !pte_rules::is_guest_l4_slot(index) {
                 continue;

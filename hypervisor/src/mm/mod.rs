@@ -158,6 +158,9 @@ pub struct VcpuPaging {
     pub user_l4: Option<u64>,
     /// TLB, CR3 and cache work pending for the caller (see the module documentation).
     pub effects: PendingEffects,
+    /// Tables validated or released so far (wrapping): hypercall batches compare it before
+    /// and after their operations to bound the work of one hypervisor entry.
+    pub work: u64,
 }
 
 /// Most single-page flushes remembered before they collapse into a full flush.
