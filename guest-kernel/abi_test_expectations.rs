@@ -12,6 +12,7 @@ const ABI_TEST_CHECKS: &[&str] = &[
     "check: console_io buffer in the hypervisor's range -> -14 (EFAULT) ok",
     "check: console_io buffer running into the non-canonical hole -> -14 (EFAULT) ok",
     "check: xen_version into a read-only page -> -14 (EFAULT) unchanged=true ok",
+    "check: multicall: read-only by an earlier entry, a later write refused -> warm-up 0; 0; results [0, -14] unchanged=true ok",
     "check: console_io unknown command -> -38 (ENOSYS) ok",
     "check: console_io write -> 0 ok",
     "check: xen_version version -> ",

@@ -487,4 +487,44 @@ fn bad_pointers(log: &mut CheckLog) {
         Ret(r)
     );
     let _ = crate::kernel::mm::make_writable(page.va);
+    read_only_within_a_multicall(log, &page);
+}
+
+/// A page an earlier multicall entry made read-only (with a flush of its address) refuses
+/// a later entry's write, although the CPU held a writable translation of it: Xen flushes
+/// before the next entry runs, and a hypervisor that defers its flushes must not write
+/// through the stale translation.
+fn read_only_within_a_multicall(log: &mut CheckLog, page: &crate::kernel::mm::Frame) {
+    let target = page.va + 64;
+    // SAFETY: the hypervisor writes XENVER_extraversion's 16 bytes into our own writable
+    // page: it now holds a writable translation of it.
+    let first = unsafe { raw::hypercall2(hypercall::XEN_VERSION, version::XENVER_EXTRAVERSION as u64, target) };
+    // SAFETY: our own pool page, writable again.
+    unsafe { core::ptr::write_bytes(page.va as *mut u8, 0x6b, 4096) };
+    let mut batch = [
+        MulticallEntry::new(
+            hypercall::UPDATE_VA_MAPPING,
+            &[page.va, crate::kernel::mm::pte_ro(page.mfn, 0), hypercall_abi::mm::UVMF_INVLPG],
+        ),
+        MulticallEntry::new(hypercall::XEN_VERSION, &[version::XENVER_EXTRAVERSION as u64, target]),
+    ];
+    // SAFETY: the first entry maps our own page read-only in place; the second must then be
+    // refused.
+    let r = unsafe { guest::multicall(&mut batch) };
+    let res = [batch[0].result_signed(), batch[1].result_signed()];
+    // SAFETY: our own pool page, mapped (read-only) for reads.
+    let untouched = unsafe { core::slice::from_raw_parts(page.va as *const u8, 4096) }.iter().all(|&b| b == 0x6b);
+    let ok = first == 0 && r == Ok(0) && res == [0, Errno::EFAULT.to_return()] && untouched;
+    check!(
+        log,
+        "multicall: read-only by an earlier entry, a later write refused",
+        "results [0, -14], page unchanged",
+        ok,
+        "warm-up {}; {}; results [{}, {}] unchanged={untouched}",
+        Ret(first),
+        ret_of(r),
+        res[0],
+        res[1]
+    );
+    let _ = crate::kernel::mm::make_writable(page.va);
 }
