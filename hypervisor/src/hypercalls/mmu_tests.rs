@@ -299,3 +299,26 @@ fn page_table_work_bounds_one_entry() {
     assert_eq!(r, Outcome::Continue([mc + 6 * 64, 2, 0, 0, 0]), "6 entries x 44 tables reach 256");
     m.mmu.audit();
 }
+
+#[test]
+fn switching_to_the_current_root_first_does_not_release_it_early() {
+    // NEW_BASEPTR naming the current root asks for a CR3 load without replacing anything; a
+    // later switch in the same batch still replaces the root CR3 holds.
+    let mut m = MmuMock::new();
+    let (next, evil) = (DOM_FRAMES.start + 0x90, DOM_FRAMES.start + 0x91);
+    m.mmu.poke(evil, 261, 0xdead_b000 | 0x63);
+    let ops = [
+        [MMUEXT_NEW_BASEPTR as u64, L4, 0],
+        [MMUEXT_PIN_L4_TABLE as u64, next, 0],
+        [MMUEXT_UNPIN_TABLE as u64, L4, 0],
+        [MMUEXT_NEW_BASEPTR as u64, next, 0],
+        [MMUEXT_COPY_PAGE as u64, L4, evil],
+    ];
+    m.put_words(LIST, ops.as_flattened());
+    let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 5, DONE, DOMID_SELF as u64, 0]);
+    assert_eq!(r, Outcome::Return(Errno::EINVAL.to_return()), "the old root is still an L4");
+    assert_ne!(crate::domain_layout::MachineMemory::read_entry(&m.mmu.mem, L4, 261), 0xdead_b000 | 0x63);
+    assert_eq!(m.mmu.paging.effects.old_root, Some(L4));
+    m.mmu.mmu().put_old_root();
+    m.mmu.audit();
+}

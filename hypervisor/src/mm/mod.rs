@@ -196,8 +196,10 @@ impl PendingEffects {
             && self.old_root.is_none()
     }
 
-    /// Takes the pending work, leaving none.
+    /// Takes the pending work, leaving none. The old root must have been dropped first
+    /// ([`Mmu::put_old_root`](crate::mm::Mmu::put_old_root)), or its reference would leak.
     pub fn take(&mut self) -> PendingEffects {
+        debug_assert!(self.old_root.is_none(), "old root taken without put_old_root");
         core::mem::take(self)
     }
 

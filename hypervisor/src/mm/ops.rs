@@ -211,12 +211,13 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         if self.paging.kernel_l4 != Some(mfn) {
             self.get_page_and_type(mfn, PageType::L4)?;
             if let Some(old) = self.paging.kernel_l4.replace(mfn) {
-                let fx = &mut self.paging.effects;
-                if fx.load_cr3.is_none() && fx.old_root.is_none() {
-                    // CR3 holds `old` until the caller loads the new root (see `old_root`).
-                    fx.old_root = Some(old);
+                // The first root replaced in a hypercall is the one CR3 holds until the caller
+                // loads the new root (see `old_root`); a later one was never loaded. (Keyed
+                // on the stash alone: a `NEW_BASEPTR` naming the current root sets
+                // `load_cr3` without replacing anything.)
+                if self.paging.effects.old_root.is_none() {
+                    self.paging.effects.old_root = Some(old);
                 } else {
-                    // A root set earlier in this hypercall, never loaded.
                     self.put_page_and_type(old);
                 }
             }
