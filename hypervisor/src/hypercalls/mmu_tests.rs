@@ -322,3 +322,103 @@ fn switching_to_the_current_root_first_does_not_release_it_early() {
     m.mmu.mmu().put_old_root();
     m.mmu.audit();
 }
+
+/// xorshift: reproducible randomness for the hostile-input test below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick_of(&mut self, items: &[u64]) -> u64 {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+#[test]
+fn random_hypercalls_never_panic_and_keep_the_counts_consistent() {
+    // Any hypercall number with arguments that point into guest memory (random bytes, often
+    // shaped like MMU requests on the domain's own frames) or anywhere at all. After each
+    // call the exit path's work is modelled (old root dropped, effects taken) and the MMU's
+    // reference counts must still add up.
+    let mut m = MmuMock::new();
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let frame = |rng: &mut Rng| match rng.below(8) {
+        0 => rng.next() >> rng.below(64),
+        1 => L4,
+        _ => DOM_FRAMES.start + rng.below(0x40),
+    };
+    let mut successes = [0u32; 64];
+    for round in 0..20_000 {
+        // Refill part of the guest page: random words, or `mmu_update` pairs, or `mmuext_op`
+        // triples on the domain's own frames (and sometimes others).
+        let shape = rng.below(3);
+        for k in 0..64u64 {
+            let word = match (shape, k % if shape == 1 { 2 } else { 3 }) {
+                (1, 0) => (frame(&mut rng) << 12) | (rng.below(512) * 8) | rng.pick_of(&[0, 0, 1, 2, 3]),
+                (1, _) => match rng.below(4) {
+                    0 => 0,
+                    1 => rng.next(),
+                    _ => e(frame(&mut rng), if rng.below(2) == 0 { RW } else { RO }),
+                },
+                (2, 0) => rng.below(24),
+                (2, 1) => frame(&mut rng),
+                (2, _) => {
+                    if rng.below(2) == 0 {
+                        frame(&mut rng)
+                    } else {
+                        BASE + rng.below(0x1000)
+                    }
+                }
+                _ => match rng.below(3) {
+                    0 => rng.next(),
+                    1 => frame(&mut rng),
+                    _ => BASE + rng.below(0x10000),
+                },
+            };
+            m.put_words(BASE + 0x100 + k * 8, &[word]);
+        }
+        let nr = match rng.below(10) {
+            0 => rng.next(),
+            1..=3 => 1,
+            4..=6 => 26,
+            _ => rng.below(48),
+        };
+        let arg = |rng: &mut Rng| match rng.below(5) {
+            0 => rng.next(),
+            1 => rng.below(70),
+            2 => DOMID_SELF as u64,
+            _ => BASE + 0x100 + rng.below(0x200),
+        };
+        let mut args = [arg(&mut rng), arg(&mut rng), arg(&mut rng), arg(&mut rng), arg(&mut rng)];
+        if rng.below(2) == 0 {
+            // A well-formed batch call over the request-shaped words.
+            let list = BASE + 0x100;
+            args = [list, 1 + rng.below(6), if rng.below(2) == 0 { 0 } else { BASE }, DOMID_SELF as u64, 0];
+        }
+        for _ in 0..8 {
+            let out = dispatch(&mut m, nr, args);
+            if out == Outcome::Return(0) && (nr as usize) < successes.len() {
+                successes[nr as usize] += 1;
+            }
+            m.mmu.mmu().put_old_root();
+            m.mmu.paging.effects.take();
+            match out {
+                Outcome::Continue(next) => args = next,
+                _ => break,
+            }
+        }
+        if round % 2000 == 0 {
+            m.mmu.audit();
+        }
+    }
+    m.mmu.audit();
+    // The test means something only if the batches did work.
+    assert!(successes[1] > 100 && successes[26] > 20, "successes: {:?}", &successes[..27]);
+}
