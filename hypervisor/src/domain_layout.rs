@@ -82,6 +82,14 @@ pub enum LayoutError {
     },
     /// An address computation overflowed.
     Overflow,
+    /// The bootstrap region (kernel, start info, page tables, stack and padding) would run
+    /// into the hypervisor's range or out of canonical space.
+    OutsideGuestRange {
+        /// Its start.
+        start: u64,
+        /// Its end.
+        end: u64,
+    },
 }
 
 impl core::fmt::Display for LayoutError {
@@ -91,6 +99,10 @@ impl core::fmt::Display for LayoutError {
                 write!(f, "image needs {needed} pages of bootstrap region but the domain has only {available}")
             }
             Self::Overflow => write!(f, "layout overflows the address space"),
+            Self::OutsideGuestRange { start, end } => write!(
+                f,
+                "bootstrap region {start:#x}-{end:#x} overlaps the hypervisor's reserved range or is not canonical"
+            ),
         }
     }
 }
@@ -121,24 +133,27 @@ impl Layout {
         let p2m_bytes = input.nr_pages.checked_mul(8).ok_or(o)?;
         cursor = cursor.checked_add(round_up(p2m_bytes, PAGE).ok_or(o)?).ok_or(o)?;
         let start_info = cursor;
-        cursor += PAGE;
+        cursor = cursor.checked_add(PAGE).ok_or(o)?;
         let (xenstore, console) = if input.is_dom0 {
             (None, None)
         } else {
-            cursor += 2 * PAGE;
+            cursor = cursor.checked_add(2 * PAGE).ok_or(o)?;
             (Some(cursor - 2 * PAGE), Some(cursor - PAGE))
         };
         let pt_base = cursor;
         let mut nr_pt_frames = 1;
         loop {
             let stack = pt_base.checked_add(nr_pt_frames * PAGE).ok_or(o)?;
-            let stack_end = stack + PAGE;
+            let stack_end = stack.checked_add(PAGE).ok_or(o)?;
             let mut v_end = round_up(stack_end, FOUR_MIB).ok_or(o)?;
             if v_end - stack_end < MIN_PADDING {
                 v_end = v_end.checked_add(FOUR_MIB).ok_or(o)?;
             }
             let needed = count_tables(v_start, v_end);
             if needed <= nr_pt_frames {
+                if !crate::guest_access::guest_range_ok(v_start, (v_end - v_start) as usize) {
+                    return Err(LayoutError::OutsideGuestRange { start: v_start, end: v_end });
+                }
                 let pages = (v_end - v_start) / PAGE;
                 if pages > input.nr_pages {
                     return Err(LayoutError::TooLarge { needed: pages, available: input.nr_pages });
@@ -315,6 +330,25 @@ mod tests {
         })
         .unwrap();
         assert_eq!(l.v_end, 0x800000);
+    }
+
+    #[test]
+    fn a_region_that_would_leave_the_guest_range_or_wrap_is_refused() {
+        let input = |virt_base, kernel_end| LayoutInput {
+            virt_base,
+            kernel_start: virt_base,
+            kernel_end,
+            module_len: 0,
+            nr_pages: 8192,
+            is_dom0: false,
+        };
+        // Start info, page tables and stack would run past the lower half.
+        let top = (1u64 << 47) - 0x1000;
+        let e = Layout::compute(&input(top - 0x100_0000, top)).unwrap_err();
+        assert!(matches!(e, LayoutError::OutsideGuestRange { .. }), "{e:?}");
+        // Near the top of the address space every step must be checked, not wrap.
+        let e = Layout::compute(&input(0, u64::MAX - 5 * PAGE)).unwrap_err();
+        assert_eq!(e, LayoutError::Overflow);
     }
 
     #[test]

@@ -123,6 +123,8 @@ pub enum ImageError {
     BadHypercallPage(u64),
     /// `VIRT_BASE` lies above the kernel's start.
     VirtBaseAboveKernel,
+    /// `VIRT_BASE` is not page aligned (the bootstrap region is mapped page by page from it).
+    VirtBaseUnaligned(u64),
     /// `PADDR_OFFSET` without `VIRT_BASE`.
     PaddrOffsetWithoutVirtBase,
 }
@@ -151,6 +153,7 @@ impl core::fmt::Display for ImageError {
             Self::EntryOutsideKernel(e) => write!(f, "entry point {e:#x} outside the kernel"),
             Self::BadHypercallPage(a) => write!(f, "hypercall page {a:#x} outside the kernel or unaligned"),
             Self::VirtBaseAboveKernel => write!(f, "VIRT_BASE lies above the kernel start"),
+            Self::VirtBaseUnaligned(v) => write!(f, "VIRT_BASE {v:#x} is not page aligned"),
             Self::PaddrOffsetWithoutVirtBase => write!(f, "PADDR_OFFSET given without VIRT_BASE"),
         }
     }
@@ -273,6 +276,9 @@ pub fn parse(data: &[u8]) -> Result<GuestImage<'_>, ImageError> {
         return Err(ImageError::PaddrOffsetWithoutVirtBase);
     }
     let virt_base = notes.virt_base.unwrap_or(0);
+    if virt_base % 4096 != 0 {
+        return Err(ImageError::VirtBaseUnaligned(virt_base));
+    }
     let virt_offset = virt_base.wrapping_sub(notes.paddr_offset.unwrap_or(0));
 
     let mut segments: heapless::Vec<Segment, MAX_SEGMENTS> = heapless::Vec::new();

@@ -187,3 +187,12 @@ fn filesz_larger_than_memsz_is_refused() {
     b.segments = vec![(0x100000, 0x3000, 0x1000)];
     assert_eq!(parse(&b.build()), Err(ImageError::TruncatedSegment { index: 0 }));
 }
+
+#[test]
+fn an_unaligned_virt_base_is_refused() {
+    // The bootstrap region is mapped page by page from VIRT_BASE: an unaligned one would put
+    // file bytes in the wrong frames and index past the domain's frames.
+    let mut b = ElfBuilder::typical();
+    b.notes.push((note::VIRT_BASE, 0x3f_f001u64.to_le_bytes().to_vec()));
+    assert_eq!(parse(&b.build()).unwrap_err(), ImageError::VirtBaseUnaligned(0x3f_f001));
+}

@@ -333,9 +333,22 @@ mod memory_tests;
 
 /// `set_timer_op(timeout)`: absolute system time; 0 cancels.
 pub fn set_timer_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    env.set_singleshot_timer((a[0] != 0).then_some(a[0]));
+    let timeout = a[0];
+    let deadline = if timeout == 0 {
+        None
+    } else if (timeout as i64) < 0 || timeout.saturating_sub(env.now_ns()) >> 50 != 0 {
+        // Xen's guard against wrapped jiffies: a negative time or one more than 2^50 ns
+        // (13 days) ahead fires in 100 ms instead.
+        Some(env.now_ns().saturating_add(HUGE_TIMEOUT_DELAY_NS))
+    } else {
+        Some(timeout)
+    };
+    env.set_singleshot_timer(deadline);
     ret(0)
 }
+
+/// What `set_timer_op` sets for a huge or negative timeout (Xen's `MILLISECS(100)`).
+const HUGE_TIMEOUT_DELAY_NS: u64 = 100_000_000;
 
 /// `vcpu_op(cmd, vcpuid, arg)`.
 pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {

@@ -268,6 +268,21 @@ fn timers() {
     assert_eq!(m.periodic, None);
 }
 
+#[test]
+fn huge_or_negative_timeouts_fire_in_100_ms_as_on_xen() {
+    let mut m = Mock::new();
+    m.now = 5_000_000_000;
+    for timeout in [u64::MAX, 1 << 63, m.now + (1 << 50)] {
+        assert_eq!(call(&mut m, nr::SET_TIMER_OP, [timeout, 0, 0, 0, 0]), Outcome::Return(0));
+        assert_eq!(m.singleshot, Some(m.now + 100_000_000), "{timeout:#x}");
+    }
+    let fine = m.now + (1 << 50) - 1;
+    call(&mut m, nr::SET_TIMER_OP, [fine, 0, 0, 0, 0]);
+    assert_eq!(m.singleshot, Some(fine), "just under 2^50 ns ahead");
+    call(&mut m, nr::SET_TIMER_OP, [1, 0, 0, 0, 0]);
+    assert_eq!(m.singleshot, Some(1), "in the past: fires at once");
+}
+
 fn put_entry(m: &mut Mock, at: u64, op: u64, args: [u64; 6]) {
     let mut raw = vec![];
     raw.extend_from_slice(&op.to_le_bytes());
