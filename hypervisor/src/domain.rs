@@ -254,19 +254,28 @@ pub enum GuestTables {
     /// Nothing changed, CR3 holds the guest's current tables and no paging work is pending:
     /// copies may go through them.
     Loaded,
-    /// Nothing changed, but CR3 does not hold the tables (or paging work was pending):
-    /// copies walk, and the exit runs the paging epilogue.
-    NotLoaded,
-    /// The hypercall reached something that may change page tables.
-    Changed,
+    /// Copies walk the tables, and the exit runs the paging epilogue: the hypercall reached
+    /// something that may change page tables, or CR3 did not hold them at the first copy.
+    Walk,
+}
+
+/// Gives `mfns` back to the frame allocator, after a flush of this CPU's TLB if there are
+/// any (see [`Machine::return_released_frames`]). Returns how many it took.
+fn free_to_allocator(mfns: Vec<u64>) -> usize {
+    if mfns.is_empty() {
+        return 0;
+    }
+    cpu::flush_guest_tlb();
+    let mut frames = FRAMES.lock();
+    mfns.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
 }
 
 /// Everything the hypervisor keeps about the running machine.
 pub struct Machine {
     /// Live domains by id.
     pub domains: DomainTable,
-    /// Domains blocked in `SCHEDOP_poll` (those with watched ports): 0 lets every exit skip
-    /// the pollers check.
+    /// Domains blocked in `SCHEDOP_poll` (those with `counted_poller`, whatever their port
+    /// list): 0 lets every exit skip the pollers check.
     pub pollers: u32,
     /// The domain whose context is loaded (or was last, while idle).
     pub current: u16,
@@ -621,21 +630,15 @@ impl Machine {
         if !self.frames.has_released() {
             return 0;
         }
-        cpu::flush_guest_tlb();
         let released = self.frames.take_released();
-        let mut frames = FRAMES.lock();
-        released.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
+        free_to_allocator(released)
     }
 
     /// Returns to the allocator every frame the grant tables no longer need (dead domains'
     /// table frames, dead granters' frames whose last mapping went). Returns how many.
     pub fn reap_grant_frames(&mut self) -> usize {
         let reaped = self.grants.reap(&mut self.frames);
-        if !reaped.is_empty() {
-            cpu::flush_guest_tlb(); // as in `return_released_frames`
-        }
-        let mut frames = FRAMES.lock();
-        reaped.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
+        free_to_allocator(reaped)
     }
 
     /// Tears a dead domain down: scheduler, event channels (peers' ports return to Unbound,

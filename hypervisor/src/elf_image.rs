@@ -15,7 +15,7 @@ pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 /// End of Xen's reserved hole.
 pub const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
 /// Top of the canonical lower half.
-const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
+pub const LOWER_HALF_END: u64 = 0x0000_8000_0000_0000;
 
 /// ELF note types the builder reads (`xen/elfnote.h`).
 pub mod note {

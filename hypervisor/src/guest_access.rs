@@ -9,7 +9,7 @@
 //! [`guest_range_ok`] accepts; this module holds the generic half of that decision.
 
 use crate::domain_layout::{pte, MachineMemory};
-use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
+use crate::elf_image::{HYPERVISOR_VIRT_END, LOWER_HALF_END};
 
 /// Machine memory the walker reads and copies through.
 pub trait MachineAccess {
@@ -41,25 +41,23 @@ pub fn guest_range_ok(va: u64, len: usize) -> bool {
     }
 }
 
+/// Whether `va` is canonical (bits 63-47 all equal).
+pub const fn is_canonical(va: u64) -> bool {
+    let top = va >> 47;
+    top == 0 || top == 0x1ffff
+}
+
 /// Xen's `__addr_ok`: `va` lies in the guest's part of the address space (below the
 /// non-canonical hole, or above the hypervisor's range).
 pub fn guest_address_ok(va: u64) -> bool {
     !(LOWER_HALF_END..HYPERVISOR_VIRT_END).contains(&va)
 }
 
-/// The end of the lower canonical half.
-const LOWER_HALF_END: u64 = 1 << 47;
-
-fn is_canonical(va: u64) -> bool {
-    let top = va >> 47;
-    top == 0 || top == 0x1ffff
-}
-
 /// Translates `va` to a machine address by walking from the L4 at `l4_maddr`, requiring
 /// user access (guest code runs in ring 3) and, for `write`, writability at every level.
 pub fn translate(mem: &impl MachineAccess, l4_maddr: u64, va: u64, write: bool) -> Result<u64, Fault> {
     let fault = Fault { va };
-    if !is_canonical(va) || (HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&va) {
+    if !guest_address_ok(va) {
         return Err(fault);
     }
     let need = pte::PRESENT | pte::USER | if write { pte::RW } else { 0 };
@@ -225,6 +223,7 @@ impl GuestSpan {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::elf_image::HYPERVISOR_VIRT_START;
 
     use crate::guest_access_testing::{tree, FrameMap as Frames, L4, U};
 

@@ -21,7 +21,7 @@ use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};
 use hypervisor::exit_code;
 use hypervisor::guest_access;
-use hypervisor::hypercalls::{self, Outcome};
+use hypervisor::hypercalls::{self, Outcome, Sleep};
 use hypervisor::vcpu::{self, Delivery, DeliveryError, ModeChange};
 
 /// Mnemonics of the architectural exception vectors.
@@ -43,6 +43,13 @@ fn enter_mode(change: ModeChange, vcpu: &hypervisor::vcpu::VcpuState) {
         guest_entry::load_page_tables(vcpu.current_l4());
         cpu::load_segment_bases(vcpu);
     }
+}
+
+/// Re-executes the 2-byte `syscall` with the advanced arguments when the vCPU next runs
+/// (Xen's continuation).
+fn reissue(frame: &mut TrapFrame, next: [u64; 5]) {
+    [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
+    frame.rip = frame.rip.wrapping_sub(2);
 }
 
 /// Builds the bounce frame for `d` on `dom`'s kernel stack and enters guest kernel mode, with
@@ -249,10 +256,14 @@ impl Machine {
             // Off the old root first; only then may its reference go (Xen's
             // `old_guest_table`). What dropping it asks for joins the work below.
             guest_entry::load_page_tables(self.cur().vcpu.current_l4());
-            let Machine { domains, frames, mem, hypervisor_slots, current, .. } = self;
-            if let Some(d) = domains.get_mut(current) {
-                let rights = hypervisor::mm::DomainRights { id: d.id, io_capable: d.privileged };
-                hypervisor::mm::Mmu::new(frames, mem, hypervisor_slots, rights, &mut d.vcpu.paging).put_old_root();
+            // That load did the CR3 and TLB work asked so far: only what dropping the old
+            // root asks for (a flush after releasing tables) is left below.
+            let fx = &mut self.cur().vcpu.paging.effects;
+            fx.load_cr3 = None;
+            fx.flush_all = false;
+            fx.flush_pages.clear();
+            if let Some(mut mmu) = self.current_mmu() {
+                mmu.put_old_root();
             }
         }
         let fx = self.cur().vcpu.paging.effects.take();
@@ -308,12 +319,7 @@ impl Machine {
         if frame.rax == hypercall_abi::hypercall::FPU_TASKSWITCH {
             fpu::set_task_switched(self.cur().vcpu.cr0_ts);
         }
-        let hypercall = frame.rax;
-        let (outcome, then) = match outcome {
-            Outcome::SleepThenContinue(sleep, next) => (Outcome::from(sleep), Some(next)),
-            other => (other, None),
-        };
-        let resched = match outcome {
+        match outcome {
             Outcome::Return(v) => {
                 frame.rax = v as u64;
                 // SYSCALL/SYSRET clobber RCX and R11 (the hypercall page saves them): leaving
@@ -323,27 +329,39 @@ impl Machine {
                 false
             }
             Outcome::Continue(next) => {
-                // Re-execute the 2-byte SYSCALL with the advanced arguments (Xen's continuation).
-                [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
-                frame.rip = frame.rip.wrapping_sub(2);
+                reissue(frame, next);
                 false
             }
-            Outcome::Yield => {
-                frame.rax = 0;
-                let cur = self.current;
-                self.sched.yield_now(cur)
+            Outcome::Yield => self.sleep(frame, Sleep::Yield),
+            Outcome::Block => self.sleep(frame, Sleep::Block),
+            Outcome::Poll(deadline) => self.sleep(frame, Sleep::Poll(deadline)),
+            Outcome::Shutdown(reason) => self.shutdown_current(reason),
+            Outcome::SleepThenContinue(sleep, next) => {
+                let hypercall = frame.rax;
+                let resched = self.sleep(frame, sleep);
+                // The rest of the multicall: the same `syscall` again once the vCPU runs.
+                frame.rax = hypercall;
+                reissue(frame, next);
+                resched
             }
-            Outcome::Block => {
-                frame.rax = 0;
-                let cur = self.current;
+        }
+    }
+
+    /// Yields, blocks or polls the current vCPU after a hypercall (`rax = 0`); returns
+    /// whether to reschedule.
+    fn sleep(&mut self, frame: &mut TrapFrame, sleep: Sleep) -> bool {
+        frame.rax = 0;
+        let cur = self.current;
+        match sleep {
+            Sleep::Yield => self.sched.yield_now(cur),
+            Sleep::Block => {
                 // Ports of an earlier poll that never blocked must not select this block's
                 // wake-ups.
                 self.cur().poll_ports.clear();
                 self.set_shared_bytes(cur, UPCALL_MASK, &[0]);
                 self.block_current()
             }
-            Outcome::Poll(deadline) => {
-                frame.rax = 0;
+            Sleep::Poll(deadline) => {
                 self.cur().poll_deadline = deadline;
                 let blocked = self.block_current();
                 if blocked {
@@ -357,16 +375,7 @@ impl Machine {
                 }
                 blocked
             }
-            Outcome::Shutdown(reason) => self.shutdown_current(reason),
-            Outcome::SleepThenContinue(..) => unreachable!("unpacked above"),
-        };
-        if let Some(next) = then {
-            // The rest of the multicall: the same `syscall` again once the vCPU runs.
-            frame.rax = hypercall;
-            [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8] = next;
-            frame.rip = frame.rip.wrapping_sub(2);
         }
-        resched
     }
 
     /// Blocks the current domain unless an event is already deliverable (Xen's
@@ -430,7 +439,7 @@ impl Machine {
                 Some(false)
             }
             emulate::Outcome::SwitchKernelRoot { mfn, len } => {
-                let ok = hypervisor::hypercalls::Env::mmu(self).is_some_and(|mut m| m.new_baseptr(mfn).is_ok());
+                let ok = self.current_mmu().is_some_and(|mut m| m.new_baseptr(mfn).is_ok());
                 self.apply_paging_effects();
                 if ok {
                     emulate::advance(frame, len as usize);

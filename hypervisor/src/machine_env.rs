@@ -9,6 +9,7 @@ use hypervisor::emulate::Platform;
 use hypervisor::evtchn::EventAccess;
 use hypervisor::grant::GrantAccess;
 use hypervisor::guest_access::{self, GuestSpan};
+use hypervisor::guest_stack::within_one_page;
 use hypervisor::hypercalls::{DomainControl, DomainFacts, DomainInfo, Env};
 use hypervisor::mm::{DomainRights, MmuAccess};
 use hypervisor::vcpu::{GuestMemory, VcpuState};
@@ -27,7 +28,7 @@ impl Env for Machine {
     fn copy_to_guest(&mut self, va: u64, bytes: &[u8]) -> Result<(), Errno> {
         // As for reads, for a write within one page: it faults at its first byte or not at
         // all, so a refused write leaves guest memory unchanged, as the walk guarantees.
-        let in_one_page = bytes.is_empty() || va >> 12 == va.wrapping_add(bytes.len() as u64 - 1) >> 12;
+        let in_one_page = bytes.is_empty() || within_one_page(va, bytes.len() as u64);
         if in_one_page && self.direct_guest_copy(va, bytes.len()) {
             return if guest_copy::write_loaded_in_page(va, bytes) { Ok(()) } else { Err(Errno::EFAULT) };
         }
@@ -95,7 +96,7 @@ impl Env for Machine {
 
     fn vcpu(&mut self) -> &mut VcpuState {
         // Whoever changes the vCPU may change its page-table root.
-        self.guest_tables.set(GuestTables::Changed);
+        self.guest_tables.set(GuestTables::Walk);
         &mut self.cur().vcpu
     }
 
@@ -109,21 +110,13 @@ impl Env for Machine {
 
     fn mmu(&mut self) -> Option<MmuAccess<'_>> {
         // Page tables may change from here on, their flush deferred: see `direct_guest_copy`.
-        self.guest_tables.set(GuestTables::Changed);
-        let d = self.domains.get_mut(&self.current)?;
-        let rights = DomainRights { id: d.id, io_capable: d.privileged };
-        Some(hypervisor::mm::Mmu::new(
-            &mut self.frames,
-            &mut self.mem,
-            &self.hypervisor_slots,
-            rights,
-            &mut d.vcpu.paging,
-        ))
+        self.guest_tables.set(GuestTables::Walk);
+        self.current_mmu()
     }
 
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
         // Grant mappings change page tables: as for `mmu`.
-        self.guest_tables.set(GuestTables::Changed);
+        self.guest_tables.set(GuestTables::Walk);
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(GrantAccess {
@@ -142,7 +135,7 @@ impl Env for Machine {
 
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         // Destroying a domain releases page tables: as for `mmu`.
-        self.guest_tables.set(GuestTables::Changed);
+        self.guest_tables.set(GuestTables::Walk);
         Some(self)
     }
 
@@ -163,6 +156,19 @@ impl Env for Machine {
 }
 
 impl Machine {
+    /// The PV MMU over the running domain's frames and paging state.
+    pub fn current_mmu(&mut self) -> Option<MmuAccess<'_>> {
+        let d = self.domains.get_mut(&self.current)?;
+        let rights = DomainRights { id: d.id, io_capable: d.privileged };
+        Some(hypervisor::mm::Mmu::new(
+            &mut self.frames,
+            &mut self.mem,
+            &self.hypervisor_slots,
+            rights,
+            &mut d.vcpu.paging,
+        ))
+    }
+
     /// Whether a guest copy of `len` bytes at `va` may go through the guest's tables in CR3
     /// instead of the software walk: nothing in this hypercall has changed page tables or
     /// the root yet, CR3 holds the running guest's current tables with no paging work
@@ -176,7 +182,7 @@ impl Machine {
                 let loaded = self.domains.get(&self.current).is_some_and(|d| {
                     d.vcpu.paging.effects.is_empty() && guest_copy::tables_loaded(d.vcpu.current_l4())
                 });
-                self.guest_tables.set(if loaded { GuestTables::Loaded } else { GuestTables::NotLoaded });
+                self.guest_tables.set(if loaded { GuestTables::Loaded } else { GuestTables::Walk });
                 loaded
             }
             _ => false,

@@ -304,8 +304,8 @@ impl VcpuState {
         // mask in bits 32-39, and guests hand such frames back unchanged (Xen reads a u16).
         let cs = (cs & 0xffff) | 3;
         let ss = (ss & 0xffff) | 3;
-        // 32-bit compatibility mode is not offered: a `syscall` there would enter through
-        // CSTAR, which this hypervisor does not serve. So only the 64-bit flat CS is valid.
+        // 32-bit compatibility mode is not offered to PV guests (`iret` to compatibility-mode
+        // code is refused, see README): only the 64-bit flat CS is valid.
         let cs_ok = cs == FLAT_RING3_CS64 as u64;
         if !is_canonical(rip) || !is_canonical(rsp) || !cs_ok || ss != FLAT_RING3_SS64 as u64 {
             return Ok(Err(()));
@@ -339,11 +339,7 @@ impl VcpuState {
     }
 }
 
-/// Whether `va` is a canonical 48-bit address.
-pub fn is_canonical(va: u64) -> bool {
-    let top = va >> 47;
-    top == 0 || top == 0x1ffff
-}
+pub use crate::guest_access::is_canonical;
 
 /// Xen's `set_time_scale`: `(tsc_to_system_mul, tsc_shift)` such that
 /// `ns = ((delta << shift) * mul) >> 32` (a negative shift shifts right).

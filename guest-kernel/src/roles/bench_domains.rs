@@ -83,9 +83,10 @@ fn yield_roundtrips(peer: u16, port: u32, n: u64) -> Option<bool> {
         return None;
     }
     let counter = slot.va as *const u64;
-    let _ = events::send(port); // start: pong leaves its wait and yields in a loop
-                                // SAFETY: `counter` is pong's counter page mapped read-only at our pool page; pong writes
-                                // it while we do not run (one CPU), volatile so every read sees its last write.
+    // Start: pong leaves its wait and yields in a loop.
+    let _ = events::send(port);
+    // SAFETY: `counter` is pong's counter page mapped read-only at our pool page; pong writes
+    // it while we do not run (one CPU), volatile so every read sees its last write.
     let read = || unsafe { counter.read_volatile() };
     let mut last = read();
     let (mut unswitched, mut extra) = (0u64, 0u64);

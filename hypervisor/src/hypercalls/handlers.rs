@@ -2,7 +2,8 @@
 //! copies; every number a guest passes is validated before use.
 
 use super::op::*;
-use super::{dispatch, Env, Outcome, Sleep};
+use super::{dispatch, Env, Outcome};
+use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
 use crate::evtchn::PortState;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
@@ -18,8 +19,6 @@ pub const EXTRAVERSION: &str = ".0-rusthv";
 pub const CAPABILITIES: &str = "xen-3.0-x86_64";
 /// `XENVER_changeset`.
 pub const CHANGESET: &str = concat!("rust-hypervisor ", env!("CARGO_PKG_VERSION"));
-/// `HYPERVISOR_VIRT_START`, reported by `XENVER_platform_parameters`.
-pub const HYPERVISOR_VIRT_START: u64 = 0xffff_8000_0000_0000;
 /// `XENFEAT_dom0`.
 const XENFEAT_DOM0: u32 = 11;
 /// Most console bytes written per hypercall entry before a continuation.
@@ -223,9 +222,6 @@ const DOMU_MAX_ORDER: u32 = 9;
 const CTLDOM_MAX_ORDER: u32 = 12;
 /// `MAX_NUMNODES` of Xen 4.17's default build (`CONFIG_NR_NUMA_NODES`).
 const MAX_NUMNODES: u32 = 64;
-/// End of the hypervisor's part of the address space: guest handles must not point below it
-/// and at or above `HYPERVISOR_VIRT_START` (x86-64 `__addr_ok`).
-const HYPERVISOR_VIRT_END: u64 = 0xffff_8800_0000_0000;
 
 /// `XENMEM_decrease_reservation` (Xen's `do_memory_op` and `decrease_reservation` for a PV
 /// domain): reads `struct xen_memory_reservation` at `a[1]` (`extent_start` @0, `nr_extents`
@@ -439,13 +435,7 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             // multicall with -EFAULT; here the guest sees 0). Otherwise the entries left run
             // when the vCPU runs again, as after Xen's preemption check.
             let left = count - i - 1;
-            let sleep = match o {
-                Outcome::Yield => Some(Sleep::Yield),
-                Outcome::Block => Some(Sleep::Block),
-                Outcome::Poll(deadline) => Some(Sleep::Poll(deadline)),
-                _ => None,
-            };
-            return match sleep {
+            return match o.as_sleep() {
                 Some(sleep) if left > 0 && stored.is_ok() => {
                     let next = entry.wrapping_add(MULTICALL_ENTRY_SIZE);
                     Outcome::SleepThenContinue(sleep, [next, left, a[2], a[3], a[4]])

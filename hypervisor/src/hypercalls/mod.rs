@@ -123,6 +123,18 @@ pub enum Sleep {
     Poll(Option<u64>),
 }
 
+impl Outcome {
+    /// The outcome as a [`Sleep`], if it is one.
+    pub fn as_sleep(self) -> Option<Sleep> {
+        match self {
+            Outcome::Yield => Some(Sleep::Yield),
+            Outcome::Block => Some(Sleep::Block),
+            Outcome::Poll(deadline) => Some(Sleep::Poll(deadline)),
+            _ => None,
+        }
+    }
+}
+
 impl From<Sleep> for Outcome {
     fn from(s: Sleep) -> Self {
         match s {
@@ -195,8 +207,6 @@ pub trait Env {
     /// vCPU's roots and pending TLB/CR3 work, see `crate::mm`), or `None` if it is
     /// unavailable (then the MMU hypercalls answer `-ENOSYS`).
     fn mmu(&mut self) -> Option<crate::mm::MmuAccess<'_>>;
-    /// The grant tables with the calling domain's MMU (see `crate::grant` for what the kernel
-    /// must build), or `None` if unavailable (then `grant_table_op` answers `-ENOSYS`).
     /// `[va, va + len)` resolved for writing by the current domain (see
     /// [`crate::guest_access::GuestSpan`]), or `None` if it cannot be (or the environment
     /// has no machine frames behind guest memory): callers then go through
@@ -204,6 +214,8 @@ pub trait Env {
     fn guest_span_for_write(&self, _va: u64, _len: usize) -> Option<crate::guest_access::GuestSpan> {
         None
     }
+    /// The grant tables with the calling domain's MMU (see `crate::grant` for what the kernel
+    /// must build), or `None` if unavailable (then `grant_table_op` answers `-ENOSYS`).
     fn grants(&mut self) -> Option<crate::grant::GrantAccess<'_>> {
         None
     }

@@ -76,11 +76,7 @@ pub const fn is_guest_l4_slot(index: usize) -> bool {
     index < HYPERVISOR_SLOTS.start || index >= HYPERVISOR_SLOTS.end
 }
 
-/// Whether `va` is canonical (bits 63-47 all equal).
-pub const fn is_canonical(va: u64) -> bool {
-    let top = va >> 47;
-    top == 0 || top == 0x1ffff
-}
+pub use crate::guest_access::is_canonical;
 
 /// Index into the table of `level` (1-4) for `va`.
 pub const fn table_index(va: u64, level: u8) -> usize {
