@@ -29,7 +29,7 @@ pub fn start_single(machine: Machine, image: &[u8], cmdline: &str, dom0_mem: Opt
     };
     match builder::build_domain(&req, &mut machine.mem) {
         Ok(built) => {
-            if let Err(e) = machine.add_domain(built, DEFAULT_WEIGHT) {
+            if let Err(e) = machine.add_domain(built, DEFAULT_WEIGHT, 0) {
                 log::error!("dom0 could not be set up: {e}");
                 return Err(());
             }
@@ -73,13 +73,14 @@ pub fn start_bundle(machine: Machine, archive: &[u8], dom0_mem: Option<u64>) -> 
             Ok(()) => {
                 started += 1;
                 log::info!(
-                    "d{} ({}): created from {} ({}, {} MiB, weight {}, command line \"{}\")",
+                    "d{} ({}): created from {} ({}, {} MiB, weight {}, CPU {}, command line \"{}\")",
                     spec.domid,
                     spec.name,
                     outcome.file,
                     spec.kernel_path,
                     spec.memory_bytes >> 20,
                     spec.weight,
+                    spec.cpu,
                     spec.cmdline
                 );
             }
@@ -116,7 +117,7 @@ fn build_one(
     let mem: &mut DirectMap = &mut machine.mem;
     let built =
         builder::build_domain(&req, mem).map_err(|e| alloc::format!("image {} refused: {e}", spec.kernel_path))?;
-    machine.add_domain(built, spec.weight).map_err(|e| e.to_string())?;
+    machine.add_domain(built, spec.weight, spec.cpu.into()).map_err(|e| e.to_string())?;
     if !spec.is_dom0 {
         // The rings' ports, unbound and reserved for dom0's backends (as xl does); allocated
         // in the domU's own name so this works whether or not dom0 exists.

@@ -81,6 +81,8 @@ pub struct CommandLine<'a> {
     pub noreboot: bool,
     /// `dom0_mem=` in bytes, if given.
     pub dom0_mem: Option<u64>,
+    /// `maxcpus=`: at most this many CPUs are brought up (Xen's option; at least 1).
+    pub max_cpus: Option<usize>,
     /// `hv_debug=`: a deliberate failure, for tests.
     pub debug_action: Option<DebugAction>,
     /// Everything after ` -- `: dom0's command line.
@@ -98,6 +100,7 @@ impl<'a> CommandLine<'a> {
             log_level: LogLevel::Info,
             noreboot: false,
             dom0_mem: None,
+            max_cpus: None,
             debug_action: None,
             dom0_cmdline: dom0,
             warnings: [None; MAX_WARNINGS],
@@ -122,6 +125,10 @@ impl<'a> CommandLine<'a> {
                 ("noreboot", None) => cl.noreboot = true,
                 ("dom0_mem", Some(v)) => match parse_size(v) {
                     Some(n) if n > 0 => cl.dom0_mem = Some(n),
+                    _ => cl.warn(Warning::BadValue { option: key, value: v }),
+                },
+                ("maxcpus", Some(v)) => match v.parse::<usize>() {
+                    Ok(n) if n > 0 => cl.max_cpus = Some(n),
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
                 ("hv_debug", Some(v)) => match v {
@@ -191,12 +198,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn maxcpus_takes_a_positive_count() {
+        assert_eq!(CommandLine::parse("maxcpus=2").max_cpus, Some(2));
+        for bad in ["maxcpus=0", "maxcpus=two", "maxcpus=-1"] {
+            let cl = CommandLine::parse(bad);
+            assert_eq!(cl.max_cpus, None, "{bad}");
+            assert_eq!(cl.warnings().count(), 1, "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults_for_empty_line() {
         let cl = CommandLine::parse("");
         assert!(cl.console_com1);
         assert_eq!(cl.log_level, LogLevel::Info);
         assert!(!cl.noreboot);
         assert_eq!(cl.dom0_mem, None);
+        assert_eq!(cl.max_cpus, None);
         assert_eq!(cl.dom0_cmdline, "");
         assert_eq!(cl.warnings().count(), 0);
     }

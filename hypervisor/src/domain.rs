@@ -6,7 +6,8 @@
 //! in `machine_env.rs`. The policies themselves live in the host-tested library.
 
 use crate::arch::x86_64::fpu::{self, FpuState};
-use crate::arch::x86_64::{cpu, guest_entry, idt::TrapFrame, paging};
+use crate::arch::x86_64::gdt::MAX_CPUS;
+use crate::arch::x86_64::{cpu, guest_entry, idt::TrapFrame, paging, smp};
 use crate::builder::Built;
 use crate::memory::FRAMES;
 use alloc::string::String;
@@ -44,6 +45,8 @@ pub const UPCALL_PENDING: u64 = offset_of!(VcpuInfo, evtchn_upcall_pending) as u
 pub const UPCALL_MASK: u64 = offset_of!(VcpuInfo, evtchn_upcall_mask) as u64;
 /// `arch.cr2`.
 pub const VCPU_CR2: u64 = offset_of!(VcpuInfo, arch.cr2) as u64;
+/// [`Machine::current`] of a CPU with no domain loaded (idle, on the hypervisor's tables).
+pub const NO_DOMAIN: u16 = u16::MAX;
 
 /// A PV domain with one vCPU.
 pub struct Domain {
@@ -80,6 +83,12 @@ pub struct Domain {
     pub counted_poller: bool,
     /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
     pub paused: bool,
+    /// Destroyed while loaded on another CPU: never scheduled again, and torn down once no
+    /// CPU has it loaded ([`Machine::dying`]).
+    pub dying: bool,
+    /// The physical CPU the vCPU is pinned to (`cpus` in its config): its scheduler entry
+    /// lives in that CPU's scheduler, and only that CPU ever loads its context.
+    pub cpu: usize,
     /// The guest's FPU/SSE registers while it is not running.
     pub fpu: alloc::boxed::Box<FpuState>,
     /// Registers while not running.
@@ -259,13 +268,13 @@ pub enum GuestTables {
     Walk,
 }
 
-/// Gives `mfns` back to the frame allocator, after a flush of this CPU's TLB if there are
+/// Gives `mfns` back to the frame allocator, after a flush of every CPU's TLB if there are
 /// any (see [`Machine::return_released_frames`]). Returns how many it took.
 fn free_to_allocator(mfns: Vec<u64>) -> usize {
     if mfns.is_empty() {
         return 0;
     }
-    cpu::flush_guest_tlb();
+    smp::flush_all_tlbs();
     let mut frames = FRAMES.lock();
     mfns.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
 }
@@ -277,8 +286,19 @@ pub struct Machine {
     /// Domains blocked in `SCHEDOP_poll` (those with `counted_poller`, whatever their port
     /// list): 0 lets every exit skip the pollers check.
     pub pollers: u32,
-    /// The domain whose context is loaded (or was last, while idle).
+    /// The domain whose context is loaded on the CPU holding the machine lock ([`NO_DOMAIN`]
+    /// while it idles). Each CPU's value is kept in `cpu_current` while it does not hold the
+    /// lock ([`Machine::enter_cpu`], [`Machine::leave_cpu`]).
     pub current: u16,
+    /// The CPU holding the machine lock.
+    pub cpu: usize,
+    /// Each CPU's loaded domain while another holds the lock.
+    cpu_current: [u16; MAX_CPUS],
+    /// CPUs asked to re-run their scheduling decision at their next entry (a domain of theirs
+    /// woke, or their running domain was paused or is dying); an IPI makes that entry soon.
+    resched_pending: [bool; MAX_CPUS],
+    /// Domains destroyed while loaded on another CPU, torn down once no CPU has them loaded.
+    dying: Vec<u16>,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
     /// What the running hypercall may assume about the guest's page tables: whether guest
@@ -290,8 +310,8 @@ pub struct Machine {
     pub events: EventChannels,
     /// shared_info pages and wake-ups for `events`.
     pub event_host: EventHost,
-    /// The credit scheduler.
-    pub sched: Scheduler,
+    /// One credit scheduler per online CPU: domains are pinned (`Domain::cpu`).
+    pub scheds: Vec<Scheduler>,
     /// Grant tables of every domain.
     pub grants: GrantTables,
     /// Where grant tables get their frames.
@@ -310,8 +330,21 @@ pub struct Machine {
     pub wallclock_at_boot: u64,
 }
 
-/// The machine state, reached from the trap path (single CPU, interrupts off: never contended).
+/// The machine state, reached from the trap path: one lock for all of it (interrupts are off
+/// while it is held, and it is held for a whole hypervisor entry).
 pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
+
+/// Takes the machine lock. While waiting, this CPU serves TLB-flush requests: the holder may
+/// be waiting for them (`smp::flush_all_tlbs`), and interrupts are off here.
+pub fn lock_machine() -> spin::MutexGuard<'static, Option<Machine>> {
+    loop {
+        if let Some(guard) = MACHINE.try_lock() {
+            return guard;
+        }
+        smp::serve_flush();
+        core::hint::spin_loop();
+    }
+}
 
 /// Why a built domain could not be brought up.
 #[derive(Debug)]
@@ -331,6 +364,7 @@ impl Machine {
         tsc_hz: u64,
         cmdline: heapless::String<1024>,
         wallclock_at_boot: u64,
+        cpus: usize,
     ) -> Self {
         // First the frame table: it maps the M2P into the hypervisor's slot 256, which the
         // template read below carries into every guest L4.
@@ -347,13 +381,17 @@ impl Machine {
         Self {
             domains: DomainTable::default(),
             pollers: 0,
-            current: 0,
+            current: NO_DOMAIN,
+            cpu: 0,
+            cpu_current: [NO_DOMAIN; MAX_CPUS],
+            resched_pending: [false; MAX_CPUS],
+            dying: Vec::new(),
             guest_tables: core::cell::Cell::new(GuestTables::Outside),
             frames,
             mem,
             events: EventChannels::default(),
             event_host: EventHost::default(),
-            sched: Scheduler::new(1_000_000_000 / crate::TICK_HZ),
+            scheds: (0..cpus.clamp(1, MAX_CPUS)).map(|_| Scheduler::new(1_000_000_000 / crate::TICK_HZ)).collect(),
             grants: GrantTables::default(),
             grant_pool: AllocatorPool,
             hypervisor_slots,
@@ -366,10 +404,15 @@ impl Machine {
     }
 
     /// Registers a built domain: its frames with the PV MMU (owned, M2P, bootstrap tables
-    /// validated and pinned), its event channels and its scheduler entry.
-    pub fn add_domain(&mut self, built: Built, weight: u16) -> Result<(), CreateError> {
+    /// validated and pinned), its event channels and its scheduler entry on `cpu`.
+    pub fn add_domain(&mut self, built: Built, weight: u16, cpu: usize) -> Result<(), CreateError> {
         let mut d = built.domain;
         let id = d.id;
+        if cpu >= self.scheds.len() {
+            log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
+            return Err(CreateError("CPU affinity", hypercall_abi::errno::Errno::EINVAL));
+        }
+        d.cpu = cpu;
         let e = |what| move |err: hypervisor::mm::MmuError| CreateError(what, err.errno);
         for (pfn, &mfn) in d.p2m.iter().enumerate() {
             self.frames.assign_frame(mfn, id).map_err(e("frame assignment"))?;
@@ -395,7 +438,7 @@ impl Machine {
             .add_domain(id, evtchn::DomainConfig::new(1, d.privileged))
             .map_err(|err| CreateError("event channels", err))?;
         self.event_host.set_shared_info(id, Some(d.shared_info_mfn));
-        self.sched.add(id, weight).map_err(|_| CreateError("scheduler", hypercall_abi::errno::Errno::EINVAL))?;
+        self.scheds[cpu].add(id, weight).map_err(|_| CreateError("scheduler", hypercall_abi::errno::Errno::EINVAL))?;
         d.saved = built.frame;
         d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
         self.domains.insert(id, alloc::boxed::Box::new(d));
@@ -433,6 +476,8 @@ impl Machine {
             poll_ports: Vec::new(),
             counted_poller: false,
             paused: false,
+            dying: false,
+            cpu: 0,
             fpu: alloc::boxed::Box::new(FpuState::initial()),
             saved: TrapFrame::default(),
         }
@@ -445,6 +490,75 @@ impl Machine {
     /// Xen system time: nanoseconds since boot.
     pub fn now_ns(&self) -> u64 {
         self.ns_at(cpu::rdtsc())
+    }
+
+    /// The calling CPU takes over the machine: `current` becomes its loaded domain.
+    pub fn enter_cpu(&mut self, cpu: usize) {
+        self.cpu = cpu;
+        self.current = self.cpu_current[cpu];
+    }
+
+    /// The calling CPU is about to release the lock: its loaded domain is kept for it.
+    pub fn leave_cpu(&mut self) {
+        self.cpu_current[self.cpu] = self.current;
+    }
+
+    /// Whether a reschedule was asked of the calling CPU since its last entry (and forgets it).
+    pub fn take_resched_request(&mut self) -> bool {
+        core::mem::take(&mut self.resched_pending[self.cpu])
+    }
+
+    /// The calling CPU's scheduler.
+    pub fn sched(&mut self) -> &mut Scheduler {
+        &mut self.scheds[self.cpu]
+    }
+
+    /// The CPU other than the caller's that has `id` loaded, if any.
+    pub fn loaded_elsewhere(&self, id: u16) -> Option<usize> {
+        (0..self.scheds.len()).find(|&c| c != self.cpu && self.cpu_current[c] == id)
+    }
+
+    /// Whether `id` is loaded on some CPU (the caller's included).
+    pub fn is_loaded(&self, id: u16) -> bool {
+        self.current == id || self.loaded_elsewhere(id).is_some()
+    }
+
+    /// Makes `cpu` re-run its scheduling decision soon: at once if it is the caller (the
+    /// returned value), else at the entry an IPI forces.
+    pub fn request_resched(&mut self, cpu: usize) -> bool {
+        if cpu == self.cpu {
+            return true;
+        }
+        if let Some(flag) = self.resched_pending.get_mut(cpu) {
+            *flag = true;
+            smp::kick_cpu(cpu);
+        }
+        false
+    }
+
+    /// The calling CPU stops running its domain and idles: the domain's registers are saved
+    /// (the next switch loads them as for any other) and the CPU leaves its page tables, so a
+    /// teardown elsewhere never frees tables an idle CPU still points at.
+    pub fn go_idle(&mut self, frame: &TrapFrame) {
+        if let Some(cur) = self.domains.get_mut(&self.current) {
+            cur.saved = frame.clone();
+            fpu::save(&mut cur.fpu);
+        }
+        self.current = NO_DOMAIN;
+        guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
+        self.reap_dying();
+    }
+
+    /// Tears down the domains destroyed while loaded elsewhere that no CPU has loaded now.
+    fn reap_dying(&mut self) {
+        if self.dying.is_empty() {
+            return;
+        }
+        let ready: Vec<u16> = self.dying.iter().copied().filter(|&id| !self.is_loaded(id)).collect();
+        self.dying.retain(|id| !ready.contains(id));
+        for id in ready {
+            self.destroy_domain(id);
+        }
     }
 
     /// The current domain. Panics only if the hypervisor's own bookkeeping is broken.
@@ -574,18 +688,22 @@ impl Machine {
         // Taken and given back with its capacity: no heap traffic on every wake-up.
         let mut kicked = core::mem::take(&mut self.event_host.kicked);
         for &id in &kicked {
-            if let Some(d) = self.domains.get_mut(&id) {
-                if d.blocked {
-                    d.blocked = false;
-                    d.poll_deadline = None;
-                    d.poll_ports.clear();
-                    if core::mem::take(&mut d.counted_poller) {
-                        self.pollers = self.pollers.saturating_sub(1);
-                    }
-                    if !d.paused {
-                        resched |= self.sched.wake(id);
-                    }
+            let Some(d) = self.domains.get_mut(&id) else { continue };
+            let cpu = d.cpu;
+            if d.blocked {
+                d.blocked = false;
+                d.poll_deadline = None;
+                d.poll_ports.clear();
+                if core::mem::take(&mut d.counted_poller) {
+                    self.pollers = self.pollers.saturating_sub(1);
                 }
+                if !d.paused && self.scheds[cpu].wake(id) {
+                    resched |= self.request_resched(cpu);
+                }
+            } else if cpu != self.cpu && self.cpu_current[cpu] == id {
+                // Running on another CPU: interrupt it so that its exit path delivers the
+                // upcall (Xen's `vcpu_kick`).
+                smp::kick_cpu(cpu);
             }
         }
         kicked.clear();
@@ -606,6 +724,7 @@ impl Machine {
         }
         self.current = next;
         self.load_context(frame);
+        self.reap_dying();
     }
 
     /// Loads the current domain's saved registers into `frame`, with its page tables and
@@ -644,7 +763,21 @@ impl Machine {
     /// Tears a dead domain down: scheduler, event channels (peers' ports return to Unbound,
     /// dom0 gets VIRQ_DOM_EXC), page-table references, then every frame back to the
     /// allocator. dom0 must not be torn down this way: its death ends the machine.
+    /// A domain loaded on another CPU is only marked dying there (that CPU is made to switch
+    /// away); the teardown happens once no CPU has it loaded.
     pub fn destroy_domain(&mut self, id: u16) {
+        if let Some(cpu) = self.loaded_elsewhere(id) {
+            if let Some(d) = self.domains.get_mut(&id) {
+                if !d.dying {
+                    d.dying = true;
+                    d.paused = true; // no wake-up may make it runnable again
+                    self.scheds[cpu].block(id);
+                    self.dying.push(id);
+                    self.request_resched(cpu);
+                }
+            }
+            return;
+        }
         if id == self.current {
             // Off the dying domain's tables before they return to the allocator.
             guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
@@ -656,7 +789,7 @@ impl Machine {
         if d.counted_poller {
             self.pollers = self.pollers.saturating_sub(1);
         }
-        self.sched.remove(id);
+        self.scheds[d.cpu].remove(id);
         self.events.domain_destroyed(&mut self.event_host, id);
         self.event_host.set_shared_info(id, None);
         while self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET)
@@ -671,6 +804,8 @@ impl Machine {
             }
         }
         let mut freed = 0;
+        // No CPU may keep a stale translation to a frame handed back below.
+        smp::flush_all_tlbs();
         let mut frames = FRAMES.lock();
         // shared_info went back to the hypervisor with the release: it is freed as its page.
         if let Some(f) = frames.as_mut() {
@@ -702,17 +837,15 @@ impl Machine {
     }
 }
 
-/// Hands the CPU to the first runnable domain. Never returns.
-pub fn start(mut machine: Machine) -> ! {
-    let Some(first) = machine.sched.pick_next(machine.now_ns()) else {
+/// Publishes the machine and lets every CPU run its domains. Never returns.
+pub fn start(machine: Machine) -> ! {
+    if machine.domains.is_empty() {
         log::info!("No domain to run: shutting down.");
         cpu::qemu_exit(hypervisor::exit_code::SUCCESS);
-    };
-    let mut frame = TrapFrame::default();
-    machine.current = first;
-    machine.load_context(&mut frame);
+    }
     *MACHINE.lock() = Some(machine);
-    guest_entry::resume(&frame, crate::arch::x86_64::gdt::ring0_stack_top())
+    smp::release_aps();
+    crate::guest_traps::run_idle_cpu()
 }
 
 /// The PV MMU's frame table with its M2P in page-aligned frames mapped read-only for guests

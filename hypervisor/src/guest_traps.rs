@@ -6,7 +6,7 @@
 //! wake-ups, a reschedule if one is due, and the event upcall for the domain about to run.
 
 use crate::arch::x86_64::paging::DirectMap;
-use crate::arch::x86_64::{apic, cpu, fpu, guest_entry, idt::TrapFrame, syscall::SYSCALL_VECTOR};
+use crate::arch::x86_64::{apic, cpu, fpu, gdt, guest_entry, idt::TrapFrame, syscall::SYSCALL_VECTOR};
 
 /// `#NM`, device not available.
 const VECTOR_NM: u8 = 7;
@@ -14,7 +14,7 @@ const VECTOR_NM: u8 = 7;
 const SYSCALL_INT80: u8 = 0x80;
 use crate::arch::x86_64::guest_copy::GuestStack;
 use crate::domain::{
-    GuestTables, Machine, MACHINE, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING,
+    lock_machine, GuestTables, Machine, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING,
     VCPU_CR2,
 };
 use crate::machine_env::Hardware;
@@ -73,42 +73,87 @@ fn deliver_to(
 
 /// Everything that enters the hypervisor from guest context comes here.
 pub fn on_guest_entry(frame: &mut TrapFrame) {
-    let mut guard = MACHINE.lock();
+    let cpu = gdt::this_cpu();
+    let mut guard = lock_machine();
     let Some(m) = guard.as_mut() else {
         drop(guard);
         log::error!("entry from ring 3 with no domain running");
         crate::fatal_stop();
     };
-    let mut resched = false;
+    m.enter_cpu(cpu);
+    let mut resched = m.take_resched_request();
     match frame.vector {
-        SYSCALL_VECTOR => resched = m.on_syscall(frame),
+        SYSCALL_VECTOR => resched |= m.on_syscall(frame),
         v if v == apic::TIMER_VECTOR as u64 => {
             // Once per tick: a ring-0 stack overflow must stop the machine, not corrupt it.
-            if !crate::arch::x86_64::gdt::stack_canary_intact() {
-                panic!("ring-0 stack overflow (canary overwritten)");
+            if !gdt::stack_canary_intact(cpu) {
+                panic!("ring-0 stack overflow on CPU {cpu} (canary overwritten)");
             }
             apic::on_timer_interrupt();
             m.run_timers();
-            resched = m.sched.tick(m.now_ns()) == hypervisor::sched::Decision::Reschedule;
+            let now = m.now_ns();
+            resched |= m.sched().tick(now) == hypervisor::sched::Decision::Reschedule;
         }
+        // Another CPU asked for a new scheduling decision (`take_resched_request` above) or
+        // an upcall check (done on every exit), or a TLB flush (served at trap entry).
+        v if v == apic::RESCHEDULE_VECTOR as u64 || v == apic::FLUSH_VECTOR as u64 => apic::end_of_interrupt(),
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
         // The common exception goes straight to its bounce: #PF has none of the emulation
         // or software-interrupt cases `on_exception` sorts out first.
         v if v == u64::from(vcpu::VECTOR_PF) => {
-            resched = m.bounce_exception(frame, vcpu::VECTOR_PF, Some(frame.error_code));
+            resched |= m.bounce_exception(frame, vcpu::VECTOR_PF, Some(frame.error_code));
         }
         v if v < 32 || v == SYSCALL_INT80 as u64 => {
             let v = v as u8;
             let code = has_error_code(v).then_some(frame.error_code);
-            resched = m.on_exception(frame, v, code);
+            resched |= m.on_exception(frame, v, code);
         }
         v => {
             log::warn!("d{}: unexpected interrupt vector {v} in guest context", m.current);
             apic::end_of_interrupt();
         }
     }
-    m.leave_to_guest(frame, resched);
-    m.ensure_returnable(frame);
+    if m.leave_to_guest(frame, resched) && m.ensure_returnable(frame) {
+        m.leave_cpu();
+        return; // to the trap exit, which resumes `frame`
+    }
+    m.go_idle(frame);
+    m.leave_cpu();
+    drop(guard);
+    run_idle_cpu()
+}
+
+/// A CPU with nothing loaded: halts (without the machine lock) until one of its domains can
+/// run, then resumes it. Every CPU starts here once the machine exists. Never returns.
+pub fn run_idle_cpu() -> ! {
+    let cpu = gdt::this_cpu();
+    loop {
+        {
+            let mut guard = lock_machine();
+            let Some(m) = guard.as_mut() else {
+                drop(guard);
+                crate::fatal_stop();
+            };
+            m.enter_cpu(cpu);
+            if m.domains.is_empty() {
+                log::info!("No domains left: shutting down.");
+                cpu::qemu_exit(exit_code::SUCCESS);
+            }
+            m.take_resched_request();
+            m.run_timers();
+            let now = m.now_ns();
+            m.sched().tick(now);
+            let mut frame = TrapFrame::default();
+            if m.leave_to_guest(&mut frame, true) && m.ensure_returnable(&mut frame) {
+                m.leave_cpu();
+                drop(guard);
+                guest_entry::resume(&frame, gdt::ring0_stack_top(cpu));
+            }
+            m.go_idle(&frame);
+            m.leave_cpu();
+        }
+        cpu::idle_wait_for_interrupt();
+    }
 }
 
 impl Machine {
@@ -119,16 +164,19 @@ impl Machine {
     /// no port raised while a poller waits, the current domain runnable and no upcall due.
     /// That case costs one domain lookup; anything else takes the full path, which repeats
     /// these checks.
+    ///
+    /// Returns whether `frame` is ready to resume; `false` when nothing on this CPU can run
+    /// (the caller idles).
     #[inline(always)]
-    fn leave_to_guest(&mut self, frame: &mut TrapFrame, resched: bool) {
+    fn leave_to_guest(&mut self, frame: &mut TrapFrame, resched: bool) -> bool {
         if !resched && self.event_host.kicked.is_empty() && (self.pollers == 0 || !self.event_host.any_raised()) {
             if let Some(d) = self.domains.get(&self.current) {
                 if !d.blocked && !self.upcall_due(d.vcpu.event_callback, d.shared_info_mfn) {
-                    return;
+                    return true;
                 }
             }
         }
-        self.leave_to_guest_slow(frame, resched);
+        self.leave_to_guest_slow(frame, resched)
     }
 
     /// Whether an event upcall must be delivered: a callback is registered, and the vCPU has
@@ -140,19 +188,19 @@ impl Machine {
     }
 
     #[inline(never)]
-    fn leave_to_guest_slow(&mut self, frame: &mut TrapFrame, mut resched: bool) {
+    fn leave_to_guest_slow(&mut self, frame: &mut TrapFrame, mut resched: bool) -> bool {
         // Only when something was kicked, or a port fired while a poller waits.
         if !self.event_host.kicked.is_empty() || (self.pollers != 0 && self.event_host.any_raised()) {
             resched |= self.process_kicks();
         }
         if resched || self.domains.get(&self.current).is_none_or(|d| d.blocked) {
-            let next = match self.sched.pick_next(self.now_ns()) {
-                Some(d) => d,
-                None => self.idle_until_runnable(),
+            let now = self.now_ns();
+            let Some(next) = self.sched().pick_next(now) else {
+                return false;
             };
             self.switch_to(frame, next);
         }
-        self.deliver_pending_events(frame);
+        self.deliver_pending_events(frame)
     }
 
     /// The exit path's `iretq` to a non-canonical `rip` would fault in ring 0 (SYSRET is
@@ -161,30 +209,16 @@ impl Machine {
     /// reported to the guest, the guest gets #GP(0) with that `rip` in its frame. Each round
     /// either moves `rip` to a handler (`bounce` refuses a non-canonical one) or crashes the
     /// domain and runs another, so the loop ends.
-    fn ensure_returnable(&mut self, frame: &mut TrapFrame) {
+    /// Returns whether `frame` is ready to resume (`false`: nothing can run, idle).
+    fn ensure_returnable(&mut self, frame: &mut TrapFrame) -> bool {
         while !vcpu::is_canonical(frame.rip) {
             log::warn!("d{}: return to non-canonical rip {:#x}: #GP to the guest", self.current, frame.rip);
             let resched = self.on_exception(frame, vcpu::VECTOR_GP, Some(0));
-            self.leave_to_guest(frame, resched);
-        }
-    }
-
-    /// Halts with interrupts on until some domain is runnable; timers keep firing.
-    fn idle_until_runnable(&mut self) -> u16 {
-        if self.domains.is_empty() {
-            log::info!("No domains left: shutting down.");
-            cpu::qemu_exit(exit_code::SUCCESS);
-        }
-        loop {
-            cpu::idle_wait_for_interrupt();
-            self.run_timers();
-            self.process_kicks();
-            let now = self.now_ns();
-            self.sched.tick(now);
-            if let Some(d) = self.sched.pick_next(now) {
-                return d;
+            if !self.leave_to_guest(frame, resched) {
+                return false;
             }
         }
+        true
     }
 
     /// Delivers `d` to the current domain's kernel, or crashes the domain. Returns whether
@@ -235,16 +269,18 @@ impl Machine {
     }
 
     /// Xen's check on every return to the guest: an upcall is pending and not masked.
-    fn deliver_pending_events(&mut self, frame: &mut TrapFrame) {
+    /// Returns whether `frame` is ready to resume (as [`Self::leave_to_guest`]).
+    fn deliver_pending_events(&mut self, frame: &mut TrapFrame) -> bool {
         let d = self.cur();
         let (callback, shared_info) = (d.vcpu.event_callback, d.shared_info_mfn);
         if self.upcall_due(callback, shared_info) {
             let d = Delivery { handler: callback, error_code: None, mask_events: true };
             if self.deliver(frame, d, "event upcall") {
                 // The domain died delivering its own upcall: run someone else.
-                self.leave_to_guest(frame, true);
+                return self.leave_to_guest(frame, true);
             }
         }
+        true
     }
 
     /// Applies the TLB/CR3 work the PV MMU queued during a hypercall.
@@ -353,7 +389,7 @@ impl Machine {
         frame.rax = 0;
         let cur = self.current;
         match sleep {
-            Sleep::Yield => self.sched.yield_now(cur),
+            Sleep::Yield => self.sched().yield_now(cur),
             Sleep::Block => {
                 // Ports of an earlier poll that never blocked must not select this block's
                 // wake-ups.
@@ -386,7 +422,7 @@ impl Machine {
             return false;
         }
         self.cur().blocked = true;
-        self.sched.block(cur);
+        self.sched().block(cur);
         true
     }
 

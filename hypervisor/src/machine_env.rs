@@ -210,7 +210,7 @@ impl DomainControl for Machine {
         if d.blocked {
             flags |= XEN_DOMINF_BLOCKED;
         }
-        if d.id == self.current {
+        if self.is_loaded(d.id) {
             flags |= XEN_DOMINF_RUNNING;
         }
         Some(DomainInfo {
@@ -219,7 +219,7 @@ impl DomainControl for Machine {
             tot_pages: self.frames.pages_of(d.id),
             max_pages: d.p2m.len() as u64,
             shared_info_frame: d.shared_info_mfn,
-            cpu_time_ns: self.sched.cpu_time_ns(d.id).unwrap_or(0),
+            cpu_time_ns: self.scheds[d.cpu].cpu_time_ns(d.id).unwrap_or(0),
         })
     }
 
@@ -227,8 +227,15 @@ impl DomainControl for Machine {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         if !d.paused {
             d.paused = true;
+            let cpu = d.cpu;
             if !d.blocked {
-                self.sched.block(id);
+                self.scheds[cpu].block(id);
+            }
+            // Running on another CPU: it stops at the entry the IPI forces (Xen waits for
+            // that in `vcpu_sleep_sync`; here the caller holds the machine lock that the
+            // other CPU needs, so the pause takes effect just after this hypercall).
+            if self.loaded_elsewhere(id).is_some() {
+                self.request_resched(cpu);
             }
         }
         Ok(())
@@ -236,10 +243,11 @@ impl DomainControl for Machine {
 
     fn unpause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
-        if d.paused {
+        if d.paused && !d.dying {
             d.paused = false;
-            if !d.blocked {
-                self.sched.wake(id);
+            let cpu = d.cpu;
+            if !d.blocked && self.scheds[cpu].wake(id) {
+                self.request_resched(cpu);
             }
         }
         Ok(())

@@ -14,7 +14,7 @@ mod guest_traps;
 mod machine_env;
 mod memory;
 
-use arch::x86_64::{apic, boot::IMAGE_VIRT_OFFSET, cpu, gdt, idt, paging, serial, syscall};
+use arch::x86_64::{apic, boot::IMAGE_VIRT_OFFSET, cpu, gdt, idt, paging, serial, smp, syscall};
 use core::panic::PanicInfo;
 use hypervisor::boot_module::{self, ModuleKind};
 use hypervisor::cmdline::{CommandLine, DebugAction};
@@ -49,9 +49,9 @@ impl PhysRead for BootMap {
 extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     serial::init();
     gdt::init();
-    gdt::arm_stack_canary();
+    gdt::arm_stack_canary(0);
     idt::init();
-    syscall::init(gdt::ring0_stack_top());
+    syscall::init(0, gdt::ring0_stack_top(0));
     arch::x86_64::fpu::init();
     arch::x86_64::guest_copy::check_cpu_state();
 
@@ -120,6 +120,8 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         cpu::idle_wait_for_interrupt();
     }
     log::info!("Timer: {} ticks observed", apic::ticks() - start);
+    let cpus = smp::start_aps(&cal, cmdline.max_cpus.unwrap_or(gdt::MAX_CPUS));
+    log::info!("CPUs: {cpus} online (at most {})", gdt::MAX_CPUS);
 
     if let Some(action) = cmdline.debug_action {
         run_debug_action(action);
@@ -146,7 +148,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         fatal_stop();
     };
     let mem = paging::DirectMap { top: mapped_top };
-    let machine = domain::Machine::new(mem, ram_top, cal.tsc_hz, info.cmdline.clone(), boot_wallclock);
+    let machine = domain::Machine::new(mem, ram_top, cal.tsc_hz, info.cmdline.clone(), boot_wallclock, cpus);
     let result = match boot_module::classify(bytes) {
         Ok(ModuleKind::Elf) => {
             log::info!("Module 0: ELF image, {} bytes: dom0 kernel", bytes.len());

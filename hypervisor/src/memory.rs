@@ -1,6 +1,6 @@
 //! Boot-time memory set-up: the frame allocator over the PVH memory map and the kernel heap.
 
-use crate::arch::x86_64::paging;
+use crate::arch::x86_64::{paging, smp};
 use hypervisor::frame_alloc::{self, FrameAllocator, PhysRange, FRAME_SIZE};
 use hypervisor::pvh::{BootInfo, MEMMAP_TYPE_RAM};
 use linked_list_allocator::LockedHeap;
@@ -72,6 +72,8 @@ pub fn init(info: &BootInfo, mapped_top: u64) -> Result<MemoryReport, MemoryErro
     for &(pa, len) in &info.structure_ranges {
         reserved.push(PhysRange::with_len(pa, len)).map_err(too_many)?;
     }
+    // The application processors' start-up page (real mode needs it below 1 MiB).
+    reserved.push(PhysRange::with_len(smp::TRAMPOLINE_PA, FRAME_SIZE)).map_err(too_many)?;
 
     let managed = frame_alloc::managed_ranges(&usable, &reserved).map_err(MemoryError::Build)?;
     let words = frame_alloc::bitmap_words_for(&managed);

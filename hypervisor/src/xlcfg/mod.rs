@@ -15,7 +15,8 @@
 //! defaults to `Domain-0`), `memory` in MiB (default 32, libxl's default `max_memkb`), `vcpus`
 //! and `maxvcpus` (only 1 for now), `kernel` (required: a member of the archive), `cmdline`,
 //! `root`, `extra` (combined as xl does), `cpu_weight` or its alias `weight` (1..=65535, default
-//! 256 as Xen's credit scheduler), `type = "pv"` / `builder = "generic"`, `disk` and `vif` lists
+//! 256 as Xen's credit scheduler), `cpus` (the one physical CPU the vCPU is pinned to, default
+//! 0; xl's CPU lists and ranges are not supported), `type = "pv"` / `builder = "generic"`, `disk` and `vif` lists
 //! (kept as raw strings). Unknown keys are a [`Warning`], not an error: xl ignores them silently,
 //! and a warning still catches typos. A key set twice is an error (xl would let the last one win;
 //! refusing is the safer reading of an untrusted config).
@@ -36,6 +37,9 @@ pub const DEFAULT_WEIGHT: u16 = 256;
 pub const DOM0_CONFIG_FILE: &str = "dom0.cfg";
 /// Name of dom0 when `dom0.cfg` has no `name`, as Xen calls it; refused for any domU.
 pub const DOM0_NAME: &str = "Domain-0";
+/// Highest CPU number `cpus` may name (whether that CPU is online is checked when the domain
+/// is created).
+pub const MAX_CPU_NUMBER: u64 = 63;
 /// Longest domain name accepted, in bytes.
 pub const MAX_NAME_LEN: usize = 64;
 /// First domain id Xen reserves for special domains (`DOMID_FIRST_RESERVED`).
@@ -427,6 +431,8 @@ pub struct DomainConfig {
     pub cmdline: String,
     /// Credit-scheduler weight (`cpu_weight` or `weight`, default [`DEFAULT_WEIGHT`]).
     pub weight: u16,
+    /// The physical CPU the vCPU is pinned to (`cpus`, default 0).
+    pub cpu: u16,
     /// `disk` list, raw strings.
     pub disks: Vec<String>,
     /// `vif` list, raw strings.
@@ -446,7 +452,7 @@ pub struct ParsedConfig {
 #[rustfmt::skip]
 const KNOWN_KEYS: &[&str] = &[
     "name", "memory", "vcpus", "maxvcpus", "kernel", "cmdline", "root", "extra", "cpu_weight",
-    "type", "builder", "disk", "vif",
+    "cpus", "type", "builder", "disk", "vif",
 ];
 
 /// The key a setting counts as: `weight` is our short alias of xl's `cpu_weight`.
@@ -544,6 +550,8 @@ impl DomainConfig {
         let weight = s.number("cpu_weight", DEFAULT_WEIGHT.into(), 1, u16::MAX.into())?;
         let weight = u16::try_from(weight).unwrap_or(DEFAULT_WEIGHT); // in range: checked above
 
+        let cpu = s.number("cpus", 0, 0, MAX_CPU_NUMBER)? as u16; // in range: checked
+
         check_guest_type(&s)?;
         let cmdline = combine_cmdline(&s, &mut warnings)?;
         let config = DomainConfig {
@@ -554,6 +562,7 @@ impl DomainConfig {
             kernel_line,
             cmdline,
             weight,
+            cpu,
             disks: s.list("disk")?,
             vifs: s.list("vif")?,
         };

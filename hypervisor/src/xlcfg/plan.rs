@@ -16,6 +16,8 @@ pub struct DomainSpec<'a> {
     pub memory_bytes: u64,
     /// Credit-scheduler weight.
     pub weight: u16,
+    /// The physical CPU the vCPU is pinned to.
+    pub cpu: u16,
     /// The guest image's path in the archive.
     pub kernel_path: String,
     /// The guest image (a slice of the boot module).
@@ -131,6 +133,7 @@ fn spec_from_config<'a>(
         memory_bytes: config.memory_bytes(),
         name: config.name,
         weight: config.weight,
+        cpu: config.cpu,
         kernel_path: config.kernel,
         kernel,
         cmdline: config.cmdline,

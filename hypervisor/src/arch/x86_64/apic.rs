@@ -1,4 +1,5 @@
-//! Local APIC timer, calibrated against the PIT, driving the periodic scheduler tick.
+//! Local APIC: the timer (calibrated against the PIT) driving each CPU's scheduler tick, and
+//! inter-processor interrupts (start-up, reschedule, TLB flush).
 
 use super::cpu::{inb, outb, rdmsr, rdtsc};
 use super::paging::phys_to_virt;
@@ -9,8 +10,21 @@ pub const TIMER_VECTOR: u8 = 0xf0;
 /// Vector the APIC uses for spurious interrupts.
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 
+/// Vector of the reschedule IPI: the receiving CPU re-runs its return-to-guest checks.
+pub const RESCHEDULE_VECTOR: u8 = 0xf1;
+/// Vector of the TLB-flush IPI (see `smp::flush_all_tlbs`).
+pub const FLUSH_VECTOR: u8 = 0xf2;
+
 const IA32_APIC_BASE: u32 = 0x1b;
+const REG_ID: u64 = 0x20;
 const REG_EOI: u64 = 0xb0;
+const REG_ICR_LOW: u64 = 0x300;
+const REG_ICR_HIGH: u64 = 0x310;
+const ICR_DELIVERY_PENDING: u32 = 1 << 12;
+const ICR_LEVEL_ASSERT: u32 = 1 << 14;
+const ICR_ALL_EXCLUDING_SELF: u32 = 3 << 18;
+const ICR_INIT: u32 = 5 << 8;
+const ICR_STARTUP: u32 = 6 << 8;
 const REG_SVR: u64 = 0xf0;
 const REG_LVT_TIMER: u64 = 0x320;
 const REG_TIMER_INITIAL: u64 = 0x380;
@@ -81,6 +95,42 @@ pub fn init() -> Calibration {
         apic_timer_hz: apic_elapsed as u64 * 1000 / CALIBRATION_MS,
         tsc_hz: tsc_elapsed * 1000 / CALIBRATION_MS,
     }
+}
+
+/// Enables the calling CPU's LAPIC (an application processor's; the boot CPU's is enabled
+/// by [`init`]) with the timer masked.
+pub fn enable_this_cpu() {
+    write(REG_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    write(REG_TIMER_DIVIDE, 0x3); // divide by 16, as calibrated
+    write(REG_LVT_TIMER, LVT_MASKED | TIMER_VECTOR as u32);
+}
+
+/// The calling CPU's APIC id.
+pub fn id() -> u8 {
+    (read(REG_ID) >> 24) as u8
+}
+
+fn send(high: u32, low: u32) {
+    write(REG_ICR_HIGH, high);
+    write(REG_ICR_LOW, low);
+    while read(REG_ICR_LOW) & ICR_DELIVERY_PENDING != 0 {
+        core::hint::spin_loop();
+    }
+}
+
+/// Sends fixed interrupt `vector` to the CPU with APIC id `apic_id`.
+pub fn send_ipi(apic_id: u8, vector: u8) {
+    send((apic_id as u32) << 24, vector as u32 | ICR_LEVEL_ASSERT);
+}
+
+/// INIT to every other CPU (the first step of starting them).
+pub fn broadcast_init() {
+    send(0, ICR_INIT | ICR_LEVEL_ASSERT | ICR_ALL_EXCLUDING_SELF);
+}
+
+/// STARTUP to every other CPU: they begin in real mode at `page << 12`.
+pub fn broadcast_startup(page: u8) {
+    send(0, ICR_STARTUP | ICR_LEVEL_ASSERT | ICR_ALL_EXCLUDING_SELF | page as u32);
 }
 
 /// Starts the periodic tick at `hz`.

@@ -1,4 +1,4 @@
-//! The GDT with Xen's reserved selectors, and the TSS with its IST stacks.
+//! The GDT with Xen's reserved selectors, and each CPU's TSS with its ring-0 and IST stacks.
 //!
 //! Guests rely on the exact selector values of Xen's reserved GDT page (digest §1.7): the first
 //! 14 pages (entries 0..7168) belong to a guest's own GDT, and entries from 7168 (byte 0xe000)
@@ -21,8 +21,11 @@ pub const FLAT_RING3_CS32: u16 = 0xe023;
 pub const FLAT_RING3_SS64: u16 = 0xe02b;
 /// `FLAT_RING3_CS64` / `FLAT_KERNEL_CS`.
 pub const FLAT_RING3_CS64: u16 = 0xe033;
-/// The TSS selector (Xen-internal slot).
+/// CPU 0's TSS selector (Xen-internal slot); CPU `i` uses the 16-byte slot `i` after it.
 pub const TSS_SELECTOR: u16 = 0xe040;
+/// CPUs the hypervisor can run on: the reserved GDT area has room for this many TSS
+/// descriptors (two entries each, from entry 8 of the 16).
+pub const MAX_CPUS: usize = 4;
 
 /// IST index (1-based, as in IDT entries) of the double-fault stack.
 pub const IST_DOUBLE_FAULT: u8 = 1;
@@ -43,64 +46,95 @@ struct Gdt([u64; GDT_ENTRIES]);
 struct Stack<const N: usize>([u8; N]);
 
 static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
-static mut TSS: TaskStateSegment = TaskStateSegment::new();
-static mut IST_STACKS: [Stack<IST_STACK_SIZE>; 3] = [const { Stack([0; IST_STACK_SIZE]) }; 3];
-/// The stack the CPU switches to on an interrupt or trap from ring 3 (TSS.RSP0).
-static mut RING0_STACK: Stack<RING0_STACK_SIZE> = Stack([0; RING0_STACK_SIZE]);
+static mut TSS: [TaskStateSegment; MAX_CPUS] = [const { TaskStateSegment::new() }; MAX_CPUS];
+static mut IST_STACKS: [[Stack<IST_STACK_SIZE>; 3]; MAX_CPUS] =
+    [const { [const { Stack([0; IST_STACK_SIZE]) }; 3] }; MAX_CPUS];
+/// The stacks the CPUs switch to on an interrupt or trap from ring 3 (TSS.RSP0), one per CPU
+/// and contiguous: a CPU tells which it is from its stack pointer ([`this_cpu`]).
+static mut RING0_STACKS: [Stack<RING0_STACK_SIZE>; MAX_CPUS] = [const { Stack([0; RING0_STACK_SIZE]) }; MAX_CPUS];
 
-/// Written at the bottom of the ring-0 stack: found changed, the stack overflowed.
+/// Written at the bottom of each ring-0 stack: found changed, the stack overflowed.
 const STACK_CANARY: u64 = 0x5354_4143_4b21_2121;
 
-/// Places the canary at the bottom of the ring-0 stack.
-pub fn arm_stack_canary() {
-    // SAFETY: the lowest word of the ring-0 stack is only reached by an overflow.
-    unsafe { (core::ptr::addr_of_mut!(RING0_STACK) as *mut u64).write_volatile(STACK_CANARY) };
+fn ring0_stack_bottom(cpu: usize) -> u64 {
+    addr_of!(RING0_STACKS) as u64 + (cpu * RING0_STACK_SIZE) as u64
 }
 
-/// Whether the ring-0 stack's canary is intact (no overflow so far).
-pub fn stack_canary_intact() -> bool {
+/// Places the canary at the bottom of `cpu`'s ring-0 stack.
+pub fn arm_stack_canary(cpu: usize) {
+    // SAFETY: the lowest word of a ring-0 stack is only reached by an overflow.
+    unsafe { (ring0_stack_bottom(cpu) as *mut u64).write_volatile(STACK_CANARY) };
+}
+
+/// Whether `cpu`'s ring-0 stack canary is intact (no overflow so far).
+pub fn stack_canary_intact(cpu: usize) -> bool {
     // SAFETY: as above; a plain read of a word of our own static.
-    unsafe { (core::ptr::addr_of!(RING0_STACK) as *const u64).read_volatile() == STACK_CANARY }
+    unsafe { (ring0_stack_bottom(cpu) as *const u64).read_volatile() == STACK_CANARY }
 }
 
-/// Top of the ring-0 stack used on entry from guest context.
-pub fn ring0_stack_top() -> u64 {
-    addr_of!(RING0_STACK) as u64 + RING0_STACK_SIZE as u64
+/// Top of `cpu`'s ring-0 stack, used on entry from guest context.
+pub fn ring0_stack_top(cpu: usize) -> u64 {
+    ring0_stack_bottom(cpu) + RING0_STACK_SIZE as u64
+}
+
+/// The index of the CPU running this code (0 is the boot CPU), from the ring-0 stack it runs
+/// on: cheaper than reading the LAPIC and needs no per-CPU segment base, which guests own.
+/// Code on any other stack (the boot stack, an IST stack) counts as CPU 0; only the boot CPU
+/// runs on the boot stack, and IST stacks serve fatal reports only.
+#[inline(always)]
+pub fn this_cpu() -> usize {
+    let rsp: u64;
+    // SAFETY: reads the stack pointer only.
+    unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
+    let offset = rsp.wrapping_sub(addr_of!(RING0_STACKS) as u64) as usize;
+    let cpu = offset / RING0_STACK_SIZE;
+    if cpu < MAX_CPUS {
+        cpu
+    } else {
+        0
+    }
 }
 
 fn set(index: usize, value: u64) {
-    // SAFETY: called only from `init`, on the single boot CPU, before the GDT is loaded.
+    // SAFETY: called only from `init`, on the boot CPU, before any other CPU starts.
     unsafe { (*core::ptr::addr_of_mut!(GDT)).0[index] = value };
 }
 
-/// Builds and loads the GDT and TSS, reloading every segment register.
+/// Builds the GDT with every CPU's TSS descriptor, then loads it on the boot CPU.
 pub fn init() {
-    // SAFETY: single-threaded boot; the statics are not yet in use by the CPU.
-    let tss = unsafe { &mut *core::ptr::addr_of_mut!(TSS) };
-    for (i, stack) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK].into_iter().enumerate() {
-        // SAFETY: only the address of the stack is taken.
-        let base = unsafe { addr_of!(IST_STACKS[i]) as u64 };
-        tss.interrupt_stack_table[stack as usize - 1] = VirtAddr::new(base + IST_STACK_SIZE as u64);
-    }
-    tss.privilege_stack_table[0] = VirtAddr::new(ring0_stack_top());
 
     set(FIRST_RESERVED_ENTRY + 1, 0x00af_9b00_0000_ffff); // 0xe008 ring-0 CS64
     set(FIRST_RESERVED_ENTRY + 2, 0x00cf_9300_0000_ffff); // 0xe010 ring-0 DS
     set(FIRST_RESERVED_ENTRY + 4, 0x00cf_fb00_0000_ffff); // 0xe023 ring-3 CS32
     set(FIRST_RESERVED_ENTRY + 5, 0x00cf_f300_0000_ffff); // 0xe02b ring-3 DS/SS
     set(FIRST_RESERVED_ENTRY + 6, 0x00af_fb00_0000_ffff); // 0xe033 ring-3 CS64
-    let tss_base = tss as *const _ as u64;
-    let tss_limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
-    let low = (tss_limit & 0xffff)
-        | (tss_base & 0xff_ffff) << 16
-        | 0x89 << 40 // present, DPL0, available 64-bit TSS
-        | ((tss_limit >> 16) & 0xf) << 48
-        | ((tss_base >> 24) & 0xff) << 56;
-    set(FIRST_RESERVED_ENTRY + 8, low);
-    set(FIRST_RESERVED_ENTRY + 9, tss_base >> 32);
+    for cpu in 0..MAX_CPUS {
+        // SAFETY: single-threaded boot; no CPU uses these TSSs yet.
+        let tss = unsafe { &mut (*core::ptr::addr_of_mut!(TSS))[cpu] };
+        for (i, stack) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK].into_iter().enumerate() {
+            // SAFETY: only the address of the stack is taken.
+            let base = unsafe { addr_of!(IST_STACKS[cpu][i]) as u64 };
+            tss.interrupt_stack_table[stack as usize - 1] = VirtAddr::new(base + IST_STACK_SIZE as u64);
+        }
+        tss.privilege_stack_table[0] = VirtAddr::new(ring0_stack_top(cpu));
+        let tss_base = tss as *const _ as u64;
+        let tss_limit = (core::mem::size_of::<TaskStateSegment>() - 1) as u64;
+        let low = (tss_limit & 0xffff)
+            | (tss_base & 0xff_ffff) << 16
+            | 0x89 << 40 // present, DPL0, available 64-bit TSS
+            | ((tss_limit >> 16) & 0xf) << 48
+            | ((tss_base >> 24) & 0xff) << 56;
+        set(FIRST_RESERVED_ENTRY + 8 + 2 * cpu, low);
+        set(FIRST_RESERVED_ENTRY + 9 + 2 * cpu, tss_base >> 32);
+    }
+    load(0);
+}
 
+/// Loads the GDT and `cpu`'s TSS on the calling CPU, reloading every segment register.
+pub fn load(cpu: usize) {
     let ptr = DescriptorTablePointer { limit: (GDT_ENTRIES * 8 - 1) as u16, base: VirtAddr::new(addr_of!(GDT) as u64) };
-    // SAFETY: the table is fully built, 'static, and holds the selectors reloaded below.
+    // SAFETY: the table is fully built, 'static, and holds the selectors reloaded below;
+    // each CPU loads its own TSS descriptor, so none is found busy.
     unsafe {
         lgdt(&ptr);
         core::arch::asm!(
@@ -116,6 +150,6 @@ pub fn init() {
             ds = in(reg) HYPERVISOR_DS,
             tmp = out(reg) _,
         );
-        load_tss(x86_64::structures::gdt::SegmentSelector(TSS_SELECTOR));
+        load_tss(x86_64::structures::gdt::SegmentSelector(TSS_SELECTOR + 16 * cpu as u16));
     }
 }

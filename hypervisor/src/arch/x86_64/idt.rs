@@ -144,6 +144,11 @@ pub fn init() {
         let dpl = if matches!(vector, 3 | 4 | 0x80) { 3 } else { 0 };
         *entry = gate(stubs + vector as u64 * STUB_STRIDE, ist, dpl);
     }
+    load();
+}
+
+/// Loads the IDT (built by [`init`] on the boot CPU) on the calling CPU.
+pub fn load() {
     let ptr = DescriptorTablePointer {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
         base: VirtAddr::new(addr_of!(IDT) as u64),

@@ -1,4 +1,5 @@
-//! x86_64 support: boot, CPU tables, trap entry, paging, LAPIC timer, serial port.
+//! x86_64 support: boot, CPU tables, trap entry, paging, LAPIC timer and IPIs, application
+//! processors, serial port.
 pub mod apic;
 pub mod boot;
 pub mod cpu;
@@ -10,5 +11,6 @@ pub mod idt;
 pub mod paging;
 pub mod rtc;
 pub mod serial;
+pub mod smp;
 pub mod syscall;
 pub mod traps;

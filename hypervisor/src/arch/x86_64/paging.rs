@@ -81,6 +81,20 @@ pub fn init(top: u64, is_ram: impl Fn(u64, u64) -> bool) -> u64 {
     top
 }
 
+/// Switches an application processor from the boot page table to the hypervisor's (with
+/// global pages enabled, as the boot CPU has them).
+pub fn load_hypervisor_tables() {
+    // SAFETY: the hypervisor's tables map the image, stacks and direct map exactly as the
+    // boot CPU uses them; CR4.PGE only changes TLB retention.
+    unsafe {
+        use x86_64::registers::control::{Cr3, Cr3Flags, Cr4, Cr4Flags};
+        use x86_64::structures::paging::PhysFrame;
+        use x86_64::PhysAddr;
+        Cr4::update(|f| f.insert(Cr4Flags::PAGE_GLOBAL));
+        Cr3::write(PhysFrame::containing_address(PhysAddr::new(hypervisor_pml4_phys())), Cr3Flags::empty());
+    }
+}
+
 /// Physical address of the hypervisor's root table (guest L4s copy its slots 256-271).
 pub fn hypervisor_pml4_phys() -> u64 {
     image_phys(addr_of!(PML4) as u64)

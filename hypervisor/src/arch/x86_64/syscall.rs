@@ -12,7 +12,7 @@
 //! 0, `CSTAR` would send that `syscall` to address 0 in ring 0, on the guest's stack.
 
 use super::cpu::{rdmsr, wrmsr};
-use super::gdt::{FLAT_RING3_CS32, HYPERVISOR_CS};
+use super::gdt::{FLAT_RING3_CS32, HYPERVISOR_CS, MAX_CPUS};
 use core::arch::global_asm;
 
 /// Pseudo vector number marking a frame built by the `SYSCALL` entry.
@@ -32,12 +32,15 @@ global_asm!(
     .section .text.syscall_entry, "ax"
     /* Builds the trap frame of a SYSCALL (SS, RSP, RFLAGS, CS, RIP, error code 0,
        SYSCALL_VECTOR) on the ring-0 stack and joins the trap path, which does the same
-       register save, dispatch and exit as for traps. CS tells the two entries apart. */
-    .macro syscall_frame ss, cs
-    mov [rip + syscall_saved_rsp], rsp
-    mov rsp, [rip + syscall_stack_top]
+       register save, dispatch and exit as for traps. CS tells the two entries apart.
+       Each CPU has its own pair of entries (LSTAR and CSTAR are per CPU), each with its own
+       two words of syscall_percpu: the guest rsp while switching, and the ring-0 stack top.
+       That needs no per-CPU segment base, which belongs to the guest. */
+    .macro syscall_frame ss, cs, cpu
+    mov [rip + syscall_percpu + 16 * \cpu], rsp
+    mov rsp, [rip + syscall_percpu + 16 * \cpu + 8]
     push \ss                        /* ss */
-    push [rip + syscall_saved_rsp]  /* rsp */
+    push [rip + syscall_percpu + 16 * \cpu]  /* rsp */
     push r11                        /* rflags */
     push \cs                        /* cs */
     push rcx                        /* rip */
@@ -46,44 +49,65 @@ global_asm!(
     jmp trap_common
     .endm
 
-    .global syscall_entry
-syscall_entry:
-    syscall_frame 0xe02b, 0xe033    /* FLAT_RING3_SS64, FLAT_RING3_CS64 */
+    .irp cpu, 0, 1, 2, 3
+    .global syscall_entry_\cpu
+syscall_entry_\cpu:
+    syscall_frame 0xe02b, 0xe033, \cpu    /* FLAT_RING3_SS64, FLAT_RING3_CS64 */
 
     /* SYSCALL from compatibility mode (CSTAR): CS FLAT_RING3_CS32; RCX holds the
        zero-extended 32-bit return address. */
-    .global syscall_compat_entry
-syscall_compat_entry:
-    syscall_frame 0xe02b, 0xe023    /* FLAT_RING3_SS32, FLAT_RING3_CS32 */
+    .global syscall_compat_entry_\cpu
+syscall_compat_entry_\cpu:
+    syscall_frame 0xe02b, 0xe023, \cpu    /* FLAT_RING3_SS32, FLAT_RING3_CS32 */
+    .endr
 
     .section .data.syscall_entry, "aw"
     .balign 8
-syscall_saved_rsp:
-    .quad 0
-    .global syscall_stack_top
-syscall_stack_top:
-    .quad 0
+    .global syscall_percpu
+syscall_percpu:
+    .fill 2 * 4, 8, 0
 "#
 );
 
 extern "C" {
-    fn syscall_entry();
-    fn syscall_compat_entry();
-    static mut syscall_stack_top: u64;
+    fn syscall_entry_0();
+    fn syscall_entry_1();
+    fn syscall_entry_2();
+    fn syscall_entry_3();
+    fn syscall_compat_entry_0();
+    fn syscall_compat_entry_1();
+    fn syscall_compat_entry_2();
+    fn syscall_compat_entry_3();
+    static mut syscall_percpu: [[u64; 2]; MAX_CPUS];
 }
 
-/// Enables `SYSCALL` with Xen's selector layout and the given ring-0 stack.
-pub fn init(ring0_stack_top: u64) {
-    // SAFETY: single-threaded boot; the entry stub reads this only on a later SYSCALL.
-    unsafe { *core::ptr::addr_of_mut!(syscall_stack_top) = ring0_stack_top };
+/// The (64-bit, compatibility-mode) entries of each CPU; the asm above has one pair per CPU.
+const _: () = assert!(MAX_CPUS == 4, "syscall.rs generates entries for four CPUs");
+fn entries(cpu: usize) -> (u64, u64) {
+    let (long, compat): (unsafe extern "C" fn(), unsafe extern "C" fn()) = match cpu {
+        0 => (syscall_entry_0, syscall_compat_entry_0),
+        1 => (syscall_entry_1, syscall_compat_entry_1),
+        2 => (syscall_entry_2, syscall_compat_entry_2),
+        _ => (syscall_entry_3, syscall_compat_entry_3),
+    };
+    (long as *const () as u64, compat as *const () as u64)
+}
+
+/// Enables `SYSCALL` on the calling CPU, `cpu`, with Xen's selector layout and that CPU's
+/// ring-0 stack.
+pub fn init(cpu: usize, ring0_stack_top: u64) {
+    // SAFETY: only this CPU, while it starts, writes its own slot; its entry stub reads it
+    // only on a later SYSCALL.
+    unsafe { (*core::ptr::addr_of_mut!(syscall_percpu))[cpu][1] = ring0_stack_top };
+    let (long, compat) = entries(cpu);
     // STAR[47:32] = kernel CS (SS = +8); STAR[63:48] = 0xe023, so SYSRET64 would load CS
     // 0xe033 and SS 0xe02b: the flat ring-3 selectors guests expect.
     let star = (FLAT_RING3_CS32 as u64 & !3) << 48 | (HYPERVISOR_CS as u64) << 32;
     // SAFETY: these MSRs only configure SYSCALL, whose entry points are valid ring-0 code.
     unsafe {
         wrmsr(IA32_STAR, star);
-        wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);
-        wrmsr(IA32_CSTAR, syscall_compat_entry as *const () as u64);
+        wrmsr(IA32_LSTAR, long);
+        wrmsr(IA32_CSTAR, compat);
         wrmsr(IA32_FMASK, FMASK);
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SCE);
     }

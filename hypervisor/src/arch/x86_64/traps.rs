@@ -1,14 +1,16 @@
-//! What the hypervisor does with each vector: the tick, spurious interrupts, the fix-up of a
-//! fault in the guest copy loops, and the fatal report for any other exception in ring 0.
+//! What the hypervisor does with each vector: the tick, IPIs, spurious interrupts, the fix-up
+//! of a fault in the guest copy loops, and the fatal report for any other exception in ring 0.
 
 use super::idt::TrapFrame;
-use super::{apic, cpu, serial};
+use super::{apic, cpu, serial, smp};
 
 const GENERAL_PROTECTION: u64 = 13;
 const PAGE_FAULT: u64 = 14;
 
 /// Dispatches one trap or interrupt.
 pub fn handle(frame: &mut TrapFrame) {
+    // First, without the machine lock: the CPU asking may hold it (`smp::flush_all_tlbs`).
+    smp::serve_flush();
     if !frame.from_ring0() {
         return crate::guest_traps::on_guest_entry(frame);
     }
@@ -16,6 +18,9 @@ pub fn handle(frame: &mut TrapFrame) {
     match vector {
         v if v == apic::TIMER_VECTOR as u64 => apic::on_timer_interrupt(),
         v if v == apic::SPURIOUS_VECTOR as u64 => {}
+        // In the idle loop, which re-checks its work after every interrupt; the flush was
+        // served above.
+        v if v == apic::RESCHEDULE_VECTOR as u64 || v == apic::FLUSH_VECTOR as u64 => apic::end_of_interrupt(),
         // A bad guest pointer met inside the guest copy loops: the copy reports it.
         PAGE_FAULT | GENERAL_PROTECTION if super::guest_copy::fixup(frame) => {}
         v if v < 32 => fatal_exception(frame),
