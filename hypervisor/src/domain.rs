@@ -518,6 +518,12 @@ impl Machine {
         (0..self.scheds.len()).find(|&c| c != self.cpu && self.cpu_current[c] == id)
     }
 
+    /// The domains loaded on CPUs other than the caller's: they may run while it holds the
+    /// lock, writing their shared pages.
+    pub fn loaded_elsewhere_all(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.scheds.len()).filter(move |&c| c != self.cpu).map(|c| self.cpu_current[c]).filter(|&d| d != NO_DOMAIN)
+    }
+
     /// Whether `id` is loaded on some CPU (the caller's included).
     pub fn is_loaded(&self, id: u16) -> bool {
         self.current == id || self.loaded_elsewhere(id).is_some()
@@ -769,6 +775,7 @@ impl Machine {
         if let Some(cpu) = self.loaded_elsewhere(id) {
             if let Some(d) = self.domains.get_mut(&id) {
                 if !d.dying {
+                    log::info!("d{id}: dying; torn down once CPU {cpu} switches away from it");
                     d.dying = true;
                     d.paused = true; // no wake-up may make it runnable again
                     self.scheds[cpu].block(id);

@@ -193,6 +193,26 @@ pub trait MachineMemory {
     /// Reads entry `index` of frame `mfn`.
     fn read_entry(&self, mfn: u64, index: usize) -> u64;
 
+    /// Replaces entry `index` of frame `mfn` with `new` if it still holds `current`, and says
+    /// whether it did. Where a guest on another CPU may write the word meanwhile (a grant
+    /// entry), the implementation must make this one atomic compare-and-exchange; the
+    /// default, for memory nobody else writes, reads and writes.
+    fn compare_exchange_entry(&mut self, mfn: u64, index: usize, current: u64, new: u64) -> bool {
+        if self.read_entry(mfn, index) != current {
+            return false;
+        }
+        self.write_entry(mfn, index, new);
+        true
+    }
+
+    /// Clears `bits` of entry `index` of frame `mfn`, keeping whatever else it holds (atomic
+    /// where guests on other CPUs may write the word, as for
+    /// [`Self::compare_exchange_entry`]).
+    fn clear_entry_bits(&mut self, mfn: u64, index: usize, bits: u64) {
+        let value = self.read_entry(mfn, index);
+        self.write_entry(mfn, index, value & !bits);
+    }
+
     /// Reads `out.len()` bytes at byte `offset` of frame `mfn` (within the frame). The default
     /// works a word at a time; an implementation with the frame mapped should copy directly.
     fn read_frame_bytes(&self, mfn: u64, offset: usize, out: &mut [u8]) {

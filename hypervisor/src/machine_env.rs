@@ -3,11 +3,11 @@
 
 use crate::arch::x86_64::{cpu, guest_copy, serial};
 use crate::domain::{GuestTables, Machine};
-use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
+use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
 use hypercall_abi::errno::Errno;
 use hypervisor::emulate::Platform;
 use hypervisor::evtchn::EventAccess;
-use hypervisor::grant::GrantAccess;
+use hypervisor::grant::{GrantAccess, RunningElsewhere};
 use hypervisor::guest_access::{self, GuestSpan};
 use hypervisor::guest_stack::within_one_page;
 use hypervisor::hypercalls::{DomainControl, DomainFacts, DomainInfo, Env};
@@ -117,6 +117,7 @@ impl Env for Machine {
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
         // Grant mappings change page tables: as for `mmu`.
         self.guest_tables.set(GuestTables::Walk);
+        let running_elsewhere = RunningElsewhere::new(self.loaded_elsewhere_all());
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(GrantAccess {
@@ -130,6 +131,7 @@ impl Env for Machine {
             ),
             pool: &mut self.grant_pool,
             privileged: d.privileged,
+            running_elsewhere,
         })
     }
 
@@ -209,6 +211,11 @@ impl DomainControl for Machine {
         }
         if d.blocked {
             flags |= XEN_DOMINF_BLOCKED;
+        }
+        if d.dying {
+            // Destroyed while running on another CPU: listed until torn down, as Xen lists a
+            // dying domain until its last reference goes.
+            flags |= XEN_DOMINF_DYING;
         }
         if self.is_loaded(d.id) {
             flags |= XEN_DOMINF_RUNNING;

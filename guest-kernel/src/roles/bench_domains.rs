@@ -15,6 +15,10 @@
 //!   allows one unswitched round per 10 ms hypervisor tick of the phase (a few in
 //!   thousands); yields that never switch would make nearly every round unswitched.
 //!
+//! With the two on different CPUs (`cpus=` in their configs), `spin=1` makes both wait for
+//! the other's event by spinning on the pending bit rather than in `SCHEDOP_poll`, and
+//! `yield=0` skips the yield ping-pong (see `wait_mode`).
+//!
 //! Ping allocates the port (3) for pong; pong binds it, grants its pages and its counter
 //! page, signals, answers N events, yields until the stop signal, waits for "finish" and
 //! revokes its grants.
@@ -36,12 +40,22 @@ const MAX_PAGES: u32 = 16;
 /// Grant reference of pong's yield counter page (after the at most 16 data pages from 8).
 const COUNTER_REF: u32 = 8 + MAX_PAGES;
 
+/// How both sides wait for the other's event, and whether the yield ping-pong runs:
+/// `spin=1` spins on the pending bit instead of `SCHEDOP_poll` (the peer runs on another
+/// CPU); `yield=0` skips the yield ping-pong (it measures switches between two domains
+/// sharing a CPU, meaningless when each has its own).
+fn wait_mode(line: &str) -> (fn(u32, u64) -> bool, bool) {
+    let wait: fn(u32, u64) -> bool = if number(line, "spin") == Some(1) { inter::spin_port } else { inter::wait_port };
+    (wait, number(line, "yield") != Some(0))
+}
+
 /// Runs the ping side (it prints the figures).
 pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     let line = super::line(si);
     let peer = number(line, "peer").unwrap_or(2) as u16;
     let pages = (number(line, "pages").unwrap_or(4) as u32).clamp(1, MAX_PAGES);
     let n = opts.iterations;
+    let (wait, measure_yields) = wait_mode(line);
     if events::init(si).is_err() {
         return ShutdownRequest::Crash;
     }
@@ -55,11 +69,16 @@ pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     let start = guest::rdtsc();
     for _ in 0..n {
         let _ = events::send(port);
-        inter::wait_port(port, u64::MAX);
+        wait(port, u64::MAX);
     }
     println!("{}", Measurement::from_tsc("evtchn_roundtrip", n, start, guest::rdtsc()));
-    let Some(yields_ok) = yield_roundtrips(peer, port, n) else {
-        return ShutdownRequest::Crash;
+    let yields_ok = if measure_yields {
+        let Some(ok) = yield_roundtrips(peer, port, n) else {
+            return ShutdownRequest::Crash;
+        };
+        ok
+    } else {
+        true
     };
 
     let copies_ok = bench_grants::copy_rounds(GrantedPages { domid: peer, first_ref: 8, pages }, n);
@@ -144,6 +163,7 @@ pub fn pong(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     let peer = number(line, "peer").unwrap_or(1) as u16;
     let remote = number(line, "port").unwrap_or(3) as u32;
     let pages = (number(line, "pages").unwrap_or(4) as u32).clamp(1, MAX_PAGES);
+    let (wait, measure_yields) = wait_mode(line);
     if events::init(si).is_err() {
         return ShutdownRequest::Crash;
     }
@@ -166,10 +186,10 @@ pub fn pong(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     events::shared().clear_pending(port);
     let _ = events::send(port);
     for _ in 0..opts.iterations {
-        inter::wait_port(port, u64::MAX);
+        wait(port, u64::MAX);
         let _ = events::send(port);
     }
-    let started = inter::wait_port(port, events::now() + 600_000 * MS);
+    let started = measure_yields && inter::wait_port(port, events::now() + 600_000 * MS);
     let yields = if started { yield_until_signalled(port, counter.va as *mut u64) } else { 0 };
     let finished = inter::wait_port(port, events::now() + 600_000 * MS);
     let revoked = (0..pages).filter(|&i| table.revoke(8 + i).is_ok()).count();

@@ -7,11 +7,14 @@
 //! waits in `SCHEDOP_poll` on the VIRQ port until every domU is gone, reporting each one
 //! that disappears. With `kill=N`, domain N is paused (and seen paused) and destroyed with
 //! `XEN_DOMCTL_destroydomain` once it is the only domU left (a domain that never ends by
-//! itself, such as a hypercall flooder). `expect=N`: how many domUs must go. Prints the
+//! itself, such as a hypercall flooder). `kill_running=N` destroys it without pausing it
+//! first, so on a multiprocessor it is running on its CPU at that moment (then it is listed
+//! dying until that CPU switches away). `expect=N`: how many domUs must go. Prints the
 //! table again and powers off (crashes if a check failed). `timeout_ms=` bounds the wait.
 
 use hypercall_abi::domctl::{
-    GetDomainInfo, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMINF_PAUSED,
+    GetDomainInfo, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMINF_DYING,
+    XEN_DOMINF_PAUSED,
 };
 use hypercall_abi::event_channel::VIRQ_DOM_EXC;
 use hypercall_abi::guest::raw;
@@ -66,7 +69,8 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     let line = cmdline::as_text(si.cmd_line_bytes());
     let names = cmdline::value(line, "names");
     let expect = cmdline::number(line, "expect").unwrap_or(0);
-    let kill = cmdline::number(line, "kill").map(|k| k as u16);
+    let kill = cmdline::number(line, "kill").map(|k| (k as u16, true));
+    let kill = kill.or(cmdline::number(line, "kill_running").map(|k| (k as u16, false)));
     let timeout = cmdline::number(line, "timeout_ms").unwrap_or(60_000) * MS;
     let mut log = CheckLog::default();
 
@@ -110,9 +114,13 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
             }
         }
         live = now_live;
-        if let Some(k) = kill.filter(|&k| !killed && live == 1 << k) {
+        if let Some((k, pause_first)) = kill.filter(|&(k, _)| !killed && live == 1 << k) {
             killed = true;
-            destroy(&mut log, k, names);
+            if pause_first {
+                destroy(&mut log, k, names);
+            } else {
+                destroy_running(&mut log, k, names);
+            }
         }
     }
     xl_list("after", names);
@@ -175,6 +183,27 @@ fn ratio(log: &mut CheckLog, line: &str, pair: &str, names: Option<&str>) {
 }
 
 /// Pauses domain `k` (checks the paused flag), then destroys it.
+/// Destroys domain `k` while it runs: answered 0, and then it is gone or listed dying.
+fn destroy_running(log: &mut CheckLog, k: u16, names: Option<&str>) {
+    let name = name_of(names, k).unwrap_or("?");
+    println!("control: d{k} ({name}) is the last domU and does not end: destroying it as it runs");
+    let d = inter::domctl(XEN_DOMCTL_DESTROYDOMAIN, k).map(|_| 0);
+    let after = inter::domain_info(k).map(|i| (i.domain, i.flags));
+    let (gone, dying) = match after {
+        Ok((id, flags)) if id == k => (false, flags & XEN_DOMINF_DYING != 0),
+        _ => (true, false),
+    };
+    check!(
+        log,
+        "domctl destroydomain of a running domain, then getdomaininfo",
+        "0, then gone or listed dying",
+        d == Ok(0) && (gone || dying),
+        "{}, {}",
+        ret_of(d),
+        if gone { "gone" } else if dying { "listed dying" } else { "still listed, not dying" }
+    );
+}
+
 fn destroy(log: &mut CheckLog, k: u16, names: Option<&str>) {
     let name = name_of(names, k).unwrap_or("?");
     println!("control: d{k} ({name}) is the last domU and does not end: pausing and destroying it");

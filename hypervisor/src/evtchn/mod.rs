@@ -54,6 +54,7 @@
 #[cfg(test)]
 pub(crate) mod tests;
 
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::{
@@ -472,9 +473,8 @@ impl EventChannels {
         let vcpu = self.table(caller)?.channel(port)?.vcpu;
         let (w, bit) = word_bit(port);
         let kick = host.shared_info(caller).is_some_and(|si| {
-            let was_masked = si.evtchn_mask[w] & bit != 0;
-            si.evtchn_mask[w] &= !bit;
-            was_masked && si.evtchn_pending[w] & bit != 0 && mark_selector(si, vcpu, w)
+            let was_masked = shared_word(&mut si.evtchn_mask[w]).fetch_and(!bit, Ordering::SeqCst) & bit != 0;
+            was_masked && shared_word(&mut si.evtchn_pending[w]).load(Ordering::SeqCst) & bit != 0 && mark_selector(si, vcpu, w)
         });
         if kick {
             host.kick(caller, vcpu);
@@ -551,17 +551,29 @@ fn word_bit(port: EvtchnPort) -> (usize, u64) {
     ((port / 64) as usize, 1u64 << (port % 64))
 }
 
+/// A word of a shared_info page as the guest sees it: its vCPUs may run on other CPUs and
+/// change bits of the same word with atomic operations meanwhile, so every read-modify-write
+/// here is atomic too (Xen's `guest_test_and_set_bit` and friends), or a bit the guest
+/// cleared or set at the same moment would be lost.
+fn shared_word(word: &mut u64) -> &AtomicU64 {
+    // SAFETY: `word` is valid, 8-aligned (shared_info's bitmaps are u64 arrays) and borrowed
+    // for the returned lifetime; AtomicU64 has u64's size and layout. (`AtomicU64::from_mut`
+    // says the same safely but is not stable yet.)
+    unsafe { AtomicU64::from_ptr(word) }
+}
+
 /// Step 2's tail: newly sets bit `w` of `vcpu`'s `evtchn_pending_sel`; if it was clear, sets
 /// `evtchn_upcall_pending` and returns true (kick). A vCPU without a `vcpu_info` slot in
 /// `shared_info` is never notified.
 fn mark_selector(si: &mut SharedInfo, vcpu: u32, w: usize) -> bool {
     let Some(vi) = si.vcpu_info.get_mut(vcpu as usize) else { return false };
     let sel = 1u64 << w;
-    if vi.evtchn_pending_sel & sel != 0 {
+    if shared_word(&mut vi.evtchn_pending_sel).fetch_or(sel, Ordering::SeqCst) & sel != 0 {
         return false;
     }
-    vi.evtchn_pending_sel |= sel;
-    vi.evtchn_upcall_pending |= 1;
+    // A byte store: the guest only ever clears this byte, and does so before it scans.
+    // SAFETY: as in `shared_word`, for a byte.
+    unsafe { AtomicU8::from_ptr(&mut vi.evtchn_upcall_pending) }.store(1, Ordering::SeqCst);
     true
 }
 
@@ -571,12 +583,11 @@ fn set_pending(host: &mut dyn EvtchnHost, dom: DomId, vcpu: u32, port: EvtchnPor
     let mut raised = false;
     let kick = host.shared_info(dom).is_some_and(|si| {
         let Some(pending) = si.evtchn_pending.get_mut(w) else { return false };
-        if *pending & bit != 0 {
+        if shared_word(pending).fetch_or(bit, Ordering::SeqCst) & bit != 0 {
             return false;
         }
-        *pending |= bit;
         raised = true;
-        si.evtchn_mask[w] & bit == 0 && mark_selector(si, vcpu, w)
+        shared_word(&mut si.evtchn_mask[w]).load(Ordering::SeqCst) & bit == 0 && mark_selector(si, vcpu, w)
     });
     if kick {
         host.kick(dom, vcpu);
@@ -590,6 +601,6 @@ fn set_pending(host: &mut dyn EvtchnHost, dom: DomId, vcpu: u32, port: EvtchnPor
 fn clear_pending(host: &mut dyn EvtchnHost, dom: DomId, port: EvtchnPort) {
     let (w, bit) = word_bit(port);
     if let Some(word) = host.shared_info(dom).and_then(|si| si.evtchn_pending.get_mut(w)) {
-        *word &= !bit;
+        shared_word(word).fetch_and(!bit, Ordering::SeqCst);
     }
 }

@@ -6,13 +6,19 @@
 //!
 //! Xen pins both grants (setting `GTF_reading`/`GTF_writing`) and takes references on both
 //! frames for the length of a copy because other CPUs run meanwhile: the granter could revoke
-//! the grant, or free or retype the frame, under the copy. Here the hypervisor runs on one CPU
-//! and is never preempted inside a hypercall, so nobody can observe or change anything between
-//! the checks and the end of the copy, and pins and references taken and dropped around it
-//! would leave every counter and flag as they were. A copy therefore runs exactly the checks a
-//! pin and a reference would ([`check_pin`], [`FrameTable::check_grant_ref`]), with the same
-//! answers, and changes nothing but the destination bytes. (With guests on several CPUs this
-//! must become real pins again.)
+//! the grant, or free or retype the frame, under the copy. Here one lock covers every
+//! hypervisor entry, so freeing and retyping (hypercalls) cannot happen during a copy, and a
+//! domain runs only while a CPU has it loaded. A granter loaded on no other CPU cannot run
+//! until the copy is over, so nobody can observe or change anything between the checks and
+//! the end of the copy, and pins and references taken and dropped around it would leave every
+//! counter and flag as they were. Such a copy therefore runs exactly the checks a pin and a
+//! reference would ([`check_pin`], [`FrameTable::check_grant_ref`]), with the same answers,
+//! and changes nothing but the destination bytes.
+//!
+//! A granter loaded on another CPU ([`GrantAccess::running_elsewhere`]) can end its grant
+//! by writing the shared entry while the copy runs, and then reuse the page. A copy touching
+//! its grants takes real pins (`GTF_reading`/`GTF_writing` set by compare-and-exchange, see
+//! `ops::pin`) for the length of the copy, as Xen does, so the granter sees the grant in use.
 //!
 //! # Batches
 //!
@@ -29,7 +35,7 @@
 //!
 //! [`FrameTable::check_grant_ref`]: crate::mm::FrameTable::check_grant_ref
 
-use super::ops::{check_pin_entry, PIN_HSTR_INC};
+use super::ops::{check_pin_entry, pin, unpin, PIN_HSTR_INC, PIN_HSTW_INC};
 use super::{DomainGrants, GrantAccess};
 use crate::guest_access::GuestSpan;
 use core::mem::{offset_of, size_of};
@@ -117,6 +123,9 @@ impl GrantAccess<'_> {
     /// * `GNTST_bad_copy_arg`: `offset + len` beyond the page on either side (checked once
     ///   both sides are, as Xen's `gnttab_copy_buf` does).
     pub fn copy(&mut self, op: &GnttabCopy) -> i16 {
+        if self.needs_pins(op) {
+            return self.copy_pinned(op);
+        }
         match self.check_copy(op, &mut Resolved::default(), |_| false) {
             Ok((src, dst, _)) => {
                 self.run_copy(op, src, dst);
@@ -179,7 +188,14 @@ impl GrantAccess<'_> {
         for k in 0..n {
             let request = &list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE];
             let op = decode_copy_request(request.try_into().expect("one request"));
-            let status = match self.check_copy(&op, resolved, |mfn| span.holds(mfn)) {
+            let status = if self.needs_pins(&op) {
+                // May read or write the list's frames: as an in-list copy below.
+                span.write(&mut *self.mmu.mem, at, list);
+                let status = self.copy_pinned(&op);
+                span.read(&*self.mmu.mem, at, list);
+                status
+            } else {
+                match self.check_copy(&op, resolved, |mfn| span.holds(mfn)) {
                 Ok((src, dst, true)) => {
                     span.write(&mut *self.mmu.mem, at, list);
                     self.run_copy(&op, src, dst);
@@ -191,11 +207,67 @@ impl GrantAccess<'_> {
                     GNTST_OKAY
                 }
                 Err(status) => status,
+                }
             };
             let status_at = k * COPY_REQUEST_SIZE + offset_of!(GnttabCopy, status);
             list[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
         }
         span.write(&mut *self.mmu.mem, at, list);
+    }
+
+    /// Whether a side of `op` is a grant of a domain running on another CPU (module comment).
+    #[inline(always)]
+    fn needs_pins(&self, op: &GnttabCopy) -> bool {
+        if self.running_elsewhere.is_empty() {
+            return false; // one CPU, or nobody else running: the common case
+        }
+        let named = |domid: DomId| if domid == DOMID_SELF { self.caller() } else { domid };
+        (op.flags & GNTCOPY_SOURCE_GREF != 0 && self.running_elsewhere.contains(named(op.source.domid)))
+            || (op.flags & GNTCOPY_DEST_GREF != 0 && self.running_elsewhere.contains(named(op.dest.domid)))
+    }
+
+    /// One copy with both grant sides pinned for its length (Xen's `gnttab_copy_one`): pins,
+    /// the usual checks (which then find the pins), the copy, and the pins dropped.
+    fn copy_pinned(&mut self, op: &GnttabCopy) -> i16 {
+        let caller = self.caller();
+        let named = |domid: DomId| if domid == DOMID_SELF { caller } else { domid };
+        let sides = [
+            (op.flags & GNTCOPY_SOURCE_GREF != 0, &op.source, false),
+            (op.flags & GNTCOPY_DEST_GREF != 0, &op.dest, true),
+        ];
+        let mut pinned: heapless::Vec<(DomId, u32, bool), 2> = heapless::Vec::new();
+        let mut status = GNTST_OKAY;
+        for (is_gref, side, writable) in sides {
+            if !is_gref {
+                continue;
+            }
+            let (granter, gref) = (named(side.domid), side.ref_or_gmfn as u32);
+            let inc = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
+            let frames = &*self.mmu.frames;
+            match pin(self.tables, frames, &mut *self.mmu.mem, granter, gref, caller, !writable, inc) {
+                Ok(_) => {
+                    let _ = pinned.push((granter, gref, writable));
+                }
+                Err(e) => {
+                    status = e;
+                    break;
+                }
+            }
+        }
+        if status == GNTST_OKAY {
+            status = match self.check_copy(op, &mut Resolved::default(), |_| false) {
+                Ok((src, dst, _)) => {
+                    self.run_copy(op, src, dst);
+                    GNTST_OKAY
+                }
+                Err(e) => e,
+            };
+        }
+        for &(granter, gref, writable) in pinned.iter().rev() {
+            let dec = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
+            unpin(self.tables, &mut *self.mmu.mem, granter, gref, writable, dec);
+        }
+        status
     }
 
     fn run_copy(&mut self, op: &GnttabCopy, src: u64, dst: u64) {

@@ -56,6 +56,7 @@
 //!                          &mut d.vcpu.paging),
 //!            pool: &mut self.grant_pool, // impl FramePool over the frame allocator
 //!            privileged: d.privileged,
+//!            running_elsewhere: RunningElsewhere::new(/* domains loaded on other CPUs */),
 //!        })
 //!    }
 //!    ```
@@ -63,8 +64,8 @@
 //!    the vCPU's `PendingEffects`, as the MMU does. After every `grant_table_op` (whatever
 //!    its outcome) take and apply the effects before *any* domain runs again: the unmap
 //!    already dropped the frame's references, so the granter could free or retype the frame
-//!    as soon as it runs. On SMP this must become a flush of every CPU that ran the mapper,
-//!    before the hypercall returns.
+//!    as soon as it runs. A vCPU runs on the one CPU it is pinned to, so the mapper's stale
+//!    translations can only be on the CPU making the call: a local flush is enough.
 //! 4. **Teardown** of domain `id`, before its MMU release:
 //!    `while grants.release_domain(id, &mut frames, &mut mem, BUDGET) == MoreWork {}`.
 //!    This drops what `id` holds as a mapper: its device-mapping references and every pin it
@@ -281,7 +282,7 @@ impl GrantTables {
 
     /// Reads grant entry `gref` of `id`.
     pub fn entry<M: MachineMemory + ?Sized>(&self, mem: &M, id: DomId, gref: GrantRef) -> Option<GrantEntryV1> {
-        read_shared(mem, &self.tables.get(&id)?.frames, gref)
+        read_shared(mem, &self.tables.get(&id)?.frames, gref).map(|(e, _)| e)
     }
 
     /// The pin counters of `id`'s entry `gref` (0: not in use).
@@ -352,6 +353,45 @@ pub struct GrantAccess<'a> {
     pub pool: &'a mut dyn FramePool,
     /// The caller is the control domain: it may set up and query other domains' tables.
     pub privileged: bool,
+    /// Domains that may run on other CPUs while this operation runs: they can change their
+    /// grant entries under it, so a copy from or to their grants pins them (see `copy.rs`).
+    pub running_elsewhere: RunningElsewhere,
+}
+
+/// A few domain ids (at most [`RunningElsewhere::CAPACITY`]): those loaded on other CPUs.
+#[derive(Clone, Copy, Default, Debug)]
+pub struct RunningElsewhere {
+    ids: [DomId; Self::CAPACITY],
+    len: usize,
+}
+
+impl RunningElsewhere {
+    /// How many ids it holds at most (one per other CPU).
+    pub const CAPACITY: usize = 8;
+
+    /// The set of `ids` (those beyond the capacity are dropped: callers have fewer CPUs).
+    pub fn new(ids: impl IntoIterator<Item = DomId>) -> Self {
+        let mut set = Self::default();
+        for id in ids {
+            if set.len < Self::CAPACITY && !set.contains(id) {
+                set.ids[set.len] = id;
+                set.len += 1;
+            }
+        }
+        set
+    }
+
+    /// Whether `id` is one of them.
+    #[inline(always)]
+    pub fn contains(&self, id: DomId) -> bool {
+        self.ids[..self.len].contains(&id)
+    }
+
+    /// Whether no domain runs elsewhere (always so with one CPU).
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
 }
 
 /// `(frame, index)` of entry `gref` in a table made of `frames`.
@@ -369,19 +409,30 @@ fn decode(w: u64) -> GrantEntryV1 {
     GrantEntryV1 { flags: w as u16, domid: (w >> 16) as u16, frame: (w >> 32) as u32 }
 }
 
-fn read_shared<M: MachineMemory + ?Sized>(mem: &M, frames: &[u64], gref: GrantRef) -> Option<GrantEntryV1> {
+fn read_shared<M: MachineMemory + ?Sized>(mem: &M, frames: &[u64], gref: GrantRef) -> Option<(GrantEntryV1, u64)> {
     let (mfn, index) = entry_location(frames, gref)?;
-    Some(decode(mem.read_entry(mfn, index)))
+    let word = mem.read_entry(mfn, index);
+    Some((decode(word), word))
 }
 
-/// Sets (`set`) and clears (`clear`) bits of entry `gref`'s flags, re-reading the entry so
-/// the guest's own fields are kept. The hypervisor is non-preemptible and uniprocessor, so
-/// no guest runs between the read and the write (Xen needs a cmpxchg loop here; SMP will
-/// too). No-op for an entry outside `frames` (a dead domain's table has none).
-fn update_flags<M: MachineMemory + ?Sized>(mem: &mut M, frames: &[u64], gref: GrantRef, set: u16, clear: u16) {
+/// Sets `set` in entry `gref`'s flags if the entry still holds `seen` (one atomic
+/// compare-and-exchange: its granter may write it from another CPU). Returns whether it did.
+fn set_flags_if_unchanged<M: MachineMemory + ?Sized>(
+    mem: &mut M,
+    frames: &[u64],
+    gref: GrantRef,
+    seen: u64,
+    set: u16,
+) -> bool {
+    entry_location(frames, gref)
+        .is_some_and(|(mfn, index)| mem.compare_exchange_entry(mfn, index, seen, seen | u64::from(set)))
+}
+
+/// Clears `clear` in entry `gref`'s flags, keeping the guest's own fields (atomically, as the
+/// granter may write them meanwhile). No-op for an entry outside `frames` (a dead domain's
+/// table has none).
+fn clear_flags<M: MachineMemory + ?Sized>(mem: &mut M, frames: &[u64], gref: GrantRef, clear: u16) {
     if let Some((mfn, index)) = entry_location(frames, gref) {
-        let mut e = decode(mem.read_entry(mfn, index));
-        e.flags = (e.flags | set) & !clear;
-        mem.write_entry(mfn, index, encode(e));
+        mem.clear_entry_bits(mfn, index, u64::from(clear));
     }
 }

@@ -2,7 +2,7 @@
 //! map_grant_ref, unmap_grant_ref and copy, with Xen's checks and `GNTST_*` answers
 //! (xen/common/grant_table.c, 4.17), and the pin/unpin of active entries they share.
 
-use super::{read_shared, update_flags, ActiveEntry, DomainGrants, GrantAccess, GrantTables, MapTrack};
+use super::{clear_flags, read_shared, set_flags_if_unchanged, ActiveEntry, DomainGrants, GrantAccess, GrantTables, MapTrack};
 use crate::mm::{FrameTable, GrantPteSlot, MachineMemory, Owner};
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
@@ -58,6 +58,9 @@ pub(super) struct PinCheck {
     pub first: bool,
     /// `GTF_*` flags the pin sets in the shared entry (0: none).
     pub set_flags: u16,
+    /// The shared entry as the checks read it (when `set_flags` is not 0): the flags are set
+    /// only if it still holds this.
+    pub seen: u64,
 }
 
 impl PinCheck {
@@ -122,9 +125,10 @@ pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
         }
     }
     let pinned = active.map_or(0, |a| a.pin) + held;
-    let mut check = PinCheck { mfn: active.map_or(0, |a| a.mfn), first: active.is_none(), set_flags: 0 };
+    let mut check = PinCheck { mfn: active.map_or(0, |a| a.mfn), first: active.is_none(), set_flags: 0, seen: 0 };
     if pinned == 0 || (!readonly && pinned & PIN_WRITE_MASK == 0) {
-        let e = read_shared(mem, &t.frames, gref).ok_or(GNTST_GENERAL_ERROR)?;
+        let (e, seen) = read_shared(mem, &t.frames, gref).ok_or(GNTST_GENERAL_ERROR)?;
+        check.seen = seen;
         if pinned == 0 && (e.flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || e.domid != user) {
             return Err(GNTST_GENERAL_ERROR);
         }
@@ -155,11 +159,16 @@ pub(super) fn pin<M: MachineMemory + ?Sized>(
 ) -> Result<u64, i16> {
     let t = tables.live_mut(granter).ok_or(GNTST_BAD_DOMAIN)?;
     let check = check_pin(t, frames, &*mem, granter, gref, user, readonly, 0)?;
+    // Xen's `_set_status_v1` cmpxchg: the granter may be running on another CPU and end the
+    // grant (or change it) between the checks and this write. The flags are set only on
+    // the entry the checks accepted; one that changed meanwhile is refused (Xen retries a
+    // few times, then refuses an entry that keeps changing), so the grant can never be used
+    // after its owner saw it end.
+    if check.set_flags != 0 && !set_flags_if_unchanged(mem, &t.frames, gref, check.seen, check.set_flags) {
+        return Err(GNTST_GENERAL_ERROR);
+    }
     if check.first {
         t.active.insert(gref, ActiveEntry { pin: 0, mapper: user, mfn: check.mfn });
-    }
-    if check.set_flags != 0 {
-        update_flags(mem, &t.frames, gref, check.set_flags, 0);
     }
     let a = t.active.get_mut(&gref).ok_or(GNTST_GENERAL_ERROR)?;
     a.pin += inc;
@@ -199,7 +208,7 @@ pub(super) fn unpin<M: MachineMemory + ?Sized>(
         t.active.remove(&gref);
     }
     if clear != 0 {
-        update_flags(mem, &t.frames, gref, 0, clear);
+        clear_flags(mem, &t.frames, gref, clear);
     }
 }
 

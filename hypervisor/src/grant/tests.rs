@@ -56,6 +56,8 @@ pub(crate) struct World {
     pub tables: GrantTables,
     pub pool: Pool,
     pub paging: HashMap<DomId, VcpuPaging>,
+    /// Domains the operations treat as running on other CPUs.
+    pub running_elsewhere: RunningElsewhere,
 }
 
 impl World {
@@ -66,6 +68,7 @@ impl World {
             tables: GrantTables::new(),
             pool: Pool(POOL.rev().collect()),
             paging: HashMap::new(),
+            running_elsewhere: RunningElsewhere::default(),
         };
         for d in [D0, A, B, C] {
             for m in base(d)..base(d) + 0x100 {
@@ -95,6 +98,7 @@ impl World {
             mmu: Mmu::new(&mut self.frames, &mut self.mem, &SLOTS, rights(d), paging),
             pool: &mut self.pool,
             privileged: d == D0,
+            running_elsewhere: self.running_elsewhere,
         }
     }
 
@@ -463,4 +467,26 @@ fn a_hand_cleared_grant_pte_drops_its_references() {
     // A guest cannot recreate a foreign mapping by hand.
     let forged = (f << 12) | RW;
     assert!(w.mmu(B).update_va_mapping(MAP_VA, forged, 0).is_err());
+}
+
+#[test]
+fn a_grant_ended_by_its_owner_during_the_checks_is_not_used() {
+    // On a multiprocessor the granter runs meanwhile: it ends the grant (clears the entry,
+    // seeing neither GTF_reading nor GTF_writing) after the map's checks passed and before
+    // the flags are set. The map must fail and leave the entry as the owner wrote it, or the
+    // grantee would map a page its owner has taken back.
+    let mut w = World::new();
+    let f = data(A, 0);
+    w.grant(A, 8, B, f, GRANT_RW);
+    let frame = w.tables.table_frames(A).unwrap()[0];
+    w.mem.race(frame, 8, 0);
+    assert_eq!(w.map(B, A, 8, 0), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.flags(A, 8), 0, "the owner's write stands, no GTF_reading/writing added");
+    assert_eq!(w.tables.pin(A, 8), 0, "no pin left behind");
+    assert_eq!(w.mem.read_entry(l1(B), 8), 0, "nothing mapped");
+    assert_eq!(w.tables.mapping_count(B), 0);
+    w.audit();
+    // Without a race the same grant maps.
+    w.grant(A, 8, B, f, GRANT_RW);
+    assert!(w.map(B, A, 8, 0).is_ok());
 }

@@ -372,3 +372,51 @@ fn a_batch_reuses_a_checked_side_exactly_where_request_by_request_gives_the_same
         w.audit();
     }
 }
+
+#[test]
+fn a_granter_running_elsewhere_sees_its_grants_in_use_for_the_copy() {
+    // A granter loaded on another CPU may end its grant while the copy runs: the copy pins
+    // (GTF_reading/GTF_writing set, by compare-and-exchange) and unpins around it, as Xen.
+    let mut w = World::new();
+    let (mine, theirs, third) = (data(B, 1), data(A, 1), data(C, 1));
+    fill(&mut w, mine, 5);
+    fill(&mut w, third, 77);
+    w.grant(A, 8, B, theirs, GTF_PERMIT_ACCESS);
+    w.grant(C, 9, B, third, GTF_PERMIT_ACCESS | GTF_READONLY);
+    w.running_elsewhere = RunningElsewhere::new([A, C]);
+    let o = op(frame_side(mine, 0), gref_side(8, A, 0), 4096, GNTCOPY_DEST_GREF);
+    assert_eq!(w.access(B).copy(&o), GNTST_OKAY);
+    assert_eq!(page(&w, theirs), page(&w, mine));
+    let g2g = op(gref_side(9, C, 10), gref_side(8, A, 20), 100, GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF);
+    assert_eq!(w.access(B).copy(&g2g), GNTST_OKAY);
+    assert_eq!(page(&w, theirs)[20..120], page(&w, third)[10..110]);
+    assert_eq!((w.tables.pin(A, 8), w.tables.pin(C, 9)), (0, 0), "pins dropped after the copy");
+    assert_eq!(w.flags(A, 8), GTF_PERMIT_ACCESS);
+    assert_eq!(w.flags(C, 9), GTF_PERMIT_ACCESS | GTF_READONLY);
+    // The same answers as without pins for refused copies: a read-only destination.
+    let ro = op(frame_side(mine, 0), gref_side(9, C, 0), 8, GNTCOPY_DEST_GREF);
+    assert_eq!(w.access(B).copy(&ro), GNTST_GENERAL_ERROR);
+    assert_eq!((w.tables.pin(C, 9), w.flags(C, 9)), (0, GTF_PERMIT_ACCESS | GTF_READONLY));
+    w.audit();
+}
+
+#[test]
+fn a_grant_ended_by_a_granter_running_elsewhere_is_not_copied_into() {
+    // The granter ends the grant (on its CPU) after the copy read the entry and before the
+    // pin's flags land: the copy must be refused and the page left alone, because the
+    // granter, seeing no GTF_writing, may already reuse it.
+    let mut w = World::new();
+    let (mine, theirs) = (data(B, 1), data(A, 1));
+    fill(&mut w, mine, 5);
+    fill(&mut w, theirs, 50);
+    let before = page(&w, theirs);
+    w.grant(A, 8, B, theirs, GTF_PERMIT_ACCESS);
+    w.running_elsewhere = RunningElsewhere::new([A]);
+    let frame = w.tables.table_frames(A).unwrap()[0];
+    w.mem.race(frame, 8, 0);
+    let o = op(frame_side(mine, 0), gref_side(8, A, 0), 4096, GNTCOPY_DEST_GREF);
+    assert_eq!(w.access(B).copy(&o), GNTST_GENERAL_ERROR);
+    assert_eq!(page(&w, theirs), before, "nothing written into the taken-back page");
+    assert_eq!((w.tables.pin(A, 8), w.flags(A, 8)), (0, 0));
+    w.audit();
+}

@@ -10,9 +10,37 @@ use std::vec::Vec;
 
 /// Page-table memory: absent entries read as 0.
 #[derive(Default, Clone)]
-pub struct HashMapMemory(pub HashMap<(u64, usize), u64>);
+pub struct HashMapMemory(pub HashMap<(u64, usize), u64>, pub Option<RacingWrite>);
+
+/// A write a guest on another CPU makes just before the hypervisor's next compare-and-exchange
+/// of that entry (set with [`HashMapMemory::race`]): what lands between a check and its
+/// update on a multiprocessor.
+#[derive(Clone, Copy)]
+pub struct RacingWrite {
+    /// `(frame, index)` of the word.
+    pub at: (u64, usize),
+    /// What the guest writes there.
+    pub value: u64,
+}
+
+impl HashMapMemory {
+    /// Arms a [`RacingWrite`].
+    pub fn race(&mut self, mfn: u64, index: usize, value: u64) {
+        self.1 = Some(RacingWrite { at: (mfn, index), value });
+    }
+}
 
 impl MachineMemory for HashMapMemory {
+    fn compare_exchange_entry(&mut self, mfn: u64, index: usize, current: u64, new: u64) -> bool {
+        if let Some(w) = self.1.take_if(|w| w.at == (mfn, index)) {
+            self.write_entry(mfn, index, w.value);
+        }
+        if self.read_entry(mfn, index) != current {
+            return false;
+        }
+        self.write_entry(mfn, index, new);
+        true
+    }
     fn write_entry(&mut self, mfn: u64, index: usize, value: u64) {
         assert!(index < 512, "entry index {index} out of a page");
         if value == 0 {

@@ -3,6 +3,7 @@
 //! later appears in every guest address space, supervisor-only.
 
 use super::boot::IMAGE_VIRT_OFFSET;
+use core::sync::atomic::{AtomicU64, Ordering};
 use core::ptr::{addr_of, addr_of_mut};
 
 /// Virtual address of physical address 0 in the direct map (Xen's `DIRECTMAP_VIRT_START`).
@@ -148,6 +149,14 @@ impl DirectMap {
         }
     }
 
+    /// Entry `index` (0..512) of frame `mfn` as an atomic word, if the direct map holds it.
+    fn entry_word(&self, mfn: u64, index: usize) -> Option<&AtomicU64> {
+        let pa = (mfn << 12) + (index as u64 % 512) * 8;
+        // SAFETY: the word lies inside the direct map (checked), is 8-aligned, and atomics
+        // are how every CPU (and guest) that shares it writes it concurrently.
+        self.ok(pa, 8).then(|| unsafe { AtomicU64::from_ptr(phys_to_virt(pa) as *mut u64) })
+    }
+
     /// Zeroes the frame `mfn`.
     pub fn zero_frame(&mut self, mfn: u64) {
         assert!(self.ok(mfn << 12, 4096), "zeroing an unmapped frame {mfn:#x}");
@@ -166,6 +175,17 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
     }
     fn read_entry(&self, mfn: u64, index: usize) -> u64 {
         hypervisor::guest_access::MachineAccess::read_u64(self, (mfn << 12) + index as u64 * 8).unwrap_or(0)
+    }
+    fn compare_exchange_entry(&mut self, mfn: u64, index: usize, current: u64, new: u64) -> bool {
+        match self.entry_word(mfn, index) {
+            Some(word) => word.compare_exchange(current, new, Ordering::SeqCst, Ordering::SeqCst).is_ok(),
+            None => false,
+        }
+    }
+    fn clear_entry_bits(&mut self, mfn: u64, index: usize, bits: u64) {
+        if let Some(word) = self.entry_word(mfn, index) {
+            word.fetch_and(!bits, Ordering::SeqCst);
+        }
     }
     fn read_frame_bytes(&self, mfn: u64, offset: usize, out: &mut [u8]) {
         let _ = hypervisor::guest_access::MachineAccess::read_bytes(self, (mfn << 12) + offset as u64, out);

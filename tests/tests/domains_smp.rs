@@ -1,0 +1,130 @@
+//! Several CPUs on our hypervisor (QEMU `-smp 2`): domUs pinned to the second CPU with
+//! `cpus = 1` run at the same time as those on the first, and everything the one-CPU
+//! scenarios check still holds across CPUs: an exchange through grants and an interdomain
+//! event channel checked byte for byte (the event wakes a domain blocked on the other CPU,
+//! through an IPI), a crash on the second CPU torn down while the first goes on, and dom0
+//! destroying a domain at the moment it runs on the other CPU (its teardown waits until that
+//! CPU has switched away from it).
+//!
+//! Ours only: Xen 4.17 cannot boot these bundles (its domUs need a toolstack in dom0).
+
+mod domains_common;
+
+use domains_common::{cfg, check_value, xl_rows};
+use scenarios::{cpio_bundle, guest_kernel_image, Hv, Scenario, EXIT_SUCCESS};
+
+/// A domU config pinned to CPU 1.
+fn on_cpu1(name: &str, mib: u32, extra: &str) -> Vec<u8> {
+    let mut c = cfg(name, mib, extra);
+    c.extend_from_slice(b"cpus = 1\n");
+    c
+}
+
+fn smp(name: &str, members: &[(&str, &[u8])]) -> Scenario {
+    let bundle = cpio_bundle(name, members);
+    Scenario::new(name, Hv::Ours)
+        .module(&bundle)
+        .qemu_args(&["-smp", "2"])
+        .timeout_secs(120)
+        .expect_exit(EXIT_SUCCESS)
+        .expect_line("CPUs: 2 online")
+        .forbid_line("FAIL")
+        .forbid_line("kept:")
+}
+
+#[test]
+fn domus_on_two_cpus_exchange_data_through_grants_and_an_event_channel() {
+    let guest = std::fs::read(guest_kernel_image()).unwrap();
+    // The source and the bystander on CPU 1, the sink with dom0 on CPU 0.
+    let src = on_cpu1("source", 16, "role=grant-source peer=2 gref=8 pages=4 seed=77 port=3");
+    let sink = cfg("sink", 16, "role=grant-sink peer=1 port=3 gref=8 pages=4 seed=77");
+    let by = on_cpu1("bystander", 16, "role=bystander pages=32 seed=9 ms=500");
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=source,sink,bystander\"\n";
+    let out = smp(
+        "smp-exchange",
+        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("source.cfg", &src), ("sink.cfg", &sink), ("bystander.cfg", &by)],
+    )
+    .expect_line("d1 (source): created from source.cfg (guest.elf, 16 MiB, weight 256, CPU 1,")
+    .expect_line("d2 (sink): created from sink.cfg (guest.elf, 16 MiB, weight 256, CPU 0,")
+    .expect_line("control: 4 passed, 0 failed")
+    .expect_line("Hardware domain shut down")
+    .run();
+    let log = &out.log;
+    assert_eq!(xl_rows(log, "before").len(), 4);
+    assert_eq!(check_value(log, "d1", "alloc_unbound for the sink"), "3");
+    assert!(check_value(log, "d2", "bind_interdomain, then status").starts_with("local port 3, status Ok((2, 1, 3))"));
+    assert_eq!(
+        check_value(log, "d2", "map each grant read-only, compare byte for byte, unmap"),
+        "statuses sum 0, 16384 of 16384 bytes equal"
+    );
+    assert_eq!(
+        check_value(log, "d2", "GNTTABOP_copy of each grant, compare"),
+        "statuses sum 0, 16384 of 16384 bytes equal"
+    );
+    assert_eq!(
+        check_value(log, "d1", "map the sink's reply grant, compare, unmap"),
+        "status 0, 4096 of 4096 bytes equal, unmap 0"
+    );
+    assert_eq!(check_value(log, "d1", "GNTTABOP_copy of the sink's reply"), "status 0, 4096 of 4096 bytes equal");
+    assert_eq!(check_value(log, "d1", "revoke our grants (the sink unmapped them all)"), "4 of 4");
+    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 500 ms");
+    assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
+}
+
+#[test]
+fn a_domu_crashing_on_the_second_cpu_is_torn_down_and_the_others_finish() {
+    let guest = std::fs::read(guest_kernel_image()).unwrap();
+    let survivor = cfg("survivor", 16, "role=survivor peer=2 gref=8 seed=5");
+    let crasher = on_cpu1("crasher", 16, "role=crash-fault peer=1 port=3 gref=8 self=2");
+    let by = on_cpu1("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
+    let dom0 =
+        b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=survivor,crasher,bystander\"\n";
+    let out = smp(
+        "smp-crash",
+        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &survivor), ("b.cfg", &crasher), ("c.cfg", &by)],
+    )
+    .expect_line("d2: #PF at rip=")
+    .expect_line("d2 (crasher): destroyed, ")
+    .expect_line("control: 4 passed, 0 failed")
+    .expect_line("Hardware domain shut down")
+    .run();
+    let log = &out.log;
+    for l in
+        ["control: d2 (crasher) is gone", "(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"]
+    {
+        assert!(log.contains(l), "missing: {l}");
+    }
+    assert_eq!(check_value(log, "d1", "our port after the peer died"), "Ok(1)");
+    assert_eq!(check_value(log, "d1", "our grant after the peer died"), "flags 0x1, revoke Ok(1)");
+    assert_eq!(
+        check_value(log, "d1", "our page: the peer's marker, the rest untouched"),
+        "marker 0xdeadbeef00000002, 4088 of 4088 bytes equal"
+    );
+    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 1500 ms");
+}
+
+#[test]
+fn dom0_destroys_a_flooder_while_it_runs_on_the_other_cpu() {
+    let guest = std::fs::read(guest_kernel_image()).unwrap();
+    let victim = cfg("victim", 16, "role=victim attacker=2 friend=3 seed=11 pages=4");
+    let attacker = on_cpu1("attacker", 16, "role=attack-flood victim=1 port=3 seed=11");
+    let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander kill_running=2\"\n";
+    let out = smp(
+        "smp-destroy-running",
+        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &victim), ("b.cfg", &attacker), ("c.cfg", &by)],
+    )
+    // The flooder never blocks, so it is loaded on CPU 1 when dom0's destroy arrives.
+    .expect_line("d2: dying; torn down once CPU 1 switches away from it")
+    .expect_line("d2 (attacker): destroyed, ")
+    .expect_line("control: xl list (after)")
+    .expect_line("Hardware domain shut down")
+    .run();
+    let log = &out.log;
+    assert!(log.contains("(d2) attack-flood: 5 passed, 0 failed; flooding"), "flood phase not reached");
+    assert!(log.contains("(d1) victim: 5 passed, 0 failed"), "victim summary");
+    assert!(log.contains("(d3) bystander: 3 passed, 0 failed"), "bystander summary");
+    assert!(check_value(log, "", "domctl destroydomain of a running domain, then getdomaininfo").starts_with("0, "));
+    assert!(log.contains("control: d2 (attacker) is gone"));
+    assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
+}
