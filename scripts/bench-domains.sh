@@ -11,7 +11,11 @@
 #     GNTTABOP_copy per call and for 16 per call (as backends batch them); the three copies
 #     are timed in 10 interleaved rounds and each figure is its best round, so host load
 #     cannot fall on one side of the ratio only,
-#   * the cost of map_grant_ref + unmap_grant_ref of one grant.
+#   * the cost of map_grant_ref + unmap_grant_ref of one grant,
+#   * the same event-channel round trip with two CPUs (QEMU -smp 2, pong pinned to CPU 1 by
+#     `cpus = 1`), in two more boots: both sides blocking in SCHEDOP_poll (each event wakes
+#     the other CPU with an IPI), and both spinning on the pending bit (`spin=1`); each over
+#     twice the one-CPU context switch measured in the first boot.
 # Xen 4.17 cannot boot this bundle (its domUs need a toolstack in dom0): ours only.
 #
 # Usage: scripts/bench-domains.sh [iterations]        (default 5000)
@@ -43,16 +47,37 @@ printf 'name = "pong"\nmemory = 16\nkernel = "guest.elf"\nextra = "role=bench-po
   "$N" > "$STAGE/b.cfg"
 # Archive order gives the domain ids: a.cfg is d1 (ping), b.cfg d2 (pong).
 (cd "$STAGE" && printf '%s\n' guest.elf dom0.cfg a.cfg b.cfg | cpio -o -H newc --quiet > bundle.cpio)
+# The two-CPU bundles: pong on CPU 1, no yield phase (each side has a CPU of its own).
+for mode in poll spin; do
+  spin=0; [ "$mode" = spin ] && spin=1
+  mkdir -p "$STAGE/$mode"
+  cp "$STAGE/guest.elf" "$STAGE/dom0.cfg" "$STAGE/$mode/"
+  printf 'name = "ping"\nmemory = 16\nkernel = "guest.elf"\nextra = "role=bench-ping peer=2 pages=4 iterations=%s yield=0 spin=%s"\n' \
+    "$N" "$spin" > "$STAGE/$mode/a.cfg"
+  printf 'name = "pong"\nmemory = 16\nkernel = "guest.elf"\ncpus = 1\nextra = "role=bench-pong peer=1 port=3 pages=4 iterations=%s yield=0 spin=%s"\n' \
+    "$N" "$spin" > "$STAGE/$mode/b.cfg"
+  (cd "$STAGE/$mode" && printf '%s\n' guest.elf dom0.cfg a.cfg b.cfg | cpio -o -H newc --quiet > bundle.cpio)
+done
 
-: > "$LOG"
-timeout "$TIMEOUT" qemu-system-x86_64 -kernel "$OURS" -initrd "$STAGE/bundle.cpio" \
-  -append "console=com1 loglvl=info" -m 512 -nographic -no-reboot \
-  -device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial "file:$LOG" -monitor none \
-  -display none >/dev/null 2>&1
+# boot <bundle> <log> [qemu args...]
+boot() {
+  local bundle="$1" log="$2"
+  shift 2
+  : > "$log"
+  timeout "$TIMEOUT" qemu-system-x86_64 -kernel "$OURS" -initrd "$bundle" \
+    -append "console=com1 loglvl=info" -m 512 -nographic -no-reboot \
+    -device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial "file:$log" -monitor none \
+    -display none "$@" >/dev/null 2>&1
+}
+boot "$STAGE/bundle.cpio" "$LOG"
 status=$?
+SMP_POLL_LOG="$LOGDIR/domains-smp-poll.log"
+SMP_SPIN_LOG="$LOGDIR/domains-smp-spin.log"
+boot "$STAGE/poll/bundle.cpio" "$SMP_POLL_LOG" -smp 2
+boot "$STAGE/spin/bundle.cpio" "$SMP_SPIN_LOG" -smp 2
 
 figure() {
-  tr -d '\r' < "$LOG" | sed -n "s/^(d1) bench: $1 .*cycles_per_call=\([0-9]*\).*/\1/p" | tail -n 1
+  tr -d '\r' < "${2:-$LOG}" | sed -n "s/^(d1) bench: $1 .*cycles_per_call=\([0-9]*\).*/\1/p" | tail -n 1
 }
 rt="$(figure evtchn_roundtrip)"; gc="$(figure grant_copy_4k)"; lc="$(figure local_copy_4k)"
 gb="$(figure grant_copy_4k_batched)"
@@ -78,7 +103,20 @@ cs=$((yr / 2))
 printf '%-34s %14s %14s  %s\n' "context switch (yield rt / 2)" "$cs" "$(ns "$cs")" \
   "($switches; pong yielded ${pong_yields:-?} times)"
 printf '%-34s %14s  %s\n' "evtchn rt / (2 x context switch)" \
-  "$(awk -v r="$rt" -v y="$yr" 'BEGIN { printf "%.2f", r / y }')" "(target: below 1)"
+  "$(awk -v r="$rt" -v y="$yr" 'BEGIN { printf "%.2f", r / y }')" "(target: below 1; one CPU: the round trip holds both switches)"
+rt_poll="$(figure evtchn_roundtrip "$SMP_POLL_LOG")"
+rt_spin="$(figure evtchn_roundtrip "$SMP_SPIN_LOG")"
+for pair in "poll:$rt_poll" "spin:$rt_spin"; do
+  mode="${pair%%:*}"; r="${pair#*:}"
+  case "$mode" in poll) what="blocking (poll)" ;; *) what="spinning" ;; esac
+  if [ -z "$r" ]; then
+    echo "bench-domains: FAILED (no two-CPU figure, $mode; see $LOGDIR/domains-smp-$mode.log)" >&2
+    exit 1
+  fi
+  printf '%-34s %14s %14s\n' "evtchn rt, 2 CPUs, $what" "$r" "$(ns "$r")"
+  printf '%-34s %14s  %s\n' "  / (2 x one-CPU context switch)" \
+    "$(awk -v r="$r" -v y="$yr" 'BEGIN { printf "%.2f", r / y }')" "(target: below 1)"
+done
 printf '%-34s %14s %14s  %s\n' "grant copy 4 KiB" "$gc" "$(ns "$gc")" "$(mbs "$gc")"
 printf '%-34s %14s %14s  %s\n' "local copy 4 KiB" "$lc" "$(ns "$lc")" "$(mbs "$lc")"
 # Copy ratios: time per copy, grant over local; the issue's target is a grant copy at 80% of

@@ -83,6 +83,10 @@ pub struct CommandLine<'a> {
     pub dom0_mem: Option<u64>,
     /// `maxcpus=`: at most this many CPUs are brought up (Xen's option; at least 1).
     pub max_cpus: Option<usize>,
+    /// `idle=poll`: an idle CPU spins waiting for work instead of halting (as Linux's option
+    /// of that name; `idle=halt` is the default). Costs a host CPU per idle CPU under
+    /// emulation, and saves the wake-up from `hlt` on every event to an idle CPU.
+    pub idle_poll: bool,
     /// `hv_debug=`: a deliberate failure, for tests.
     pub debug_action: Option<DebugAction>,
     /// Everything after ` -- `: dom0's command line.
@@ -101,6 +105,7 @@ impl<'a> CommandLine<'a> {
             noreboot: false,
             dom0_mem: None,
             max_cpus: None,
+            idle_poll: false,
             debug_action: None,
             dom0_cmdline: dom0,
             warnings: [None; MAX_WARNINGS],
@@ -129,6 +134,11 @@ impl<'a> CommandLine<'a> {
                 },
                 ("maxcpus", Some(v)) => match v.parse::<usize>() {
                     Ok(n) if n > 0 => cl.max_cpus = Some(n),
+                    _ => cl.warn(Warning::BadValue { option: key, value: v }),
+                },
+                ("idle", Some(v)) => match v {
+                    "poll" => cl.idle_poll = true,
+                    "halt" => cl.idle_poll = false,
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
                 ("hv_debug", Some(v)) => match v {
@@ -196,6 +206,16 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_is_halt_or_poll() {
+        assert!(!CommandLine::parse("").idle_poll);
+        assert!(CommandLine::parse("idle=poll").idle_poll);
+        assert!(!CommandLine::parse("idle=poll idle=halt").idle_poll);
+        let cl = CommandLine::parse("idle=mwait");
+        assert!(!cl.idle_poll);
+        assert_eq!(cl.warnings().count(), 1);
+    }
 
     #[test]
     fn maxcpus_takes_a_positive_count() {

@@ -152,7 +152,7 @@ pub fn run_idle_cpu() -> ! {
             m.go_idle(&frame);
             m.leave_cpu();
         }
-        cpu::idle_wait_for_interrupt();
+        crate::arch::x86_64::smp::wait_for_work();
     }
 }
 

@@ -121,7 +121,12 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     }
     log::info!("Timer: {} ticks observed", apic::ticks() - start);
     let cpus = smp::start_aps(&cal, cmdline.max_cpus.unwrap_or(gdt::MAX_CPUS));
-    log::info!("CPUs: {cpus} online (at most {})", gdt::MAX_CPUS);
+    smp::set_idle_poll(cmdline.idle_poll);
+    log::info!(
+        "CPUs: {cpus} online (at most {}), idle CPUs {}",
+        gdt::MAX_CPUS,
+        if cmdline.idle_poll { "poll" } else { "halt" }
+    );
 
     if let Some(action) = cmdline.debug_action {
         run_debug_action(action);

@@ -141,6 +141,10 @@ static MACHINE_READY: AtomicBool = AtomicBool::new(false);
 static FLUSH_ASKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FLUSH_DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FLUSH_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// Set by [`kick_cpu`] for a CPU that idles by polling (`idle=poll`): it has work.
+static WAKE_HINT: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// `idle=poll`: idle CPUs spin instead of halting.
+static IDLE_POLL: AtomicBool = AtomicBool::new(false);
 /// How many CPUs the command line allows (`maxcpus=`).
 static CPU_LIMIT: AtomicUsize = AtomicUsize::new(MAX_CPUS);
 
@@ -237,6 +241,27 @@ extern "C" fn ap_main(cpu_index: usize) -> ! {
     crate::guest_traps::run_idle_cpu()
 }
 
+/// Chooses how idle CPUs wait (`idle=poll`: spinning, else halting).
+pub fn set_idle_poll(poll: bool) {
+    IDLE_POLL.store(poll, Ordering::Relaxed);
+}
+
+/// Waits, interrupts enabled, for something that may give this idle CPU work: an interrupt
+/// (halting), or with `idle=poll` a kick or a timer tick seen while spinning. Interrupts are
+/// off again on return.
+pub fn wait_for_work() {
+    if !IDLE_POLL.load(Ordering::Relaxed) {
+        return cpu::idle_wait_for_interrupt();
+    }
+    let me = gdt::this_cpu();
+    let tick = apic::ticks();
+    x86_64::instructions::interrupts::enable();
+    while !WAKE_HINT[me].swap(false, Ordering::AcqRel) && apic::ticks() == tick {
+        core::hint::spin_loop();
+    }
+    x86_64::instructions::interrupts::disable();
+}
+
 /// Lets the APs look for work: the machine state exists.
 pub fn release_aps() {
     MACHINE_READY.store(true, Ordering::Release);
@@ -246,6 +271,7 @@ pub fn release_aps() {
 /// has an event, was paused or is dying).
 pub fn kick_cpu(cpu: usize) {
     if cpu < MAX_CPUS && is_online(cpu) && cpu != gdt::this_cpu() {
+        WAKE_HINT[cpu].store(true, Ordering::Release);
         apic::send_ipi(APIC_IDS[cpu].load(Ordering::Relaxed), apic::RESCHEDULE_VECTOR);
     }
 }
