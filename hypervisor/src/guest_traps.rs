@@ -14,8 +14,8 @@ const VECTOR_NM: u8 = 7;
 const SYSCALL_INT80: u8 = 0x80;
 use crate::arch::x86_64::guest_copy::GuestStack;
 use crate::domain::{
-    lock_machine, GuestTables, Machine, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK, UPCALL_PENDING,
-    VCPU_CR2,
+    lock_machine, GuestTables, Machine, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK,
+    UPCALL_PENDING, VCPU_CR2,
 };
 use crate::machine_env::Hardware;
 use hypervisor::emulate::{self, Context};

@@ -20,7 +20,9 @@ fn domus_from_a_bundle_run_and_a_bad_config_is_refused_by_file_and_line() {
         .module(&bundle)
         .expect_exit(EXIT_SUCCESS)
         .expect_line("Module 0: cpio archive, 5 members")
-        .expect_line("d1 (alpha): created from alpha.cfg (mini.elf, 16 MiB, weight 256, CPU 0, command line \"hello alpha\")")
+        .expect_line(
+            "d1 (alpha): created from alpha.cfg (mini.elf, 16 MiB, weight 256, CPU 0, command line \"hello alpha\")",
+        )
         .expect_line("d2 (beta): created from beta.cfg (mini.elf, 24 MiB, weight 512")
         .expect_line("domain config refused: broken.cfg:2:")
         .expect_line("domain config refused: missing.cfg")

@@ -200,7 +200,13 @@ fn destroy_running(log: &mut CheckLog, k: u16, names: Option<&str>) {
         d == Ok(0) && (gone || dying),
         "{}, {}",
         ret_of(d),
-        if gone { "gone" } else if dying { "listed dying" } else { "still listed, not dying" }
+        if gone {
+            "gone"
+        } else if dying {
+            "listed dying"
+        } else {
+            "still listed, not dying"
+        }
     );
 }
 

@@ -54,8 +54,8 @@
 #[cfg(test)]
 pub(crate) mod tests;
 
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::event_channel::{
     EvtchnPort, NR_VIRQS, VIRQ_DEBUG, VIRQ_DOM_EXC, VIRQ_TIMER, VIRQ_XENOPROF, VIRQ_XENPMU,
@@ -474,7 +474,9 @@ impl EventChannels {
         let (w, bit) = word_bit(port);
         let kick = host.shared_info(caller).is_some_and(|si| {
             let was_masked = shared_word(&mut si.evtchn_mask[w]).fetch_and(!bit, Ordering::SeqCst) & bit != 0;
-            was_masked && shared_word(&mut si.evtchn_pending[w]).load(Ordering::SeqCst) & bit != 0 && mark_selector(si, vcpu, w)
+            was_masked
+                && shared_word(&mut si.evtchn_pending[w]).load(Ordering::SeqCst) & bit != 0
+                && mark_selector(si, vcpu, w)
         });
         if kick {
             host.kick(caller, vcpu);

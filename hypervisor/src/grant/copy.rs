@@ -196,17 +196,17 @@ impl GrantAccess<'_> {
                 status
             } else {
                 match self.check_copy(&op, resolved, |mfn| span.holds(mfn)) {
-                Ok((src, dst, true)) => {
-                    span.write(&mut *self.mmu.mem, at, list);
-                    self.run_copy(&op, src, dst);
-                    span.read(&*self.mmu.mem, at, list);
-                    GNTST_OKAY
-                }
-                Ok((src, dst, false)) => {
-                    self.run_copy(&op, src, dst);
-                    GNTST_OKAY
-                }
-                Err(status) => status,
+                    Ok((src, dst, true)) => {
+                        span.write(&mut *self.mmu.mem, at, list);
+                        self.run_copy(&op, src, dst);
+                        span.read(&*self.mmu.mem, at, list);
+                        GNTST_OKAY
+                    }
+                    Ok((src, dst, false)) => {
+                        self.run_copy(&op, src, dst);
+                        GNTST_OKAY
+                    }
+                    Err(status) => status,
                 }
             };
             let status_at = k * COPY_REQUEST_SIZE + offset_of!(GnttabCopy, status);

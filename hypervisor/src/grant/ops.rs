@@ -2,7 +2,9 @@
 //! map_grant_ref, unmap_grant_ref and copy, with Xen's checks and `GNTST_*` answers
 //! (xen/common/grant_table.c, 4.17), and the pin/unpin of active entries they share.
 
-use super::{clear_flags, read_shared, set_flags_if_unchanged, ActiveEntry, DomainGrants, GrantAccess, GrantTables, MapTrack};
+use super::{
+    clear_flags, read_shared, set_flags_if_unchanged, ActiveEntry, DomainGrants, GrantAccess, GrantTables, MapTrack,
+};
 use crate::mm::{FrameTable, GrantPteSlot, MachineMemory, Owner};
 use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;

@@ -102,19 +102,18 @@ fn set(index: usize, value: u64) {
 
 /// Builds the GDT with every CPU's TSS descriptor, then loads it on the boot CPU.
 pub fn init() {
-
     set(FIRST_RESERVED_ENTRY + 1, 0x00af_9b00_0000_ffff); // 0xe008 ring-0 CS64
     set(FIRST_RESERVED_ENTRY + 2, 0x00cf_9300_0000_ffff); // 0xe010 ring-0 DS
     set(FIRST_RESERVED_ENTRY + 4, 0x00cf_fb00_0000_ffff); // 0xe023 ring-3 CS32
     set(FIRST_RESERVED_ENTRY + 5, 0x00cf_f300_0000_ffff); // 0xe02b ring-3 DS/SS
     set(FIRST_RESERVED_ENTRY + 6, 0x00af_fb00_0000_ffff); // 0xe033 ring-3 CS64
-    for cpu in 0..MAX_CPUS {
-        // SAFETY: single-threaded boot; no CPU uses these TSSs yet.
-        let tss = unsafe { &mut (*core::ptr::addr_of_mut!(TSS))[cpu] };
-        for (i, stack) in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK].into_iter().enumerate() {
-            // SAFETY: only the address of the stack is taken.
-            let base = unsafe { addr_of!(IST_STACKS[cpu][i]) as u64 };
-            tss.interrupt_stack_table[stack as usize - 1] = VirtAddr::new(base + IST_STACK_SIZE as u64);
+                                                          // SAFETY: single-threaded boot; no CPU uses these TSSs yet, and of the IST stacks only
+                                                          // the addresses are taken.
+    let (tsss, ists) = unsafe { (&mut *core::ptr::addr_of_mut!(TSS), &*addr_of!(IST_STACKS)) };
+    for (cpu, (tss, stacks)) in tsss.iter_mut().zip(ists).enumerate() {
+        for (stack, ist) in stacks.iter().zip([IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK]) {
+            let top = stack as *const Stack<IST_STACK_SIZE> as u64 + IST_STACK_SIZE as u64;
+            tss.interrupt_stack_table[ist as usize - 1] = VirtAddr::new(top);
         }
         tss.privilege_stack_table[0] = VirtAddr::new(ring0_stack_top(cpu));
         let tss_base = tss as *const _ as u64;

@@ -3,8 +3,8 @@
 //! later appears in every guest address space, supervisor-only.
 
 use super::boot::IMAGE_VIRT_OFFSET;
-use core::sync::atomic::{AtomicU64, Ordering};
 use core::ptr::{addr_of, addr_of_mut};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 /// Virtual address of physical address 0 in the direct map (Xen's `DIRECTMAP_VIRT_START`).
 pub const DIRECTMAP_BASE: u64 = 0xffff_8300_0000_0000;
