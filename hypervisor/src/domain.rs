@@ -219,8 +219,10 @@ impl EvtchnHost for EventHost {
     fn shared_info(&mut self, dom: u16) -> Option<&mut SharedInfo> {
         let mfn = (*self.shared_info.get(dom as usize)?)?;
         // SAFETY: the frame is a hypervisor-owned page in the direct map, shared only with
-        // its domain, which is not running while the (non-preemptible, uniprocessor)
-        // hypervisor holds this reference; SharedInfo is plain data of at most one page.
+        // its domain. That domain may be running on another CPU meanwhile: the event-channel
+        // code changes the words it shares with the guest only with atomic operations
+        // (`evtchn::shared_word`), as the guest does; SharedInfo is plain data of at most
+        // one page.
         Some(unsafe { &mut *(paging::phys_to_virt(mfn << 12) as *mut SharedInfo) })
     }
 

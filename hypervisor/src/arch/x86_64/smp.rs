@@ -235,6 +235,8 @@ extern "C" fn ap_main(cpu_index: usize) -> ! {
         tsc_hz: TSC_HZ.load(Ordering::Relaxed),
     };
     while !MACHINE_READY.load(Ordering::Acquire) {
+        // The boot CPU may free frames while it builds the domains: it waits for this one.
+        serve_flush();
         core::hint::spin_loop();
     }
     apic::start_periodic(&cal, crate::TICK_HZ);
