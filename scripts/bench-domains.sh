@@ -13,9 +13,10 @@
 #     cannot fall on one side of the ratio only,
 #   * the cost of map_grant_ref + unmap_grant_ref of one grant,
 #   * the same event-channel round trip with two CPUs (QEMU -smp 2, pong pinned to CPU 1 by
-#     `cpus = 1`), in two more boots: both sides blocking in SCHEDOP_poll (each event wakes
-#     the other CPU with an IPI), and both spinning on the pending bit (`spin=1`); each over
-#     twice the one-CPU context switch measured in the first boot.
+#     `cpus = 1`), in three more boots: both sides blocking in SCHEDOP_poll (each event wakes
+#     the other CPU with an IPI) with idle CPUs halting, the same with idle CPUs polling
+#     (`idle=poll`: no wake-up from hlt, which QEMU makes slow), and both sides spinning on
+#     the pending bit (`spin=1`); each over twice the one-CPU context switch of the first boot.
 # Xen 4.17 cannot boot this bundle (its domUs need a toolstack in dom0): ours only.
 #
 # Usage: scripts/bench-domains.sh [iterations]        (default 5000)
@@ -59,22 +60,24 @@ for mode in poll spin; do
   (cd "$STAGE/$mode" && printf '%s\n' guest.elf dom0.cfg a.cfg b.cfg | cpio -o -H newc --quiet > bundle.cpio)
 done
 
-# boot <bundle> <log> [qemu args...]
+# boot <bundle> <log> <hypervisor options> [qemu args...]
 boot() {
-  local bundle="$1" log="$2"
-  shift 2
+  local bundle="$1" log="$2" options="$3"
+  shift 3
   : > "$log"
   timeout "$TIMEOUT" qemu-system-x86_64 -kernel "$OURS" -initrd "$bundle" \
-    -append "console=com1 loglvl=info" -m 512 -nographic -no-reboot \
+    -append "console=com1 loglvl=info $options" -m 512 -nographic -no-reboot \
     -device isa-debug-exit,iobase=0xf4,iosize=0x04 -serial "file:$log" -monitor none \
     -display none "$@" >/dev/null 2>&1
 }
-boot "$STAGE/bundle.cpio" "$LOG"
+boot "$STAGE/bundle.cpio" "$LOG" ""
 status=$?
-SMP_POLL_LOG="$LOGDIR/domains-smp-poll.log"
+SMP_HALT_LOG="$LOGDIR/domains-smp-poll-halt.log"
+SMP_IDLEPOLL_LOG="$LOGDIR/domains-smp-poll-idlepoll.log"
 SMP_SPIN_LOG="$LOGDIR/domains-smp-spin.log"
-boot "$STAGE/poll/bundle.cpio" "$SMP_POLL_LOG" -smp 2
-boot "$STAGE/spin/bundle.cpio" "$SMP_SPIN_LOG" -smp 2
+boot "$STAGE/poll/bundle.cpio" "$SMP_HALT_LOG" "" -smp 2
+boot "$STAGE/poll/bundle.cpio" "$SMP_IDLEPOLL_LOG" "idle=poll" -smp 2
+boot "$STAGE/spin/bundle.cpio" "$SMP_SPIN_LOG" "" -smp 2
 
 figure() {
   tr -d '\r' < "${2:-$LOG}" | sed -n "s/^(d1) bench: $1 .*cycles_per_call=\([0-9]*\).*/\1/p" | tail -n 1
@@ -104,13 +107,12 @@ printf '%-34s %14s %14s  %s\n' "context switch (yield rt / 2)" "$cs" "$(ns "$cs"
   "($switches; pong yielded ${pong_yields:-?} times)"
 printf '%-34s %14s  %s\n' "evtchn rt / (2 x context switch)" \
   "$(awk -v r="$rt" -v y="$yr" 'BEGIN { printf "%.2f", r / y }')" "(target: below 1; one CPU: the round trip holds both switches)"
-rt_poll="$(figure evtchn_roundtrip "$SMP_POLL_LOG")"
-rt_spin="$(figure evtchn_roundtrip "$SMP_SPIN_LOG")"
-for pair in "poll:$rt_poll" "spin:$rt_spin"; do
-  mode="${pair%%:*}"; r="${pair#*:}"
-  case "$mode" in poll) what="blocking (poll)" ;; *) what="spinning" ;; esac
+for pair in "blocking, idle=halt:$SMP_HALT_LOG" "blocking, idle=poll:$SMP_IDLEPOLL_LOG" \
+            "spinning:$SMP_SPIN_LOG"; do
+  what="${pair%%:*}"; log="${pair#*:}"
+  r="$(figure evtchn_roundtrip "$log")"
   if [ -z "$r" ]; then
-    echo "bench-domains: FAILED (no two-CPU figure, $mode; see $LOGDIR/domains-smp-$mode.log)" >&2
+    echo "bench-domains: FAILED (no two-CPU figure, $what; see $log)" >&2
     exit 1
   fi
   printf '%-34s %14s %14s\n' "evtchn rt, 2 CPUs, $what" "$r" "$(ns "$r")"

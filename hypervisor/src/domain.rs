@@ -520,10 +520,14 @@ impl Machine {
         (0..self.scheds.len()).find(|&c| c != self.cpu && self.cpu_current[c] == id)
     }
 
-    /// The domains loaded on CPUs other than the caller's: they may run while it holds the
-    /// lock, writing their shared pages.
-    pub fn loaded_elsewhere_all(&self) -> impl Iterator<Item = u16> + '_ {
-        (0..self.scheds.len()).filter(move |&c| c != self.cpu).map(|c| self.cpu_current[c]).filter(|&d| d != NO_DOMAIN)
+    /// The domains that may be executing on other CPUs while the caller holds the lock,
+    /// writing their shared pages: loaded there and not blocked (a blocked domain's CPU is
+    /// idle or waiting for the lock, and only the lock holder can wake it).
+    pub fn running_elsewhere(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.scheds.len())
+            .filter(move |&c| c != self.cpu)
+            .map(|c| self.cpu_current[c])
+            .filter(|d| self.domains.get(d).is_some_and(|d| !d.blocked))
     }
 
     /// Whether `id` is loaded on some CPU (the caller's included).
@@ -544,17 +548,32 @@ impl Machine {
         false
     }
 
-    /// The calling CPU stops running its domain and idles: the domain's registers are saved
-    /// (the next switch loads them as for any other) and the CPU leaves its page tables, so a
-    /// teardown elsewhere never frees tables an idle CPU still points at.
+    /// The calling CPU stops running its domain and idles. Lazily, as Xen's idle vCPU: the
+    /// domain stays loaded (its page tables in CR3, its FPU registers live), and only its
+    /// register frame is kept ([`Self::idle_frame`]), so waking the same domain costs no
+    /// switch. A dying domain is unloaded for real (saved, the hypervisor's own tables loaded)
+    /// and then torn down: a teardown never frees tables a CPU still points at, because a
+    /// domain loaded on another CPU, idle or not, is only torn down once that CPU has let go
+    /// of it (`destroy_domain`).
     pub fn go_idle(&mut self, frame: &TrapFrame) {
-        if let Some(cur) = self.domains.get_mut(&self.current) {
-            cur.saved = frame.clone();
+        let Some(cur) = self.domains.get_mut(&self.current) else {
+            self.current = NO_DOMAIN;
+            return self.reap_dying();
+        };
+        cur.saved = frame.clone();
+        if cur.dying {
             fpu::save(&mut cur.fpu);
+            self.current = NO_DOMAIN;
+            guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
+            self.reap_dying();
         }
-        self.current = NO_DOMAIN;
-        guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
-        self.reap_dying();
+    }
+
+    /// The register frame an idle CPU resumes from: its loaded domain's, kept by
+    /// [`Self::go_idle`] (if the scheduler picks another domain, the switch saves this same
+    /// frame back and loads the other's).
+    pub fn idle_frame(&self) -> TrapFrame {
+        self.domains.get(&self.current).map(|d| d.saved.clone()).unwrap_or_default()
     }
 
     /// Tears down the domains destroyed while loaded elsewhere that no CPU has loaded now.

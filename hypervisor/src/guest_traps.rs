@@ -143,7 +143,7 @@ pub fn run_idle_cpu() -> ! {
             m.run_timers();
             let now = m.now_ns();
             m.sched().tick(now);
-            let mut frame = TrapFrame::default();
+            let mut frame = m.idle_frame();
             if m.leave_to_guest(&mut frame, true) && m.ensure_returnable(&mut frame) {
                 m.leave_cpu();
                 drop(guard);

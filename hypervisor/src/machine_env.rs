@@ -117,7 +117,7 @@ impl Env for Machine {
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
         // Grant mappings change page tables: as for `mmu`.
         self.guest_tables.set(GuestTables::Walk);
-        let running_elsewhere = RunningElsewhere::new(self.loaded_elsewhere_all());
+        let running_elsewhere = RunningElsewhere::new(self.running_elsewhere());
         let d = self.domains.get_mut(&self.current)?;
         let rights = DomainRights { id: d.id, io_capable: d.privileged };
         Some(GrantAccess {
@@ -217,7 +217,8 @@ impl DomainControl for Machine {
             // dying domain until its last reference goes.
             flags |= XEN_DOMINF_DYING;
         }
-        if self.is_loaded(d.id) {
+        // Loaded and not blocked (an idle CPU keeps its blocked domain loaded).
+        if self.is_loaded(d.id) && !d.blocked && !d.paused {
             flags |= XEN_DOMINF_RUNNING;
         }
         Some(DomainInfo {
