@@ -289,12 +289,12 @@ pub struct Machine {
     /// list): 0 lets every exit skip the pollers check.
     pub pollers: u32,
     /// The domain whose context is loaded on the CPU holding the machine lock ([`NO_DOMAIN`]
-    /// while it idles). Each CPU's value is kept in `cpu_current` while it does not hold the
-    /// lock ([`Machine::enter_cpu`], [`Machine::leave_cpu`]).
+    /// if none), copied from `cpu_current` by [`Machine::enter_cpu`]; only
+    /// [`Machine::set_current`] changes it, keeping both in step.
     pub current: u16,
     /// The CPU holding the machine lock.
     pub cpu: usize,
-    /// Each CPU's loaded domain while another holds the lock.
+    /// Each CPU's loaded domain.
     cpu_current: [u16; MAX_CPUS],
     /// CPUs asked to re-run their scheduling decision at their next entry (a domain of theirs
     /// woke, or their running domain was paused or is dying); an IPI makes that entry soon.
@@ -411,6 +411,7 @@ impl Machine {
         let mut d = built.domain;
         let id = d.id;
         if cpu >= self.scheds.len() {
+            // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
             log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
             return Err(CreateError("CPU affinity", hypercall_abi::errno::Errno::EINVAL));
         }
@@ -495,14 +496,16 @@ impl Machine {
     }
 
     /// The calling CPU takes over the machine: `current` becomes its loaded domain.
+    #[inline(always)]
     pub fn enter_cpu(&mut self, cpu: usize) {
-        self.cpu = cpu;
-        self.current = self.cpu_current[cpu];
+        self.cpu = cpu % MAX_CPUS;
+        self.current = self.cpu_current[self.cpu];
     }
 
-    /// The calling CPU is about to release the lock: its loaded domain is kept for it.
-    pub fn leave_cpu(&mut self) {
-        self.cpu_current[self.cpu] = self.current;
+    /// The calling CPU now has `id` loaded (or nothing: [`NO_DOMAIN`]).
+    fn set_current(&mut self, id: u16) {
+        self.current = id;
+        self.cpu_current[self.cpu] = id;
     }
 
     /// Whether a reschedule was asked of the calling CPU since its last entry (and forgets it).
@@ -557,13 +560,13 @@ impl Machine {
     /// of it (`destroy_domain`).
     pub fn go_idle(&mut self, frame: &TrapFrame) {
         let Some(cur) = self.domains.get_mut(&self.current) else {
-            self.current = NO_DOMAIN;
+            self.set_current(NO_DOMAIN);
             return self.reap_dying();
         };
         cur.saved = frame.clone();
         if cur.dying {
             fpu::save(&mut cur.fpu);
-            self.current = NO_DOMAIN;
+            self.set_current(NO_DOMAIN);
             guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
             self.reap_dying();
         }
@@ -621,15 +624,19 @@ impl Machine {
         let Some(si) = self.event_host.shared_info(dom) else { return };
         let time = &mut si.vcpu_info[0].time;
         let odd = time.version | 1;
-        // Odd: update in progress. The guest cannot run until we return, but the stores keep
-        // the seqlock order anyway.
+        // Odd: update in progress. The guest may be reading on another CPU: the stores stay
+        // in this order (x86 keeps stores in order; the fences keep the compiler from
+        // reordering), so it sees an odd or changed version around a torn read and retries.
         time.version = odd;
         compiler_fence(Ordering::Release);
         time.tsc_timestamp = tsc;
         time.system_time = now;
         time.tsc_to_system_mul = mul;
         time.tsc_shift = shift;
-        time.flags = 1; // XEN_PVCLOCK_TSC_STABLE_BIT: one CPU, one TSC
+        // XEN_PVCLOCK_TSC_STABLE_BIT: the TSCs of all CPUs are taken to be synchronised (as
+        // QEMU's are, and invariant TSCs on one board): this page may be stamped on another
+        // CPU than the one the guest reads it on.
+        time.flags = 1;
         time.pad1 = [0; 2];
         compiler_fence(Ordering::Release);
         time.version = odd.wrapping_add(1); // even: consistent
@@ -749,7 +756,7 @@ impl Machine {
             cur.saved = frame.clone();
             fpu::save(&mut cur.fpu);
         }
-        self.current = next;
+        self.set_current(next);
         self.load_context(frame);
         self.reap_dying();
     }

@@ -38,6 +38,7 @@ fn has_error_code(vector: u8) -> bool {
 
 /// After a switch between guest kernel and guest user mode: the other root page table and GS
 /// base (Xen's `toggle_guest_mode`).
+#[inline(always)]
 fn enter_mode(change: ModeChange, vcpu: &hypervisor::vcpu::VcpuState) {
     if change != ModeChange::None {
         guest_entry::load_page_tables(vcpu.current_l4());
@@ -114,11 +115,9 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         }
     }
     if m.leave_to_guest(frame, resched) && m.ensure_returnable(frame) {
-        m.leave_cpu();
         return; // to the trap exit, which resumes `frame`
     }
     m.go_idle(frame);
-    m.leave_cpu();
     drop(guard);
     run_idle_cpu()
 }
@@ -145,12 +144,10 @@ pub fn run_idle_cpu() -> ! {
             m.sched().tick(now);
             let mut frame = m.idle_frame();
             if m.leave_to_guest(&mut frame, true) && m.ensure_returnable(&mut frame) {
-                m.leave_cpu();
                 drop(guard);
                 guest_entry::resume(&frame, gdt::ring0_stack_top(cpu));
             }
             m.go_idle(&frame);
-            m.leave_cpu();
         }
         crate::arch::x86_64::smp::wait_for_work();
     }
@@ -210,7 +207,13 @@ impl Machine {
     /// either moves `rip` to a handler (`bounce` refuses a non-canonical one) or crashes the
     /// domain and runs another, so the loop ends.
     /// Returns whether `frame` is ready to resume (`false`: nothing can run, idle).
+    #[inline(always)]
     fn ensure_returnable(&mut self, frame: &mut TrapFrame) -> bool {
+        vcpu::is_canonical(frame.rip) || self.make_returnable(frame)
+    }
+
+    #[inline(never)]
+    fn make_returnable(&mut self, frame: &mut TrapFrame) -> bool {
         while !vcpu::is_canonical(frame.rip) {
             log::warn!("d{}: return to non-canonical rip {:#x}: #GP to the guest", self.current, frame.rip);
             let resched = self.on_exception(frame, vcpu::VECTOR_GP, Some(0));

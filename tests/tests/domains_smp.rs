@@ -156,3 +156,26 @@ fn the_domain_bench_runs_across_cpus_with_spinning_waits() {
     assert!(log.contains("(d1) guest-kernel: shutdown poweroff"), "ping verified its copies");
     assert!(!log.contains("sched_yield_roundtrip"), "no yield phase with a CPU each");
 }
+
+#[test]
+fn maxcpus_limits_the_cpus_and_a_domain_pinned_beyond_them_is_refused() {
+    // Two virtual CPUs, `maxcpus=1`: only CPU 0 is used; a domU with `cpus = 1` is refused
+    // with its reason and the other domU still runs to its end.
+    let guest = std::fs::read(guest_kernel_image()).unwrap();
+    let pinned = on_cpu1("pinned", 16, "role=bystander pages=4 seed=3 ms=100");
+    let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=200");
+    let bundle = cpio_bundle("smp-maxcpus", &[("guest.elf", &guest), ("a.cfg", &pinned), ("b.cfg", &by)]);
+    Scenario::new("smp-maxcpus", Hv::Ours)
+        .module(&bundle)
+        .qemu_args(&["-smp", "2"])
+        .hv_options("maxcpus=1")
+        .timeout_secs(120)
+        .expect_exit(EXIT_SUCCESS)
+        .expect_line("CPUs: 1 online")
+        .expect_line("d1: cpus = 1, but 1 CPU(s) are online")
+        .expect_line("d1 (pinned) from a.cfg: CPU affinity")
+        .expect_line("(d2) bystander: 3 passed, 0 failed")
+        .expect_line("No domains left: shutting down.")
+        .forbid_line("FAIL")
+        .run();
+}

@@ -47,9 +47,9 @@
 //! * Teardown: [`EventChannels::domain_destroyed`]`(host, d)` once `d` no longer runs (its
 //!   shared_info page may already be gone: events into a domain without a page are dropped).
 //!
-//! Concurrency: the hypervisor is non-preemptible and (for now) uniprocessor, so plain
-//! read-modify-writes on `shared_info` are atomic with respect to the guest. With SMP guests
-//! these bit operations must become `lock`-prefixed operations on the real page.
+//! Concurrency: the guest owning a `shared_info` page may run on another CPU while the
+//! hypervisor changes it, so every read-modify-write of a word the guest also writes is an
+//! atomic (`lock`-prefixed) operation ([`shared_word`]), as Xen's `guest_test_and_set_bit`.
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -72,10 +72,9 @@
 //! 2. **Released frames.** After every hypercall that reached the MMU or the grant tables,
 //!    and after a domain's teardown, take [`FrameTable::take_released`] (cheap when empty,
 //!    see [`FrameTable::has_released`]) and return each frame to the frame allocator. Before
-//!    any of them is handed out again the TLB must be flushed (a CR3 reload on this CPU; every
-//!    CPU that ran the owner, with SMP): the MMU already sets `flush_all` in the pending
-//!    effects when it releases a frame, so applying the effects before anything else runs is
-//!    enough on one CPU.
+//!    any of them is handed out again every CPU's TLB must be flushed (the kernel's
+//!    `free_to_allocator` does so with a shootdown); the MMU also sets `flush_all` in the
+//!    pending effects when it releases a frame, for the caller's own CPU.
 //! 3. **Page counts.** Report [`FrameTable::pages_of`]`(domain)` as the domain's `tot_pages`
 //!    (`DomainFacts::nr_pages`, `getdomaininfo`): frames assigned with
 //!    [`FrameTable::assign_frame`], minus those freed and released; pages shared by the

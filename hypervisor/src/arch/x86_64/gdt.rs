@@ -77,10 +77,10 @@ pub fn ring0_stack_top(cpu: usize) -> u64 {
     ring0_stack_bottom(cpu) + RING0_STACK_SIZE as u64
 }
 
-/// The index of the CPU running this code (0 is the boot CPU), from the ring-0 stack it runs
-/// on: cheaper than reading the LAPIC and needs no per-CPU segment base, which guests own.
-/// Code on any other stack (the boot stack, an IST stack) counts as CPU 0; only the boot CPU
-/// runs on the boot stack, and IST stacks serve fatal reports only.
+/// The index of the CPU running this code (0 is the boot CPU), from the stack it runs on (its
+/// ring-0 stack, or one of its IST stacks for an NMI, #DF or #MC): cheaper than reading the
+/// LAPIC and needs no per-CPU segment base, which guests own. Only the boot CPU runs on any
+/// other stack (the boot stack).
 #[inline(always)]
 pub fn this_cpu() -> usize {
     let rsp: u64;
@@ -88,6 +88,11 @@ pub fn this_cpu() -> usize {
     unsafe { core::arch::asm!("mov {}, rsp", out(reg) rsp, options(nomem, nostack, preserves_flags)) };
     let offset = rsp.wrapping_sub(addr_of!(RING0_STACKS) as u64) as usize;
     let cpu = offset / RING0_STACK_SIZE;
+    if cpu < MAX_CPUS {
+        return cpu;
+    }
+    let offset = rsp.wrapping_sub(addr_of!(IST_STACKS) as u64) as usize;
+    let cpu = offset / (3 * IST_STACK_SIZE);
     if cpu < MAX_CPUS {
         cpu
     } else {

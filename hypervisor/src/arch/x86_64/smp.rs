@@ -128,7 +128,13 @@ struct TrampolineData {
     next_cpu: u32,
 }
 
-/// CPUs that finished starting, as a bit set (bit 0: the boot CPU).
+/// CPUs that reported in while start-up was open, as a bit set (bit 0: the boot CPU);
+/// [`STARTUP_CLOSED`] marks the end of start-up, after which no CPU may join.
+static ARRIVED: AtomicU64 = AtomicU64::new(1);
+const STARTUP_CLOSED: u64 = 1 << 63;
+/// The CPUs in use, fixed when start-up closes: CPUs 0..n with no gap (an AP that took a
+/// later index but arrived while an earlier one did not is parked, as is one arriving late).
+/// Only these get IPIs, flush requests and schedulers.
 static ONLINE: AtomicU64 = AtomicU64::new(1);
 /// APIC id of each CPU, for IPIs.
 static APIC_IDS: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(0) }; MAX_CPUS];
@@ -148,9 +154,8 @@ static IDLE_POLL: AtomicBool = AtomicBool::new(false);
 /// How many CPUs the command line allows (`maxcpus=`).
 static CPU_LIMIT: AtomicUsize = AtomicUsize::new(MAX_CPUS);
 
-/// The number of CPUs online (they are numbered 0..count).
-pub fn online_count() -> usize {
-    ONLINE.load(Ordering::Acquire).count_ones() as usize
+fn arrived_count() -> usize {
+    (ARRIVED.load(Ordering::Acquire) & !STARTUP_CLOSED).count_ones() as usize
 }
 
 fn is_online(cpu: usize) -> bool {
@@ -202,17 +207,43 @@ pub fn start_aps(cal: &apic::Calibration, limit: usize) -> usize {
     us(200);
     apic::broadcast_startup((TRAMPOLINE_PA >> 12) as u8);
     // Wait for the CPUs that answer: 100 ms without a new arrival ends the count.
-    let mut seen = online_count();
+    let mut seen = arrived_count();
     let mut quiet_since = cpu::rdtsc();
     while cpu::rdtsc() - quiet_since < cal.tsc_hz / 10 {
-        let now = online_count();
+        let now = arrived_count();
         if now != seen {
             seen = now;
             quiet_since = cpu::rdtsc();
         }
         core::hint::spin_loop();
     }
-    seen
+    // Close start-up: a CPU arriving from now on parks itself. Of those that arrived, the
+    // ones numbered without a gap from 0 are used.
+    let arrived = ARRIVED.fetch_or(STARTUP_CLOSED, Ordering::AcqRel) & !STARTUP_CLOSED;
+    let usable = (arrived.trailing_ones() as usize).min(limit);
+    if usable < arrived.count_ones() as usize {
+        log::warn!(
+            "CPUs: {} answered, {usable} used (indices {arrived:#b}: a gap or a late one)",
+            arrived.count_ones()
+        );
+    }
+    ONLINE.store((1u64 << usable) - 1, Ordering::Release);
+    usable
+}
+
+/// Reports the calling AP in, unless start-up is closed. Returns whether it may be used
+/// later (it still has to be numbered within [`ONLINE`]).
+fn report_in(cpu_index: usize) -> bool {
+    let mut seen = ARRIVED.load(Ordering::Acquire);
+    loop {
+        if seen & STARTUP_CLOSED != 0 {
+            return false;
+        }
+        match ARRIVED.compare_exchange(seen, seen | 1u64 << cpu_index, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return true,
+            Err(now) => seen = now,
+        }
+    }
 }
 
 /// An AP's first Rust code, on its ring-0 stack, still on the boot page table.
@@ -226,10 +257,9 @@ extern "C" fn ap_main(cpu_index: usize) -> ! {
     super::guest_copy::check_cpu_state();
     apic::enable_this_cpu();
     APIC_IDS[cpu_index].store(apic::id(), Ordering::Relaxed);
-    if cpu_index >= CPU_LIMIT.load(Ordering::Relaxed) {
-        cpu::halt_forever(); // beyond `maxcpus=`: never online
+    if cpu_index >= CPU_LIMIT.load(Ordering::Relaxed) || !report_in(cpu_index) {
+        cpu::halt_forever(); // beyond `maxcpus=`, or too late: never used
     }
-    ONLINE.fetch_or(1u64 << cpu_index, Ordering::AcqRel);
     let cal = apic::Calibration {
         apic_timer_hz: TIMER_COUNT_HZ.load(Ordering::Relaxed),
         tsc_hz: TSC_HZ.load(Ordering::Relaxed),
@@ -238,6 +268,9 @@ extern "C" fn ap_main(cpu_index: usize) -> ! {
         // The boot CPU may free frames while it builds the domains: it waits for this one.
         serve_flush();
         core::hint::spin_loop();
+    }
+    if !is_online(cpu_index) {
+        cpu::halt_forever(); // arrived after a gap in the numbering: not used
     }
     apic::start_periodic(&cal, crate::TICK_HZ);
     crate::guest_traps::run_idle_cpu()
@@ -280,8 +313,10 @@ pub fn kick_cpu(cpu: usize) {
 
 /// Flushes every CPU's guest TLB entries and returns once all have: before a frame returns
 /// to the allocator, no CPU may still reach it through a stale translation. Every other
-/// CPU serves the request without the machine lock ([`serve_flush`], from its trap entry or
-/// while it waits for the lock), so the caller may hold it.
+/// CPU serves the request without the machine lock ([`serve_flush`], on the flush IPI or
+/// while it waits for the lock), so the caller may hold it. A CPU with interrupts off that
+/// does neither is one on its way back to a guest or to `hlt`; it takes the IPI as soon as
+/// interrupts are on again.
 pub fn flush_all_tlbs() {
     cpu::flush_guest_tlb();
     let online = ONLINE.load(Ordering::Acquire);

@@ -9,8 +9,12 @@ const PAGE_FAULT: u64 = 14;
 
 /// Dispatches one trap or interrupt.
 pub fn handle(frame: &mut TrapFrame) {
-    // First, without the machine lock: the CPU asking may hold it (`smp::flush_all_tlbs`).
-    smp::serve_flush();
+    // First, without the machine lock: the CPU asking holds it (`smp::flush_all_tlbs`). Every
+    // request comes with this IPI; a CPU that cannot take it meanwhile is spinning for the
+    // lock, and serves requests there (`domain::lock_machine`).
+    if frame.vector == apic::FLUSH_VECTOR as u64 {
+        smp::serve_flush();
+    }
     if !frame.from_ring0() {
         return crate::guest_traps::on_guest_entry(frame);
     }
