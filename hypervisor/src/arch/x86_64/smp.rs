@@ -149,6 +149,9 @@ static FLUSH_DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPU
 static FLUSH_GENERATION: AtomicU64 = AtomicU64::new(0);
 /// Set by [`kick_cpu`] for a CPU that idles by polling (`idle=poll`): it has work.
 static WAKE_HINT: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+/// Set while a CPU spins in [`wait_for_work`]: it watches [`WAKE_HINT`], so a kick needs no
+/// IPI (Linux's `TIF_POLLING_NRFLAG`).
+static POLLING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// `idle=poll`: idle CPUs spin instead of halting.
 static IDLE_POLL: AtomicBool = AtomicBool::new(false);
 /// How many CPUs the command line allows (`maxcpus=`).
@@ -290,11 +293,15 @@ pub fn wait_for_work() {
     }
     let me = gdt::this_cpu();
     let tick = apic::ticks();
+    POLLING[me].store(true, Ordering::SeqCst);
     x86_64::instructions::interrupts::enable();
     while !WAKE_HINT[me].swap(false, Ordering::AcqRel) && apic::ticks() == tick {
         core::hint::spin_loop();
     }
     x86_64::instructions::interrupts::disable();
+    // A kick that saw the flag set its hint without an IPI: the loop took it, or the next
+    // wait will (its work is under the machine lock, which this CPU takes next anyway).
+    POLLING[me].store(false, Ordering::SeqCst);
 }
 
 /// Lets the APs look for work: the machine state exists.
@@ -306,7 +313,10 @@ pub fn release_aps() {
 /// has an event, was paused or is dying).
 pub fn kick_cpu(cpu: usize) {
     if cpu < MAX_CPUS && is_online(cpu) && cpu != gdt::this_cpu() {
-        WAKE_HINT[cpu].store(true, Ordering::Release);
+        WAKE_HINT[cpu].store(true, Ordering::SeqCst);
+        if POLLING[cpu].load(Ordering::SeqCst) {
+            return; // it watches the hint: an IPI (an exit in QEMU, a wake on hardware) is not needed
+        }
         apic::send_ipi(APIC_IDS[cpu].load(Ordering::Relaxed), apic::RESCHEDULE_VECTOR);
     }
 }
