@@ -301,6 +301,9 @@ pub struct Machine {
     resched_pending: [bool; MAX_CPUS],
     /// Domains destroyed while loaded on another CPU, torn down once no CPU has them loaded.
     dying: Vec<u16>,
+    /// Domains from `dying` torn down since, until the `destroydomain` call waiting for them
+    /// sees it ([`Machine::take_reaped`]).
+    reaped: Vec<u16>,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
     /// What the running hypercall may assume about the guest's page tables: whether guest
@@ -388,6 +391,7 @@ impl Machine {
             cpu_current: [NO_DOMAIN; MAX_CPUS],
             resched_pending: [false; MAX_CPUS],
             dying: Vec::new(),
+            reaped: Vec::new(),
             guest_tables: core::cell::Cell::new(GuestTables::Outside),
             frames,
             mem,
@@ -508,6 +512,18 @@ impl Machine {
         self.cpu_current[self.cpu] = id;
     }
 
+    /// Whether `cpu` has a reschedule request it has not taken yet.
+    pub fn resched_requested(&self, cpu: usize) -> bool {
+        self.resched_pending.get(cpu).is_some_and(|&r| r)
+    }
+
+    /// Whether `id` was torn down after dying elsewhere and not yet reported (and forgets it).
+    pub fn take_reaped(&mut self, id: u16) -> bool {
+        let found = self.reaped.contains(&id);
+        self.reaped.retain(|&r| r != id);
+        found
+    }
+
     /// Whether a reschedule was asked of the calling CPU since its last entry (and forgets it).
     pub fn take_resched_request(&mut self) -> bool {
         core::mem::take(&mut self.resched_pending[self.cpu])
@@ -588,6 +604,7 @@ impl Machine {
         self.dying.retain(|id| !ready.contains(id));
         for id in ready {
             self.destroy_domain(id);
+            self.reaped.push(id);
         }
     }
 

@@ -233,18 +233,23 @@ impl DomainControl for Machine {
 
     fn pause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
+        let cpu = d.cpu;
         if !d.paused {
             d.paused = true;
-            let cpu = d.cpu;
             if !d.blocked {
                 self.scheds[cpu].block(id);
             }
-            // Running on another CPU: it stops at the entry the IPI forces (Xen waits for
-            // that in `vcpu_sleep_sync`; here the caller holds the machine lock that the
-            // other CPU needs, so the pause takes effect just after this hypercall).
+            // Running on another CPU: it stops at the entry the IPI forces.
             if self.loaded_elsewhere(id).is_some() {
                 self.request_resched(cpu);
             }
+        }
+        // Xen waits for that (`vcpu_sleep_sync`). The other CPU needs the machine lock to
+        // stop, so the call is continued until it has taken its reschedule request: in that
+        // entry it switched away or went idle (an idle CPU keeps a domain loaded but not
+        // running).
+        if self.loaded_elsewhere(id).is_some() && self.resched_requested(cpu) {
+            return Err(Errno::ERESTART);
         }
         Ok(())
     }
@@ -262,11 +267,20 @@ impl DomainControl for Machine {
     }
 
     fn destroy(&mut self, id: u16) -> Result<(), Errno> {
-        if !self.domains.contains_key(&id) {
-            return Err(Errno::ESRCH);
+        let Some(d) = self.domains.get(&id) else {
+            // Torn down by another CPU while this call was being continued: done.
+            return if self.take_reaped(id) { Ok(()) } else { Err(Errno::ESRCH) };
+        };
+        if !d.dying {
+            log::info!("d{id}: destroyed by d{} (domctl)", self.current);
+            self.destroy_domain(id);
         }
-        log::info!("d{id}: destroyed by d{} (domctl)", self.current);
-        self.destroy_domain(id);
+        // Loaded on another CPU, it is torn down once that CPU lets go of it (at its next
+        // entry): the call is continued until then, as Xen continues `domain_kill`.
+        if self.domains.contains_key(&id) {
+            return Err(Errno::ERESTART);
+        }
+        self.take_reaped(id);
         Ok(())
     }
 }

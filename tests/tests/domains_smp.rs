@@ -4,7 +4,7 @@
 //! event channel checked byte for byte (the event wakes a domain blocked on the other CPU,
 //! through an IPI), a crash on the second CPU torn down while the first goes on, and dom0
 //! destroying a domain at the moment it runs on the other CPU (its teardown waits until that
-//! CPU has switched away from it).
+//! CPU has switched away from it, and the `destroydomain` call is continued until then).
 //!
 //! Ours only: Xen 4.17 cannot boot these bundles (its domUs need a toolstack in dom0).
 
@@ -108,18 +108,25 @@ fn a_domu_crashing_on_the_second_cpu_is_torn_down_and_the_others_finish() {
     assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 1500 ms");
 }
 
-#[test]
-fn dom0_destroys_a_flooder_while_it_runs_on_the_other_cpu() {
+fn flood_on_cpu1(name: &str, dom0_extra: &str) -> scenarios::Outcome {
     let guest = std::fs::read(guest_kernel_image()).unwrap();
     let victim = cfg("victim", 16, "role=victim attacker=2 friend=3 seed=11 pages=4");
     let attacker = on_cpu1("attacker", 16, "role=attack-flood victim=1 port=3 seed=11");
     let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
-    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander kill_running=2\"\n";
+    let dom0 = format!(
+        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander {dom0_extra}\"\n"
+    );
     let out = smp(
-        "smp-destroy-running",
-        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &victim), ("b.cfg", &attacker), ("c.cfg", &by)],
+        name,
+        &[
+            ("guest.elf", &guest),
+            ("dom0.cfg", dom0.as_bytes()),
+            ("a.cfg", &victim),
+            ("b.cfg", &attacker),
+            ("c.cfg", &by),
+        ],
     )
-    // The flooder never blocks, so it is loaded on CPU 1 when dom0's destroy arrives.
+    // Loaded on CPU 1 (running, or idle after the pause) when dom0's destroy arrives.
     .expect_line("d2: dying; torn down once CPU 1 switches away from it")
     .expect_line("d2 (attacker): destroyed, ")
     .expect_line("control: xl list (after)")
@@ -129,9 +136,25 @@ fn dom0_destroys_a_flooder_while_it_runs_on_the_other_cpu() {
     assert!(log.contains("(d2) attack-flood: 5 passed, 0 failed; flooding"), "flood phase not reached");
     assert!(log.contains("(d1) victim: 5 passed, 0 failed"), "victim summary");
     assert!(log.contains("(d3) bystander: 3 passed, 0 failed"), "bystander summary");
-    assert!(check_value(log, "", "domctl destroydomain of a running domain, then getdomaininfo").starts_with("0, "));
     assert!(log.contains("control: d2 (attacker) is gone"));
     assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
+    out
+}
+
+#[test]
+fn dom0_destroys_a_flooder_while_it_runs_on_the_other_cpu() {
+    let out = flood_on_cpu1("smp-destroy-running", "kill_running=2");
+    // `destroydomain` is continued until CPU 1 has let go of the domain and it is torn down.
+    assert_eq!(check_value(&out.log, "", "domctl destroydomain of a running domain, then getdomaininfo"), "0, gone");
+}
+
+#[test]
+fn dom0_pauses_then_destroys_a_flooder_on_the_other_cpu() {
+    let out = flood_on_cpu1("smp-pause-destroy", "kill=2");
+    // The pause returns once CPU 1 has stopped running it: paused, neither running nor
+    // blocked (flags 0x8); the destroy then waits for the idle CPU 1 to let go of it.
+    assert_eq!(check_value(&out.log, "", "domctl pausedomain, then getdomaininfo flags"), "0, flags 0x8");
+    assert!(check_value(&out.log, "", "domctl destroydomain, then getdomaininfo").starts_with("0, next listed"));
 }
 
 #[test]

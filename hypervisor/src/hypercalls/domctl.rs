@@ -26,11 +26,14 @@ pub struct DomainInfo {
 pub trait DomainControl {
     /// The first domain whose id is `>= id` (Xen's `getdomaininfo` walks on to the next one).
     fn info_from(&self, id: u16) -> Option<DomainInfo>;
-    /// Stops `id` from being scheduled; `Err(ESRCH)` if absent.
+    /// Stops `id` from being scheduled; `Err(ESRCH)` if absent. `Err(ERESTART)`: it is still
+    /// running on another CPU, which has been told to stop: the call is made again (Xen's
+    /// continuation) until it has, so that a pause returns with the domain stopped.
     fn pause(&mut self, id: u16) -> Result<(), Errno>;
     /// Lets `id` run again.
     fn unpause(&mut self, id: u16) -> Result<(), Errno>;
-    /// Destroys `id`, releasing everything it holds.
+    /// Destroys `id`, releasing everything it holds. `Err(ERESTART)`: its teardown waits for
+    /// another CPU to let go of it; the call is made again until it is done.
     fn destroy(&mut self, id: u16) -> Result<(), Errno>;
 }
 
@@ -38,6 +41,8 @@ pub trait DomainControl {
 pub fn domctl(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     match run(env, a[0]) {
         Ok(()) => Outcome::Return(0),
+        // Progress made, more to wait for: the same call again (never seen by the guest).
+        Err(Errno::ERESTART) => Outcome::Continue(a),
         Err(e) => Outcome::Return(e.to_return()),
     }
 }

@@ -16,6 +16,8 @@ struct Mock {
     vcpu: crate::vcpu::VcpuState,
     bases_applied: u32,
     doms: Vec<(u16, bool)>, // (id, paused)
+    /// Pauses answered "still running on another CPU" (`-ERESTART`) before one succeeds.
+    running_elsewhere: u32,
 }
 
 impl DomainControl for Mock {
@@ -30,7 +32,12 @@ impl DomainControl for Mock {
         })
     }
     fn pause(&mut self, id: u16) -> Result<(), Errno> {
-        self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = true).ok_or(Errno::ESRCH)
+        self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = true).ok_or(Errno::ESRCH)?;
+        if self.running_elsewhere > 0 {
+            self.running_elsewhere -= 1;
+            return Err(Errno::ERESTART);
+        }
+        Ok(())
     }
     fn unpause(&mut self, id: u16) -> Result<(), Errno> {
         self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = false).ok_or(Errno::ESRCH)
@@ -59,6 +66,7 @@ impl Mock {
             vcpu: crate::vcpu::VcpuState::new(0x1000),
             bases_applied: 0,
             doms: vec![(0, false), (2, false), (5, false)],
+            running_elsewhere: 0,
         }
     }
 }
@@ -485,4 +493,19 @@ fn domctl_is_for_dom0_only_and_reports_domains() {
         Outcome::Return(-1),
         "EPERM before touching memory"
     );
+}
+
+#[test]
+fn a_pause_waiting_for_another_cpu_is_continued_not_returned() {
+    // `-ERESTART` from domain control is Xen's continuation: the same call is made again
+    // (same arguments) until it is done; the guest never sees the value.
+    use hypercall_abi::domctl::*;
+    let mut m = Mock::new();
+    m.running_elsewhere = 2;
+    let args = [BASE + 0x200, 0, 0, 0, 0];
+    for _ in 0..2 {
+        assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Continue(args));
+    }
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
+    assert!(m.doms[1].1);
 }
