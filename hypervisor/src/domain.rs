@@ -417,6 +417,13 @@ impl Machine {
         if cpu >= self.scheds.len() {
             // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
             log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
+            // Refused before any frame was registered: the builder's frames go straight back.
+            let mut frames = FRAMES.lock();
+            if let Some(f) = frames.as_mut() {
+                for &mfn in d.p2m.iter().chain([&d.shared_info_mfn]) {
+                    let _ = f.free(mfn);
+                }
+            }
             return Err(CreateError("CPU affinity", hypercall_abi::errno::Errno::EINVAL));
         }
         d.cpu = cpu;
