@@ -299,6 +299,9 @@ pub struct Machine {
     /// CPUs asked to re-run their scheduling decision at their next entry (a domain of theirs
     /// woke, or their running domain was paused or is dying); an IPI makes that entry soon.
     resched_pending: [bool; MAX_CPUS],
+    /// CPUs executing guest code of `cpu_current` (Xen's `is_running`): set as a CPU leaves
+    /// for its guest, cleared as it enters. An idle CPU's loaded domain is not running.
+    guest_running: [bool; MAX_CPUS],
     /// Domains destroyed while loaded on another CPU, torn down once no CPU has them loaded.
     dying: Vec<u16>,
     /// Domains from `dying` torn down since, until the `destroydomain` call waiting for them
@@ -390,6 +393,7 @@ impl Machine {
             cpu: 0,
             cpu_current: [NO_DOMAIN; MAX_CPUS],
             resched_pending: [false; MAX_CPUS],
+            guest_running: [false; MAX_CPUS],
             dying: Vec::new(),
             reaped: Vec::new(),
             guest_tables: core::cell::Cell::new(GuestTables::Outside),
@@ -511,17 +515,25 @@ impl Machine {
     pub fn enter_cpu(&mut self, cpu: usize) {
         self.cpu = cpu % MAX_CPUS;
         self.current = self.cpu_current[self.cpu];
+        self.guest_running[self.cpu] = false;
+    }
+
+    /// The calling CPU is about to resume `current` in guest mode (the lock is released next).
+    #[inline(always)]
+    pub fn leave_for_guest(&mut self) {
+        self.guest_running[self.cpu] = true;
+    }
+
+    /// Whether `id` is executing on another CPU right now (for the lock holder: until that
+    /// CPU's next entry).
+    pub fn running_on_other_cpu(&self, id: u16) -> bool {
+        self.loaded_elsewhere(id).is_some_and(|c| self.guest_running[c])
     }
 
     /// The calling CPU now has `id` loaded (or nothing: [`NO_DOMAIN`]).
     fn set_current(&mut self, id: u16) {
         self.current = id;
         self.cpu_current[self.cpu] = id;
-    }
-
-    /// Whether `cpu` has a reschedule request it has not taken yet.
-    pub fn resched_requested(&self, cpu: usize) -> bool {
-        self.resched_pending.get(cpu).is_some_and(|&r| r)
     }
 
     /// Whether `id` was torn down after dying elsewhere and not yet reported (and forgets it).
@@ -581,18 +593,21 @@ impl Machine {
     /// and then torn down: a teardown never frees tables a CPU still points at, because a
     /// domain loaded on another CPU, idle or not, is only torn down once that CPU has let go
     /// of it (`destroy_domain`).
-    pub fn go_idle(&mut self, frame: &TrapFrame) {
+    ///
+    /// Returns whether a teardown ran (it may have woken a domain of this CPU).
+    pub fn go_idle(&mut self, frame: &TrapFrame) -> bool {
         let Some(cur) = self.domains.get_mut(&self.current) else {
             self.set_current(NO_DOMAIN);
             return self.reap_dying();
         };
         cur.saved = frame.clone();
-        if cur.dying {
-            fpu::save(&mut cur.fpu);
-            self.set_current(NO_DOMAIN);
-            guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
-            self.reap_dying();
+        if !cur.dying {
+            return false;
         }
+        fpu::save(&mut cur.fpu);
+        self.set_current(NO_DOMAIN);
+        guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
+        self.reap_dying()
     }
 
     /// The register frame an idle CPU resumes from: its loaded domain's, kept by
@@ -603,16 +618,25 @@ impl Machine {
     }
 
     /// Tears down the domains destroyed while loaded elsewhere that no CPU has loaded now.
-    fn reap_dying(&mut self) {
+    /// Returns whether it tore one down.
+    fn reap_dying(&mut self) -> bool {
         if self.dying.is_empty() {
-            return;
+            return false;
         }
         let ready: Vec<u16> = self.dying.iter().copied().filter(|&id| !self.is_loaded(id)).collect();
         self.dying.retain(|id| !ready.contains(id));
+        let reaped_any = !ready.is_empty();
         for id in ready {
             self.destroy_domain(id);
             self.reaped.push(id);
         }
+        // The teardown raised events (VIRQ_DOM_EXC, peers' closed ports): wake their
+        // domains now, not at some CPU's next exit. A local wake-up is picked up by this
+        // CPU's next decision (an idling CPU makes one at once, see `run_idle_cpu`).
+        if !self.event_host.kicked.is_empty() {
+            self.process_kicks();
+        }
+        reaped_any
     }
 
     /// The current domain. Panics only if the hypervisor's own bookkeeping is broken.
@@ -782,7 +806,7 @@ impl Machine {
         }
         self.set_current(next);
         self.load_context(frame);
-        self.reap_dying();
+        let _ = self.reap_dying();
     }
 
     /// Loads the current domain's saved registers into `frame`, with its page tables and

@@ -115,9 +115,12 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         }
     }
     if m.leave_to_guest(frame, resched) && m.ensure_returnable(frame) {
+        m.leave_for_guest();
         return; // to the trap exit, which resumes `frame`
     }
-    m.go_idle(frame);
+    // `run_idle_cpu` decides once more before it waits: a domain the teardown in `go_idle`
+    // woke runs at once.
+    let _ = m.go_idle(frame);
     drop(guard);
     run_idle_cpu()
 }
@@ -144,10 +147,13 @@ pub fn run_idle_cpu() -> ! {
             m.sched().tick(now);
             let mut frame = m.idle_frame();
             if m.leave_to_guest(&mut frame, true) && m.ensure_returnable(&mut frame) {
+                m.leave_for_guest();
                 drop(guard);
                 guest_entry::resume(&frame, gdt::ring0_stack_top(cpu));
             }
-            m.go_idle(&frame);
+            if m.go_idle(&frame) && m.sched().has_runnable() {
+                continue; // a teardown in `go_idle` woke a domain of this CPU: run it
+            }
         }
         crate::arch::x86_64::smp::wait_for_work();
     }

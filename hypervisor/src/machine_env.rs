@@ -245,10 +245,9 @@ impl DomainControl for Machine {
             }
         }
         // Xen waits for that (`vcpu_sleep_sync`). The other CPU needs the machine lock to
-        // stop, so the call is continued until it has taken its reschedule request: in that
-        // entry it switched away or went idle (an idle CPU keeps a domain loaded but not
-        // running).
-        if self.loaded_elsewhere(id).is_some() && self.resched_requested(cpu) {
+        // stop, so the call is continued until that CPU no longer runs it: at its next entry
+        // it switches away or idles (an idle CPU keeps a domain loaded, not running).
+        if self.running_on_other_cpu(id) {
             return Err(Errno::ERESTART);
         }
         Ok(())

@@ -325,6 +325,11 @@ impl Scheduler {
         self.current
     }
 
+    /// Whether some domain could run (the next [`Self::pick_next`] would not idle).
+    pub fn has_runnable(&self) -> bool {
+        self.vcpus.iter().any(|v| v.runnable())
+    }
+
     /// The running domain (`None` when idle).
     pub fn current(&self) -> Option<DomId> {
         self.current

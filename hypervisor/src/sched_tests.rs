@@ -175,14 +175,17 @@ fn a_domain_that_always_yields_gets_little_time() {
 #[test]
 fn idle_when_all_blocked() {
     let mut s = scheduler_with(&[(1, 256), (2, 512)]);
+    assert!(s.has_runnable());
     s.block(1);
     s.block(2);
+    assert!(!s.has_runnable(), "nothing to run: pick_next idles");
     assert_eq!(s.pick_next(0), None);
     assert_eq!(s.tick(TICK), Decision::Continue);
     assert_eq!(s.tick(2 * TICK), Decision::Continue);
     assert_eq!(s.idle_time_ns(), 2 * TICK);
     assert_eq!(s.current(), None);
     assert!(s.wake(2), "waking while idle asks for a reschedule");
+    assert!(s.has_runnable());
     assert_eq!(s.tick(3 * TICK), Decision::Reschedule);
     assert_eq!(s.pick_next(3 * TICK), Some(2));
     // An empty scheduler idles too.
