@@ -23,7 +23,7 @@ use hypervisor::guest_access::MachineAccess;
 use hypervisor::mm::{DomainRights, FrameTable, Mmu, ReleaseCursor, ReleaseProgress};
 use hypervisor::sched::Scheduler;
 use hypervisor::vcpu::{self, VcpuState};
-use spin::Mutex;
+use spin::mutex::{TicketMutex, TicketMutexGuard};
 
 /// `SHUTDOWN_*` reasons.
 pub const SHUTDOWN_POWEROFF: u32 = 0;
@@ -339,19 +339,26 @@ pub struct Machine {
 }
 
 /// The machine state, reached from the trap path: one lock for all of it (interrupts are off
-/// while it is held, and it is held for a whole hypervisor entry).
-pub static MACHINE: Mutex<Option<Machine>> = Mutex::new(None);
+/// while it is held, and it is held for a whole hypervisor entry). A ticket lock: CPUs get it
+/// in the order they asked, so none starves, and a `pausedomain` or `destroydomain` that
+/// re-issues itself until another CPU has acted (see `machine_env.rs`) always lets that CPU
+/// in first.
+static MACHINE: TicketMutex<Option<Machine>, ServeFlushes> = TicketMutex::new(None);
 
-/// Takes the machine lock. While waiting, this CPU serves TLB-flush requests: the holder may
-/// be waiting for them (`smp::flush_all_tlbs`), and interrupts are off here.
-pub fn lock_machine() -> spin::MutexGuard<'static, Option<Machine>> {
-    loop {
-        if let Some(guard) = MACHINE.try_lock() {
-            return guard;
-        }
+/// How a CPU waits for the machine lock: serving TLB-flush requests, since the holder may be
+/// waiting for them (`smp::flush_all_tlbs`) and interrupts are off here.
+pub struct ServeFlushes;
+
+impl spin::RelaxStrategy for ServeFlushes {
+    fn relax() {
         smp::serve_flush();
         core::hint::spin_loop();
     }
+}
+
+/// Takes the machine lock.
+pub fn lock_machine() -> TicketMutexGuard<'static, Option<Machine>> {
+    MACHINE.lock()
 }
 
 /// Why a built domain could not be brought up.
@@ -926,7 +933,7 @@ pub fn start(machine: Machine) -> ! {
         log::info!("No domain to run: shutting down.");
         cpu::qemu_exit(hypervisor::exit_code::SUCCESS);
     }
-    *MACHINE.lock() = Some(machine);
+    *lock_machine() = Some(machine);
     smp::release_aps();
     crate::guest_traps::run_idle_cpu()
 }

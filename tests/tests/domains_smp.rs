@@ -47,12 +47,17 @@ fn domus_on_two_cpus_exchange_data_through_grants_and_an_event_channel() {
     )
     .expect_line("d1 (source): created from source.cfg (guest.elf, 16 MiB, weight 256, CPU 1,")
     .expect_line("d2 (sink): created from sink.cfg (guest.elf, 16 MiB, weight 256, CPU 0,")
-    .expect_line("(d1) grant-source: 7 passed, 0 failed")
-    .expect_line("(d2) grant-sink: 7 passed, 0 failed")
-    .expect_line("(d3) bystander: 3 passed, 0 failed")
     .expect_line("No domains left: shutting down.")
     .run();
     let log = &out.log;
+    // The domains end in any order: they run on two CPUs at once.
+    for l in [
+        "(d1) grant-source: 7 passed, 0 failed",
+        "(d2) grant-sink: 7 passed, 0 failed",
+        "(d3) bystander: 3 passed, 0 failed",
+    ] {
+        assert!(log.contains(l), "missing: {l}");
+    }
     assert_eq!(check_value(log, "d1", "alloc_unbound for the sink"), "3");
     assert!(check_value(log, "d2", "bind_interdomain, then status").starts_with("local port 3, status Ok((2, 1, 3))"));
     assert_eq!(
@@ -78,25 +83,19 @@ fn domus_on_two_cpus_exchange_data_through_grants_and_an_event_channel() {
 
 #[test]
 fn a_domu_crashing_on_the_second_cpu_is_torn_down_and_the_others_finish() {
+    // No dom0 (see the exchange above): the domUs on CPU 1 start at once, and dom0's first
+    // `xl list` could come after the crash. dom0's side of a crash is checked on one CPU.
     let guest = std::fs::read(guest_kernel_image()).unwrap();
     let survivor = cfg("survivor", 16, "role=survivor peer=2 gref=8 seed=5");
     let crasher = on_cpu1("crasher", 16, "role=crash-fault peer=1 port=3 gref=8 self=2");
     let by = on_cpu1("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
-    let dom0 =
-        b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=survivor,crasher,bystander\"\n";
-    let out = smp(
-        "smp-crash",
-        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &survivor), ("b.cfg", &crasher), ("c.cfg", &by)],
-    )
-    .expect_line("d2: #PF at rip=")
-    .expect_line("d2 (crasher): destroyed, ")
-    .expect_line("control: 4 passed, 0 failed")
-    .expect_line("Hardware domain shut down")
-    .run();
+    let out = smp("smp-crash", &[("guest.elf", &guest), ("a.cfg", &survivor), ("b.cfg", &crasher), ("c.cfg", &by)])
+        .expect_line("d2: #PF at rip=")
+        .expect_line("d2 (crasher): destroyed, ")
+        .expect_line("No domains left: shutting down.")
+        .run();
     let log = &out.log;
-    for l in
-        ["control: d2 (crasher) is gone", "(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"]
-    {
+    for l in ["(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"] {
         assert!(log.contains(l), "missing: {l}");
     }
     assert_eq!(check_value(log, "d1", "our port after the peer died"), "Ok(1)");
@@ -166,15 +165,16 @@ fn the_domain_bench_runs_across_cpus_with_spinning_waits() {
     let guest = std::fs::read(guest_kernel_image()).unwrap();
     let ping = cfg("ping", 16, "role=bench-ping peer=2 pages=4 iterations=300 yield=0 spin=1");
     let pong = on_cpu1("pong", 16, "role=bench-pong peer=1 port=3 pages=4 iterations=300 yield=0 spin=1");
-    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=2 names=ping,pong\"\n";
-    let out = smp("smp-bench", &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &ping), ("b.cfg", &pong)])
+    // No dom0: ping spins on CPU 0 from the start, and a dom0 there could list the domains
+    // only after they are gone.
+    let out = smp("smp-bench", &[("guest.elf", &guest), ("a.cfg", &ping), ("b.cfg", &pong)])
         .expect_line("(d1) bench: evtchn_roundtrip iterations=300 ")
         .expect_line("(d1) bench: grant_copy_4k_batched iterations=32 ")
         .expect_line("(d1) bench: grant_map_unmap failures=0")
-        .expect_line("(d2) bench-pong: 300 round trips answered, finish true, 4 of 4 grants revoked")
-        .expect_line("control: 4 passed, 0 failed")
+        .expect_line("No domains left: shutting down.")
         .run();
     let log = &out.log;
+    assert!(log.contains("(d2) bench-pong: 300 round trips answered, finish true, 4 of 4 grants revoked"));
     assert!(log.contains("(failed copies 0, last copy verified true)"));
     assert!(log.contains("(d1) guest-kernel: shutdown poweroff"), "ping verified its copies");
     assert!(!log.contains("sched_yield_roundtrip"), "no yield phase with a CPU each");
