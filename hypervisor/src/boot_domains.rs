@@ -44,7 +44,9 @@ pub fn start_single(machine: Machine, image: &[u8], cmdline: &str, dom0_mem: Opt
 }
 
 /// Builds every domain a bundle describes and starts them. Returns only if none could start.
-pub fn start_bundle(machine: Machine, archive: &[u8], dom0_mem: Option<u64>) -> Result<(), ()> {
+/// With `domus_paused` (`domu_start=paused`) and a dom0, the domUs start paused for dom0 to
+/// unpause, as after `xl create -p`.
+pub fn start_bundle(machine: Machine, archive: &[u8], dom0_mem: Option<u64>, domus_paused: bool) -> Result<(), ()> {
     let mut machine = machine;
     let plan = match xlcfg::plan_domains_from_archive(archive) {
         Ok(p) => p,
@@ -93,6 +95,16 @@ pub fn start_bundle(machine: Machine, archive: &[u8], dom0_mem: Option<u64>) -> 
     }
     if !machine.domains.contains_key(&0) {
         log::warn!("the bundle has no usable dom0.cfg: running domUs without a control domain");
+        if domus_paused {
+            log::warn!("domu_start=paused ignored: no dom0 to unpause the domUs");
+        }
+    } else if domus_paused {
+        use hypervisor::hypercalls::DomainControl;
+        let domus: alloc::vec::Vec<u16> = machine.domains.values().map(|d| d.id).filter(|&id| id != 0).collect();
+        for id in &domus {
+            let _ = machine.pause(*id); // nothing runs yet: takes effect at once
+        }
+        log::info!("domUs {domus:?} start paused (domu_start=paused): dom0 unpauses them");
     }
     domain::start(machine)
 }

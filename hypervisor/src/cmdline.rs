@@ -87,6 +87,10 @@ pub struct CommandLine<'a> {
     /// of that name; `idle=halt` is the default). Costs a host CPU per idle CPU under
     /// emulation, and saves the wake-up from `hlt` on every event to an idle CPU.
     pub idle_poll: bool,
+    /// `domu_start=paused`: boot-time domUs are created paused, as `xl create -p` does, for
+    /// dom0 to unpause (`XEN_DOMCTL_unpausedomain`) when it is ready; `running` (default)
+    /// starts them at once.
+    pub domus_paused: bool,
     /// `hv_debug=`: a deliberate failure, for tests.
     pub debug_action: Option<DebugAction>,
     /// Everything after ` -- `: dom0's command line.
@@ -106,6 +110,7 @@ impl<'a> CommandLine<'a> {
             dom0_mem: None,
             max_cpus: None,
             idle_poll: false,
+            domus_paused: false,
             debug_action: None,
             dom0_cmdline: dom0,
             warnings: [None; MAX_WARNINGS],
@@ -134,6 +139,11 @@ impl<'a> CommandLine<'a> {
                 },
                 ("maxcpus", Some(v)) => match v.parse::<usize>() {
                     Ok(n) if n > 0 => cl.max_cpus = Some(n),
+                    _ => cl.warn(Warning::BadValue { option: key, value: v }),
+                },
+                ("domu_start", Some(v)) => match v {
+                    "paused" => cl.domus_paused = true,
+                    "running" => cl.domus_paused = false,
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
                 ("idle", Some(v)) => match v {
@@ -206,6 +216,15 @@ pub fn parse_size(s: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn domus_start_running_or_paused() {
+        assert!(!CommandLine::parse("").domus_paused);
+        assert!(CommandLine::parse("domu_start=paused").domus_paused);
+        let cl = CommandLine::parse("domu_start=later");
+        assert!(!cl.domus_paused);
+        assert_eq!(cl.warnings().count(), 1);
+    }
 
     #[test]
     fn idle_is_halt_or_poll() {

@@ -161,7 +161,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         }
         Ok(ModuleKind::Cpio { members }) => {
             log::info!("Module 0: cpio archive, {members} members, {} bytes", bytes.len());
-            boot_domains::start_bundle(machine, bytes, cmdline.dom0_mem)
+            boot_domains::start_bundle(machine, bytes, cmdline.dom0_mem, cmdline.domus_paused)
         }
         Err(e) => {
             log::error!("Module 0 ({} bytes) refused: {e}", bytes.len());

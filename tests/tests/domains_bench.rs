@@ -16,11 +16,12 @@ fn domain_bench_prints_every_figure() {
     let guest = std::fs::read(guest_kernel_image()).unwrap();
     let ping = cfg("ping", 16, "role=bench-ping peer=2 pages=4 iterations=300");
     let pong = cfg("pong", 16, "role=bench-pong peer=1 port=3 pages=4 iterations=300");
-    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=2 names=ping,pong\"\n";
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=2 names=ping,pong unpause=1\"\n";
     let bundle =
         cpio_bundle("domains-bench", &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &ping), ("b.cfg", &pong)]);
     let out = Scenario::new("domains-bench", Hv::Ours)
         .module(&bundle)
+        .hv_options("console=com1 loglvl=info domu_start=paused")
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
         .expect_line("(d1) bench: evtchn_roundtrip iterations=300 ")
@@ -33,7 +34,7 @@ fn domain_bench_prints_every_figure() {
         .expect_line("(d1) bench: grant_copy_vs_local ratio_milli=")
         .expect_line("(d1) bench: grant_map_unmap iterations=300 ")
         .expect_line("(d1) bench: grant_map_unmap failures=0")
-        .expect_line("control: 4 passed, 0 failed")
+        .expect_line("control: 5 passed, 0 failed")
         .forbid_line("FAIL")
         .run();
     let log = &out.log;

@@ -18,19 +18,20 @@ fn crash(name: &str, role: &str, hv_says: &str) {
     let crasher = cfg("crasher", 16, &format!("role={role} peer=1 port=3 gref=8 self=2"));
     let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
     let dom0 =
-        b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=survivor,crasher,bystander\"\n";
+        b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=survivor,crasher,bystander unpause=1\"\n";
     let bundle = cpio_bundle(
         name,
         &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &survivor), ("b.cfg", &crasher), ("c.cfg", &by)],
     );
     let out = Scenario::new(name, Hv::Ours)
         .module(&bundle)
+        .hv_options("console=com1 loglvl=info domu_start=paused")
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
         .expect_line("control: xl list (before)")
         .expect_line(hv_says)
         .expect_line("d2 (crasher): destroyed, ")
-        .expect_line("control: 4 passed, 0 failed")
+        .expect_line("control: 5 passed, 0 failed")
         .expect_line("Hardware domain shut down")
         .forbid_line("FAIL")
         .forbid_line("kept:")

@@ -14,7 +14,11 @@ use scenarios::{cpio_bundle, guest_kernel_image, Hv, Outcome, Scenario, EXIT_SUC
 
 fn boot(name: &str, members: &[(&str, &[u8])]) -> Scenario {
     let bundle = cpio_bundle(name, members);
-    Scenario::new(name, Hv::Ours).module(&bundle).timeout_secs(120).expect_exit(EXIT_SUCCESS)
+    Scenario::new(name, Hv::Ours)
+        .module(&bundle)
+        .hv_options("console=com1 loglvl=info domu_start=paused")
+        .timeout_secs(120)
+        .expect_exit(EXIT_SUCCESS)
 }
 
 #[test]
@@ -23,7 +27,7 @@ fn two_domus_exchange_data_through_grants_and_an_event_channel() {
     let src = cfg("source", 16, "role=grant-source peer=2 gref=8 pages=4 seed=77 port=3");
     let sink = cfg("sink", 16, "role=grant-sink peer=1 port=3 gref=8 pages=4 seed=77");
     let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=500");
-    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=source,sink,bystander\"\n";
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=source,sink,bystander unpause=1\"\n";
     let out: Outcome = boot(
         "domains-exchange",
         &[("guest.elf", &guest), ("dom0.cfg", dom0), ("source.cfg", &src), ("sink.cfg", &sink), ("bystander.cfg", &by)],
@@ -32,7 +36,7 @@ fn two_domus_exchange_data_through_grants_and_an_event_channel() {
     .expect_line("d3 (bystander): created")
     .expect_line("control: xl list (before)")
     .expect_line("control: xl list (after)")
-    .expect_line("control: 4 passed, 0 failed")
+    .expect_line("control: 5 passed, 0 failed")
     .expect_line("Hardware domain shut down")
     .forbid_line("FAIL")
     .run();

@@ -24,7 +24,7 @@ fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_
     let attacker = cfg("attacker", 16, &format!("role={role} victim=1 port=3 seed=11"));
     let by = cfg("bystander", 16, &format!("role=bystander pages=32 seed=9 ms={bystander_ms}"));
     let dom0 = format!(
-        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander {dom0_extra}\"\n"
+        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander unpause=1 {dom0_extra}\"\n"
     );
     let bundle = cpio_bundle(
         name,
@@ -38,6 +38,7 @@ fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_
     );
     let s = Scenario::new(name, Hv::Ours)
         .module(&bundle)
+        .hv_options("console=com1 loglvl=info domu_start=paused")
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
         .forbid_line("FAIL")

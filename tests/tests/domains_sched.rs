@@ -18,20 +18,21 @@ fn cpu_time_follows_the_weights_256_and_512() {
         b"name = \"light\"\nmemory = 16\nkernel = \"guest.elf\"\ncpu_weight = 256\nextra = \"role=spin ms=6000\"\n";
     let heavy =
         b"name = \"heavy\"\nmemory = 16\nkernel = \"guest.elf\"\ncpu_weight = 512\nextra = \"role=spin ms=6000\"\n";
-    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=2 names=light,heavy ratio=1,2 settle_ms=500 window_ms=3000 expect_ratio_milli=2000\"\n";
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=2 names=light,heavy ratio=1,2 settle_ms=500 window_ms=3000 expect_ratio_milli=2000 unpause=1\"\n";
     let bundle = cpio_bundle(
         "domains-sched",
         &[("guest.elf", &guest), ("dom0.cfg", dom0), ("light.cfg", light), ("heavy.cfg", heavy)],
     );
     let out = Scenario::new("domains-sched", Hv::Ours)
         .module(&bundle)
+        .hv_options("console=com1 loglvl=info domu_start=paused")
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
         .expect_line("d1 (light): created from light.cfg (guest.elf, 16 MiB, weight 256")
         .expect_line("d2 (heavy): created from heavy.cfg (guest.elf, 16 MiB, weight 512")
         .expect_line("control: xl list (both running)")
         .expect_line("control: cpu time over ")
-        .expect_line("control: 5 passed, 0 failed")
+        .expect_line("control: 6 passed, 0 failed")
         .expect_line("Hardware domain shut down")
         .forbid_line("FAIL")
         .run();

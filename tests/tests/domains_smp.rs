@@ -113,7 +113,7 @@ fn flood_on_cpu1(name: &str, dom0_extra: &str) -> scenarios::Outcome {
     let attacker = on_cpu1("attacker", 16, "role=attack-flood victim=1 port=3 seed=11");
     let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
     let dom0 = format!(
-        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander {dom0_extra}\"\n"
+        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander unpause=1 {dom0_extra}\"\n"
     );
     let out = smp(
         name,
@@ -125,6 +125,8 @@ fn flood_on_cpu1(name: &str, dom0_extra: &str) -> scenarios::Outcome {
             ("c.cfg", &by),
         ],
     )
+    // The domUs start when dom0 has listed them (no race between the CPUs over who is first).
+    .hv_options("console=com1 loglvl=info domu_start=paused")
     // Loaded on CPU 1 (running, or idle after the pause) when dom0's destroy arrives.
     .expect_line("d2: dying; torn down once CPU 1 switches away from it")
     .expect_line("d2 (attacker): destroyed, ")

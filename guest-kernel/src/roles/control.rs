@@ -9,12 +9,15 @@
 //! `XEN_DOMCTL_destroydomain` once it is the only domU left (a domain that never ends by
 //! itself, such as a hypercall flooder). `kill_running=N` destroys it without pausing it
 //! first, so on a multiprocessor it is running on its CPU at that moment (the call returns
-//! once that CPU has let go of it and it is torn down). `expect=N`: how many domUs must go. Prints the
-//! table again and powers off (crashes if a check failed). `timeout_ms=` bounds the wait.
+//! once that CPU has let go of it and it is torn down). `unpause=1` unpauses every domU
+//! after the first listing (for domUs created paused: the hypervisor's `domu_start=paused`,
+//! as `xl create -p`), so none can end before dom0 has seen it. `expect=N`: how many domUs
+//! must go. Prints the table again and powers off (crashes if a check failed). `timeout_ms=`
+//! bounds the wait.
 
 use hypercall_abi::domctl::{
-    GetDomainInfo, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMINF_DYING,
-    XEN_DOMINF_PAUSED,
+    GetDomainInfo, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_PAUSEDOMAIN,
+    XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED,
 };
 use hypercall_abi::event_channel::VIRQ_DOM_EXC;
 use hypercall_abi::guest::raw;
@@ -95,6 +98,16 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         domus >= expect,
         "{domus} (expect={expect})"
     );
+    if cmdline::number(line, "unpause") == Some(1) {
+        // The domUs were created paused (the hypervisor's `domu_start=paused`, as after
+        // `xl create -p`): they start now that we have listed them and wait for their end.
+        let unpaused = (1..64u16)
+            .filter(|&id| live & (1 << id) != 0)
+            .map(|id| inter::domctl(XEN_DOMCTL_UNPAUSEDOMAIN, id))
+            .filter(|r| r.is_ok())
+            .count();
+        check!(log, "unpause the domUs", "every one", unpaused as u64 == domus, "{unpaused} of {domus}");
+    }
 
     if let Some(pair) = cmdline::value(line, "ratio") {
         ratio(&mut log, line, pair, names);
