@@ -9,7 +9,7 @@
 
 mod domains_common;
 
-use domains_common::{cfg, check_value, xl_rows};
+use domains_common::{assert_crash_contained, cfg, check_value, xl_rows};
 use scenarios::{cpio_bundle, guest_kernel_image, Hv, Scenario, EXIT_SUCCESS};
 
 fn crash(name: &str, role: &str, hv_says: &str) {
@@ -38,11 +38,7 @@ fn crash(name: &str, role: &str, hv_says: &str) {
         .run();
     let log = &out.log;
     // The domains end in any order after the crash.
-    for l in
-        ["control: d2 (crasher) is gone", "(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"]
-    {
-        assert!(log.contains(l), "missing: {l}");
-    }
+    assert!(log.contains("control: d2 (crasher) is gone"));
     assert_eq!(xl_rows(log, "before").len(), 4);
     assert!(check_value(log, "d2", "bind the peer's port, map its grant writable, write, signal")
         .starts_with("port 3, map 0 handle "));
@@ -54,17 +50,7 @@ fn crash(name: &str, role: &str, hv_says: &str) {
         .and_then(|n| n.parse().ok())
         .expect("destroyed line");
     assert!(frames >= 4096, "only {frames} frames returned");
-    assert_eq!(
-        check_value(log, "d1", "the peer bound our port and mapped our grant"),
-        "event true, status Ok(2), flags 0x19"
-    );
-    assert_eq!(check_value(log, "d1", "our port after the peer died"), "Ok(1)");
-    assert_eq!(check_value(log, "d1", "our grant after the peer died"), "flags 0x1, revoke Ok(1)");
-    assert_eq!(
-        check_value(log, "d1", "our page: the peer's marker, the rest untouched"),
-        "marker 0xdeadbeef00000002, 4088 of 4088 bytes equal"
-    );
-    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 1500 ms");
+    assert_crash_contained(log);
     assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
 }
 

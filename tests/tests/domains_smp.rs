@@ -10,7 +10,7 @@
 
 mod domains_common;
 
-use domains_common::{cfg, check_value};
+use domains_common::{assert_crash_contained, assert_exchanged, cfg, check_value};
 use scenarios::{cpio_bundle, guest_kernel_image, Hv, Scenario, EXIT_SUCCESS};
 
 /// A domU config pinned to CPU 1.
@@ -32,22 +32,28 @@ fn smp(name: &str, members: &[(&str, &[u8])]) -> Scenario {
         .forbid_line("kept:")
 }
 
+/// The domUs start paused and dom0 (CPU 0) unpauses them once it has listed them, so no
+/// domU on CPU 1 can end before dom0 has seen it.
+const DOMUS_PAUSED: &str = "console=com1 loglvl=info domu_start=paused";
+
 #[test]
 fn domus_on_two_cpus_exchange_data_through_grants_and_an_event_channel() {
     let guest = std::fs::read(guest_kernel_image()).unwrap();
-    // The source and the bystander on CPU 1, the sink on CPU 0. No dom0: its `xl list` at
-    // start would race with domUs that run on the other CPU from the first moment; the
-    // machine ends when the last domain has gone.
+    // The source and the bystander on CPU 1, the sink with dom0 on CPU 0.
     let src = on_cpu1("source", 16, "role=grant-source peer=2 gref=8 pages=4 seed=77 port=3");
     let sink = cfg("sink", 16, "role=grant-sink peer=1 port=3 gref=8 pages=4 seed=77");
     let by = on_cpu1("bystander", 16, "role=bystander pages=32 seed=9 ms=500");
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=source,sink,bystander unpause=1\"\n";
     let out = smp(
         "smp-exchange",
-        &[("guest.elf", &guest), ("source.cfg", &src), ("sink.cfg", &sink), ("bystander.cfg", &by)],
+        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("source.cfg", &src), ("sink.cfg", &sink), ("bystander.cfg", &by)],
     )
+    .hv_options(DOMUS_PAUSED)
     .expect_line("d1 (source): created from source.cfg (guest.elf, 16 MiB, weight 256, CPU 1,")
     .expect_line("d2 (sink): created from sink.cfg (guest.elf, 16 MiB, weight 256, CPU 0,")
-    .expect_line("No domains left: shutting down.")
+    .expect_line("control: xl list (after)")
+    .expect_line("control: 5 passed, 0 failed")
+    .expect_line("Hardware domain shut down")
     .run();
     let log = &out.log;
     // The domains end in any order: they run on two CPUs at once.
@@ -58,53 +64,32 @@ fn domus_on_two_cpus_exchange_data_through_grants_and_an_event_channel() {
     ] {
         assert!(log.contains(l), "missing: {l}");
     }
-    assert_eq!(check_value(log, "d1", "alloc_unbound for the sink"), "3");
-    assert!(check_value(log, "d2", "bind_interdomain, then status").starts_with("local port 3, status Ok((2, 1, 3))"));
-    assert_eq!(
-        check_value(log, "d2", "map each grant read-only, compare byte for byte, unmap"),
-        "statuses sum 0, 16384 of 16384 bytes equal"
-    );
-    assert_eq!(
-        check_value(log, "d2", "GNTTABOP_copy of each grant, compare"),
-        "statuses sum 0, 16384 of 16384 bytes equal"
-    );
-    assert_eq!(check_value(log, "d1", "event from the sink"), "true");
-    assert_eq!(
-        check_value(log, "d1", "map the sink's reply grant, compare, unmap"),
-        "status 0, 4096 of 4096 bytes equal, unmap 0"
-    );
-    assert_eq!(check_value(log, "d1", "GNTTABOP_copy of the sink's reply"), "status 0, 4096 of 4096 bytes equal");
-    assert_eq!(check_value(log, "d1", "revoke our grants (the sink unmapped them all)"), "4 of 4");
-    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 500 ms");
-    for d in ["d1 (source)", "d2 (sink)", "d3 (bystander)"] {
-        assert!(log.contains(&format!("{d}: destroyed, ")), "{d} not torn down");
-    }
+    assert_exchanged(log);
+    // dom0 on CPU 0 heard of every end, including those of the domains on CPU 1.
+    assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
 }
 
 #[test]
 fn a_domu_crashing_on_the_second_cpu_is_torn_down_and_the_others_finish() {
-    // No dom0 (see the exchange above): the domUs on CPU 1 start at once, and dom0's first
-    // `xl list` could come after the crash. dom0's side of a crash is checked on one CPU.
     let guest = std::fs::read(guest_kernel_image()).unwrap();
     let survivor = cfg("survivor", 16, "role=survivor peer=2 gref=8 seed=5");
     let crasher = on_cpu1("crasher", 16, "role=crash-fault peer=1 port=3 gref=8 self=2");
     let by = on_cpu1("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
-    let out = smp("smp-crash", &[("guest.elf", &guest), ("a.cfg", &survivor), ("b.cfg", &crasher), ("c.cfg", &by)])
-        .expect_line("d2: #PF at rip=")
-        .expect_line("d2 (crasher): destroyed, ")
-        .expect_line("No domains left: shutting down.")
-        .run();
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=survivor,crasher,bystander unpause=1\"\n";
+    let out = smp(
+        "smp-crash",
+        &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &survivor), ("b.cfg", &crasher), ("c.cfg", &by)],
+    )
+    .hv_options(DOMUS_PAUSED)
+    .expect_line("d2: #PF at rip=")
+    .expect_line("d2 (crasher): destroyed, ")
+    .expect_line("control: 5 passed, 0 failed")
+    .expect_line("Hardware domain shut down")
+    .run();
     let log = &out.log;
-    for l in ["(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"] {
-        assert!(log.contains(l), "missing: {l}");
-    }
-    assert_eq!(check_value(log, "d1", "our port after the peer died"), "Ok(1)");
-    assert_eq!(check_value(log, "d1", "our grant after the peer died"), "flags 0x1, revoke Ok(1)");
-    assert_eq!(
-        check_value(log, "d1", "our page: the peer's marker, the rest untouched"),
-        "marker 0xdeadbeef00000002, 4088 of 4088 bytes equal"
-    );
-    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 1500 ms");
+    assert!(log.contains("control: d2 (crasher) is gone"));
+    assert_crash_contained(log);
+    assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
 }
 
 fn flood_on_cpu1(name: &str, dom0_extra: &str) -> scenarios::Outcome {
@@ -125,8 +110,7 @@ fn flood_on_cpu1(name: &str, dom0_extra: &str) -> scenarios::Outcome {
             ("c.cfg", &by),
         ],
     )
-    // The domUs start when dom0 has listed them (no race between the CPUs over who is first).
-    .hv_options("console=com1 loglvl=info domu_start=paused")
+    .hv_options(DOMUS_PAUSED)
     // Loaded on CPU 1 (running, or idle after the pause) when dom0's destroy arrives.
     .expect_line("d2: dying; torn down once CPU 1 switches away from it")
     .expect_line("d2 (attacker): destroyed, ")

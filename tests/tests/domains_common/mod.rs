@@ -43,3 +43,47 @@ pub fn xl_rows(log: &str, when: &str) -> Vec<(String, u16, u64, String, f64)> {
     }
     rows
 }
+
+/// The grant-source (d1) and grant-sink (d2) exchange, byte for byte in both directions, and
+/// the bystander (d3, `ms=500`) finding its memory intact.
+pub fn assert_exchanged(log: &str) {
+    assert_eq!(check_value(log, "d1", "alloc_unbound for the sink"), "3");
+    assert!(check_value(log, "d2", "bind_interdomain, then status").starts_with("local port 3, status Ok((2, 1, 3))"));
+    assert_eq!(
+        check_value(log, "d2", "map each grant read-only, compare byte for byte, unmap"),
+        "statuses sum 0, 16384 of 16384 bytes equal"
+    );
+    assert_eq!(check_value(log, "d2", "writable map of a read-only grant"), "-1 (GNTST_general_error)");
+    assert_eq!(
+        check_value(log, "d2", "GNTTABOP_copy of each grant, compare"),
+        "statuses sum 0, 16384 of 16384 bytes equal"
+    );
+    assert_eq!(check_value(log, "d1", "event from the sink"), "true");
+    assert_eq!(
+        check_value(log, "d1", "map the sink's reply grant, compare, unmap"),
+        "status 0, 4096 of 4096 bytes equal, unmap 0"
+    );
+    assert_eq!(check_value(log, "d1", "GNTTABOP_copy of the sink's reply"), "status 0, 4096 of 4096 bytes equal");
+    assert_eq!(check_value(log, "d1", "revoke our grants (the sink unmapped them all)"), "4 of 4");
+    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 500 ms");
+}
+
+/// After the crasher (d2) died holding the survivor's (d1) port and a writable mapping of its
+/// grant: the port is unbound again, the grant no longer in use, the page holds the
+/// crasher's marker and nothing else changed; the bystander (d3, `ms=1500`) is intact.
+pub fn assert_crash_contained(log: &str) {
+    for l in ["(d1) survivor: 6 passed, 0 failed", "(d3) bystander: 3 passed, 0 failed"] {
+        assert!(log.contains(l), "missing: {l}");
+    }
+    assert_eq!(
+        check_value(log, "d1", "the peer bound our port and mapped our grant"),
+        "event true, status Ok(2), flags 0x19"
+    );
+    assert_eq!(check_value(log, "d1", "our port after the peer died"), "Ok(1)");
+    assert_eq!(check_value(log, "d1", "our grant after the peer died"), "flags 0x1, revoke Ok(1)");
+    assert_eq!(
+        check_value(log, "d1", "our page: the peer's marker, the rest untouched"),
+        "marker 0xdeadbeef00000002, 4088 of 4088 bytes equal"
+    );
+    assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 1500 ms");
+}
