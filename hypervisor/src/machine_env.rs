@@ -240,7 +240,7 @@ impl DomainControl for Machine {
                 self.scheds[cpu].block(id);
             }
             // Running on another CPU: it stops at the entry the IPI forces.
-            if self.loaded_elsewhere(id).is_some() {
+            if self.running_on_other_cpu(id) {
                 self.request_resched(cpu);
             }
         }

@@ -15,27 +15,11 @@
 
 mod domains_common;
 
-use domains_common::{cfg, check_value, xl_rows};
-use scenarios::{cpio_bundle, guest_kernel_image, Hv, Outcome, Scenario, EXIT_SUCCESS};
+use domains_common::{attack_bundle, check_value, xl_rows};
+use scenarios::{Hv, Outcome, Scenario, EXIT_SUCCESS};
 
 fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_passed: u32) -> Outcome {
-    let guest = std::fs::read(guest_kernel_image()).unwrap();
-    let victim = cfg("victim", 16, "role=victim attacker=2 friend=3 seed=11 pages=4");
-    let attacker = cfg("attacker", 16, &format!("role={role} victim=1 port=3 seed=11"));
-    let by = cfg("bystander", 16, &format!("role=bystander pages=32 seed=9 ms={bystander_ms}"));
-    let dom0 = format!(
-        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander unpause=1 {dom0_extra}\"\n"
-    );
-    let bundle = cpio_bundle(
-        name,
-        &[
-            ("guest.elf", &guest),
-            ("dom0.cfg", dom0.as_bytes()),
-            ("a.cfg", &victim),
-            ("b.cfg", &attacker),
-            ("c.cfg", &by),
-        ],
-    );
+    let bundle = attack_bundle(name, role, "", dom0_extra, bystander_ms);
     let s = Scenario::new(name, Hv::Ours)
         .module(&bundle)
         .hv_options("console=com1 loglvl=info domu_start=paused")

@@ -10,7 +10,7 @@
 
 mod domains_common;
 
-use domains_common::{assert_crash_contained, assert_exchanged, cfg, check_value};
+use domains_common::{assert_crash_contained, assert_exchanged, attack_bundle, cfg, check_value};
 use scenarios::{cpio_bundle, guest_kernel_image, Hv, Scenario, EXIT_SUCCESS};
 
 /// A domU config pinned to CPU 1.
@@ -21,7 +21,10 @@ fn on_cpu1(name: &str, mib: u32, extra: &str) -> Vec<u8> {
 }
 
 fn smp(name: &str, members: &[(&str, &[u8])]) -> Scenario {
-    let bundle = cpio_bundle(name, members);
+    smp_bundle(name, cpio_bundle(name, members))
+}
+
+fn smp_bundle(name: &str, bundle: std::path::PathBuf) -> Scenario {
     Scenario::new(name, Hv::Ours)
         .module(&bundle)
         .qemu_args(&["-smp", "2"])
@@ -93,30 +96,14 @@ fn a_domu_crashing_on_the_second_cpu_is_torn_down_and_the_others_finish() {
 }
 
 fn flood_on_cpu1(name: &str, dom0_extra: &str) -> scenarios::Outcome {
-    let guest = std::fs::read(guest_kernel_image()).unwrap();
-    let victim = cfg("victim", 16, "role=victim attacker=2 friend=3 seed=11 pages=4");
-    let attacker = on_cpu1("attacker", 16, "role=attack-flood victim=1 port=3 seed=11");
-    let by = cfg("bystander", 16, "role=bystander pages=32 seed=9 ms=1500");
-    let dom0 = format!(
-        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander unpause=1 {dom0_extra}\"\n"
-    );
-    let out = smp(
-        name,
-        &[
-            ("guest.elf", &guest),
-            ("dom0.cfg", dom0.as_bytes()),
-            ("a.cfg", &victim),
-            ("b.cfg", &attacker),
-            ("c.cfg", &by),
-        ],
-    )
-    .hv_options(DOMUS_PAUSED)
-    // Loaded on CPU 1 (running, or idle after the pause) when dom0's destroy arrives.
-    .expect_line("d2: dying; torn down once CPU 1 switches away from it")
-    .expect_line("d2 (attacker): destroyed, ")
-    .expect_line("control: xl list (after)")
-    .expect_line("Hardware domain shut down")
-    .run();
+    let out = smp_bundle(name, attack_bundle(name, "attack-flood", "cpus = 1\n", dom0_extra, 1500))
+        .hv_options(DOMUS_PAUSED)
+        // Loaded on CPU 1 (running, or idle after the pause) when dom0's destroy arrives.
+        .expect_line("d2: dying; torn down once CPU 1 switches away from it")
+        .expect_line("d2 (attacker): destroyed, ")
+        .expect_line("control: xl list (after)")
+        .expect_line("Hardware domain shut down")
+        .run();
     let log = &out.log;
     assert!(log.contains("(d2) attack-flood: 5 passed, 0 failed; flooding"), "flood phase not reached");
     assert!(log.contains("(d1) victim: 5 passed, 0 failed"), "victim summary");

@@ -126,6 +126,11 @@ impl GrantAccess<'_> {
         if self.needs_pins(op) {
             return self.copy_pinned(op);
         }
+        self.check_and_copy(op)
+    }
+
+    /// One request's checks (no batch memo), then the copy if they pass.
+    fn check_and_copy(&mut self, op: &GnttabCopy) -> i16 {
         match self.check_copy(op, &mut Resolved::default(), |_| false) {
             Ok((src, dst, _)) => {
                 self.run_copy(op, src, dst);
@@ -221,16 +226,15 @@ impl GrantAccess<'_> {
         if self.running_elsewhere.is_empty() {
             return false; // one CPU, or nobody else running: the common case
         }
-        let named = |domid: DomId| if domid == DOMID_SELF { self.caller() } else { domid };
-        (op.flags & GNTCOPY_SOURCE_GREF != 0 && self.running_elsewhere.contains(named(op.source.domid)))
-            || (op.flags & GNTCOPY_DEST_GREF != 0 && self.running_elsewhere.contains(named(op.dest.domid)))
+        let elsewhere = |domid| self.running_elsewhere.contains(self.resolve_self(domid));
+        (op.flags & GNTCOPY_SOURCE_GREF != 0 && elsewhere(op.source.domid))
+            || (op.flags & GNTCOPY_DEST_GREF != 0 && elsewhere(op.dest.domid))
     }
 
     /// One copy with both grant sides pinned for its length (Xen's `gnttab_copy_one`): pins,
     /// the usual checks (which then find the pins), the copy, and the pins dropped.
     fn copy_pinned(&mut self, op: &GnttabCopy) -> i16 {
         let caller = self.caller();
-        let named = |domid: DomId| if domid == DOMID_SELF { caller } else { domid };
         let sides = [
             (op.flags & GNTCOPY_SOURCE_GREF != 0, &op.source, false),
             (op.flags & GNTCOPY_DEST_GREF != 0, &op.dest, true),
@@ -241,7 +245,7 @@ impl GrantAccess<'_> {
             if !is_gref {
                 continue;
             }
-            let (granter, gref) = (named(side.domid), side.ref_or_gmfn as u32);
+            let (granter, gref) = (self.resolve_self(side.domid), side.ref_or_gmfn as u32);
             let inc = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
             let frames = &*self.mmu.frames;
             match pin(self.tables, frames, &mut *self.mmu.mem, granter, gref, caller, !writable, inc) {
@@ -255,13 +259,7 @@ impl GrantAccess<'_> {
             }
         }
         if status == GNTST_OKAY {
-            status = match self.check_copy(op, &mut Resolved::default(), |_| false) {
-                Ok((src, dst, _)) => {
-                    self.run_copy(op, src, dst);
-                    GNTST_OKAY
-                }
-                Err(e) => e,
-            };
+            status = self.check_and_copy(op);
         }
         for &(granter, gref, writable) in pinned.iter().rev() {
             let dec = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
@@ -288,11 +286,9 @@ impl GrantAccess<'_> {
         let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
         // A destination that is the source's grant is checked with the source's pin counted,
         // as Xen, which holds that pin by then. (The union's `u32 ref` is the low half.)
-        let caller = self.caller();
-        let named = |domid: DomId| if domid == DOMID_SELF { caller } else { domid };
         let same_grant = src_gref
             && dst_gref
-            && named(op.source.domid) == named(op.dest.domid)
+            && self.resolve_self(op.source.domid) == self.resolve_self(op.dest.domid)
             && op.source.ref_or_gmfn as u32 == op.dest.ref_or_gmfn as u32;
         let (src_key, dst_key) = (SideKey::of(&op.source, src_gref), SideKey::of(&op.dest, dst_gref));
         let src_known = resolved.source.key == src_key;
@@ -329,7 +325,7 @@ impl GrantAccess<'_> {
         if !is_gref && domid != DOMID_SELF {
             return Err(GNTST_PERMISSION_DENIED);
         }
-        let d = if domid == DOMID_SELF { self.caller() } else { domid };
+        let d = self.resolve_self(domid);
         self.tables.live(d).map(|t| (d, t)).ok_or(GNTST_BAD_DOMAIN)
     }
 

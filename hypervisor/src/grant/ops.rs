@@ -220,9 +220,19 @@ impl GrantAccess<'_> {
         self.mmu.domain.id
     }
 
+    /// The domain `dom` names: `DOMID_SELF` is the caller.
+    #[inline(always)]
+    pub(super) fn resolve_self(&self, dom: DomId) -> DomId {
+        if dom == DOMID_SELF {
+            self.caller()
+        } else {
+            dom
+        }
+    }
+
     /// `rcu_lock_domain_by_any_id`: `DOMID_SELF` or a live domain.
     fn any_domain(&self, dom: DomId) -> Option<DomId> {
-        let d = if dom == DOMID_SELF { self.caller() } else { dom };
+        let d = self.resolve_self(dom);
         self.tables.is_live(d).then_some(d)
     }
 

@@ -87,3 +87,33 @@ pub fn assert_crash_contained(log: &str) {
     );
     assert_eq!(check_value(log, "d3", "own memory after the others ran"), "131072 of 131072 bytes equal after 1500 ms");
 }
+
+/// The isolation bundle: dom0 (`role=control`, unpausing the domUs, plus `dom0_extra`), a
+/// victim (d1), an attacker (d2, `role=ROLE`, its config ending with `attacker_cfg_extra`)
+/// and a bystander (d3) working for `bystander_ms`.
+pub fn attack_bundle(
+    name: &str,
+    role: &str,
+    attacker_cfg_extra: &str,
+    dom0_extra: &str,
+    bystander_ms: u32,
+) -> std::path::PathBuf {
+    let guest = std::fs::read(scenarios::guest_kernel_image()).unwrap();
+    let victim = cfg("victim", 16, "role=victim attacker=2 friend=3 seed=11 pages=4");
+    let mut attacker = cfg("attacker", 16, &format!("role={role} victim=1 port=3 seed=11"));
+    attacker.extend_from_slice(attacker_cfg_extra.as_bytes());
+    let by = cfg("bystander", 16, &format!("role=bystander pages=32 seed=9 ms={bystander_ms}"));
+    let dom0 = format!(
+        "memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=3 names=victim,attacker,bystander unpause=1 {dom0_extra}\"\n"
+    );
+    scenarios::cpio_bundle(
+        name,
+        &[
+            ("guest.elf", &guest),
+            ("dom0.cfg", dom0.as_bytes()),
+            ("a.cfg", &victim),
+            ("b.cfg", &attacker),
+            ("c.cfg", &by),
+        ],
+    )
+}

@@ -1,0 +1,230 @@
+//! The machine on several CPUs: the lock every hypervisor entry holds, which domain each CPU
+//! has loaded and whether it runs it, waking domains on their CPUs (reschedule requests
+//! between CPUs), lazy idling, and the teardown of domains that were loaded elsewhere when
+//! destroyed.
+
+use super::{any_pending, Machine, NO_DOMAIN};
+use crate::arch::x86_64::fpu;
+use crate::arch::x86_64::gdt::MAX_CPUS;
+use crate::arch::x86_64::{guest_entry, idt::TrapFrame, paging, smp};
+use alloc::vec::Vec;
+use hypervisor::sched::Scheduler;
+use spin::mutex::{TicketMutex, TicketMutexGuard};
+
+/// The machine state, reached from the trap path: one lock for all of it (interrupts are off
+/// while it is held, and it is held for a whole hypervisor entry). A ticket lock: CPUs get it
+/// in the order they asked, so none starves, and a `pausedomain` or `destroydomain` that
+/// re-issues itself until another CPU has acted (see `machine_env.rs`) always lets that CPU
+/// in first.
+static MACHINE: TicketMutex<Option<Machine>, ServeFlushes> = TicketMutex::new(None);
+
+/// How a CPU waits for the machine lock: serving TLB-flush requests, since the holder may be
+/// waiting for them (`smp::flush_all_tlbs`) and interrupts are off here.
+pub struct ServeFlushes;
+
+impl spin::RelaxStrategy for ServeFlushes {
+    fn relax() {
+        smp::serve_flush();
+        core::hint::spin_loop();
+    }
+}
+
+/// Takes the machine lock.
+pub fn lock_machine() -> TicketMutexGuard<'static, Option<Machine>> {
+    MACHINE.lock()
+}
+
+impl Machine {
+    /// The calling CPU takes over the machine: `current` becomes its loaded domain.
+    #[inline(always)]
+    pub fn enter_cpu(&mut self, cpu: usize) {
+        self.cpu = cpu % MAX_CPUS;
+        self.current = self.cpu_current[self.cpu];
+        self.guest_running[self.cpu] = false;
+    }
+
+    /// The calling CPU is about to resume `current` in guest mode (the lock is released next).
+    #[inline(always)]
+    pub fn leave_for_guest(&mut self) {
+        self.guest_running[self.cpu] = true;
+    }
+
+    /// Whether `id` is executing on another CPU right now (for the lock holder: until that
+    /// CPU's next entry).
+    pub fn running_on_other_cpu(&self, id: u16) -> bool {
+        self.loaded_elsewhere(id).is_some_and(|c| self.guest_running[c])
+    }
+
+    /// The calling CPU now has `id` loaded (or nothing: [`NO_DOMAIN`]).
+    pub(super) fn set_current(&mut self, id: u16) {
+        self.current = id;
+        self.cpu_current[self.cpu] = id;
+    }
+
+    /// Whether `id` was torn down after dying elsewhere and not yet reported (and forgets it).
+    pub fn take_reaped(&mut self, id: u16) -> bool {
+        let found = self.reaped.contains(&id);
+        self.reaped.retain(|&r| r != id);
+        found
+    }
+
+    /// Whether a reschedule was asked of the calling CPU since its last entry (and forgets it).
+    pub fn take_resched_request(&mut self) -> bool {
+        core::mem::take(&mut self.resched_pending[self.cpu])
+    }
+
+    /// The calling CPU's scheduler.
+    pub fn sched(&mut self) -> &mut Scheduler {
+        &mut self.scheds[self.cpu]
+    }
+
+    /// The CPU other than the caller's that has `id` loaded, if any.
+    pub fn loaded_elsewhere(&self, id: u16) -> Option<usize> {
+        (0..self.scheds.len()).find(|&c| c != self.cpu && self.cpu_current[c] == id)
+    }
+
+    /// The domains that may be executing on other CPUs while the caller holds the lock,
+    /// writing their shared pages: loaded there and not blocked (a blocked domain's CPU is
+    /// idle or waiting for the lock, and only the lock holder can wake it).
+    pub fn running_elsewhere(&self) -> impl Iterator<Item = u16> + '_ {
+        (0..self.scheds.len())
+            .filter(move |&c| c != self.cpu)
+            .map(|c| self.cpu_current[c])
+            .filter(|d| self.domains.get(d).is_some_and(|d| !d.blocked))
+    }
+
+    /// Whether `id` is loaded on some CPU (the caller's included).
+    pub fn is_loaded(&self, id: u16) -> bool {
+        self.current == id || self.loaded_elsewhere(id).is_some()
+    }
+
+    /// Makes `cpu` re-run its scheduling decision soon: at once if it is the caller (the
+    /// returned value), else at the entry an IPI forces.
+    pub fn request_resched(&mut self, cpu: usize) -> bool {
+        if cpu == self.cpu {
+            return true;
+        }
+        if let Some(flag) = self.resched_pending.get_mut(cpu) {
+            *flag = true;
+            smp::kick_cpu(cpu);
+        }
+        false
+    }
+
+    /// The calling CPU stops running its domain and idles. Lazily, as Xen's idle vCPU: the
+    /// domain stays loaded (its page tables in CR3, its FPU registers live), and only its
+    /// register frame is kept ([`Self::idle_frame`]), so waking the same domain costs no
+    /// switch. A dying domain is unloaded for real (saved, the hypervisor's own tables loaded)
+    /// and then torn down: a teardown never frees tables a CPU still points at, because a
+    /// domain loaded on another CPU, idle or not, is only torn down once that CPU has let go
+    /// of it (`destroy_domain`).
+    ///
+    /// Returns whether a teardown ran (it may have woken a domain of this CPU).
+    pub fn go_idle(&mut self, frame: &TrapFrame) -> bool {
+        let Some(cur) = self.domains.get_mut(&self.current) else {
+            self.set_current(NO_DOMAIN);
+            return self.reap_dying();
+        };
+        cur.saved = frame.clone();
+        if !cur.dying {
+            return false;
+        }
+        fpu::save(&mut cur.fpu);
+        self.set_current(NO_DOMAIN);
+        guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
+        self.reap_dying()
+    }
+
+    /// The register frame an idle CPU resumes from: its loaded domain's, kept by
+    /// [`Self::go_idle`] (if the scheduler picks another domain, the switch saves this same
+    /// frame back and loads the other's).
+    pub fn idle_frame(&self) -> TrapFrame {
+        self.domains.get(&self.current).map(|d| d.saved.clone()).unwrap_or_default()
+    }
+
+    /// Tears down the domains destroyed while loaded elsewhere that no CPU has loaded now.
+    /// Returns whether it tore one down.
+    pub(super) fn reap_dying(&mut self) -> bool {
+        if self.dying.is_empty() {
+            return false;
+        }
+        let ready: Vec<u16> = self.dying.iter().copied().filter(|&id| !self.is_loaded(id)).collect();
+        self.dying.retain(|id| !ready.contains(id));
+        let reaped_any = !ready.is_empty();
+        for id in ready {
+            self.destroy_domain(id);
+            self.reaped.push(id);
+        }
+        // The teardown raised events (VIRQ_DOM_EXC, peers' closed ports): wake their
+        // domains now, not at some CPU's next exit. A local wake-up is picked up by this
+        // CPU's next decision (an idling CPU makes one at once, see `run_idle_cpu`).
+        if !self.event_host.kicked.is_empty() {
+            self.process_kicks();
+        }
+        reaped_any
+    }
+
+    /// Wakes every kicked domain that was blocked; returns whether the scheduler wants the
+    /// CPU reassigned.
+    pub fn process_kicks(&mut self) -> bool {
+        let check_pollers = self.pollers != 0 && self.event_host.any_raised();
+        if self.event_host.kicked.is_empty() && !check_pollers {
+            return false; // the common case on every hypervisor exit
+        }
+        // Xen's pollers check: a port a blocked poller waits on became pending, even if it
+        // raised no upcall (masked vCPU, or its selector bit was already set). With nobody
+        // polling, raised ports matter to no one (a poll that starts later checks its ports
+        // itself): they are forgotten either way.
+        if check_pollers {
+            let host = &mut self.event_host;
+            if host.raised_overflow {
+                for d in self.domains.values() {
+                    let woken = match d.poll_ports.as_slice() {
+                        [_] => any_pending(&self.mem, d.shared_info_mfn, &d.poll_ports),
+                        // Watching any port: woken by whichever was raised (a spurious wake
+                        // is allowed; the guest re-checks).
+                        _ => true,
+                    };
+                    if d.blocked && d.counted_poller && woken && !host.kicked.contains(&d.id) {
+                        host.kicked.push(d.id);
+                    }
+                }
+            } else {
+                for &(dom, port) in &host.raised {
+                    if self.domains.get(&dom).is_some_and(|d| d.blocked && d.counted_poller && d.watches(port))
+                        && !host.kicked.contains(&dom)
+                    {
+                        host.kicked.push(dom);
+                    }
+                }
+            }
+        }
+        self.event_host.forget_raised();
+        let mut resched = false;
+        // Taken and given back with its capacity: no heap traffic on every wake-up.
+        let mut kicked = core::mem::take(&mut self.event_host.kicked);
+        for &id in &kicked {
+            let Some(d) = self.domains.get_mut(&id) else { continue };
+            let cpu = d.cpu;
+            if d.blocked {
+                d.blocked = false;
+                d.poll_deadline = None;
+                d.poll_ports.clear();
+                if core::mem::take(&mut d.counted_poller) {
+                    self.pollers = self.pollers.saturating_sub(1);
+                }
+                if !d.paused && self.scheds[cpu].wake(id) {
+                    resched |= self.request_resched(cpu);
+                }
+            } else if cpu != self.cpu && self.cpu_current[cpu] == id {
+                // Running on another CPU: interrupt it so that its exit path delivers the
+                // upcall (Xen's `vcpu_kick`).
+                smp::kick_cpu(cpu);
+            }
+        }
+        kicked.clear();
+        // Waking touches only the scheduler and the domains, never the list: it is empty.
+        self.event_host.kicked = kicked;
+        resched
+    }
+}
