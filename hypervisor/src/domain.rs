@@ -582,9 +582,14 @@ impl Machine {
             }
         }
         for id in expired {
-            self.update_time(id);
-            self.events.raise_vcpu_virq(&mut self.event_host, id, 0, VIRQ_TIMER);
+            self.fire_timer(id);
         }
+    }
+
+    /// Stamps `dom`'s time and raises its VIRQ_TIMER (dropped if unbound, as in Xen).
+    pub fn fire_timer(&mut self, dom: u16) {
+        self.update_time(dom);
+        self.events.raise_vcpu_virq(&mut self.event_host, dom, 0, VIRQ_TIMER);
     }
 
     /// Switches the CPU to `next`: saves the current domain's registers (if it still lives)
