@@ -13,10 +13,12 @@
 #     cannot fall on one side of the ratio only,
 #   * the cost of map_grant_ref + unmap_grant_ref of one grant,
 #   * the same event-channel round trip with two CPUs (QEMU -smp 2, pong pinned to CPU 1 by
-#     `cpus = 1`), in three more boots: both sides blocking in SCHEDOP_poll (each event wakes
-#     the other CPU with an IPI) with idle CPUs halting, the same with idle CPUs polling
-#     (`idle=poll`: no wake-up from hlt, which QEMU makes slow), and both sides spinning on
-#     the pending bit (`spin=1`); each over twice the one-CPU context switch of the first boot.
+#     `cpus = 1`), in four more boots: both sides blocking in SCHEDOP_poll (each event wakes
+#     the other CPU) with the default idle mode (`idle=haltpoll`: an idle CPU polls for an
+#     adaptive window, up to 200 us, before it halts), with idle CPUs halting at once
+#     (`idle=halt`: every event is an IPI to a halted vCPU, which QEMU makes slow), with idle
+#     CPUs always polling (`idle=poll`), and both sides spinning on the pending bit
+#     (`spin=1`); each over twice the one-CPU context switch of the first boot.
 # Xen 4.17 cannot boot this bundle (its domUs need a toolstack in dom0): ours only.
 #
 # Usage: scripts/bench-domains.sh [iterations]        (default 5000)
@@ -72,10 +74,12 @@ boot() {
 }
 boot "$STAGE/bundle.cpio" "$LOG" ""
 status=$?
+SMP_HALTPOLL_LOG="$LOGDIR/domains-smp-poll-haltpoll.log"
 SMP_HALT_LOG="$LOGDIR/domains-smp-poll-halt.log"
 SMP_IDLEPOLL_LOG="$LOGDIR/domains-smp-poll-idlepoll.log"
 SMP_SPIN_LOG="$LOGDIR/domains-smp-spin.log"
-boot "$STAGE/poll/bundle.cpio" "$SMP_HALT_LOG" "" -smp 2
+boot "$STAGE/poll/bundle.cpio" "$SMP_HALTPOLL_LOG" "" -smp 2
+boot "$STAGE/poll/bundle.cpio" "$SMP_HALT_LOG" "idle=halt" -smp 2
 boot "$STAGE/poll/bundle.cpio" "$SMP_IDLEPOLL_LOG" "idle=poll" -smp 2
 boot "$STAGE/spin/bundle.cpio" "$SMP_SPIN_LOG" "" -smp 2
 
@@ -99,35 +103,35 @@ if [ -z "$rt" ] || [ -z "$gc" ] || [ -z "$lc" ] || [ -z "$mu" ] || [ -z "$yr" ];
 fi
 ns() { [ -n "$tsc_mhz" ] && awk -v c="$1" -v m="$tsc_mhz" 'BEGIN { printf "%.1f us", c / m }' || echo "-"; }
 mbs() { [ -n "$tsc_mhz" ] && awk -v c="$1" -v m="$tsc_mhz" 'BEGIN { printf "%.1f MB/s", 4096 / (c / m) }' || echo "-"; }
-printf '%-34s %14s %14s\n' measurement cycles time
-printf '%-34s %14s %14s\n' "evtchn round trip (d1<->d2)" "$rt" "$(ns "$rt")"
-printf '%-34s %14s %14s\n' "yield round trip (2 switches)" "$yr" "$(ns "$yr")"
+printf '%-40s %14s %14s\n' measurement cycles time
+printf '%-40s %14s %14s\n' "evtchn round trip (d1<->d2)" "$rt" "$(ns "$rt")"
+printf '%-40s %14s %14s\n' "yield round trip (2 switches)" "$yr" "$(ns "$yr")"
 cs=$((yr / 2))
-printf '%-34s %14s %14s  %s\n' "context switch (yield rt / 2)" "$cs" "$(ns "$cs")" \
+printf '%-40s %14s %14s  %s\n' "context switch (yield rt / 2)" "$cs" "$(ns "$cs")" \
   "($switches; pong yielded ${pong_yields:-?} times)"
-printf '%-34s %14s  %s\n' "evtchn rt / (2 x context switch)" \
+printf '%-40s %14s  %s\n' "evtchn rt / (2 x context switch)" \
   "$(awk -v r="$rt" -v y="$yr" 'BEGIN { printf "%.2f", r / y }')" "(target: below 1; one CPU: the round trip holds both switches)"
-for pair in "blocking, idle=halt:$SMP_HALT_LOG" "blocking, idle=poll:$SMP_IDLEPOLL_LOG" \
-            "spinning:$SMP_SPIN_LOG"; do
+for pair in "blocking (default idle):$SMP_HALTPOLL_LOG" "blocking, idle=halt:$SMP_HALT_LOG" \
+            "blocking, idle=poll:$SMP_IDLEPOLL_LOG" "spinning:$SMP_SPIN_LOG"; do
   what="${pair%%:*}"; log="${pair#*:}"
   r="$(figure evtchn_roundtrip "$log")"
   if [ -z "$r" ]; then
     echo "bench-domains: FAILED (no two-CPU figure, $what; see $log)" >&2
     exit 1
   fi
-  printf '%-34s %14s %14s\n' "evtchn rt, 2 CPUs, $what" "$r" "$(ns "$r")"
-  printf '%-34s %14s  %s\n' "  / (2 x one-CPU context switch)" \
+  printf '%-40s %14s %14s\n' "evtchn rt, 2 CPUs, $what" "$r" "$(ns "$r")"
+  printf '%-40s %14s  %s\n' "  / (2 x one-CPU context switch)" \
     "$(awk -v r="$r" -v y="$yr" 'BEGIN { printf "%.2f", r / y }')" "(target: below 1)"
 done
-printf '%-34s %14s %14s  %s\n' "grant copy 4 KiB" "$gc" "$(ns "$gc")" "$(mbs "$gc")"
-printf '%-34s %14s %14s  %s\n' "local copy 4 KiB" "$lc" "$(ns "$lc")" "$(mbs "$lc")"
+printf '%-40s %14s %14s  %s\n' "grant copy 4 KiB" "$gc" "$(ns "$gc")" "$(mbs "$gc")"
+printf '%-40s %14s %14s  %s\n' "local copy 4 KiB" "$lc" "$(ns "$lc")" "$(mbs "$lc")"
 # Copy ratios: time per copy, grant over local; the issue's target is a grant copy at 80% of
 # the local copy's throughput or better, i.e. a ratio of at most 1.25.
 copy_ratio() { awk -v g="$1" -v l="$lc" 'BEGIN { printf "%.2fx  (%.0f%% of local throughput; target: at most 1.25x)", g / l, 100 * l / g }'; }
-printf '%-34s %14s\n' "grant copy / local copy" "$(copy_ratio "$gc")"
+printf '%-40s %14s\n' "grant copy / local copy" "$(copy_ratio "$gc")"
 if [ -n "$gb" ]; then
-  printf '%-34s %14s %14s  %s\n' "grant copy 4 KiB, 16 per call" "$gb" "$(ns "$gb")" "$(mbs "$gb")"
-  printf '%-34s %14s\n' "batched grant copy / local copy" "$(copy_ratio "$gb")"
+  printf '%-40s %14s %14s  %s\n' "grant copy 4 KiB, 16 per call" "$gb" "$(ns "$gb")" "$(mbs "$gb")"
+  printf '%-40s %14s\n' "batched grant copy / local copy" "$(copy_ratio "$gb")"
 fi
-printf '%-34s %14s %14s\n' "grant map+unmap" "$mu" "$(ns "$mu")"
+printf '%-40s %14s %14s\n' "grant map+unmap" "$mu" "$(ns "$mu")"
 echo "(rdtsc cycles per operation measured in domU 1 under QEMU TCG, iterations=$N, TSC ${tsc_mhz:-?} MHz; log $LOG)"

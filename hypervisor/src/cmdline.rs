@@ -3,6 +3,7 @@
 //! Unknown options are collected as warnings, never fatal, as Xen does: a typo must not stop a
 //! machine from booting.
 
+use crate::idle::IdleMode;
 use core::fmt;
 
 /// Maximum number of distinct warnings kept; later ones are counted but not stored.
@@ -83,10 +84,10 @@ pub struct CommandLine<'a> {
     pub dom0_mem: Option<u64>,
     /// `maxcpus=`: at most this many CPUs are brought up (Xen's option; at least 1).
     pub max_cpus: Option<usize>,
-    /// `idle=poll`: an idle CPU spins waiting for work instead of halting (as Linux's option
-    /// of that name; `idle=halt` is the default). Costs a host CPU per idle CPU under
-    /// emulation, and saves the wake-up from `hlt` on every event to an idle CPU.
-    pub idle_poll: bool,
+    /// `idle=`: how an idle CPU waits for work (see [`IdleMode`]): `haltpoll` (default)
+    /// polls for an adaptive window then halts, `poll` spins (a host CPU per idle CPU under
+    /// emulation), `halt` halts at once (each wake-up is an interrupt).
+    pub idle: IdleMode,
     /// `domu_start=paused`: boot-time domUs are created paused, as `xl create -p` does, for
     /// dom0 to unpause (`XEN_DOMCTL_unpausedomain`) when it is ready; `running` (default)
     /// starts them at once.
@@ -109,7 +110,7 @@ impl<'a> CommandLine<'a> {
             noreboot: false,
             dom0_mem: None,
             max_cpus: None,
-            idle_poll: false,
+            idle: IdleMode::HaltPoll,
             domus_paused: false,
             debug_action: None,
             dom0_cmdline: dom0,
@@ -146,10 +147,9 @@ impl<'a> CommandLine<'a> {
                     "running" => cl.domus_paused = false,
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
-                ("idle", Some(v)) => match v {
-                    "poll" => cl.idle_poll = true,
-                    "halt" => cl.idle_poll = false,
-                    _ => cl.warn(Warning::BadValue { option: key, value: v }),
+                ("idle", Some(v)) => match IdleMode::parse(v) {
+                    Some(mode) => cl.idle = mode,
+                    None => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
                 ("hv_debug", Some(v)) => match v {
                     "pagefault" => cl.debug_action = Some(DebugAction::PageFault),
@@ -227,12 +227,13 @@ mod tests {
     }
 
     #[test]
-    fn idle_is_halt_or_poll() {
-        assert!(!CommandLine::parse("").idle_poll);
-        assert!(CommandLine::parse("idle=poll").idle_poll);
-        assert!(!CommandLine::parse("idle=poll idle=halt").idle_poll);
+    fn idle_is_haltpoll_unless_told_halt_or_poll() {
+        assert_eq!(CommandLine::parse("").idle, IdleMode::HaltPoll);
+        assert_eq!(CommandLine::parse("idle=poll").idle, IdleMode::Poll);
+        assert_eq!(CommandLine::parse("idle=poll idle=halt").idle, IdleMode::Halt);
+        assert_eq!(CommandLine::parse("idle=halt idle=haltpoll").idle, IdleMode::HaltPoll);
         let cl = CommandLine::parse("idle=mwait");
-        assert!(!cl.idle_poll);
+        assert_eq!(cl.idle, IdleMode::HaltPoll);
         assert_eq!(cl.warnings().count(), 1);
     }
 

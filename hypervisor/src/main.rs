@@ -121,12 +121,8 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     }
     log::info!("Timer: {} ticks observed", apic::ticks() - start);
     let cpus = smp::start_aps(&cal, cmdline.max_cpus.unwrap_or(gdt::MAX_CPUS));
-    smp::set_idle_poll(cmdline.idle_poll);
-    log::info!(
-        "CPUs: {cpus} online (at most {}), idle CPUs {}",
-        gdt::MAX_CPUS,
-        if cmdline.idle_poll { "poll" } else { "halt" }
-    );
+    smp::set_idle_mode(cmdline.idle);
+    log::info!("CPUs: {cpus} online (at most {}), idle CPUs {}", gdt::MAX_CPUS, cmdline.idle.name());
 
     if let Some(action) = cmdline.debug_action {
         run_debug_action(action);

@@ -15,6 +15,7 @@ use super::gdt::{self, MAX_CPUS};
 use super::{apic, cpu, fpu, idt, paging, syscall};
 use core::arch::global_asm;
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use hypervisor::idle::{IdleMode, LINUX_TUNING};
 
 /// Physical address the trampoline runs at: the STARTUP vector is its page number.
 pub const TRAMPOLINE_PA: u64 = 0x8000;
@@ -147,13 +148,16 @@ static MACHINE_READY: AtomicBool = AtomicBool::new(false);
 static FLUSH_ASKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FLUSH_DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FLUSH_GENERATION: AtomicU64 = AtomicU64::new(0);
-/// Set by [`kick_cpu`] for a CPU that idles by polling (`idle=poll`): it has work.
+/// Set by [`kick_cpu`]: the CPU has work (read by a CPU that polls in [`wait_for_work`]).
 static WAKE_HINT: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
 /// Set while a CPU spins in [`wait_for_work`]: it watches [`WAKE_HINT`], so a kick needs no
 /// IPI (Linux's `TIF_POLLING_NRFLAG`).
 static POLLING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-/// `idle=poll`: idle CPUs spin instead of halting.
-static IDLE_POLL: AtomicBool = AtomicBool::new(false);
+/// `idle=`: how idle CPUs wait ([`IdleMode`] as `u8`, see [`set_idle_mode`]).
+static IDLE_MODE: AtomicU8 = AtomicU8::new(IdleMode::HaltPoll as u8);
+/// Each CPU's halt-polling window in nanoseconds (adapted by [`LINUX_TUNING`] after every
+/// idle period; only its own CPU touches it).
+static POLL_WINDOW_NS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// How many CPUs the command line allows (`maxcpus=`).
 static CPU_LIMIT: AtomicUsize = AtomicUsize::new(MAX_CPUS);
 
@@ -279,29 +283,64 @@ extern "C" fn ap_main(cpu_index: usize) -> ! {
     crate::guest_traps::run_idle_cpu()
 }
 
-/// Chooses how idle CPUs wait (`idle=poll`: spinning, else halting).
-pub fn set_idle_poll(poll: bool) {
-    IDLE_POLL.store(poll, Ordering::Relaxed);
+/// Chooses how idle CPUs wait (`idle=`).
+pub fn set_idle_mode(mode: IdleMode) {
+    IDLE_MODE.store(mode as u8, Ordering::Relaxed);
 }
 
-/// Waits, interrupts enabled, for something that may give this idle CPU work: an interrupt
-/// (halting), or with `idle=poll` a kick or a timer tick seen while spinning. Interrupts are
-/// off again on return.
-pub fn wait_for_work() {
-    if !IDLE_POLL.load(Ordering::Relaxed) {
-        return cpu::idle_wait_for_interrupt();
+fn idle_mode() -> IdleMode {
+    match IDLE_MODE.load(Ordering::Relaxed) {
+        m if m == IdleMode::Halt as u8 => IdleMode::Halt,
+        m if m == IdleMode::Poll as u8 => IdleMode::Poll,
+        _ => IdleMode::HaltPoll,
     }
+}
+
+/// Waits, interrupts enabled, for something that may give this idle CPU work: a kick or a
+/// timer tick, as the idle mode says: halting at once, spinning, or (the default) spinning
+/// for the governor's window and then halting. Interrupts are off again on return, and the
+/// wake hint is clear: the caller re-checks everything under the machine lock.
+pub fn wait_for_work() {
     let me = gdt::this_cpu();
+    match idle_mode() {
+        IdleMode::Halt => cpu::idle_wait_for_interrupt(),
+        IdleMode::Poll => {
+            poll_for_work(me, cpu::rdtsc(), u64::MAX);
+        }
+        IdleMode::HaltPoll => {
+            let tsc_hz = TSC_HZ.load(Ordering::Relaxed);
+            let window_ns = POLL_WINDOW_NS[me].load(Ordering::Relaxed);
+            let window_cycles = (u128::from(window_ns) * u128::from(tsc_hz) / 1_000_000_000) as u64;
+            let start = cpu::rdtsc();
+            if window_cycles == 0 || !poll_for_work(me, start, window_cycles) {
+                cpu::idle_wait_for_interrupt();
+            }
+            let idle_ns = hypervisor::vcpu::tsc_ticks_to_ns(cpu::rdtsc().wrapping_sub(start), tsc_hz);
+            POLL_WINDOW_NS[me].store(LINUX_TUNING.next_window(window_ns, idle_ns), Ordering::Relaxed);
+        }
+    }
+    // A kick's hint is served by the caller's checks, which come next.
+    WAKE_HINT[me].store(false, Ordering::Release);
+}
+
+/// Spins, interrupts enabled, until a kick, a timer tick, or `limit` TSC cycles after
+/// `start`. Whether work came (kick or tick). While it spins, kicks set the hint without an
+/// IPI (`POLLING`); interrupts are off again on return.
+fn poll_for_work(me: usize, start: u64, limit: u64) -> bool {
     let tick = apic::ticks();
     POLLING[me].store(true, Ordering::SeqCst);
     x86_64::instructions::interrupts::enable();
-    while !WAKE_HINT[me].swap(false, Ordering::AcqRel) && apic::ticks() == tick {
+    let mut woke = false;
+    while !woke && cpu::rdtsc().wrapping_sub(start) < limit {
+        woke = WAKE_HINT[me].swap(false, Ordering::AcqRel) || apic::ticks() != tick;
         core::hint::spin_loop();
     }
     x86_64::instructions::interrupts::disable();
-    // A kick that saw the flag set its hint without an IPI: the loop took it, or the next
-    // wait will (its work is under the machine lock, which this CPU takes next anyway).
     POLLING[me].store(false, Ordering::SeqCst);
+    // A kick that saw `POLLING` set only set the hint: take it here, before halting on it.
+    // (Either its hint store comes before this swap, or its `POLLING` load after the store
+    // above, and then it sends an IPI, which ends the halt.)
+    woke || WAKE_HINT[me].swap(false, Ordering::AcqRel)
 }
 
 /// Lets the APs look for work: the machine state exists.
