@@ -49,6 +49,8 @@ pub enum DebugAction {
     InvalidOpcode,
     /// Call `panic!`: exercises the panic report.
     Panic,
+    /// Recurse without end on the boot CPU's ring-0 stack: exercises its guard page.
+    StackOverflow,
 }
 
 /// One warning produced while parsing.
@@ -155,6 +157,7 @@ impl<'a> CommandLine<'a> {
                     "pagefault" => cl.debug_action = Some(DebugAction::PageFault),
                     "ud2" => cl.debug_action = Some(DebugAction::InvalidOpcode),
                     "panic" => cl.debug_action = Some(DebugAction::Panic),
+                    "stack_overflow" => cl.debug_action = Some(DebugAction::StackOverflow),
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
                 _ => cl.warn(Warning::UnknownOption(word)),
@@ -314,6 +317,7 @@ mod tests {
     fn debug_actions() {
         assert_eq!(CommandLine::parse("hv_debug=pagefault").debug_action, Some(DebugAction::PageFault));
         assert_eq!(CommandLine::parse("hv_debug=panic").debug_action, Some(DebugAction::Panic));
+        assert_eq!(CommandLine::parse("hv_debug=stack_overflow").debug_action, Some(DebugAction::StackOverflow));
         assert_eq!(CommandLine::parse("hv_debug=nope").warnings().count(), 1);
     }
 }

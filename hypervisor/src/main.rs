@@ -49,7 +49,6 @@ impl PhysRead for BootMap {
 extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     serial::init();
     gdt::init();
-    gdt::arm_stack_canary(0);
     idt::init();
     syscall::init(0, gdt::ring0_stack_top(0));
     arch::x86_64::fpu::init();
@@ -92,6 +91,9 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     let mapped_top = paging::init(ram_top.max(4 << 30), is_ram);
     if ram_top > mapped_top {
         log::warn!("RAM above {:#x} is not used (direct map limit)", mapped_top);
+    }
+    if !paging::unmap_guard_pages(&gdt::ring0_stack_guards()) {
+        log::warn!("ring-0 stack guard pages could not all be unmapped: an overflow may go unnoticed");
     }
     let mem = match memory::init(&info, mapped_top) {
         Ok(m) => m,
@@ -191,7 +193,22 @@ fn run_debug_action(action: DebugAction) {
         // SAFETY: ud2 raises #UD, which is the point of the test.
         DebugAction::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
         DebugAction::Panic => panic!("deliberate panic requested by hv_debug=panic"),
+        DebugAction::StackOverflow => cpu::run_on_stack(gdt::ring0_stack_top(0), recurse_forever),
     }
+}
+
+/// Calls itself with a page of stack per frame until the stack's guard page stops it.
+extern "C" fn recurse_forever() -> ! {
+    fn deeper(depth: u64) -> u64 {
+        if depth == core::hint::black_box(u64::MAX) {
+            return 0; // never: the bound only hides the endless recursion from the compiler
+        }
+        let frame = core::hint::black_box([depth; 512]);
+        deeper(frame[depth as usize % 512] + 1) + frame[0]
+    }
+    let depth = deeper(core::hint::black_box(0));
+    log::error!("recursion ended at depth {depth}");
+    fatal_stop()
 }
 
 /// Ends the machine with the failure code after a fatal error.

@@ -79,3 +79,17 @@ fn panic_prints_its_location() {
         .expect_line("deliberate panic requested by hv_debug=panic")
         .run();
 }
+
+#[test]
+fn ring0_stack_overflow_hits_the_guard_page() {
+    // The boot CPU recurses on its ring-0 stack: the page below it is unmapped, so the
+    // overflow is a double fault reported as such, not a silent write into other memory.
+    let out = Scenario::new("boot-stack-overflow", Hv::Ours)
+        .hv_options("console=com1 hv_debug=stack_overflow")
+        .expect_exit(EXIT_FAILURE)
+        .expect_line("(hv) FATAL: ring-0 stack overflow on CPU 0 (guard page 0xffff82d0")
+        .expect_line("(hv) FATAL: ring-0 exception 8 (#DF)")
+        .expect_line("Fatal error: stopping the machine (failure exit).")
+        .run();
+    assert!(!out.log.contains("recursion ended"));
+}

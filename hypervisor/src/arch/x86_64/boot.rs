@@ -77,6 +77,7 @@ boot_pdpt_image:
     .fill 320, 8, 0               /* (IMAGE_VIRT_OFFSET >> 30) & 511 == 320 */
     .quad boot_pd + 3
     .fill 191, 8, 0
+    .global boot_pd
 boot_pd:
     .set boot_pd_index, 0
     .rept 512

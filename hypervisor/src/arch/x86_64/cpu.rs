@@ -95,6 +95,14 @@ pub fn idle_wait_for_interrupt() {
     x86_64::instructions::interrupts::disable();
 }
 
+/// Continues on the stack whose top is `stack_top` in `f`, never to return (for tests of a
+/// stack's guard page).
+pub fn run_on_stack(stack_top: u64, f: extern "C" fn() -> !) -> ! {
+    // SAFETY: `stack_top` is the top of a hypervisor stack no one else uses now (the caller's
+    // choice), 16-byte aligned as a call expects; nothing returns to the abandoned stack.
+    unsafe { core::arch::asm!("mov rsp, {top}", "call {f}", top = in(reg) stack_top, f = in(reg) f, options(noreturn)) }
+}
+
 /// Ends QEMU through `isa-debug-exit` with `value` (see `exit_code`); halts forever if the
 /// device is absent (real hardware).
 pub fn qemu_exit(value: u32) -> ! {

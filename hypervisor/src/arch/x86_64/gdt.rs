@@ -42,34 +42,37 @@ const RING0_STACK_SIZE: usize = 128 * 1024;
 #[repr(C, align(4096))]
 struct Gdt([u64; GDT_ENTRIES]);
 
-#[repr(C, align(16))]
+/// Page-aligned, so that a stack's lowest page can be its guard page.
+#[repr(C, align(4096))]
 struct Stack<const N: usize>([u8; N]);
+
+/// Bytes of the unmapped page at the bottom of each ring-0 stack.
+pub const GUARD_PAGE_SIZE: u64 = 4096;
 
 static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
 static mut TSS: [TaskStateSegment; MAX_CPUS] = [const { TaskStateSegment::new() }; MAX_CPUS];
 static mut IST_STACKS: [[Stack<IST_STACK_SIZE>; 3]; MAX_CPUS] =
     [const { [const { Stack([0; IST_STACK_SIZE]) }; 3] }; MAX_CPUS];
 /// The stacks the CPUs switch to on an interrupt or trap from ring 3 (TSS.RSP0), one per CPU
-/// and contiguous: a CPU tells which it is from its stack pointer ([`this_cpu`]).
+/// and contiguous: a CPU tells which it is from its stack pointer ([`this_cpu`]). The lowest
+/// page of each is a guard page, unmapped at boot (`paging::unmap_guard_pages`): a stack that
+/// overflows faults there (a double fault, reported as such) instead of running into the
+/// stack of the CPU below.
 static mut RING0_STACKS: [Stack<RING0_STACK_SIZE>; MAX_CPUS] = [const { Stack([0; RING0_STACK_SIZE]) }; MAX_CPUS];
-
-/// Written at the bottom of each ring-0 stack: found changed, the stack overflowed.
-const STACK_CANARY: u64 = 0x5354_4143_4b21_2121;
 
 fn ring0_stack_bottom(cpu: usize) -> u64 {
     addr_of!(RING0_STACKS) as u64 + (cpu * RING0_STACK_SIZE) as u64
 }
 
-/// Places the canary at the bottom of `cpu`'s ring-0 stack.
-pub fn arm_stack_canary(cpu: usize) {
-    // SAFETY: the lowest word of a ring-0 stack is only reached by an overflow.
-    unsafe { (ring0_stack_bottom(cpu) as *mut u64).write_volatile(STACK_CANARY) };
+/// The guard page of each CPU's ring-0 stack (its address in the image mapping).
+pub fn ring0_stack_guards() -> [u64; MAX_CPUS] {
+    core::array::from_fn(ring0_stack_bottom)
 }
 
-/// Whether `cpu`'s ring-0 stack canary is intact (no overflow so far).
-pub fn stack_canary_intact(cpu: usize) -> bool {
-    // SAFETY: as above; a plain read of a word of our own static.
-    unsafe { (ring0_stack_bottom(cpu) as *const u64).read_volatile() == STACK_CANARY }
+/// The CPU whose ring-0 stack guard page holds `va`, if any: a fault there is that stack's
+/// overflow.
+pub fn guard_page_owner(va: u64) -> Option<usize> {
+    ring0_stack_guards().iter().position(|&guard| va.wrapping_sub(guard) < GUARD_PAGE_SIZE)
 }
 
 /// Top of `cpu`'s ring-0 stack, used on entry from guest context.

@@ -30,7 +30,15 @@ static mut DIRECTMAP_PDS: [Table; (DIRECTMAP_MAX >> 30) as usize] =
 
 extern "C" {
     static boot_pml4: u64;
+    /// The image mapping's page directory (boot.rs): the first GiB of physical memory in
+    /// 2 MiB pages, at `IMAGE_VIRT_OFFSET` (and identity-mapped while the boot tables live).
+    /// Linked at its physical address.
+    static mut boot_pd: [u64; 512];
 }
+
+/// 4 KiB tables for the 2 MiB image pages that hold guard pages (the ring-0 stacks, 512 KiB
+/// in all, span at most two; one spare).
+static mut GUARD_TABLES: [Table; 3] = [const { Table([0; 512]) }; 3];
 
 /// Physical address of a hypervisor-image object.
 fn image_phys(va: u64) -> u64 {
@@ -80,6 +88,51 @@ pub fn init(top: u64, is_ram: impl Fn(u64, u64) -> bool) -> u64 {
         Cr3::write(frame, Cr3Flags::empty());
     }
     top
+}
+
+/// Unmaps the 4 KiB pages at `guards` (addresses in the image, page-aligned) so that a
+/// stack running into one faults. The 2 MiB page holding each is first split into 4 KiB
+/// pages with the same translation and attributes. The image mapping is shared by every
+/// address space (guests' L4s carry the hypervisor's slots), so the guards hold in all of
+/// them. Boot CPU only, before the other CPUs start. `false` if a guard is not a page of the
+/// image's first GiB or more 2 MiB pages need splitting than there are tables for.
+pub fn unmap_guard_pages(guards: &[u64]) -> bool {
+    // SAFETY: single-threaded boot (no other CPU runs yet); splitting a 2 MiB page into 512
+    // pages with the same translation changes no address's meaning, and the guard pages are
+    // only ever reached by a stack overflow. The TLB is flushed below.
+    // `boot_pd` is linked at its physical address (boot.rs), no longer mapped there: it is
+    // reached through the direct map.
+    let (pd, tables) = unsafe {
+        (&mut *(phys_to_virt(addr_of_mut!(boot_pd) as u64) as *mut [u64; 512]), &mut *addr_of_mut!(GUARD_TABLES))
+    };
+    let mut used = 0;
+    let mut ok = true;
+    for &va in guards {
+        let pa = va.wrapping_sub(IMAGE_VIRT_OFFSET);
+        if pa >= 1 << 30 || va % 4096 != 0 {
+            ok = false;
+            continue;
+        }
+        let slot = &mut pd[(pa >> 21) as usize];
+        if *slot & HUGE != 0 {
+            let Some(table) = tables.get_mut(used) else {
+                ok = false;
+                continue;
+            };
+            used += 1;
+            let (base, attributes) = (*slot & 0x000f_ffff_ffe0_0000, *slot & (NO_EXECUTE | 0xfff) & !HUGE);
+            for (i, entry) in table.0.iter_mut().enumerate() {
+                *entry = base + i as u64 * 4096 | attributes;
+            }
+            *slot = image_phys(addr_of!(*table) as u64) | PRESENT | WRITABLE;
+        }
+        let table_pa = *slot & 0x000f_ffff_ffff_f000;
+        // SAFETY: `table_pa` is one of `GUARD_TABLES` (installed above), which the image maps.
+        let table = unsafe { &mut *((table_pa + IMAGE_VIRT_OFFSET) as *mut [u64; 512]) };
+        table[((pa >> 12) & 511) as usize] = 0;
+    }
+    x86_64::instructions::tlb::flush_all();
+    ok
 }
 
 /// Switches an application processor from the boot page table to the hypervisor's (with

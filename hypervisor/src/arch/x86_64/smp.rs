@@ -257,7 +257,6 @@ fn report_in(cpu_index: usize) -> bool {
 extern "C" fn ap_main(cpu_index: usize) -> ! {
     paging::load_hypervisor_tables();
     gdt::load(cpu_index);
-    gdt::arm_stack_canary(cpu_index);
     idt::load();
     syscall::init(cpu_index, gdt::ring0_stack_top(cpu_index));
     fpu::init();

@@ -2,8 +2,9 @@
 //! of a fault in the guest copy loops, and the fatal report for any other exception in ring 0.
 
 use super::idt::TrapFrame;
-use super::{apic, cpu, serial, smp};
+use super::{apic, cpu, gdt, serial, smp};
 
+const DOUBLE_FAULT: u64 = 8;
 const GENERAL_PROTECTION: u64 = 13;
 const PAGE_FAULT: u64 = 14;
 
@@ -41,12 +42,18 @@ fn fatal_exception(f: &TrapFrame) -> ! {
     serial::force_unlock();
     let name = crate::guest_traps::EXCEPTION_NAMES[f.vector as usize];
     let ring = if f.from_ring0() { "ring-0" } else { "ring-3" };
+    let cr2 = cpu::read_cr2();
+    if let Some(cpu) = gdt::guard_page_owner(cr2).filter(|_| f.vector == DOUBLE_FAULT) {
+        // A fault on the guard page while the CPU pushed a fault frame there: the stack
+        // overflowed (the double fault runs on its own IST stack).
+        crate::console_println!("(hv) FATAL: ring-0 stack overflow on CPU {cpu} (guard page {cr2:#x} hit)");
+    }
     crate::console_println!(
         "(hv) FATAL: {ring} exception {} ({name}) error_code={:#x} rip={:#018x} cr2={:#018x}",
         f.vector,
         f.error_code,
         f.rip,
-        cpu::read_cr2()
+        cr2
     );
     crate::console_println!(
         "  cs={:#x} rflags={:#x} rsp={:#018x} ss={:#x} cr3={:#x}",
