@@ -122,7 +122,7 @@ pub fn unmap_guard_pages(guards: &[u64]) -> bool {
             used += 1;
             let (base, attributes) = (*slot & 0x000f_ffff_ffe0_0000, *slot & (NO_EXECUTE | 0xfff) & !HUGE);
             for (i, entry) in table.0.iter_mut().enumerate() {
-                *entry = base + i as u64 * 4096 | attributes;
+                *entry = (base + i as u64 * 4096) | attributes;
             }
             *slot = image_phys(addr_of!(*table) as u64) | PRESENT | WRITABLE;
         }
