@@ -116,23 +116,9 @@ fn default_dom0_pages() -> u64 {
 
 /// Builds a domain from `req`.
 pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<Built, BuildError> {
-    // The ELF reader needs 8-byte alignment; a cpio member is only 4-byte aligned, so such an
-    // image is copied into an aligned buffer first.
-    let aligned: Vec<u64>;
-    let image = if (req.image.as_ptr() as usize).is_multiple_of(8) {
-        req.image
-    } else {
-        let mut words = alloc::vec![0u64; req.image.len().div_ceil(8)];
-        for (w, chunk) in words.iter_mut().zip(req.image.chunks(8)) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            *w = u64::from_le_bytes(b);
-        }
-        aligned = words;
-        // SAFETY: the Vec<u64> owns len*8 initialised bytes; we view the first image.len().
-        unsafe { core::slice::from_raw_parts(aligned.as_ptr() as *const u8, req.image.len()) }
-    };
-    let img: GuestImage = elf_image::parse(image).map_err(BuildError::Image)?;
+    // In place, at whatever alignment the cpio member has (4 bytes): the ELF reader is built
+    // for unaligned data (`object`'s `unaligned` feature), so no copy of the image is made.
+    let img: GuestImage = elf_image::parse(req.image).map_err(BuildError::Image)?;
     let nr_pages = match req.memory_bytes {
         Some(bytes) => bytes.div_ceil(PAGE),
         None => default_dom0_pages(),
@@ -154,7 +140,7 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     mem.write_bytes((shared_info_mfn << 12) + 1, &[1]);
 
     for s in &img.segments {
-        let bytes = &image[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
+        let bytes = &req.image[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
         copy_into_domain(mem, &p2m, &layout, s.vaddr, bytes);
         // The tail up to mem_size is already zero: every frame was zeroed.
     }

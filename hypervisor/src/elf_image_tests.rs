@@ -196,3 +196,17 @@ fn an_unaligned_virt_base_is_refused() {
     b.notes.push((note::VIRT_BASE, 0x3f_f001u64.to_le_bytes().to_vec()));
     assert_eq!(parse(&b.build()).unwrap_err(), ImageError::VirtBaseUnaligned(0x3f_f001));
 }
+
+#[test]
+fn an_image_at_any_alignment_parses_in_place_the_same() {
+    // A cpio member starts 4-byte aligned only: the image is read where it lies, not copied.
+    let image = ElfBuilder::typical().build();
+    let aligned = parse(&image).expect("typical image");
+    for shift in 1..8 {
+        let mut buffer = vec![0u8; shift + image.len()];
+        buffer[shift..].copy_from_slice(&image);
+        let at = &buffer[shift..];
+        assert_ne!(at.as_ptr() as usize % 8, 0, "shift {shift} must misalign the image");
+        assert_eq!(parse(at), Ok(aligned.clone()), "image at offset {shift} mod 8");
+    }
+}
