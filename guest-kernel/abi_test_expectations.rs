@@ -40,6 +40,7 @@ const ABI_TEST_CHECKS: &[&str] = &[
     "check: evtchn bind_virq VIRQ_TIMER -> 0 port ",
     "check: evtchn status of the VIRQ port -> 0 status 4 virq 0 ok",
     "check: set_timer_op in the past -> 0, pending true ok",
+    "check: vcpu_op set_singleshot_timer at 2^63 (a negative time) -> 0, pending true ok",
     "check: set_timer_op -> 0, poll 0, pending true after ",
     "check: vcpu_op set_singleshot_timer -> 0, poll 0, pending true after ",
     "check: evtchn close VIRQ port -> 0 ok",

@@ -559,7 +559,7 @@ impl Machine {
         let mut expired: Vec<u16> = Vec::new();
         for d in self.domains.values_mut() {
             let mut fire = false;
-            if d.singleshot_ns.is_some_and(|t| t <= now) {
+            if d.singleshot_ns.is_some_and(|t| hypervisor::vcpu::deadline_passed(t, now)) {
                 d.singleshot_ns = None;
                 fire = true;
             }

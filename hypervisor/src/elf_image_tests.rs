@@ -202,11 +202,14 @@ fn an_image_at_any_alignment_parses_in_place_the_same() {
     // A cpio member starts 4-byte aligned only: the image is read where it lies, not copied.
     let image = ElfBuilder::typical().build();
     let aligned = parse(&image).expect("typical image");
+    // An 8-byte-aligned backing buffer, so that each shift gives a known misalignment.
+    let mut words = vec![0u64; image.len() / 8 + 2];
+    // SAFETY: viewing initialised u64s as bytes, within the vector's length.
+    let buffer = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr() as *mut u8, words.len() * 8) };
     for shift in 1..8 {
-        let mut buffer = vec![0u8; shift + image.len()];
-        buffer[shift..].copy_from_slice(&image);
-        let at = &buffer[shift..];
-        assert_ne!(at.as_ptr() as usize % 8, 0, "shift {shift} must misalign the image");
+        buffer[shift..shift + image.len()].copy_from_slice(&image);
+        let at = &buffer[shift..shift + image.len()];
+        assert_eq!(at.as_ptr() as usize % 8, shift, "shift {shift} misaligns the image");
         assert_eq!(parse(at), Ok(aligned.clone()), "image at offset {shift} mod 8");
     }
 }

@@ -65,12 +65,17 @@ impl HaltPollTuning {
     /// * work came back while polling (`idle_ns <= window_ns`): keep the window;
     /// * it came back after the window but within `max_ns`: polling a little longer would
     ///   have caught it, so grow (to at least `grow_start_ns`, at most `max_ns`);
-    /// * it came back after `max_ns`: polling was wasted, so shrink.
+    /// * it came back after `max_ns`: polling was wasted, so shrink, and stop polling once
+    ///   the window falls below `grow_start_ns` (as Linux: "reset value to 0 if shrunk below
+    ///   grow_start"), so a CPU that keeps idling long halts at once after a few periods.
     pub fn next_window(&self, window_ns: u64, idle_ns: u64) -> u64 {
         if idle_ns > window_ns && idle_ns <= self.max_ns {
             window_ns.saturating_mul(self.grow).max(self.grow_start_ns).min(self.max_ns)
         } else if idle_ns > self.max_ns {
-            window_ns.checked_div(self.shrink).unwrap_or(0)
+            match window_ns.checked_div(self.shrink) {
+                Some(shrunk) if shrunk >= self.grow_start_ns => shrunk,
+                _ => 0,
+            }
         } else {
             window_ns
         }
@@ -110,16 +115,14 @@ mod tests {
     }
 
     #[test]
-    fn a_long_idle_period_shrinks_the_window_to_nothing() {
+    fn long_idle_periods_halve_the_window_then_stop_polling_below_grow_start() {
         let t = LINUX_TUNING;
         let mut window = 200_000;
-        for expected in [100_000, 50_000, 25_000] {
+        for expected in [100_000, 50_000, 0] {
             window = t.next_window(window, 10_000_000); // a 10 ms tick with nothing to do
             assert_eq!(window, expected);
         }
-        while window > 0 {
-            window = t.next_window(window, 200_001);
-        }
+        assert_eq!(t.next_window(60_000, 200_001), 0, "30 us is below grow_start: off");
         assert_eq!(t.next_window(0, u64::MAX), 0);
         let off_at_once = HaltPollTuning { shrink: 0, ..t };
         assert_eq!(off_at_once.next_window(200_000, 300_000), 0);

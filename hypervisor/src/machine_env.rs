@@ -78,7 +78,7 @@ impl Env for Machine {
     }
 
     fn set_singleshot_timer(&mut self, deadline_ns: Option<u64>) {
-        if deadline_ns.is_some_and(|t| t <= Machine::now_ns(self)) {
+        if deadline_ns.is_some_and(|t| hypervisor::vcpu::deadline_passed(t, Machine::now_ns(self))) {
             // A deadline already past fires now, as Xen's `set_timer` does, not at the next
             // tick: a guest that binds VIRQ_TIMER afterwards must not get this one later.
             self.cur().singleshot_ns = None;

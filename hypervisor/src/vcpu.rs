@@ -357,6 +357,13 @@ pub fn tsc_scale(tsc_hz: u64) -> (u32, i8) {
     (((1_000_000_000u128 << 32) / tps as u128) as u32, shift)
 }
 
+/// Whether a one-shot timer's deadline `deadline_ns` has come at system time `now_ns`. Xen's
+/// times are signed (`s_time_t`): a guest's deadline of 2^63 or more is in the past, so it
+/// fires at once rather than never.
+pub fn deadline_passed(deadline_ns: u64, now_ns: u64) -> bool {
+    (deadline_ns as i64) <= (now_ns as i64)
+}
+
 /// `ticks` of a `tsc_hz` TSC in nanoseconds, rounded down: exactly
 /// `ticks * 10^9 / tsc_hz` truncated to 64 bits, computed with two 64-bit divisions instead of
 /// a 128-bit one (a `__udivti3` call), because system time is read on every context switch.

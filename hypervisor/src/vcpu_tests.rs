@@ -262,3 +262,14 @@ fn tsc_ticks_to_ns_matches_the_128_bit_quotient() {
         }
     }
 }
+
+#[test]
+fn deadlines_compare_as_xen_signed_times() {
+    assert!(deadline_passed(100, 100));
+    assert!(deadline_passed(99, 100));
+    assert!(!deadline_passed(101, 100));
+    // 2^63 and above are negative system times: already past, whatever `now` is.
+    assert!(deadline_passed(1 << 63, 0));
+    assert!(deadline_passed(u64::MAX, 5));
+    assert!(!deadline_passed(i64::MAX as u64, 1_000_000));
+}

@@ -313,6 +313,18 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
         "{}, pending {pending}",
         ret_of(r)
     );
+    // Xen's times are signed: a deadline of 2^63 is long past, not far ahead.
+    shared.clear_pending(port);
+    let r = guest::vcpu_set_singleshot_timer(0, 1 << 63, 0);
+    let pending = shared.is_pending(port);
+    check!(
+        log,
+        "vcpu_op set_singleshot_timer at 2^63 (a negative time)",
+        "0, VIRQ_TIMER pending on return",
+        r == Ok(0) && pending,
+        "{}, pending {pending}",
+        ret_of(r)
+    );
     timer_fires(log, shared, port, "set_timer_op", guest::set_timer_op);
     timer_fires(log, shared, port, "vcpu_op set_singleshot_timer", |deadline| {
         guest::vcpu_set_singleshot_timer(0, deadline, vcpu::VCPU_SSHOTTMR_FUTURE)

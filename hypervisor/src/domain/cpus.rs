@@ -3,7 +3,7 @@
 //! between CPUs), lazy idling, and the teardown of domains that were loaded elsewhere when
 //! destroyed.
 
-use super::{any_pending, Machine, NO_DOMAIN};
+use super::{any_pending, Domain, Machine, NO_DOMAIN};
 use crate::arch::x86_64::fpu;
 use crate::arch::x86_64::gdt::MAX_CPUS;
 use crate::arch::x86_64::{guest_entry, idt::TrapFrame, paging, smp};
@@ -191,9 +191,16 @@ impl Machine {
                 }
             } else {
                 for &(dom, port) in &host.raised {
-                    if self.domains.get(&dom).is_some_and(|d| d.blocked && d.counted_poller && d.watches(port))
-                        && !host.kicked.contains(&dom)
-                    {
+                    // Still pending: a port raised while nobody polled is remembered until
+                    // the next check, and its guest may have cleared it since (as Xen, which
+                    // checks pollers at the raise, a poll is woken by a port pending now).
+                    let wakes = |d: &Domain| {
+                        d.blocked
+                            && d.counted_poller
+                            && d.watches(port)
+                            && any_pending(&self.mem, d.shared_info_mfn, &[port])
+                    };
+                    if self.domains.get(&dom).is_some_and(&wakes) && !host.kicked.contains(&dom) {
                         host.kicked.push(dom);
                     }
                 }

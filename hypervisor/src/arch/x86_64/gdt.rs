@@ -69,10 +69,12 @@ pub fn ring0_stack_guards() -> [u64; MAX_CPUS] {
     core::array::from_fn(ring0_stack_bottom)
 }
 
-/// The CPU whose ring-0 stack guard page holds `va`, if any: a fault there is that stack's
-/// overflow.
-pub fn guard_page_owner(va: u64) -> Option<usize> {
-    ring0_stack_guards().iter().position(|&guard| va.wrapping_sub(guard) < GUARD_PAGE_SIZE)
+/// The CPU whose ring-0 stack overflowed, if a fault at `fault_address` (CR2) with the stack
+/// pointer at `rsp` is that: both inside the same guard page. (CR2 alone could be stale, left
+/// by an earlier fault a guest took there.)
+pub fn overflowed_stack(fault_address: u64, rsp: u64) -> Option<usize> {
+    let in_guard = |va: u64, guard: u64| va.wrapping_sub(guard) < GUARD_PAGE_SIZE;
+    ring0_stack_guards().iter().position(|&guard| in_guard(fault_address, guard) && in_guard(rsp, guard))
 }
 
 /// Top of `cpu`'s ring-0 stack, used on entry from guest context.

@@ -148,11 +148,16 @@ static MACHINE_READY: AtomicBool = AtomicBool::new(false);
 static FLUSH_ASKED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FLUSH_DONE: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 static FLUSH_GENERATION: AtomicU64 = AtomicU64::new(0);
+/// A per-CPU flag alone in its cache line: a CPU spinning on its own does not share a line
+/// with the flags other CPUs write.
+#[repr(align(64))]
+struct CpuFlag(AtomicBool);
+
 /// Set by [`kick_cpu`]: the CPU has work (read by a CPU that polls in [`wait_for_work`]).
-static WAKE_HINT: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static WAKE_HINT: [CpuFlag; MAX_CPUS] = [const { CpuFlag(AtomicBool::new(false)) }; MAX_CPUS];
 /// Set while a CPU spins in [`wait_for_work`]: it watches [`WAKE_HINT`], so a kick needs no
 /// IPI (Linux's `TIF_POLLING_NRFLAG`).
-static POLLING: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static POLLING: [CpuFlag; MAX_CPUS] = [const { CpuFlag(AtomicBool::new(false)) }; MAX_CPUS];
 /// `idle=`: how idle CPUs wait ([`IdleMode`] as `u8`, see [`set_idle_mode`]).
 static IDLE_MODE: AtomicU8 = AtomicU8::new(IdleMode::HaltPoll as u8);
 /// Each CPU's halt-polling window in nanoseconds (adapted by [`LINUX_TUNING`] after every
@@ -319,7 +324,7 @@ pub fn wait_for_work() {
         }
     }
     // A kick's hint is served by the caller's checks, which come next.
-    WAKE_HINT[me].store(false, Ordering::Release);
+    WAKE_HINT[me].0.store(false, Ordering::Release);
 }
 
 /// Spins, interrupts enabled, until a kick, a timer tick, or `limit` TSC cycles after
@@ -327,19 +332,23 @@ pub fn wait_for_work() {
 /// IPI (`POLLING`); interrupts are off again on return.
 fn poll_for_work(me: usize, start: u64, limit: u64) -> bool {
     let tick = apic::ticks();
-    POLLING[me].store(true, Ordering::SeqCst);
+    POLLING[me].0.store(true, Ordering::SeqCst);
     x86_64::instructions::interrupts::enable();
     let mut woke = false;
     while !woke && cpu::rdtsc().wrapping_sub(start) < limit {
-        woke = WAKE_HINT[me].swap(false, Ordering::AcqRel) || apic::ticks() != tick;
+        // A plain load while nothing comes; the locked swap only to take a hint.
+        woke = (WAKE_HINT[me].0.load(Ordering::Acquire) && WAKE_HINT[me].0.swap(false, Ordering::AcqRel))
+            || apic::ticks() != tick;
         core::hint::spin_loop();
     }
     x86_64::instructions::interrupts::disable();
-    POLLING[me].store(false, Ordering::SeqCst);
+    POLLING[me].0.store(false, Ordering::SeqCst);
     // A kick that saw `POLLING` set only set the hint: take it here, before halting on it.
-    // (Either its hint store comes before this swap, or its `POLLING` load after the store
-    // above, and then it sends an IPI, which ends the halt.)
-    woke || WAKE_HINT[me].swap(false, Ordering::AcqRel)
+    // Both sides store then load with SeqCst (the kicker its hint then `POLLING`, this CPU
+    // `POLLING` then its hint), so at least one sees the other's store: either this swap
+    // finds the hint, or the kicker finds `POLLING` clear and sends an IPI, which stays
+    // pending with interrupts off and ends the halt.
+    woke || WAKE_HINT[me].0.swap(false, Ordering::SeqCst)
 }
 
 /// Lets the APs look for work: the machine state exists.
@@ -351,8 +360,8 @@ pub fn release_aps() {
 /// has an event, was paused or is dying).
 pub fn kick_cpu(cpu: usize) {
     if cpu < MAX_CPUS && is_online(cpu) && cpu != gdt::this_cpu() {
-        WAKE_HINT[cpu].store(true, Ordering::SeqCst);
-        if POLLING[cpu].load(Ordering::SeqCst) {
+        WAKE_HINT[cpu].0.store(true, Ordering::SeqCst);
+        if POLLING[cpu].0.load(Ordering::SeqCst) {
             return; // it watches the hint: an IPI (an exit in QEMU, a wake on hardware) is not needed
         }
         apic::send_ipi(APIC_IDS[cpu].load(Ordering::Relaxed), apic::RESCHEDULE_VECTOR);
