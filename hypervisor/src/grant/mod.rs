@@ -89,6 +89,8 @@ pub(crate) mod tests;
 #[cfg(test)]
 mod tests_copy;
 #[cfg(test)]
+mod tests_random;
+#[cfg(test)]
 mod tests_teardown;
 
 pub use copy::{decode_copy_request, COPY_REQUEST_SIZE};
