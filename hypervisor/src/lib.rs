@@ -26,6 +26,8 @@ pub mod idle;
 pub mod mm;
 pub mod pvh;
 pub mod sched;
+#[cfg(test)]
+mod test_rng;
 pub mod vcpu;
 pub mod wallclock;
 pub mod xlcfg;

@@ -301,30 +301,12 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
     );
 
     // A deadline already past fires before the call returns (Xen's `set_timer` runs the
-    // timer softirq on the way out), not at some later tick.
-    shared.clear_pending(port);
-    let r = guest::set_timer_op(1);
-    let pending = shared.is_pending(port);
-    check!(
-        log,
-        "set_timer_op in the past",
-        "0, VIRQ_TIMER pending on return",
-        r == Ok(0) && pending,
-        "{}, pending {pending}",
-        ret_of(r)
-    );
-    // Xen's times are signed: a deadline of 2^63 is long past, not far ahead.
-    shared.clear_pending(port);
-    let r = guest::vcpu_set_singleshot_timer(0, 1 << 63, 0);
-    let pending = shared.is_pending(port);
-    check!(
-        log,
-        "vcpu_op set_singleshot_timer at 2^63 (a negative time)",
-        "0, VIRQ_TIMER pending on return",
-        r == Ok(0) && pending,
-        "{}, pending {pending}",
-        ret_of(r)
-    );
+    // timer softirq on the way out), not at some later tick; Xen's times are signed, so a
+    // deadline of 2^63 is long past, not far ahead.
+    fires_at_once(log, shared, port, "set_timer_op in the past", || guest::set_timer_op(1));
+    fires_at_once(log, shared, port, "vcpu_op set_singleshot_timer at 2^63 (a negative time)", || {
+        guest::vcpu_set_singleshot_timer(0, 1 << 63, 0)
+    });
     timer_fires(log, shared, port, "set_timer_op", guest::set_timer_op);
     timer_fires(log, shared, port, "vcpu_op set_singleshot_timer", |deadline| {
         guest::vcpu_set_singleshot_timer(0, deadline, vcpu::VCPU_SSHOTTMR_FUTURE)
@@ -333,6 +315,21 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
     let r = guest::event_channel_op(ev::EVTCHNOP_CLOSE, &mut ev::EvtchnClose { port });
     check!(log, "evtchn close VIRQ port", "0", r == Ok(0), "{}", ret_of(r));
     loopback_channels(log, shared);
+}
+
+/// Arms a one-shot timer whose deadline has passed with `arm` and checks that the VIRQ_TIMER
+/// `port` is pending when the call returns.
+fn fires_at_once(
+    log: &mut CheckLog,
+    shared: &Shared,
+    port: EvtchnPort,
+    what: &str,
+    arm: impl FnOnce() -> Result<u64, Errno>,
+) {
+    shared.clear_pending(port);
+    let r = arm();
+    let pending = shared.is_pending(port);
+    check!(log, what, "0, VIRQ_TIMER pending on return", r == Ok(0) && pending, "{}, pending {pending}", ret_of(r));
 }
 
 /// Arms a one-shot timer 2 ms ahead with `arm`, polls the VIRQ_TIMER port with a 1 s

@@ -9,29 +9,9 @@
 use super::tests::{base, data, l1, World, A, B, C, D0, MAP_VA};
 use super::*;
 use crate::mm::{PageType, ReleaseCursor, ReleaseProgress};
+use crate::test_rng::Rng;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::mm::DOMID_SELF;
-
-/// xorshift64*: reproducible, dependency-free.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 const DOMS: [DomId; 4] = [D0, A, B, C];
 /// The grants each run starts from, `(granter, grantee)`: references 0..4 on the granter's

@@ -8,6 +8,7 @@ use super::BATCH;
 use crate::grant::tests::{data, World, A, B, MAP_VA};
 use crate::grant::GrantAccess;
 use crate::mm::MmuAccess;
+use crate::test_rng::Rng;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::hypercall as nr;
@@ -245,13 +246,8 @@ fn random_grant_table_calls_never_panic_and_keep_the_counts() {
     for gref in 0..4 {
         m.world.grant(A, gref, B, data(A, u64::from(gref)), GTF_PERMIT_ACCESS);
     }
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut next = move || rng.next();
     let (mut returned_zero, mut most_mapped) = (0, 0);
     for _ in 0..4000 {
         let mut list = Vec::new();

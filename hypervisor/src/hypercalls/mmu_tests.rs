@@ -5,6 +5,7 @@ use super::super::testing::{env_boilerplate, flat_guest_deref, FlatGuest, BASE};
 use super::super::{dispatch, DomainFacts, Env, Outcome};
 use crate::mm::testing::{e, MockMmu, DOM, DOM_FRAMES, RO, RW};
 use crate::mm::{MmuAccess, TlbFlush};
+use crate::test_rng::Rng;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
 use hypercall_abi::mm::*;
@@ -323,24 +324,6 @@ fn switching_to_the_current_root_first_does_not_release_it_early() {
     m.mmu.audit();
 }
 
-/// xorshift: reproducible randomness for the hostile-input test below.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick_of(&mut self, items: &[u64]) -> u64 {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
 #[test]
 fn random_hypercalls_never_panic_and_keep_the_counts_consistent() {
     // Any hypercall number with arguments that point into guest memory (random bytes, often
@@ -361,7 +344,7 @@ fn random_hypercalls_never_panic_and_keep_the_counts_consistent() {
         let shape = rng.below(3);
         for k in 0..64u64 {
             let word = match (shape, k % if shape == 1 { 2 } else { 3 }) {
-                (1, 0) => (frame(&mut rng) << 12) | (rng.below(512) * 8) | rng.pick_of(&[0, 0, 1, 2, 3]),
+                (1, 0) => (frame(&mut rng) << 12) | (rng.below(512) * 8) | rng.pick(&[0, 0, 1, 2, 3]),
                 (1, _) => match rng.below(4) {
                     0 => 0,
                     1 => rng.next(),
