@@ -51,6 +51,9 @@ pub enum DebugAction {
     Panic,
     /// Recurse without end on the boot CPU's ring-0 stack: exercises its guard page.
     StackOverflow,
+    /// Not a failure of the machine: the first domU's grant table set-up fails, which
+    /// exercises the undoing of a half-made domain (its frames must all come back).
+    FailDomainGrants,
 }
 
 /// One warning produced while parsing.
@@ -158,6 +161,7 @@ impl<'a> CommandLine<'a> {
                     "ud2" => cl.debug_action = Some(DebugAction::InvalidOpcode),
                     "panic" => cl.debug_action = Some(DebugAction::Panic),
                     "stack_overflow" => cl.debug_action = Some(DebugAction::StackOverflow),
+                    "fail_domain_grants" => cl.debug_action = Some(DebugAction::FailDomainGrants),
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
                 _ => cl.warn(Warning::UnknownOption(word)),
@@ -318,6 +322,7 @@ mod tests {
         assert_eq!(CommandLine::parse("hv_debug=pagefault").debug_action, Some(DebugAction::PageFault));
         assert_eq!(CommandLine::parse("hv_debug=panic").debug_action, Some(DebugAction::Panic));
         assert_eq!(CommandLine::parse("hv_debug=stack_overflow").debug_action, Some(DebugAction::StackOverflow));
+        assert_eq!(CommandLine::parse("hv_debug=fail_domain_grants").debug_action, Some(DebugAction::FailDomainGrants));
         assert_eq!(CommandLine::parse("hv_debug=nope").warnings().count(), 1);
     }
 }

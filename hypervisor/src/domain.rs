@@ -8,7 +8,6 @@
 use crate::arch::x86_64::fpu::{self, FpuState};
 use crate::arch::x86_64::gdt::MAX_CPUS;
 use crate::arch::x86_64::{cpu, guest_entry, idt::TrapFrame, paging, smp};
-use crate::builder::Built;
 use crate::memory::FRAMES;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -17,15 +16,17 @@ use core::sync::atomic::{compiler_fence, Ordering};
 use hypercall_abi::event_channel::{VIRQ_DOM_EXC, VIRQ_TIMER};
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
 use hypervisor::emulate::{DomainPolicy, PrivState};
-use hypervisor::evtchn::{self, EventChannels, EvtchnHost};
-use hypervisor::grant::{FramePool, GrantConfig, GrantTables};
+use hypervisor::evtchn::{EventChannels, EvtchnHost};
+use hypervisor::grant::{FramePool, GrantTables};
 use hypervisor::guest_access::MachineAccess;
 use hypervisor::mm::{DomainRights, FrameTable, Mmu, ReleaseCursor, ReleaseProgress};
 use hypervisor::sched::Scheduler;
 use hypervisor::vcpu::{self, VcpuState};
 
 mod cpus;
+mod create;
 pub use cpus::lock_machine;
+pub use create::set_fail_grant_table_setup;
 
 /// `SHUTDOWN_*` reasons.
 pub const SHUTDOWN_POWEROFF: u32 = 0;
@@ -396,94 +397,6 @@ impl Machine {
             tsc_scale: vcpu::tsc_scale(tsc_hz),
             cmdline,
             wallclock_at_boot,
-        }
-    }
-
-    /// Registers a built domain: its frames with the PV MMU (owned, M2P, bootstrap tables
-    /// validated and pinned), its event channels and its scheduler entry on `cpu`.
-    pub fn add_domain(&mut self, built: Built, weight: u16, cpu: usize) -> Result<(), CreateError> {
-        let mut d = built.domain;
-        let id = d.id;
-        if cpu >= self.scheds.len() {
-            // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
-            log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
-            // Refused before any frame was registered: the builder's frames go straight back.
-            let mut frames = FRAMES.lock();
-            if let Some(f) = frames.as_mut() {
-                for &mfn in d.p2m.iter().chain([&d.shared_info_mfn]) {
-                    let _ = f.free(mfn);
-                }
-            }
-            return Err(CreateError("CPU affinity", hypercall_abi::errno::Errno::EINVAL));
-        }
-        d.cpu = cpu;
-        let e = |what| move |err: hypervisor::mm::MmuError| CreateError(what, err.errno);
-        for (pfn, &mfn) in d.p2m.iter().enumerate() {
-            self.frames.assign_frame(mfn, id).map_err(e("frame assignment"))?;
-            self.frames.set_m2p(mfn, pfn as u64).map_err(e("M2P"))?;
-        }
-        self.frames.share_with_guest(d.shared_info_mfn, id).map_err(e("shared_info"))?;
-        let l4_mfn = d.vcpu.kernel_root() >> 12;
-        d.vcpu.paging.kernel_l4 = None;
-        Mmu::new(
-            &mut self.frames,
-            &mut self.mem,
-            &self.hypervisor_slots,
-            DomainRights { id, io_capable: d.privileged },
-            &mut d.vcpu.paging,
-        )
-        .adopt_bootstrap_tables(l4_mfn)
-        .map_err(e("bootstrap page tables"))?;
-        d.vcpu.paging.effects.take(); // the first entry loads CR3 anyway
-        self.grants
-            .add_domain(id, GrantConfig::default(), &mut self.frames, &mut self.mem, &mut self.grant_pool)
-            .map_err(|err| CreateError("grant table", err))?;
-        self.events
-            .add_domain(id, evtchn::DomainConfig::new(1, d.privileged))
-            .map_err(|err| CreateError("event channels", err))?;
-        self.event_host.set_shared_info(id, Some(d.shared_info_mfn));
-        self.scheds[cpu].add(id, weight).map_err(|_| CreateError("scheduler", hypercall_abi::errno::Errno::EINVAL))?;
-        d.saved = built.frame;
-        d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
-        self.domains.insert(id, alloc::boxed::Box::new(d));
-        self.update_time(id);
-        Ok(())
-    }
-
-    /// A new domain record for the builder.
-    pub fn domain_record(
-        id: u16,
-        name: &str,
-        privileged: bool,
-        p2m: Vec<u64>,
-        vcpu: VcpuState,
-        shared_info_mfn: u64,
-        host_cr4: u64,
-    ) -> Domain {
-        // Xen 4.17 does not emulate `hlt` for PV guests (it reflects #GP), and guests written
-        // for Xen idle with SCHEDOP_block: do the same.
-        let policy = DomainPolicy { hlt_blocks: false, ..DomainPolicy::new(privileged, host_cr4) };
-        Domain {
-            id,
-            name: name.into(),
-            privileged,
-            p2m,
-            vcpu,
-            priv_state: PrivState::new(&policy),
-            policy,
-            shared_info_mfn,
-            singleshot_ns: None,
-            periodic_ns: Some(DEFAULT_PERIOD_NS),
-            next_periodic_ns: 0,
-            blocked: false,
-            poll_deadline: None,
-            poll_ports: Vec::new(),
-            counted_poller: false,
-            paused: false,
-            dying: false,
-            cpu: 0,
-            fpu: alloc::boxed::Box::new(FpuState::initial()),
-            saved: TrapFrame::default(),
         }
     }
 

@@ -126,8 +126,10 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     smp::set_idle_mode(cmdline.idle);
     log::info!("CPUs: {cpus} online (at most {}), idle CPUs {}", gdt::MAX_CPUS, cmdline.idle.name());
 
-    if let Some(action) = cmdline.debug_action {
-        run_debug_action(action);
+    match cmdline.debug_action {
+        Some(DebugAction::FailDomainGrants) => domain::set_fail_grant_table_setup(),
+        Some(action) => run_debug_action(action),
+        None => {}
     }
 
     let rtc = arch::x86_64::rtc::read();
@@ -194,6 +196,7 @@ fn run_debug_action(action: DebugAction) {
         DebugAction::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
         DebugAction::Panic => panic!("deliberate panic requested by hv_debug=panic"),
         DebugAction::StackOverflow => cpu::run_on_stack(gdt::ring0_stack_top(0), recurse_forever),
+        DebugAction::FailDomainGrants => {} // armed before the domains are built, see above
     }
 }
 

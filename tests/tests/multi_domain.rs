@@ -61,3 +61,33 @@ fn a_bundle_without_any_usable_config_fails() {
         .expect_line("boot bundle holds no *.cfg domain configuration")
         .run();
 }
+
+#[test]
+fn a_domain_refused_half_made_gives_every_frame_back() {
+    // Two 64 MiB domUs on a 128 MiB machine: only one fits at a time. The first one's grant
+    // table set-up is made to fail (fault injection) after its frames were assigned and its
+    // page tables validated; undoing it must return all of them, or the second cannot start.
+    let mini = std::fs::read(mini_guest_image()).unwrap();
+    let bundle = cpio_bundle(
+        "bundle-half-made",
+        &[
+            ("mini.elf", &mini),
+            ("a.cfg", b"name = \"big1\"\nmemory = 64\nkernel = \"mini.elf\"\n"),
+            ("b.cfg", b"name = \"big2\"\nmemory = 64\nkernel = \"mini.elf\"\n"),
+        ],
+    );
+    let out = Scenario::new("bundle-half-made", Hv::Ours)
+        .module(&bundle)
+        .memory_mib(128)
+        .hv_options("console=com1 loglvl=info hv_debug=fail_domain_grants")
+        .expect_exit(EXIT_SUCCESS)
+        .expect_line("hv_debug: d1's grant table set-up fails (injected)")
+        .expect_line("d1 (big1): destroyed, 16385 frames returned")
+        .expect_line("d1 (big1) from a.cfg: grant table (-12 (ENOMEM))")
+        .expect_line("d2 (big2): created from b.cfg (mini.elf, 64 MiB")
+        .expect_line("(d2) mini guest: ENOSYS and EFAULT checks passed")
+        .expect_line("d2 (big2): destroyed, 16386 frames returned")
+        .expect_line("No domains left: shutting down.")
+        .run();
+    assert!(!out.log.contains("kept:"), "every frame of the half-made domain must return");
+}

@@ -1,0 +1,148 @@
+//! Registering a built domain with the machine, and undoing a registration that fails part
+//! way, so that a domain refused at creation leaves no frame, reference or port behind.
+
+use super::{CreateError, Domain, Machine, DEFAULT_PERIOD_NS};
+use crate::arch::x86_64::idt::TrapFrame;
+use crate::builder::Built;
+use crate::memory::FRAMES;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+use hypercall_abi::errno::Errno;
+use hypervisor::emulate::{DomainPolicy, PrivState};
+use hypervisor::evtchn;
+use hypervisor::grant::GrantConfig;
+use hypervisor::mm::{DomainRights, Mmu};
+use hypervisor::vcpu::VcpuState;
+
+/// `hv_debug=fail_domain_grants`: the first domU's grant table cannot be set up, as if the
+/// frames for it had run out. Fault injection, for the test of the clean-up below.
+static FAIL_GRANT_TABLE_SETUP: AtomicBool = AtomicBool::new(false);
+
+/// Arms the `hv_debug=fail_domain_grants` fault (see [`FAIL_GRANT_TABLE_SETUP`]).
+pub fn set_fail_grant_table_setup() {
+    FAIL_GRANT_TABLE_SETUP.store(true, Ordering::Relaxed);
+}
+
+impl Machine {
+    /// Registers a built domain: its frames with the PV MMU (owned, M2P, bootstrap tables
+    /// validated and pinned), its grant table, event channels and its scheduler entry on
+    /// `cpu`. If a step fails, what the earlier steps did is undone and every frame the
+    /// builder gave the domain returns to the allocator.
+    pub fn add_domain(&mut self, built: Built, weight: u16, cpu: usize) -> Result<(), CreateError> {
+        let mut d = built.domain;
+        let id = d.id;
+        if cpu >= self.scheds.len() {
+            // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
+            log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
+            // Refused before any frame was registered: the builder's frames go straight back.
+            free_to_allocator(d.p2m.iter().chain([&d.shared_info_mfn]).copied());
+            return Err(CreateError("CPU affinity", Errno::EINVAL));
+        }
+        d.cpu = cpu;
+        let mut assigned = 0;
+        if let Err(e) = self.register(&mut d, weight, &mut assigned) {
+            self.discard_half_made(d, assigned);
+            return Err(e);
+        }
+        d.saved = built.frame;
+        d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
+        self.domains.insert(id, alloc::boxed::Box::new(d));
+        self.update_time(id);
+        Ok(())
+    }
+
+    /// Every registration step of [`Self::add_domain`]; `assigned` counts the frames of
+    /// `d.p2m` already assigned to the domain (those after it are still the allocator's).
+    fn register(&mut self, d: &mut Domain, weight: u16, assigned: &mut usize) -> Result<(), CreateError> {
+        let id = d.id;
+        let e = |what| move |err: hypervisor::mm::MmuError| CreateError(what, err.errno);
+        for (pfn, &mfn) in d.p2m.iter().enumerate() {
+            self.frames.assign_frame(mfn, id).map_err(e("frame assignment"))?;
+            *assigned += 1;
+            self.frames.set_m2p(mfn, pfn as u64).map_err(e("M2P"))?;
+        }
+        self.frames.share_with_guest(d.shared_info_mfn, id).map_err(e("shared_info"))?;
+        let l4_mfn = d.vcpu.kernel_root() >> 12;
+        d.vcpu.paging.kernel_l4 = None;
+        Mmu::new(
+            &mut self.frames,
+            &mut self.mem,
+            &self.hypervisor_slots,
+            DomainRights { id, io_capable: d.privileged },
+            &mut d.vcpu.paging,
+        )
+        .adopt_bootstrap_tables(l4_mfn)
+        .map_err(e("bootstrap page tables"))?;
+        d.vcpu.paging.effects.take(); // the first entry loads CR3 anyway
+        if !d.privileged && FAIL_GRANT_TABLE_SETUP.swap(false, Ordering::Relaxed) {
+            log::warn!("hv_debug: d{id}'s grant table set-up fails (injected)");
+            return Err(CreateError("grant table", Errno::ENOMEM));
+        }
+        self.grants
+            .add_domain(id, GrantConfig::default(), &mut self.frames, &mut self.mem, &mut self.grant_pool)
+            .map_err(|err| CreateError("grant table", err))?;
+        self.events
+            .add_domain(id, evtchn::DomainConfig::new(1, d.privileged))
+            .map_err(|err| CreateError("event channels", err))?;
+        self.event_host.set_shared_info(id, Some(d.shared_info_mfn));
+        self.scheds[d.cpu].add(id, weight).map_err(|_| CreateError("scheduler", Errno::EINVAL))
+    }
+
+    /// Undoes a registration that failed part way: the domain is torn down as a dead one is
+    /// (which releases its tables, ports, scheduler entry and the frames assigned to it), and
+    /// the frames never assigned go straight back to the allocator.
+    fn discard_half_made(&mut self, d: Domain, assigned: usize) {
+        let id = d.id;
+        let unassigned: Vec<u64> = d.p2m[assigned.min(d.p2m.len())..].to_vec();
+        self.domains.insert(id, alloc::boxed::Box::new(d));
+        self.destroy_domain(id);
+        free_to_allocator(unassigned.into_iter());
+    }
+
+    /// A new domain record for the builder.
+    pub fn domain_record(
+        id: u16,
+        name: &str,
+        privileged: bool,
+        p2m: Vec<u64>,
+        vcpu: VcpuState,
+        shared_info_mfn: u64,
+        host_cr4: u64,
+    ) -> Domain {
+        // Xen 4.17 does not emulate `hlt` for PV guests (it reflects #GP), and guests written
+        // for Xen idle with SCHEDOP_block: do the same.
+        let policy = DomainPolicy { hlt_blocks: false, ..DomainPolicy::new(privileged, host_cr4) };
+        Domain {
+            id,
+            name: name.into(),
+            privileged,
+            p2m,
+            vcpu,
+            priv_state: PrivState::new(&policy),
+            policy,
+            shared_info_mfn,
+            singleshot_ns: None,
+            periodic_ns: Some(DEFAULT_PERIOD_NS),
+            next_periodic_ns: 0,
+            blocked: false,
+            poll_deadline: None,
+            poll_ports: Vec::new(),
+            counted_poller: false,
+            paused: false,
+            dying: false,
+            cpu: 0,
+            fpu: alloc::boxed::Box::new(crate::arch::x86_64::fpu::FpuState::initial()),
+            saved: TrapFrame::default(),
+        }
+    }
+}
+
+/// Returns frames that no domain was given to the allocator.
+fn free_to_allocator(mfns: impl Iterator<Item = u64>) {
+    let mut frames = FRAMES.lock();
+    if let Some(f) = frames.as_mut() {
+        for mfn in mfns {
+            let _ = f.free(mfn);
+        }
+    }
+}
