@@ -10,6 +10,7 @@
 use super::MmuError;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::ops::Range;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::mm::DomId;
 
@@ -75,7 +76,9 @@ impl PageType {
 /// Xen's `struct page_info` for one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FrameInfo {
-    /// Owner.
+    /// Owner. A frame becomes a domain's only through `FrameTable::assign_frame` or
+    /// `share_with_guest`, which keep the domain's span (`span_of`) covering it; other code
+    /// may only give frames back to the hypervisor.
     pub owner: Owner,
     /// Current type; kept when `type_count` drops to 0 so a re-use as the same table type
     /// is recognised, but meaningless while the count is 0.
@@ -145,6 +148,9 @@ pub struct FrameTable {
     m2p: M2pStorage,
     /// Frames owned per domain, shared hypervisor pages excluded (Xen's `tot_pages`).
     pages: BTreeMap<DomId, u64>,
+    /// Per domain, a range of frames holding every frame it has been given (it only grows):
+    /// a teardown walks this range instead of all of memory, as Xen walks `d->page_list`.
+    spans: BTreeMap<DomId, Range<u64>>,
     /// Frames that returned to the hypervisor because their owner freed them.
     released: Vec<u64>,
     /// Device frames outside RAM that the hypervisor itself drives (the local APIC, the
@@ -183,7 +189,14 @@ impl FrameTable {
     fn with_storage(n: usize, m2p: M2pStorage) -> Self {
         let mut frames = Vec::new();
         frames.resize(n, FrameInfo::HYPERVISOR);
-        Self { frames, m2p, pages: BTreeMap::new(), released: Vec::new(), hypervisor_io: Vec::new() }
+        Self {
+            frames,
+            m2p,
+            pages: BTreeMap::new(),
+            spans: BTreeMap::new(),
+            released: Vec::new(),
+            hypervisor_io: Vec::new(),
+        }
     }
 
     /// Reserves device frame `mfn` for the hypervisor: mappings of it are refused to every
@@ -246,6 +259,7 @@ impl FrameTable {
         }
         *f = FrameInfo { owner: Owner::Domain(domain), ..FrameInfo::HYPERVISOR };
         *self.pages.entry(domain).or_insert(0) += 1;
+        self.widen_span(domain, mfn);
         Ok(())
     }
 
@@ -257,10 +271,22 @@ impl FrameTable {
     }
 
     /// Every frame `domain` owns (including shared hypervisor pages and frames it freed that
-    /// are still referenced), in frame order: what a teardown must take back. A walk over all
-    /// frames; not for hot paths.
+    /// are still referenced), in frame order: what a teardown must take back. A walk over
+    /// the domain's [`span`](Self::span_of); not for hot paths.
     pub fn frames_of(&self, domain: DomId) -> impl Iterator<Item = u64> + '_ {
-        self.iter().filter(move |(_, f)| f.owner == Owner::Domain(domain)).map(|(m, _)| m)
+        self.span_of(domain).filter(move |&m| self.frames[m as usize].owner == Owner::Domain(domain))
+    }
+
+    /// A range of frames that holds every frame `domain` owns (empty if it never owned one).
+    /// Frames only become a domain's through [`assign_frame`](Self::assign_frame) and
+    /// [`share_with_guest`](Self::share_with_guest), which widen it.
+    pub fn span_of(&self, domain: DomId) -> Range<u64> {
+        self.spans.get(&domain).cloned().unwrap_or(0..0)
+    }
+
+    fn widen_span(&mut self, domain: DomId, mfn: u64) {
+        let span = self.spans.entry(domain).or_insert(mfn..mfn + 1);
+        *span = span.start.min(mfn)..span.end.max(mfn + 1);
     }
 
     /// The owner `domain` frees `mfn` (`XENMEM_decrease_reservation`, Xen's
@@ -353,6 +379,7 @@ impl FrameTable {
             shared_by_hypervisor: true,
             ..FrameInfo::HYPERVISOR
         };
+        self.widen_span(domain, mfn);
         Ok(())
     }
 

@@ -294,8 +294,9 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
 
     /// Drops every reference the dying domain `self.domain` holds: the vCPU's roots, every
     /// pin, every validated table's entries, then the permanent reference on pages the
-    /// hypervisor shared with it (which return to the hypervisor). Works through at most
-    /// `budget` frames per call (each costs at most one table's 512 entries) and reports
+    /// hypervisor shared with it (which return to the hypervisor). Walks the domain's span
+    /// (`FrameTable::span_of`), not all of memory, twice; works through at most `budget`
+    /// frames per call (each costs at most one table's 512 entries) and reports
     /// whether to call again with the same `cursor`. The domain must not run meanwhile.
     /// Afterwards `FrameTable::free_domain_frame` succeeds for each frame the domain still
     /// owns that no other domain maps (`FrameTable::frames_of`); frames it had freed itself
@@ -311,9 +312,12 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             *cursor = ReleaseCursor { phase: 1, next_mfn: 0 };
         }
         let domain = Owner::Domain(self.domain.id);
+        // Only the frames the domain could own: its span, not all of memory.
+        let span = self.frames.span_of(self.domain.id);
+        cursor.next_mfn = cursor.next_mfn.max(span.start);
         let mut work = 0;
         while cursor.phase <= 2 {
-            while cursor.next_mfn < self.frames.max_mfn() {
+            while cursor.next_mfn < span.end {
                 if work == budget {
                     return ReleaseProgress::MoreWork;
                 }
@@ -341,7 +345,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
                     f.page_type = PageType::None;
                 }
             }
-            *cursor = ReleaseCursor { phase: cursor.phase + 1, next_mfn: 0 };
+            *cursor = ReleaseCursor { phase: cursor.phase + 1, next_mfn: span.start };
         }
         ReleaseProgress::Done
     }

@@ -469,7 +469,12 @@ fn a_dying_domain_is_released_in_bounded_steps() {
         calls += 1;
         assert!(calls < 1000);
     }
-    assert!(calls >= (MAX_MFN / 100) as usize, "the budget bounds each call");
+    // Two walks over the domain's span (its frames from 0x100 and shared_info at 0x20), not
+    // over all of memory; the budget bounds each call.
+    let span = m.frames.span_of(DOM);
+    assert_eq!(span, SHARED_INFO..DOM_FRAMES.end);
+    assert!(calls >= (2 * (span.end - span.start) / 100 - 1) as usize, "the budget bounds each call");
+    assert!(calls < (MAX_MFN / 100) as usize, "only the span is walked");
     assert_eq!((m.paging.kernel_l4, m.paging.user_l4), (None, None));
     for mfn in DOM_FRAMES {
         let f = *m.frames.get(mfn).unwrap();
@@ -494,4 +499,26 @@ fn out_of_range_frames_never_panic() {
     }
     assert!(m.mmu().mmu_update(MmuUpdate { ptr: u64::MAX, val: 0 }).is_err());
     m.audit();
+}
+
+#[test]
+fn frames_of_walks_the_span_and_finds_exactly_the_owned_frames() {
+    let mut t = FrameTable::new(0x100);
+    for m in [0x10, 0x40, 0x20] {
+        t.assign_frame(m, 1).unwrap();
+    }
+    t.assign_frame(0x30, 2).unwrap(); // inside d1's span, but d2's
+    t.share_with_guest(0x50, 1).unwrap();
+    assert_eq!(t.span_of(1), 0x10..0x51);
+    assert_eq!(t.span_of(3), 0..0);
+    assert_eq!(t.frames_of(1).collect::<Vec<_>>(), vec![0x10, 0x20, 0x40, 0x50]);
+    assert_eq!(t.frames_of(2).collect::<Vec<_>>(), vec![0x30]);
+    // Freed and given to another domain: out of d1's frames, though still in its span.
+    t.free_domain_frame(0x20).unwrap();
+    t.assign_frame(0x20, 2).unwrap();
+    assert_eq!(t.frames_of(1).collect::<Vec<_>>(), vec![0x10, 0x40, 0x50]);
+    for d in 1..=3 {
+        let everywhere: Vec<u64> = t.iter().filter(|(_, f)| f.owner == Owner::Domain(d)).map(|(m, _)| m).collect();
+        assert_eq!(t.frames_of(d).collect::<Vec<_>>(), everywhere, "d{d}: the span holds every frame");
+    }
 }
