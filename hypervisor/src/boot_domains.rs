@@ -136,7 +136,7 @@ fn build_one(
         for want in [STORE_PORT, CONSOLE_PORT] {
             let got = machine.events.alloc_unbound(spec.domid, spec.domid, 0);
             if got != Ok(want) {
-                machine.destroy_domain(spec.domid);
+                machine.destroy_domain_now(spec.domid);
                 return Err(alloc::format!("event channel for the rings: got {got:?}, start_info says port {want}"));
             }
         }

@@ -13,18 +13,19 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::mem::offset_of;
 use core::sync::atomic::{compiler_fence, Ordering};
-use hypercall_abi::event_channel::{VIRQ_DOM_EXC, VIRQ_TIMER};
+use hypercall_abi::event_channel::VIRQ_TIMER;
 use hypercall_abi::shared_info::{SharedInfo, VcpuInfo};
 use hypervisor::emulate::{DomainPolicy, PrivState};
 use hypervisor::evtchn::{EventChannels, EvtchnHost};
 use hypervisor::grant::{FramePool, GrantTables};
 use hypervisor::guest_access::MachineAccess;
-use hypervisor::mm::{DomainRights, FrameTable, Mmu, ReleaseCursor, ReleaseProgress};
+use hypervisor::mm::FrameTable;
 use hypervisor::sched::Scheduler;
 use hypervisor::vcpu::{self, VcpuState};
 
 mod cpus;
 mod create;
+mod teardown;
 pub use cpus::lock_machine;
 pub use create::set_fail_grant_table_setup;
 
@@ -86,9 +87,12 @@ pub struct Domain {
     pub counted_poller: bool,
     /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
     pub paused: bool,
-    /// Destroyed while loaded on another CPU: never scheduled again, and torn down once no
-    /// CPU has it loaded ([`Machine::dying`]).
+    /// Destroyed: never scheduled again (paused and blocked), listed with
+    /// `XEN_DOMINF_dying`, and torn down in bounded steps once no CPU has it loaded
+    /// ([`Machine::dying`], `domain/teardown.rs`).
     pub dying: bool,
+    /// How far its teardown has gone.
+    pub teardown: teardown::Progress,
     /// The physical CPU the vCPU is pinned to (`cpus` in its config): its scheduler entry
     /// lives in that CPU's scheduler, and only that CPU ever loads its context.
     pub cpu: usize,
@@ -305,10 +309,10 @@ pub struct Machine {
     /// CPUs executing guest code of `cpu_current` (Xen's `is_running`): set as a CPU leaves
     /// for its guest, cleared as it enters. An idle CPU's loaded domain is not running.
     guest_running: [bool; MAX_CPUS],
-    /// Domains destroyed while loaded on another CPU, torn down once no CPU has them loaded.
+    /// Destroyed domains whose teardown has not finished (in the order they died).
     dying: Vec<u16>,
-    /// Domains from `dying` torn down since, until the `destroydomain` call waiting for them
-    /// sees it ([`Machine::take_reaped`]).
+    /// Domains torn down since a `destroydomain` call began waiting for them, until that
+    /// call sees it ([`Machine::take_reaped`]).
     reaped: Vec<u16>,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
@@ -517,7 +521,7 @@ impl Machine {
         }
         self.set_current(next);
         self.load_context(frame);
-        let _ = self.reap_dying();
+        let _ = self.progress_teardowns();
     }
 
     /// Loads the current domain's saved registers into `frame`, with its page tables and
@@ -551,83 +555,6 @@ impl Machine {
     pub fn reap_grant_frames(&mut self) -> usize {
         let reaped = self.grants.reap(&mut self.frames);
         free_to_allocator(reaped)
-    }
-
-    /// Tears a dead domain down: scheduler, event channels (peers' ports return to Unbound,
-    /// dom0 gets VIRQ_DOM_EXC), page-table references, then every frame back to the
-    /// allocator. dom0 must not be torn down this way: its death ends the machine.
-    /// A domain loaded on another CPU is only marked dying there (that CPU is made to switch
-    /// away); the teardown happens once no CPU has it loaded.
-    pub fn destroy_domain(&mut self, id: u16) {
-        if let Some(cpu) = self.loaded_elsewhere(id) {
-            if let Some(d) = self.domains.get_mut(&id) {
-                if !d.dying {
-                    log::info!("d{id}: dying; torn down once CPU {cpu} switches away from it");
-                    d.dying = true;
-                    d.paused = true; // no wake-up may make it runnable again
-                    self.scheds[cpu].block(id);
-                    self.dying.push(id);
-                    self.request_resched(cpu);
-                }
-            }
-            return;
-        }
-        if id == self.current {
-            // Off the dying domain's tables before they return to the allocator.
-            guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
-        }
-        let Some(mut d) = self.domains.remove(&id) else { return };
-        // The whole teardown runs in this one entry: its time is logged so that a domain
-        // big enough to need Xen's preemptible teardown shows up.
-        let started_ns = self.now_ns();
-        if d.counted_poller {
-            self.pollers = self.pollers.saturating_sub(1);
-        }
-        self.scheds[d.cpu].remove(id);
-        self.events.domain_destroyed(&mut self.event_host, id);
-        self.event_host.set_shared_info(id, None);
-        while self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET)
-            == ReleaseProgress::MoreWork
-        {}
-        let mut cursor = ReleaseCursor::default();
-        let rights = DomainRights { id, io_capable: d.privileged };
-        loop {
-            let mut mmu = Mmu::new(&mut self.frames, &mut self.mem, &self.hypervisor_slots, rights, &mut d.vcpu.paging);
-            if mmu.release_domain(&mut cursor, RELEASE_BUDGET) == ReleaseProgress::Done {
-                break;
-            }
-        }
-        let mut freed = 0;
-        // No CPU may keep a stale translation to a frame handed back below.
-        smp::flush_all_tlbs();
-        let mut frames = FRAMES.lock();
-        // shared_info went back to the hypervisor with the release: it is freed as its page.
-        if let Some(f) = frames.as_mut() {
-            if f.free(d.shared_info_mfn).is_ok() {
-                freed += 1;
-            }
-        }
-        // The domain's frames now (not its initial P2M: frames it freed may belong to
-        // someone else since), then those its death released.
-        let owned: Vec<u64> = self.frames.frames_of(id).collect();
-        for mfn in owned {
-            match self.frames.free_domain_frame(mfn) {
-                Ok(()) => {
-                    if let Some(f) = frames.as_mut() {
-                        if f.free(mfn).is_ok() {
-                            freed += 1;
-                        }
-                    }
-                }
-                Err(e) => log::warn!("d{id}: frame {mfn:#x} kept: {}", e.reason),
-            }
-        }
-        drop(frames);
-        freed += self.return_released_frames();
-        freed += self.reap_grant_frames();
-        let took_us = self.now_ns().saturating_sub(started_ns) / 1000;
-        log::info!("d{id} ({}): destroyed, {freed} frames returned in {took_us} us", d.name);
-        self.events.send_global_virq(&mut self.event_host, VIRQ_DOM_EXC);
     }
 }
 

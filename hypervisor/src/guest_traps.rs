@@ -87,6 +87,11 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         SYSCALL_VECTOR => resched |= m.on_syscall(frame),
         v if v == apic::TIMER_VECTOR as u64 => {
             apic::on_timer_interrupt();
+            // A step of any teardown waiting for one (a domain killed while this CPU runs
+            // others is torn down across ticks).
+            if m.teardown_ready() {
+                resched |= m.progress_teardowns();
+            }
             m.run_timers();
             let now = m.now_ns();
             resched |= m.sched().tick(now) == hypervisor::sched::Decision::Reschedule;
@@ -149,6 +154,12 @@ pub fn run_idle_cpu() -> ! {
             }
             if m.go_idle(&frame) && m.sched().has_runnable() {
                 continue; // a teardown in `go_idle` woke a domain of this CPU: run it
+            }
+            if m.teardown_ready() {
+                // An idle CPU does the teardowns' steps one after another (the lock is let go
+                // between them), then looks for work again.
+                m.progress_teardowns();
+                continue;
             }
         }
         crate::arch::x86_64::smp::wait_for_work();

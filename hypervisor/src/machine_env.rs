@@ -273,16 +273,20 @@ impl DomainControl for Machine {
     }
 
     fn destroy(&mut self, id: u16) -> Result<(), Errno> {
-        let Some(d) = self.domains.get(&id) else {
-            // Torn down by another CPU while this call was being continued: done.
+        let Some(d) = self.domains.get_mut(&id) else {
+            // Torn down (by another entry) while this call was being continued: done.
             return if self.take_reaped(id) { Ok(()) } else { Err(Errno::ESRCH) };
         };
-        if !d.dying {
+        d.teardown.awaited = true;
+        if d.dying {
+            // A continuation: one more step of the teardown.
+            self.progress_teardowns();
+        } else {
             log::info!("d{id}: destroyed by d{} (domctl)", self.current);
             self.destroy_domain(id);
         }
-        // Loaded on another CPU, it is torn down once that CPU lets go of it (at its next
-        // entry): the call is continued until then, as Xen continues `domain_kill`.
+        // The teardown goes in bounded steps (and starts only once no CPU has the domain
+        // loaded): the call is continued until it is over, as Xen continues `domain_kill`.
         if self.domains.contains_key(&id) {
             return Err(Errno::ERESTART);
         }

@@ -7,7 +7,6 @@ use super::{any_pending, Domain, Machine, NO_DOMAIN};
 use crate::arch::x86_64::fpu;
 use crate::arch::x86_64::gdt::MAX_CPUS;
 use crate::arch::x86_64::{guest_entry, idt::TrapFrame, paging, smp};
-use alloc::vec::Vec;
 use hypervisor::sched::Scheduler;
 use spin::mutex::{TicketMutex, TicketMutexGuard};
 
@@ -123,7 +122,7 @@ impl Machine {
     pub fn go_idle(&mut self, frame: &TrapFrame) -> bool {
         let Some(cur) = self.domains.get_mut(&self.current) else {
             self.set_current(NO_DOMAIN);
-            return self.reap_dying();
+            return self.progress_teardowns();
         };
         cur.saved = frame.clone();
         if !cur.dying {
@@ -132,7 +131,7 @@ impl Machine {
         fpu::save(&mut cur.fpu);
         self.set_current(NO_DOMAIN);
         guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
-        self.reap_dying()
+        self.progress_teardowns()
     }
 
     /// The register frame an idle CPU resumes from: its loaded domain's, kept by
@@ -140,28 +139,6 @@ impl Machine {
     /// frame back and loads the other's).
     pub fn idle_frame(&self) -> TrapFrame {
         self.domains.get(&self.current).map(|d| d.saved.clone()).unwrap_or_default()
-    }
-
-    /// Tears down the domains destroyed while loaded elsewhere that no CPU has loaded now.
-    /// Returns whether it tore one down.
-    pub(super) fn reap_dying(&mut self) -> bool {
-        if self.dying.is_empty() {
-            return false;
-        }
-        let ready: Vec<u16> = self.dying.iter().copied().filter(|&id| !self.is_loaded(id)).collect();
-        self.dying.retain(|id| !ready.contains(id));
-        let reaped_any = !ready.is_empty();
-        for id in ready {
-            self.destroy_domain(id);
-            self.reaped.push(id);
-        }
-        // The teardown raised events (VIRQ_DOM_EXC, peers' closed ports): wake their
-        // domains now, not at some CPU's next exit. A local wake-up is picked up by this
-        // CPU's next decision (an idling CPU makes one at once, see `run_idle_cpu`).
-        if !self.event_host.kicked.is_empty() {
-            self.process_kicks();
-        }
-        reaped_any
     }
 
     /// Wakes every kicked domain that was blocked; returns whether the scheduler wants the

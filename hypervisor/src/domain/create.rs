@@ -1,10 +1,9 @@
 //! Registering a built domain with the machine, and undoing a registration that fails part
 //! way, so that a domain refused at creation leaves no frame, reference or port behind.
 
-use super::{CreateError, Domain, Machine, DEFAULT_PERIOD_NS};
+use super::{free_to_allocator, CreateError, Domain, Machine, DEFAULT_PERIOD_NS};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::builder::Built;
-use crate::memory::FRAMES;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, Ordering};
 use hypercall_abi::errno::Errno;
@@ -35,7 +34,7 @@ impl Machine {
             // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
             log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
             // Refused before any frame was registered: the builder's frames go straight back.
-            free_to_allocator(d.p2m.iter().chain([&d.shared_info_mfn]).copied());
+            free_to_allocator(d.p2m.iter().chain([&d.shared_info_mfn]).copied().collect());
             return Err(CreateError("CPU affinity", Errno::EINVAL));
         }
         d.cpu = cpu;
@@ -95,8 +94,8 @@ impl Machine {
         let id = d.id;
         let unassigned: Vec<u64> = d.p2m[assigned.min(d.p2m.len())..].to_vec();
         self.domains.insert(id, alloc::boxed::Box::new(d));
-        self.destroy_domain(id);
-        free_to_allocator(unassigned.into_iter());
+        self.destroy_domain_now(id);
+        free_to_allocator(unassigned);
     }
 
     /// A new domain record for the builder.
@@ -130,19 +129,10 @@ impl Machine {
             counted_poller: false,
             paused: false,
             dying: false,
+            teardown: super::teardown::Progress::default(),
             cpu: 0,
             fpu: alloc::boxed::Box::new(crate::arch::x86_64::fpu::FpuState::initial()),
             saved: TrapFrame::default(),
-        }
-    }
-}
-
-/// Returns frames that no domain was given to the allocator.
-fn free_to_allocator(mfns: impl Iterator<Item = u64>) {
-    let mut frames = FRAMES.lock();
-    if let Some(f) = frames.as_mut() {
-        for mfn in mfns {
-            let _ = f.free(mfn);
         }
     }
 }
