@@ -54,6 +54,8 @@ pub enum DebugAction {
     /// Not a failure of the machine: the first domU's grant table set-up fails, which
     /// exercises the undoing of a half-made domain (its frames must all come back).
     FailDomainGrants,
+    /// As `FailDomainGrants`, but the first domU's frame assignment stops half way.
+    FailDomainFrames,
 }
 
 /// One warning produced while parsing.
@@ -162,6 +164,7 @@ impl<'a> CommandLine<'a> {
                     "panic" => cl.debug_action = Some(DebugAction::Panic),
                     "stack_overflow" => cl.debug_action = Some(DebugAction::StackOverflow),
                     "fail_domain_grants" => cl.debug_action = Some(DebugAction::FailDomainGrants),
+                    "fail_domain_frames" => cl.debug_action = Some(DebugAction::FailDomainFrames),
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
                 },
                 _ => cl.warn(Warning::UnknownOption(word)),
@@ -323,6 +326,7 @@ mod tests {
         assert_eq!(CommandLine::parse("hv_debug=panic").debug_action, Some(DebugAction::Panic));
         assert_eq!(CommandLine::parse("hv_debug=stack_overflow").debug_action, Some(DebugAction::StackOverflow));
         assert_eq!(CommandLine::parse("hv_debug=fail_domain_grants").debug_action, Some(DebugAction::FailDomainGrants));
+        assert_eq!(CommandLine::parse("hv_debug=fail_domain_frames").debug_action, Some(DebugAction::FailDomainFrames));
         assert_eq!(CommandLine::parse("hv_debug=nope").warnings().count(), 1);
     }
 }

@@ -27,7 +27,7 @@ mod cpus;
 mod create;
 mod teardown;
 pub use cpus::lock_machine;
-pub use create::set_fail_grant_table_setup;
+pub use create::{inject_failure, InjectedFailure};
 
 /// `SHUTDOWN_*` reasons.
 pub const SHUTDOWN_POWEROFF: u32 = 0;
@@ -87,7 +87,7 @@ pub struct Domain {
     pub counted_poller: bool,
     /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
     pub paused: bool,
-    /// Destroyed: never scheduled again (paused and blocked), listed with
+    /// Destroyed: never scheduled again (paused, its scheduler entry blocked), listed with
     /// `XEN_DOMINF_dying`, and torn down in bounded steps once no CPU has it loaded
     /// ([`Machine::dying`], `domain/teardown.rs`).
     pub dying: bool,

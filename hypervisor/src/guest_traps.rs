@@ -87,10 +87,10 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         SYSCALL_VECTOR => resched |= m.on_syscall(frame),
         v if v == apic::TIMER_VECTOR as u64 => {
             apic::on_timer_interrupt();
-            // A step of any teardown waiting for one (a domain killed while this CPU runs
-            // others is torn down across ticks).
+            // Up to a millisecond of any teardown waiting for steps (a domain killed while
+            // this CPU runs others is torn down across ticks).
             if m.teardown_ready() {
-                resched |= m.progress_teardowns();
+                resched |= m.progress_teardowns_for_a_tick();
             }
             m.run_timers();
             let now = m.now_ns();

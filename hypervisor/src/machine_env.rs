@@ -220,8 +220,8 @@ impl DomainControl for Machine {
             flags |= XEN_DOMINF_BLOCKED;
         }
         if d.dying {
-            // Destroyed while running on another CPU: listed until torn down, as Xen lists a
-            // dying domain until its last reference goes.
+            // Killed: listed until its teardown ends, as Xen lists a dying domain until its
+            // last reference goes.
             flags |= XEN_DOMINF_DYING;
         }
         // Loaded and not blocked (an idle CPU keeps its blocked domain loaded).

@@ -127,7 +127,8 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     log::info!("CPUs: {cpus} online (at most {}), idle CPUs {}", gdt::MAX_CPUS, cmdline.idle.name());
 
     match cmdline.debug_action {
-        Some(DebugAction::FailDomainGrants) => domain::set_fail_grant_table_setup(),
+        Some(DebugAction::FailDomainGrants) => domain::inject_failure(domain::InjectedFailure::Grants),
+        Some(DebugAction::FailDomainFrames) => domain::inject_failure(domain::InjectedFailure::Frames),
         Some(action) => run_debug_action(action),
         None => {}
     }
@@ -196,7 +197,8 @@ fn run_debug_action(action: DebugAction) {
         DebugAction::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
         DebugAction::Panic => panic!("deliberate panic requested by hv_debug=panic"),
         DebugAction::StackOverflow => cpu::run_on_stack(gdt::ring0_stack_top(0), recurse_forever),
-        DebugAction::FailDomainGrants => {} // armed before the domains are built, see above
+        // Armed before the domains are built, see above.
+        DebugAction::FailDomainGrants | DebugAction::FailDomainFrames => {}
     }
 }
 

@@ -62,35 +62,34 @@ fn a_bundle_without_any_usable_config_fails() {
         .run();
 }
 
-#[test]
-fn a_domain_refused_half_made_gives_every_frame_back() {
-    // Two 64 MiB domUs on a 128 MiB machine: only one fits at a time. The first one's grant
-    // table set-up is made to fail (fault injection) after its frames were assigned and its
-    // page tables validated; undoing it must return all of them, or the second cannot start.
+/// Two 64 MiB domUs on a 128 MiB machine, the first made to fail registering by `fault`:
+/// only one fits at a time, so the second starts only if the first gave every frame back.
+fn half_made_domain_gives_every_frame_back(fault: &str, failed_step: &str, freed_at_failure: u32) {
     let mini = std::fs::read(mini_guest_image()).unwrap();
+    let name = format!("bundle-half-made-{fault}");
     let bundle = cpio_bundle(
-        "bundle-half-made",
+        &name,
         &[
             ("mini.elf", &mini),
             ("a.cfg", b"name = \"big1\"\nmemory = 64\nkernel = \"mini.elf\"\n"),
             ("b.cfg", b"name = \"big2\"\nmemory = 64\nkernel = \"mini.elf\"\n"),
         ],
     );
-    let out = Scenario::new("bundle-half-made", Hv::Ours)
+    let out = Scenario::new(&name, Hv::Ours)
         .module(&bundle)
         .memory_mib(128)
-        .hv_options("console=com1 loglvl=info hv_debug=fail_domain_grants")
+        .hv_options(&format!("console=com1 loglvl=info hv_debug={fault}"))
         .expect_exit(EXIT_SUCCESS)
-        .expect_line("hv_debug: d1's grant table set-up fails (injected)")
-        .expect_line("d1 (big1): destroyed, 16385 frames returned")
-        .expect_line("d1 (big1) from a.cfg: grant table (-12 (ENOMEM))")
+        .expect_line("(injected)")
+        .expect_line(&format!("d1 (big1): destroyed, {freed_at_failure} frames returned"))
+        .expect_line(&format!("d1 (big1) from a.cfg: {failed_step}"))
         .expect_line("d2 (big2): created from b.cfg (mini.elf, 64 MiB")
         .expect_line("(d2) mini guest: ENOSYS and EFAULT checks passed")
         .expect_line("d2 (big2): destroyed, 16386 frames returned")
         .expect_line("No domains left: shutting down.")
         .run();
     assert!(!out.log.contains("kept:"), "every frame of the half-made domain must return");
-    // A 64 MiB domain is torn down in many bounded steps, not in one hypervisor entry.
+    // A 64 MiB domain is torn down in bounded steps, not in one go.
     let steps = out
         .log
         .lines()
@@ -98,4 +97,18 @@ fn a_domain_refused_half_made_gives_every_frame_back() {
         .and_then(|n| n.trim().parse::<u32>().ok())
         .expect("d2's teardown line gives its steps");
     assert!(steps >= 8, "a 64 MiB teardown in {steps} steps");
+}
+
+#[test]
+fn a_domain_refused_at_its_grant_table_gives_every_frame_back() {
+    // Every frame assigned and its page tables validated before the failure; 16 384 frames
+    // and shared_info come back through the teardown.
+    half_made_domain_gives_every_frame_back("fail_domain_grants", "grant table (-12 (ENOMEM))", 16385);
+}
+
+#[test]
+fn a_domain_refused_half_way_through_its_frames_gives_every_frame_back() {
+    // Half its frames assigned: those (and shared_info, not yet shared) come back through the
+    // teardown, the other half straight to the allocator.
+    half_made_domain_gives_every_frame_back("fail_domain_frames", "frame assignment (-12 (ENOMEM))", 8193);
 }

@@ -1,7 +1,6 @@
 //! The machine on several CPUs: the lock every hypervisor entry holds, which domain each CPU
 //! has loaded and whether it runs it, waking domains on their CPUs (reschedule requests
-//! between CPUs), lazy idling, and the teardown of domains that were loaded elsewhere when
-//! destroyed.
+//! between CPUs), and lazy idling (the teardown of dying domains is in `teardown.rs`).
 
 use super::{any_pending, Domain, Machine, NO_DOMAIN};
 use crate::arch::x86_64::fpu;
@@ -60,7 +59,8 @@ impl Machine {
         self.cpu_current[self.cpu] = id;
     }
 
-    /// Whether `id` was torn down after dying elsewhere and not yet reported (and forgets it).
+    /// Whether `id` was torn down since a `destroydomain` call began waiting for it, and not
+    /// yet reported (and forgets it).
     pub fn take_reaped(&mut self, id: u16) -> bool {
         let found = self.reaped.contains(&id);
         self.reaped.retain(|&r| r != id);

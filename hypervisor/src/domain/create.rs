@@ -5,7 +5,7 @@ use super::{free_to_allocator, CreateError, Domain, Machine, DEFAULT_PERIOD_NS};
 use crate::arch::x86_64::idt::TrapFrame;
 use crate::builder::Built;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicU8, Ordering};
 use hypercall_abi::errno::Errno;
 use hypervisor::emulate::{DomainPolicy, PrivState};
 use hypervisor::evtchn;
@@ -13,13 +13,32 @@ use hypervisor::grant::GrantConfig;
 use hypervisor::mm::{DomainRights, Mmu};
 use hypervisor::vcpu::VcpuState;
 
-/// `hv_debug=fail_domain_grants`: the first domU's grant table cannot be set up, as if the
-/// frames for it had run out. Fault injection, for the test of the clean-up below.
-static FAIL_GRANT_TABLE_SETUP: AtomicBool = AtomicBool::new(false);
+/// A registration step made to fail for the first domU (`hv_debug=`), fault injection for
+/// the test of the undoing below.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum InjectedFailure {
+    /// Nothing fails.
+    None,
+    /// `fail_domain_frames`: the assignment of the domain's frames stops half way.
+    Frames,
+    /// `fail_domain_grants`: its grant table cannot be set up, as if no frame were left.
+    Grants,
+}
 
-/// Arms the `hv_debug=fail_domain_grants` fault (see [`FAIL_GRANT_TABLE_SETUP`]).
-pub fn set_fail_grant_table_setup() {
-    FAIL_GRANT_TABLE_SETUP.store(true, Ordering::Relaxed);
+static INJECTED_FAILURE: AtomicU8 = AtomicU8::new(InjectedFailure::None as u8);
+
+/// Arms an injected failure (see [`InjectedFailure`]).
+pub fn inject_failure(failure: InjectedFailure) {
+    INJECTED_FAILURE.store(failure as u8, Ordering::Relaxed);
+}
+
+/// Whether `failure` is armed for domain `d` (only the first domU gets it: it is disarmed).
+fn injected(failure: InjectedFailure, d: &Domain) -> bool {
+    !d.privileged
+        && INJECTED_FAILURE
+            .compare_exchange(failure as u8, InjectedFailure::None as u8, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 impl Machine {
@@ -55,7 +74,12 @@ impl Machine {
     fn register(&mut self, d: &mut Domain, weight: u16, assigned: &mut usize) -> Result<(), CreateError> {
         let id = d.id;
         let e = |what| move |err: hypervisor::mm::MmuError| CreateError(what, err.errno);
+        let stop_at = if injected(InjectedFailure::Frames, d) { d.p2m.len() / 2 } else { usize::MAX };
         for (pfn, &mfn) in d.p2m.iter().enumerate() {
+            if pfn == stop_at {
+                log::warn!("hv_debug: d{id}'s frame assignment fails at frame {pfn} (injected)");
+                return Err(CreateError("frame assignment", Errno::ENOMEM));
+            }
             self.frames.assign_frame(mfn, id).map_err(e("frame assignment"))?;
             *assigned += 1;
             self.frames.set_m2p(mfn, pfn as u64).map_err(e("M2P"))?;
@@ -73,7 +97,7 @@ impl Machine {
         .adopt_bootstrap_tables(l4_mfn)
         .map_err(e("bootstrap page tables"))?;
         d.vcpu.paging.effects.take(); // the first entry loads CR3 anyway
-        if !d.privileged && FAIL_GRANT_TABLE_SETUP.swap(false, Ordering::Relaxed) {
+        if injected(InjectedFailure::Grants, d) {
             log::warn!("hv_debug: d{id}'s grant table set-up fails (injected)");
             return Err(CreateError("grant table", Errno::ENOMEM));
         }
@@ -92,6 +116,7 @@ impl Machine {
     /// the frames never assigned go straight back to the allocator.
     fn discard_half_made(&mut self, d: Domain, assigned: usize) {
         let id = d.id;
+        debug_assert!(!self.domains.contains_key(&id), "d{id} registered twice");
         let unassigned: Vec<u64> = d.p2m[assigned.min(d.p2m.len())..].to_vec();
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.destroy_domain_now(id);

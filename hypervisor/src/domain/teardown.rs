@@ -4,7 +4,7 @@
 //! `destroydomain` call, a switch away) do the rest, so the machine lock is never held for a
 //! whole big domain's teardown.
 //!
-//! A dying domain stays in the domain table (paused, blocked, listed with
+//! A dying domain stays in the domain table (paused, its scheduler entry blocked, listed with
 //! `XEN_DOMINF_dying`) until its last step: then it leaves the scheduler and the event
 //! channels (dom0 gets `VIRQ_DOM_EXC`), and every frame returns to the allocator. Its
 //! frames are only released while no CPU has it loaded, so no CPU can still use its page
@@ -14,11 +14,15 @@ use super::{free_to_allocator, Machine, NO_DOMAIN, RELEASE_BUDGET};
 use crate::arch::x86_64::{guest_entry, paging};
 use alloc::vec::Vec;
 use hypercall_abi::event_channel::VIRQ_DOM_EXC;
-use hypervisor::mm::{DomainRights, Mmu, ReleaseCursor, ReleaseProgress};
+use hypervisor::mm::{DomainRights, Mmu, Owner, ReleaseCursor, ReleaseProgress};
 
-/// Release calls (of [`RELEASE_BUDGET`] frames or grant handles each) per teardown step:
-/// about 0.3 ms under TCG, and a 16 MiB domain in about nine steps.
+/// Release calls (of [`RELEASE_BUDGET`] units of work each: grant handles, frames looked at,
+/// tables torn down) per teardown step, and frames freed per step once all is released:
+/// under a millisecond of TCG time per step.
 const STEP_ROUNDS: usize = 16;
+const FREE_BATCH: u64 = 1024;
+/// Teardown work a timer tick does on a busy CPU (the steps stop once this much time went).
+const TICK_TEARDOWN_NS: u64 = 1_000_000;
 
 /// How far a dying domain's teardown has gone.
 #[derive(Default)]
@@ -29,6 +33,10 @@ pub struct Progress {
     grants_done: bool,
     /// Where the page-table release is.
     cursor: ReleaseCursor,
+    /// Once every reference is released: the next frame of the domain's span to free.
+    free_next: Option<u64>,
+    /// Frames returned to the allocator so far.
+    freed: usize,
     /// Steps taken so far.
     steps: u32,
     /// A `destroydomain` call waits for it (continued until the teardown ends).
@@ -36,7 +44,8 @@ pub struct Progress {
 }
 
 impl Machine {
-    /// Kills domain `id`: it never runs again (paused, blocked) and is torn down in bounded
+    /// Kills domain `id`: it never runs again (paused, its scheduler entry blocked) and is
+    /// torn down in bounded
     /// steps ([`Self::progress_teardowns`]), the first one now if no CPU has it loaded. A
     /// domain running on another CPU is made to switch away first. dom0 must not be torn
     /// down this way: its death ends the machine.
@@ -84,7 +93,8 @@ impl Machine {
     }
 
     /// Does one bounded step of the teardown of every dying domain no CPU has loaded, and
-    /// finishes those with nothing left to release. Returns whether one finished.
+    /// finishes those with nothing left to release. Returns whether one finished or a
+    /// domain of this CPU woke (either may change what this CPU should run).
     pub fn progress_teardowns(&mut self) -> bool {
         if self.dying.is_empty() {
             return false;
@@ -101,31 +111,63 @@ impl Machine {
         // The teardown raised events (VIRQ_DOM_EXC, peers' closed ports): wake their
         // domains now, not at some CPU's next exit. A local wake-up is picked up by this
         // CPU's next decision (an idling CPU makes one at once, see `run_idle_cpu`).
-        if !self.event_host.kicked.is_empty() {
-            self.process_kicks();
-        }
-        finished_any
+        let woke_here = !self.event_host.kicked.is_empty() && self.process_kicks();
+        finished_any || woke_here
     }
 
-    /// One step of releasing `id`'s grants, then its page-table references. Whether all
-    /// is released.
+    /// One step of releasing `id`'s grants, then its page-table references, then freeing its
+    /// frames. Whether all is done.
     fn release_step(&mut self, id: u16) -> bool {
+        let span = self.frames.span_of(id);
         let Some(d) = self.domains.get_mut(&id) else { return true };
         let rights = DomainRights { id, io_capable: d.privileged };
-        d.teardown.steps += 1;
+        let t = &mut d.teardown;
+        t.steps += 1;
+        if let Some(first) = t.free_next {
+            // The domain's frames (not its initial P2M: frames it freed may belong to someone
+            // else since), a batch per step. `free_to_allocator` flushes every CPU's TLB
+            // first: no CPU may keep a translation to a frame handed back.
+            let end = span.end.min(first.saturating_add(FREE_BATCH));
+            let mut unowned = Vec::new();
+            for mfn in first..end {
+                if self.frames.get(mfn).is_some_and(|f| f.owner == Owner::Domain(id)) {
+                    match self.frames.free_domain_frame(mfn) {
+                        Ok(()) => unowned.push(mfn),
+                        Err(e) => log::warn!("d{id}: frame {mfn:#x} kept: {}", e.reason),
+                    }
+                }
+            }
+            t.free_next = Some(end);
+            t.freed += free_to_allocator(unowned);
+            return end >= span.end;
+        }
         for _ in 0..STEP_ROUNDS {
-            if !d.teardown.grants_done {
-                d.teardown.grants_done =
-                    self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET)
-                        == ReleaseProgress::Done;
+            if !t.grants_done {
+                t.grants_done = self.grants.release_domain(id, &mut self.frames, &mut self.mem, RELEASE_BUDGET)
+                    == ReleaseProgress::Done;
                 continue;
             }
             let mut mmu = Mmu::new(&mut self.frames, &mut self.mem, &self.hypervisor_slots, rights, &mut d.vcpu.paging);
-            if mmu.release_domain(&mut d.teardown.cursor, RELEASE_BUDGET) == ReleaseProgress::Done {
-                return true;
+            if mmu.release_domain(&mut t.cursor, RELEASE_BUDGET) == ReleaseProgress::Done {
+                t.free_next = Some(span.start);
+                break;
             }
         }
         false
+    }
+
+    /// Teardown steps for up to [`TICK_TEARDOWN_NS`]: what a timer tick does for the
+    /// teardowns while its CPU runs domains. Returns whether to reschedule.
+    pub fn progress_teardowns_for_a_tick(&mut self) -> bool {
+        let start = self.now_ns();
+        let mut resched = false;
+        while self.teardown_ready() {
+            resched |= self.progress_teardowns();
+            if self.now_ns().saturating_sub(start) >= TICK_TEARDOWN_NS {
+                break;
+            }
+        }
+        resched
     }
 
     /// The end of a teardown: the domain leaves the scheduler and the event channels (peers'
@@ -137,21 +179,14 @@ impl Machine {
             self.pollers = self.pollers.saturating_sub(1);
         }
         self.scheds[d.cpu].remove(id);
+        // Closing its ports raises VIRQ_DOM_EXC for dom0; a domain refused half made may have
+        // none, and dom0 hears of it below instead.
+        let had_ports = self.events.has_domain(id);
         self.events.domain_destroyed(&mut self.event_host, id);
         self.event_host.set_shared_info(id, None);
-        // shared_info went back to the hypervisor with the release: it is freed as its page;
-        // then the domain's frames (not its initial P2M: frames it freed may belong to
-        // someone else since), then those its death released. (`free_to_allocator` flushes
-        // every CPU's TLB first: no CPU may keep a translation to a frame handed back.)
-        let mut unowned = alloc::vec![d.shared_info_mfn];
-        let owned: Vec<u64> = self.frames.frames_of(id).collect();
-        for mfn in owned {
-            match self.frames.free_domain_frame(mfn) {
-                Ok(()) => unowned.push(mfn),
-                Err(e) => log::warn!("d{id}: frame {mfn:#x} kept: {}", e.reason),
-            }
-        }
-        let mut freed = free_to_allocator(unowned);
+        // shared_info went back to the hypervisor with the release: it is freed as its page,
+        // with the frames the domain's death released.
+        let mut freed = d.teardown.freed + free_to_allocator(alloc::vec![d.shared_info_mfn]);
         freed += self.return_released_frames();
         freed += self.reap_grant_frames();
         let took_us = self.now_ns().saturating_sub(d.teardown.started_ns.unwrap_or(0)) / 1000;
@@ -163,6 +198,8 @@ impl Machine {
         if d.teardown.awaited {
             self.reaped.push(id);
         }
-        self.events.send_global_virq(&mut self.event_host, VIRQ_DOM_EXC);
+        if !had_ports {
+            self.events.send_global_virq(&mut self.event_host, VIRQ_DOM_EXC);
+        }
     }
 }

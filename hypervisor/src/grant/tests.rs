@@ -185,6 +185,9 @@ impl World {
             }
         }
         for (mfn, f) in self.frames.iter() {
+            if let Owner::Domain(d) = f.owner {
+                assert!(self.frames.span_of(d).contains(&mfn), "frame {mfn:#x} of d{d} outside its span");
+            }
             let (refs, types) = want.get(&mfn).copied().unwrap_or_default();
             assert_eq!((f.ref_count, f.type_count), (refs, types), "frame {mfn:#x} (refs, types)");
         }

@@ -23,6 +23,10 @@ pub struct ReleaseCursor {
     next_mfn: u64,
 }
 
+/// What tearing down one validated table counts against `release_domain`'s budget, in
+/// frames looked at: its 512 entries are each a reference to drop.
+const TABLE_TEARDOWN_COST: usize = 32;
+
 /// Whether a teardown finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReleaseProgress {
@@ -295,9 +299,9 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// Drops every reference the dying domain `self.domain` holds: the vCPU's roots, every
     /// pin, every validated table's entries, then the permanent reference on pages the
     /// hypervisor shared with it (which return to the hypervisor). Walks the domain's span
-    /// (`FrameTable::span_of`), not all of memory, twice; works through at most `budget`
-    /// frames per call (each costs at most one table's 512 entries) and reports
-    /// whether to call again with the same `cursor`. The domain must not run meanwhile.
+    /// (`FrameTable::span_of`), not all of memory, twice; does at most about `budget` units
+    /// of work per call (a frame looked at is one, a table torn down [`TABLE_TEARDOWN_COST`]
+    /// more) and reports whether to call again with the same `cursor`. The domain must not run meanwhile.
     /// Afterwards `FrameTable::free_domain_frame` succeeds for each frame the domain still
     /// owns that no other domain maps (`FrameTable::frames_of`); frames it had freed itself
     /// (`free_by_owner`) are released during the walk instead, for `take_released`.
@@ -318,7 +322,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         let mut work = 0;
         while cursor.phase <= 2 {
             while cursor.next_mfn < span.end {
-                if work == budget {
+                if work >= budget {
                     return ReleaseProgress::MoreWork;
                 }
                 work += 1;
@@ -335,7 +339,12 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
                         f.pinned = false;
                         self.drop_reference_without_cascade(mfn);
                     }
-                    self.tear_down_table(mfn);
+                    // A table's 512 entries cost more than a look at a frame: they count
+                    // against the budget too, so a step stays bounded however many tables
+                    // the domain built.
+                    if self.tear_down_table(mfn) {
+                        work += TABLE_TEARDOWN_COST;
+                    }
                 } else if f.shared_by_hypervisor {
                     // Every mapping of it went in phase 1: only the permanent reference is left.
                     f.type_count = f.type_count.saturating_sub(1);
@@ -359,18 +368,21 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         }
     }
 
-    fn tear_down_table(&mut self, mfn: u64) {
+    /// Drops the references a validated table's entries hold; whether it was one.
+    fn tear_down_table(&mut self, mfn: u64) -> bool {
         let Some(f) = self.frames.get_mut(mfn) else {
-            return;
+            return false;
         };
         let Some(level) = f.page_type.level() else {
-            return;
+            return false;
         };
-        if f.validated {
-            f.validated = false;
-            self.release_entries(mfn, level, false);
-            // A freed table whose last reference went before its entries did.
-            self.frames.release_if_unused(mfn);
+        if !f.validated {
+            return false;
         }
+        f.validated = false;
+        self.release_entries(mfn, level, false);
+        // A freed table whose last reference went before its entries did.
+        self.frames.release_if_unused(mfn);
+        true
     }
 }

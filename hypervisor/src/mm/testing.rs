@@ -158,6 +158,9 @@ impl MockMmu {
             if f.type_count > 0 && f.page_type.is_table() {
                 assert!(f.validated, "live table {mfn:#x} not validated");
             }
+            if let Owner::Domain(d) = f.owner {
+                assert!(self.frames.span_of(d).contains(&mfn), "frame {mfn:#x} of d{d} outside its span");
+            }
             let Some(level) = f.page_type.level().filter(|_| f.validated && f.type_count > 0) else {
                 continue;
             };
