@@ -58,6 +58,8 @@ static mut IST_STACKS: [[Stack<IST_STACK_SIZE>; 3]; MAX_CPUS] =
 /// page of each is a guard page, unmapped at boot (`paging::unmap_guard_pages`): a stack that
 /// overflows faults there (a double fault, reported as such) instead of running into the
 /// stack of the CPU below.
+/// They have a 2 MiB page of their own (`linker.ld`): only that page is split.
+#[link_section = ".ring0_stacks"]
 static mut RING0_STACKS: [Stack<RING0_STACK_SIZE>; MAX_CPUS] = [const { Stack([0; RING0_STACK_SIZE]) }; MAX_CPUS];
 
 fn ring0_stack_bottom(cpu: usize) -> u64 {
