@@ -2,6 +2,7 @@
 //! inter-processor interrupts (start-up, reschedule, TLB flush).
 
 use super::cpu::{inb, outb, rdmsr, rdtsc};
+use super::gdt::MAX_CPUS;
 use super::paging::phys_to_virt;
 use core::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,6 +39,9 @@ const CALIBRATION_MS: u64 = 10;
 
 static APIC_BASE: AtomicU64 = AtomicU64::new(0);
 static TICKS: AtomicU64 = AtomicU64::new(0);
+/// Ticks each CPU's own timer took: what an idle CPU polling for work watches (another
+/// CPU's tick gives it nothing to do).
+static CPU_TICKS: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 
 /// Measured frequencies.
 #[derive(Clone, Copy, Debug)]
@@ -150,9 +154,17 @@ pub fn ticks() -> u64 {
     TICKS.load(Ordering::Relaxed)
 }
 
+/// Ticks `cpu`'s own timer took since it started.
+pub fn ticks_of(cpu: usize) -> u64 {
+    CPU_TICKS.get(cpu).map_or(0, |t| t.load(Ordering::Relaxed))
+}
+
 /// Called from the trap dispatcher for [`TIMER_VECTOR`].
 pub fn on_timer_interrupt() {
     TICKS.fetch_add(1, Ordering::Relaxed);
+    if let Some(t) = CPU_TICKS.get(super::gdt::this_cpu()) {
+        t.fetch_add(1, Ordering::Relaxed);
+    }
     end_of_interrupt();
 }
 

@@ -331,14 +331,14 @@ pub fn wait_for_work() {
 /// `start`. Whether work came (kick or tick). While it spins, kicks set the hint without an
 /// IPI (`POLLING`); interrupts are off again on return.
 fn poll_for_work(me: usize, start: u64, limit: u64) -> bool {
-    let tick = apic::ticks();
+    let tick = apic::ticks_of(me);
     POLLING[me].0.store(true, Ordering::SeqCst);
     x86_64::instructions::interrupts::enable();
     let mut woke = false;
     while !woke && cpu::rdtsc().wrapping_sub(start) < limit {
         // A plain load while nothing comes; the locked swap only to take a hint.
         woke = (WAKE_HINT[me].0.load(Ordering::Acquire) && WAKE_HINT[me].0.swap(false, Ordering::AcqRel))
-            || apic::ticks() != tick;
+            || apic::ticks_of(me) != tick;
         core::hint::spin_loop();
     }
     x86_64::instructions::interrupts::disable();
