@@ -17,9 +17,9 @@ use hypercall_abi::event_channel::VIRQ_DOM_EXC;
 use hypervisor::mm::{DomainRights, Mmu, Owner, ReleaseCursor, ReleaseProgress};
 
 /// Release calls (of [`RELEASE_BUDGET`] units of work each: grant handles, frames looked at,
-/// tables torn down) per teardown step, and frames freed per step once all is released:
-/// under a millisecond of TCG time per step.
+/// tables torn down) per teardown step: well under a millisecond of TCG time.
 const STEP_ROUNDS: usize = 16;
+/// Frames of the domain's span looked at (and freed) per step once all is released.
 const FREE_BATCH: u64 = 1024;
 /// Teardown work a timer tick does on a busy CPU (the steps stop once this much time went).
 const TICK_TEARDOWN_NS: u64 = 1_000_000;
@@ -45,10 +45,9 @@ pub struct Progress {
 
 impl Machine {
     /// Kills domain `id`: it never runs again (paused, its scheduler entry blocked) and is
-    /// torn down in bounded
-    /// steps ([`Self::progress_teardowns`]), the first one now if no CPU has it loaded. A
-    /// domain running on another CPU is made to switch away first. dom0 must not be torn
-    /// down this way: its death ends the machine.
+    /// torn down in bounded steps ([`Self::progress_teardowns`]), the first one now if no CPU
+    /// has it loaded. A domain running on another CPU is made to switch away first. dom0
+    /// must not be torn down this way: its death ends the machine.
     pub fn destroy_domain(&mut self, id: u16) {
         let now = self.now_ns();
         let Some(d) = self.domains.get_mut(&id) else { return };
