@@ -119,9 +119,9 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         m.leave_for_guest();
         return; // to the trap exit, which resumes `frame`
     }
-    // `run_idle_cpu` decides once more before it waits: a domain the teardown in `go_idle`
-    // woke runs at once.
-    let _ = m.go_idle(frame);
+    // `run_idle_cpu` decides once more before it waits (a teardown step it takes may wake a
+    // domain of this CPU).
+    m.go_idle(frame);
     drop(guard);
     run_idle_cpu()
 }
@@ -152,12 +152,10 @@ pub fn run_idle_cpu() -> ! {
                 drop(guard);
                 guest_entry::resume(&frame, gdt::ring0_stack_top(cpu));
             }
-            if m.go_idle(&frame) && m.sched().has_runnable() {
-                continue; // a teardown in `go_idle` woke a domain of this CPU: run it
-            }
+            m.go_idle(&frame);
             if m.teardown_ready() {
                 // An idle CPU does the teardowns' steps one after another (the lock is let go
-                // between them), then looks for work again.
+                // between them), looking for work again after each: a step may wake a domain.
                 m.progress_teardowns();
                 continue;
             }

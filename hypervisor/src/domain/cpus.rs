@@ -113,25 +113,20 @@ impl Machine {
     /// The calling CPU stops running its domain and idles. Lazily, as Xen's idle vCPU: the
     /// domain stays loaded (its page tables in CR3, its FPU registers live), and only its
     /// register frame is kept ([`Self::idle_frame`]), so waking the same domain costs no
-    /// switch. A dying domain is unloaded for real (saved, the hypervisor's own tables loaded)
-    /// and then torn down: a teardown never frees tables a CPU still points at, because a
-    /// domain loaded on another CPU, idle or not, is only torn down once that CPU has let go
-    /// of it (`destroy_domain`).
-    ///
-    /// Returns whether a teardown ran (it may have woken a domain of this CPU).
-    pub fn go_idle(&mut self, frame: &TrapFrame) -> bool {
+    /// switch. A dying domain is unloaded for real (saved, the hypervisor's own tables loaded),
+    /// so that its teardown can go on (`run_idle_cpu` takes the steps): a teardown never frees
+    /// tables a CPU still points at.
+    pub fn go_idle(&mut self, frame: &TrapFrame) {
         let Some(cur) = self.domains.get_mut(&self.current) else {
             self.set_current(NO_DOMAIN);
-            return self.progress_teardowns();
+            return;
         };
         cur.saved = frame.clone();
-        if !cur.dying {
-            return false;
+        if cur.dying {
+            fpu::save(&mut cur.fpu);
+            self.set_current(NO_DOMAIN);
+            guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
         }
-        fpu::save(&mut cur.fpu);
-        self.set_current(NO_DOMAIN);
-        guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
-        self.progress_teardowns()
     }
 
     /// The register frame an idle CPU resumes from: its loaded domain's, kept by

@@ -14,7 +14,7 @@ use super::{free_to_allocator, Machine, NO_DOMAIN, RELEASE_BUDGET};
 use crate::arch::x86_64::{guest_entry, paging};
 use alloc::vec::Vec;
 use hypercall_abi::event_channel::VIRQ_DOM_EXC;
-use hypervisor::mm::{DomainRights, Mmu, Owner, ReleaseCursor, ReleaseProgress};
+use hypervisor::mm::{DomainRights, Mmu, ReleaseCursor, ReleaseProgress};
 
 /// Release calls (of [`RELEASE_BUDGET`] units of work each: grant handles, frames looked at,
 /// tables torn down) per teardown step: well under a millisecond of TCG time.
@@ -28,7 +28,7 @@ const TICK_TEARDOWN_NS: u64 = 1_000_000;
 #[derive(Default)]
 pub struct Progress {
     /// When it was killed (system time), for the log.
-    started_ns: Option<u64>,
+    started_ns: u64,
     /// Its grant mappings and table are released.
     grants_done: bool,
     /// Where the page-table release is.
@@ -56,7 +56,7 @@ impl Machine {
         }
         d.dying = true;
         d.paused = true; // no wake-up may make it runnable again
-        d.teardown.started_ns = Some(now);
+        d.teardown.started_ns = now;
         let cpu = d.cpu;
         self.scheds[cpu].block(id);
         self.dying.push(id);
@@ -78,7 +78,7 @@ impl Machine {
     /// when no CPU runs a domain yet and the frames are wanted at once.
     pub fn destroy_domain_now(&mut self, id: u16) {
         self.destroy_domain(id);
-        while self.domains.contains_key(&id) && self.dying.contains(&id) {
+        while self.dying.contains(&id) {
             if self.is_loaded(id) {
                 break; // cannot happen at boot; never spin on another CPU's domain
             }
@@ -127,13 +127,12 @@ impl Machine {
             // else since), a batch per step. `free_to_allocator` flushes every CPU's TLB
             // first: no CPU may keep a translation to a frame handed back.
             let end = span.end.min(first.saturating_add(FREE_BATCH));
-            let mut unowned = Vec::new();
-            for mfn in first..end {
-                if self.frames.get(mfn).is_some_and(|f| f.owner == Owner::Domain(id)) {
-                    match self.frames.free_domain_frame(mfn) {
-                        Ok(()) => unowned.push(mfn),
-                        Err(e) => log::warn!("d{id}: frame {mfn:#x} kept: {}", e.reason),
-                    }
+            let owned: Vec<u64> = self.frames.owned_in(id, first..end).collect();
+            let mut unowned = Vec::with_capacity(owned.len());
+            for mfn in owned {
+                match self.frames.free_domain_frame(mfn) {
+                    Ok(()) => unowned.push(mfn),
+                    Err(e) => log::warn!("d{id}: frame {mfn:#x} kept: {}", e.reason),
                 }
             }
             t.free_next = Some(end);
@@ -188,7 +187,7 @@ impl Machine {
         let mut freed = d.teardown.freed + free_to_allocator(alloc::vec![d.shared_info_mfn]);
         freed += self.return_released_frames();
         freed += self.reap_grant_frames();
-        let took_us = self.now_ns().saturating_sub(d.teardown.started_ns.unwrap_or(0)) / 1000;
+        let took_us = self.now_ns().saturating_sub(d.teardown.started_ns) / 1000;
         log::info!(
             "d{id} ({}): destroyed, {freed} frames returned in {took_us} us ({} steps)",
             d.name,

@@ -274,7 +274,13 @@ impl FrameTable {
     /// are still referenced), in frame order: what a teardown must take back. A walk over
     /// the domain's [`span`](Self::span_of); not for hot paths.
     pub fn frames_of(&self, domain: DomId) -> impl Iterator<Item = u64> + '_ {
-        self.span_of(domain).filter(move |&m| self.frames[m as usize].owner == Owner::Domain(domain))
+        self.owned_in(domain, self.span_of(domain))
+    }
+
+    /// The frames of `range` that `domain` owns, in frame order (a teardown frees its
+    /// span a batch at a time).
+    pub fn owned_in(&self, domain: DomId, range: Range<u64>) -> impl Iterator<Item = u64> + '_ {
+        range.filter(move |&m| self.get(m).is_some_and(|f| f.owner == Owner::Domain(domain)))
     }
 
     /// A range of frames that holds every frame `domain` owns (empty if it never owned one).

@@ -36,9 +36,9 @@ extern "C" {
     static mut boot_pd: [u64; 512];
 }
 
-/// 4 KiB tables for the 2 MiB image pages that hold guard pages (the ring-0 stacks, 512 KiB
-/// in all, span at most two; one spare).
-static mut GUARD_TABLES: [Table; 3] = [const { Table([0; 512]) }; 3];
+/// 4 KiB tables for the 2 MiB image pages that hold guard pages: one, the ring-0 stacks'
+/// own page (`linker.ld`).
+static mut GUARD_TABLES: [Table; 1] = [const { Table([0; 512]) }; 1];
 
 /// Physical address of a hypervisor-image object.
 fn image_phys(va: u64) -> u64 {
