@@ -152,6 +152,10 @@ impl Env for Machine {
         self.domains.get(&self.current).map_or(0, |d| d.vcpu.paging.work)
     }
 
+    fn page_releases_pending(&self) -> bool {
+        self.domains.get(&self.current).is_some_and(|d| !d.vcpu.paging.releasing.is_empty())
+    }
+
     fn set_poll_ports(&mut self, ports: &[u32]) {
         let d = self.cur();
         d.poll_ports.clear();

@@ -73,6 +73,12 @@ pub fn grant_table_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     if env.grants().is_none() {
         return ret(Err(Errno::ENOSYS));
     }
+    if env.page_releases_pending() {
+        // Tables the caller dropped keep typing their frames until released: finish first.
+        if let Some(outcome) = super::mmu::start_mmu_entry(env, a) {
+            return outcome;
+        }
+    }
     match cmd {
         GNTTABOP_MAP_GRANT_REF => batch(env, a, size_of::<GnttabMapGrantRef>(), map_one),
         GNTTABOP_UNMAP_GRANT_REF => batch(env, a, size_of::<GnttabUnmapGrantRef>(), unmap_one),

@@ -54,6 +54,9 @@ impl Env for MmuMock {
     fn paging_work(&self) -> u64 {
         self.mmu.paging.work
     }
+    fn page_releases_pending(&self) -> bool {
+        !self.mmu.paging.releasing.is_empty()
+    }
 }
 
 fn call_to_end(m: &mut MmuMock, number: u64, mut args: [u64; 5]) -> (Outcome, usize) {
@@ -263,10 +266,133 @@ fn mmu_updates_run_inside_multicalls() {
     let _ = RO;
 }
 
+/// Dispatches `number(args)` and its continuations to the end, checking that no hypervisor
+/// entry does more than `bound` entries of page-table work and that the counts are
+/// consistent after each (partial tables included). The outcome and the number of entries.
+fn call_to_end_bounded(m: &mut MmuMock, number: u64, mut args: [u64; 5], bound: u64) -> (Outcome, usize) {
+    let mut runs = 0;
+    loop {
+        let before = m.paging_work();
+        let outcome = dispatch(m, number, args);
+        runs += 1;
+        let work = m.paging_work().wrapping_sub(before);
+        assert!(work <= bound, "entry {runs} did {work} entries of work");
+        m.mmu.audit();
+        match outcome {
+            Outcome::Continue(a) => args = a,
+            o => return (o, runs),
+        }
+    }
+}
+
+/// A spare tree at `DOM_FRAMES.start + 0x90..`: an L4, L3 and L2, and `l1s` L1s each
+/// mapping `DATA` read-only 512 times. Returns (L4, L2, first L1).
+fn big_tree(m: &mut MmuMock, l1s: u64) -> (u64, u64, u64) {
+    let (l4, l3, l2, first_l1) =
+        (DOM_FRAMES.start + 0x90, DOM_FRAMES.start + 0x91, DOM_FRAMES.start + 0x92, DOM_FRAMES.start + 0xa0);
+    m.mmu.poke(l4, 0, e(l3, RW));
+    m.mmu.poke(l3, 0, e(l2, RW));
+    for i in 0..l1s {
+        m.mmu.poke(l2, i as usize, e(first_l1 + i, RW));
+        for k in 0..512 {
+            m.mmu.poke(first_l1 + i, k, e(DATA, RO));
+        }
+    }
+    (l4, l2, first_l1)
+}
+
+fn mmuext(m: &mut MmuMock, cmd: u32, mfn: u64) -> [u64; 5] {
+    m.put_words(LIST, &[cmd as u64, mfn, 0]);
+    [LIST, 1, DONE, SELF, 0]
+}
+
+#[test]
+fn one_pin_of_a_large_tree_is_validated_and_released_in_bounded_steps() {
+    let mut m = MmuMock::new();
+    let data_refs = m.mmu.counts(DATA).2;
+    let (l4, l2, first_l1) = big_tree(&mut m, 24);
+    // 27 tables, 13 824 entries: one pin is more than one entry's budget.
+    let pin = mmuext(&mut m, MMUEXT_PIN_L4_TABLE, l4);
+    let r = dispatch(&mut m, nr::MMUEXT_OP, pin);
+    let again = [LIST, 1 | MMU_UPDATE_PREEMPTED as u64, DONE, SELF, 0];
+    assert_eq!(r, Outcome::Continue(again), "the same operation again, nothing counted done");
+    assert_eq!(m.u32_at(DONE), 0);
+    assert_eq!(m.mmu.counts(l4).1, 0, "not typed until the whole tree is validated");
+    let partial = m.mmu.frames.get(l2).unwrap().partial;
+    assert!(partial > 0 && partial < 24, "the L2 stopped part way: {partial}");
+    m.mmu.audit();
+    let (r, runs) = call_to_end_bounded(&mut m, nr::MMUEXT_OP, again, super::super::mmu::WORK_BUDGET);
+    assert_eq!((r, runs), (Outcome::Return(0), 1), "the second entry finishes it");
+    assert_eq!(m.u32_at(DONE), 1);
+    assert_eq!(m.mmu.counts(l4).1, 1);
+    assert_eq!(m.mmu.counts(DATA).2, data_refs + 24 * 512);
+    let unpin = mmuext(&mut m, MMUEXT_UNPIN_TABLE, l4);
+    let (r, runs) = call_to_end_bounded(&mut m, nr::MMUEXT_OP, unpin, super::super::mmu::WORK_BUDGET);
+    assert_eq!(r, Outcome::Return(0));
+    assert!(runs >= 2, "the release went in steps: {runs} entries");
+    assert_eq!(m.u32_at(DONE), 1, "counted once, in the entry that unpinned");
+    assert_eq!(m.mmu.counts(DATA).2, data_refs);
+    for mfn in [l4, l2, first_l1, first_l1 + 23] {
+        let f = m.mmu.frames.get(mfn).unwrap();
+        assert_eq!((f.type_count, f.partial, f.validated), (0, 0, false), "{mfn:#x}");
+    }
+    assert!(m.mmu.paging.releasing.is_empty());
+}
+
+#[test]
+fn a_pin_abandoned_part_way_gives_its_tables_back_when_they_are_used_otherwise() {
+    let mut m = MmuMock::new();
+    let data_refs = m.mmu.counts(DATA).2;
+    let (l4, l2, first_l1) = big_tree(&mut m, 24);
+    let pin = mmuext(&mut m, MMUEXT_PIN_L4_TABLE, l4);
+    assert!(matches!(dispatch(&mut m, nr::MMUEXT_OP, pin), Outcome::Continue(_)));
+    assert!(m.mmu.frames.get(l2).unwrap().partial > 0);
+    // Instead of continuing, the guest maps the half-validated L2 writable: its L1s are
+    // released first (in steps), then the mapping is made.
+    m.put_words(LIST, &[(L1 << 12) + 5 * 8, e(l2, RW)]);
+    let (r, _) = call_to_end_bounded(&mut m, nr::MMU_UPDATE, [LIST, 1, DONE, SELF, 0], super::super::mmu::WORK_BUDGET);
+    assert_eq!(r, Outcome::Return(0));
+    assert_eq!(m.mmu.counts(l2), (crate::mm::PageType::Writable, 1, 1));
+    assert_eq!(m.mmu.counts(DATA).2, data_refs, "every L1 entry's reference went");
+    assert_eq!(m.mmu.counts(first_l1).1, 0);
+    // Unmapped again, the same pin now runs to the end from the start.
+    m.put_words(LIST, &[(L1 << 12) + 5 * 8, 0]);
+    assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, DONE, SELF, 0]), Outcome::Return(0));
+    let pin = mmuext(&mut m, MMUEXT_PIN_L4_TABLE, l4);
+    let (r, _) = call_to_end_bounded(&mut m, nr::MMUEXT_OP, pin, super::super::mmu::WORK_BUDGET);
+    assert_eq!(r, Outcome::Return(0));
+    assert_eq!(m.mmu.counts(DATA).2, data_refs + 24 * 512);
+}
+
+#[test]
+fn a_pin_refused_after_a_preemption_releases_everything_it_took() {
+    let mut m = MmuMock::new();
+    let data_refs = m.mmu.counts(DATA).2;
+    let (l4, l2, first_l1) = big_tree(&mut m, 24);
+    // The last L1's last entry maps the L2 writable: refused (-EBUSY) once all else is taken.
+    m.mmu.poke(first_l1 + 23, 511, e(l2, RW));
+    let pin = mmuext(&mut m, MMUEXT_PIN_L4_TABLE, l4);
+    let (r, runs) = call_to_end_bounded(&mut m, nr::MMUEXT_OP, pin, super::super::mmu::WORK_BUDGET);
+    assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()));
+    assert!(runs >= 2, "refused in the entry that reached the bad entry");
+    assert_eq!(m.u32_at(DONE), 0);
+    // Whatever release is left runs first in the domain's next MMU hypercall.
+    let flush = mmuext(&mut m, MMUEXT_TLB_FLUSH_LOCAL, 0);
+    let (r, _) = call_to_end_bounded(&mut m, nr::MMUEXT_OP, flush, super::super::mmu::WORK_BUDGET);
+    assert_eq!(r, Outcome::Return(0));
+    assert!(m.mmu.paging.releasing.is_empty());
+    assert_eq!(m.mmu.counts(DATA).2, data_refs);
+    for mfn in [l4, l2, first_l1, first_l1 + 22] {
+        let f = m.mmu.frames.get(mfn).unwrap();
+        assert_eq!((f.type_count, f.ref_count, f.partial), (0, 0, 0), "{mfn:#x}");
+    }
+}
+
 #[test]
 fn page_table_work_bounds_one_entry() {
-    // A spare tree of eleven tables (L4, L3, L2, eight L1s): each pin validates all of it and
-    // each unpin releases it, so 32 pin/unpin pairs would be 704 tables in one entry.
+    // A spare tree of eleven tables (L4, L3, L2, eight L1s), 5 632 entries: each pin
+    // validates all of it and each unpin releases it, so 32 pin/unpin pairs would be
+    // 360 448 entries of work.
     let mut m = MmuMock::new();
     let (l4, l3, l2) = (DOM_FRAMES.start + 0x90, DOM_FRAMES.start + 0x91, DOM_FRAMES.start + 0x92);
     m.mmu.poke(l4, 0, e(l3, RW));
@@ -277,28 +403,25 @@ fn page_table_work_bounds_one_entry() {
     let ops: Vec<u64> =
         (0..32).flat_map(|_| [MMUEXT_PIN_L4_TABLE as u64, l4, 0, MMUEXT_UNPIN_TABLE as u64, l4, 0]).collect();
     m.put_words(LIST, &ops);
-    let r = dispatch(&mut m, nr::MMUEXT_OP, [LIST, 64, DONE, DOMID_SELF as u64, 0]);
-    // 12 pairs (264 tables) reach the budget of 256: the rest continues in the next entry.
-    let rest = (64 - 24) | MMU_UPDATE_PREEMPTED as u64;
-    assert_eq!(r, Outcome::Continue([LIST + 24 * 24, rest, DONE, DOMID_SELF as u64, 0]));
-    assert_eq!(m.u32_at(DONE), 24);
-    let (r, _) = call_to_end(&mut m, nr::MMUEXT_OP, [LIST + 24 * 24, rest, DONE, DOMID_SELF as u64, 0]);
+    let budget = super::super::mmu::WORK_BUDGET;
+    let (r, runs) = call_to_end_bounded(&mut m, nr::MMUEXT_OP, [LIST, 64, DONE, SELF, 0], budget);
     assert_eq!(r, Outcome::Return(0));
     assert_eq!(m.u32_at(DONE), 64);
-    m.mmu.audit();
-    // The same work spread over multicall entries: the multicall stops between them.
+    assert!(runs as u64 >= 32 * 2 * 5632 / budget, "{runs} entries");
+    // The same work spread over multicall entries: the multicall stops between them, and
+    // an entry that starts just under the budget may spend one more (each call has its own).
     let mc = BASE + 0x800;
-    let per_entry = 4 * 24; // 4 ops = 2 pairs = 44 tables per entry
+    let per_entry = 4 * 24; // 4 ops = 2 pairs per multicall entry
     for k in 0..8u64 {
         let mut raw = vec![];
-        for w in [nr::MMUEXT_OP, 0, LIST + k * per_entry, 4, 0, DOMID_SELF as u64, 0, 0] {
+        for w in [nr::MMUEXT_OP, 0, LIST + k * per_entry, 4, 0, SELF, 0, 0] {
             raw.extend_from_slice(&w.to_le_bytes());
         }
         m.put(mc + k * 64, &raw);
     }
-    let r = dispatch(&mut m, nr::MULTICALL, [mc, 8, 0, 0, 0]);
-    assert_eq!(r, Outcome::Continue([mc + 6 * 64, 2, 0, 0, 0]), "6 entries x 44 tables reach 256");
-    m.mmu.audit();
+    let (r, runs) = call_to_end_bounded(&mut m, nr::MULTICALL, [mc, 8, 0, 0, 0], 2 * budget);
+    assert_eq!(r, Outcome::Return(0));
+    assert!(runs >= 4, "{runs} entries");
 }
 
 #[test]

@@ -191,10 +191,15 @@ pub trait Env {
     /// Records the ports a `SCHEDOP_poll` waits on, so that an event on one of them wakes the
     /// vCPU even when it raises no upcall (Xen's pollers check).
     fn set_poll_ports(&mut self, _ports: &[u32]) {}
-    /// The caller's `VcpuPaging::work` (tables validated or released so far), which a
-    /// multicall reads between entries to bound one hypervisor entry's work.
+    /// The caller's `VcpuPaging::work` (table entries validated or released so far), which
+    /// a multicall reads between entries to bound one hypervisor entry's work.
     fn paging_work(&self) -> u64 {
         0
+    }
+    /// Whether the caller's vCPU has tables waiting on its release stack
+    /// (`VcpuPaging::releasing`), which MMU and grant hypercalls finish first.
+    fn page_releases_pending(&self) -> bool {
+        false
     }
     /// Sets the vCPU's virtual IOPL (`PHYSDEVOP_set_iopl`); `false` if not supported here.
     fn set_virtual_iopl(&mut self, _iopl: u8) -> bool {

@@ -91,6 +91,12 @@ pub struct FrameInfo {
     pub pinned: bool,
     /// The contents were checked as `page_type` (always true for Writable).
     pub validated: bool,
+    /// A table being validated or released in steps (Xen's `PGT_partial` with
+    /// `nr_validated_ptes`): its entries `0..partial` hold their references, the rest do
+    /// not. 0 for every other frame. Such a frame has no type references and is not
+    /// `validated`; it keeps its `page_type`, so it cannot be mapped writable, granted
+    /// writable or freed until a later validation finishes it or its release is done.
+    pub partial: u16,
     /// A hypervisor page shared with its domain (shared_info): permanently Writable-typed,
     /// never a page table, never freed by the guest, mapped with write-back caching only.
     pub shared_by_hypervisor: bool,
@@ -108,6 +114,7 @@ impl FrameInfo {
         ref_count: 0,
         pinned: false,
         validated: false,
+        partial: 0,
         shared_by_hypervisor: false,
         freed_by_owner: false,
     };
@@ -322,12 +329,12 @@ impl FrameTable {
     }
 
     /// Releases `mfn` to the hypervisor if its owner freed it and nothing references it any
-    /// more; returns whether it did. A table still validated keeps the references of its
-    /// entries (only during a teardown, which calls again once it dropped them), so it waits.
+    /// more; returns whether it did. A table whose entries still hold references (validated
+    /// during a teardown, or `partial`) waits: its release calls again once they are dropped.
     pub(super) fn release_if_unused(&mut self, mfn: u64) -> bool {
         let Some(f) = self.get_mut(mfn) else { return false };
         let Owner::Domain(domain) = f.owner else { return false };
-        let holds_entries = f.page_type.is_table() && f.validated;
+        let holds_entries = f.page_type.is_table() && (f.validated || f.partial > 0);
         if !f.freed_by_owner || f.ref_count != 0 || f.type_count != 0 || f.pinned || holds_entries {
             return false;
         }
@@ -422,7 +429,7 @@ impl FrameTable {
         let Owner::Domain(domain) = f.owner else {
             return Err(MmuError::new(Errno::EINVAL, "frame not owned by a domain"));
         };
-        if f.ref_count != 0 || f.type_count != 0 || f.pinned || f.shared_by_hypervisor {
+        if f.ref_count != 0 || f.type_count != 0 || f.pinned || f.shared_by_hypervisor || f.partial > 0 {
             return Err(MmuError::new(Errno::EBUSY, "frame still mapped, typed or pinned"));
         }
         *f = FrameInfo::HYPERVISOR;

@@ -74,6 +74,10 @@ impl FrameTable {
             if f.type_count > 0 && f.page_type != PageType::Writable {
                 return Err(MmuError::new(Errno::EBUSY, "could not get Writable type: frame is a page table"));
             }
+            if f.partial > 0 {
+                // Its owner is part way through validating or releasing it as a table.
+                return Err(MmuError::new(Errno::EBUSY, "could not get Writable type: table work under way"));
+            }
             if f.type_count == u32::MAX {
                 return Err(MmuError::new(Errno::EBUSY, "type count overflow"));
             }

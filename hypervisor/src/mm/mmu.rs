@@ -76,8 +76,9 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
 
     /// Takes a type reference of type `ty` on `mfn` (the caller holds a general reference).
     /// When the count goes 0 -> 1 the frame takes the type, and a table is validated, which
-    /// recursively takes references for its entries (Xen's `_get_page_type`). Refused with
-    /// `-EINVAL` if the frame currently has another type.
+    /// recursively takes references for its entries (Xen's `_get_page_type`), resuming where
+    /// an earlier, preempted validation of it stopped. Refused with `-EINVAL` if the frame
+    /// currently has another type; [`MmuError::PREEMPTED`] if the budget ran out first.
     pub(super) fn get_page_type(&mut self, mfn: u64, ty: PageType) -> Result<(), MmuError> {
         let f = self.frames.get_mut(mfn).ok_or(refused(Errno::EINVAL, "frame outside RAM"))?;
         if f.type_count > 0 {
@@ -91,6 +92,13 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
             f.type_count = f.type_count.checked_add(1).ok_or(refused(Errno::EINVAL, "type count overflow"))?;
             return Ok(());
         }
+        if f.partial > 0 && f.page_type != ty {
+            // Entries of its use as another table still hold references: drop them first.
+            self.release_now(mfn)?;
+        }
+        let Some(f) = self.frames.get_mut(mfn) else {
+            return Err(refused(Errno::EINVAL, "frame outside RAM"));
+        };
         if f.page_type != ty {
             if f.page_type == PageType::Writable && ty.is_table() {
                 // A writable TLB entry may survive the last RW mapping until a flush: flush
@@ -108,36 +116,122 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         if f.validated {
             return Ok(());
         }
-        match self.validate_table(mfn, level) {
-            Ok(()) => {
-                if let Some(f) = self.frames.get_mut(mfn) {
-                    f.validated = true;
-                }
-                Ok(())
-            }
-            Err(e) => {
-                if let Some(f) = self.frames.get_mut(mfn) {
-                    f.type_count = 0;
-                }
-                Err(e)
+        let resume_at = usize::from(f.partial);
+        let result = self.validate_table(mfn, level, resume_at);
+        if let Some(f) = self.frames.get_mut(mfn) {
+            if result.is_ok() {
+                f.validated = true;
+                f.partial = 0;
+            } else {
+                f.type_count = 0;
             }
         }
+        result
     }
 
-    /// Drops a type reference. A table whose count reaches 0 is devalidated: the references
-    /// its entries hold are dropped (recursively, at most three levels down).
+    /// Drops a type reference. A table whose count reaches 0 is devalidated: it goes on the
+    /// release stack, all its entries still holding their references, for
+    /// [`drain_releases`](Self::drain_releases) (which the caller runs).
     pub(super) fn put_page_type(&mut self, mfn: u64) {
         let Some(f) = self.frames.get_mut(mfn) else {
             return;
         };
         debug_assert!(f.type_count > 0, "type reference underflow on {mfn:#x}");
         f.type_count = f.type_count.saturating_sub(1);
-        if f.type_count > 0 || !f.validated {
+        if f.type_count > 0 || !f.validated || !f.page_type.is_table() {
             return;
         }
-        if let Some(level) = f.page_type.level() {
-            f.validated = false;
-            self.release_entries(mfn, level, true);
+        f.validated = false;
+        f.partial = ENTRIES as u16;
+        self.paging.releasing.push(mfn);
+    }
+
+    /// Makes the work of this hypervisor entry stop after `entries` more table entries
+    /// (validated or released); see the module documentation.
+    pub fn start_budget(&mut self, entries: u64) {
+        self.paging.budget_end = Some(self.paging.work.wrapping_add(entries));
+    }
+
+    /// Whether this entry's budget is spent.
+    fn out_of_budget(&self) -> bool {
+        self.paging.budget_end.is_some_and(|end| self.paging.work.wrapping_sub(end) < u64::MAX / 2)
+    }
+
+    /// Releases the entries of the tables on the release stack, last pushed first, until it
+    /// is empty (true) or the budget is spent (false: call again). A table whose entries are
+    /// all released leaves the stack (and the domain, if its owner had freed it).
+    pub fn drain_releases(&mut self) -> bool {
+        while let Some(&mfn) = self.paging.releasing.last() {
+            let Some(f) = self.frames.get(mfn) else {
+                self.paging.releasing.pop();
+                continue;
+            };
+            let Some(level) = f.page_type.level() else {
+                self.paging.releasing.pop();
+                continue;
+            };
+            let held = usize::from(f.partial);
+            if held == 0 {
+                self.paging.releasing.pop();
+                if self.frames.release_if_unused(mfn) {
+                    self.paging.effects.flush_all = true;
+                }
+                continue;
+            }
+            if self.out_of_budget() {
+                return false;
+            }
+            // The last held entry first, so that `partial` stays "entries below it hold".
+            let index = held - 1;
+            if let Some(f) = self.frames.get_mut(mfn) {
+                f.partial = index as u16;
+            }
+            self.paging.work = self.paging.work.wrapping_add(1);
+            let last = index == 0;
+            if last {
+                // Done once this entry goes (before it can push a table below onto the stack).
+                self.paging.releasing.pop();
+            }
+            if level != 4 || pte_rules::is_guest_l4_slot(index) {
+                let entry = self.mem.read_entry(mfn, index);
+                // May push a table below: it is released before this one goes on.
+                self.put_entry_references(level, entry, true);
+            }
+            if last && self.frames.release_if_unused(mfn) {
+                self.paging.effects.flush_all = true;
+            }
+        }
+        true
+    }
+
+    /// Releases `mfn`, a `partial` table, now: whatever is on the release stack, then it.
+    /// [`MmuError::PREEMPTED`] if the budget runs out first.
+    ///
+    /// A validation that was preempted and never resumed left a chain of `partial` tables:
+    /// the entry where each stopped names the next one down. They go too, since nothing
+    /// else would ever release them while the domain lives.
+    fn release_now(&mut self, mfn: u64) -> Result<(), MmuError> {
+        let mut table = mfn;
+        while !self.paging.releasing.contains(&table) {
+            self.paging.releasing.push(table);
+            let Some(f) = self.frames.get(table) else { break };
+            let (Some(level), index) = (f.page_type.level(), usize::from(f.partial)) else { break };
+            let entry = if level > 1 && index < ENTRIES { self.mem.read_entry(table, index) } else { 0 };
+            let below = pte_rules::entry_mfn(entry);
+            let stopped_there = pte_rules::is_present(entry)
+                && self
+                    .frames
+                    .get(below)
+                    .is_some_and(|b| b.partial > 0 && b.type_count == 0 && b.page_type == PageType::table(level - 1));
+            if !stopped_there {
+                break;
+            }
+            table = below;
+        }
+        if self.drain_releases() {
+            Ok(())
+        } else {
+            Err(MmuError::PREEMPTED)
         }
     }
 
@@ -154,27 +248,39 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         self.put_page(mfn);
     }
 
-    /// Checks every present entry of the table at `mfn` and takes its references; L4 tables
-    /// get the hypervisor slots. On failure every reference taken so far is dropped again.
-    fn validate_table(&mut self, mfn: u64, level: u8) -> Result<(), MmuError> {
-        self.paging.work = self.paging.work.wrapping_add(1);
-        for index in 0..ENTRIES {
-            if level == 4 && !pte_rules::is_guest_l4_slot(index) {
-                continue;
-            }
-            let entry = self.mem.read_entry(mfn, index);
-            if !pte_rules::is_present(entry) {
-                continue;
-            }
-            if let Err(e) = self.get_entry_references(level, entry) {
-                for undo in 0..index {
-                    if level != 4 || pte_rules::is_guest_l4_slot(undo) {
-                        let earlier = self.mem.read_entry(mfn, undo);
-                        self.put_entry_references(level, earlier, true);
-                    }
+    /// Checks every present entry of the table at `mfn` from `start` on (the entries before
+    /// it hold their references already) and takes its references; L4 tables get the
+    /// hypervisor slots. If the budget runs out, the frame is left `partial` at the entry
+    /// reached and [`MmuError::PREEMPTED`] returned. On a refusal, the references taken so
+    /// far are queued for release (the caller drains the stack) and the error returned.
+    fn validate_table(&mut self, mfn: u64, level: u8, start: usize) -> Result<(), MmuError> {
+        for index in start..ENTRIES {
+            // Every entry looked at counts, present or not: a tree of empty tables costs too.
+            let outcome = if self.out_of_budget() {
+                Err(MmuError::PREEMPTED)
+            } else {
+                self.paging.work = self.paging.work.wrapping_add(1);
+                if level == 4 && !pte_rules::is_guest_l4_slot(index) {
+                    continue;
                 }
-                return Err(e);
-            }
+                let entry = self.mem.read_entry(mfn, index);
+                if !pte_rules::is_present(entry) {
+                    continue;
+                }
+                self.get_entry_references(level, entry).map(|()| entry)
+            };
+            let entry = match outcome {
+                Ok(entry) => entry,
+                Err(e) => {
+                    if let Some(f) = self.frames.get_mut(mfn) {
+                        f.partial = index as u16;
+                    }
+                    if !e.is_preempted() && index > 0 {
+                        self.paging.releasing.push(mfn);
+                    }
+                    return Err(e);
+                }
+            };
             let adjusted = pte_rules::adjust(level, entry);
             if adjusted != entry {
                 self.mem.write_entry(mfn, index, adjusted);
@@ -188,16 +294,17 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         Ok(())
     }
 
-    /// Drops the references held by every present guest entry of the table at `mfn`.
-    /// `cascade` = false is for teardown: lower tables are not devalidated from here.
-    pub(super) fn release_entries(&mut self, mfn: u64, level: u8, cascade: bool) {
-        self.paging.work = self.paging.work.wrapping_add(1);
-        for index in 0..ENTRIES {
+    /// Drops the references held by the present guest entries `0..held` of the table at
+    /// `mfn`, at once (a dying domain's teardown: lower tables are not devalidated from
+    /// here, each is torn down by the walk).
+    pub(super) fn release_entries_without_cascade(&mut self, mfn: u64, level: u8, held: usize) {
+        self.paging.work = self.paging.work.wrapping_add(held as u64);
+        for index in 0..held.min(ENTRIES) {
             if level == 4 && !pte_rules::is_guest_l4_slot(index) {
                 continue;
             }
             let entry = self.mem.read_entry(mfn, index);
-            self.put_entry_references(level, entry, cascade);
+            self.put_entry_references(level, entry, false);
         }
     }
 

@@ -18,6 +18,27 @@
 //! * pins and the kernel/user roots hold an L4 (or pinned level) type reference;
 //! * when a table's type count drops to 0 it is devalidated: its entries' references go.
 //!
+//! # Work in bounded steps
+//!
+//! Validating a table can validate a whole tree below it, and devalidating one can release a
+//! whole tree: a domain's worth of tables, seconds of work under one lock. As in Xen, both go
+//! in steps. A hypercall handler gives the MMU a budget of entries
+//! ([`VcpuPaging::budget_end`], see [`Mmu::start_budget`]); when it runs out:
+//!
+//! * a validation stops part way, the tables on its path left `partial` (their first entries
+//!   hold references, see [`FrameInfo::partial`]), and the operation fails with
+//!   [`MmuError::PREEMPTED`]: the handler continues the hypercall, which runs the same
+//!   operation again and so resumes the validation where it stopped (whoever next asks for
+//!   that table's type resumes it);
+//! * a table whose type count dropped to 0 waits on the vCPU's release stack
+//!   ([`VcpuPaging::releasing`]), `partial` with all its entries still holding references;
+//!   [`Mmu::drain_releases`] releases them, entry by entry, a step at a time. Handlers drain
+//!   the stack before anything else and continue the hypercall until it is empty, so a
+//!   guest never sees a release half done: from its side the hypercall that dropped the
+//!   table has not returned yet.
+//!
+//! Without a budget (building a domain, tests) everything runs to the end at once.
+//!
 //! Linear (recursive) page tables, where an entry points at a table of its own level, are
 //! refused (`-EINVAL`, as Xen with `pv-linear-pt=0`); superpages (PSE) likewise.
 //!
@@ -107,6 +128,7 @@ pub use mmu::{Mmu, MmuAccess};
 pub use ops::{ReleaseCursor, ReleaseProgress};
 pub use pte_rules::{GUEST_KERNEL_MARKER, HYPERVISOR_SLOTS};
 
+use alloc::vec::Vec;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::mm::DomId;
 
@@ -120,9 +142,18 @@ pub struct MmuError {
 }
 
 impl MmuError {
+    /// The budget ran out part way through a validation (see the module documentation):
+    /// not a failure, the operation is to be run again. Never reaches a guest.
+    pub const PREEMPTED: MmuError = MmuError::new(Errno::ERESTART, "preempted: to be continued");
+
     /// A refusal with `errno` for `reason`.
     pub const fn new(errno: Errno, reason: &'static str) -> Self {
         Self { errno, reason }
+    }
+
+    /// Whether this is [`PREEMPTED`](Self::PREEMPTED).
+    pub fn is_preempted(&self) -> bool {
+        self.errno == Errno::ERESTART
     }
 }
 
@@ -157,9 +188,16 @@ pub struct VcpuPaging {
     pub user_l4: Option<u64>,
     /// TLB, CR3 and cache work pending for the caller (see the module documentation).
     pub effects: PendingEffects,
-    /// Tables validated or released so far (wrapping): hypercall batches compare it before
-    /// and after their operations to bound the work of one hypervisor entry.
+    /// Table entries validated or released so far (wrapping): hypercall batches compare it
+    /// before and after their operations to bound the work of one hypervisor entry.
     pub work: u64,
+    /// Where validations and releases stop for this hypervisor entry: when `work` reaches
+    /// it ([`Mmu::start_budget`]). `None`: no limit (domain building, tests).
+    pub budget_end: Option<u64>,
+    /// Tables whose type count dropped to 0, waiting for their entries' references to be
+    /// released ([`Mmu::drain_releases`]), last pushed first. Frames of this vCPU's domain;
+    /// one vCPU per domain, so this is the domain's.
+    pub releasing: Vec<u64>,
 }
 
 /// Most single-page flushes remembered before they collapse into a full flush.

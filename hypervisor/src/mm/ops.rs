@@ -45,7 +45,16 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     ///   frame the domain does not own. The command is `ptr & 7`, as in Xen: 4-7 are `-ENOSYS`.
     /// * `MMU_MACHPHYS_UPDATE`: `M2P[ptr >> 12] = val` for a frame the domain owns
     ///   (`-EINVAL` otherwise).
+    ///
+    /// Tables this drops are released before it returns, as far as the budget goes (see the
+    /// module documentation); the same holds for the other operations below.
     pub fn mmu_update(&mut self, req: MmuUpdate) -> Result<(), MmuError> {
+        let result = self.mmu_update_request(req);
+        self.drain_releases();
+        result
+    }
+
+    fn mmu_update_request(&mut self, req: MmuUpdate) -> Result<(), MmuError> {
         // Xen takes the command from the three bits below an entry's alignment.
         let cmd = req.ptr & 7;
         match cmd {
@@ -89,6 +98,12 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// for a non-canonical or hypervisor `va`). On success returns the flush `flags` ask
     /// for, which the caller resolves and adds to the pending effects.
     pub fn update_va_mapping(&mut self, va: u64, new_pte: u64, flags: u64) -> Result<FlushRequest, MmuError> {
+        let result = self.update_va_mapping_request(va, new_pte, flags);
+        self.drain_releases();
+        result
+    }
+
+    fn update_va_mapping_request(&mut self, va: u64, new_pte: u64, flags: u64) -> Result<FlushRequest, MmuError> {
         if !pte_rules::is_canonical(va) || !pte_rules::is_guest_l4_slot(table_index(va, 4)) {
             return Err(refused(Errno::EINVAL, "address is not a guest address"));
         }
@@ -125,6 +140,12 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// command asks for (resolve its scope, then add it to the pending effects); root changes
     /// and cache flushes are recorded in the pending effects directly.
     pub fn mmuext_op(&mut self, op: &MmuextOp) -> Result<FlushRequest, MmuError> {
+        let result = self.mmuext_request(op);
+        self.drain_releases();
+        result
+    }
+
+    fn mmuext_request(&mut self, op: &MmuextOp) -> Result<FlushRequest, MmuError> {
         let local = |flush| Ok(FlushRequest { flush, scope: FlushScope::Local });
         let all = |flush| Ok(FlushRequest { flush, scope: FlushScope::AllVcpus });
         let mask = |flush| Ok(FlushRequest { flush, scope: FlushScope::VcpuMask(op.arg2) });
@@ -180,6 +201,12 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// `-EINVAL` if the domain does not own it, it cannot take the type (it has writable
     /// mappings, another type, or invalid entries) or it is already pinned.
     pub fn pin_table(&mut self, mfn: u64, level: u8) -> Result<(), MmuError> {
+        let result = self.pin(mfn, level);
+        self.drain_releases();
+        result
+    }
+
+    fn pin(&mut self, mfn: u64, level: u8) -> Result<(), MmuError> {
         self.get_page_and_type(mfn, PageType::table(level))?;
         let Some(f) = self.frames.get_mut(mfn) else {
             return Err(refused(Errno::EINVAL, "frame outside RAM"));
@@ -205,6 +232,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         }
         f.pinned = false;
         self.put_page_and_type(mfn);
+        self.drain_releases();
         Ok(())
     }
 
@@ -213,7 +241,10 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// the CR3 load in the pending effects.
     pub fn new_baseptr(&mut self, mfn: u64) -> Result<(), MmuError> {
         if self.paging.kernel_l4 != Some(mfn) {
-            self.get_page_and_type(mfn, PageType::L4)?;
+            if let Err(e) = self.get_page_and_type(mfn, PageType::L4) {
+                self.drain_releases();
+                return Err(e);
+            }
             if let Some(old) = self.paging.kernel_l4.replace(mfn) {
                 // The first root replaced in a hypercall is the one CR3 holds until the caller
                 // loads the new root (see `old_root`); a later one was never loaded. (Keyed
@@ -223,6 +254,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
                     self.paging.effects.old_root = Some(old);
                 } else {
                     self.put_page_and_type(old);
+                    self.drain_releases();
                 }
             }
         }
@@ -235,6 +267,8 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     pub fn put_old_root(&mut self) {
         if let Some(old) = self.paging.effects.old_root.take() {
             self.put_page_and_type(old);
+            // What the budget leaves waits for the vCPU's next MMU hypercall.
+            self.drain_releases();
         }
     }
 
@@ -246,10 +280,14 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             return Ok(());
         }
         if mfn != 0 {
-            self.get_page_and_type(mfn, PageType::L4)?;
+            if let Err(e) = self.get_page_and_type(mfn, PageType::L4) {
+                self.drain_releases();
+                return Err(e);
+            }
         }
         if let Some(old) = core::mem::replace(&mut self.paging.user_l4, new) {
             self.put_page_and_type(old);
+            self.drain_releases();
         }
         Ok(())
     }
@@ -307,6 +345,8 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// (`free_by_owner`) are released during the walk instead, for `take_released`.
     pub fn release_domain(&mut self, cursor: &mut ReleaseCursor, budget: usize) -> ReleaseProgress {
         if cursor.phase == 0 {
+            // Tables waiting for release are `partial`: the frame walk tears them down too.
+            self.paging.releasing.clear();
             // Dropped without devalidating: every table is torn down by the frame walk.
             let old_root = self.paging.effects.old_root.take();
             for root in [self.paging.kernel_l4.take(), self.paging.user_l4.take(), old_root].into_iter().flatten() {
@@ -368,7 +408,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         }
     }
 
-    /// Drops the references a validated table's entries hold; whether it was one.
+    /// Drops the references a validated or `partial` table's entries hold; whether it was one.
     fn tear_down_table(&mut self, mfn: u64) -> bool {
         let Some(f) = self.frames.get_mut(mfn) else {
             return false;
@@ -376,11 +416,13 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         let Some(level) = f.page_type.level() else {
             return false;
         };
-        if !f.validated {
+        let held = if f.validated { ENTRIES } else { usize::from(f.partial) };
+        if held == 0 {
             return false;
         }
         f.validated = false;
-        self.release_entries(mfn, level, false);
+        f.partial = 0;
+        self.release_entries_without_cascade(mfn, level, held);
         // A freed table whose last reference went before its entries did.
         self.frames.release_if_unused(mfn);
         true

@@ -522,3 +522,39 @@ fn frames_of_walks_the_span_and_finds_exactly_the_owned_frames() {
         assert_eq!(t.frames_of(d).collect::<Vec<_>>(), everywhere, "d{d}: the span holds every frame");
     }
 }
+
+#[test]
+fn a_table_validated_part_way_is_neither_granted_writable_nor_freed_until_released() {
+    let mut m = MockMmu::new();
+    let (l2, l1) = (SPARE, SPARE + 1);
+    m.poke(l2, 0, e(l1, RW));
+    for i in 0..512 {
+        m.poke(l1, i, e(DATA, RO));
+    }
+    // Enough budget for the L2's first entry and part of the L1.
+    m.mmu().start_budget(100);
+    let r = ext(&mut m, MMUEXT_PIN_L2_TABLE, l2);
+    assert!(r.unwrap_err().is_preempted());
+    let (f2, f1) = (*m.frames.get(l2).unwrap(), *m.frames.get(l1).unwrap());
+    assert_eq!((f2.type_count, f2.partial, f2.validated), (0, 0, false), "stopped at its entry 0");
+    assert_eq!((f1.type_count, f1.partial, f1.validated), (0, 99, false));
+    assert_eq!(m.counts(DATA).2, 99);
+    m.audit();
+    assert_eq!(m.frames.check_grant_ref(l1, DOM, true).unwrap_err().errno, Errno::EBUSY);
+    assert!(m.frames.check_grant_ref(l1, DOM, false).is_ok(), "read-only is fine");
+    assert_eq!(m.frames.free_domain_frame(l1).unwrap_err().errno, Errno::EBUSY);
+    m.frames.free_by_owner(l1, DOM).unwrap();
+    assert!(m.frames.take_released().is_empty(), "its entries still hold references");
+    m.audit();
+    // Resumed by the same pin with a new budget: it finishes where it stopped.
+    m.mmu().start_budget(10_000);
+    ext(&mut m, MMUEXT_PIN_L2_TABLE, l2).unwrap();
+    assert_eq!(m.counts(DATA).2, 512);
+    assert_eq!(m.frames.get(l1).unwrap().partial, 0);
+    m.audit();
+    // The unpin releases the tree; the freed L1 goes with its last reference.
+    ext(&mut m, MMUEXT_UNPIN_TABLE, l2).unwrap();
+    assert_eq!(m.counts(DATA).2, 0);
+    assert_eq!(m.frames.take_released(), vec![l1]);
+    m.audit();
+}
