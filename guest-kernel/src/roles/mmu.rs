@@ -1,7 +1,8 @@
 //! `role=mmu`: the PV MMU with validation. Successful operations: an L1 built in a pool page,
 //! mapped read-only and pinned, hooked into the boot L2 with `mmu_update`, a page mapped
 //! through it with `update_va_mapping(UVMF_INVLPG)` and used, an `MMU_MACHPHYS_UPDATE`, pin
-//! and unpin of an L4 and `new_user_baseptr`. Refusals, each with the errno Xen 4.17 returns
+//! and unpin of an L4 and `new_user_baseptr`, pin and unpin of a tree bigger than one
+//! hypervisor entry's work. Refusals, each with the errno Xen 4.17 returns
 //!
 //! | operation | Xen 4.17 |
 //! |---|---|
@@ -288,5 +289,46 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         ret_of(r),
         ret_of(m)
     );
+    big_tree(&mut log, data.mfn);
     super::summary("mmu", &log)
+}
+
+/// L1s in [`big_tree`]'s table: 24 x 512 entries is more page-table work than one entry of
+/// our hypervisor does (8 192 entries), so the pin and the unpin go in several.
+const BIG_TREE_L1S: usize = 24;
+
+/// Pins an L2 over [`BIG_TREE_L1S`] L1s that each map `data` 512 times, checks that an L1 is
+/// then a page table (a writable mapping of it is refused), unpins it and checks that every
+/// L1 can be mapped writable again: the release was complete when the unpin returned.
+fn big_tree(log: &mut CheckLog, data: u64) {
+    let l2 = alloc_frame();
+    let mut l1s = [Frame { va: 0, mfn: 0 }; BIG_TREE_L1S];
+    let allocated = l1s.iter_mut().all(|slot| alloc_frame().map(|f| *slot = f).is_some());
+    let Some(l2) = l2.filter(|_| allocated) else {
+        println!("mmu: out of pool pages for the big tree");
+        log.failed += 1;
+        return;
+    };
+    for (i, l1) in l1s.iter().enumerate() {
+        // SAFETY: fresh writable pool pages of ours.
+        unsafe {
+            l1.entries().fill(mm::pte_ro(data, 0));
+            l2.entries()[i] = pte_rw(l1.mfn, 0);
+        }
+    }
+    let read_only = l1s.iter().chain([&l2]).all(|f| mm::make_readonly(f.va).is_ok());
+    let p = pin(MMUEXT_PIN_L2_TABLE, l2.mfn);
+    let busy = mm::make_writable(l1s[BIG_TREE_L1S - 1].va);
+    let u = pin(MMUEXT_UNPIN_TABLE, l2.mfn);
+    let writable = l1s.iter().chain([&l2]).filter(|f| mm::make_writable(f.va).is_ok()).count();
+    check!(
+        log,
+        "pin an L2 over 24 L1s mapping a page 512 times each, map its last L1 writable, unpin, map all writable",
+        "0, -16 (EBUSY), 0, 25 writable",
+        read_only && p == Ok(0) && busy == Err(Errno::EBUSY) && u == Ok(0) && writable == BIG_TREE_L1S + 1,
+        "{}, {}, {}, {writable} writable",
+        ret_of(p),
+        ret_of(busy),
+        ret_of(u)
+    );
 }
