@@ -489,13 +489,24 @@ impl Machine {
                 Some(false)
             }
             emulate::Outcome::SwitchKernelRoot { mfn, len } => {
-                let ok = self.current_mmu().is_some_and(|mut m| m.new_baseptr(mfn).is_ok());
+                // An MMU entry of its own, as a hypercall's: a budget, pending releases first.
+                let result = self.current_mmu().map(|mut m| {
+                    if m.begin_entry() {
+                        m.new_baseptr(mfn)
+                    } else {
+                        Err(hypervisor::mm::MmuError::PREEMPTED)
+                    }
+                });
                 self.apply_paging_effects();
-                if ok {
-                    emulate::advance(frame, len as usize);
-                    Some(false)
-                } else {
-                    None
+                match result {
+                    Some(Ok(())) => {
+                        emulate::advance(frame, len as usize);
+                        Some(false)
+                    }
+                    // Out of budget: the instruction runs again, resuming where this stopped
+                    // (Xen's X86EMUL_RETRY).
+                    Some(Err(e)) if e.is_preempted() => Some(false),
+                    _ => None,
                 }
             }
             // The hypercall-page MSR: not offered yet (the ELF note is the way in).

@@ -15,12 +15,8 @@ use hypercall_abi::mm::{MmuUpdate, MmuextOp, DOMID_IO, DOMID_SELF, MMU_UPDATE_PR
 
 /// Entries handled per hypercall entry before a continuation.
 pub const BATCH: u64 = 64;
-/// Page-table entries validated or released (`VcpuPaging::work`) per hypervisor entry: one
-/// pin can validate a whole tree, one unpin release it, seconds of work for a large domain.
-/// When the budget is spent the MMU stops part way (`crate::mm`'s "Work in bounded steps")
-/// and the hypercall continues itself, as Xen's preemptible page-type operations do. About
-/// 290 TSC cycles an entry under QEMU's TCG: some 2.4 M cycles, 16 full tables, an entry.
-pub const WORK_BUDGET: u64 = 8192;
+/// Page-table entries validated or released per hypervisor entry (`crate::mm::WORK_BUDGET`).
+pub const WORK_BUDGET: u64 = crate::mm::WORK_BUDGET;
 const PREEMPTED: u64 = MMU_UPDATE_PREEMPTED as u64;
 /// Size of `struct mmu_update`.
 const MMU_UPDATE_SIZE: u64 = 16;
@@ -68,8 +64,7 @@ pub(super) fn start_mmu_entry(env: &mut dyn Env, a: [u64; 5]) -> Option<Outcome>
     let Some(mut mmu) = env.mmu() else {
         return Some(Outcome::Return(Errno::ENOSYS.to_return()));
     };
-    mmu.start_budget(WORK_BUDGET);
-    (!mmu.drain_releases()).then_some(Outcome::Continue(a))
+    (!mmu.begin_entry()).then_some(Outcome::Continue(a))
 }
 
 /// Runs one batch of a list hypercall `(list, count, done*, foreigndom)`. `one` runs an

@@ -97,6 +97,9 @@ pub struct FrameInfo {
     /// `validated`; it keeps its `page_type`, so it cannot be mapped writable, granted
     /// writable or freed until a later validation finishes it or its release is done.
     pub partial: u16,
+    /// On its owner's vCPU's release stack (`VcpuPaging::releasing`), which holds a frame
+    /// at most once.
+    pub on_release_stack: bool,
     /// A hypervisor page shared with its domain (shared_info): permanently Writable-typed,
     /// never a page table, never freed by the guest, mapped with write-back caching only.
     pub shared_by_hypervisor: bool,
@@ -115,6 +118,7 @@ impl FrameInfo {
         pinned: false,
         validated: false,
         partial: 0,
+        on_release_stack: false,
         shared_by_hypervisor: false,
         freed_by_owner: false,
     };

@@ -5,7 +5,7 @@
 
 use super::frame_table::{FrameTable, Owner, PageType};
 use super::pte_rules::{self, CACHE_ATTRS};
-use super::{DomainRights, MachineMemory, MmuError, VcpuPaging};
+use super::{DomainRights, MachineMemory, MmuError, VcpuPaging, WORK_BUDGET};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::mm::pte;
 
@@ -143,7 +143,34 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
         }
         f.validated = false;
         f.partial = ENTRIES as u16;
-        self.paging.releasing.push(mfn);
+        self.push_release(mfn);
+    }
+
+    /// Puts `mfn`, a table of this domain with entries to release, on the release stack
+    /// (once: a frame already there is released when the drain reaches it).
+    fn push_release(&mut self, mfn: u64) {
+        if let Some(f) = self.frames.get_mut(mfn).filter(|f| !f.on_release_stack) {
+            f.on_release_stack = true;
+            self.paging.releasing.push(mfn);
+        }
+    }
+
+    /// Takes the top frame off the release stack.
+    fn pop_release(&mut self) {
+        if let Some(mfn) = self.paging.releasing.pop() {
+            if let Some(f) = self.frames.get_mut(mfn) {
+                f.on_release_stack = false;
+            }
+        }
+    }
+
+    /// Starts a hypervisor entry's MMU work: a budget of [`WORK_BUDGET`] entries, spent
+    /// first on the tables left on the release stack. False if they are not all released
+    /// within it: the entry must then do nothing else and be run again (a continuation, or
+    /// the instruction re-executed), so no operation ever sees a release half done.
+    pub fn begin_entry(&mut self) -> bool {
+        self.start_budget(WORK_BUDGET);
+        self.drain_releases()
     }
 
     /// Makes the work of this hypervisor entry stop after `entries` more table entries
@@ -162,35 +189,32 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// all released leaves the stack (and the domain, if its owner had freed it).
     pub fn drain_releases(&mut self) -> bool {
         while let Some(&mfn) = self.paging.releasing.last() {
-            let Some(f) = self.frames.get(mfn) else {
-                self.paging.releasing.pop();
-                continue;
+            if self.out_of_budget() {
+                return false;
+            }
+            // Every step counts, a table leaving the stack included.
+            self.paging.work = self.paging.work.wrapping_add(1);
+            let (level, held) = match self.frames.get(mfn) {
+                Some(f) => (f.page_type.level(), usize::from(f.partial)),
+                None => (None, 0),
             };
-            let Some(level) = f.page_type.level() else {
-                self.paging.releasing.pop();
-                continue;
-            };
-            let held = usize::from(f.partial);
-            if held == 0 {
-                self.paging.releasing.pop();
+            let Some(level) = level.filter(|_| held > 0) else {
+                // Validated again meanwhile, or nothing held: done with it.
+                self.pop_release();
                 if self.frames.release_if_unused(mfn) {
                     self.paging.effects.flush_all = true;
                 }
                 continue;
-            }
-            if self.out_of_budget() {
-                return false;
-            }
+            };
             // The last held entry first, so that `partial` stays "entries below it hold".
             let index = held - 1;
             if let Some(f) = self.frames.get_mut(mfn) {
                 f.partial = index as u16;
             }
-            self.paging.work = self.paging.work.wrapping_add(1);
             let last = index == 0;
             if last {
                 // Done once this entry goes (before it can push a table below onto the stack).
-                self.paging.releasing.pop();
+                self.pop_release();
             }
             if level != 4 || pte_rules::is_guest_l4_slot(index) {
                 let entry = self.mem.read_entry(mfn, index);
@@ -211,18 +235,19 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// the entry where each stopped names the next one down. They go too, since nothing
     /// else would ever release them while the domain lives.
     fn release_now(&mut self, mfn: u64) -> Result<(), MmuError> {
+        let own = Owner::Domain(self.domain.id);
         let mut table = mfn;
-        while !self.paging.releasing.contains(&table) {
-            self.paging.releasing.push(table);
-            let Some(f) = self.frames.get(table) else { break };
-            let (Some(level), index) = (f.page_type.level(), usize::from(f.partial)) else { break };
-            let entry = if level > 1 && index < ENTRIES { self.mem.read_entry(table, index) } else { 0 };
+        while let Some(f) = self.frames.get(table).filter(|f| f.owner == own && !f.on_release_stack) {
+            let (level, index) = (f.page_type.level(), usize::from(f.partial));
+            self.push_release(table);
+            let Some(level) = level.filter(|&l| l > 1 && index < ENTRIES) else { break };
+            let entry = self.mem.read_entry(table, index);
             let below = pte_rules::entry_mfn(entry);
+            // The entry was never checked: only a partial table of our own is followed.
             let stopped_there = pte_rules::is_present(entry)
-                && self
-                    .frames
-                    .get(below)
-                    .is_some_and(|b| b.partial > 0 && b.type_count == 0 && b.page_type == PageType::table(level - 1));
+                && self.frames.get(below).is_some_and(|b| {
+                    b.owner == own && b.partial > 0 && b.type_count == 0 && b.page_type == PageType::table(level - 1)
+                });
             if !stopped_there {
                 break;
             }
@@ -276,7 +301,7 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
                         f.partial = index as u16;
                     }
                     if !e.is_preempted() && index > 0 {
-                        self.paging.releasing.push(mfn);
+                        self.push_release(mfn);
                     }
                     return Err(e);
                 }
@@ -348,9 +373,15 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
             }
         }
         self.get_page(target).map_err(|()| refused(Errno::EBUSY, "reference count overflow"))?;
-        if pte_rules::is_writable(entry) && self.get_page_type(target, PageType::Writable).is_err() {
-            self.put_page(target);
-            return Err(refused(Errno::EBUSY, "could not get Writable type: frame is a page table"));
+        if pte_rules::is_writable(entry) {
+            if let Err(e) = self.get_page_type(target, PageType::Writable) {
+                self.put_page(target);
+                return Err(if e.is_preempted() {
+                    e
+                } else {
+                    refused(Errno::EBUSY, "could not get Writable type: frame is a page table")
+                });
+            }
         }
         let shared = self.frames.get(target).is_some_and(|f| f.shared_by_hypervisor);
         if shared && entry & CACHE_ATTRS != 0 {

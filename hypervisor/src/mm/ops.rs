@@ -16,6 +16,16 @@ const fn refused(errno: Errno, reason: &'static str) -> MmuError {
     MmuError::new(errno, reason)
 }
 
+/// `refusal` in place of `e`, unless `e` is a preemption, which must reach the handler as
+/// it is (to be continued, not refused).
+fn keep_preempted(e: MmuError, refusal: MmuError) -> MmuError {
+    if e.is_preempted() {
+        e
+    } else {
+        refusal
+    }
+}
+
 /// Where a budgeted [`Mmu::release_domain`] stopped; start with `ReleaseCursor::default()`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ReleaseCursor {
@@ -85,8 +95,9 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             return self.modify_entry(mfn, level, index, val, preserve_ad);
         }
         // An ordinary page: allowed if it can be writable right now (Xen writes it as data).
-        self.get_page_type(mfn, PageType::Writable)
-            .map_err(|_| refused(Errno::EINVAL, "frame is neither a validated table nor writable"))?;
+        self.get_page_type(mfn, PageType::Writable).map_err(|e| {
+            keep_preempted(e, refused(Errno::EINVAL, "frame is neither a validated table nor writable"))
+        })?;
         self.mem.write_entry(mfn, index, val);
         self.put_page_type(mfn);
         Ok(())
@@ -294,7 +305,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
 
     fn clear_page(&mut self, mfn: u64) -> Result<(), MmuError> {
         self.get_page_and_type(mfn, PageType::Writable)
-            .map_err(|_| refused(Errno::EINVAL, "clear of a frame that cannot be writable"))?;
+            .map_err(|e| keep_preempted(e, refused(Errno::EINVAL, "clear of a frame that cannot be writable")))?;
         for i in 0..ENTRIES {
             self.mem.write_entry(mfn, i, 0);
         }
@@ -304,9 +315,9 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
 
     fn copy_page(&mut self, dst: u64, src: u64) -> Result<(), MmuError> {
         self.get_page(src).map_err(|()| refused(Errno::EINVAL, "copy from a frame the domain does not own"))?;
-        if self.get_page_and_type(dst, PageType::Writable).is_err() {
+        if let Err(e) = self.get_page_and_type(dst, PageType::Writable) {
             self.put_page(src);
-            return Err(refused(Errno::EINVAL, "copy to a frame that cannot be writable"));
+            return Err(keep_preempted(e, refused(Errno::EINVAL, "copy to a frame that cannot be writable")));
         }
         for i in 0..ENTRIES {
             let v = self.mem.read_entry(src, i);
@@ -346,7 +357,11 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     pub fn release_domain(&mut self, cursor: &mut ReleaseCursor, budget: usize) -> ReleaseProgress {
         if cursor.phase == 0 {
             // Tables waiting for release are `partial`: the frame walk tears them down too.
-            self.paging.releasing.clear();
+            for mfn in core::mem::take(&mut self.paging.releasing) {
+                if let Some(f) = self.frames.get_mut(mfn) {
+                    f.on_release_stack = false;
+                }
+            }
             // Dropped without devalidating: every table is torn down by the frame walk.
             let old_root = self.paging.effects.old_root.take();
             for root in [self.paging.kernel_l4.take(), self.paging.user_l4.take(), old_root].into_iter().flatten() {

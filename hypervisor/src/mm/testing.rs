@@ -205,6 +205,16 @@ impl MockMmu {
                 assert_eq!(entry & pte::USER, pte::USER, "{mfn:#x}[{i}] not adjusted");
             }
         }
+        // The release stack: each frame once, the domain's own, flagged, with entries held
+        // or about to be found done; and every flagged frame on it.
+        let on_stack: std::collections::HashSet<u64> = self.paging.releasing.iter().copied().collect();
+        assert_eq!(on_stack.len(), self.paging.releasing.len(), "a frame twice on the release stack");
+        for (mfn, f) in self.frames.iter() {
+            assert_eq!(f.on_release_stack, on_stack.contains(&mfn), "{mfn:#x}: release-stack flag");
+            if f.on_release_stack {
+                assert_eq!(f.owner, Owner::Domain(DOM), "{mfn:#x} of another domain on the stack");
+            }
+        }
         let roots = [self.paging.kernel_l4, self.paging.user_l4, self.paging.effects.old_root];
         for root in roots.into_iter().flatten() {
             refs[root as usize] += 1;

@@ -26,7 +26,7 @@ fn random_entry(rng: &mut Rng) -> u64 {
 fn random_step(m: &mut MockMmu, rng: &mut Rng) {
     let frame = DOM_FRAMES.start + rng.below(POOL);
     let index = rng.pick(&[0usize, 1, 2, 255, 256, 300, 511]) as u64;
-    let _ = match rng.below(11) {
+    let _ = match rng.below(12) {
         0..=2 => {
             let cmd = rng.pick(&[MMU_NORMAL_PT_UPDATE, MMU_PT_UPDATE_PRESERVE_AD]);
             let val = random_entry(rng);
@@ -44,6 +44,13 @@ fn random_step(m: &mut MockMmu, rng: &mut Rng) {
             m.mmu().update_va_mapping(va, random_entry(rng), rng.below(8)).map(|_| ())
         }
         8 => m.frames.free_domain_frame(frame).map(|()| m.frames.assign_frame(frame, DOM).unwrap()),
+        11 => {
+            // An emulated `mov %cr3` (guest_traps): an MMU entry of its own, no matter what
+            // the step's budget left, then the old root dropped as after any entry.
+            let r = if m.mmu().begin_entry() { m.mmu().new_baseptr(frame) } else { Err(MmuError::PREEMPTED) };
+            m.mmu().put_old_root();
+            r
+        }
         _ => {
             // decrease_reservation, then the allocator gives released frames back (populate).
             let r = m.frames.free_by_owner(frame, DOM);
@@ -88,6 +95,11 @@ fn run_random_sequences(budgeted: bool) {
                 }
             }
             random_step(&mut m, &mut rng);
+            if rng.below(3) == 0 {
+                // The entry's end: the root CR3 held goes (`apply_paging_effects`), and what
+                // its release leaves waits on the stack for the next entry.
+                m.mmu().put_old_root();
+            }
             partial_seen += DOM_FRAMES.filter(|&f| m.frames.get(f).unwrap().partial > 0).count();
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| m.audit()))
                 .unwrap_or_else(|_| panic!("invariant broken at seed {seed} step {step}"));
