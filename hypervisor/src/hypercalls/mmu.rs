@@ -67,14 +67,28 @@ pub(super) fn start_mmu_entry(env: &mut dyn Env, a: [u64; 5]) -> Option<Outcome>
     (!mmu.begin_entry()).then_some(Outcome::Continue(a))
 }
 
+/// Where the vCPU's page-table work stands after one entry of a batch.
+struct Progress {
+    /// `VcpuPaging::work`.
+    work: u64,
+    /// Tables wait on the release stack.
+    releases_pending: bool,
+}
+
+impl Progress {
+    fn of(mmu: &crate::mm::MmuAccess<'_>) -> Self {
+        Self { work: mmu.paging.work, releases_pending: !mmu.paging.releasing.is_empty() }
+    }
+}
+
 /// Runs one batch of a list hypercall `(list, count, done*, foreigndom)`. `one` runs an
-/// entry and returns the vCPU's `VcpuPaging::work` after it.
+/// entry and says where the page-table work stands after it.
 fn run_batch(
     env: &mut dyn Env,
     call: &str,
     a: [u64; 5],
     entry_size: u64,
-    mut one: impl FnMut(&mut dyn Env, u64) -> Result<u64, MmuError>,
+    mut one: impl FnMut(&mut dyn Env, u64) -> Result<Progress, MmuError>,
 ) -> Outcome {
     let (list, raw_count, pdone) = (a[0], a[1] & 0xffff_ffff, a[2]);
     if let Some(outcome) = start_mmu_entry(env, a) {
@@ -96,9 +110,9 @@ fn run_batch(
     while failure.is_none() && finished < this {
         let entry = list.wrapping_add(finished * entry_size);
         match one(env, entry) {
-            Ok(work) => {
+            Ok(progress) => {
                 finished += 1;
-                if work.wrapping_sub(work_at_start) >= WORK_BUDGET || env.page_releases_pending() {
+                if progress.work.wrapping_sub(work_at_start) >= WORK_BUDGET || progress.releases_pending {
                     // The rest in the next entry (which first finishes the releases).
                     this = finished;
                 }
@@ -166,7 +180,7 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         };
         let mut mmu = env.mmu().ok_or(MmuError::new(Errno::ENOSYS, "no MMU"))?;
         mmu.mmu_update(MmuUpdate { ptr, val })?;
-        Ok(mmu.paging.work)
+        Ok(Progress::of(&mmu))
     })
 }
 
@@ -175,12 +189,12 @@ pub fn mmuext_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     run_batch(env, "mmuext_op", a, MMUEXT_OP_SIZE, |env, va| {
         let [cmd, arg1, arg2] = read_words::<3>(env, va)?;
         let op = MmuextOp { cmd: cmd as u32, arg1, arg2 };
-        let (request, work) = {
+        let (request, progress) = {
             let mut mmu = env.mmu().ok_or(MmuError::new(Errno::ENOSYS, "no MMU"))?;
-            (mmu.mmuext_op(&op)?, mmu.paging.work)
+            (mmu.mmuext_op(&op)?, Progress::of(&mmu))
         };
         apply_flush(env, request, Errno::EINVAL)?;
-        Ok(work)
+        Ok(progress)
     })
 }
 

@@ -187,7 +187,13 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// Releases the entries of the tables on the release stack, last pushed first, until it
     /// is empty (true) or the budget is spent (false: call again). A table whose entries are
     /// all released leaves the stack (and the domain, if its owner had freed it).
+    #[inline]
     pub fn drain_releases(&mut self) -> bool {
+        // Every MMU operation ends here, nearly always with nothing to do.
+        self.paging.releasing.is_empty() || self.drain_release_stack()
+    }
+
+    fn drain_release_stack(&mut self) -> bool {
         while let Some(&mfn) = self.paging.releasing.last() {
             if self.out_of_budget() {
                 return false;
