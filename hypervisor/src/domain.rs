@@ -19,7 +19,7 @@ use hypervisor::emulate::{DomainPolicy, PrivState};
 use hypervisor::evtchn::{EventChannels, EvtchnHost};
 use hypervisor::grant::{FramePool, GrantTables};
 use hypervisor::guest_access::MachineAccess;
-use hypervisor::mm::FrameTable;
+use hypervisor::mm::{FrameInfo, FrameTable};
 use hypervisor::sched::Scheduler;
 use hypervisor::vcpu::{self, VcpuState};
 
@@ -570,22 +570,33 @@ pub fn start(machine: Machine) -> ! {
 }
 
 /// The PV MMU's frame table with its M2P in page-aligned frames mapped read-only for guests
-/// at `MACH2PHYS_VIRT_START` (Linux-style guests read it directly); if that memory cannot be
-/// had, the M2P stays private to the hypervisor (guests then fault reading it) and we say so.
+/// at `MACH2PHYS_VIRT_START` (Linux-style guests read it directly), and its per-frame
+/// records in frames too (the heap is 16 MiB; the records of 4 GiB of RAM are 20 MiB). If
+/// that memory cannot be had, the table falls back to the heap and the M2P stays private to
+/// the hypervisor (guests then fault reading it), and we say so.
 fn guest_visible_frame_table(max_mfn: u64) -> FrameTable {
-    let nr_frames = (max_mfn * 8).div_ceil(4096);
-    let first = FRAMES.lock().as_mut().and_then(|f| f.alloc_contiguous(nr_frames, 1));
-    let Some(first) = first else {
-        log::warn!("no room for a guest-visible M2P: guests cannot read it");
+    let m2p_frames = (max_mfn * 8).div_ceil(4096);
+    let record_frames = (max_mfn * core::mem::size_of::<FrameInfo>() as u64).div_ceil(4096);
+    let take = |n| FRAMES.lock().as_mut().and_then(|f| f.alloc_contiguous(n, 1));
+    let (Some(m2p_first), Some(records_first)) = (take(m2p_frames), take(record_frames)) else {
+        log::warn!("no room for a guest-visible M2P and the frame records: guests cannot read the M2P");
         return FrameTable::new(max_mfn);
     };
     // SAFETY: the frames were just taken from the allocator, are contiguous, page-aligned and
     // inside the direct map; the frame table becomes their only user for the machine's life.
-    let storage = unsafe {
-        core::slice::from_raw_parts_mut(paging::phys_to_virt(first << 12) as *mut u64, (nr_frames * 512) as usize)
+    let m2p = unsafe {
+        core::slice::from_raw_parts_mut(paging::phys_to_virt(m2p_first << 12) as *mut u64, (m2p_frames * 512) as usize)
     };
-    let table = FrameTable::with_m2p_storage(max_mfn, storage);
-    if !paging::map_m2p(first, nr_frames, || FRAMES.lock().as_mut().and_then(|f| f.alloc())) {
+    // SAFETY: as above; `MaybeUninit` records may hold any bytes, and FrameInfo's alignment
+    // (at most 8) divides a page.
+    let records = unsafe {
+        core::slice::from_raw_parts_mut(
+            paging::phys_to_virt(records_first << 12) as *mut core::mem::MaybeUninit<FrameInfo>,
+            (record_frames * 4096) as usize / core::mem::size_of::<FrameInfo>(),
+        )
+    };
+    let table = FrameTable::with_provided_storage(max_mfn, m2p, records);
+    if !paging::map_m2p(m2p_first, m2p_frames, || FRAMES.lock().as_mut().and_then(|f| f.alloc())) {
         log::warn!("could not map the M2P for guests");
     }
     table

@@ -10,6 +10,7 @@
 use super::MmuError;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
+use core::mem::MaybeUninit;
 use core::ops::Range;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::mm::DomId;
@@ -132,25 +133,29 @@ impl FrameInfo {
     }
 }
 
-/// Where the M2P lives: the table's own heap memory, or memory the kernel provides (so that it
-/// can map it read-only for guests).
-enum M2pStorage {
-    Owned(Vec<u64>),
-    Provided(&'static mut [u64]),
+/// Memory for one of the table's per-frame arrays: the heap (tests), or memory the kernel
+/// provides: frames taken from its allocator at boot, so that neither the table's size nor
+/// the machine's RAM is bounded by the heap (the M2P is also mapped for guests).
+enum Storage<T: 'static> {
+    Owned(Vec<T>),
+    Provided(&'static mut [T]),
 }
 
-impl M2pStorage {
-    fn entries(&self) -> &[u64] {
+impl<T> core::ops::Deref for Storage<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
         match self {
-            M2pStorage::Owned(v) => v,
-            M2pStorage::Provided(s) => s,
+            Storage::Owned(v) => v,
+            Storage::Provided(s) => s,
         }
     }
+}
 
-    fn entries_mut(&mut self) -> &mut [u64] {
+impl<T> core::ops::DerefMut for Storage<T> {
+    fn deref_mut(&mut self) -> &mut [T] {
         match self {
-            M2pStorage::Owned(v) => v,
-            M2pStorage::Provided(s) => s,
+            Storage::Owned(v) => v,
+            Storage::Provided(s) => s,
         }
     }
 }
@@ -158,8 +163,8 @@ impl M2pStorage {
 /// Per-frame accounting for every machine frame below `max_mfn`, the M2P, the per-domain
 /// page counts and the frames released since the last [`take_released`](Self::take_released).
 pub struct FrameTable {
-    frames: Vec<FrameInfo>,
-    m2p: M2pStorage,
+    frames: Storage<FrameInfo>,
+    m2p: Storage<u64>,
     /// Frames owned per domain, shared hypervisor pages excluded (Xen's `tot_pages`).
     pages: BTreeMap<DomId, u64>,
     /// Per domain, a range of frames holding every frame it has been given (it only grows):
@@ -179,7 +184,13 @@ impl FrameTable {
         let n = usize::try_from(max_mfn).unwrap_or(usize::MAX);
         let mut m2p = Vec::new();
         m2p.resize(n, INVALID_M2P_ENTRY);
-        Self::with_storage(n, M2pStorage::Owned(m2p))
+        Self::with_storage(n, Storage::Owned(m2p), Self::heap_frames(n))
+    }
+
+    fn heap_frames(n: usize) -> Storage<FrameInfo> {
+        let mut frames = Vec::new();
+        frames.resize(n, FrameInfo::HYPERVISOR);
+        Storage::Owned(frames)
     }
 
     /// As [`new`](Self::new), with the M2P in `storage`, which the kernel provides so that it
@@ -197,12 +208,36 @@ impl FrameTable {
         let n = usize::try_from(max_mfn).unwrap_or(usize::MAX);
         assert!(storage.len() >= n, "M2P storage of {} entries for {max_mfn:#x} frames", storage.len());
         storage.fill(INVALID_M2P_ENTRY);
-        Self::with_storage(n, M2pStorage::Provided(storage))
+        Self::with_storage(n, Storage::Provided(storage), Self::heap_frames(n))
     }
 
-    fn with_storage(n: usize, m2p: M2pStorage) -> Self {
-        let mut frames = Vec::new();
-        frames.resize(n, FrameInfo::HYPERVISOR);
+    /// As [`with_m2p_storage`](Self::with_m2p_storage), with the per-frame records in
+    /// `records` as well (any memory: they are initialised here), so that nothing the table
+    /// needs per frame comes from the heap: 28 bytes per frame of RAM, 28 MiB for 4 GiB.
+    ///
+    /// # Panics
+    ///
+    /// If either is shorter than `max_mfn` entries: a kernel configuration error at boot.
+    pub fn with_provided_storage(
+        max_mfn: u64,
+        m2p: &'static mut [u64],
+        records: &'static mut [MaybeUninit<FrameInfo>],
+    ) -> Self {
+        let n = usize::try_from(max_mfn).unwrap_or(usize::MAX);
+        assert!(m2p.len() >= n, "M2P storage of {} entries for {max_mfn:#x} frames", m2p.len());
+        assert!(records.len() >= n, "frame storage of {} records for {max_mfn:#x} frames", records.len());
+        m2p.fill(INVALID_M2P_ENTRY);
+        for record in records.iter_mut() {
+            record.write(FrameInfo::HYPERVISOR);
+        }
+        // SAFETY: every element was just written; `MaybeUninit<T>` has `T`'s layout.
+        let records = unsafe { &mut *(records as *mut [MaybeUninit<FrameInfo>] as *mut [FrameInfo]) };
+        let records = &mut records[..n];
+        Self::with_storage(n, Storage::Provided(m2p), Storage::Provided(records))
+    }
+
+    fn with_storage(n: usize, m2p: Storage<u64>, frames: Storage<FrameInfo>) -> Self {
+        debug_assert!(frames.len() == n && m2p.len() >= n);
         Self {
             frames,
             m2p,
@@ -247,17 +282,17 @@ impl FrameTable {
 
     /// The M2P entry of `mfn` (the pseudo-physical frame the owner gave it).
     pub fn m2p(&self, mfn: u64) -> Option<u64> {
-        self.m2p.entries().get(usize::try_from(mfn).ok()?).copied()
+        self.m2p.get(usize::try_from(mfn).ok()?).copied()
     }
 
     /// The whole M2P, one u64 per frame (for the caller to expose read-only to guests).
     pub fn m2p_entries(&self) -> &[u64] {
-        self.m2p.entries()
+        &self.m2p
     }
 
     /// Sets the M2P entry of `mfn` (the builder records `pfn` for each frame it gives).
     pub fn set_m2p(&mut self, mfn: u64, pfn: u64) -> Result<(), MmuError> {
-        let slot = usize::try_from(mfn).ok().and_then(|i| self.m2p.entries_mut().get_mut(i));
+        let slot = usize::try_from(mfn).ok().and_then(|i| self.m2p.get_mut(i));
         let slot = slot.ok_or(MmuError::new(Errno::EINVAL, "M2P update of a frame outside RAM"))?;
         *slot = pfn;
         Ok(())
@@ -376,7 +411,7 @@ impl FrameTable {
     }
 
     fn invalidate_m2p(&mut self, mfn: u64) {
-        if let Some(e) = usize::try_from(mfn).ok().and_then(|i| self.m2p.entries_mut().get_mut(i)) {
+        if let Some(e) = usize::try_from(mfn).ok().and_then(|i| self.m2p.get_mut(i)) {
             *e = INVALID_M2P_ENTRY;
         }
     }

@@ -93,7 +93,9 @@
 //!    the direct map). The table fills it with `INVALID_M2P_ENTRY` and is its only writer;
 //!    map those frames read-only and user-readable (no RW, US set) at `0xFFFF800000000000`
 //!    (L4 slot 256, the first of [`HYPERVISOR_SLOTS`]) through the hypervisor's L4 template,
-//!    so every validated guest L4 gets them. `FrameTable::new` keeps the M2P on the heap
+//!    so every validated guest L4 gets them. [`FrameTable::with_provided_storage`] takes
+//!    memory for the per-frame records too (20 bytes a frame), so that the RAM the table
+//!    can describe is not bounded by the heap. `FrameTable::new` keeps both on the heap
 //!    (tests).
 //! 2. **Released frames.** After every hypercall that reached the MMU or the grant tables,
 //!    and after a domain's teardown, take [`FrameTable::take_released`] (cheap when empty,

@@ -234,3 +234,28 @@ fn m2p_storage_shorter_than_ram_is_a_boot_error() {
     let short: &'static mut [u64] = Vec::leak(vec![0u64; 0x10]);
     let _ = FrameTable::with_m2p_storage(0x20, short);
 }
+
+#[test]
+fn the_frame_records_can_live_in_provided_storage_too() {
+    let m2p: &'static mut [u64] = Vec::leak(vec![0u64; 0x1000]);
+    let records = Vec::leak(vec![core::mem::MaybeUninit::<FrameInfo>::uninit(); 0x1001]);
+    let mut m = MockMmu::new();
+    m.frames = FrameTable::with_provided_storage(MAX_MFN, m2p, records);
+    assert_eq!(m.frames.max_mfn(), MAX_MFN, "the records past max_mfn are not frames");
+    assert!(m.frames.iter().all(|(_, f)| f.owner == Owner::Hypervisor && f.ref_count == 0));
+    for f in DOM_FRAMES {
+        m.frames.assign_frame(f, DOM).unwrap();
+    }
+    m.poke(SPARE, 0, e(DATA, RW));
+    m.mmu().pin_table(SPARE, 1).unwrap();
+    assert_eq!(m.counts(DATA), (PageType::Writable, 1, 1));
+    m.audit();
+}
+
+#[test]
+#[should_panic(expected = "frame storage")]
+fn frame_record_storage_shorter_than_ram_is_a_boot_error() {
+    let m2p: &'static mut [u64] = Vec::leak(vec![0u64; 0x20]);
+    let records = Vec::leak(vec![core::mem::MaybeUninit::<FrameInfo>::uninit(); 0x10]);
+    let _ = FrameTable::with_provided_storage(0x20, m2p, records);
+}
