@@ -175,8 +175,12 @@ pub struct DomainGrants {
     dying: bool,
     /// Teardown progress through `maptrack`.
     release_next: usize,
-    /// After teardown: frames of this (dead) domain still mapped by others when it died.
-    orphans: Vec<u64>,
+    /// After teardown: frames of this (dead) domain still mapped by others when it died,
+    /// with how many active entries still use each.
+    orphan_uses: BTreeMap<u64, u32>,
+    /// Orphans no active entry uses any more: [`GrantTables::reap`] takes them back. Filled
+    /// by the unpin that ends an orphan's last use, so reaping never searches for them.
+    orphans_ready: Vec<u64>,
 }
 
 impl DomainGrants {
@@ -189,7 +193,8 @@ impl DomainGrants {
             free_handles: VecDeque::new(),
             dying: false,
             release_next: 0,
-            orphans: Vec::new(),
+            orphan_uses: BTreeMap::new(),
+            orphans_ready: Vec::new(),
         }
     }
 

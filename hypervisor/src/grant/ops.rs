@@ -207,7 +207,9 @@ pub(super) fn unpin<M: MachineMemory + ?Sized>(
     }
     if a.pin == 0 {
         clear |= GTF_READING;
+        let mfn = a.mfn;
         t.active.remove(&gref);
+        t.orphan_unused_by_one(mfn);
     }
     if clear != 0 {
         clear_flags(mem, &t.frames, gref, clear);

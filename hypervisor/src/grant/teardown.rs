@@ -69,20 +69,22 @@ impl GrantTables {
         t.maptrack.clear();
         t.free_handles.clear();
         self.dead_table_frames.append(&mut t.frames);
-        t.orphans = t.active.values().map(|a| a.mfn).collect();
-        t.orphans.sort_unstable();
-        t.orphans.dedup();
+        t.orphan_uses.clear();
+        for a in t.active.values() {
+            *t.orphan_uses.entry(a.mfn).or_default() += 1;
+        }
         if t.active.is_empty() {
             self.tables.remove(&id);
         }
         ReleaseProgress::Done
     }
 
-    /// Whether [`reap`](Self::reap) may have work: frames to give back, or a dead domain's
-    /// zombie table still to drop (true as long as one exists, so its id gets free).
+    /// Whether [`reap`](Self::reap) has work: grant frames of dead domains to give back,
+    /// orphans whose last use went, or a zombie table with nothing left to drop. (Not while
+    /// a zombie merely waits for its mappers: a reap would find nothing, however large it is.)
     pub fn has_pending(&self) -> bool {
         !self.dead_table_frames.is_empty()
-            || self.tables.values().any(|t| t.dying && t.maptrack.is_empty() && t.frames.is_empty())
+            || self.tables.values().any(|t| t.dying && (!t.orphans_ready.is_empty() || t.is_spent()))
     }
 
     /// Frames the kernel must now give back to the frame allocator (module documentation,
@@ -101,29 +103,46 @@ impl GrantTables {
             !free
         });
         for (id, t) in self.tables.iter_mut().filter(|(_, t)| t.dying) {
-            let active = &t.active;
-            t.orphans.retain(|&mfn| {
+            t.orphans_ready.retain(|&mfn| {
                 if !frames.owned_by(mfn, id) {
-                    // Already freed by the domain's teardown (it was unmapped in time).
-                    return false;
-                }
-                if active.values().any(|a| a.mfn == mfn) {
-                    return true;
+                    return false; // freed by the domain's teardown already (unmapped in time)
                 }
                 match frames.free_domain_frame(mfn) {
                     Ok(()) => {
                         out.push(mfn);
                         false
                     }
-                    // Still referenced: a PTE the mapper changed by hand keeps nothing,
-                    // so this only lasts until the pins above are gone.
+                    // The dead domain's own tables, still being torn down, map it: its
+                    // teardown frees it, or the next reap does.
                     Err(_) => true,
                 }
             });
         }
-        self.tables.retain(|_, t| {
-            !(t.dying && t.frames.is_empty() && t.active.is_empty() && t.orphans.is_empty() && t.maptrack.is_empty())
-        });
+        self.tables.retain(|_, t| !(t.dying && t.is_spent()));
         out
+    }
+}
+
+impl super::DomainGrants {
+    /// One active entry using `mfn` went: if this is a dead domain's zombie table and that
+    /// was the frame's last use, it is ready for [`GrantTables::reap`].
+    pub(super) fn orphan_unused_by_one(&mut self, mfn: u64) {
+        let Some(uses) = self.orphan_uses.get_mut(&mfn) else {
+            return;
+        };
+        *uses = uses.saturating_sub(1);
+        if *uses == 0 {
+            self.orphan_uses.remove(&mfn);
+            self.orphans_ready.push(mfn);
+        }
+    }
+
+    /// A dead domain's table with nothing left: no frames, pins, mappings or orphans.
+    fn is_spent(&self) -> bool {
+        self.frames.is_empty()
+            && self.active.is_empty()
+            && self.maptrack.is_empty()
+            && self.orphan_uses.is_empty()
+            && self.orphans_ready.is_empty()
     }
 }

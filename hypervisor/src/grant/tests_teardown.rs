@@ -86,3 +86,35 @@ fn a_granter_and_mapper_dying_together_release_everything() {
     assert!(!w.tables.has_table(A) && !w.tables.has_table(B));
     w.audit();
 }
+
+#[test]
+fn a_zombie_waiting_for_its_mappers_costs_nothing_until_one_unmaps() {
+    // A reap used to look at every orphan against every active entry on every grant call
+    // while a zombie lived (quadratic in the grants a dead domain left mapped).
+    let mut w = World::new();
+    let mut handles = Vec::new();
+    for i in 0..32u32 {
+        w.grant(A, 8 + i, B, data(A, i as u64), GRANT_RO);
+        let op = GnttabMapGrantRef {
+            flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY,
+            r#ref: 8 + i,
+            dom: A,
+            ..Default::default()
+        };
+        handles.push(w.access(B).map_grant_ref(&op).unwrap().handle);
+    }
+    destroy(&mut w, A);
+    let _ = w.tables.reap(&mut w.frames);
+    assert!(w.tables.has_table(A) && !w.tables.has_pending(), "nothing to do while all are mapped");
+    for (i, &h) in handles.iter().enumerate() {
+        let status = w.access(B).unmap_grant_ref(0, data(A, i as u64) << 12, h);
+        assert_eq!(status, GNTST_OKAY, "handle {i}");
+        assert!(w.tables.has_pending(), "the frame it freed is ready");
+        let freed = w.tables.reap(&mut w.frames);
+        assert_eq!(freed, vec![data(A, i as u64)]);
+        assert!(!w.tables.has_pending() || i + 1 == handles.len());
+    }
+    let _ = w.tables.reap(&mut w.frames);
+    assert!(!w.tables.has_table(A) && !w.tables.has_pending(), "the zombie went with its last use");
+    w.audit();
+}
