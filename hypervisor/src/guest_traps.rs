@@ -226,7 +226,7 @@ impl Machine {
     #[inline(never)]
     fn make_returnable(&mut self, frame: &mut TrapFrame) -> bool {
         while !vcpu::is_canonical(frame.rip) {
-            log::warn!("d{}: return to non-canonical rip {:#x}: #GP to the guest", self.current, frame.rip);
+            log::warn!(target: hypervisor::log_limit::GUEST_TARGET, "d{}: return to non-canonical rip {:#x}: #GP to the guest", self.current, frame.rip);
             let resched = self.on_exception(frame, vcpu::VECTOR_GP, Some(0));
             if !self.leave_to_guest(frame, resched) {
                 return false;

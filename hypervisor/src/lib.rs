@@ -23,6 +23,7 @@ mod guest_access_testing;
 pub mod guest_stack;
 pub mod hypercalls;
 pub mod idle;
+pub mod log_limit;
 pub mod mm;
 pub mod pvh;
 pub mod sched;

@@ -154,6 +154,7 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
         fatal_stop();
     };
     let mem = paging::DirectMap { top: mapped_top };
+    console::limit_guest_lines(cal.tsc_hz);
     let machine = domain::Machine::new(mem, ram_top, cal.tsc_hz, info.cmdline.clone(), boot_wallclock, cpus);
     let result = match boot_module::classify(bytes) {
         Ok(ModuleKind::Elf) => {

@@ -19,8 +19,8 @@
 //!   victim's ports meant for others or already bound, and names the victim's domain in
 //!   alloc_unbound, status and reset.
 //! * `attack-flood`: exhausts its own ports, asks for too many grant frames and more memory,
-//!   then floods the victim's port and the hypervisor with hypercalls forever (dom0 destroys
-//!   it with `kill=`).
+//!   then floods the victim's port and the hypervisor with hypercalls forever, refused ones
+//!   among them (dom0 destroys it with `kill=`).
 
 use hypercall_abi::event_channel::{self as ev, EVTCHNSTAT_UNBOUND};
 use hypercall_abi::grant_table::{self as gt, GnttabCopy, GnttabCopyPtr};
@@ -424,10 +424,15 @@ pub fn attack_flood(si: &StartInfo) -> ShutdownRequest {
         log.passed, log.failed
     );
     let mut calls = [hypercall_abi::multicall::MulticallEntry::new(hypercall_abi::hypercall::XEN_VERSION, &[0, 0]); 32];
+    // An update of an entry in frame 0, which is not ours: refused, and logged by the
+    // hypervisor each time (the log is rate-limited).
+    let refused = MmuUpdate { ptr: MMU_NORMAL_PT_UPDATE, val: 0 };
     loop {
         let _ = events::send(port);
         let _ = guest::xen_version();
         // SAFETY: 32 xen_version(XENVER_version, NULL) calls, which only read a number.
         let _ = unsafe { guest::multicall(&mut calls) };
+        // SAFETY: refused (the frame is not ours); nothing changes.
+        let _ = unsafe { crate::kernel::hyp::mmu_update(&[refused]) };
     }
 }

@@ -334,7 +334,7 @@ impl GrantAccess<'_> {
         if result.is_ok() && op.flags & GNTMAP_HOST_MAP != 0 {
             let slot = pte_slot(op.flags, op.host_addr);
             result = self.mmu.install_grant_mapping(slot, mfn, op.dom, grant_pte_flags(op.flags)).map_err(|e| {
-                log::warn!("d{caller}: grant map of d{} gref {}: {}", op.dom, op.r#ref, e.reason);
+                log::warn!(target: crate::log_limit::GUEST_TARGET, "d{caller}: grant map of d{} gref {}: {}", op.dom, op.r#ref, e.reason);
                 GNTST_GENERAL_ERROR
             });
             if result.is_err() && device {
@@ -372,7 +372,7 @@ impl GrantAccess<'_> {
         if host_addr != 0 && map.flags & GNTMAP_HOST_MAP != 0 {
             let slot = pte_slot(map.flags, host_addr);
             if let Err(e) = self.mmu.remove_grant_mapping(slot, act.mfn, !ro) {
-                log::warn!("d{caller}: grant unmap of handle {handle}: {}", e.reason);
+                log::warn!(target: crate::log_limit::GUEST_TARGET, "d{caller}: grant unmap of handle {handle}: {}", e.reason);
                 return GNTST_GENERAL_ERROR;
             }
             done |= GNTMAP_HOST_MAP;

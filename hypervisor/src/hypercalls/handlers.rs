@@ -21,10 +21,16 @@ pub const CAPABILITIES: &str = "xen-3.0-x86_64";
 pub const CHANGESET: &str = concat!("rust-hypervisor ", env!("CARGO_PKG_VERSION"));
 /// `XENFEAT_dom0`.
 const XENFEAT_DOM0: u32 = 11;
-/// Most console bytes written per hypercall entry before a continuation.
-const CONSOLE_CHUNK: u64 = 4096;
+/// Most console bytes written per hypercall entry before a continuation: the serial output
+/// is synchronous (a byte can cost a microsecond or more, three with the `\n` and DEL
+/// expansions), and any domain may write. Xen copies 128 bytes at a time.
+const CONSOLE_CHUNK: u64 = 256;
 /// Most multicall entries run per hypercall entry before a continuation.
 const MULTICALL_BATCH: u64 = 64;
+/// A multicall continues itself between entries once it has run this long in one hypervisor
+/// entry (Xen's `hypercall_preempt_check` between entries): each entry is bounded, but 64
+/// heavy ones (grant copies, port resets) would not be.
+const MULTICALL_SLICE_NS: u64 = 100_000;
 /// Size of `multicall_entry_t`.
 const MULTICALL_ENTRY_SIZE: u64 = 64;
 /// Bit 31 of a count: reserved for Xen's own continuation encoding; guests must not set it.
@@ -399,11 +405,15 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     if count & PREEMPTED_FLAG != 0 {
         return err(Errno::EINVAL);
     }
-    let work_at_start = env.paging_work();
+    let (work_at_start, started_ns) = (env.paging_work(), env.now_ns());
     for i in 0..count.min(MULTICALL_BATCH) {
         let entry = list.wrapping_add(i * MULTICALL_ENTRY_SIZE);
-        if i > 0 && env.paging_work().wrapping_sub(work_at_start) >= super::mmu::WORK_BUDGET {
-            // Enough page-table work for one entry (Xen's preemption check between entries).
+        let enough = || {
+            env.paging_work().wrapping_sub(work_at_start) >= super::mmu::WORK_BUDGET
+                || env.now_ns().wrapping_sub(started_ns) >= MULTICALL_SLICE_NS
+        };
+        if i > 0 && enough() {
+            // Enough work for one entry (Xen's preemption check between entries).
             return Outcome::Continue([entry, count - i, a[2], a[3], a[4]]);
         }
         let mut raw = [0u8; 64];

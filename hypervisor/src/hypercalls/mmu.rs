@@ -24,7 +24,7 @@ const MMU_UPDATE_SIZE: u64 = 16;
 const MMUEXT_OP_SIZE: u64 = 24;
 
 fn fail(env: &dyn Env, call: &str, e: MmuError) -> Outcome {
-    log::warn!("d{}: {call}: {} ({})", env.domain().id, e.reason, e.errno);
+    log::warn!(target: crate::log_limit::GUEST_TARGET, "d{}: {call}: {} ({})", env.domain().id, e.reason, e.errno);
     Outcome::Return(e.errno.to_return())
 }
 

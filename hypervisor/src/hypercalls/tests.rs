@@ -12,6 +12,8 @@ struct Mock {
     singleshot: Option<u64>,
     periodic: Option<u64>,
     now: u64,
+    now_step: u64,
+    clock_reads: core::cell::Cell<u64>,
     privileged: bool,
     vcpu: crate::vcpu::VcpuState,
     bases_applied: u32,
@@ -62,6 +64,8 @@ impl Mock {
             singleshot: None,
             periodic: None,
             now: 5_000_000,
+            now_step: 0,
+            clock_reads: core::cell::Cell::new(0),
             privileged: true,
             vcpu: crate::vcpu::VcpuState::new(0x1000),
             bases_applied: 0,
@@ -88,7 +92,8 @@ impl Env for Mock {
         DomainFacts { id: 0, nr_pages: 32768, max_pages: 32768, privileged: self.privileged, max_mfn: 0x20000 }
     }
     fn now_ns(&self) -> u64 {
-        self.now
+        // A clock that moves by `now_step` at every read (0 in most tests).
+        self.now + self.clock_reads.replace(self.clock_reads.get() + 1) * self.now_step
     }
     fn set_singleshot_timer(&mut self, d: Option<u64>) {
         self.singleshot = d;
@@ -158,9 +163,9 @@ fn long_console_writes_continue_in_chunks_without_loss() {
     m.mem.resize(0x8000, 0);
     m.put(BASE, &text);
     let first = call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 10_000, BASE, 0, 0]);
-    assert_eq!(first, Outcome::Continue([CONSOLEIO_WRITE, 10_000 - 4096, BASE + 4096, 0, 0]));
+    assert_eq!(first, Outcome::Continue([CONSOLEIO_WRITE, 10_000 - 256, BASE + 256, 0, 0]));
     assert_eq!(call_to_end(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 10_000, BASE, 0, 0]), Outcome::Return(0));
-    assert_eq!(&m.console[4096..], &text[..], "the chunks reassemble the text exactly");
+    assert_eq!(&m.console[256..], &text[..], "the chunks reassemble the text exactly");
 }
 
 #[test]
@@ -339,18 +344,36 @@ fn a_continuing_entry_continues_the_multicall_from_that_entry() {
     let text = BASE + 0x8000;
     m.put(text, &[b'x'; 0x2800]);
     put_entry(&mut m, list, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
-    // 10 KiB of console output: three chunks of at most 4 KiB.
+    // 10 KiB of console output: 40 chunks of at most 256 bytes.
     put_entry(&mut m, list + 64, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 0x2800, text, 0, 0, 0]);
     put_entry(&mut m, list + 128, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
     // One chunk per hypercall entry: the multicall rewinds to the console entry, whose
     // arguments now describe the rest.
     assert_eq!(call(&mut m, nr::MULTICALL, [list, 3, 0, 0, 0]), Outcome::Continue([list + 64, 2, 0, 0, 0]));
-    assert_eq!(m.console.len(), 0x1000);
-    assert_eq!((m.u64_at(list + 64 + 24), m.u64_at(list + 64 + 32)), (0x1800, text + 0x1000));
+    assert_eq!(m.console.len(), 0x100);
+    assert_eq!((m.u64_at(list + 64 + 24), m.u64_at(list + 64 + 32)), (0x2700, text + 0x100));
     assert_eq!(m.u64_at(list + 128 + 8), 0xffff, "later entries have not run");
     assert_eq!(call_to_end(&mut m, nr::MULTICALL, [list + 64, 2, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.console.len(), 0x2800);
     assert!((0..3).all(|i| m.u64_at(list + i * 64 + 8) == if i == 1 { 0 } else { 4096 }));
+}
+
+#[test]
+fn a_multicall_continues_once_it_ran_long_enough() {
+    let mut m = Mock::new();
+    m.mem.resize(0x10000, 0);
+    let list = BASE + 0x100;
+    for i in 0..10 {
+        put_entry(&mut m, list + i * 64, nr::XEN_VERSION, [XENVER_PAGESIZE, 0, 0, 0, 0, 0]);
+    }
+    // 30 us per clock read, one read at the start and one per entry after the first: the
+    // fourth entry starts 90 us in, the fifth at 120 us (past the 100 us slice).
+    m.now_step = 30_000;
+    let r = call(&mut m, nr::MULTICALL, [list, 10, 0, 0, 0]);
+    assert_eq!(r, Outcome::Continue([list + 4 * 64, 6, 0, 0, 0]));
+    assert!((0..4).all(|i| m.u64_at(list + i * 64 + 8) == 4096));
+    assert_eq!(m.u64_at(list + 4 * 64 + 8), 0xffff, "later entries have not run");
+    assert_eq!(call_to_end(&mut m, nr::MULTICALL, [list, 10, 0, 0, 0]), Outcome::Return(0));
 }
 
 #[test]
