@@ -306,6 +306,9 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     fn clear_page(&mut self, mfn: u64) -> Result<(), MmuError> {
         self.get_page_and_type(mfn, PageType::Writable)
             .map_err(|e| keep_preempted(e, refused(Errno::EINVAL, "clear of a frame that cannot be writable")))?;
+        // A page's worth of work, counted as a table's entries are (a batch of them is bounded
+        // by the same budget).
+        self.paging.work = self.paging.work.wrapping_add(ENTRIES as u64);
         for i in 0..ENTRIES {
             self.mem.write_entry(mfn, i, 0);
         }
@@ -319,6 +322,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             self.put_page(src);
             return Err(keep_preempted(e, refused(Errno::EINVAL, "copy to a frame that cannot be writable")));
         }
+        self.paging.work = self.paging.work.wrapping_add(ENTRIES as u64);
         for i in 0..ENTRIES {
             let v = self.mem.read_entry(src, i);
             self.mem.write_entry(dst, i, v);
