@@ -65,6 +65,11 @@ pub enum BuildError {
         /// Frames free.
         free: u64,
     },
+    /// Not enough hypervisor heap for the domain's page list while it is built.
+    HeapExhausted {
+        /// Pages of the domain.
+        pages: u64,
+    },
 }
 
 impl core::fmt::Display for BuildError {
@@ -72,6 +77,9 @@ impl core::fmt::Display for BuildError {
         match self {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(e) => write!(f, "{e}"),
+            Self::HeapExhausted { pages } => {
+                write!(f, "not enough hypervisor heap for the page list of {pages} pages ({} MiB)", (pages * 8) >> 20)
+            }
             Self::OutOfMemory { wanted, free } => {
                 write!(f, "not enough memory: {wanted} frames wanted, {free} free")
             }
@@ -98,7 +106,9 @@ fn alloc_zeroed(count: u64, mem: &mut paging::DirectMap) -> Result<Vec<u64>, Bui
     if count > free {
         return Err(BuildError::OutOfMemory { wanted: count, free });
     }
-    let mut out = Vec::with_capacity(count as usize);
+    let mut out = Vec::new();
+    // The page list is on the hypervisor's heap (8 bytes a page, while the domain is built).
+    out.try_reserve_exact(count as usize).map_err(|_| BuildError::HeapExhausted { pages: count })?;
     for _ in 0..count {
         // Cannot fail: the free count was checked under the same lock.
         let mfn = frames.alloc().expect("free frames counted above");
@@ -144,8 +154,15 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
         copy_into_domain(mem, &p2m, &layout, s.vaddr, bytes);
         // The tail up to mem_size is already zero: every frame was zeroed.
     }
-    let p2m_bytes: Vec<u8> = p2m.iter().flat_map(|m| m.to_le_bytes()).collect();
-    copy_into_domain(mem, &p2m, &layout, layout.p2m, &p2m_bytes);
+    // The guest's P2M list, a page of it at a time (not a second copy on the heap).
+    for (i, entries) in p2m.chunks(512).enumerate() {
+        let mut page = [0u8; 4096];
+        for (bytes, mfn) in page.chunks_exact_mut(8).zip(entries) {
+            bytes.copy_from_slice(&mfn.to_le_bytes());
+        }
+        let va = layout.p2m + i as u64 * PAGE;
+        copy_into_domain(mem, &p2m, &layout, va, &page[..entries.len() * 8]);
+    }
 
     if let Some(hp) = img.hypercall_page {
         let mut page = [0xccu8; 4096];

@@ -60,8 +60,12 @@ pub struct Domain {
     pub name: String,
     /// Whether this is the privileged control domain.
     pub privileged: bool,
-    /// Pseudo-physical to machine frame map.
+    /// Pseudo-physical to machine frame map, while the domain is being created (emptied
+    /// once it is registered: the guest keeps its own copy, and 8 bytes a page of a large
+    /// domain would take much of the hypervisor's heap).
     pub p2m: Vec<u64>,
+    /// Pages the domain was built with (`max_pages`).
+    pub max_pages: u64,
     /// The vCPU's virtual state (trap table, callbacks, mode, root page tables).
     pub vcpu: VcpuState,
     /// Emulated privileged state (virtual CR2/CR4, debug registers, IOPL).
@@ -578,8 +582,16 @@ fn guest_visible_frame_table(max_mfn: u64) -> FrameTable {
     let m2p_frames = (max_mfn * 8).div_ceil(4096);
     let record_frames = (max_mfn * core::mem::size_of::<FrameInfo>() as u64).div_ceil(4096);
     let take = |n| FRAMES.lock().as_mut().and_then(|f| f.alloc_contiguous(n, 1));
-    let (Some(m2p_first), Some(records_first)) = (take(m2p_frames), take(record_frames)) else {
-        log::warn!("no room for a guest-visible M2P and the frame records: guests cannot read the M2P");
+    let (m2p_first, records_first) = (take(m2p_frames), take(record_frames));
+    let (Some(m2p_first), Some(records_first)) = (m2p_first, records_first) else {
+        // Whichever block was had goes back (never used, never mapped: no flush needed).
+        let mut frames = FRAMES.lock();
+        for (first, n) in [(m2p_first, m2p_frames), (records_first, record_frames)] {
+            for mfn in first.into_iter().flat_map(|first| first..first + n) {
+                let _ = frames.as_mut().map(|f| f.free(mfn));
+            }
+        }
+        log::warn!("no room for a guest-visible M2P and the frame records: both on the heap instead");
         return FrameTable::new(max_mfn);
     };
     // SAFETY: the frames were just taken from the allocator, are contiguous, page-aligned and

@@ -67,7 +67,7 @@ impl Env for Machine {
         DomainFacts {
             id: self.current,
             nr_pages: pages,
-            max_pages: d.map_or(0, |d| d.p2m.len() as u64),
+            max_pages: d.map_or(0, |d| d.max_pages),
             privileged: d.is_some_and(|d| d.privileged),
             max_mfn: self.frames.max_mfn(),
         }
@@ -236,7 +236,7 @@ impl DomainControl for Machine {
             id: d.id,
             flags,
             tot_pages: self.frames.pages_of(d.id),
-            max_pages: d.p2m.len() as u64,
+            max_pages: d.max_pages,
             shared_info_frame: d.shared_info_mfn,
             cpu_time_ns: self.scheds[d.cpu].cpu_time_ns(d.id).unwrap_or(0),
         })

@@ -12,7 +12,7 @@
 //! of a tree with more entries than our hypervisor validates or releases in one entry (both
 //! go in steps, as Xen's): the guest sees each as one call.
 
-use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_SUCCESS, XEN_POWEROFF};
+use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_FAILURE, EXIT_SUCCESS, XEN_POWEROFF};
 
 /// The lines of `role=mmu`, in order.
 const MMU_LINES: &[&str] = &[
@@ -42,8 +42,15 @@ fn mmu(name: &str, hv: Hv, exit: i32) {
 }
 
 fn mmu_with_memory(name: &str, hv: Hv, exit: i32, mib: u32) {
-    let mut s = Scenario::new(name, hv)
-        .memory_mib(mib)
+    mmu_with(name, hv, exit, mib, "");
+}
+
+fn mmu_with(name: &str, hv: Hv, exit: i32, mib: u32, hv_options: &str) {
+    let mut s = Scenario::new(name, hv).memory_mib(mib);
+    if !hv_options.is_empty() {
+        s = s.hv_options(hv_options);
+    }
+    let mut s = s
         .module(guest_kernel_image())
         .append("role=mmu")
         .timeout_secs(120)
@@ -70,4 +77,19 @@ fn guest_mmu_on_ours() {
 #[test]
 fn guest_mmu_on_ours_with_6_gib() {
     mmu_with_memory("guest-mmu-ours-6g", Hv::Ours, EXIT_SUCCESS, 6144);
+}
+
+/// A 5 GiB dom0: its page list is built without a second copy on the heap, and freed once the
+/// domain is registered (a 5 GiB dom0 used to panic the hypervisor with "memory allocation
+/// of 10485760 bytes failed"). A dom0 whose page list cannot fit is refused with a reason.
+#[test]
+fn guest_mmu_on_ours_in_a_5_gib_dom0() {
+    mmu_with("guest-mmu-ours-5g-dom0", Hv::Ours, EXIT_SUCCESS, 6144, "console=com1 loglvl=info dom0_mem=5G");
+    Scenario::new("dom0-too-big-for-the-heap", Hv::Ours)
+        .memory_mib(12288)
+        .hv_options("console=com1 loglvl=info dom0_mem=10G")
+        .module(guest_kernel_image())
+        .expect_exit(EXIT_FAILURE)
+        .expect_line("dom0 image refused: not enough hypervisor heap for the page list of 2621441 pages (20 MiB)")
+        .run();
 }

@@ -63,6 +63,8 @@ impl Machine {
             return Err(e);
         }
         d.saved = built.frame;
+        d.max_pages = d.p2m.len() as u64;
+        d.p2m = Vec::new();
         d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.update_time(id);
@@ -140,6 +142,7 @@ impl Machine {
             id,
             name: name.into(),
             privileged,
+            max_pages: p2m.len() as u64,
             p2m,
             vcpu,
             priv_state: PrivState::new(&policy),

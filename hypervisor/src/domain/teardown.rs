@@ -129,11 +129,19 @@ impl Machine {
             let end = span.end.min(first.saturating_add(FREE_BATCH));
             let owned: Vec<u64> = self.frames.owned_in(id, first..end).collect();
             let mut unowned = Vec::with_capacity(owned.len());
+            let (mut kept, mut first_kept) = (0, None);
             for mfn in owned {
                 match self.frames.free_domain_frame(mfn) {
                     Ok(()) => unowned.push(mfn),
-                    Err(e) => log::warn!("d{id}: frame {mfn:#x} kept: {}", e.reason),
+                    Err(e) => {
+                        kept += 1;
+                        first_kept.get_or_insert((mfn, e.reason));
+                    }
                 }
+            }
+            if let Some((mfn, why)) = first_kept {
+                // One line a step: another domain can keep thousands of them mapped.
+                log::warn!("d{id}: {kept} frame(s) kept, from {mfn:#x}: {why}");
             }
             t.free_next = Some(end);
             t.freed += free_to_allocator(unowned);
