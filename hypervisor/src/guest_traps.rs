@@ -361,7 +361,8 @@ impl Machine {
         let tables = self.guest_tables.replace(GuestTables::Outside);
         if !matches!(tables, GuestTables::Unchanged | GuestTables::Loaded) {
             self.apply_paging_effects();
-            if frame.rax == hypercall_abi::hypercall::GRANT_TABLE_OP && self.grants.has_pending() {
+            let may_unpin = [hypercall_abi::hypercall::GRANT_TABLE_OP, hypercall_abi::hypercall::MULTICALL];
+            if may_unpin.contains(&frame.rax) && self.grants.has_pending() {
                 self.reap_grant_frames();
             }
             self.return_released_frames();
