@@ -118,3 +118,26 @@ fn a_zombie_waiting_for_its_mappers_costs_nothing_until_one_unmaps() {
     assert!(!w.tables.has_table(A) && !w.tables.has_pending(), "the zombie went with its last use");
     w.audit();
 }
+
+#[test]
+fn a_dead_domains_table_is_not_reaped_while_its_entries_hold_references() {
+    // A grants its L3 read-only to B, which maps it. A dies: its grants go (a zombie, since
+    // B maps the L3), then one step of its MMU teardown, which leaves the L3 validated with
+    // no type reference. B unmaps between steps: the reap must not free the L3 while its
+    // entries still hold the L2 below, or the L2 would stay A's for good.
+    let mut w = World::new();
+    let (l3, l2) = (base(A) + 1, base(A) + 2);
+    w.grant(A, 8, B, l3, GRANT_RO);
+    let done = w.map(B, A, 8, GNTMAP_READONLY).unwrap();
+    while w.tables.release_domain(A, &mut w.frames, &mut w.mem, 3) == ReleaseProgress::MoreWork {}
+    let mut cursor = ReleaseCursor::default();
+    assert_eq!(w.mmu(A).release_domain(&mut cursor, 33), ReleaseProgress::MoreWork);
+    assert_eq!(w.access(B).unmap_grant_ref(MAP_VA, 0, done.handle), GNTST_OKAY);
+    assert!(!w.tables.reap(&mut w.frames).contains(&l3), "reaped with its entries held");
+    while w.mmu(A).release_domain(&mut cursor, 64) == ReleaseProgress::MoreWork {}
+    let kept: Vec<u64> = (base(A)..base(A) + 0x100)
+        .filter(|&m| w.frames.owned_by(m, A) && w.frames.free_domain_frame(m).is_err())
+        .collect();
+    assert!(kept.is_empty(), "frames kept for good: {kept:x?}");
+    assert_eq!(w.counts(l2).1, 0);
+}

@@ -471,7 +471,10 @@ impl FrameTable {
         let Owner::Domain(domain) = f.owner else {
             return Err(MmuError::new(Errno::EINVAL, "frame not owned by a domain"));
         };
-        if f.ref_count != 0 || f.type_count != 0 || f.pinned || f.shared_by_hypervisor || f.partial > 0 {
+        // A table whose entries still hold references (validated, or partial) waits for them
+        // to go: a dying domain's tables are torn down while other domains run.
+        let holds_entries = f.page_type.is_table() && (f.validated || f.partial > 0);
+        if f.ref_count != 0 || f.type_count != 0 || f.pinned || f.shared_by_hypervisor || holds_entries {
             return Err(MmuError::new(Errno::EBUSY, "frame still mapped, typed or pinned"));
         }
         *f = FrameInfo::HYPERVISOR;

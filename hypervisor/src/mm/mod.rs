@@ -129,6 +129,8 @@ mod tests_free;
 mod tests_preempt;
 #[cfg(test)]
 mod tests_random;
+#[cfg(test)]
+mod tests_two_domains;
 
 pub use crate::domain_layout::MachineMemory;
 pub use frame_table::{FrameInfo, FrameTable, Owner, PageType, INVALID_M2P_ENTRY};

@@ -92,14 +92,24 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
         }
         if frame.is_live_table() && frame.validated {
             let level = frame.page_type.level().unwrap_or(1);
-            return self.modify_entry(mfn, level, index, val, preserve_ad);
+            // Hold the table while its entry changes (Xen's `page_lock`): taking the new
+            // entry's references may release other tables (a partial one being retyped), and
+            // with them this table's last type reference, after which it could be retyped
+            // under the entry being written.
+            // (A type reference is enough: a typed frame is neither freed nor retyped.)
+            let held = self.frames.get_mut(mfn).and_then(|f| f.type_count.checked_add(1).map(|n| f.type_count = n));
+            held.ok_or(refused(Errno::EINVAL, "type count overflow"))?;
+            let result = self.modify_entry(mfn, level, index, val, preserve_ad);
+            self.put_page_type(mfn);
+            return result;
         }
         // An ordinary page: allowed if it can be writable right now (Xen writes it as data).
-        self.get_page_type(mfn, PageType::Writable).map_err(|e| {
+        // The general reference keeps it ours while a release it needs first runs.
+        self.get_page_and_type(mfn, PageType::Writable).map_err(|e| {
             keep_preempted(e, refused(Errno::EINVAL, "frame is neither a validated table nor writable"))
         })?;
         self.mem.write_entry(mfn, index, val);
-        self.put_page_type(mfn);
+        self.put_page_and_type(mfn);
         Ok(())
     }
 
