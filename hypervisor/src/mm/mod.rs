@@ -37,10 +37,11 @@
 //!   ([`VcpuPaging::releasing`]), `partial` with all its entries still holding references;
 //!   [`Mmu::drain_releases`] releases them, entry by entry, a step at a time. A frame is on
 //!   the stack at most once ([`FrameInfo::on_release_stack`]), and only frames of the
-//!   domain itself. A batch continues its hypercall until the stack is empty, so a guest
-//!   never sees a release half done: from its side the hypercall that dropped the table has
-//!   not returned yet. (The root CR3 held, dropped after the entry, may leave work for the
-//!   next one; `begin_entry` does it first.)
+//!   domain itself. A batch whose entries succeed continues its hypercall until the stack
+//!   is empty: from the guest's side the hypercall that dropped the table has not returned
+//!   yet. Work can still be left when the guest runs (a batch refused part way, the root
+//!   CR3 held, dropped after the entry), but every entry that could see it finishes it
+//!   first (`begin_entry`), so no operation ever sees a release half done.
 //!
 //! Without a budget (building a domain, tests) everything runs to the end at once.
 //!
