@@ -49,7 +49,7 @@
 //!
 //! Concurrency: the guest owning a `shared_info` page may run on another CPU while the
 //! hypervisor changes it, so every read-modify-write of a word the guest also writes is an
-//! atomic (`lock`-prefixed) operation ([`shared_word`]), as Xen's `guest_test_and_set_bit`.
+//! atomic (`lock`-prefixed) operation (`shared_word`), as Xen's `guest_test_and_set_bit`.
 
 #[cfg(test)]
 pub(crate) mod tests;

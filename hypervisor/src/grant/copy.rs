@@ -144,7 +144,7 @@ impl GrantAccess<'_> {
     /// giving each its status as Xen does (the other fields keep their values). `false` if
     /// `span` is too short for `count` requests (nothing is done then).
     ///
-    /// Requests are read [`CHUNK`] at a time into a buffer that takes their statuses and is
+    /// Requests are read `CHUNK` at a time into a buffer that takes their statuses and is
     /// written back whole. A copy that reads or writes a frame of the list itself first
     /// writes the buffer back (so it sees the statuses before it, as in Xen) and re-reads it
     /// after (so later requests are what the copy left there); the result is byte for byte

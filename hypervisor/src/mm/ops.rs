@@ -363,7 +363,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
     /// pin, every validated table's entries, then the permanent reference on pages the
     /// hypervisor shared with it (which return to the hypervisor). Walks the domain's span
     /// (`FrameTable::span_of`), not all of memory, twice; does at most about `budget` units
-    /// of work per call (a frame looked at is one, a table torn down [`TABLE_TEARDOWN_COST`]
+    /// of work per call (a frame looked at is one, a table torn down `TABLE_TEARDOWN_COST`
     /// more) and reports whether to call again with the same `cursor`. The domain must not run meanwhile.
     /// Afterwards `FrameTable::free_domain_frame` succeeds for each frame the domain still
     /// owns that no other domain maps (`FrameTable::frames_of`); frames it had freed itself
