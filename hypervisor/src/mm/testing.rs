@@ -164,46 +164,7 @@ impl MockMmu {
             if f.partial > 0 {
                 assert!(!f.validated && f.type_count == 0, "partial table {mfn:#x} validated or typed");
             }
-            let held = if f.validated && f.type_count > 0 { 512 } else { usize::from(f.partial) };
-            let Some(level) = f.page_type.level().filter(|_| held > 0) else {
-                continue;
-            };
-            let Owner::Domain(owner) = f.owner else { panic!("table {mfn:#x} not owned by a domain") };
-            for i in 0..held {
-                let entry = self.mem.read_entry(mfn, i);
-                if level == 4 && HYPERVISOR_SLOTS.contains(&i) {
-                    // Written when the validation finishes (a partial L4 is never loaded).
-                    if f.validated {
-                        assert_eq!(entry, SLOTS[i - 256], "L4 {mfn:#x} slot {i} is not the template");
-                    }
-                    continue;
-                }
-                if !pte_rules::is_present(entry) {
-                    continue;
-                }
-                let target = pte_rules::entry_mfn(entry);
-                let t = self.frames.get(target);
-                match t.map(|t| t.owner) {
-                    Some(Owner::Domain(d)) => {
-                        assert_eq!(d, owner, "{mfn:#x}[{i}] maps a foreign frame")
-                    }
-                    _ => {
-                        assert_eq!(level, 1, "upper entry {mfn:#x}[{i}] to a non-domain frame");
-                        assert!(self.rights.io_capable, "I/O mapping without rights");
-                        continue;
-                    }
-                }
-                let t = t.unwrap();
-                refs[target as usize] += 1;
-                if level > 1 {
-                    types[target as usize] += 1;
-                    assert_eq!(t.page_type, PageType::table(level - 1), "{mfn:#x}[{i}] wrong target type");
-                } else if pte_rules::is_writable(entry) {
-                    types[target as usize] += 1;
-                    assert_eq!(t.page_type, PageType::Writable, "RW mapping of a non-writable frame {target:#x}");
-                }
-                assert_eq!(entry & pte::USER, pte::USER, "{mfn:#x}[{i}] not adjusted");
-            }
+            recount_entries(&self.frames, &self.mem, mfn, f, |_| self.rights.io_capable, false, &mut refs, &mut types);
         }
         // The release stack: each frame once, the domain's own, flagged, with entries held
         // or about to be found done; and every flagged frame on it.
@@ -243,5 +204,67 @@ impl MockMmu {
             .map(|(m, f)| (m, f.ref_count, refs[m as usize], f.type_count, types[m as usize]))
             .collect();
         assert!(mismatches.is_empty(), "(mfn, refs, recounted, types, recounted): {mismatches:x?}");
+    }
+}
+
+/// Adds to `refs` and `types` the references the entries of table `mfn` (record `f`) hold:
+/// all 512 if it is a live validated table, the first `partial` if it is part way through
+/// a validation or release, none otherwise. Checks each entry as the rules require: a target
+/// owned by the table's owner (or, in an L1 when `foreign_l1`, by another domain: a grant
+/// mapping), never a hypervisor frame; an I/O frame only from an L1 of an owner that
+/// `io_capable` allows; upper entries naming a table of the level below; RW L1 entries a
+/// Writable frame that is not partial; the user bit set; a validated L4's hypervisor slots.
+#[allow(clippy::too_many_arguments)]
+pub fn recount_entries(
+    frames: &FrameTable,
+    mem: &HashMapMemory,
+    mfn: u64,
+    f: &super::FrameInfo,
+    io_capable: impl Fn(u16) -> bool,
+    foreign_l1: bool,
+    refs: &mut [u32],
+    types: &mut [u32],
+) {
+    let held = if f.validated && f.type_count > 0 { 512 } else { usize::from(f.partial) };
+    let Some(level) = f.page_type.level().filter(|_| held > 0) else {
+        return;
+    };
+    let Owner::Domain(owner) = f.owner else { panic!("table {mfn:#x} not owned by a domain") };
+    for i in 0..held {
+        let entry = mem.read_entry(mfn, i);
+        if level == 4 && HYPERVISOR_SLOTS.contains(&i) {
+            // Written when the validation finishes (a partial L4 is never loaded).
+            if f.validated {
+                assert_eq!(entry, SLOTS[i - 256], "L4 {mfn:#x} slot {i} is not the template");
+            }
+            continue;
+        }
+        if !pte_rules::is_present(entry) {
+            continue;
+        }
+        let target = pte_rules::entry_mfn(entry);
+        let t = frames.get(target);
+        match t.map(|t| t.owner) {
+            Some(Owner::Domain(d)) => {
+                assert!(d == owner || (foreign_l1 && level == 1), "{mfn:#x}[{i}] maps a foreign frame")
+            }
+            Some(Owner::Hypervisor) => panic!("{mfn:#x}[{i}] maps hypervisor frame {target:#x}"),
+            _ => {
+                assert_eq!(level, 1, "upper entry {mfn:#x}[{i}] to a non-domain frame");
+                assert!(io_capable(owner), "I/O mapping without rights");
+                continue;
+            }
+        }
+        let t = t.unwrap();
+        refs[target as usize] += 1;
+        if level > 1 {
+            types[target as usize] += 1;
+            assert_eq!(t.page_type, PageType::table(level - 1), "{mfn:#x}[{i}] wrong target type");
+        } else if pte_rules::is_writable(entry) {
+            types[target as usize] += 1;
+            assert_eq!(t.page_type, PageType::Writable, "RW mapping of a non-writable frame {target:#x}: {t:?}");
+            assert_eq!(t.partial, 0, "RW mapping of partial {target:#x}");
+        }
+        assert_eq!(entry & pte::USER, pte::USER, "{mfn:#x}[{i}] not adjusted");
     }
 }

@@ -5,8 +5,7 @@
 //! both must bring every frame back to nothing. Plus the sequences that a review of the
 //! preemptible MMU found with it, each of which broke an invariant before its fix.
 use super::frame_table::{FrameTable, Owner, PageType};
-use super::pte_rules::{self, HYPERVISOR_SLOTS};
-use super::testing::{e, HashMapMemory, RO, RW, SLOTS};
+use super::testing::{e, recount_entries, HashMapMemory, RO, RW, SLOTS};
 use super::*;
 use crate::test_rng::Rng;
 use hypercall_abi::mm::*;
@@ -80,51 +79,8 @@ impl World {
             } else {
                 assert!(!f.on_release_stack && f.partial == 0 && !f.pinned, "non-domain {mfn:#x}: {f:?}");
             }
-            let held = if f.validated && f.type_count > 0 { 512 } else { usize::from(f.partial) };
-            let Some(level) = f.page_type.level().filter(|_| held > 0) else { continue };
-            let Owner::Domain(owner) = f.owner else { panic!("table {mfn:#x} not owned") };
-            let oi = IDS.iter().position(|&x| x == owner).unwrap();
-            for i in 0..held {
-                let entry = self.mem.read_entry(mfn, i);
-                if level == 4 && HYPERVISOR_SLOTS.contains(&i) {
-                    if f.validated {
-                        assert_eq!(entry, SLOTS[i - 256]);
-                    }
-                    continue;
-                }
-                if !pte_rules::is_present(entry) {
-                    continue;
-                }
-                let target = pte_rules::entry_mfn(entry);
-                let t = self.frames.get(target);
-                match t.map(|t| t.owner) {
-                    Some(Owner::Domain(d)) => {
-                        if level > 1 {
-                            assert_eq!(d, owner, "{mfn:#x}[{i}] upper entry to foreign frame");
-                        }
-                    }
-                    Some(Owner::Hypervisor) => panic!("{mfn:#x}[{i}] maps hypervisor frame {target:#x}"),
-                    _ => {
-                        assert_eq!(level, 1);
-                        assert!(self.io[oi], "I/O mapping without rights");
-                        continue;
-                    }
-                }
-                let t = t.unwrap();
-                refs[target as usize] += 1;
-                if level > 1 {
-                    types[target as usize] += 1;
-                    assert_eq!(t.page_type, PageType::table(level - 1), "{mfn:#x}[{i}] wrong type");
-                } else if pte_rules::is_writable(entry) {
-                    types[target as usize] += 1;
-                    assert_eq!(
-                        t.page_type,
-                        PageType::Writable,
-                        "RW mapping of non-writable {target:#x} at {mfn:#x}[{i}] (table {f:?}): {t:?}"
-                    );
-                    assert_eq!(t.partial, 0, "RW mapping of partial {target:#x}");
-                }
-            }
+            let io = |owner| IDS.iter().position(|&x| x == owner).is_some_and(|d| self.io[d]);
+            recount_entries(&self.frames, &self.mem, mfn, f, io, true, &mut refs, &mut types);
         }
         let mut seen = HashSet::new();
         for (p, id) in self.pag.iter().zip(IDS) {
