@@ -75,7 +75,7 @@ pub fn grant_table_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     }
     if env.page_releases_pending() {
         // Tables the caller dropped keep typing their frames until released: finish first.
-        if let Some(outcome) = super::mmu::start_mmu_entry(env, a) {
+        if let Err(outcome) = super::mmu::start_mmu_entry(env, a) {
             return outcome;
         }
     }

@@ -57,14 +57,19 @@ fn check_foreigndom(env: &dyn Env, foreigndom: u64) -> Result<(), MmuError> {
 }
 
 /// Starts this entry's MMU budget ([`WORK_BUDGET`]) and releases the tables a preempted
-/// earlier operation left on the vCPU's release stack. `Some(Continue(a))` (run this call
-/// again, nothing done) if they are not all released within the budget, so no operation
-/// ever sees a release half done; `Some(-ENOSYS)` without an MMU.
-pub(super) fn start_mmu_entry(env: &mut dyn Env, a: [u64; 5]) -> Option<Outcome> {
+/// earlier operation left on the vCPU's release stack: the vCPU's `VcpuPaging::work` then.
+/// `Err(Continue(a))` (run this call again, nothing done) if they are not all released
+/// within the budget, so no operation ever sees a release half done; `Err(-ENOSYS)` without
+/// an MMU.
+pub(super) fn start_mmu_entry(env: &mut dyn Env, a: [u64; 5]) -> Result<u64, Outcome> {
     let Some(mut mmu) = env.mmu() else {
-        return Some(Outcome::Return(Errno::ENOSYS.to_return()));
+        return Err(Outcome::Return(Errno::ENOSYS.to_return()));
     };
-    (!mmu.begin_entry()).then_some(Outcome::Continue(a))
+    if mmu.begin_entry() {
+        Ok(mmu.paging.work)
+    } else {
+        Err(Outcome::Continue(a))
+    }
 }
 
 /// Where the vCPU's page-table work stands after one entry of a batch.
@@ -91,10 +96,10 @@ fn run_batch(
     mut one: impl FnMut(&mut dyn Env, u64) -> Result<Progress, MmuError>,
 ) -> Outcome {
     let (list, raw_count, pdone) = (a[0], a[1] & 0xffff_ffff, a[2]);
-    if let Some(outcome) = start_mmu_entry(env, a) {
-        return outcome;
-    }
-    let work_at_start = env.paging_work();
+    let work_at_start = match start_mmu_entry(env, a) {
+        Ok(work) => work,
+        Err(outcome) => return outcome,
+    };
     let count = raw_count & !PREEMPTED;
     let mut done = 0u32;
     if raw_count & PREEMPTED != 0 && pdone != 0 {
@@ -201,11 +206,14 @@ pub fn mmuext_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// `update_va_mapping(va, new_pte, flags)`.
 pub fn update_va_mapping(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let (va, new_pte, flags) = (a[0], a[1], a[2]);
-    if let Some(outcome) = start_mmu_entry(env, a) {
-        return outcome;
-    }
     let result = match env.mmu() {
-        Some(mut mmu) => mmu.update_va_mapping(va, new_pte, flags),
+        Some(mut mmu) => {
+            // Its own MMU entry: the release stack first (as `start_mmu_entry`).
+            if !mmu.begin_entry() {
+                return Outcome::Continue(a);
+            }
+            mmu.update_va_mapping(va, new_pte, flags)
+        }
         None => return Outcome::Return(Errno::ENOSYS.to_return()),
     };
     match result.and_then(|request| apply_flush(env, request, Errno::EFAULT)) {
