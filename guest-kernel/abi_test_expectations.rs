@@ -54,4 +54,6 @@ const ABI_TEST_CHECKS: &[&str] = &[
     "check: evtchn bind_ipi, send to self, close -> 0 port ",
     "check: grant_table_op query_size -> 0 status 0 nr_frames ",
     "check: grant_table_op set_version 1 -> 0 version 1 ok",
+    "check: evtchn bind_ipi until the 2-level table is full -> ENOSPC, last port 4095, after ",
+    "check: evtchn reset of the full table -> 0, status 0 of port 4095, bind_ipi 0 port 1 ok",
 ];

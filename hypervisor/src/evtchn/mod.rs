@@ -72,6 +72,10 @@ pub const MAX_PORTS: u32 = EVTCHN_2L_NR_CHANNELS as u32;
 /// (`status`, `close`, `unmask` of an unallocated port) depend on that.
 const BUCKET: u32 = 64;
 
+/// Ports [`EventChannels::reset`] closes in one hypervisor entry before it continues itself
+/// (Xen's `evtchn_reset` checks for preemption every 1024 ports): a full table is four entries.
+pub const RESET_PORTS_PER_ENTRY: u32 = 1024;
+
 /// The domain that receives global VIRQs (`VIRQ_DOM_EXC`, ...): the hardware domain, dom0
 /// (Xen's default `global_virq_handlers` entry).
 pub const GLOBAL_VIRQ_DOMAIN: DomId = 0;
@@ -156,6 +160,9 @@ struct DomainPorts {
     ports: Vec<Channel>,
     /// `virq_to_evtchn` of each vCPU (0 = unbound).
     virqs: Vec<[EvtchnPort; NR_VIRQS as usize]>,
+    /// The next port an `EVTCHNOP_reset` in progress closes; 0 when none is (Xen's
+    /// `next_evtchn`).
+    reset_next: EvtchnPort,
 }
 
 impl DomainPorts {
@@ -283,7 +290,7 @@ impl EventChannels {
         let mut virqs = Vec::new();
         virqs.try_reserve_exact(config.nr_vcpus as usize).map_err(|_| Errno::ENOMEM)?;
         virqs.resize(config.nr_vcpus as usize, [0; NR_VIRQS as usize]);
-        self.domains.insert(dom, DomainPorts { config, ports, virqs })
+        self.domains.insert(dom, DomainPorts { config, ports, virqs, reset_next: 0 })
     }
 
     /// Whether `dom` has a table.
@@ -484,17 +491,43 @@ impl EventChannels {
         Ok(())
     }
 
-    /// `EVTCHNOP_reset`: closes every port of `dom`. Another domain may only be reset by the
-    /// privileged domain while it is paused by it, which this hypervisor has no notion of yet,
-    /// so that answers `-EINVAL` (Xen's answer for an unpaused domain).
-    /// Errors: `-ESRCH` no such domain, `-EPERM` not allowed, `-EINVAL` not paused.
-    pub fn reset(&mut self, host: &mut dyn EvtchnHost, caller: DomId, dom: DomId) -> Result<(), Errno> {
+    /// `EVTCHNOP_reset` (`resuming = false`) and its continuation `EVTCHNOP_reset_cont`
+    /// (`resuming = true`), as Xen 4.17's `evtchn_reset`: closes every port of `dom`,
+    /// [`RESET_PORTS_PER_ENTRY`] per call. `Err(ERESTART)` means ports are left: the caller
+    /// makes the continuation, which resumes where this call stopped. Another domain may only
+    /// be reset by the privileged domain while it is paused by it, which this hypervisor has no
+    /// notion of yet, so that answers `-EINVAL` (Xen's answer for an unpaused domain).
+    /// Errors: `-ESRCH` no such domain, `-EPERM` not allowed, `-EINVAL` not paused, `-EBUSY` a
+    /// reset is already in progress (or a continuation names none), `-EAGAIN` a port was
+    /// opened between the continuations (the guest ran its event handler in between).
+    pub fn reset(&mut self, host: &mut dyn EvtchnHost, caller: DomId, dom: DomId, resuming: bool) -> Result<(), Errno> {
         let d = self.resolve(caller, dom)?;
         self.may_target(caller, d)?;
         if d != caller {
             return Err(Errno::EINVAL);
         }
-        self.close_all(host, d);
+        let t = self.table(d)?;
+        // Port 0 is reserved, so 0 can mean "no reset in progress".
+        let first = match (resuming, t.reset_next) {
+            (false, 0) => 1,
+            (true, next) if next != 0 => next,
+            _ => return Err(Errno::EBUSY),
+        };
+        let valid = t.ports.len() as EvtchnPort;
+        let end = valid.min(first.saturating_add(RESET_PORTS_PER_ENTRY));
+        for port in first..end {
+            // Free ports refuse with -EINVAL; that is expected and ignored.
+            let _ = self.close(host, d, port);
+        }
+        let t = self.table(d)?;
+        if end < valid {
+            t.reset_next = end;
+            return Err(Errno::ERESTART);
+        }
+        t.reset_next = 0;
+        if t.ports.iter().any(|c| !matches!(c.state, PortState::Free | PortState::Reserved)) {
+            return Err(Errno::EAGAIN);
+        }
         Ok(())
     }
 

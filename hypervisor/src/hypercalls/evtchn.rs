@@ -17,6 +17,9 @@ use hypercall_abi::event_channel::*;
 
 /// Size of `struct evtchn_op` (the compat form): `u32 cmd` plus the 24-byte union.
 const EVTCHN_OP_COMPAT_SIZE: usize = 28;
+/// Xen's hypervisor-internal `EVTCHNOP_reset_cont` (`#ifdef __XEN__` in its header): the
+/// continuation of a reset that closed part of the ports. A guest may issue it too, as on Xen.
+const EVTCHNOP_RESET_CONT: u32 = 14;
 /// Size of `struct evtchn_expand_array` (`u64 array_gfn`).
 const EXPAND_ARRAY_SIZE: usize = 8;
 
@@ -55,10 +58,12 @@ fn with_events<R>(
 /// `event_channel_op(cmd, arg)`.
 pub fn event_channel_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     // Xen's prototype takes `int cmd`: only the low 32 bits of the register count.
-    Outcome::Return(match op(env, a[0] as u32, a[1]) {
-        Ok(()) => 0,
-        Err(e) => e.to_return(),
-    })
+    match op(env, a[0] as u32, a[1]) {
+        Ok(()) => Outcome::Return(0),
+        // Only a reset stops part way: its continuation, as Xen's `"ih", EVTCHNOP_reset_cont`.
+        Err(Errno::ERESTART) => Outcome::Continue([u64::from(EVTCHNOP_RESET_CONT), a[1], a[2], a[3], a[4]]),
+        Err(e) => Outcome::Return(e.to_return()),
+    }
 }
 
 /// `event_channel_op_compat(op)`: `struct evtchn_op { u32 cmd; union u; }` (28 bytes). As in
@@ -133,9 +138,10 @@ fn op(env: &mut dyn Env, cmd: u32, arg: u64) -> Result<(), Errno> {
             let port = u32_at(&read::<{ size_of::<EvtchnUnmask>() }>(env, arg)?, 0);
             with_events(env, |ev| ev.table.unmask(ev.host, ev.caller, port))
         }
-        EVTCHNOP_RESET => {
+        EVTCHNOP_RESET | EVTCHNOP_RESET_CONT => {
             let dom = u16_at(&read::<{ size_of::<EvtchnReset>() }>(env, arg)?, 0);
-            with_events(env, |ev| ev.table.reset(ev.host, ev.caller, dom))
+            let resuming = cmd == EVTCHNOP_RESET_CONT;
+            with_events(env, |ev| ev.table.reset(ev.host, ev.caller, dom, resuming))
         }
         EVTCHNOP_EXPAND_ARRAY => {
             // Xen's answer before `init_control` switched the domain to FIFO, which we never do.

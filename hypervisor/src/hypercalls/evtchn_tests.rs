@@ -149,6 +149,32 @@ fn refusals_carry_xen_errnos_and_leave_the_structure_alone() {
 }
 
 #[test]
+fn reset_of_a_full_table_continues_itself() {
+    let mut m = Mock::new();
+    m.caller = DOMU;
+    while m.op(EVTCHNOP_BIND_IPI as u64, &[0, 0]) == 0 {}
+    m.put(BASE, &SELF.to_le_bytes());
+    let mut a = [EVTCHNOP_RESET as u64, BASE, 7, 8, 9];
+    let mut entries = 0;
+    let result = loop {
+        entries += 1;
+        match dispatch(&mut m, nr::EVENT_CHANNEL_OP, a) {
+            // Xen's continuation: `EVTCHNOP_reset_cont` (14) on the same structure.
+            Outcome::Continue(next) => {
+                assert_eq!(next, [14, BASE, 7, 8, 9]);
+                a = next;
+            }
+            Outcome::Return(v) => break v,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    };
+    assert_eq!((result, entries), (0, 4), "4095 ports, 1024 per entry");
+    assert!((1..64).all(|p| m.ev.port_state(DOMU, p) == Some(crate::evtchn::PortState::Free)));
+    // A continuation with no reset in progress: -EBUSY, as Xen.
+    assert_eq!(m.op(14, &[SELF]), -16);
+}
+
+#[test]
 fn bad_pointers_are_efault_for_every_op() {
     let mut m = Mock::new();
     for cmd in [0u64, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 12] {
@@ -168,7 +194,10 @@ fn unknown_and_fifo_commands() {
     assert_eq!(m.op(EVTCHNOP_INIT_CONTROL as u64, &[0; 6]), -38);
     assert_eq!(m.op(EVTCHNOP_EXPAND_ARRAY as u64, &[0; 2]), -95);
     assert_eq!(m.op(EVTCHNOP_SET_PRIORITY as u64, &[1, 7]), -38);
-    assert_eq!(m.op(14, &[0]), -38);
+    // Xen's internal `EVTCHNOP_reset_cont` is accepted from guests too: with no reset in
+    // progress it is -EBUSY.
+    assert_eq!(m.op(14, &[0]), -16);
+    assert_eq!(m.op(15, &[0]), -38);
     assert_eq!(m.op(u64::MAX, &[0]), -38);
     // Only the low 32 bits of cmd count (Xen's `int cmd`): this is EVTCHNOP_bind_ipi.
     assert_eq!(m.op((1 << 32) | EVTCHNOP_BIND_IPI as u64, &[0, 0]), 0);
