@@ -40,6 +40,17 @@ impl LogLevel {
     }
 }
 
+/// The stack a `hv_debug=*stack_overflow` recursion runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OverflowStack {
+    /// The boot CPU's ring-0 stack (`stack_overflow`).
+    Ring0,
+    /// Its NMI stack (`nmi_stack_overflow`).
+    Nmi,
+    /// The boot stack (`boot_stack_overflow`).
+    Boot,
+}
+
 /// Deliberate failures for testing the hypervisor's own failure paths (`hv_debug=...`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DebugAction {
@@ -49,8 +60,8 @@ pub enum DebugAction {
     InvalidOpcode,
     /// Call `panic!`: exercises the panic report.
     Panic,
-    /// Recurse without end on the boot CPU's ring-0 stack: exercises its guard page.
-    StackOverflow,
+    /// Recurse without end on one of the boot CPU's stacks: exercises its guard page.
+    StackOverflow(OverflowStack),
     /// Not a failure of the machine: the first domU's grant table set-up fails, which
     /// exercises the undoing of a half-made domain (its frames must all come back).
     FailDomainGrants,
@@ -162,7 +173,9 @@ impl<'a> CommandLine<'a> {
                     "pagefault" => cl.debug_action = Some(DebugAction::PageFault),
                     "ud2" => cl.debug_action = Some(DebugAction::InvalidOpcode),
                     "panic" => cl.debug_action = Some(DebugAction::Panic),
-                    "stack_overflow" => cl.debug_action = Some(DebugAction::StackOverflow),
+                    "stack_overflow" => cl.debug_action = Some(DebugAction::StackOverflow(OverflowStack::Ring0)),
+                    "nmi_stack_overflow" => cl.debug_action = Some(DebugAction::StackOverflow(OverflowStack::Nmi)),
+                    "boot_stack_overflow" => cl.debug_action = Some(DebugAction::StackOverflow(OverflowStack::Boot)),
                     "fail_domain_grants" => cl.debug_action = Some(DebugAction::FailDomainGrants),
                     "fail_domain_frames" => cl.debug_action = Some(DebugAction::FailDomainFrames),
                     _ => cl.warn(Warning::BadValue { option: key, value: v }),
@@ -324,7 +337,10 @@ mod tests {
     fn debug_actions() {
         assert_eq!(CommandLine::parse("hv_debug=pagefault").debug_action, Some(DebugAction::PageFault));
         assert_eq!(CommandLine::parse("hv_debug=panic").debug_action, Some(DebugAction::Panic));
-        assert_eq!(CommandLine::parse("hv_debug=stack_overflow").debug_action, Some(DebugAction::StackOverflow));
+        let overflow = |v: &str| CommandLine::parse(&format!("hv_debug={v}")).debug_action;
+        assert_eq!(overflow("stack_overflow"), Some(DebugAction::StackOverflow(OverflowStack::Ring0)));
+        assert_eq!(overflow("nmi_stack_overflow"), Some(DebugAction::StackOverflow(OverflowStack::Nmi)));
+        assert_eq!(overflow("boot_stack_overflow"), Some(DebugAction::StackOverflow(OverflowStack::Boot)));
         assert_eq!(CommandLine::parse("hv_debug=fail_domain_grants").debug_action, Some(DebugAction::FailDomainGrants));
         assert_eq!(CommandLine::parse("hv_debug=fail_domain_frames").debug_action, Some(DebugAction::FailDomainFrames));
         assert_eq!(CommandLine::parse("hv_debug=nope").warnings().count(), 1);

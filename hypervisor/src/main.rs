@@ -17,7 +17,7 @@ mod memory;
 use arch::x86_64::{apic, boot::IMAGE_VIRT_OFFSET, cpu, gdt, idt, paging, serial, smp, syscall};
 use core::panic::PanicInfo;
 use hypervisor::boot_module::{self, ModuleKind};
-use hypervisor::cmdline::{CommandLine, DebugAction};
+use hypervisor::cmdline::{CommandLine, DebugAction, OverflowStack};
 use hypervisor::exit_code;
 use hypervisor::pvh::{self, PhysRead, MEMMAP_TYPE_RAM};
 
@@ -92,8 +92,8 @@ extern "C" fn hv_entry(start_info_pa: u32) -> ! {
     if ram_top > mapped_top {
         log::warn!("RAM above {:#x} is not used (direct map limit)", mapped_top);
     }
-    if !paging::unmap_guard_pages(&gdt::ring0_stack_guards()) {
-        log::warn!("ring-0 stack guard pages could not all be unmapped: an overflow may go unnoticed");
+    if !paging::unmap_guard_pages(&gdt::stack_guards().map(|(_, guard)| guard)) {
+        log::warn!("stack guard pages could not all be unmapped: an overflow may go unnoticed");
     }
     let mem = match memory::init(&info, mapped_top) {
         Ok(m) => m,
@@ -197,7 +197,12 @@ fn run_debug_action(action: DebugAction) {
         // SAFETY: ud2 raises #UD, which is the point of the test.
         DebugAction::InvalidOpcode => unsafe { core::arch::asm!("ud2") },
         DebugAction::Panic => panic!("deliberate panic requested by hv_debug=panic"),
-        DebugAction::StackOverflow => cpu::run_on_stack(gdt::ring0_stack_top(0), recurse_forever),
+        DebugAction::StackOverflow(OverflowStack::Ring0) => cpu::run_on_stack(gdt::ring0_stack_top(0), recurse_forever),
+        DebugAction::StackOverflow(OverflowStack::Nmi) => {
+            cpu::run_on_stack(gdt::ist_stack_top(0, gdt::IST_NMI), recurse_forever)
+        }
+        // hv_entry runs on the boot stack.
+        DebugAction::StackOverflow(OverflowStack::Boot) => recurse_forever(),
         // Armed before the domains are built, see above.
         DebugAction::FailDomainGrants | DebugAction::FailDomainFrames => {}
     }

@@ -81,15 +81,22 @@ fn panic_prints_its_location() {
 }
 
 #[test]
-fn ring0_stack_overflow_hits_the_guard_page() {
-    // The boot CPU recurses on its ring-0 stack: the page below it is unmapped, so the
-    // overflow is a double fault reported as such, not a silent write into other memory.
-    let out = Scenario::new("boot-stack-overflow", Hv::Ours)
-        .hv_options("console=com1 hv_debug=stack_overflow")
-        .expect_exit(EXIT_FAILURE)
-        .expect_line("(hv) FATAL: ring-0 stack overflow on CPU 0 (guard page 0xffff82d0")
-        .expect_line("(hv) FATAL: ring-0 exception 8 (#DF)")
-        .expect_line("Fatal error: stopping the machine (failure exit).")
-        .run();
-    assert!(!out.log.contains("recursion ended"));
+fn stack_overflows_hit_their_guard_pages() {
+    // The boot CPU recurses on one of its stacks: the page below each is unmapped, so the
+    // overflow is a double fault reported as such, not a silent write into other memory
+    // (for the boot stack, the start of the NMI stacks; for an IST stack, its neighbour).
+    for (option, stack) in [
+        ("stack_overflow", "ring-0 stack of CPU 0"),
+        ("boot_stack_overflow", "boot stack"),
+        ("nmi_stack_overflow", "NMI stack of CPU 0"),
+    ] {
+        let out = Scenario::new(&format!("hv-{}", option.replace('_', "-")), Hv::Ours)
+            .hv_options(&format!("console=com1 hv_debug={option}"))
+            .expect_exit(EXIT_FAILURE)
+            .expect_line(&format!("(hv) FATAL: stack overflow: the {stack} hit its guard page 0xffff82d0"))
+            .expect_line("(hv) FATAL: ring-0 exception 8 (#DF)")
+            .expect_line("Fatal error: stopping the machine (failure exit).")
+            .run();
+        assert!(!out.log.contains("recursion ended"), "{option}");
+    }
 }

@@ -46,7 +46,7 @@
 //!    It refuses (`-EEXIST`) an id whose previous incarnation is still a zombie (below):
 //!    do not reuse such an id yet.
 //! 2. **Env method.** `Env::grants` returns a [`GrantAccess`] built like `Env::mmu`:
-//!    ```ignore
+//!    ```text
 //!    fn grants(&mut self) -> Option<GrantAccess<'_>> {
 //!        let d = self.domains.get_mut(&self.current)?;
 //!        let rights = DomainRights { id: d.id, io_capable: d.privileged };

@@ -96,7 +96,8 @@ boot_gdt_ptr:
     .section .text.boot_high, "ax"
     .code64
 boot_high_entry:
-    movabs rsp, offset boot_stack_top
+    movabs rsp, offset HV_BOOT_STACK   /* gdt.rs: a guard page at its bottom */
+    add rsp, {boot_stack_bytes}
     xor ebp, ebp
     mov edi, edi                  /* zero-extend the start-info address: first argument */
     movabs rax, offset hv_entry
@@ -104,13 +105,6 @@ boot_high_entry:
 2:  cli
     hlt
     jmp 2b
-
-    .section .bss.boot_stack, "aw", @nobits
-    .balign 4096
-    .global boot_stack_bottom
-boot_stack_bottom:
-    .skip 131072
-    .global boot_stack_top
-boot_stack_top:
-"#
+"#,
+    boot_stack_bytes = const super::gdt::BOOT_STACK_BYTES,
 );

@@ -36,8 +36,11 @@ pub const IST_MACHINE_CHECK: u8 = 3;
 
 const FIRST_RESERVED_ENTRY: usize = 0xe000 / 8;
 const GDT_ENTRIES: usize = FIRST_RESERVED_ENTRY + 16;
-const IST_STACK_SIZE: usize = 16 * 1024;
+/// 16 KiB of stack above a guard page.
+const IST_STACK_SIZE: usize = 20 * 1024;
 const RING0_STACK_SIZE: usize = 128 * 1024;
+/// The stack `hv_entry` starts on (boot.rs): the boot CPU builds the domains on it.
+const BOOT_STACK_SIZE: usize = 128 * 1024;
 
 #[repr(C, align(4096))]
 struct Gdt([u64; GDT_ENTRIES]);
@@ -46,19 +49,28 @@ struct Gdt([u64; GDT_ENTRIES]);
 #[repr(C, align(4096))]
 struct Stack<const N: usize>([u8; N]);
 
-/// Bytes of the unmapped page at the bottom of each ring-0 stack.
+/// Bytes of the unmapped page at the bottom of each hypervisor stack.
 pub const GUARD_PAGE_SIZE: u64 = 4096;
 
 static mut GDT: Gdt = Gdt([0; GDT_ENTRIES]);
 static mut TSS: [TaskStateSegment; MAX_CPUS] = [const { TaskStateSegment::new() }; MAX_CPUS];
+/// Each CPU's stacks for a double fault, an NMI and a machine check (TSS IST 1-3), each with a
+/// guard page at its bottom as the ring-0 stacks below.
+#[link_section = ".ring0_stacks"]
 static mut IST_STACKS: [[Stack<IST_STACK_SIZE>; 3]; MAX_CPUS] =
     [const { [const { Stack([0; IST_STACK_SIZE]) }; 3] }; MAX_CPUS];
+/// The boot CPU's first stack (boot.rs loads its top), with a guard page at its bottom.
+#[link_section = ".ring0_stacks"]
+#[no_mangle]
+static mut HV_BOOT_STACK: Stack<BOOT_STACK_SIZE> = Stack([0; BOOT_STACK_SIZE]);
+/// `HV_BOOT_STACK`'s size, for boot.rs.
+pub const BOOT_STACK_BYTES: usize = BOOT_STACK_SIZE;
 /// The stacks the CPUs switch to on an interrupt or trap from ring 3 (TSS.RSP0), one per CPU
 /// and contiguous: a CPU tells which it is from its stack pointer ([`this_cpu`]). The lowest
 /// page of each is a guard page, unmapped at boot (`paging::unmap_guard_pages`): a stack that
 /// overflows faults there (a double fault, reported as such) instead of running into the
 /// stack of the CPU below.
-/// They have a 2 MiB page of their own (`linker.ld`): only that page is split.
+/// They share a 2 MiB page with the IST and boot stacks (`linker.ld`): only that page is split.
 #[link_section = ".ring0_stacks"]
 static mut RING0_STACKS: [Stack<RING0_STACK_SIZE>; MAX_CPUS] = [const { Stack([0; RING0_STACK_SIZE]) }; MAX_CPUS];
 
@@ -66,17 +78,64 @@ fn ring0_stack_bottom(cpu: usize) -> u64 {
     addr_of!(RING0_STACKS) as u64 + (cpu * RING0_STACK_SIZE) as u64
 }
 
-/// The guard page of each CPU's ring-0 stack (its address in the image mapping).
-pub fn ring0_stack_guards() -> [u64; MAX_CPUS] {
-    core::array::from_fn(ring0_stack_bottom)
+/// A hypervisor stack, as a fault report names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HvStack {
+    /// A CPU's ring-0 stack (TSS.RSP0: guest entries, the scheduler).
+    Ring0(usize),
+    /// A CPU's IST stack (1-based index, as [`IST_DOUBLE_FAULT`] and the others).
+    Ist(usize, u8),
+    /// The boot CPU's first stack.
+    Boot,
 }
 
-/// The CPU whose ring-0 stack overflowed, if a fault at `fault_address` (CR2) with the stack
-/// pointer at `rsp` is that: both inside the same guard page. (CR2 alone could be stale, left
-/// by an earlier fault a guest took there.)
-pub fn overflowed_stack(fault_address: u64, rsp: u64) -> Option<usize> {
+impl core::fmt::Display for HvStack {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Self::Ring0(cpu) => write!(f, "ring-0 stack of CPU {cpu}"),
+            Self::Ist(cpu, IST_DOUBLE_FAULT) => write!(f, "double-fault stack of CPU {cpu}"),
+            Self::Ist(cpu, IST_NMI) => write!(f, "NMI stack of CPU {cpu}"),
+            Self::Ist(cpu, ist) => write!(f, "IST {ist} stack of CPU {cpu}"),
+            Self::Boot => write!(f, "boot stack"),
+        }
+    }
+}
+
+/// How many hypervisor stacks there are (each with a guard page).
+pub const STACKS: usize = MAX_CPUS * 4 + 1;
+
+/// Every hypervisor stack with its guard page (the lowest page, its address in the image
+/// mapping), unmapped at boot (`paging::unmap_guard_pages`).
+pub fn stack_guards() -> [(HvStack, u64); STACKS] {
+    let ist = |cpu: usize, ist: u8| {
+        // SAFETY: only the address is taken.
+        let stack = unsafe { &(*addr_of!(IST_STACKS))[cpu][ist as usize - 1] };
+        (HvStack::Ist(cpu, ist), stack as *const Stack<IST_STACK_SIZE> as u64)
+    };
+    core::array::from_fn(|i| match i {
+        _ if i < MAX_CPUS => (HvStack::Ring0(i), ring0_stack_bottom(i)),
+        _ if i < MAX_CPUS * 4 => {
+            let k = i - MAX_CPUS;
+            ist(k / 3, [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK][k % 3])
+        }
+        _ => (HvStack::Boot, addr_of!(HV_BOOT_STACK) as u64),
+    })
+}
+
+/// The stack that overflowed, if a fault at `fault_address` (CR2) with the stack pointer at
+/// `rsp` is that: both inside the same guard page. (CR2 alone could be stale, left by an
+/// earlier fault.)
+pub fn overflowed_stack(fault_address: u64, rsp: u64) -> Option<HvStack> {
     let in_guard = |va: u64, guard: u64| va.wrapping_sub(guard) < GUARD_PAGE_SIZE;
-    ring0_stack_guards().iter().position(|&guard| in_guard(fault_address, guard) && in_guard(rsp, guard))
+    stack_guards()
+        .into_iter()
+        .find(|&(_, guard)| in_guard(fault_address, guard) && in_guard(rsp, guard))
+        .map(|(s, _)| s)
+}
+
+/// Top of `cpu`'s `ist` stack (1-based index), for the test of its guard page.
+pub fn ist_stack_top(cpu: usize, ist: u8) -> u64 {
+    stack_guards().into_iter().find(|&(s, _)| s == HvStack::Ist(cpu, ist)).map_or(0, |(_, g)| g + IST_STACK_SIZE as u64)
 }
 
 /// Top of `cpu`'s ring-0 stack, used on entry from guest context.

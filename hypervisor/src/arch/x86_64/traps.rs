@@ -43,10 +43,10 @@ fn fatal_exception(f: &TrapFrame) -> ! {
     let name = crate::guest_traps::EXCEPTION_NAMES[f.vector as usize];
     let ring = if f.from_ring0() { "ring-0" } else { "ring-3" };
     let cr2 = cpu::read_cr2();
-    if let Some(cpu) = gdt::overflowed_stack(cr2, f.rsp).filter(|_| f.vector == DOUBLE_FAULT) {
+    if let Some(stack) = gdt::overflowed_stack(cr2, f.rsp).filter(|_| f.vector == DOUBLE_FAULT) {
         // A fault on the guard page while the CPU pushed a fault frame there: the stack
         // overflowed (the double fault runs on its own IST stack).
-        crate::console_println!("(hv) FATAL: ring-0 stack overflow on CPU {cpu} (guard page {cr2:#x} hit)");
+        crate::console_println!("(hv) FATAL: stack overflow: the {stack} hit its guard page {cr2:#x}");
     }
     crate::console_println!(
         "(hv) FATAL: {ring} exception {} ({name}) error_code={:#x} rip={:#018x} cr2={:#018x}",
