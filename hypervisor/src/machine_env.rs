@@ -152,6 +152,12 @@ impl Env for Machine {
         self.domains.get(&self.current).map_or(0, |d| d.vcpu.paging.work)
     }
 
+    fn limit_paging_work(&mut self, end: Option<u64>) {
+        if let Some(d) = self.domains.get_mut(&self.current) {
+            d.vcpu.paging.batch_end = end;
+        }
+    }
+
     fn page_releases_pending(&self) -> bool {
         self.domains.get(&self.current).is_some_and(|d| !d.vcpu.paging.releasing.is_empty())
     }

@@ -401,11 +401,21 @@ pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// continues from that entry, as Xen's `do_multicall` does: finishing it here instead would
 /// let one entry (a 4 GiB `console_io`, a long `mmu_update` list) run unbounded.
 pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    // The calls share one page-table budget: the work of one hypervisor entry stays within
+    // it even when a call starts just before it is spent.
+    let work_at_start = env.paging_work();
+    env.limit_paging_work(Some(work_at_start.wrapping_add(super::mmu::WORK_BUDGET)));
+    let outcome = run_multicall(env, a, work_at_start);
+    env.limit_paging_work(None);
+    outcome
+}
+
+fn run_multicall(env: &mut dyn Env, a: [u64; 5], work_at_start: u64) -> Outcome {
     let (list, count) = (a[0], a[1] & 0xffff_ffff);
     if count & PREEMPTED_FLAG != 0 {
         return err(Errno::EINVAL);
     }
-    let (work_at_start, started_ns) = (env.paging_work(), env.now_ns());
+    let started_ns = env.now_ns();
     for i in 0..count.min(MULTICALL_BATCH) {
         let entry = list.wrapping_add(i * MULTICALL_ENTRY_SIZE);
         let enough = || {

@@ -57,6 +57,9 @@ impl Env for MmuMock {
     fn page_releases_pending(&self) -> bool {
         !self.mmu.paging.releasing.is_empty()
     }
+    fn limit_paging_work(&mut self, end: Option<u64>) {
+        self.mmu.paging.batch_end = end;
+    }
 }
 
 fn call_to_end(m: &mut MmuMock, number: u64, mut args: [u64; 5]) -> (Outcome, usize) {
@@ -409,7 +412,7 @@ fn page_table_work_bounds_one_entry() {
     assert_eq!(m.u32_at(DONE), 64);
     assert!(runs as u64 >= 32 * 2 * 5632 / budget, "{runs} entries");
     // The same work spread over multicall entries: the multicall stops between them, and
-    // an entry that starts just under the budget may spend one more (each call has its own).
+    // its calls share its budget, so an entry that starts just under it stops there too.
     let mc = BASE + 0x800;
     let per_entry = 4 * 24; // 4 ops = 2 pairs per multicall entry
     for k in 0..8u64 {
@@ -419,9 +422,10 @@ fn page_table_work_bounds_one_entry() {
         }
         m.put(mc + k * 64, &raw);
     }
-    let (r, runs) = call_to_end_bounded(&mut m, nr::MULTICALL, [mc, 8, 0, 0, 0], 2 * budget);
+    let (r, runs) = call_to_end_bounded(&mut m, nr::MULTICALL, [mc, 8, 0, 0, 0], budget);
     assert_eq!(r, Outcome::Return(0));
-    assert!(runs >= 4, "{runs} entries");
+    assert!(runs as u64 >= 8 * 2 * 2 * 5632 / budget, "{runs} entries");
+    assert_eq!(m.mmu.paging.batch_end, None, "the limit ends with the multicall");
 }
 
 #[test]

@@ -201,6 +201,10 @@ pub trait Env {
     fn page_releases_pending(&self) -> bool {
         false
     }
+    /// Makes page-table work inside the calls that follow stop when the caller's
+    /// `VcpuPaging::work` reaches `end` (`VcpuPaging::batch_end`); `None` lifts the limit.
+    /// A multicall sets it so that its calls share one budget.
+    fn limit_paging_work(&mut self, _end: Option<u64>) {}
     /// Sets the vCPU's virtual IOPL (`PHYSDEVOP_set_iopl`); `false` if not supported here.
     fn set_virtual_iopl(&mut self, _iopl: u8) -> bool {
         false

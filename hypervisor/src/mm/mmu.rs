@@ -169,7 +169,11 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// within it: the entry must then do nothing else and be run again (a continuation, or
     /// the instruction re-executed), so no operation ever sees a release half done.
     pub fn begin_entry(&mut self) -> bool {
-        self.start_budget(WORK_BUDGET);
+        let work = self.paging.work;
+        let own = work.wrapping_add(WORK_BUDGET);
+        // Inside a multicall, the calls share the multicall's budget (whichever ends first).
+        let end = self.paging.batch_end.filter(|&end| end.wrapping_sub(work) < own.wrapping_sub(work)).unwrap_or(own);
+        self.paging.budget_end = Some(end);
         self.drain_releases()
     }
 

@@ -213,6 +213,9 @@ pub struct VcpuPaging {
     /// Where validations and releases stop for this hypervisor entry: when `work` reaches
     /// it ([`Mmu::start_budget`]). `None`: no limit (domain building, tests).
     pub budget_end: Option<u64>,
+    /// Where the work of every call inside a multicall stops: the multicall's own budget,
+    /// which each call's [`Mmu::begin_entry`] does not go beyond. `None` outside multicalls.
+    pub batch_end: Option<u64>,
     /// Tables whose type count dropped to 0, waiting for their entries' references to be
     /// released ([`Mmu::drain_releases`]), last pushed first. Frames of this vCPU's domain;
     /// one vCPU per domain, so this is the domain's.
