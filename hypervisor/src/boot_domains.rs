@@ -116,6 +116,10 @@ fn build_one(
 ) -> Result<(), alloc::string::String> {
     use alloc::string::ToString;
     let memory = if spec.is_dom0 { dom0_mem.unwrap_or(spec.memory_bytes) } else { spec.memory_bytes };
+    // Checked before the build takes the domain's frames (add_domain checks again).
+    if usize::from(spec.cpu) >= machine.scheds.len() {
+        return Err(alloc::format!("cpus = {}, but {} CPU(s) are online", spec.cpu, machine.scheds.len()));
+    }
     let req = BuildRequest {
         id: spec.domid,
         name: &spec.name,

@@ -283,13 +283,14 @@ pub enum GuestTables {
 
 /// Gives `mfns` back to the frame allocator, after a flush of every CPU's TLB if there are
 /// any (see [`Machine::return_released_frames`]). Returns how many it took.
-fn free_to_allocator(mfns: Vec<u64>) -> usize {
-    if mfns.is_empty() {
+fn free_to_allocator(mfns: impl IntoIterator<Item = u64>) -> usize {
+    let mut mfns = mfns.into_iter().peekable();
+    if mfns.peek().is_none() {
         return 0;
     }
     smp::flush_all_tlbs();
     let mut frames = FRAMES.lock();
-    mfns.into_iter().filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
+    mfns.filter(|&mfn| frames.as_mut().is_some_and(|f| f.free(mfn).is_ok())).count()
 }
 
 /// Everything the hypervisor keeps about the running machine.

@@ -112,3 +112,30 @@ fn a_domain_refused_half_way_through_its_frames_gives_every_frame_back() {
     // teardown, the other half straight to the allocator.
     half_made_domain_gives_every_frame_back("fail_domain_frames", "frame assignment (-12 (ENOMEM))", 8193);
 }
+
+#[test]
+fn a_domain_on_an_offline_cpu_is_refused_before_it_is_built_and_the_others_start() {
+    // A 5 GiB domU pinned to a CPU the machine lacks: refused before the build takes its
+    // frames (its page list alone is 10 MiB of the 16 MiB heap, which once had to be copied
+    // to refuse it), and the small domain after it still starts.
+    let mini = std::fs::read(mini_guest_image()).unwrap();
+    let bundle = cpio_bundle(
+        "bundle-offline-cpu",
+        &[
+            ("mini.elf", &mini),
+            ("a.cfg", b"name = \"big\"\nmemory = 5120\nkernel = \"mini.elf\"\ncpus = 1\n"),
+            ("b.cfg", b"name = \"small\"\nmemory = 16\nkernel = \"mini.elf\"\n"),
+        ],
+    );
+    let out = Scenario::new("bundle-offline-cpu", Hv::Ours)
+        .module(&bundle)
+        .memory_mib(8192)
+        .qemu_args(&["-smp", "1"])
+        .expect_exit(EXIT_SUCCESS)
+        .expect_line("d1 (big) from a.cfg: cpus = 1, but 1 CPU(s) are online")
+        .expect_line("d2 (small): created from b.cfg")
+        .expect_line("(d2) mini guest: ENOSYS and EFAULT checks passed")
+        .forbid_line("PANIC")
+        .run();
+    assert!(!out.log.contains("d1 (big): created"));
+}

@@ -52,8 +52,9 @@ impl Machine {
         if cpu >= self.scheds.len() {
             // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
             log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
-            // Refused before any frame was registered: the builder's frames go straight back.
-            free_to_allocator(d.p2m.iter().chain([&d.shared_info_mfn]).copied().collect());
+            // Refused before any frame was registered: the builder's frames go straight back
+            // (the list itself: a copy of a large domain's would not fit the heap).
+            free_to_allocator(core::mem::take(&mut d.p2m).into_iter().chain([d.shared_info_mfn]));
             return Err(CreateError("CPU affinity", Errno::EINVAL));
         }
         d.cpu = cpu;
@@ -119,7 +120,11 @@ impl Machine {
     fn discard_half_made(&mut self, d: Domain, assigned: usize) {
         let id = d.id;
         debug_assert!(!self.domains.contains_key(&id), "d{id} registered twice");
-        let unassigned: Vec<u64> = d.p2m[assigned.min(d.p2m.len())..].to_vec();
+        // The frames never assigned, moved to the front of the list itself: a copy of a large
+        // domain's list would not fit the heap.
+        let mut d = d;
+        let mut unassigned = core::mem::take(&mut d.p2m);
+        unassigned.drain(..assigned.min(unassigned.len()));
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.destroy_domain_now(id);
         free_to_allocator(unassigned);
