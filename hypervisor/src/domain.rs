@@ -66,6 +66,8 @@ pub struct Domain {
     pub p2m: Vec<u64>,
     /// Pages the domain was built with (`max_pages`).
     pub max_pages: u64,
+    /// Its `console_io` output waiting for the end of its line (domUs only).
+    pub console_line: hypervisor::guest_console::LineBuffer,
     /// The vCPU's virtual state (trap table, callbacks, mode, root page tables).
     pub vcpu: VcpuState,
     /// Emulated privileged state (virtual CR2/CR4, debug registers, IOPL).

@@ -20,6 +20,7 @@ pub mod grant;
 pub mod guest_access;
 #[cfg(test)]
 mod guest_access_testing;
+pub mod guest_console;
 pub mod guest_stack;
 pub mod hypercalls;
 pub mod idle;

@@ -42,11 +42,15 @@ impl Env for Machine {
     }
 
     fn console_write(&mut self, bytes: &[u8]) {
-        // Xen prints the hardware domain's output as it is and prefixes others with "(dN) ".
-        if self.current != 0 {
-            serial::write_fmt(format_args!("(d{}) ", self.current));
+        // Xen prints the hardware domain's output as it is (it may be interactive), and
+        // others' a whole line at a time, printable characters only, each with "(dN) ".
+        let id = self.current;
+        match self.domains.get_mut(&id) {
+            Some(d) if !d.privileged => d.console_line.write(bytes, |line| {
+                serial::write_fmt(format_args!("(d{id}) {}\r\n", core::str::from_utf8(line).unwrap_or("")))
+            }),
+            _ => serial::write_bytes(bytes),
         }
-        serial::write_bytes(bytes);
     }
 
     fn console_read(&mut self, out: &mut [u8]) -> usize {

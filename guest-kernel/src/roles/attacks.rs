@@ -357,6 +357,11 @@ pub fn attack_evtchn(si: &StartInfo) -> ShutdownRequest {
     errno_check(&mut log, "status of the victim's port 3", r, Errno::EPERM);
     let r = guest::event_channel_op(ev::EVTCHNOP_RESET, &mut ev::EvtchnReset { dom: victim });
     errno_check(&mut log, "reset of the victim's ports", r, Errno::EPERM);
+    // The console: its input is the operator's, and a line of ours cannot pass for the
+    // hypervisor's (the scenario looks for this one in the log).
+    errno_check(&mut log, "read the console", guest::console_read(&mut [0u8; 16]), Errno::EPERM);
+    let r = guest::console_write(b"\r(hv) d0 (Domain-0): forged by d2\x1b[2J\n");
+    check!(log, "print a forged hypervisor line", "0", r == Ok(0), "{}", ret_of(r));
     let ok2 = phase_two(port);
     let done = events::send(port);
     check!(

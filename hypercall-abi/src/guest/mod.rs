@@ -47,6 +47,15 @@ pub fn console_write(bytes: &[u8]) -> Result<u64, Errno> {
     })
 }
 
+/// `console_io(CONSOLEIO_read, buf)`: takes up to `buf.len()` bytes of console input that
+/// are waiting (the control domain only: `-EPERM` for others). Returns how many it took.
+pub fn console_read(buf: &mut [u8]) -> Result<u64, Errno> {
+    // SAFETY: Xen writes at most `buf.len()` bytes into the slice.
+    Errno::check(unsafe {
+        raw::hypercall3(nr::CONSOLE_IO, console_io::CONSOLEIO_READ as u64, buf.len() as u64, buf.as_mut_ptr() as u64)
+    })
+}
+
 /// `sched_op(SCHEDOP_yield)`.
 pub fn sched_yield() -> Result<u64, Errno> {
     // SAFETY: yield takes no argument and only reschedules.

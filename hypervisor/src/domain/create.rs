@@ -149,6 +149,7 @@ impl Machine {
             privileged,
             max_pages: p2m.len() as u64,
             p2m,
+            console_line: Default::default(),
             vcpu,
             priv_state: PrivState::new(&policy),
             policy,

@@ -70,9 +70,16 @@ fn write_cstr(env: &mut dyn Env, va: u64, s: &str, size: usize) -> Result<(), Er
     env.copy_to_guest(va, &buf[..size])
 }
 
-/// `console_io(cmd, count, buffer)`.
+/// `console_io(cmd, count, buffer)`. Xen 4.17's dummy XSM lets only the control domain
+/// read the console, or issue anything but a write (`-EPERM`); a domU's writes are printed as
+/// a debug build of Xen does (`CONFIG_VERBOSE_DEBUG`), line by line with its `(dN)` prefix
+/// (`guest_console`), for there is no PV console backend yet to carry them.
 pub fn console_io(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    let (cmd, count, buf) = (a[0], a[1] & 0xffff_ffff, a[2]);
+    // Xen's prototype takes `unsigned int cmd, unsigned int count`.
+    let (cmd, count, buf) = (a[0] & 0xffff_ffff, a[1] & 0xffff_ffff, a[2]);
+    if cmd != CONSOLEIO_WRITE && !env.domain().privileged {
+        return err(Errno::EPERM);
+    }
     match cmd {
         CONSOLEIO_WRITE => {
             let this = count.min(CONSOLE_CHUNK);
@@ -88,6 +95,8 @@ pub fn console_io(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             }
             ret(0)
         }
+        // The result is a count or an error: counts that would read as negative are refused.
+        CONSOLEIO_READ if count > i32::MAX as u64 => err(Errno::E2BIG),
         CONSOLEIO_READ => {
             let mut chunk = [0u8; 256];
             let want = (count as usize).min(chunk.len());

@@ -174,6 +174,23 @@ fn console_read_returns_pending_input() {
     assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_READ, 16, BASE, 0, 0]), Outcome::Return(2));
     assert_eq!(m.get(BASE, 2), b"xy");
     assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_READ, 16, BASE, 0, 0]), Outcome::Return(0));
+    // A count that would read back as a negative result: -E2BIG, as Xen.
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_READ, 1 << 31, BASE, 0, 0]), Outcome::Return(-7));
+    // Only the low 32 bits of cmd and count count (Xen's `unsigned int`s).
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_READ | 1 << 32, 16 | 1 << 40, BASE, 0, 0]), Outcome::Return(0));
+}
+
+#[test]
+fn a_domu_may_write_to_the_console_but_not_read_it() {
+    // Xen 4.17's dummy XSM: reads (and unknown commands) are the control domain's.
+    let mut m = Mock::new();
+    m.privileged = false;
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_READ, 16, BASE, 0, 0]), Outcome::Return(-1));
+    assert_eq!(m.input, b"xy", "the domU must not take the operator's input");
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [7, 1, BASE, 0, 0]), Outcome::Return(-1));
+    m.put(BASE, b"hi\n");
+    assert_eq!(call(&mut m, nr::CONSOLE_IO, [CONSOLEIO_WRITE, 3, BASE, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.console, b"hi\n");
 }
 
 #[test]
