@@ -540,6 +540,7 @@ impl Machine {
         cpu::load_segment_bases(&d.vcpu);
         fpu::restore(&d.fpu);
         fpu::set_task_switched(d.vcpu.cr0_ts);
+        cpu::set_guest_tsd(d.priv_state.cr4 & hypervisor::emulate::cr4::TSD != 0);
         let id = self.current;
         self.update_time(id);
     }

@@ -478,7 +478,11 @@ impl Machine {
             emulate::emulate_invalid_op(&mut ctx, &mut Hardware, frame, &bytes[..n])
         };
         match outcome {
-            emulate::Outcome::Emulated | emulate::Outcome::Cr4Changed(_) => Some(false),
+            emulate::Outcome::Emulated => Some(false),
+            emulate::Outcome::Cr4Changed(cr4) => {
+                cpu::set_guest_tsd(cr4 & emulate::cr4::TSD != 0);
+                Some(false)
+            }
             emulate::Outcome::ReflectGp(_) | emulate::Outcome::ReflectUd => None,
             emulate::Outcome::Block => Some(self.block_current()),
             emulate::Outcome::FpuTaskSwitch(ts) => {

@@ -21,7 +21,10 @@ const PROCS_LINES: &[&str] = &[
     "check: A and B ran all rounds and exited 0 -> A true B true ok",
     "check: A and B preempted each other -> preempted A true B true, interleaved true ok",
     "check: C killed by its page fault -> vector 14 error 0x6 cr2 0x0, killed true ok",
-    "procs: 6 passed, 0 failed",
+    "procs: CR4.TSD set (true): starting D (rdtsc first)",
+    "procs: killed D: #GP at rip ",
+    "check: D's rdtsc with CR4.TSD set -> TSD true, vector 13 error 0x0 at the rdtsc true, killed true ok",
+    "procs: 7 passed, 0 failed",
     "guest-kernel: shutdown poweroff",
 ];
 

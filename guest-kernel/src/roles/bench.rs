@@ -59,7 +59,7 @@ pub fn run(opts: &Options, si: &StartInfo) -> ShutdownRequest {
     }
     let _ = events::mask_events();
     let _ = events::stop_periodic_timer();
-    match super::procs::run_processes(&[(Program::Bench, n, 0)], 0) {
+    match super::procs::run_processes(&[(Program::Bench, n, 0)], 0, 0) {
         Ok(p) => println!("{}", Measurement::from_tsc("user_syscall", n, 0, p.reported)),
         Err(e) => println!("bench: user_syscall failed: {e}"),
     }

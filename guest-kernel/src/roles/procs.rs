@@ -14,6 +14,7 @@ use hypercall_abi::arch::{FLAT_USER_CS, FLAT_USER_SS, VGCF_IN_SYSCALL};
 use hypercall_abi::event_channel::VIRQ_TIMER;
 use hypercall_abi::start_info::StartInfo;
 
+use crate::arch::x86_64::insn;
 use crate::arch::x86_64::traps::{enter_frame, kernel_resume_address};
 use crate::arch::x86_64::user::Program;
 use crate::checks::CheckLog;
@@ -46,7 +47,7 @@ pub mod sys {
     pub const REPORT: u64 = 4;
 }
 
-const NAMES: [&str; 3] = ["A", "B", "C"];
+const NAMES: [&str; 4] = ["A", "B", "C", "D"];
 const MAX: usize = 3;
 
 /// The process table (only touched from trap context once user mode starts).
@@ -66,6 +67,8 @@ pub struct Procs {
     /// The value of the last `report` system call.
     pub reported: u64,
     syscalls: u64,
+    /// Index in `NAMES` of process 0's name.
+    first_name: usize,
 }
 
 static mut PROCS: Option<Procs> = None;
@@ -94,6 +97,7 @@ pub fn initial_context(program: Program, rdi: u64, rsi: u64) -> TrapFrame {
 /// Sets up `programs` as processes, runs them until all ended, and returns the table.
 pub fn run_processes(
     programs: &[(Program, u64, u64)],
+    first_name: usize,
     tick_ns: u64,
 ) -> Result<&'static mut Procs, hypercall_abi::Errno> {
     let port = events::bind_virq(VIRQ_TIMER)?;
@@ -111,6 +115,7 @@ pub fn run_processes(
         first_preempt: None,
         reported: 0,
         syscalls: 0,
+        first_name,
     };
     for (i, &(prog, a, b)) in programs.iter().enumerate() {
         p.space[i] = Some(uspace::build()?);
@@ -134,6 +139,11 @@ pub fn run_processes(
     let _ = events::stop_periodic_timer();
     let _ = events::close(port);
     Ok(procs())
+}
+
+/// The name of process `i` in its lines (`A`.. from the run's first name).
+fn name(p: &Procs, i: usize) -> &'static str {
+    NAMES.get(p.first_name + i).copied().unwrap_or("?")
 }
 
 /// Switches the frame to the next runnable process (or back to the kernel); returns the
@@ -179,7 +189,7 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
                         p.preemptions[before] += 1;
                         *frame = p.ctx[n];
                         let _ = p.space[n].expect("built").activate();
-                        println!("procs: tick: preempt {} -> {}", NAMES[before], NAMES[n]);
+                        println!("procs: tick: preempt {} -> {}", name(p, before), name(p, n));
                     }
                 }
             }
@@ -192,7 +202,7 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
             }
             match frame.rax {
                 sys::EXIT => {
-                    println!("procs: {} exited (code {})", NAMES[cur], frame.rdi);
+                    println!("procs: {} exited (code {})", name(p, cur), frame.rdi);
                     p.rr.end_current(State::Exited(frame.rdi));
                     switch_away(frame)
                 }
@@ -202,7 +212,7 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
                         p.interleavings += 1;
                     }
                     p.last_progress = cur;
-                    println!("procs: {} progress {}", NAMES[cur], frame.rdi);
+                    println!("procs: {} progress {}", name(p, cur), frame.rdi);
                     frame.rax = 0;
                     VGCF_IN_SYSCALL
                 }
@@ -230,7 +240,7 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
             let cr2 = events::bits().cr2();
             println!(
                 "procs: killed {}: {} at rip {:#x} error {:#x} cr2 {:#x}",
-                NAMES[cur],
+                name(p, cur),
                 vector_name(v),
                 frame.rip - USER_BASE,
                 frame.error_code,
@@ -242,6 +252,34 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
         }
         _ => super::traps::handler(frame),
     }
+}
+
+/// CR4.TSD, set with an emulated `mov %cr4`: a user process's `rdtsc` then faults, as the
+/// kernel asked (the hypervisor must load the bit into the real CR4 while we run). D runs
+/// the null-syscall benchmark, whose first instruction is `rdtsc`.
+fn rdtsc_with_cr4_tsd(log: &mut CheckLog) {
+    const CR4_TSD: u64 = 1 << 2;
+    let cr4 = insn::read_cr(4);
+    // SAFETY: only user `rdtsc` changes meaning; D is the only user code run meanwhile.
+    unsafe { insn::write_cr4(cr4 | CR4_TSD) };
+    let tsd = insn::read_cr(4) & CR4_TSD != 0;
+    println!("procs: CR4.TSD set ({tsd}): starting D (rdtsc first)");
+    let p = run_processes(&[(Program::Bench, 1, 0)], 3, 0);
+    // SAFETY: as above; back to the start-of-day CR4.
+    unsafe { insn::write_cr4(cr4) };
+    let (killed, kill) = match p {
+        Ok(p) => (p.rr.state(0) == State::Killed(13), p.kill),
+        Err(_) => (false, None),
+    };
+    let (v, err, rip) = kill.map_or((0, 1, 1), |(v, err, _, rip)| (v, err, rip - USER_BASE));
+    let at_rdtsc = rip == Program::Bench.offset() + 3; // after `mov r12, rdi`
+    check!(
+        log,
+        "D's rdtsc with CR4.TSD set",
+        "#GP error 0x0 at the rdtsc, D killed",
+        tsd && killed && v == 13 && err == 0 && at_rdtsc,
+        "TSD {tsd}, vector {v} error {err:#x} at the rdtsc {at_rdtsc}, killed {killed}"
+    );
 }
 
 /// Runs the role.
@@ -256,7 +294,7 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     let programs =
         [(Program::Worker, ROUNDS, SPINS), (Program::Worker, ROUNDS, SPINS), (Program::Faulter, 0, SPINS / 2)];
     println!("procs: starting A, B (workers, {ROUNDS} rounds) and C (faults), timer {}ms", TICK_NS / 1_000_000);
-    let p = match run_processes(&programs, TICK_NS) {
+    let p = match run_processes(&programs, 0, TICK_NS) {
         Ok(p) => p,
         Err(e) => {
             println!("procs: starting processes failed: {e}");
@@ -310,5 +348,6 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
         killed && v == 14 && err == 6 && cr2 == 0 && p.progress[2] == 1,
         "vector {v} error {err:#x} cr2 {cr2:#x}, killed {killed}"
     );
+    rdtsc_with_cr4_tsd(&mut log);
     super::summary("procs", &log)
 }

@@ -7,7 +7,7 @@
 //! | other basic/extended leaves | zero (Xen returns zeros past the policy's max leaf) |
 //! | 1 | EBX[31:24] (APIC id) cleared; ECX: MONITOR, DS-CPL, VMX, SMX, EIST, TM2, SDBG, xTPR, PDCM, PCID, x2APIC, TSC-deadline cleared, DTES64 cleared, OSXSAVE = virtual CR4.OSXSAVE (or the host's in guest kernel mode, Xen's PV quirk), HYPERVISOR (bit 31) set; EDX: VME, APIC, PSN, DS, ACPI, TM, PBE cleared, MTRR only for the hardware domain |
 //! | 5 (MONITOR), 6 (power), 0xa (PMU) | zero: PV guests cannot use MONITOR/MWAIT, power management or a vPMU |
-//! | 7.0 | EBX: SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP, PT cleared; ECX: UMIP, PKU, OSPKE, WAITPKG cleared (ring-0 or HVM-only features) |
+//! | 7.0 | EBX: FSGSBASE (the hypervisor keeps the guest's FS/GS bases itself and does not read them back from the CPU), SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP, PT cleared; ECX: UMIP, PKU, OSPKE, WAITPKG cleared (ring-0 or HVM-only features) |
 //! | 0x80000001 | ECX: SVM, SKINIT, WDT, LWP cleared |
 //! | 0x40000000 | EAX = 0x40000005 (`XEN_CPUID_MAX_NUM_LEAVES` = 5), "XenVMMXenVMM" |
 //! | 0x40000001 | EAX = version, `0x00040011` for 4.17 |
@@ -44,8 +44,8 @@ const L1_ECX_HYPERVISOR: u32 = 1 << 31;
 /// Leaf 1 EDX: VME 1, APIC 9, PSN 18, DS 21, ACPI 22, TM 29, PBE 31.
 const L1_EDX_HIDE: u32 = bits(&[1, 9, 18, 21, 22, 29, 31]);
 const L1_EDX_MTRR: u32 = 1 << 12;
-/// Leaf 7 EBX: SGX 2, SMEP 7, INVPCID 10, PQM 12, MPX 14, PQE 15, SMAP 20, PT 25.
-const L7_EBX_HIDE: u32 = bits(&[2, 7, 10, 12, 14, 15, 20, 25]);
+/// Leaf 7 EBX: FSGSBASE 0, SGX 2, SMEP 7, INVPCID 10, PQM 12, MPX 14, PQE 15, SMAP 20, PT 25.
+const L7_EBX_HIDE: u32 = bits(&[0, 2, 7, 10, 12, 14, 15, 20, 25]);
 /// Leaf 7 ECX: UMIP 2, PKU 3, OSPKE 4, WAITPKG 5.
 const L7_ECX_HIDE: u32 = bits(&[2, 3, 4, 5]);
 /// Leaf 0x80000001 ECX: SVM 2, SKINIT 12, WDT 13, LWP 15.

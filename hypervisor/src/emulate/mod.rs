@@ -15,7 +15,7 @@
 //! | [`Outcome::Block`] | advanced | blocks the vCPU until an event is pending (`hlt`) |
 //! | [`Outcome::FpuTaskSwitch`] | advanced | sets/clears hardware `CR0.TS` (`VcpuState::cr0_ts` is already set) |
 //! | [`Outcome::SegmentBases`] | advanced | loads the hardware FS/GS bases from `VcpuState` |
-//! | [`Outcome::Cr4Changed`] | advanced | loads the guest-controlled CR4 bits (TSD, DE, FSGSBASE, OSXSAVE) |
+//! | [`Outcome::Cr4Changed`] | advanced | loads the guest's TSD into the real CR4 while this vCPU runs (DE and OSXSAVE stay virtual) |
 //! | [`Outcome::SwitchKernelRoot`] | **unchanged** | `MMUEXT_NEW_BASEPTR` on the frame; success: [`advance`] by `len`, failure: `#GP(0)` |
 //! | [`Outcome::HypercallPage`] | **unchanged** | writes the hypercall page into the guest frame; success: [`advance`], failure: `#GP(0)` |
 //!
@@ -151,8 +151,9 @@ pub mod cr4 {
     pub const FSGSBASE: u64 = 1 << 16;
     /// OS supports XSAVE.
     pub const OSXSAVE: u64 = 1 << 18;
-    /// Xen's `PV_CR4_GUEST_MASK`: the bits a PV guest controls.
-    pub const GUEST_MASK: u64 = TSD | DE | FSGSBASE | OSXSAVE;
+    /// The bits a PV guest controls: Xen's `PV_CR4_GUEST_MASK` less FSGSBASE, which this
+    /// CPUID policy hides (`pv_fixup_guest_cr4` then drops it, as here).
+    pub const GUEST_MASK: u64 = TSD | DE | OSXSAVE;
     /// Xen's `PV_CR4_GUEST_VISIBLE_MASK`: host bits the guest sees.
     pub const GUEST_VISIBLE_MASK: u64 = PAE | MCE | OSFXSR | OSXMMEXCPT;
 }

@@ -17,6 +17,7 @@ extern "C" {
     fn arch_outb(port: u16, value: u8);
     fn arch_read_cr(which: u32) -> u64;
     fn arch_write_cr3(value: u64);
+    fn arch_write_cr4(value: u64);
     fn arch_wbinvd();
     fn arch_hlt();
     fn arch_popf_clear_if(out: *mut [u64; 2]);
@@ -108,6 +109,15 @@ pub fn read_cr(which: u32) -> u64 {
 pub unsafe fn write_cr3(value: u64) {
     // SAFETY: the caller's contract.
     unsafe { arch_write_cr3(value) }
+}
+
+/// `mov %rax, %cr4` (emulated: only the guest-controlled bits count).
+///
+/// # Safety
+/// Bits such as TSD change what user code may run.
+pub unsafe fn write_cr4(value: u64) {
+    // SAFETY: the caller's contract.
+    unsafe { arch_write_cr4(value) }
 }
 
 /// `wbinvd`.
@@ -250,6 +260,12 @@ core::arch::global_asm!(
     "arch_wcr3_site: mov cr3, rdi",
     "arch_wcr3_after: ret",
     "FIXUP arch_wcr3_site, arch_wcr3_after",
+    // arch_write_cr4(value = rdi)
+    ".global arch_write_cr4",
+    "arch_write_cr4:",
+    "arch_wcr4_site: mov cr4, rdi",
+    "arch_wcr4_after: ret",
+    "FIXUP arch_wcr4_site, arch_wcr4_after",
     ".global arch_wbinvd",
     "arch_wbinvd:",
     "arch_wbinvd_site: wbinvd",

@@ -82,6 +82,19 @@ pub fn read_cr4() -> u64 {
     x86_64::registers::control::Cr4::read_raw()
 }
 
+/// Sets or clears CR4.TSD (`rdtsc` faults outside ring 0) as the running vCPU's virtual
+/// CR4 asks (Xen's `pv_make_cr4`). The hypervisor runs in ring 0, so the bit only changes
+/// what the guest may run; CR4 is written only when the bit changes.
+pub fn set_guest_tsd(on: bool) {
+    const TSD: u64 = 1 << 2;
+    let cr4 = read_cr4();
+    if (cr4 & TSD != 0) != on {
+        // SAFETY: TSD only makes `rdtsc`/`rdtscp` fault in rings 1-3; no TLB or paging
+        // behaviour changes.
+        unsafe { x86_64::registers::control::Cr4::write_raw(cr4 ^ TSD) };
+    }
+}
+
 /// Time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: rdtsc is unprivileged and has no side effects.
