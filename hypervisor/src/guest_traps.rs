@@ -211,23 +211,24 @@ impl Machine {
         self.deliver_pending_events(frame)
     }
 
-    /// The exit path's `iretq` to a non-canonical `rip` would fault in ring 0 (SYSRET is
-    /// already avoided for one). Such a `rip` is reachable: a `syscall` in the last two bytes
-    /// below the canonical hole returns to `0x800000000000`. As on Xen, whose failing IRET is
-    /// reported to the guest, the guest gets #GP(0) with that `rip` in its frame. Each round
+    /// The exit path's `iretq` to a non-canonical `rip`, or in compatibility mode to one beyond
+    /// 4 GiB, would fault in ring 0 (SYSRET is already avoided for one). Such a `rip` is
+    /// reachable: a `syscall` in the last two bytes below the canonical hole returns to
+    /// `0x800000000000`. As on Xen, whose failing IRET is reported to the guest, the guest
+    /// gets #GP(0) with that `rip` in its frame (delivered as it is, never emulated). Each round
     /// either moves `rip` to a handler (`bounce` refuses a non-canonical one) or crashes the
     /// domain and runs another, so the loop ends.
     /// Returns whether `frame` is ready to resume (`false`: nothing can run, idle).
     #[inline(always)]
     fn ensure_returnable(&mut self, frame: &mut TrapFrame) -> bool {
-        vcpu::is_canonical(frame.rip) || self.make_returnable(frame)
+        vcpu::is_returnable(frame) || self.make_returnable(frame)
     }
 
     #[inline(never)]
     fn make_returnable(&mut self, frame: &mut TrapFrame) -> bool {
-        while !vcpu::is_canonical(frame.rip) {
-            log::warn!(target: hypervisor::log_limit::GUEST_TARGET, "d{}: return to non-canonical rip {:#x}: #GP to the guest", self.current, frame.rip);
-            let resched = self.on_exception(frame, vcpu::VECTOR_GP, Some(0));
+        while !vcpu::is_returnable(frame) {
+            log::warn!(target: hypervisor::log_limit::GUEST_TARGET, "d{}: return to rip {:#x} (cs {:#x}) impossible: #GP to the guest", self.current, frame.rip, frame.cs);
+            let resched = self.bounce_exception(frame, vcpu::VECTOR_GP, Some(0));
             if !self.leave_to_guest(frame, resched) {
                 return false;
             }
@@ -348,7 +349,17 @@ impl Machine {
                 return self.on_exception(frame, vcpu::VECTOR_UD, None);
             }
             let d = Delivery { handler: cb.address, error_code: None, mask_events: cb.mask_events };
-            return self.deliver(frame, d, "syscall");
+            let Machine { domains, mem, current, .. } = self;
+            let dom = domains.get_mut(current).expect("current domain is live");
+            return match deliver_to(dom, mem, frame, d) {
+                Ok(()) => {
+                    // The kernel's syscall entry runs with DF clear, as after a real SYSCALL
+                    // (Xen's `switch_to_kernel`); the frame saved for it keeps the user's DF.
+                    frame.rflags &= !vcpu::rflags::DF;
+                    false
+                }
+                Err(e) => self.crash(frame, "syscall", e),
+            };
         }
         if frame.rax == hypercall_abi::hypercall::IRET {
             return self.on_iret(frame);
@@ -367,8 +378,11 @@ impl Machine {
             }
             self.return_released_frames();
         }
-        if frame.rax == hypercall_abi::hypercall::FPU_TASKSWITCH {
-            fpu::set_task_switched(self.cur().vcpu.cr0_ts);
+        // A multicall may hold an `fpu_taskswitch` too.
+        if matches!(frame.rax, hypercall_abi::hypercall::FPU_TASKSWITCH | hypercall_abi::hypercall::MULTICALL) {
+            if let Some(d) = self.domains.get(&self.current) {
+                fpu::set_task_switched(d.vcpu.cr0_ts);
+            }
         }
         match outcome {
             Outcome::Return(v) => {
@@ -453,8 +467,9 @@ impl Machine {
                 enter_mode(change, &dom.vcpu);
                 false
             }
-            // A frame the CPU could not return to: #GP(0), as Xen's failed IRET.
-            Ok(Err(())) => self.on_exception(frame, vcpu::VECTOR_GP, Some(0)),
+            // A frame the CPU could not return to: #GP(0), as Xen's failed IRET (delivered,
+            // never taken for an instruction to emulate).
+            Ok(Err(())) => self.bounce_exception(frame, vcpu::VECTOR_GP, Some(0)),
             Err(e) => self.crash(frame, "iret", e),
         }
     }
@@ -539,7 +554,11 @@ impl Machine {
         if vector == SYSCALL_INT80 {
             return match self.cur().vcpu.software_interrupt(SYSCALL_INT80) {
                 Some(d) => self.deliver(frame, d, "int $0x80"),
-                None => self.on_exception(frame, vcpu::VECTOR_GP, Some(0x402)),
+                None => {
+                    // At the `int $0x80` itself, as Xen's `int80_slow_path`.
+                    frame.rip = frame.rip.wrapping_sub(2);
+                    self.bounce_exception(frame, vcpu::VECTOR_GP, Some(0x402))
+                }
             };
         }
         if vector == VECTOR_NM {

@@ -341,6 +341,13 @@ impl VcpuState {
 
 pub use crate::guest_access::is_canonical;
 
+/// Whether the CPU can return to `frame` (its `iretq` would not fault in ring 0): a
+/// canonical `rip`, and in 32-bit compatibility mode one within the 4 GiB code segment.
+pub fn is_returnable(frame: &TrapFrame) -> bool {
+    is_canonical(frame.rip)
+        && (frame.cs != u64::from(hypercall_abi::arch::FLAT_RING3_CS32) || frame.rip <= u64::from(u32::MAX))
+}
+
 /// Xen's `set_time_scale`: `(tsc_to_system_mul, tsc_shift)` such that
 /// `ns = ((delta << shift) * mul) >> 32` (a negative shift shifts right).
 pub fn tsc_scale(tsc_hz: u64) -> (u32, i8) {

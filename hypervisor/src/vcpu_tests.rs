@@ -273,3 +273,15 @@ fn deadlines_compare_as_xen_signed_times() {
     assert!(deadline_passed(u64::MAX, 5));
     assert!(!deadline_passed(i64::MAX as u64, 1_000_000));
 }
+
+#[test]
+fn frames_the_cpu_cannot_return_to_are_recognised() {
+    let compat = hypercall_abi::arch::FLAT_RING3_CS32 as u64;
+    let frame = |cs: u64, rip: u64| TrapFrame { cs, rip, ..kernel_frame() };
+    assert!(is_returnable(&frame(0xe033, 0x1_0000_0000)));
+    assert!(is_returnable(&frame(0xe033, 0xffff_8000_0000_0000)));
+    assert!(!is_returnable(&frame(0xe033, 0x8000_0000_0000)), "non-canonical");
+    assert!(is_returnable(&frame(compat, 0xffff_ffff)));
+    assert!(!is_returnable(&frame(compat, 0x1_0000_0000)), "beyond the 32-bit code segment");
+    assert!(!is_returnable(&frame(compat, u64::MAX - 1)), "a 32-bit rip rewound below 0");
+}

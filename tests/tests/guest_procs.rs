@@ -24,11 +24,13 @@ const PROCS_LINES: &[&str] = &[
     "procs: CR4.TSD set (true): starting D (rdtsc first)",
     "procs: killed D: #GP at rip ",
     "check: D's rdtsc with CR4.TSD set -> TSD true, vector 13 error 0x0 at the rdtsc true, killed true ok",
-    "procs: 7 passed, 0 failed",
+    "procs: E exited (code 0)",
+    "check: E's syscall with DF set -> user DF 1, exited true ok",
+    "procs: 8 passed, 0 failed",
     "guest-kernel: shutdown poweroff",
 ];
 
-fn procs(name: &str, hv: Hv, exit: i32) {
+fn procs(name: &str, hv: Hv, exit: i32) -> scenarios::Outcome {
     let mut s = Scenario::new(name, hv)
         .module(guest_kernel_image())
         .append("role=procs")
@@ -47,14 +49,21 @@ fn procs(name: &str, hv: Hv, exit: i32) {
         }
         assert!(out.log.contains(&format!("procs: {who} exited (code 0)")));
     }
+    out
 }
 
 #[test]
 fn guest_procs_on_xen() {
-    procs("guest-procs-xen", Hv::Xen, XEN_POWEROFF);
+    // Xen 4.17.7 on this emulator was measured to enter the syscall callback with the user's
+    // DF still set, although its `switch_to_kernel` clears DF in the frame it returns to
+    // (`and %esi, 0x90(%rsp)` in the shipped binary): not asserted here.
+    let out = procs("guest-procs-xen", Hv::Xen, XEN_POWEROFF);
+    assert!(out.log.contains("procs: syscall entry DF "));
 }
 
 #[test]
 fn guest_procs_on_ours() {
-    procs("guest-procs-ours", Hv::Ours, EXIT_SUCCESS);
+    // The syscall callback runs with DF clear (Xen's ABI, the PV form of SYSCALL's mask).
+    let out = procs("guest-procs-ours", Hv::Ours, EXIT_SUCCESS);
+    assert!(out.log.contains("procs: syscall entry DF 0"), "the kernel's syscall entry saw DF set");
 }

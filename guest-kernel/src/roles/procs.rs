@@ -15,7 +15,7 @@ use hypercall_abi::event_channel::VIRQ_TIMER;
 use hypercall_abi::start_info::StartInfo;
 
 use crate::arch::x86_64::insn;
-use crate::arch::x86_64::traps::{enter_frame, kernel_resume_address};
+use crate::arch::x86_64::traps::{enter_frame, kernel_resume_address, syscall_entry_rflags};
 use crate::arch::x86_64::user::Program;
 use crate::checks::CheckLog;
 use crate::cmdline::{Options, ShutdownRequest};
@@ -47,7 +47,7 @@ pub mod sys {
     pub const REPORT: u64 = 4;
 }
 
-const NAMES: [&str; 4] = ["A", "B", "C", "D"];
+const NAMES: [&str; 5] = ["A", "B", "C", "D", "E"];
 const MAX: usize = 3;
 
 /// The process table (only touched from trap context once user mode starts).
@@ -222,6 +222,9 @@ pub fn handler(frame: &mut TrapFrame) -> u64 {
                     switch_away(frame)
                 }
                 sys::NULL => {
+                    // The user's RFLAGS (saved in r11) and ours as the entry found them.
+                    NULL_SYSCALL_FLAGS
+                        .store(frame.r11 & RFLAGS_DF | (syscall_entry_rflags() & RFLAGS_DF) >> 1, Ordering::SeqCst);
                     frame.rax = 0;
                     VGCF_IN_SYSCALL
                 }
@@ -279,6 +282,30 @@ fn rdtsc_with_cr4_tsd(log: &mut CheckLog) {
         "#GP error 0x0 at the rdtsc, D killed",
         tsd && killed && v == 13 && err == 0 && at_rdtsc,
         "TSD {tsd}, vector {v} error {err:#x} at the rdtsc {at_rdtsc}, killed {killed}"
+    );
+}
+
+/// The direction flag of the last `null()` call: bit 10 the user's, bit 9 the kernel's at
+/// its syscall entry.
+static NULL_SYSCALL_FLAGS: AtomicU64 = AtomicU64::new(0);
+const RFLAGS_DF: u64 = 1 << 10;
+
+/// A user `syscall` with DF set: the user's DF is kept for the return, and the line
+/// `procs: syscall entry DF n` tells how the kernel's syscall entry found DF (Xen's ABI
+/// clears it, as a real SYSCALL with Linux's mask does; the scenarios check it on ours).
+fn syscall_with_df_set(log: &mut CheckLog) {
+    NULL_SYSCALL_FLAGS.store(u64::MAX, Ordering::SeqCst);
+    let exited = run_processes(&[(Program::StdSyscall, 0, 0)], 4, 0).is_ok_and(|p| p.rr.state(0) == State::Exited(0));
+    let flags = NULL_SYSCALL_FLAGS.load(Ordering::SeqCst);
+    let (user, kernel) = (flags & RFLAGS_DF != 0, flags & RFLAGS_DF >> 1 != 0);
+    println!("procs: syscall entry DF {}", kernel as u8);
+    check!(
+        log,
+        "E's syscall with DF set",
+        "user DF 1 in its frame, exited",
+        flags != u64::MAX && user && exited,
+        "user DF {}, exited {exited}",
+        user as u8
     );
 }
 
@@ -349,5 +376,6 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
         "vector {v} error {err:#x} cr2 {cr2:#x}, killed {killed}"
     );
     rdtsc_with_cr4_tsd(&mut log);
+    syscall_with_df_set(&mut log);
     super::summary("procs", &log)
 }

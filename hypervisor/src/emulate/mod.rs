@@ -247,9 +247,14 @@ pub enum Outcome {
     },
 }
 
-/// Retires an instruction of `len` bytes: `rip` moves past it and `RF` is cleared.
+/// Retires an instruction of `len` bytes: `rip` moves past it and `RF` is cleared. In 32-bit
+/// compatibility mode the instruction pointer is 32 bits and wraps at 4 GiB, as on the CPU
+/// (an `iretq` to a larger one would fault in the hypervisor).
 pub fn advance(frame: &mut TrapFrame, len: usize) {
     frame.rip = frame.rip.wrapping_add(len as u64);
+    if frame.cs == u64::from(hypercall_abi::arch::FLAT_RING3_CS32) {
+        frame.rip &= u64::from(u32::MAX);
+    }
     frame.rflags &= !rflags::RF;
 }
 

@@ -522,3 +522,26 @@ fn hostile_bytes_never_panic() {
         let _ = t.run_ud(&buf[..n]);
     }
 }
+
+#[test]
+fn compatibility_mode_instruction_pointers_wrap_at_4_gib() {
+    // An emulated instruction ending at 4 GiB in 32-bit code resumes at 0, as on the CPU; a
+    // `rip` past 4 GiB would make the exit's `iretq` fault in the hypervisor.
+    let mut t = T::new(false);
+    t.frame.cs = hypercall_abi::arch::FLAT_RING3_CS32 as u64;
+    t.frame.rip = 0xffff_fff9;
+    let mut forced = FORCED_EMULATION_PREFIX.to_vec();
+    forced.extend_from_slice(&[0x0f, 0xa2]); // ud2; "xen"; cpuid
+    assert_eq!(t.run_ud(&forced), Outcome::Emulated);
+    assert_eq!(t.frame.rip, 0);
+    t.frame.rip = 0xffff_fffe;
+    t.state.iopl = 1; // `cli` is then a no-op
+    assert_eq!(t.run(&[0xfa]), Outcome::Emulated);
+    assert_eq!(t.frame.rip, 0xffff_ffff);
+    // 64-bit code does not wrap there.
+    let mut t = T::new(false);
+    t.frame.rip = 0xffff_fffe;
+    t.vcpu.kernel_mode = true;
+    assert_eq!(t.run(&[0x0f, 0x09]), Outcome::Emulated); // wbinvd
+    assert_eq!(t.frame.rip, 0x1_0000_0000);
+}

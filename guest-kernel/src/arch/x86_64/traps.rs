@@ -36,6 +36,17 @@ pub fn event_entry_address() -> u64 {
     event_entry as *const () as u64
 }
 
+/// RFLAGS as the last user `syscall` entered this kernel, before any instruction of ours
+/// (Xen runs the syscall callback with DF clear, as a real SYSCALL does).
+#[no_mangle]
+static mut SYSCALL_ENTRY_RFLAGS: u64 = 0;
+
+/// RFLAGS at the last user `syscall`'s entry (see `SYSCALL_ENTRY_RFLAGS`).
+pub fn syscall_entry_rflags() -> u64 {
+    // SAFETY: a plain read of a word only the entry stub writes, on this one vCPU.
+    unsafe { core::ptr::addr_of!(SYSCALL_ENTRY_RFLAGS).read_volatile() }
+}
+
 /// Address of the user `syscall` entry (`CALLBACKTYPE_syscall`).
 pub fn syscall_entry_address() -> u64 {
     syscall_entry as *const () as u64
@@ -101,6 +112,8 @@ core::arch::global_asm!(
     ".p2align 4",
     ".global syscall_entry",
     "syscall_entry:",
+    "    pushfq",
+    "    pop qword ptr [rip + SYSCALL_ENTRY_RFLAGS]",
     "    pop rcx",
     "    pop r11",
     "    push 0",

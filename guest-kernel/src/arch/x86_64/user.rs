@@ -8,6 +8,7 @@
 //! * `user_faulter(spins = rsi)`: one `progress(1)`, a spin, then a store to address 0 (#PF).
 //! * `user_bench(iterations = rdi)`: times `iterations` null syscalls with `rdtsc`, then
 //!   `report(cycles)` and `exit(0)`.
+//! * `user_std_syscall`: `null()` with the direction flag set, then `exit(0)`.
 
 extern "C" {
     static user_text_start: u8;
@@ -15,6 +16,7 @@ extern "C" {
     fn user_worker();
     fn user_faulter();
     fn user_bench();
+    fn user_std_syscall();
 }
 
 /// Kernel virtual address and size of the user-program pages.
@@ -33,6 +35,8 @@ pub enum Program {
     Faulter,
     /// Times null syscalls.
     Bench,
+    /// Sets DF, makes a null syscall, clears DF and exits.
+    StdSyscall,
 }
 
 impl Program {
@@ -42,6 +46,7 @@ impl Program {
             Program::Worker => user_worker as *const () as u64,
             Program::Faulter => user_faulter as *const () as u64,
             Program::Bench => user_bench as *const () as u64,
+            Program::StdSyscall => user_std_syscall as *const () as u64,
         };
         entry - user_text().0
     }
@@ -101,6 +106,17 @@ core::arch::global_asm!(
     "    mov rdi, rax",
     "    mov eax, 4",
     "    syscall",
+    "    xor eax, eax",
+    "    xor edi, edi",
+    "    syscall",
+    "    ud2",
+    "",
+    ".global user_std_syscall",
+    "user_std_syscall:",
+    "    std",
+    "    mov eax, 3",
+    "    syscall",
+    "    cld",
     "    xor eax, eax",
     "    xor edi, edi",
     "    syscall",
