@@ -43,6 +43,7 @@ const ABI_TEST_CHECKS: &[&str] = &[
     "check: vcpu_op set_singleshot_timer at 2^63 (a negative time) -> 0, pending true ok",
     "check: set_timer_op -> 0, poll 0, pending true after ",
     "check: vcpu_op set_singleshot_timer -> 0, poll 0, pending true after ",
+    "check: SCHEDOP_poll with a timeout of 2^63 (a negative time) -> 0, within 100 ms true, pending false ok",
     "check: evtchn close VIRQ port -> 0 ok",
     "check: evtchn alloc_unbound (self) -> 0 port ",
     "check: evtchn status of it -> 0 status 1 ok",

@@ -494,7 +494,8 @@ impl Machine {
                     fire = true;
                 }
             }
-            if d.blocked && d.poll_deadline.is_some_and(|t| t <= now) {
+            // Xen's times are signed: a timeout of 2^63 or more is long past.
+            if d.blocked && d.poll_deadline.is_some_and(|t| hypervisor::vcpu::deadline_passed(t, now)) {
                 // A poll timed out: wake the domain without an event.
                 d.poll_deadline = None;
                 if !self.event_host.kicked.contains(&d.id) {

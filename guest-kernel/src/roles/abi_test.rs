@@ -313,10 +313,34 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
     timer_fires(log, shared, port, "vcpu_op set_singleshot_timer", |deadline| {
         guest::vcpu_set_singleshot_timer(0, deadline, vcpu::VCPU_SSHOTTMR_FUTURE)
     });
+    poll_timeout_in_the_past(log, shared, port);
 
     let r = guest::event_channel_op(ev::EVTCHNOP_CLOSE, &mut ev::EvtchnClose { port });
     check!(log, "evtchn close VIRQ port", "0", r == Ok(0), "{}", ret_of(r));
     loopback_channels(log, shared);
+}
+
+/// `SCHEDOP_poll` of the idle VIRQ_TIMER `port` with a timeout of 2^63: Xen's times are
+/// signed, so that timeout is long past and the poll returns at once, the port not pending.
+/// A one-shot timer 300 ms ahead ends the poll should the timeout never fire.
+fn poll_timeout_in_the_past(log: &mut CheckLog, shared: &Shared, port: EvtchnPort) {
+    shared.clear_pending(port);
+    let start = shared.system_time_ns();
+    let armed = guest::set_timer_op(start + 300 * MS);
+    let polled = guest::sched_poll(&[port], 1 << 63);
+    let end = shared.system_time_ns();
+    let pending = shared.is_pending(port);
+    let _ = guest::set_timer_op(0);
+    shared.clear_pending(port);
+    let prompt = end - start < 100 * MS;
+    check!(
+        log,
+        "SCHEDOP_poll with a timeout of 2^63 (a negative time)",
+        "0 at once, the port not pending",
+        armed == Ok(0) && polled == Ok(0) && prompt && !pending,
+        "{}, within 100 ms {prompt}, pending {pending}",
+        ret_of(polled)
+    );
 }
 
 /// Arms a one-shot timer whose deadline has passed with `arm` and checks that the VIRQ_TIMER
