@@ -93,6 +93,9 @@ pub struct Domain {
     pub counted_poller: bool,
     /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
     pub paused: bool,
+    /// Pauses by the control domain not yet undone (Xen's `controller_pause_count`):
+    /// `paused` holds while it is not 0 (or a pause waits for another CPU to let go).
+    pub pause_count: u8,
     /// Destroyed: never scheduled again (paused, its scheduler entry blocked), listed with
     /// `XEN_DOMINF_dying`, and torn down in bounded steps once no CPU has it loaded
     /// ([`Machine::dying`], `domain/teardown.rs`).

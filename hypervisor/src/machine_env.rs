@@ -65,6 +65,17 @@ impl Env for Machine {
         n
     }
 
+    fn domain_facts_of(&self, id: u16) -> Option<DomainFacts> {
+        let d = self.domains.get(&id)?;
+        Some(DomainFacts {
+            id,
+            nr_pages: self.frames.pages_of(id),
+            max_pages: d.max_pages,
+            privileged: d.privileged,
+            max_mfn: self.frames.max_mfn(),
+        })
+    }
+
     fn domain(&self) -> DomainFacts {
         let d = self.domains.get(&self.current);
         let pages = self.frames.pages_of(self.current);
@@ -255,6 +266,10 @@ impl DomainControl for Machine {
     fn pause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let cpu = d.cpu;
+        // Xen limits the nesting to 255 pauses.
+        if d.pause_count == u8::MAX {
+            return Err(Errno::EOVERFLOW);
+        }
         if !d.paused {
             d.paused = true;
             if !d.blocked {
@@ -268,15 +283,24 @@ impl DomainControl for Machine {
         // Xen waits for that (`vcpu_sleep_sync`). The other CPU needs the machine lock to
         // stop, so the call is continued until that CPU no longer runs it: at its next entry
         // it switches away or idles (an idle CPU keeps a domain loaded, not running).
+        // The pause counts once it has taken effect: the continuations before do not count.
         if self.running_on_other_cpu(id) {
             return Err(Errno::ERESTART);
+        }
+        if let Some(d) = self.domains.get_mut(&id) {
+            d.pause_count += 1;
         }
         Ok(())
     }
 
     fn unpause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
-        if d.paused && !d.dying {
+        // Xen: one unpause per pause; one more is -EINVAL.
+        if d.pause_count == 0 {
+            return Err(Errno::EINVAL);
+        }
+        d.pause_count -= 1;
+        if d.pause_count == 0 && d.paused && !d.dying {
             d.paused = false;
             let cpu = d.cpu;
             if !d.blocked && self.scheds[cpu].wake(id) {

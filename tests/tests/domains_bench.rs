@@ -34,7 +34,7 @@ fn domain_bench_prints_every_figure() {
         .expect_line("(d1) bench: grant_copy_vs_local ratio_milli=")
         .expect_line("(d1) bench: grant_map_unmap iterations=300 ")
         .expect_line("(d1) bench: grant_map_unmap failures=0")
-        .expect_line("control: 5 passed, 0 failed")
+        .expect_line("control: 7 passed, 0 failed")
         .forbid_line("FAIL")
         .run();
     let log = &out.log;

@@ -31,7 +31,7 @@ fn crash(name: &str, role: &str, hv_says: &str) {
         .expect_line("control: xl list (before)")
         .expect_line(hv_says)
         .expect_line("d2 (crasher): destroyed, ")
-        .expect_line("control: 5 passed, 0 failed")
+        .expect_line("control: 7 passed, 0 failed")
         .expect_line("Hardware domain shut down")
         .forbid_line("FAIL")
         .forbid_line("kept:")

@@ -36,7 +36,7 @@ fn two_domus_exchange_data_through_grants_and_an_event_channel() {
     .expect_line("d3 (bystander): created")
     .expect_line("control: xl list (before)")
     .expect_line("control: xl list (after)")
-    .expect_line("control: 5 passed, 0 failed")
+    .expect_line("control: 7 passed, 0 failed")
     .expect_line("Hardware domain shut down")
     .forbid_line("FAIL")
     .run();

@@ -32,7 +32,7 @@ fn cpu_time_follows_the_weights_256_and_512() {
         .expect_line("d2 (heavy): created from heavy.cfg (guest.elf, 16 MiB, weight 512")
         .expect_line("control: xl list (both running)")
         .expect_line("control: cpu time over ")
-        .expect_line("control: 6 passed, 0 failed")
+        .expect_line("control: 8 passed, 0 failed")
         .expect_line("Hardware domain shut down")
         .forbid_line("FAIL")
         .run();

@@ -55,7 +55,7 @@ fn domus_on_two_cpus_exchange_data_through_grants_and_an_event_channel() {
     .expect_line("d1 (source): created from source.cfg (guest.elf, 16 MiB, weight 256, CPU 1,")
     .expect_line("d2 (sink): created from sink.cfg (guest.elf, 16 MiB, weight 256, CPU 0,")
     .expect_line("control: xl list (after)")
-    .expect_line("control: 5 passed, 0 failed")
+    .expect_line("control: 7 passed, 0 failed")
     .expect_line("Hardware domain shut down")
     .run();
     let log = &out.log;
@@ -86,7 +86,7 @@ fn a_domu_crashing_on_the_second_cpu_is_torn_down_and_the_others_finish() {
     .hv_options(DOMUS_PAUSED)
     .expect_line("d2: #PF at rip=")
     .expect_line("d2 (crasher): destroyed, ")
-    .expect_line("control: 5 passed, 0 failed")
+    .expect_line("control: 7 passed, 0 failed")
     .expect_line("Hardware domain shut down")
     .run();
     let log = &out.log;

@@ -99,6 +99,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         "{domus} (expect={expect})"
     );
     if cmdline::number(line, "unpause") == Some(1) {
+        nested_pauses(&mut log, live);
         // The domUs were created paused (the hypervisor's `domu_start=paused`, as after
         // `xl create -p`): they start now that we have listed them and wait for their end.
         let unpaused = (1..64u16)
@@ -107,6 +108,10 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
             .filter(|r| r.is_ok())
             .count();
         check!(log, "unpause the domUs", "every one", unpaused as u64 == domus, "{unpaused} of {domus}");
+        if let Some(k) = (1..64u16).find(|&id| live & (1 << id) != 0) {
+            let again = inter::domctl(XEN_DOMCTL_UNPAUSEDOMAIN, k).map(|_| 0);
+            check!(log, "one unpausedomain more", "-EINVAL", again == Err(Errno::EINVAL), "{}", ret_of(again));
+        }
     }
 
     if let Some(pair) = cmdline::value(line, "ratio") {
@@ -212,6 +217,26 @@ fn destroy_running(log: &mut CheckLog, k: u16, names: Option<&str>) {
         d == Ok(0) && state == "gone",
         "{}, {state}",
         ret_of(d)
+    );
+}
+
+/// Pauses count, as Xen's `controller_pause_count`: on the first domU (paused once since
+/// its creation), one more pause and one unpause leave it paused; the unpause of all domUs
+/// then starts it, and one unpause more is `-EINVAL`.
+fn nested_pauses(log: &mut CheckLog, live: u64) {
+    let Some(k) = (1..64u16).find(|&id| live & (1 << id) != 0) else { return };
+    let p = inter::domctl(XEN_DOMCTL_PAUSEDOMAIN, k).map(|_| 0);
+    let u = inter::domctl(XEN_DOMCTL_UNPAUSEDOMAIN, k).map(|_| 0);
+    let flags = inter::domain_info(k).map(|i| i.flags).unwrap_or(0);
+    check!(
+        log,
+        "domctl pausedomain then unpausedomain of a paused domU",
+        "0, 0, still paused",
+        p == Ok(0) && u == Ok(0) && flags & XEN_DOMINF_PAUSED != 0,
+        "{}, {}, paused {}",
+        ret_of(p),
+        ret_of(u),
+        flags & XEN_DOMINF_PAUSED != 0
     );
 }
 

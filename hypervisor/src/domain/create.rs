@@ -162,6 +162,7 @@ impl Machine {
             poll_ports: Vec::new(),
             counted_poller: false,
             paused: false,
+            pause_count: 0,
             dying: false,
             teardown: super::teardown::Progress::default(),
             cpu: 0,

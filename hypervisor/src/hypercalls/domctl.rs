@@ -26,11 +26,13 @@ pub struct DomainInfo {
 pub trait DomainControl {
     /// The first domain whose id is `>= id` (Xen's `getdomaininfo` walks on to the next one).
     fn info_from(&self, id: u16) -> Option<DomainInfo>;
-    /// Stops `id` from being scheduled; `Err(ESRCH)` if absent. `Err(ERESTART)`: it is still
+    /// Stops `id` from being scheduled, one more pause (Xen's `controller_pause_count`, at
+    /// most 255: `Err(EOVERFLOW)`); `Err(ESRCH)` if absent. `Err(ERESTART)`: it is still
     /// running on another CPU, which has been told to stop: the call is made again (Xen's
-    /// continuation) until it has, so that a pause returns with the domain stopped.
+    /// continuation) until it has, so that a pause returns with the domain stopped, and counts
+    /// only then.
     fn pause(&mut self, id: u16) -> Result<(), Errno>;
-    /// Lets `id` run again.
+    /// Undoes one pause; `id` runs again when none is left. `Err(EINVAL)` if it has none.
     fn unpause(&mut self, id: u16) -> Result<(), Errno>;
     /// Destroys `id`, releasing everything it holds. `Err(ERESTART)`: its teardown waits for
     /// another CPU to let go of it; the call is made again until it is done.
@@ -62,6 +64,8 @@ fn run(env: &mut dyn Env, op_va: u64) -> Result<(), Errno> {
     }
     let Some(ctl) = env.domain_control() else { return Err(Errno::ENOSYS) };
     match cmd {
+        // Xen 4.17 looks no further for a reserved id (DOMID_SELF included).
+        XEN_DOMCTL_GETDOMAININFO if target >= hypercall_abi::mm::DOMID_FIRST_RESERVED => Err(Errno::EINVAL),
         XEN_DOMCTL_GETDOMAININFO => {
             let info = ctl.info_from(target).ok_or(Errno::ESRCH)?;
             let out = GetDomainInfo {

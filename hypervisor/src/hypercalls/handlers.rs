@@ -112,7 +112,8 @@ pub fn console_io(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 
 /// `xen_version(cmd, arg)`.
 pub fn xen_version(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    let (cmd, arg) = (a[0], a[1]);
+    // Xen's prototype takes `int cmd`: only the low 32 bits count.
+    let (cmd, arg) = (a[0] & 0xffff_ffff, a[1]);
     let result = match cmd {
         XENVER_VERSION => return ret(((VERSION_MAJOR << 16) | VERSION_MINOR) as i64),
         XENVER_EXTRAVERSION => write_cstr(env, arg, EXTRAVERSION, 16),
@@ -160,7 +161,8 @@ pub fn xen_version(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 
 /// `sched_op(cmd, arg)`.
 pub fn sched_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    match a[0] {
+    // Xen's prototype takes `int cmd`: only the low 32 bits count.
+    match a[0] & 0xffff_ffff {
         SCHEDOP_YIELD => Outcome::Yield,
         SCHEDOP_BLOCK => Outcome::Block,
         SCHEDOP_SHUTDOWN => match read_u32(env, a[1]) {
@@ -181,7 +183,7 @@ pub fn sched_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 
 /// `sched_op_compat(cmd, arg)`: the legacy form, whose shutdown reason is passed by value.
 pub fn sched_op_compat(_env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    match a[0] {
+    match a[0] & 0xffff_ffff {
         SCHEDOP_YIELD => Outcome::Yield,
         SCHEDOP_BLOCK => Outcome::Block,
         SCHEDOP_SHUTDOWN => Outcome::Shutdown(a[1] as u32),
@@ -189,14 +191,21 @@ pub fn sched_op_compat(_env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     }
 }
 
-fn check_own_domid(env: &dyn Env, va: u64) -> Result<(), Errno> {
+/// The domain a `xen_memory_domain` argument names, as Xen's memory-statistics ops find it:
+/// `-EFAULT` unreadable, `-ESRCH` no such domain, then `-EPERM` unless it is the caller or
+/// the caller is the control domain (dummy XSM's `XSM_TARGET`).
+fn stat_domain(env: &dyn Env, va: u64) -> Result<super::DomainFacts, Errno> {
     let mut b = [0u8; 2];
     env.copy_from_guest(va, &mut b)?;
+    let caller = env.domain();
     let domid = u16::from_le_bytes(b);
-    if domid == DOMID_SELF || domid == env.domain().id {
-        Ok(())
-    } else if env.domain().privileged {
-        Err(Errno::ESRCH) // other domains do not exist yet
+    let target = if domid == DOMID_SELF || domid == caller.id {
+        caller
+    } else {
+        env.domain_facts_of(domid).ok_or(Errno::ESRCH)?
+    };
+    if target.id == caller.id || caller.privileged {
+        Ok(target)
     } else {
         Err(Errno::EPERM)
     }
@@ -205,16 +214,23 @@ fn check_own_domid(env: &dyn Env, va: u64) -> Result<(), Errno> {
 /// `memory_op(cmd, arg)`.
 pub fn memory_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let facts = env.domain();
-    let result = match a[0] & MEMOP_CMD_MASK {
+    let op = a[0] & MEMOP_CMD_MASK;
+    // The statistics ops have no extents to continue from: Xen refuses a start extent.
+    let stats_op = matches!(op, XENMEM_MAXIMUM_RAM_PAGE | XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION);
+    if stats_op && a[0] >> MEMOP_EXTENT_SHIFT != 0 {
+        return err(Errno::EINVAL);
+    }
+    let result = match op {
         XENMEM_DECREASE_RESERVATION => return decrease_reservation(env, a),
         // Domains never grow past the memory they were built with (every domain is at its
         // limit, as a Xen domU with maxmem = memory): zero extents, as Xen answers then.
         XENMEM_INCREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => Ok(0),
         XENMEM_MAXIMUM_RAM_PAGE => return ret(facts.max_mfn as i64),
-        XENMEM_CURRENT_RESERVATION => check_own_domid(env, a[1]).map(|()| facts.nr_pages),
+        XENMEM_CURRENT_RESERVATION => stat_domain(env, a[1]).map(|d| d.nr_pages),
         // dom0 has no memory limit on Xen: its max_pages is ~0U.
-        XENMEM_MAXIMUM_RESERVATION if facts.privileged => check_own_domid(env, a[1]).map(|()| u32::MAX as u64),
-        XENMEM_MAXIMUM_RESERVATION => check_own_domid(env, a[1]).map(|()| facts.max_pages),
+        XENMEM_MAXIMUM_RESERVATION => {
+            stat_domain(env, a[1]).map(|d| if d.privileged { u32::MAX as u64 } else { d.max_pages })
+        }
         // Xen answers -ENOSYS to dom0, which has no pseudo-physical e820 set by a toolstack.
         XENMEM_MEMORY_MAP if facts.privileged => Err(Errno::ENOSYS),
         XENMEM_MEMORY_MAP => memory_map(env, a[1]).map(|()| 0),
@@ -328,8 +344,9 @@ fn reservation_flags_ok(flags: u32, privileged: bool) -> bool {
 fn memory_map(env: &mut dyn Env, arg: u64) -> Result<(), Errno> {
     let nr_entries = read_u32(env, arg)?;
     let buffer = read_u64(env, field(arg, 8)?)?;
-    if nr_entries < 1 {
-        return Err(Errno::EINVAL);
+    if nr_entries == 0 {
+        // Xen copies min(nr_entries, its count) entries: none, and says so.
+        return env.copy_to_guest(arg, &0u32.to_le_bytes());
     }
     let mut e820 = [0u8; 20];
     e820[8..16].copy_from_slice(&(env.domain().nr_pages * 4096).to_le_bytes());
@@ -361,17 +378,21 @@ pub fn set_timer_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// What `set_timer_op` sets for a huge or negative timeout (Xen's `MILLISECS(100)`).
 const HUGE_TIMEOUT_DELAY_NS: u64 = 100_000_000;
 
+/// Xen's `STIME_DELTA_MAX`: the longest interval its signed system time can express.
+const STIME_DELTA_MAX: u64 = (1 << 62) - 1;
+
 /// `vcpu_op(cmd, vcpuid, arg)`.
 pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    let (cmd, vcpu, arg) = (a[0], a[1], a[2]);
+    // Xen's prototype takes `int cmd, unsigned int vcpuid`.
+    let (cmd, vcpu, arg) = (a[0] & 0xffff_ffff, a[1] & 0xffff_ffff, a[2]);
     if vcpu != 0 {
         return err(Errno::ENOENT); // one vCPU per domain for now
     }
     let result = match cmd {
         VCPUOP_IS_UP => return ret(1),
         VCPUOP_SET_PERIODIC_TIMER => read_u64(env, arg).and_then(|period| {
-            // Xen refuses periods under 1 ms.
-            if period < 1_000_000 {
+            // Xen refuses periods under 1 ms, and beyond its signed time (`STIME_DELTA_MAX`).
+            if !(1_000_000..=STIME_DELTA_MAX).contains(&period) {
                 return Err(Errno::EINVAL);
             }
             env.set_periodic_timer(Some(period));

@@ -188,6 +188,10 @@ pub trait Env {
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         None
     }
+    /// What the memory-statistics ops report of domain `id` (not the caller), if it exists.
+    fn domain_facts_of(&self, _id: u16) -> Option<DomainFacts> {
+        None
+    }
     /// Records the ports a `SCHEDOP_poll` waits on, so that an event on one of them wakes the
     /// vCPU even when it raises no upcall (Xen's pollers check).
     fn set_poll_ports(&mut self, _ports: &[u32]) {}

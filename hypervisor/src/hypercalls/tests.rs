@@ -15,6 +15,8 @@ struct Mock {
     now_step: u64,
     clock_reads: core::cell::Cell<u64>,
     privileged: bool,
+    /// Another domain the memory-statistics ops can name.
+    other: Option<DomainFacts>,
     vcpu: crate::vcpu::VcpuState,
     bases_applied: u32,
     doms: Vec<(u16, bool)>, // (id, paused)
@@ -67,6 +69,7 @@ impl Mock {
             now_step: 0,
             clock_reads: core::cell::Cell::new(0),
             privileged: true,
+            other: None,
             vcpu: crate::vcpu::VcpuState::new(0x1000),
             bases_applied: 0,
             doms: vec![(0, false), (2, false), (5, false)],
@@ -87,6 +90,9 @@ impl Env for Mock {
         out[..n].copy_from_slice(&self.input[..n]);
         self.input.drain(..n);
         n
+    }
+    fn domain_facts_of(&self, id: u16) -> Option<DomainFacts> {
+        self.other.filter(|d| d.id == id)
     }
     fn domain(&self) -> DomainFacts {
         DomainFacts { id: 0, nr_pages: 32768, max_pages: 32768, privileged: self.privileged, max_mfn: 0x20000 }
@@ -249,18 +255,38 @@ fn memory_op_reservations_and_map() {
     m.privileged = false;
     m.put(BASE, &DOMID_SELF.to_le_bytes());
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MAXIMUM_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(32768));
+    // Another domain: dom0 learns its counts; a domU is refused, after the lookup (Xen's
+    // order: -ESRCH for one that does not exist, then -EPERM).
+    m.other = Some(DomainFacts { id: 5, nr_pages: 100, max_pages: 102, privileged: false, max_mfn: 0x20000 });
     m.put(BASE, &5u16.to_le_bytes());
     assert_eq!(
         call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]),
         Outcome::Return(-1),
         "a domU may not ask about others"
     );
+    m.put(BASE, &6u16.to_le_bytes());
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(-3));
+    m.privileged = true;
+    m.put(BASE, &5u16.to_le_bytes());
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_CURRENT_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(100));
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MAXIMUM_RESERVATION, BASE, 0, 0, 0]), Outcome::Return(102));
+    // No start extent on these ops.
+    for op in [XENMEM_CURRENT_RESERVATION, XENMEM_MAXIMUM_RESERVATION, XENMEM_MAXIMUM_RAM_PAGE] {
+        assert_eq!(call(&mut m, nr::MEMORY_OP, [op | 1 << 6, BASE, 0, 0, 0]), Outcome::Return(-22), "op {op}");
+    }
+    m.privileged = false;
     m.put(BASE, &4u32.to_le_bytes());
     m.put(BASE + 8, &(BASE + 0x100).to_le_bytes());
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, BASE, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.get(BASE, 4), &1u32.to_le_bytes());
     assert_eq!(m.u64_at(BASE + 0x108), 32768 * 4096);
     assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, 3, 0, 0, 0]), Outcome::Return(-14));
+    // Room for no entry: none copied, and the count says so (Xen's min()).
+    m.put(BASE, &0u32.to_le_bytes());
+    m.put(BASE + 0x100, &[0xaa; 20]);
+    assert_eq!(call(&mut m, nr::MEMORY_OP, [XENMEM_MEMORY_MAP, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get(BASE, 4), &0u32.to_le_bytes());
+    assert_eq!(m.get(BASE + 0x100, 20), &[0xaa; 20]);
     assert_eq!(call(&mut m, nr::MEMORY_OP, [63, BASE, 0, 0, 0]), Outcome::Return(-38));
     assert_eq!(
         call(&mut m, nr::MEMORY_OP, [XENMEM_INCREASE_RESERVATION, BASE, 0, 0, 0]),
@@ -296,6 +322,24 @@ fn timers() {
     assert_eq!(m.periodic, Some(10_000_000));
     assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_STOP_PERIODIC_TIMER, 0, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.periodic, None);
+    // Beyond Xen's STIME_DELTA_MAX (2^62 - 1): refused, the timer left alone.
+    m.put(BASE, &(1u64 << 62).to_le_bytes());
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER, 0, BASE, 0, 0]), Outcome::Return(-22));
+    assert_eq!(m.periodic, None);
+    m.put(BASE, &((1u64 << 62) - 1).to_le_bytes());
+    assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER, 0, BASE, 0, 0]), Outcome::Return(0));
+}
+
+#[test]
+fn commands_are_the_low_32_bits_as_in_xens_prototypes() {
+    // `int cmd` (and `unsigned int vcpuid`, `count`): the upper halves of the registers are
+    // not looked at.
+    let mut m = Mock::new();
+    let high = 1u64 << 32;
+    assert_eq!(call(&mut m, nr::SCHED_OP, [high | SCHEDOP_YIELD, 0, 0, 0, 0]), Outcome::Yield);
+    assert_eq!(call(&mut m, nr::SCHED_OP_COMPAT, [high | SCHEDOP_BLOCK, 0, 0, 0, 0]), Outcome::Block);
+    assert_eq!(call(&mut m, nr::VCPU_OP, [high | VCPUOP_IS_UP, high, 0, 0, 0]), Outcome::Return(1));
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [high | XENVER_PAGESIZE, 0, 0, 0, 0]), Outcome::Return(4096));
 }
 
 #[test]
@@ -510,6 +554,13 @@ fn domctl_is_for_dom0_only_and_reports_domains() {
     assert_eq!(m.u64_at(u + 8), 102);
     assert_eq!(m.u64_at(u + 48), 0x502);
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 6), Outcome::Return(-3));
+    // A reserved id (DOMID_SELF among them): -EINVAL in Xen 4.17.
+    for reserved in [0x7ff0, 0x7ff4, 0xffff] {
+        assert_eq!(
+            domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, reserved),
+            Outcome::Return(-22)
+        );
+    }
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
     assert!(m.doms[1].1);
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
