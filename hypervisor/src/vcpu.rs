@@ -316,19 +316,20 @@ impl VcpuState {
             return Err(DeliveryError::NoUserPageTables);
         }
         frame.rax = rax;
-        if flags & VGCF_IN_SYSCALL != 0 {
-            // SYSRET semantics: RCX and R11 come back as RIP and RFLAGS.
-            frame.rcx = rip;
-            frame.r11 = rfl;
-        } else {
-            frame.rcx = rcx;
-            frame.r11 = r11;
-        }
         frame.rip = rip;
         frame.cs = cs;
         frame.ss = ss;
         frame.rsp = rsp;
         frame.rflags = (rfl & !(rflags::IOPL | rflags::VM)) | rflags::IF;
+        if flags & VGCF_IN_SYSCALL != 0 {
+            // SYSRET semantics: RCX and R11 come back as RIP and the RFLAGS resumed with (Xen
+            // returns such a frame with SYSRET, which loads R11 into RFLAGS).
+            frame.rcx = rip;
+            frame.r11 = frame.rflags;
+        } else {
+            frame.rcx = rcx;
+            frame.r11 = r11;
+        }
         *upcall_mask = u8::from(rfl & rflags::IF == 0);
         let change = match (self.kernel_mode, to_user) {
             (true, true) => ModeChange::ToUser,

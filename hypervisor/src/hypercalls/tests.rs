@@ -524,12 +524,20 @@ fn callbacks_stack_and_segment_bases() {
     assert_eq!(call(&mut m, nr::CALLBACK_OP, [0, BASE, 0, 0, 0]), Outcome::Return(-38));
     m.put(BASE, &0u16.to_le_bytes());
     assert_eq!(call(&mut m, nr::CALLBACK_OP, [1, BASE, 0, 0, 0]), Outcome::Return(-22), "only NMI unregisters");
+    m.put(BASE, &99u16.to_le_bytes());
+    assert_eq!(call(&mut m, nr::CALLBACK_OP, [1, BASE, 0, 0, 0]), Outcome::Return(-38), "unknown type");
     assert_eq!(call(&mut m, nr::STACK_SWITCH, [0xe028, 0x20_0000, 0, 0, 0]), Outcome::Return(0));
     assert_eq!((m.vcpu.kernel_ss, m.vcpu.kernel_sp), (0xe02b, 0x20_0000));
     assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [0, 0x7000_0000, 0, 0, 0]), Outcome::Return(0));
     assert_eq!((m.vcpu.fs_base, m.bases_applied), (0x7000_0000, 1));
     assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [2, 0x8000_0000_0000, 0, 0, 0]), Outcome::Return(-22));
     assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [9, 0, 0, 0, 0]), Outcome::Return(-22));
+    // A user %gs selector load never fails (Xen's fix-up); the base becomes 0.
+    for selector in [0, 0xe02b, 0x1234] {
+        m.vcpu.gs_base_user = 0x5000;
+        assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [3, selector, 0, 0, 0]), Outcome::Return(0));
+        assert_eq!(m.vcpu.gs_base_user, 0, "selector {selector:#x}");
+    }
     assert_eq!(call(&mut m, nr::FPU_TASKSWITCH, [1, 0, 0, 0, 0]), Outcome::Return(0));
     assert!(m.vcpu.cr0_ts);
 }

@@ -98,12 +98,19 @@ pub fn callback_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             if let Err(e) = env.copy_from_guest(a[1], &mut raw) {
                 return Outcome::Return(e.to_return());
             }
+            // Xen's `unregister_guest_callback`: only the NMI callback can go; the other known
+            // types are -EINVAL, unknown ones -ENOSYS.
             match u16::from_le_bytes(raw) {
                 CALLBACKTYPE_NMI => {
                     env.vcpu().trap_table[2] = TrapSlot::default();
                     Outcome::Return(0)
                 }
-                _ => Outcome::Return(Errno::EINVAL.to_return()),
+                CALLBACKTYPE_EVENT
+                | CALLBACKTYPE_FAILSAFE
+                | CALLBACKTYPE_SYSCALL
+                | CALLBACKTYPE_SYSCALL32
+                | CALLBACKTYPE_SYSENTER => Outcome::Return(Errno::EINVAL.to_return()),
+                _ => Outcome::Return(Errno::ENOSYS.to_return()),
             }
         }
         _ => Outcome::Return(Errno::ENOSYS.to_return()),
@@ -127,10 +134,10 @@ pub fn set_segment_base(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         SEGBASE_FS => v.fs_base = base,
         SEGBASE_GS_USER => v.gs_base_user = base,
         SEGBASE_GS_KERNEL => v.gs_base_kernel = base,
-        // Loading a user %gs selector: only the null selector is meaningful in long mode
-        // without a guest GDT; it clears the user GS base as the hardware load would.
-        SEGBASE_GS_USER_SEL if base & 0xffff == 0 => v.gs_base_user = 0,
-        SEGBASE_GS_USER_SEL => return ret(Err(Errno::EINVAL)),
+        // Loading a user %gs selector: Xen loads it with a fix-up (a bad one becomes the null
+        // selector) and never fails. Every descriptor a guest can name here is flat (base 0)
+        // and a null load clears the base, so the user GS base becomes 0 either way.
+        SEGBASE_GS_USER_SEL => v.gs_base_user = 0,
         _ => return ret(Err(Errno::EINVAL)),
     }
     env.apply_segment_bases();
