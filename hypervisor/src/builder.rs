@@ -70,6 +70,8 @@ pub enum BuildError {
         /// Pages of the domain.
         pages: u64,
     },
+    /// The command line does not fit `start_info.cmd_line` (its length in bytes).
+    CmdlineTooLong(usize),
 }
 
 impl core::fmt::Display for BuildError {
@@ -83,6 +85,7 @@ impl core::fmt::Display for BuildError {
             Self::OutOfMemory { wanted, free } => {
                 write!(f, "not enough memory: {wanted} frames wanted, {free} free")
             }
+            Self::CmdlineTooLong(n) => write!(f, "the command line is {n} bytes; start_info holds at most 1023"),
         }
     }
 }
@@ -129,6 +132,10 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     // In place, at whatever alignment the cpio member has (4 bytes): the ELF reader is built
     // for unaligned data (`object`'s `unaligned` feature), so no copy of the image is made.
     let img: GuestImage = elf_image::parse(req.image).map_err(BuildError::Image)?;
+    // Refused, never cut: an option at its end would be lost without a word.
+    if req.cmdline.len() >= hypercall_abi::start_info::MAX_GUEST_CMDLINE {
+        return Err(BuildError::CmdlineTooLong(req.cmdline.len()));
+    }
     let nr_pages = match req.memory_bytes {
         Some(bytes) => bytes.div_ceil(PAGE),
         None => default_dom0_pages(),
@@ -197,9 +204,8 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     si.pt_base = layout.pt_base;
     si.nr_pt_frames = layout.nr_pt_frames;
     si.mfn_list = layout.p2m;
-    let cl = req.cmdline.as_bytes();
-    let n = cl.len().min(si.cmd_line.len() - 1);
-    si.cmd_line[..n].copy_from_slice(&cl[..n]);
+    let cl = req.cmdline.as_bytes(); // fits: checked above
+    si.cmd_line[..cl.len()].copy_from_slice(cl);
     // SAFETY: StartInfo is a repr(C) struct of integers and byte arrays: viewing it as bytes
     // is defined (padding bytes are zero because it was built from `zeroed`).
     let si_bytes =

@@ -66,6 +66,17 @@ fn cmdline_root_and_extra_combine_as_in_xl() {
 }
 
 #[test]
+fn a_command_line_longer_than_start_info_holds_is_refused_not_cut() {
+    let fits = "x".repeat(MAX_CMDLINE_BYTES);
+    assert_eq!(parse(&format!("name='a'\nkernel='k'\ncmdline='{fits}'")).unwrap().config.cmdline, fits);
+    let long = "x".repeat(1000) + " console=hvc0 root=/dev/xvda1 ro";
+    assert_eq!(reason(&format!("name='a'\nkernel='k'\ncmdline='{long}'")), (3, Reason::CmdlineTooLong(long.len())));
+    // Combined from root and extra, it is refused on the line of the longer part.
+    let text = format!("name='a'\nkernel='k'\nroot='/dev/xvda1'\nextra='{}'", "y".repeat(1010));
+    assert_eq!(reason(&text), (4, Reason::CmdlineTooLong(1010 + "root=/dev/xvda1 ".len())));
+}
+
+#[test]
 fn unknown_keys_warn_and_are_ignored() {
     let p = parse("name='a'\nkernel='k'\non_crash='destroy'\nmaxmem=512").unwrap();
     assert_eq!(p.warnings.len(), 2);
