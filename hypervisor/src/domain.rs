@@ -96,6 +96,9 @@ pub struct Domain {
     /// Pauses by the control domain not yet undone (Xen's `controller_pause_count`):
     /// `paused` holds while it is not 0 (or a pause waits for another CPU to let go).
     pub pause_count: u8,
+    /// A counted pause waits for another CPU to stop running the domain: its continuations
+    /// do not count it again.
+    pub pause_waiting: bool,
     /// Destroyed: never scheduled again (paused, its scheduler entry blocked), listed with
     /// `XEN_DOMINF_dying`, and torn down in bounded steps once no CPU has it loaded
     /// ([`Machine::dying`], `domain/teardown.rs`).

@@ -13,11 +13,14 @@ pub const LINE_CAPACITY: usize = 199;
 pub struct LineBuffer {
     bytes: [u8; LINE_CAPACITY],
     len: usize,
+    /// The last line went out because it was full: a newline right after it ends that line
+    /// (Xen prints such a line whole), not an empty one.
+    printed_full: bool,
 }
 
 impl Default for LineBuffer {
     fn default() -> Self {
-        Self { bytes: [0; LINE_CAPACITY], len: 0 }
+        Self { bytes: [0; LINE_CAPACITY], len: 0, printed_full: false }
     }
 }
 
@@ -28,8 +31,11 @@ impl LineBuffer {
     pub fn write(&mut self, input: &[u8], mut print: impl FnMut(&[u8])) {
         for &b in input {
             if b == b'\n' {
-                print(&self.bytes[..self.len]);
+                if !(self.printed_full && self.len == 0) {
+                    print(&self.bytes[..self.len]);
+                }
                 self.len = 0;
+                self.printed_full = false;
                 continue;
             }
             if !(b.is_ascii_graphic() || b == b' ' || b == b'\t') {
@@ -37,9 +43,11 @@ impl LineBuffer {
             }
             self.bytes[self.len] = b;
             self.len += 1;
+            self.printed_full = false;
             if self.len == LINE_CAPACITY {
                 print(&self.bytes[..self.len]);
                 self.len = 0;
+                self.printed_full = true;
             }
         }
     }
@@ -87,5 +95,15 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert!(out.iter().all(|l| l.len() == LINE_CAPACITY));
         assert_eq!(b.pending().len(), 5);
+    }
+
+    #[test]
+    fn a_newline_right_after_a_full_line_ends_it_without_an_empty_line() {
+        let mut b = LineBuffer::default();
+        let mut input = std::vec![b'x'; LINE_CAPACITY];
+        input.extend_from_slice(b"\n\nnext\n");
+        let out = lines(&mut b, &input);
+        let lens: Vec<usize> = out.iter().map(|l| l.len()).collect();
+        assert_eq!(lens, [LINE_CAPACITY, 0, 4], "the full line, then the empty line asked for, then the next");
     }
 }

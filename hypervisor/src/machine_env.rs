@@ -65,6 +65,10 @@ impl Env for Machine {
         n
     }
 
+    fn paused_by_controller(&self, id: u16) -> bool {
+        self.domains.get(&id).is_some_and(|d| d.pause_count > 0)
+    }
+
     fn domain_facts_of(&self, id: u16) -> Option<DomainFacts> {
         let d = self.domains.get(&id)?;
         Some(DomainFacts {
@@ -266,9 +270,13 @@ impl DomainControl for Machine {
     fn pause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let cpu = d.cpu;
-        // Xen limits the nesting to 255 pauses.
-        if d.pause_count == u8::MAX {
-            return Err(Errno::EOVERFLOW);
+        // A new pause counts at once, as Xen's `controller_pause_count` (at most 255); the
+        // continuations of one still waiting (below) do not count again.
+        if !d.pause_waiting {
+            if d.pause_count == u8::MAX {
+                return Err(Errno::EOVERFLOW);
+            }
+            d.pause_count += 1;
         }
         if !d.paused {
             d.paused = true;
@@ -283,12 +291,12 @@ impl DomainControl for Machine {
         // Xen waits for that (`vcpu_sleep_sync`). The other CPU needs the machine lock to
         // stop, so the call is continued until that CPU no longer runs it: at its next entry
         // it switches away or idles (an idle CPU keeps a domain loaded, not running).
-        // The pause counts once it has taken effect: the continuations before do not count.
-        if self.running_on_other_cpu(id) {
-            return Err(Errno::ERESTART);
-        }
+        let waiting = self.running_on_other_cpu(id);
         if let Some(d) = self.domains.get_mut(&id) {
-            d.pause_count += 1;
+            d.pause_waiting = waiting;
+        }
+        if waiting {
+            return Err(Errno::ERESTART);
         }
         Ok(())
     }
@@ -300,6 +308,7 @@ impl DomainControl for Machine {
             return Err(Errno::EINVAL);
         }
         d.pause_count -= 1;
+        d.pause_waiting = false;
         if d.pause_count == 0 && d.paused && !d.dying {
             d.paused = false;
             let cpu = d.cpu;

@@ -163,6 +163,7 @@ impl Machine {
             counted_poller: false,
             paused: false,
             pause_count: 0,
+            pause_waiting: false,
             dying: false,
             teardown: super::teardown::Progress::default(),
             cpu: 0,

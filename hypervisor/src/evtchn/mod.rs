@@ -73,7 +73,8 @@ pub const MAX_PORTS: u32 = EVTCHN_2L_NR_CHANNELS as u32;
 const BUCKET: u32 = 64;
 
 /// Ports [`EventChannels::reset`] closes in one hypervisor entry before it continues itself
-/// (Xen's `evtchn_reset` checks for preemption every 1024 ports): a full table is four entries.
+/// (Xen's `evtchn_reset` asks every 64 ports whether it should yield; here a fixed count
+/// bounds the entry instead): a full table is four entries.
 pub const RESET_PORTS_PER_ENTRY: u32 = 1024;
 
 /// The domain that receives global VIRQs (`VIRQ_DOM_EXC`, ...): the hardware domain, dom0
@@ -495,15 +496,22 @@ impl EventChannels {
     /// (`resuming = true`), as Xen 4.17's `evtchn_reset`: closes every port of `dom`,
     /// [`RESET_PORTS_PER_ENTRY`] per call. `Err(ERESTART)` means ports are left: the caller
     /// makes the continuation, which resumes where this call stopped. Another domain may only
-    /// be reset by the privileged domain while it is paused by it, which this hypervisor has no
-    /// notion of yet, so that answers `-EINVAL` (Xen's answer for an unpaused domain).
+    /// be reset by the privileged domain while it has paused it (`target_paused`: its
+    /// controller pause count is not 0, Xen's `controller_pause_count`).
     /// Errors: `-ESRCH` no such domain, `-EPERM` not allowed, `-EINVAL` not paused, `-EBUSY` a
     /// reset is already in progress (or a continuation names none), `-EAGAIN` a port was
     /// opened between the continuations (the guest ran its event handler in between).
-    pub fn reset(&mut self, host: &mut dyn EvtchnHost, caller: DomId, dom: DomId, resuming: bool) -> Result<(), Errno> {
+    pub fn reset(
+        &mut self,
+        host: &mut dyn EvtchnHost,
+        caller: DomId,
+        dom: DomId,
+        resuming: bool,
+        target_paused: bool,
+    ) -> Result<(), Errno> {
         let d = self.resolve(caller, dom)?;
         self.may_target(caller, d)?;
-        if d != caller {
+        if d != caller && !target_paused {
             return Err(Errno::EINVAL);
         }
         let t = self.table(d)?;

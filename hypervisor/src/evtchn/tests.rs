@@ -394,11 +394,12 @@ fn reset_closes_everything() {
     ev.bind_ipi(DOMU, 0).unwrap();
     ev.alloc_unbound(DOMU, DOMID_SELF, DOM0).unwrap();
     ev.send(&mut h, DOM0, p0).unwrap();
-    assert_eq!(ev.reset(&mut h, DOMU, OTHER, false), Err(Errno::EPERM));
-    assert_eq!(ev.reset(&mut h, DOMU, 300, false), Err(Errno::ESRCH));
-    assert_eq!(ev.reset(&mut h, DOM0, DOMU, false), Err(Errno::EINVAL), "another domain must be paused");
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true), Err(Errno::EBUSY), "no reset to continue");
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false), Ok(()));
+    assert_eq!(ev.reset(&mut h, DOMU, OTHER, false, false), Err(Errno::EPERM));
+    assert_eq!(ev.reset(&mut h, DOMU, 300, false, false), Err(Errno::ESRCH));
+    assert_eq!(ev.reset(&mut h, DOM0, DOMU, false, false), Err(Errno::EINVAL), "another domain must be paused");
+    assert_eq!(ev.reset(&mut h, DOMU, OTHER, false, true), Err(Errno::EPERM), "paused, but not the caller's to reset");
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true, false), Err(Errno::EBUSY), "no reset to continue");
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false, false), Ok(()));
     for p in 1..64 {
         assert_eq!(ev.port_state(DOMU, p), Some(PortState::Free), "port {p}");
     }
@@ -411,36 +412,46 @@ fn reset_closes_everything() {
 }
 
 #[test]
+fn dom0_resets_a_domain_it_has_paused() {
+    let (mut ev, mut h) = setup();
+    let (p0, pu) = pair(&mut ev, &mut h);
+    assert_eq!(ev.reset(&mut h, DOM0, DOMU, false, true), Ok(()));
+    assert_eq!(ev.port_state(DOMU, pu), Some(PortState::Free));
+    assert_eq!(ev.port_state(DOM0, p0), Some(PortState::Unbound { remote: DOMU }));
+    check_invariants(&ev);
+}
+
+#[test]
 fn reset_of_a_full_table_runs_in_bounded_steps() {
     let (mut ev, mut h) = setup();
     let (p0, pu) = pair(&mut ev, &mut h);
     while ev.bind_ipi(DOMU, 0).is_ok() {}
     assert_eq!(ev.port_state(DOMU, MAX_PORTS - 1), Some(PortState::Ipi), "table full");
     // 4095 ports from port 1: three entries stop part way, the fourth finishes.
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false), Err(Errno::ERESTART));
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false, false), Err(Errno::ERESTART));
     assert_eq!(ev.port_state(DOMU, RESET_PORTS_PER_ENTRY), Some(PortState::Free));
     assert_eq!(ev.port_state(DOMU, RESET_PORTS_PER_ENTRY + 1), Some(PortState::Ipi), "stopped after one step");
     assert_eq!(ev.port_state(DOM0, p0), Some(PortState::Unbound { remote: DOMU }), "peer told at once");
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false), Err(Errno::EBUSY), "one reset at a time");
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true), Err(Errno::ERESTART));
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true), Err(Errno::ERESTART));
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true), Ok(()));
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false, false), Err(Errno::EBUSY), "one reset at a time");
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true, false), Err(Errno::ERESTART));
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true, false), Err(Errno::ERESTART));
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true, false), Ok(()));
     assert!((1..MAX_PORTS).all(|p| ev.port_state(DOMU, p) == Some(PortState::Free)));
     assert!(!h.pending(DOMU, pu));
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true), Err(Errno::EBUSY), "finished: nothing to continue");
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, true, false), Err(Errno::EBUSY), "finished: nothing to continue");
     check_invariants(&ev);
 
     // A port opened between the steps (the guest's event handler ran) survives, and the
     // reset says so, as Xen's re-check under its lock does.
     while ev.bind_ipi(DOMU, 0).is_ok() {}
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false), Err(Errno::ERESTART));
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false, false), Err(Errno::ERESTART));
     let reopened = ev.bind_ipi(DOMU, 0).unwrap();
     assert!(reopened < RESET_PORTS_PER_ENTRY);
     let continue_reset = |ev: &mut EventChannels, h: &mut Host| {
         let mut steps = 0;
         loop {
             steps += 1;
-            match ev.reset(h, DOMU, DOMID_SELF, true) {
+            match ev.reset(h, DOMU, DOMID_SELF, true, false) {
                 Err(Errno::ERESTART) => continue,
                 other => break (other, steps),
             }
@@ -449,7 +460,7 @@ fn reset_of_a_full_table_runs_in_bounded_steps() {
     assert_eq!(continue_reset(&mut ev, &mut h), (Err(Errno::EAGAIN), 3));
     assert_eq!(ev.port_state(DOMU, reopened), Some(PortState::Ipi));
     // A new reset may start; it walks every valid port again.
-    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false), Err(Errno::ERESTART));
+    assert_eq!(ev.reset(&mut h, DOMU, DOMID_SELF, false, false), Err(Errno::ERESTART));
     assert_eq!(continue_reset(&mut ev, &mut h), (Ok(()), 3));
     assert_eq!(ev.port_state(DOMU, reopened), Some(PortState::Free));
     check_invariants(&ev);
@@ -560,7 +571,7 @@ fn random_op_sequences_keep_the_invariants() {
                 6 => drop(ev.status(caller, dom, port)),
                 7 => drop(ev.bind_vcpu(caller, port, small)),
                 8 => drop(ev.unmask(&mut h, caller, port)),
-                9 => drop(ev.reset(&mut h, caller, dom, next() % 2 == 0)),
+                9 => drop(ev.reset(&mut h, caller, dom, next() % 2 == 0, next() % 2 == 0)),
                 10 => ev.raise_vcpu_virq(&mut h, caller, small, (next() % 26) as u32),
                 _ => match next() % 8 {
                     0 => {

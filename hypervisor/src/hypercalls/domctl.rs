@@ -29,8 +29,8 @@ pub trait DomainControl {
     /// Stops `id` from being scheduled, one more pause (Xen's `controller_pause_count`, at
     /// most 255: `Err(EOVERFLOW)`); `Err(ESRCH)` if absent. `Err(ERESTART)`: it is still
     /// running on another CPU, which has been told to stop: the call is made again (Xen's
-    /// continuation) until it has, so that a pause returns with the domain stopped, and counts
-    /// only then.
+    /// continuation) until it has, so that a pause returns with the domain stopped. The pause
+    /// counts at its first call, not again in its continuations.
     fn pause(&mut self, id: u16) -> Result<(), Errno>;
     /// Undoes one pause; `id` runs again when none is left. `Err(EINVAL)` if it has none.
     fn unpause(&mut self, id: u16) -> Result<(), Errno>;

@@ -141,7 +141,8 @@ fn op(env: &mut dyn Env, cmd: u32, arg: u64) -> Result<(), Errno> {
         EVTCHNOP_RESET | EVTCHNOP_RESET_CONT => {
             let dom = u16_at(&read::<{ size_of::<EvtchnReset>() }>(env, arg)?, 0);
             let resuming = cmd == EVTCHNOP_RESET_CONT;
-            with_events(env, |ev| ev.table.reset(ev.host, ev.caller, dom, resuming))
+            let paused = env.paused_by_controller(dom);
+            with_events(env, |ev| ev.table.reset(ev.host, ev.caller, dom, resuming, paused))
         }
         EVTCHNOP_EXPAND_ARRAY => {
             // Xen's answer before `init_control` switched the domain to FIFO, which we never do.

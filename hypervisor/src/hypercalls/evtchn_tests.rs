@@ -21,6 +21,8 @@ struct Mock {
     caller: DomId,
     enabled: bool,
     vcpu: crate::vcpu::VcpuState,
+    /// Whether domU counts as paused by dom0.
+    domu_paused: bool,
 }
 
 impl Mock {
@@ -35,6 +37,7 @@ impl Mock {
             caller: DOM0,
             enabled: true,
             vcpu: crate::vcpu::VcpuState::new(0x1000),
+            domu_paused: false,
         }
     }
     /// `event_channel_op(cmd, BASE)` with `words` (little-endian u32s) as the structure.
@@ -56,6 +59,9 @@ flat_guest_deref!(Mock, guest);
 
 impl Env for Mock {
     env_boilerplate!(guest: guest, vcpu: vcpu);
+    fn paused_by_controller(&self, id: u16) -> bool {
+        id == DOMU && self.domu_paused
+    }
     fn domain(&self) -> DomainFacts {
         DomainFacts { id: self.caller, nr_pages: 1, max_pages: 1, privileged: self.caller == DOM0, max_mfn: 1 }
     }
@@ -172,6 +178,18 @@ fn reset_of_a_full_table_continues_itself() {
     assert!((1..64).all(|p| m.ev.port_state(DOMU, p) == Some(crate::evtchn::PortState::Free)));
     // A continuation with no reset in progress: -EBUSY, as Xen.
     assert_eq!(m.op(14, &[SELF]), -16);
+}
+
+#[test]
+fn dom0_resets_a_domu_only_while_it_has_paused_it() {
+    let mut m = Mock::new();
+    m.caller = DOMU;
+    assert_eq!(m.op(EVTCHNOP_BIND_IPI as u64, &[0, 0]), 0);
+    m.caller = DOM0;
+    assert_eq!(m.op(EVTCHNOP_RESET as u64, &[DOMU as u32]), -22, "not paused");
+    m.domu_paused = true;
+    assert_eq!(m.op(EVTCHNOP_RESET as u64, &[DOMU as u32]), 0);
+    assert_eq!(m.ev.port_state(DOMU, 1), Some(crate::evtchn::PortState::Free));
 }
 
 #[test]

@@ -188,6 +188,11 @@ pub trait Env {
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         None
     }
+    /// Whether domain `id` (not `DOMID_SELF`) is paused by the control domain (its pause count
+    /// is not 0), which lets the control domain reset its event channels.
+    fn paused_by_controller(&self, _id: u16) -> bool {
+        false
+    }
     /// What the memory-statistics ops report of domain `id` (not the caller), if it exists.
     fn domain_facts_of(&self, _id: u16) -> Option<DomainFacts> {
         None

@@ -613,7 +613,8 @@ fn check_guest_type(s: &Settings<'_>) -> Result<(), ConfigError> {
 /// that no option at its end is silently lost.
 pub const MAX_CMDLINE_BYTES: usize = hypercall_abi::start_info::MAX_GUEST_CMDLINE - 1;
 
-/// xl's `parse_cmdline`: `cmdline` wins over `root`/`extra`; otherwise `root=ROOT EXTRA`.
+/// xl's `parse_cmdline`: `cmdline` wins over `root`/`extra`; otherwise `root=ROOT EXTRA`,
+/// `root=ROOT` or `EXTRA`.
 /// Refused on the line of the longest part if the result does not fit `start_info`.
 fn combine_cmdline(s: &Settings<'_>, warnings: &mut Vec<Warning>) -> Result<String, ConfigError> {
     let root = s.string("root")?;
@@ -632,10 +633,10 @@ fn combine_cmdline(s: &Settings<'_>, warnings: &mut Vec<Warning>) -> Result<Stri
         return fits(cmdline.to_string(), line);
     }
     let longest_line = [root, extra].into_iter().flatten().max_by_key(|(text, _)| text.len()).map_or(0, |(_, l)| l);
-    let extra = extra.map_or("", |(text, _)| text);
-    let text = match root {
-        Some((root, _)) => alloc::format!("root={root} {extra}"),
-        None => extra.to_string(),
+    let text = match (root, extra) {
+        (Some((root, _)), Some((extra, _))) => alloc::format!("root={root} {extra}"),
+        (Some((root, _)), None) => alloc::format!("root={root}"),
+        (None, extra) => extra.map_or("", |(text, _)| text).to_string(),
     };
     fits(text, longest_line)
 }

@@ -74,6 +74,9 @@ fn a_command_line_longer_than_start_info_holds_is_refused_not_cut() {
     // Combined from root and extra, it is refused on the line of the longer part.
     let text = format!("name='a'\nkernel='k'\nroot='/dev/xvda1'\nextra='{}'", "y".repeat(1010));
     assert_eq!(reason(&text), (4, Reason::CmdlineTooLong(1010 + "root=/dev/xvda1 ".len())));
+    // `root` alone is `root=ROOT`, without a space after it (xl): 1023 bytes fit.
+    let root = "r".repeat(MAX_CMDLINE_BYTES - "root=".len());
+    assert_eq!(parse(&format!("name='a'\nkernel='k'\nroot='{root}'")).unwrap().config.cmdline, format!("root={root}"));
 }
 
 #[test]
