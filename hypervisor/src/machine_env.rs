@@ -319,6 +319,15 @@ impl DomainControl for Machine {
         Ok(())
     }
 
+    fn shut_down(&mut self, id: u16, reason: u32) -> Result<(), Errno> {
+        let d = self.domains.get(&id).ok_or(Errno::ESRCH)?;
+        if !d.dying {
+            log::info!("d{id}: shut down by d{}: reason {reason}", self.current);
+            self.destroy_domain(id);
+        }
+        Ok(())
+    }
+
     fn destroy(&mut self, id: u16) -> Result<(), Errno> {
         let Some(d) = self.domains.get_mut(&id) else {
             // Torn down (by another entry) while this call was being continued: done.

@@ -151,3 +151,15 @@ fn a_hypercall_flood_is_contained_and_dom0_destroys_the_flooder() {
     let refusals = log.matches("WARNING: d2: mmu_update: page-table update in a frame the domain does not own").count();
     assert!((1..=2 * 10).contains(&refusals), "{refusals} refusal lines");
 }
+
+#[test]
+fn dom0_shuts_a_flooder_down_with_remote_shutdown() {
+    // As the flood above, but dom0 ends the flooder with SCHEDOP_remote_shutdown (xl shutdown's
+    // hypercall): the call returns at once and the domain is torn down.
+    let out = attack("domains-attack-flood-shutdown", "attack-flood", "kill_shutdown=2", 1500, 0);
+    let log = &out.log;
+    assert!(log.contains("(d2) attack-flood: 5 passed, 0 failed; flooding"), "flood phase not reached");
+    assert_eq!(check_value(log, "", "sched_op remote_shutdown"), "0");
+    assert!(log.contains("d2: shut down by d0: reason 0"));
+    assert!(log.contains("control: d2 (attacker) is gone"));
+}

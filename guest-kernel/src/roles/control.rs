@@ -9,7 +9,8 @@
 //! `XEN_DOMCTL_destroydomain` once it is the only domU left (a domain that never ends by
 //! itself, such as a hypercall flooder). `kill_running=N` destroys it without pausing it
 //! first, so on a multiprocessor it is running on its CPU at that moment (the call returns
-//! once that CPU has let go of it and it is torn down). `unpause=1` unpauses every domU
+//! once that CPU has let go of it and it is torn down); `kill_shutdown=N` shuts it down with
+//! `SCHEDOP_remote_shutdown` instead. `unpause=1` unpauses every domU
 //! after the first listing (for domUs created paused: the hypervisor's `domu_start=paused`,
 //! as `xl create -p`), so none can end before dom0 has seen it. `expect=N`: how many domUs
 //! must go. Prints the table again and powers off (crashes if a check failed). `timeout_ms=`
@@ -72,8 +73,9 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     let line = cmdline::as_text(si.cmd_line_bytes());
     let names = cmdline::value(line, "names");
     let expect = cmdline::number(line, "expect").unwrap_or(0);
-    let kill = cmdline::number(line, "kill").map(|k| (k as u16, true));
-    let kill = kill.or(cmdline::number(line, "kill_running").map(|k| (k as u16, false)));
+    let kill = cmdline::number(line, "kill").map(|k| (k as u16, Kill::PauseDestroy));
+    let kill = kill.or(cmdline::number(line, "kill_running").map(|k| (k as u16, Kill::DestroyRunning)));
+    let kill = kill.or(cmdline::number(line, "kill_shutdown").map(|k| (k as u16, Kill::RemoteShutdown)));
     let timeout = cmdline::number(line, "timeout_ms").unwrap_or(60_000) * MS;
     let mut log = CheckLog::default();
 
@@ -132,12 +134,12 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
             }
         }
         live = now_live;
-        if let Some((k, pause_first)) = kill.filter(|&(k, _)| !killed && live == 1 << k) {
+        if let Some((k, how)) = kill.filter(|&(k, _)| !killed && live == 1 << k) {
             killed = true;
-            if pause_first {
-                destroy(&mut log, k, names);
-            } else {
-                destroy_running(&mut log, k, names);
+            match how {
+                Kill::PauseDestroy => destroy(&mut log, k, names),
+                Kill::DestroyRunning => destroy_running(&mut log, k, names),
+                Kill::RemoteShutdown => shut_down(&mut log, k, names),
             }
         }
     }
@@ -151,6 +153,23 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         live.count_ones()
     );
     super::summary("control", &log)
+}
+
+/// How `kill=`, `kill_running=` and `kill_shutdown=` end the last domU.
+#[derive(Clone, Copy)]
+enum Kill {
+    PauseDestroy,
+    DestroyRunning,
+    RemoteShutdown,
+}
+
+/// Shuts domain `k` down with `SCHEDOP_remote_shutdown` (reason poweroff): the call returns
+/// at once, and the wait loop sees the domain go.
+fn shut_down(log: &mut CheckLog, k: u16, names: Option<&str>) {
+    let name = name_of(names, k).unwrap_or("?");
+    println!("control: d{k} ({name}) is the last domU and does not end: shutting it down");
+    let r = hypercall_abi::guest::sched_remote_shutdown(k, hypercall_abi::sched::SHUTDOWN_POWEROFF);
+    check!(log, "sched_op remote_shutdown", "0", r == Ok(0), "{}", ret_of(r));
 }
 
 /// A wrong interface version is refused with -EACCES before anything else.

@@ -18,7 +18,7 @@ use crate::hypercall as nr;
 use crate::memory::{E820Entry, XenMemoryMap};
 use crate::mm::DomId;
 use crate::multicall::MulticallEntry;
-use crate::sched::SchedShutdown;
+use crate::sched::{SchedRemoteShutdown, SchedShutdown};
 use crate::vcpu::VcpuSetSingleshotTimer;
 use crate::{console_io, event_channel as ev, memory, sched, vcpu, version};
 
@@ -67,6 +67,16 @@ pub fn sched_shutdown(reason: u32) -> Result<u64, Errno> {
     let arg = SchedShutdown { reason };
     // SAFETY: `arg` is a valid sched_shutdown Xen only reads.
     Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN as u64, &arg as *const _ as u64) })
+}
+
+/// `sched_op(SCHEDOP_remote_shutdown, {domain, reason})`: shuts another domain down
+/// (the control domain only: `-EPERM` for others, `-ESRCH` for a domain that does not exist).
+pub fn sched_remote_shutdown(domain_id: u16, reason: u32) -> Result<u64, Errno> {
+    let arg = SchedRemoteShutdown { domain_id, reason };
+    // SAFETY: `arg` is a valid sched_remote_shutdown Xen only reads.
+    Errno::check(unsafe {
+        raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_REMOTE_SHUTDOWN as u64, &arg as *const _ as u64)
+    })
 }
 
 /// `sched_op(SCHEDOP_poll)` on `ports`, until one is pending or system time `timeout_ns`

@@ -34,6 +34,9 @@ pub trait DomainControl {
     fn pause(&mut self, id: u16) -> Result<(), Errno>;
     /// Undoes one pause; `id` runs again when none is left. `Err(EINVAL)` if it has none.
     fn unpause(&mut self, id: u16) -> Result<(), Errno>;
+    /// Shuts `id` (not the caller) down with a `SHUTDOWN_*` reason, as if it had asked:
+    /// its teardown starts and the call returns without waiting for it. `Err(ESRCH)` if absent.
+    fn shut_down(&mut self, id: u16, reason: u32) -> Result<(), Errno>;
     /// Destroys `id`, releasing everything it holds. `Err(ERESTART)`: its teardown waits for
     /// another CPU to let go of it; the call is made again until it is done.
     fn destroy(&mut self, id: u16) -> Result<(), Errno>;

@@ -177,8 +177,34 @@ pub fn sched_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             Ok(_) => ret(0),
             Err(e) => err(e),
         },
+        SCHEDOP_REMOTE_SHUTDOWN => remote_shutdown(env, a[1]).unwrap_or_else(err),
         _ => err(Errno::ENOSYS),
     }
+}
+
+/// `SCHEDOP_remote_shutdown {domain_id, reason}`, in Xen's order: `-EFAULT` unreadable,
+/// `-ESRCH` no such domain, `-EPERM` unless the caller is the control domain (dummy XSM's
+/// `XSM_DM_PRIV`; a domU may not name even itself). The control domain naming itself shuts
+/// down as with `SCHEDOP_shutdown`; another domain is shut down (torn down, as every domU
+/// that shuts down here: there is no toolstack to keep it) and the call returns at once.
+fn remote_shutdown(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
+    let mut b = [0u8; 8];
+    env.copy_from_guest(arg, &mut b)?;
+    let id = u16::from_le_bytes([b[0], b[1]]);
+    let reason = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    let caller = env.domain();
+    if id != caller.id && env.domain_facts_of(id).is_none() {
+        return Err(Errno::ESRCH);
+    }
+    if !caller.privileged {
+        return Err(Errno::EPERM);
+    }
+    if id == caller.id {
+        return Ok(Outcome::Shutdown(reason));
+    }
+    let ctl = env.domain_control().ok_or(Errno::ENOSYS)?;
+    ctl.shut_down(id, reason)?;
+    Ok(ret(0))
 }
 
 /// `sched_op_compat(cmd, arg)`: the legacy form, whose shutdown reason is passed by value.

@@ -76,6 +76,9 @@ impl DomainControl for MemMock {
     fn destroy(&mut self, _id: u16) -> Result<(), Errno> {
         Ok(())
     }
+    fn shut_down(&mut self, _id: u16, _reason: u32) -> Result<(), Errno> {
+        Ok(())
+    }
 }
 
 impl Env for MemMock {

@@ -55,6 +55,8 @@ pub mod op {
     pub const SCHEDOP_SHUTDOWN: u64 = 2;
     /// `SCHEDOP_poll`.
     pub const SCHEDOP_POLL: u64 = 3;
+    /// `SCHEDOP_remote_shutdown`.
+    pub const SCHEDOP_REMOTE_SHUTDOWN: u64 = hypercall_abi::sched::SCHEDOP_REMOTE_SHUTDOWN as u64;
     /// `SCHEDOP_shutdown_code`.
     pub const SCHEDOP_SHUTDOWN_CODE: u64 = 5;
     /// Most ports one `SCHEDOP_poll` may name (Xen's limit).

@@ -22,6 +22,8 @@ struct Mock {
     doms: Vec<(u16, bool)>, // (id, paused)
     /// Pauses answered "still running on another CPU" (`-ERESTART`) before one succeeds.
     running_elsewhere: u32,
+    /// `shut_down` calls made (domain, reason).
+    shut_down_calls: Vec<(u16, u32)>,
 }
 
 impl DomainControl for Mock {
@@ -45,6 +47,10 @@ impl DomainControl for Mock {
     }
     fn unpause(&mut self, id: u16) -> Result<(), Errno> {
         self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = false).ok_or(Errno::ESRCH)
+    }
+    fn shut_down(&mut self, id: u16, reason: u32) -> Result<(), Errno> {
+        self.shut_down_calls.push((id, reason));
+        self.destroy(id)
     }
     fn destroy(&mut self, id: u16) -> Result<(), Errno> {
         let before = self.doms.len();
@@ -74,6 +80,7 @@ impl Mock {
             bases_applied: 0,
             doms: vec![(0, false), (2, false), (5, false)],
             running_elsewhere: 0,
+            shut_down_calls: vec![],
         }
     }
 }
@@ -328,6 +335,40 @@ fn timers() {
     assert_eq!(m.periodic, None);
     m.put(BASE, &((1u64 << 62) - 1).to_le_bytes());
     assert_eq!(call(&mut m, nr::VCPU_OP, [VCPUOP_SET_PERIODIC_TIMER, 0, BASE, 0, 0]), Outcome::Return(0));
+}
+
+#[test]
+fn remote_shutdown_as_xen() {
+    use hypercall_abi::sched::{SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT};
+    let mut m = Mock::new();
+    let arg = |m: &mut Mock, domid: u16, reason: u32| {
+        m.put(BASE, &domid.to_le_bytes());
+        m.put(BASE + 4, &reason.to_le_bytes());
+    };
+    m.other = Some(DomainFacts { id: 2, nr_pages: 1, max_pages: 1, privileged: false, max_mfn: 1 });
+    // dom0 shuts domain 2 down; the call returns at once.
+    arg(&mut m, 2, SHUTDOWN_POWEROFF);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.shut_down_calls, [(2, SHUTDOWN_POWEROFF)]);
+    // Naming itself, it shuts down as with SCHEDOP_shutdown.
+    arg(&mut m, 0, SHUTDOWN_REBOOT);
+    assert_eq!(
+        call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, BASE, 0, 0, 0]),
+        Outcome::Shutdown(SHUTDOWN_REBOOT)
+    );
+    // No such domain: -ESRCH; unreadable: -EFAULT.
+    arg(&mut m, 9, 0);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Return(-3));
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, 8, 0, 0, 0]), Outcome::Return(-14));
+    // A domU may name neither another domain nor itself (-EPERM, after the lookup).
+    m.privileged = false;
+    arg(&mut m, 2, 0);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Return(-1));
+    arg(&mut m, 0, 0);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Return(-1));
+    arg(&mut m, 9, 0);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Return(-3));
+    assert_eq!(m.shut_down_calls.len(), 1);
 }
 
 #[test]
