@@ -13,7 +13,7 @@ use hypercall_abi::hypercall::{hypercall_stub, HYPERCALL_STUB_SIZE, IRET, IRET_S
 use hypercall_abi::start_info::{
     StartInfo, StartInfoConsoleDom0, StartInfoConsoleDomU, SIF_INITDOMAIN, SIF_PRIVILEGED,
 };
-use hypervisor::domain_layout::{self, Layout, LayoutInput, MachineMemory, PAGE};
+use hypervisor::domain_layout::{self, Layout, LayoutInput, MachineMemory, PageList, PAGE};
 use hypervisor::elf_image::{self, GuestImage};
 use hypervisor::guest_access::MachineAccess;
 use hypervisor::vcpu::VcpuState;
@@ -65,7 +65,7 @@ pub enum BuildError {
         /// Frames free.
         free: u64,
     },
-    /// Not enough hypervisor heap for the domain's page list while it is built.
+    /// Not enough hypervisor heap for the list of the page list's holder frames.
     HeapExhausted {
         /// Pages of the domain.
         pages: u64,
@@ -80,7 +80,7 @@ impl core::fmt::Display for BuildError {
             Self::Image(e) => write!(f, "{e}"),
             Self::Layout(e) => write!(f, "{e}"),
             Self::HeapExhausted { pages } => {
-                write!(f, "not enough hypervisor heap for the page list of {pages} pages ({} MiB)", (pages * 8) >> 20)
+                write!(f, "not enough hypervisor heap for the page-list holders of {pages} pages")
             }
             Self::OutOfMemory { wanted, free } => {
                 write!(f, "not enough memory: {wanted} frames wanted, {free} free")
@@ -90,35 +90,40 @@ impl core::fmt::Display for BuildError {
     }
 }
 
-fn copy_into_domain(mem: &mut paging::DirectMap, p2m: &[u64], layout: &Layout, va: u64, bytes: &[u8]) {
+fn copy_into_domain(mem: &mut paging::DirectMap, p2m: &PageList, layout: &Layout, va: u64, bytes: &[u8]) {
     let mut done = 0;
     while done < bytes.len() {
         let cur = va + done as u64;
         let chunk = ((PAGE - (cur % PAGE)) as usize).min(bytes.len() - done);
-        let maddr = (p2m[layout.pfn(cur) as usize] << 12) + cur % PAGE;
+        let maddr = (p2m.get(mem, layout.pfn(cur)) << 12) + cur % PAGE;
         mem.write_bytes(maddr, &bytes[done..done + chunk]);
         done += chunk;
     }
 }
 
-/// Allocates `count` zeroed frames, or none at all.
-fn alloc_zeroed(count: u64, mem: &mut paging::DirectMap) -> Result<Vec<u64>, BuildError> {
+/// Allocates `count` zeroed frames, listed in a [`PageList`] whose holder frames come from
+/// the allocator too, or none at all.
+fn alloc_zeroed(count: u64, mem: &mut paging::DirectMap) -> Result<PageList, BuildError> {
     let mut guard = FRAMES.lock();
     let frames = guard.as_mut().expect("frame allocator initialised at boot");
     let free = frames.free_frames();
-    if count > free {
-        return Err(BuildError::OutOfMemory { wanted: count, free });
+    let holders_needed = PageList::holders_for(count);
+    let wanted = count + holders_needed;
+    if wanted > free {
+        return Err(BuildError::OutOfMemory { wanted, free });
     }
-    let mut out = Vec::new();
-    // The page list is on the hypervisor's heap (8 bytes a page, while the domain is built).
-    out.try_reserve_exact(count as usize).map_err(|_| BuildError::HeapExhausted { pages: count })?;
+    // Only the holders' numbers are on the heap: 8 bytes per 512 pages.
+    let mut holders = Vec::new();
+    holders.try_reserve_exact(holders_needed as usize).map_err(|_| BuildError::HeapExhausted { pages: count })?;
+    // Cannot fail: the free count was checked under the same lock.
+    holders.extend((0..holders_needed).map(|_| frames.alloc().expect("free frames counted above")));
+    let mut list = PageList::new(holders);
     for _ in 0..count {
-        // Cannot fail: the free count was checked under the same lock.
         let mfn = frames.alloc().expect("free frames counted above");
         mem.zero_frame(mfn);
-        out.push(mfn);
+        list.push(mem, mfn);
     }
-    Ok(out)
+    Ok(list)
 }
 
 /// Default dom0 size: `DEFAULT_DOM0_BYTES`, or less on a small machine.
@@ -152,7 +157,7 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
 
     // One extra frame: shared_info, which is the hypervisor's page shared with the guest.
     let mut p2m = alloc_zeroed(nr_pages + 1, mem)?;
-    let shared_info_mfn = p2m.pop().expect("nr_pages + 1 frames allocated");
+    let shared_info_mfn = p2m.pop(mem).expect("nr_pages + 1 frames allocated");
     // vcpu_info[0].evtchn_upcall_mask = 1: events start masked (digest §1.3).
     mem.write_bytes((shared_info_mfn << 12) + 1, &[1]);
 
@@ -161,14 +166,13 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
         copy_into_domain(mem, &p2m, &layout, s.vaddr, bytes);
         // The tail up to mem_size is already zero: every frame was zeroed.
     }
-    // The guest's P2M list, a page of it at a time (not a second copy on the heap).
-    for (i, entries) in p2m.chunks(512).enumerate() {
+    // The guest's P2M list: the holders' contents, a page at a time.
+    for (i, &holder) in p2m.holders().iter().enumerate() {
+        let entries = (p2m.len() - i as u64 * 512).min(512) as usize;
         let mut page = [0u8; 4096];
-        for (bytes, mfn) in page.chunks_exact_mut(8).zip(entries) {
-            bytes.copy_from_slice(&mfn.to_le_bytes());
-        }
+        mem.read_frame_bytes(holder, 0, &mut page[..entries * 8]);
         let va = layout.p2m + i as u64 * PAGE;
-        copy_into_domain(mem, &p2m, &layout, va, &page[..entries.len() * 8]);
+        copy_into_domain(mem, &p2m, &layout, va, &page[..entries * 8]);
     }
 
     if let Some(hp) = img.hypercall_page {
@@ -185,8 +189,8 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
         copy_into_domain(mem, &p2m, &layout, hp, &page);
     }
 
-    let store_mfn = layout.xenstore.map(|va| p2m[layout.pfn(va) as usize]);
-    let console_mfn = layout.console.map(|va| p2m[layout.pfn(va) as usize]);
+    let store_mfn = layout.xenstore.map(|va| p2m.get(mem, layout.pfn(va)));
+    let console_mfn = layout.console.map(|va| p2m.get(mem, layout.pfn(va)));
     let mut si = StartInfo::zeroed();
     // dom0 gets a 'p' for PAE_MODE (digest §1.1); a domU gets the plain guest type.
     let magic: &[u8] = if req.privileged && img.pae_mode { b"xen-3.0-x86_64p" } else { b"xen-3.0-x86_64" };

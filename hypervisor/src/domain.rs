@@ -60,10 +60,10 @@ pub struct Domain {
     pub name: String,
     /// Whether this is the privileged control domain.
     pub privileged: bool,
-    /// Pseudo-physical to machine frame map, while the domain is being created (emptied
-    /// once it is registered: the guest keeps its own copy, and 8 bytes a page of a large
-    /// domain would take much of the hypervisor's heap).
-    pub p2m: Vec<u64>,
+    /// Pseudo-physical to machine frame map, while the domain is being created, in frames of
+    /// its own (`PageList`); given back once the domain is registered (the guest keeps its
+    /// own copy).
+    pub p2m: hypervisor::domain_layout::PageList,
     /// Pages the domain was built with (`max_pages`).
     pub max_pages: u64,
     /// Its `console_io` output waiting for the end of its line (domUs only).

@@ -52,9 +52,12 @@ impl Machine {
         if cpu >= self.scheds.len() {
             // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
             log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
-            // Refused before any frame was registered: the builder's frames go straight back
-            // (the list itself: a copy of a large domain's would not fit the heap).
-            free_to_allocator(core::mem::take(&mut d.p2m).into_iter().chain([d.shared_info_mfn]));
+            // Refused before any frame was registered: the builder's frames go straight back,
+            // and the list's holders after them.
+            let list = core::mem::take(&mut d.p2m);
+            let mem = &self.mem;
+            free_to_allocator((0..list.len()).map(|i| list.get(mem, i)).chain([d.shared_info_mfn]));
+            free_to_allocator(list.holders().iter().copied());
             return Err(CreateError("CPU affinity", Errno::EINVAL));
         }
         d.cpu = cpu;
@@ -64,8 +67,9 @@ impl Machine {
             return Err(e);
         }
         d.saved = built.frame;
-        d.max_pages = d.p2m.len() as u64;
-        d.p2m = Vec::new();
+        d.max_pages = d.p2m.len();
+        // The list has served: its holder frames go back.
+        free_to_allocator(core::mem::take(&mut d.p2m).holders().iter().copied());
         d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.update_time(id);
@@ -74,18 +78,19 @@ impl Machine {
 
     /// Every registration step of [`Self::add_domain`]; `assigned` counts the frames of
     /// `d.p2m` already assigned to the domain (those after it are still the allocator's).
-    fn register(&mut self, d: &mut Domain, weight: u16, assigned: &mut usize) -> Result<(), CreateError> {
+    fn register(&mut self, d: &mut Domain, weight: u16, assigned: &mut u64) -> Result<(), CreateError> {
         let id = d.id;
         let e = |what| move |err: hypervisor::mm::MmuError| CreateError(what, err.errno);
-        let stop_at = if injected(InjectedFailure::Frames, d) { d.p2m.len() / 2 } else { usize::MAX };
-        for (pfn, &mfn) in d.p2m.iter().enumerate() {
+        let stop_at = if injected(InjectedFailure::Frames, d) { d.p2m.len() / 2 } else { u64::MAX };
+        for pfn in 0..d.p2m.len() {
+            let mfn = d.p2m.get(&self.mem, pfn);
             if pfn == stop_at {
                 log::warn!("hv_debug: d{id}'s frame assignment fails at frame {pfn} (injected)");
                 return Err(CreateError("frame assignment", Errno::ENOMEM));
             }
             self.frames.assign_frame(mfn, id).map_err(e("frame assignment"))?;
             *assigned += 1;
-            self.frames.set_m2p(mfn, pfn as u64).map_err(e("M2P"))?;
+            self.frames.set_m2p(mfn, pfn).map_err(e("M2P"))?;
         }
         self.frames.share_with_guest(d.shared_info_mfn, id).map_err(e("shared_info"))?;
         let l4_mfn = d.vcpu.kernel_root() >> 12;
@@ -117,17 +122,17 @@ impl Machine {
     /// Undoes a registration that failed part way: the domain is torn down as a dead one is
     /// (which releases its tables, ports, scheduler entry and the frames assigned to it), and
     /// the frames never assigned go straight back to the allocator.
-    fn discard_half_made(&mut self, d: Domain, assigned: usize) {
+    fn discard_half_made(&mut self, d: Domain, assigned: u64) {
         let id = d.id;
         debug_assert!(!self.domains.contains_key(&id), "d{id} registered twice");
-        // The frames never assigned, moved to the front of the list itself: a copy of a large
-        // domain's list would not fit the heap.
         let mut d = d;
-        let mut unassigned = core::mem::take(&mut d.p2m);
-        unassigned.drain(..assigned.min(unassigned.len()));
+        let list = core::mem::take(&mut d.p2m);
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.destroy_domain_now(id);
-        free_to_allocator(unassigned);
+        // The frames never assigned, then the list's holders.
+        let mem = &self.mem;
+        free_to_allocator((assigned.min(list.len())..list.len()).map(|i| list.get(mem, i)));
+        free_to_allocator(list.holders().iter().copied());
     }
 
     /// A new domain record for the builder.
@@ -135,7 +140,7 @@ impl Machine {
         id: u16,
         name: &str,
         privileged: bool,
-        p2m: Vec<u64>,
+        p2m: hypervisor::domain_layout::PageList,
         vcpu: VcpuState,
         shared_info_mfn: u64,
         host_cr4: u64,
@@ -147,7 +152,7 @@ impl Machine {
             id,
             name: name.into(),
             privileged,
-            max_pages: p2m.len() as u64,
+            max_pages: p2m.len(),
             p2m,
             console_line: Default::default(),
             vcpu,

@@ -3,7 +3,7 @@
 
 use super::testing::*;
 use super::*;
-use crate::domain_layout::{build_page_tables, Layout, LayoutInput};
+use crate::domain_layout::{build_page_tables, Layout, LayoutInput, PageList};
 use hypercall_abi::mm::*;
 
 const L4: u64 = 0x100;
@@ -56,7 +56,11 @@ fn bootstrap_tables_from_the_domain_builder_are_adopted() {
         is_dom0: true,
     })
     .unwrap();
-    let p2m: std::vec::Vec<u64> = (0..1024).map(|pfn| DOM_FRAMES.start + pfn).collect();
+    // The list in two spare frames of the domain's, as the builder keeps it in frames.
+    let mut p2m = PageList::new(std::vec![DOM_FRAMES.end - 2, DOM_FRAMES.end - 1]);
+    for pfn in 0..1024 {
+        assert!(p2m.push(&mut m.mem, DOM_FRAMES.start + pfn));
+    }
     let l4 = build_page_tables(&layout, &p2m, &[0xdead_0003; 16], &mut m.mem);
     m.mmu().adopt_bootstrap_tables(l4).unwrap();
     m.audit();
@@ -66,9 +70,9 @@ fn bootstrap_tables_from_the_domain_builder_are_adopted() {
     assert_eq!(m.paging.kernel_l4, Some(l4));
     assert_eq!(m.mem.read_entry(l4, 256), SLOTS[0], "the template replaces the builder's slots");
     for pfn in 0..layout.nr_pt_frames {
-        assert!(m.frames.get(p2m[(layout.pfn(layout.pt_base) + pfn) as usize]).unwrap().page_type.is_table());
+        assert!(m.frames.get(p2m.get(&m.mem, layout.pfn(layout.pt_base) + pfn)).unwrap().page_type.is_table());
     }
-    assert_eq!(m.counts(p2m[layout.pfn(layout.stack) as usize]), (PageType::Writable, 1, 1));
+    assert_eq!(m.counts(p2m.get(&m.mem, layout.pfn(layout.stack))), (PageType::Writable, 1, 1));
     assert!(m.paging.effects.load_cr3.is_none(), "the builder loads the first CR3 itself");
     assert_eq!(errno(m.mmu().adopt_bootstrap_tables(l4)), Errno::EINVAL, "only once");
 }
