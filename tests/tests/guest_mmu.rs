@@ -12,7 +12,7 @@
 //! of a tree with more entries than our hypervisor validates or releases in one entry (both
 //! go in steps, as Xen's): the guest sees each as one call.
 
-use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_FAILURE, EXIT_SUCCESS, XEN_POWEROFF};
+use scenarios::{guest_kernel_image, Hv, Scenario, EXIT_SUCCESS, XEN_POWEROFF};
 
 /// The lines of `role=mmu`, in order.
 const MMU_LINES: &[&str] = &[
