@@ -84,7 +84,8 @@ pub fn status(dom: DomId, port: u32) -> Result<ev::EvtchnStatus, Errno> {
 }
 
 /// Waits until `port` is pending (clearing it) or system time `deadline_ns` passes, with
-/// events masked (`SCHEDOP_poll` needs no upcall). Returns whether the port fired.
+/// events masked (`SCHEDOP_poll` needs no upcall); `u64::MAX` waits without a deadline.
+/// Returns whether the port fired.
 pub fn wait_port(port: u32, deadline_ns: u64) -> bool {
     let s = events::shared();
     loop {
@@ -95,7 +96,18 @@ pub fn wait_port(port: u32, deadline_ns: u64) -> bool {
         if s.system_time_ns() >= deadline_ns {
             return false;
         }
-        let _ = guest::sched_poll(&[port], deadline_ns);
+        let _ = guest::sched_poll(&[port], poll_timeout(deadline_ns));
+    }
+}
+
+/// The `SCHEDOP_poll` timeout for `deadline_ns`: Xen's system time is signed, so a deadline
+/// of 2^63 or more reads as long past and would end every poll at once (a busy loop through
+/// the hypervisor); 0 means no timeout.
+fn poll_timeout(deadline_ns: u64) -> u64 {
+    if deadline_ns > i64::MAX as u64 {
+        0
+    } else {
+        deadline_ns
     }
 }
 
@@ -122,7 +134,7 @@ pub fn spin_port(port: u32, deadline_ns: u64) -> bool {
 pub fn sleep_until(deadline_ns: u64) {
     let s = events::shared();
     while s.system_time_ns() < deadline_ns {
-        let _ = guest::sched_poll(&[], deadline_ns);
+        let _ = guest::sched_poll(&[], poll_timeout(deadline_ns));
     }
 }
 

@@ -80,7 +80,9 @@ pub fn sched_remote_shutdown(domain_id: u16, reason: u32) -> Result<u64, Errno> 
 }
 
 /// `sched_op(SCHEDOP_poll)` on `ports`, until one is pending or system time `timeout_ns`
-/// (absolute, 0 = no timeout) passes.
+/// (absolute, 0 = no timeout) passes. Xen's system time is signed: a `timeout_ns` of 2^63 or
+/// more (`u64::MAX` included) is in the past and ends the poll at once, so pass 0 to wait
+/// without a deadline.
 pub fn sched_poll(ports: &[ev::EvtchnPort], timeout_ns: u64) -> Result<u64, Errno> {
     let arg = sched::SchedPoll { ports: ports.as_ptr() as u64, nr_ports: ports.len() as u32, timeout: timeout_ns };
     // SAFETY: `arg` and the port array it points at stay valid during the call; Xen reads them.
