@@ -96,8 +96,18 @@ pub fn wait_port(port: u32, deadline_ns: u64) -> bool {
         if s.system_time_ns() >= deadline_ns {
             return false;
         }
+        POLLS.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
         let _ = guest::sched_poll(&[port], poll_timeout(deadline_ns));
     }
+}
+
+/// `SCHEDOP_poll` calls made by [`wait_port`], so that a benchmark can tell a wait that
+/// blocked (one poll) from one that spun through the hypervisor.
+static POLLS: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// How many `SCHEDOP_poll` calls [`wait_port`] has made so far.
+pub fn polls() -> u64 {
+    POLLS.load(core::sync::atomic::Ordering::Relaxed)
 }
 
 /// The `SCHEDOP_poll` timeout for `deadline_ns`: Xen's system time is signed, so a deadline

@@ -66,12 +66,14 @@ pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         println!("bench-ping: pong never signalled");
         return ShutdownRequest::Crash;
     }
-    let start = guest::rdtsc();
+    let (start, polls_before) = (guest::rdtsc(), inter::polls());
     for _ in 0..n {
         let _ = events::send(port);
         wait(port, u64::MAX);
     }
     println!("{}", Measurement::from_tsc("evtchn_roundtrip", n, start, guest::rdtsc()));
+    // A blocking wait polls once or twice per round trip; thousands mean it spun.
+    println!("bench: evtchn_roundtrip polls={} (for {n} round trips)", inter::polls() - polls_before);
     let yields_ok = if measure_yields {
         let Some(ok) = yield_roundtrips(peer, port, n) else {
             return ShutdownRequest::Crash;

@@ -280,16 +280,35 @@ fn hostile_inputs_never_panic() {
 /// `SCHEDOP_poll` of `ports` (stored at `BASE + 0x200`, or the given array address) as DOM0;
 /// the outcome, and the port list the poll would watch.
 fn poll(m: &mut Mock, ports_va: u64, ports: &[u32], nr_ports: u64) -> Outcome {
+    poll_until(m, ports_va, ports, nr_ports, 0)
+}
+
+/// As [`poll`], with a timeout (absolute system time; the mock's clock reads 0).
+fn poll_until(m: &mut Mock, ports_va: u64, ports: &[u32], nr_ports: u64, timeout: u64) -> Outcome {
     if !ports.is_empty() {
         let words: Vec<u8> = ports.iter().flat_map(|p| p.to_le_bytes()).collect();
         m.put(ports_va, &words);
     }
     let mut sp = Vec::new();
-    for w in [ports_va, nr_ports, 0] {
+    for w in [ports_va, nr_ports, timeout] {
         sp.extend_from_slice(&w.to_le_bytes());
     }
     m.put(BASE + 0x100, &sp);
     dispatch(m, nr::SCHED_OP, [hypercall_abi::sched::SCHEDOP_POLL as u64, BASE + 0x100, 0, 0, 0])
+}
+
+#[test]
+fn a_poll_whose_timeout_has_passed_returns_at_once() {
+    let mut m = Mock::new();
+    let list = BASE + 0x200;
+    assert_eq!(m.op(EVTCHNOP_ALLOC_UNBOUND as u64, &[SELF, DOMU as u32]), 0);
+    assert_eq!(poll_until(&mut m, list, &[1], 1, 5), Outcome::Poll(Some(5)), "ahead: sleep until then");
+    // Xen's signed time: 2^63 and u64::MAX are in the past; the timer fires on the way out.
+    for past in [1 << 63, u64::MAX] {
+        assert_eq!(ret(poll_until(&mut m, list, &[1], 1, past)), 0, "timeout {past:#x}");
+    }
+    // The ports are checked first, as in Xen.
+    assert_eq!(ret(poll_until(&mut m, list, &[7], 1, u64::MAX)), -22);
 }
 
 #[test]

@@ -621,6 +621,11 @@ fn poll(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
     if unreadable {
         return Err(Errno::EFAULT);
     }
+    // A timeout already past (Xen's times are signed: 2^63 and more included) fires before
+    // the call returns, as Xen's `set_timer` runs the expired timer on the way out.
+    if timeout != 0 && crate::vcpu::deadline_passed(timeout, env.now_ns()) {
+        return Ok(ret(0));
+    }
     env.set_poll_ports(&ports);
     Ok(Outcome::Poll((timeout != 0).then_some(timeout)))
 }
