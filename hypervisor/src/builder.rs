@@ -115,8 +115,9 @@ fn alloc_zeroed(count: u64, mem: &mut paging::DirectMap) -> Result<PageList, Bui
     // Only the holders' numbers are on the heap: 8 bytes per 512 pages.
     let mut holders = Vec::new();
     holders.try_reserve_exact(holders_needed as usize).map_err(|_| BuildError::HeapExhausted { pages: count })?;
-    // Cannot fail: the free count was checked under the same lock.
-    holders.extend((0..holders_needed).map(|_| frames.alloc().expect("free frames counted above")));
+    // From the top of memory, so that the domain's frames are where they would be without the
+    // list (cannot fail: the free count was checked under the same lock).
+    holders.extend((0..holders_needed).map(|_| frames.alloc_high().expect("free frames counted above")));
     let mut list = PageList::new(holders);
     for _ in 0..count {
         let mfn = frames.alloc().expect("free frames counted above");

@@ -171,6 +171,17 @@ impl<'a> FrameAllocator<'a> {
         None
     }
 
+    /// Allocates the highest free frame: for the hypervisor's own short-lived frames (a
+    /// domain builder's page list), so that taking them does not move the frames that
+    /// [`Self::alloc`] hands out from the bottom up to the domains.
+    pub fn alloc_high(&mut self) -> Option<u64> {
+        let w = self.bitmap.iter().rposition(|&word| word != 0)?;
+        let bit = 63 - u64::from(self.bitmap[w].leading_zeros());
+        self.bitmap[w] &= !(1 << bit);
+        self.free_frames -= 1;
+        Some(w as u64 * 64 + bit)
+    }
+
     /// Allocates `count` physically contiguous frames starting at a multiple of `align` frames
     /// (a power of two); returns the first frame number.
     pub fn alloc_contiguous(&mut self, count: u64, align: u64) -> Option<u64> {
@@ -243,6 +254,21 @@ mod tests {
         let usable = [r(MIB + 1, 2 * MIB - 1), r(4 * MIB, 6 * MIB), r(5 * MIB, 7 * MIB)];
         let m = managed_ranges(&usable, &[]).unwrap();
         assert_eq!(m.as_slice(), &[r(MIB + FRAME_SIZE, 2 * MIB - FRAME_SIZE), r(4 * MIB, 7 * MIB)]);
+    }
+
+    #[test]
+    fn high_allocations_come_from_the_top_and_leave_the_bottom_alone() {
+        let m = managed_ranges(&[r(MIB, 2 * MIB), r(3 * MIB, 4 * MIB)], &[]).unwrap();
+        let mut bitmap = vec![0u64; bitmap_words_for(&m)];
+        let mut a = FrameAllocator::new(&mut bitmap, &m).unwrap();
+        let top = 4 * MIB / FRAME_SIZE - 1;
+        assert_eq!((a.alloc_high(), a.alloc_high()), (Some(top), Some(top - 1)));
+        assert_eq!(a.alloc(), Some(MIB / FRAME_SIZE), "the bottom is where it was");
+        assert_eq!(a.free_frames(), a.total_frames() - 3);
+        a.free(top).unwrap();
+        assert_eq!(a.alloc_high(), Some(top), "a freed top frame is the next high one");
+        while a.alloc_high().is_some() {}
+        assert_eq!((a.free_frames(), a.alloc()), (0, None));
     }
 
     #[test]
