@@ -305,6 +305,9 @@ fn free_to_allocator(mfns: impl IntoIterator<Item = u64>) -> usize {
 pub struct Machine {
     /// Live domains by id.
     pub domains: DomainTable,
+    /// Free frames once the machine was set up, before any domain: when the last domain is
+    /// gone every frame must be back (the shutdown line compares the two).
+    pub frames_free_at_start: u64,
     /// Domains blocked in `SCHEDOP_poll` (those with `counted_poller`, whatever their port
     /// list): 0 lets every exit skip the pollers check.
     pub pollers: u32,
@@ -390,8 +393,10 @@ impl Machine {
         for (i, s) in hypervisor_slots.iter_mut().enumerate() {
             *s = mem.read_u64(hv_l4 + (256 + i as u64) * 8).unwrap_or(0);
         }
+        let frames_free_at_start = FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
         Self {
             domains: DomainTable::default(),
+            frames_free_at_start,
             pollers: 0,
             current: NO_DOMAIN,
             cpu: 0,

@@ -139,7 +139,11 @@ pub fn run_idle_cpu() -> ! {
             };
             m.enter_cpu(cpu);
             if m.domains.is_empty() {
-                log::info!("No domains left: shutting down.");
+                let free = crate::memory::FRAMES.lock().as_ref().map_or(0, |f| f.free_frames());
+                log::info!(
+                    "No domains left: shutting down. Free frames: {free} (before the domains: {}).",
+                    m.frames_free_at_start
+                );
                 cpu::qemu_exit(exit_code::SUCCESS);
             }
             m.take_resched_request();

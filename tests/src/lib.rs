@@ -305,6 +305,18 @@ pub fn describe_status(hv: Hv, status: i32) -> &'static str {
     }
 }
 
+/// Asserts that the hypervisor's shutdown line ("No domains left: shutting down. Free frames:
+/// F (before the domains: B).") shows every frame back in the allocator: F == B.
+pub fn assert_every_frame_returned(log: &str) {
+    let line = log
+        .lines()
+        .find(|l| l.contains("No domains left: shutting down. Free frames: "))
+        .unwrap_or_else(|| panic!("no shutdown line with the free-frame count"));
+    let numbers: Vec<u64> =
+        line.split(|c: char| !c.is_ascii_digit()).filter(|w| !w.is_empty()).filter_map(|w| w.parse().ok()).collect();
+    assert!(numbers.len() == 2 && numbers[0] == numbers[1], "frames missing after the domains: {line}");
+}
+
 /// The last `n` lines of `log`.
 pub fn tail(log: &str, n: usize) -> String {
     let lines: Vec<&str> = log.lines().collect();

@@ -39,13 +39,14 @@ fn domain_bench_prints_every_figure() {
         .run();
     let log = &out.log;
     assert!(log.contains("(d1) guest-kernel: shutdown poweroff"), "ping verified its copies");
-    // Ping's waits block in SCHEDOP_poll (a poll or two per round trip), not spin through it.
+    // Ping's waits block in SCHEDOP_poll (at most a poll or two per round trip; none when pong,
+    // boosted on waking, answers before ping waits), not spin through it.
     let polls: u64 = log
         .lines()
         .find_map(|l| l.strip_prefix("(d1) bench: evtchn_roundtrip polls="))
         .and_then(|rest| rest.split(' ').next()?.parse().ok())
         .expect("the poll count line");
-    assert!((300..=600).contains(&polls), "{polls} polls for 300 round trips");
+    assert!(polls <= 600, "{polls} polls for 300 round trips");
     assert!(log.contains("(d2) bench-pong: 300 round trips answered, finish true, 4 of 4 grants revoked"));
     assert!(log.contains("(failed copies 0, last copy verified true)"));
     assert!(log.contains("yields, counter grant revoked true"), "pong yielded until ping's stop");

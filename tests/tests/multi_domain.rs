@@ -1,7 +1,7 @@
 //! Boot-time creation of several domains from a cpio bundle of xl.cfg configs, with the
 //! assembly guest fixture as every domain.
 
-use scenarios::{cpio_bundle, mini_guest_image, Hv, Scenario, EXIT_FAILURE, EXIT_SUCCESS};
+use scenarios::{assert_every_frame_returned, cpio_bundle, mini_guest_image, Hv, Scenario, EXIT_FAILURE, EXIT_SUCCESS};
 
 #[test]
 fn domus_from_a_bundle_run_and_a_bad_config_is_refused_by_file_and_line() {
@@ -34,6 +34,7 @@ fn domus_from_a_bundle_run_and_a_bad_config_is_refused_by_file_and_line() {
         assert!(out.log.contains(&format!("{d} ({name}): destroyed, ")), "{d} not torn down");
     }
     assert!(!out.log.contains("kept:"), "every frame of a dead domain must return to the allocator");
+    assert_every_frame_returned(&out.log);
 }
 
 #[test]
@@ -89,6 +90,8 @@ fn half_made_domain_gives_every_frame_back(fault: &str, failed_step: &str, freed
         .expect_line("No domains left: shutting down.")
         .run();
     assert!(!out.log.contains("kept:"), "every frame of the half-made domain must return");
+    // Including the frames never assigned and the builder's page-list holders.
+    assert_every_frame_returned(&out.log);
     // A 64 MiB domain is torn down in bounded steps, not in one go.
     let steps = out
         .log
@@ -138,4 +141,5 @@ fn a_domain_on_an_offline_cpu_is_refused_before_it_is_built_and_the_others_start
         .forbid_line("PANIC")
         .run();
     assert!(!out.log.contains("d1 (big): created"));
+    assert_every_frame_returned(&out.log);
 }

@@ -72,7 +72,7 @@ pub fn ping(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         wait(port, u64::MAX);
     }
     println!("{}", Measurement::from_tsc("evtchn_roundtrip", n, start, guest::rdtsc()));
-    // A blocking wait polls once or twice per round trip; thousands mean it spun.
+    // A blocking wait polls at most once or twice per round trip; thousands mean it spun.
     println!("bench: evtchn_roundtrip polls={} (for {n} round trips)", inter::polls() - polls_before);
     let yields_ok = if measure_yields {
         let Some(ok) = yield_roundtrips(peer, port, n) else {
