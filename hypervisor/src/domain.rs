@@ -91,10 +91,8 @@ pub struct Domain {
     /// Blocked in `SCHEDOP_poll` and counted in [`Machine::pollers`]: the count is given
     /// back exactly once, whatever the port list held (it may be empty).
     pub counted_poller: bool,
-    /// Paused by the control domain (`XEN_DOMCTL_pausedomain`): not scheduled.
-    pub paused: bool,
-    /// Pauses by the control domain not yet undone (Xen's `controller_pause_count`):
-    /// `paused` holds while it is not 0 (or a pause waits for another CPU to let go).
+    /// Pauses by the control domain (`XEN_DOMCTL_pausedomain`) not yet undone (Xen's
+    /// `controller_pause_count`): while it is not 0 the domain is not scheduled.
     pub pause_count: u8,
     /// A counted pause waits for another CPU to stop running the domain: its continuations
     /// do not count it again.
@@ -115,6 +113,11 @@ pub struct Domain {
 }
 
 impl Domain {
+    /// Not to be scheduled: paused by the control domain, or dying.
+    pub fn is_paused(&self) -> bool {
+        self.pause_count > 0 || self.dying
+    }
+
     /// Whether a raised `port` wakes this domain's poll: Xen's `evtchn_check_pollers`, where
     /// a one-port poll watches that port and a poll of none or several watches every port
     /// (`poll_evtchn = -1`).

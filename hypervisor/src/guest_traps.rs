@@ -243,12 +243,17 @@ impl Machine {
     /// Delivers `d` to the current domain's kernel, or crashes the domain. Returns whether
     /// the CPU must be rescheduled (the domain died).
     fn deliver(&mut self, frame: &mut TrapFrame, d: Delivery, what: &str) -> bool {
-        let Machine { domains, mem, current, .. } = self;
-        let dom = domains.get_mut(current).expect("current domain is live");
-        match deliver_to(dom, mem, frame, d) {
+        match self.try_deliver(frame, d) {
             Ok(()) => false,
             Err(e) => self.crash(frame, what, e),
         }
+    }
+
+    /// [`deliver_to`] on the current domain.
+    #[inline(always)]
+    fn try_deliver(&mut self, frame: &mut TrapFrame, d: Delivery) -> Result<(), DeliveryError> {
+        let Machine { domains, mem, current, .. } = self;
+        deliver_to(domains.get_mut(current).expect("current domain is live"), mem, frame, d)
     }
 
     /// Bounces exception `vector` to the guest's handler (for #PF with CR2 recorded where
@@ -353,9 +358,7 @@ impl Machine {
                 return self.on_exception(frame, vcpu::VECTOR_UD, None);
             }
             let d = Delivery { handler: cb.address, error_code: None, mask_events: cb.mask_events };
-            let Machine { domains, mem, current, .. } = self;
-            let dom = domains.get_mut(current).expect("current domain is live");
-            return match deliver_to(dom, mem, frame, d) {
+            return match self.try_deliver(frame, d) {
                 Ok(()) => {
                     // The kernel's syscall entry runs with DF clear, as after a real SYSCALL
                     // (Xen's `switch_to_kernel`); the frame saved for it keeps the user's DF.

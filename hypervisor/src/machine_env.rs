@@ -242,7 +242,7 @@ impl DomainControl for Machine {
     fn info_from(&self, id: u16) -> Option<DomainInfo> {
         let d = self.domains.first_from(id)?;
         let mut flags = 0;
-        if d.paused {
+        if d.is_paused() {
             flags |= XEN_DOMINF_PAUSED;
         }
         if d.blocked {
@@ -254,7 +254,7 @@ impl DomainControl for Machine {
             flags |= XEN_DOMINF_DYING;
         }
         // Loaded and not blocked (an idle CPU keeps its blocked domain loaded).
-        if self.is_loaded(d.id) && !d.blocked && !d.paused {
+        if self.is_loaded(d.id) && !d.blocked && !d.is_paused() {
             flags |= XEN_DOMINF_RUNNING;
         }
         Some(DomainInfo {
@@ -270,6 +270,7 @@ impl DomainControl for Machine {
     fn pause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let cpu = d.cpu;
+        let was_paused = d.is_paused();
         // A new pause counts at once, as Xen's `controller_pause_count` (at most 255); the
         // continuations of one still waiting (below) do not count again.
         if !d.pause_waiting {
@@ -278,8 +279,7 @@ impl DomainControl for Machine {
             }
             d.pause_count += 1;
         }
-        if !d.paused {
-            d.paused = true;
+        if !was_paused {
             if !d.blocked {
                 self.scheds[cpu].block(id);
             }
@@ -309,8 +309,7 @@ impl DomainControl for Machine {
         }
         d.pause_count -= 1;
         d.pause_waiting = false;
-        if d.pause_count == 0 && d.paused && !d.dying {
-            d.paused = false;
+        if !d.is_paused() {
             let cpu = d.cpu;
             if !d.blocked && self.scheds[cpu].wake(id) {
                 self.request_resched(cpu);

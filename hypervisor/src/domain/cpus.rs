@@ -192,7 +192,7 @@ impl Machine {
                 if core::mem::take(&mut d.counted_poller) {
                     self.pollers = self.pollers.saturating_sub(1);
                 }
-                if !d.paused && self.scheds[cpu].wake(id) {
+                if !d.is_paused() && self.scheds[cpu].wake(id) {
                     resched |= self.request_resched(cpu);
                 }
             } else if cpu != self.cpu && self.cpu_current[cpu] == id {

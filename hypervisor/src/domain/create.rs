@@ -7,6 +7,7 @@ use crate::builder::Built;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 use hypercall_abi::errno::Errno;
+use hypervisor::domain_layout::PageList;
 use hypervisor::emulate::{DomainPolicy, PrivState};
 use hypervisor::evtchn;
 use hypervisor::grant::GrantConfig;
@@ -52,12 +53,9 @@ impl Machine {
         if cpu >= self.scheds.len() {
             // `scheds` has one entry per CPU in use (numbered 0.. without a gap).
             log::error!("d{id}: cpus = {cpu}, but {} CPU(s) are online", self.scheds.len());
-            // Refused before any frame was registered: the builder's frames go straight back,
-            // and the list's holders after them.
-            let list = core::mem::take(&mut d.p2m);
-            let mem = &self.mem;
-            free_to_allocator((0..list.len()).map(|i| list.get(mem, i)).chain([d.shared_info_mfn]));
-            free_to_allocator(list.holders().iter().copied());
+            // Refused before any frame was registered: the builder's frames go straight back.
+            free_to_allocator([d.shared_info_mfn]);
+            self.give_back_page_list(core::mem::take(&mut d.p2m), 0);
             return Err(CreateError("CPU affinity", Errno::EINVAL));
         }
         d.cpu = cpu;
@@ -69,7 +67,9 @@ impl Machine {
         d.saved = built.frame;
         d.max_pages = d.p2m.len();
         // The list has served: its holder frames go back.
-        free_to_allocator(core::mem::take(&mut d.p2m).holders().iter().copied());
+        let list = core::mem::take(&mut d.p2m);
+        let all = list.len();
+        self.give_back_page_list(list, all);
         d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.update_time(id);
@@ -129,9 +129,13 @@ impl Machine {
         let list = core::mem::take(&mut d.p2m);
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.destroy_domain_now(id);
-        // The frames never assigned, then the list's holders.
-        let mem = &self.mem;
-        free_to_allocator((assigned.min(list.len())..list.len()).map(|i| list.get(mem, i)));
+        self.give_back_page_list(list, assigned);
+    }
+
+    /// Gives the builder's page list back to the allocator: the frames it lists from entry
+    /// `first` on (those never assigned to the domain), then the frames holding the list.
+    fn give_back_page_list(&self, list: PageList, first: u64) {
+        free_to_allocator((first.min(list.len())..list.len()).map(|i| list.get(&self.mem, i)));
         free_to_allocator(list.holders().iter().copied());
     }
 
@@ -140,7 +144,7 @@ impl Machine {
         id: u16,
         name: &str,
         privileged: bool,
-        p2m: hypervisor::domain_layout::PageList,
+        p2m: PageList,
         vcpu: VcpuState,
         shared_info_mfn: u64,
         host_cr4: u64,
@@ -166,7 +170,6 @@ impl Machine {
             poll_deadline: None,
             poll_ports: Vec::new(),
             counted_poller: false,
-            paused: false,
             pause_count: 0,
             pause_waiting: false,
             dying: false,

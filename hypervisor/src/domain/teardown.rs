@@ -54,8 +54,7 @@ impl Machine {
         if d.dying {
             return;
         }
-        d.dying = true;
-        d.paused = true; // no wake-up may make it runnable again
+        d.dying = true; // no wake-up may make it runnable again (`is_paused`)
         d.teardown.started_ns = now;
         let cpu = d.cpu;
         self.scheds[cpu].block(id);

@@ -523,10 +523,7 @@ impl EventChannels {
         };
         let valid = t.ports.len() as EvtchnPort;
         let end = valid.min(first.saturating_add(RESET_PORTS_PER_ENTRY));
-        for port in first..end {
-            // Free ports refuse with -EINVAL; that is expected and ignored.
-            let _ = self.close(host, d, port);
-        }
+        self.close_ports(host, d, first..end);
         let t = self.table(d)?;
         if end < valid {
             t.reset_next = end;
@@ -541,7 +538,12 @@ impl EventChannels {
 
     fn close_all(&mut self, host: &mut dyn EvtchnHost, dom: DomId) {
         let n = self.domains.get(&dom).map_or(0, |t| t.ports.len() as u32);
-        for port in 0..n {
+        self.close_ports(host, dom, 0..n);
+    }
+
+    /// Closes `dom`'s `ports`, as the domain itself would.
+    fn close_ports(&mut self, host: &mut dyn EvtchnHost, dom: DomId, ports: core::ops::Range<EvtchnPort>) {
+        for port in ports {
             // Free and reserved ports refuse with -EINVAL; that is expected and ignored.
             let _ = self.close(host, dom, port);
         }

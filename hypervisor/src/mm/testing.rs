@@ -194,17 +194,23 @@ impl MockMmu {
                 assert!(f.ref_count > 0 || f.partial > 0, "freed frame {mfn:#x} unreferenced but not released");
             }
         }
-        for d in [DOM, OTHER] {
-            assert_eq!(self.frames.pages_of(d), owned.get(&d).copied().unwrap_or(0), "pages_of(d{d})");
-        }
-        let mismatches: Vec<_> = self
-            .frames
-            .iter()
-            .filter(|(m, f)| f.ref_count != refs[*m as usize] || f.type_count != types[*m as usize])
-            .map(|(m, f)| (m, f.ref_count, refs[m as usize], f.type_count, types[m as usize]))
-            .collect();
-        assert!(mismatches.is_empty(), "(mfn, refs, recounted, types, recounted): {mismatches:x?}");
+        assert_counts(&self.frames, &[DOM, OTHER], &owned, &refs, &types);
     }
+}
+
+/// The end of every audit: each domain of `ids` has in the frame table the pages `owned`
+/// counted (frames it owns, those shared by the hypervisor aside), and every frame's
+/// reference and type counts equal the recount in `refs` and `types`.
+pub fn assert_counts(frames: &FrameTable, ids: &[u16], owned: &HashMap<u16, u64>, refs: &[u32], types: &[u32]) {
+    for &d in ids {
+        assert_eq!(frames.pages_of(d), owned.get(&d).copied().unwrap_or(0), "pages_of(d{d})");
+    }
+    let mismatches: Vec<_> = frames
+        .iter()
+        .filter(|(m, f)| f.ref_count != refs[*m as usize] || f.type_count != types[*m as usize])
+        .map(|(m, f)| (m, f.ref_count, refs[m as usize], f.type_count, types[m as usize]))
+        .collect();
+    assert!(mismatches.is_empty(), "(mfn, refs, recounted, types, recounted): {mismatches:x?}");
 }
 
 /// Adds to `refs` and `types` the references the entries of table `mfn` (record `f`) hold:

@@ -5,7 +5,7 @@
 //! both must bring every frame back to nothing. Plus the sequences that a review of the
 //! preemptible MMU found with it, each of which broke an invariant before its fix.
 use super::frame_table::{FrameTable, Owner, PageType};
-use super::testing::{e, recount_entries, HashMapMemory, RO, RW, SLOTS};
+use super::testing::{assert_counts, e, recount_entries, HashMapMemory, RO, RW, SLOTS};
 use super::*;
 use crate::test_rng::Rng;
 use hypercall_abi::mm::*;
@@ -113,16 +113,7 @@ impl World {
                 }
             }
         }
-        for d in IDS {
-            assert_eq!(self.frames.pages_of(d), owned.get(&d).copied().unwrap_or(0), "pages_of d{d}");
-        }
-        let mism: Vec<_> = self
-            .frames
-            .iter()
-            .filter(|(m, f)| f.ref_count != refs[*m as usize] || f.type_count != types[*m as usize])
-            .map(|(m, f)| (m, f.ref_count, refs[m as usize], f.type_count, types[m as usize]))
-            .collect();
-        assert!(mism.is_empty(), "(mfn, refs, recount, types, recount): {mism:x?}");
+        assert_counts(&self.frames, &IDS, &owned, &refs, &types);
     }
 }
 
