@@ -164,6 +164,8 @@ struct DomainPorts {
     /// The next port an `EVTCHNOP_reset` in progress closes; 0 when none is (Xen's
     /// `next_evtchn`).
     reset_next: EvtchnPort,
+    /// The domain is being torn down ([`EventChannels::domain_dying`]): no new port.
+    dying: bool,
 }
 
 impl DomainPorts {
@@ -180,8 +182,12 @@ impl DomainPorts {
     }
 
     /// Xen's `get_free_port`: the lowest free port, growing the table by a bucket when all
-    /// existing ports are in use. `-ENOSPC` beyond `max_ports`, `-ENOMEM` if growing fails.
+    /// existing ports are in use. `-EINVAL` in a dying domain, `-ENOSPC` beyond
+    /// `max_ports`, `-ENOMEM` if growing fails.
     fn get_free_port(&mut self) -> Result<EvtchnPort, Errno> {
+        if self.dying {
+            return Err(Errno::EINVAL);
+        }
         let max = self.config.max_ports;
         if let Some(p) = self.ports.iter().take(max as usize).position(|c| c.state == PortState::Free) {
             return Ok(p as EvtchnPort);
@@ -291,7 +297,17 @@ impl EventChannels {
         let mut virqs = Vec::new();
         virqs.try_reserve_exact(config.nr_vcpus as usize).map_err(|_| Errno::ENOMEM)?;
         virqs.resize(config.nr_vcpus as usize, [0; NR_VIRQS as usize]);
-        self.domains.insert(dom, DomainPorts { config, ports, virqs, reset_next: 0 })
+        self.domains.insert(dom, DomainPorts { config, ports, virqs, reset_next: 0, dying: false })
+    }
+
+    /// Marks `dom` as dying (Xen's `is_dying`, set by `domain_kill`): from now on no port can
+    /// be allocated in it (`-EINVAL`), and nobody can bind to its unbound ports, which Xen
+    /// closes at once (`evtchn_destroy`). Its existing ports stay until
+    /// [`Self::domain_destroyed`], at the end of the teardown.
+    pub fn domain_dying(&mut self, dom: DomId) {
+        if let Some(t) = self.domains.get_mut(&dom) {
+            t.dying = true;
+        }
     }
 
     /// Whether `dom` has a table.
@@ -355,8 +371,10 @@ impl EventChannels {
     ) -> Result<EvtchnPort, Errno> {
         let rd = self.resolve(caller, remote_dom)?;
         let lport = self.table(caller)?.get_free_port()?;
-        let rchn = *self.table(rd)?.channel(remote_port)?;
-        if rchn.state != (PortState::Unbound { remote: caller }) {
+        let remote = self.table(rd)?;
+        let rchn = *remote.channel(remote_port)?;
+        // A dying domain's ports are closed in Xen (`evtchn_destroy`): none is unbound.
+        if remote.dying || rchn.state != (PortState::Unbound { remote: caller }) {
             return Err(Errno::EINVAL);
         }
         self.table(caller)?.ports[lport as usize] =

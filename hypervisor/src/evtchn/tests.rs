@@ -141,6 +141,27 @@ fn bind_interdomain_refusals() {
 }
 
 #[test]
+fn a_dying_domain_gets_no_new_port_and_nobody_binds_to_it() {
+    let (mut ev, mut h) = setup();
+    let waiting = ev.alloc_unbound(OTHER, DOMID_SELF, DOMU).unwrap();
+    ev.domain_dying(OTHER);
+    // Xen's `get_free_port` refuses a dying domain before looking for a port.
+    assert_eq!(ev.alloc_unbound(DOM0, OTHER, DOMU), Err(Errno::EINVAL));
+    assert_eq!(ev.alloc_unbound(OTHER, DOMID_SELF, DOMU), Err(Errno::EINVAL));
+    assert_eq!(ev.bind_virq(OTHER, VIRQ_CONSOLE, 0), Err(Errno::EINVAL));
+    assert_eq!(ev.bind_ipi(OTHER, 0), Err(Errno::EINVAL));
+    // Its unbound port is closed in Xen by then: binding to it is refused, and the failed
+    // bind leaves no port behind in the binder.
+    assert_eq!(ev.bind_interdomain(&mut h, DOMU, OTHER, waiting), Err(Errno::EINVAL));
+    assert_eq!(ev.port_state(DOMU, 1), Some(PortState::Free));
+    // Other domains are not affected, and a new domain under the same id starts afresh.
+    assert!(ev.alloc_unbound(DOMU, DOMID_SELF, DOM0).is_ok());
+    ev.domain_destroyed(&mut h, OTHER);
+    ev.add_domain(OTHER, DomainConfig::new(1, false)).unwrap();
+    assert_eq!(ev.alloc_unbound(OTHER, DOMID_SELF, DOMU), Ok(1));
+}
+
+#[test]
 fn loopback_interdomain() {
     let (mut ev, mut h) = setup();
     let a = ev.alloc_unbound(DOMU, DOMID_SELF, DOMID_SELF).unwrap();
