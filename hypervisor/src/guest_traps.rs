@@ -87,6 +87,7 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         SYSCALL_VECTOR => resched |= m.on_syscall(frame),
         v if v == apic::TIMER_VECTOR as u64 => {
             apic::on_timer_interrupt();
+            report_ignored_nmis();
             // Up to a millisecond of any teardown waiting for steps (a domain killed while
             // this CPU runs others is torn down across ticks).
             if m.teardown_ready() {
@@ -126,6 +127,15 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
     run_idle_cpu()
 }
 
+/// Logs the host NMIs the trap handler counted and dropped (it cannot log itself: an NMI may
+/// interrupt the console's lock holder).
+fn report_ignored_nmis() {
+    let n = crate::arch::x86_64::traps::take_ignored_nmis();
+    if n > 0 {
+        log::warn!("{n} host NMI(s) ignored (the hypervisor sends none; not passed to any guest)");
+    }
+}
+
 /// A CPU with nothing loaded: halts (without the machine lock) until one of its domains can
 /// run, then resumes it. Every CPU starts here once the machine exists. Never returns.
 pub fn run_idle_cpu() -> ! {
@@ -147,6 +157,7 @@ pub fn run_idle_cpu() -> ! {
                 cpu::qemu_exit(exit_code::SUCCESS);
             }
             m.take_resched_request();
+            report_ignored_nmis();
             m.run_timers();
             let now = m.now_ns();
             m.sched().tick(now);

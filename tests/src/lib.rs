@@ -91,6 +91,15 @@ pub struct Scenario {
     forbid_lines: Vec<String>,
     memory_mib: u32,
     extra_qemu: Vec<String>,
+    monitor: Option<MonitorPlan>,
+}
+
+/// QEMU monitor commands a scenario sends once a line shows up in the serial log.
+#[derive(Clone, Debug)]
+struct MonitorPlan {
+    after: String,
+    commands: Vec<String>,
+    gap: Duration,
 }
 
 /// What a run produced, for further assertions.
@@ -102,6 +111,8 @@ pub struct Outcome {
     pub log: String,
     /// Where the log was saved.
     pub log_path: PathBuf,
+    /// Why the monitor commands could not be sent, if they could not.
+    pub monitor_error: Option<String>,
 }
 
 impl Scenario {
@@ -123,6 +134,7 @@ impl Scenario {
             forbid_lines: vec!["PANIC".into(), "FATAL".into()],
             memory_mib: 512,
             extra_qemu: Vec::new(),
+            monitor: None,
         }
     }
 
@@ -153,6 +165,15 @@ impl Scenario {
     /// Extra QEMU arguments.
     pub fn qemu_args(mut self, args: &[&str]) -> Self {
         self.extra_qemu.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// Once `after` appears in the serial log, sends `commands` to QEMU's human monitor (a
+    /// Unix socket next to the log), `gap` apart: host events such as `nmi` injected while
+    /// the guests run. A command that cannot be sent fails the scenario.
+    pub fn monitor_after(mut self, after: &str, commands: &[&str], gap: Duration) -> Self {
+        let commands = commands.iter().map(|c| c.to_string()).collect();
+        self.monitor = Some(MonitorPlan { after: after.to_string(), commands, gap });
         self
     }
 
@@ -210,9 +231,15 @@ impl Scenario {
             Hv::Ours => hypervisor_image(),
             Hv::Xen => xen_image(),
         };
+        let monitor_path = work_dir().join(format!("{}.monitor", self.name));
+        let _ = std::fs::remove_file(&monitor_path);
+        let monitor_arg = match &self.monitor {
+            Some(_) => format!("unix:{},server=on,wait=off", monitor_path.display()),
+            None => "none".to_string(),
+        };
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-m", &self.memory_mib.to_string()])
-            .args(["-display", "none", "-monitor", "none", "-no-reboot"])
+            .args(["-display", "none", "-monitor", &monitor_arg, "-no-reboot"])
             .arg("-serial")
             .arg(format!("file:{}", log_path.display()))
             .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"])
@@ -227,9 +254,18 @@ impl Scenario {
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting qemu-system-x86_64 (./run.sh installs it)");
         let start = Instant::now();
+        let mut monitor_failure = None;
+        let mut monitor_pending = self.monitor.as_ref();
         let status = loop {
             if let Some(s) = child.try_wait().expect("waiting for QEMU") {
                 break s.code().unwrap_or(-1);
+            }
+            if let Some(plan) = monitor_pending {
+                let log = std::fs::read(&log_path).unwrap_or_default();
+                if String::from_utf8_lossy(&log).contains(plan.after.as_str()) {
+                    monitor_pending = None;
+                    monitor_failure = send_monitor_commands(&monitor_path, plan).err();
+                }
             }
             if self.hv == Hv::Xen {
                 let log = std::fs::read(&log_path).unwrap_or_default();
@@ -257,7 +293,12 @@ impl Scenario {
         if !stderr.trim().is_empty() {
             let _ = write!(log, "\n[qemu stderr] {}", stderr.trim());
         }
-        Outcome { status, log, log_path }
+        let monitor_error = match (monitor_failure, monitor_pending) {
+            (Some(why), _) => Some(why.to_string()),
+            (None, Some(plan)) => Some(format!("'{}' never appeared: no command sent", plan.after)),
+            (None, None) => None,
+        };
+        Outcome { status, log, log_path, monitor_error }
     }
 
     fn judge(&self, o: &Outcome) -> Result<(), String> {
@@ -272,6 +313,9 @@ impl Scenario {
                     describe_status(self.hv, o.status)
                 ));
             }
+        }
+        if let Some(why) = &o.monitor_error {
+            return Err(format!("QEMU monitor: {why}"));
         }
         for f in &self.forbid_lines {
             if let Some(line) = o.log.lines().find(|l| l.contains(f.as_str())) {
@@ -290,6 +334,17 @@ impl Scenario {
         }
         Ok(())
     }
+}
+
+/// Connects to QEMU's monitor socket and sends `plan`'s commands, `plan.gap` apart.
+fn send_monitor_commands(socket: &Path, plan: &MonitorPlan) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut monitor = std::os::unix::net::UnixStream::connect(socket)?;
+    for command in &plan.commands {
+        monitor.write_all(format!("{command}\n").as_bytes())?;
+        std::thread::sleep(plan.gap);
+    }
+    Ok(())
 }
 
 /// A human reading of a QEMU status.

@@ -12,6 +12,7 @@ mod domains_common;
 
 use domains_common::{assert_crash_contained, assert_exchanged, attack_bundle, cfg, check_value};
 use scenarios::{cpio_bundle, guest_kernel_image, Hv, Scenario, EXIT_SUCCESS};
+use std::time::Duration;
 
 /// A domU config pinned to CPU 1.
 fn on_cpu1(name: &str, mib: u32, extra: &str) -> Vec<u8> {
@@ -93,6 +94,37 @@ fn a_domu_crashing_on_the_second_cpu_is_torn_down_and_the_others_finish() {
     assert!(log.contains("control: d2 (crasher) is gone"));
     assert_crash_contained(log);
     assert!(check_value(log, "", "domUs gone (VIRQ_DOM_EXC received)").starts_with("3 gone, 0 left"));
+}
+
+#[test]
+fn host_nmis_on_both_cpus_are_ignored_and_every_domain_finishes() {
+    // QEMU's `nmi` monitor command raises an NMI on every CPU: taken in ring 0 (building,
+    // idling) or while a domU runs in ring 3. Neither stops the machine nor reaches a guest
+    // (a domU without an NMI handler would crash, one with it would see a spurious NMI).
+    let guest = std::fs::read(guest_kernel_image()).unwrap();
+    let by0 = cfg("by0", 16, "role=bystander pages=32 seed=9 ms=3000");
+    let by1 = on_cpu1("by1", 16, "role=bystander pages=32 seed=11 ms=3000");
+    let dom0 = b"memory = 32\nkernel = \"guest.elf\"\nextra = \"role=control expect=2 names=by0,by1 unpause=1\"\n";
+    // `nmi` raises it on the monitor's current CPU, which `cpu N` selects: 4 on each.
+    let per_cpu = ["nmi", "cpu 1", "nmi", "cpu 0"];
+    let commands: Vec<&str> = per_cpu.iter().cycle().take(4 * per_cpu.len()).copied().collect();
+    let sent = commands.iter().filter(|&&c| c == "nmi").count() as u64;
+    let out = smp("smp-host-nmi", &[("guest.elf", &guest), ("dom0.cfg", dom0), ("a.cfg", &by0), ("b.cfg", &by1)])
+        .hv_options(DOMUS_PAUSED)
+        .monitor_after("d2 (by1): created", &commands, Duration::from_millis(150))
+        .expect_line("host NMI(s) ignored")
+        .expect_line("control: 7 passed, 0 failed")
+        .expect_line("Hardware domain shut down")
+        .run();
+    let log = &out.log;
+    assert!(log.contains("(d1) bystander: 3 passed, 0 failed"), "by0 summary");
+    assert!(log.contains("(d2) bystander: 3 passed, 0 failed"), "by1 summary");
+    let ignored: u64 = log
+        .lines()
+        .filter_map(|l| l.split("host NMI(s) ignored").next().filter(|_| l.contains("host NMI(s) ignored")))
+        .map(|head| head.split_whitespace().last().and_then(|n| n.parse::<u64>().ok()).expect("a count"))
+        .sum();
+    assert_eq!(ignored, sent, "every NMI sent is taken, dropped and reported");
 }
 
 fn flood_on_cpu1(name: &str, dom0_extra: &str) -> scenarios::Outcome {

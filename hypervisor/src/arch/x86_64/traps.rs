@@ -1,15 +1,36 @@
-//! What the hypervisor does with each vector: the tick, IPIs, spurious interrupts, the fix-up
-//! of a fault in the guest copy loops, and the fatal report for any other exception in ring 0.
+//! What the hypervisor does with each vector: the tick, IPIs, spurious interrupts, host NMIs,
+//! the fix-up of a fault in the guest copy loops, and the fatal report for any other
+//! exception in ring 0.
 
 use super::idt::TrapFrame;
 use super::{apic, cpu, gdt, serial, smp};
+use core::sync::atomic::{AtomicU64, Ordering};
 
+const NMI: u64 = 2;
 const DOUBLE_FAULT: u64 = 8;
 const GENERAL_PROTECTION: u64 = 13;
 const PAGE_FAULT: u64 = 14;
 
+/// Host NMIs taken since [`take_ignored_nmis`] last looked.
+static IGNORED_NMIS: AtomicU64 = AtomicU64::new(0);
+
+/// Host NMIs ignored since the last call (for a log line from a context that may log).
+pub fn take_ignored_nmis() -> u64 {
+    IGNORED_NMIS.swap(0, Ordering::Relaxed)
+}
+
 /// Dispatches one trap or interrupt.
 pub fn handle(frame: &mut TrapFrame) {
+    // The hypervisor sends no NMIs, so any NMI is the host's (QEMU's `nmi` monitor command,
+    // a board's watchdog or I/O check): never the guest's that happens to run, and no reason
+    // to stop the machine. It is dropped, as Xen does with `nmi=ignore` (by default Xen
+    // reports unknown NMIs to dom0's NMI callback; we do not). It may interrupt any code,
+    // including code holding the console's lock, so it is only counted here; the count is
+    // logged later (`take_ignored_nmis`).
+    if frame.vector == NMI {
+        IGNORED_NMIS.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     // First, without the machine lock: the CPU asking holds it (`smp::flush_all_tlbs`). Every
     // request comes with this IPI; a CPU that cannot take it meanwhile is spinning for the
     // lock, and serves requests there (`domain::lock_machine`).
