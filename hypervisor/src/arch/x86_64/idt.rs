@@ -80,7 +80,7 @@ trap_common:
     /* Leave with SYSRET when the frame allows it (Xen does the same for hypercalls): flat
        64-bit ring-3 CS, RCX == RIP and R11 == RFLAGS (what SYSRET loads), and a canonical
        RIP (SYSRET to a non-canonical RIP would fault in ring 0). Anything else, including
-       every return to ring 0, leaves through IRET. */
+       every return to ring 0, leaves through IRET, as does an NMI (below). */
     cmp qword ptr [rsp + 144], 0xe033       /* cs */
     jne trap_return
     mov rax, [rsp + 136]                    /* rip */
@@ -93,6 +93,9 @@ trap_common:
     mov rax, [rsp + 152]                    /* rflags */
     cmp rax, [rsp + 32]                     /* r11 */
     jne trap_return
+    /* Only IRET ends the CPU's blocking of NMIs: an NMI taken in ring 3 leaves through it. */
+    cmp qword ptr [rsp + 120], 2            /* vector */
+    je trap_return
     restore_gprs
     /* Interrupts stay off until SYSRET, so the guest stack is safe to load here; NMIs run
        on their own IST stack. */
