@@ -3,7 +3,7 @@
 //! Keys this kernel understands:
 //! `role=demo|abi-test|bench|traps|unhandled|emulate|events|mmu|procs|control|grant-source|`
 //! `grant-sink|spin|bystander|survivor|crash-fault|crash-shutdown|victim|attack-map|`
-//! `attack-grant|attack-evtchn|attack-flood|bench-ping|bench-pong` (default `demo`),
+//! `attack-grant|attack-evtchn|attack-flood|heap-flood|bench-ping|bench-pong` (default `demo`),
 //! `shutdown=poweroff|reboot|crash` (default `poweroff`), `iterations=N` (bench, default
 //! [`DEFAULT_ITERATIONS`]). Unknown words are ignored (Xen or a toolstack may add their own);
 //! known keys with bad values are reported as [`CmdlineError`]s. The multi-domain roles read
@@ -62,6 +62,8 @@ pub enum Role {
     AttackEvtchn,
     /// domU: exhausts its own resources, then floods hypercalls forever.
     AttackFlood,
+    /// domU: takes all the hypervisor bookkeeping its limits allow (ports, grants, mappings).
+    HeapFlood,
     /// domU bench: event ping-pong, grant copy and map+unmap timing against a pong.
     BenchPing,
     /// domU bench: the pong side.
@@ -69,7 +71,7 @@ pub enum Role {
 }
 
 /// Every role, for parsing and listing.
-pub const ROLES: [Role; 24] = [
+pub const ROLES: [Role; 25] = [
     Role::Demo,
     Role::AbiTest,
     Role::Bench,
@@ -92,6 +94,7 @@ pub const ROLES: [Role; 24] = [
     Role::AttackGrant,
     Role::AttackEvtchn,
     Role::AttackFlood,
+    Role::HeapFlood,
     Role::BenchPing,
     Role::BenchPong,
 ];
@@ -122,6 +125,7 @@ impl Role {
             Role::AttackGrant => "attack-grant",
             Role::AttackEvtchn => "attack-evtchn",
             Role::AttackFlood => "attack-flood",
+            Role::HeapFlood => "heap-flood",
             Role::BenchPing => "bench-ping",
             Role::BenchPong => "bench-pong",
         }

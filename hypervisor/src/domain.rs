@@ -311,6 +311,8 @@ pub struct Machine {
     /// Free frames once the machine was set up, before any domain: when the last domain is
     /// gone every frame must be back (the shutdown line compares the two).
     pub frames_free_at_start: u64,
+    /// Heap bytes in use at the same moment (reported beside the heap in use at shutdown).
+    pub heap_in_use_at_start: usize,
     /// Domains blocked in `SCHEDOP_poll` (those with `counted_poller`, whatever their port
     /// list): 0 lets every exit skip the pollers check.
     pub pollers: u32,
@@ -400,6 +402,7 @@ impl Machine {
         Self {
             domains: DomainTable::default(),
             frames_free_at_start,
+            heap_in_use_at_start: hypervisor::heap::in_use(),
             pollers: 0,
             current: NO_DOMAIN,
             cpu: 0,

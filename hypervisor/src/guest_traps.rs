@@ -154,6 +154,11 @@ pub fn run_idle_cpu() -> ! {
                     "No domains left: shutting down. Free frames: {free} (before the domains: {}).",
                     m.frames_free_at_start
                 );
+                log::info!(
+                    "Heap in use: {} KiB (before the domains: {} KiB).",
+                    hypervisor::heap::in_use() >> 10,
+                    m.heap_in_use_at_start >> 10
+                );
                 cpu::qemu_exit(exit_code::SUCCESS);
             }
             m.take_resched_request();

@@ -22,6 +22,7 @@ pub mod guest_access;
 mod guest_access_testing;
 pub mod guest_console;
 pub mod guest_stack;
+pub mod heap;
 pub mod hypercalls;
 pub mod idle;
 pub mod log_limit;

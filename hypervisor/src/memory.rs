@@ -2,6 +2,7 @@
 
 use crate::arch::x86_64::{paging, smp};
 use hypervisor::frame_alloc::{self, FrameAllocator, PhysRange, FRAME_SIZE};
+use hypervisor::heap::{self, Accounted};
 use hypervisor::pvh::{BootInfo, MEMMAP_TYPE_RAM};
 use linked_list_allocator::LockedHeap;
 use spin::Mutex;
@@ -9,8 +10,9 @@ use spin::Mutex;
 /// Size of the hypervisor heap.
 const HEAP_BYTES: u64 = 16 << 20;
 
+/// The heap, counted so that guests' growth can be held to its share ([`hypervisor::heap`]).
 #[global_allocator]
-static HEAP: LockedHeap = LockedHeap::empty();
+static HEAP: Accounted<LockedHeap> = Accounted::new(LockedHeap::empty());
 
 /// The machine's free frames.
 pub static FRAMES: Mutex<Option<FrameAllocator<'static>>> = Mutex::new(None);
@@ -88,7 +90,8 @@ pub fn init(info: &BootInfo, mapped_top: u64) -> Result<MemoryReport, MemoryErro
 
     let heap_start = frames.alloc_contiguous(HEAP_BYTES / FRAME_SIZE, 1).ok_or(MemoryError::OutOfMemory("heap"))?;
     // SAFETY: the frames were just taken from the allocator and are mapped by the direct map.
-    unsafe { HEAP.lock().init(paging::phys_to_virt(heap_start * FRAME_SIZE) as *mut u8, HEAP_BYTES as usize) };
+    unsafe { HEAP.0.lock().init(paging::phys_to_virt(heap_start * FRAME_SIZE) as *mut u8, HEAP_BYTES as usize) };
+    heap::set_capacity(HEAP_BYTES as usize);
     let report = MemoryReport {
         ram_bytes: ram_ranges(info).iter().map(|r| r.end - r.start).sum(),
         free_frames: frames.free_frames(),

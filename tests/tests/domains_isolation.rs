@@ -163,3 +163,46 @@ fn dom0_shuts_a_flooder_down_with_remote_shutdown() {
     assert!(log.contains("d2: shut down by d0: reason 0"));
     assert!(log.contains("control: d2 (attacker) is gone"));
 }
+
+#[test]
+fn many_domus_taking_all_their_bookkeeping_cannot_exhaust_the_hypervisor_heap() {
+    // Each domU allocates ports until refused, sets up a 64-frame grant table and maps
+    // its own grants for devices until refused: about a megabyte of the hypervisor's heap
+    // each if nothing stopped them, and 24 of them are more than its 16 MiB. The
+    // hypervisor refuses growth with Xen's codes once its heap would fall below its own
+    // reserve; nothing panics, and every domU unmaps and ends.
+    let guest = std::fs::read(scenarios::guest_kernel_image()).unwrap();
+    const DOMUS: u16 = 24;
+    let configs: Vec<(String, Vec<u8>)> = (1..=DOMUS)
+        .map(|id| (format!("f{id:02}.cfg"), domains_common::cfg(&format!("f{id:02}"), 12, &format!("role=heap-flood self={id}"))))
+        .collect();
+    let mut members: Vec<(&str, &[u8])> = vec![("guest.elf", &guest)];
+    members.extend(configs.iter().map(|(f, c)| (f.as_str(), c.as_slice())));
+    let bundle = scenarios::cpio_bundle("heap-flood", &members);
+    let out = Scenario::new("heap-flood", Hv::Ours)
+        .module(&bundle)
+        .memory_mib(512)
+        .timeout_secs(240)
+        .expect_exit(EXIT_SUCCESS)
+        .forbid_line("FAIL")
+        .expect_line("No domains left")
+        .run();
+    let log = &out.log;
+    let mut mapped = Vec::new();
+    for id in 1..=DOMUS {
+        assert!(log.contains(&format!("(d{id}) heap-flood: 6 passed, 0 failed")), "d{id} summary");
+        let head = format!("(d{id}) heap-flood: ");
+        let line = log.lines().find(|l| l.starts_with(&head) && l.contains("grant device mappings")).expect("count");
+        mapped.push(line[head.len()..].split(' ').next().unwrap().parse::<u32>().unwrap());
+    }
+    // The heap's share for guests, not only each domain's own limit (16 384 handles),
+    // stopped some of them.
+    assert!(mapped.iter().any(|&n| n < 16384), "no domain was held to the heap's share: {mapped:?}");
+    assert!(log.contains("the hypervisor heap is at its guests' share"));
+    scenarios::assert_every_frame_returned(log);
+    // The ~14 MiB of bookkeeping went back with the domains (what stays is the capacity of
+    // tables indexed by domain id).
+    let heap = log.lines().find_map(|l| l.split("Heap in use: ").nth(1)).expect("heap line");
+    let kib: u64 = heap.split(' ').next().unwrap().parse().unwrap();
+    assert!(kib < 256, "heap still in use after the domains: {heap}");
+}

@@ -20,6 +20,7 @@ pub mod demo;
 pub mod emulate;
 pub mod events;
 pub mod exchange;
+pub mod heap_flood;
 pub mod lifecycle;
 pub mod mmu;
 pub mod procs;
@@ -58,6 +59,7 @@ pub fn run(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         Role::AttackGrant => attacks::attack_grant(si),
         Role::AttackEvtchn => attacks::attack_evtchn(si),
         Role::AttackFlood => attacks::attack_flood(si),
+        Role::HeapFlood => heap_flood::run(si),
         Role::BenchPing => bench_domains::ping(opts, si),
         Role::BenchPong => bench_domains::pong(opts, si),
     }

@@ -183,7 +183,7 @@ impl DomainPorts {
 
     /// Xen's `get_free_port`: the lowest free port, growing the table by a bucket when all
     /// existing ports are in use. `-EINVAL` in a dying domain, `-ENOSPC` beyond
-    /// `max_ports`, `-ENOMEM` if growing fails.
+    /// `max_ports`, `-ENOMEM` if growing fails or would eat into the heap's reserve.
     fn get_free_port(&mut self) -> Result<EvtchnPort, Errno> {
         if self.dying {
             return Err(Errno::EINVAL);
@@ -196,7 +196,11 @@ impl DomainPorts {
         if port >= max {
             return Err(Errno::ENOSPC);
         }
-        // Allocation failure is a guest-visible error, never a hypervisor panic.
+        // Allocation failure is a guest-visible error, never a hypervisor panic; and the
+        // growth must leave the heap's reserve (`heap`), as Xen's bucket `xzalloc` may fail.
+        if !crate::heap::guest_may_take(BUCKET as usize * core::mem::size_of::<Channel>()) {
+            return Err(Errno::ENOMEM);
+        }
         self.ports.try_reserve_exact(BUCKET as usize).map_err(|_| Errno::ENOMEM)?;
         self.ports.extend(core::iter::repeat_n(FREE, BUCKET as usize));
         Ok(port)

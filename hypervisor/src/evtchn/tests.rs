@@ -162,6 +162,20 @@ fn a_dying_domain_gets_no_new_port_and_nobody_binds_to_it() {
 }
 
 #[test]
+fn a_new_bucket_must_leave_the_heaps_reserve() {
+    let (mut ev, _h) = setup();
+    // The first bucket (64 ports, port 0 reserved) fills without growing.
+    for p in 1..BUCKET {
+        assert_eq!(ev.alloc_unbound(DOMU, DOMID_SELF, DOM0), Ok(p));
+    }
+    crate::heap::testing::pretend(16 << 20, 14 << 20);
+    assert_eq!(ev.alloc_unbound(DOMU, DOMID_SELF, DOM0), Err(Errno::ENOMEM));
+    assert_eq!(ev.port_state(DOMU, BUCKET), None, "the table did not grow");
+    crate::heap::testing::clear();
+    assert_eq!(ev.alloc_unbound(DOMU, DOMID_SELF, DOM0), Ok(BUCKET));
+}
+
+#[test]
 fn loopback_interdomain() {
     let (mut ev, mut h) = setup();
     let a = ev.alloc_unbound(DOMU, DOMID_SELF, DOMID_SELF).unwrap();

@@ -203,13 +203,30 @@ impl DomainGrants {
         (self.frames.len() as u32).saturating_mul(ENTRIES_PER_FRAME)
     }
 
+    /// A free mapping handle: a fresh one while under `max_maptrack` and the heap allows
+    /// the growth, else the oldest freed one; `None` when there is neither.
     fn alloc_handle(&mut self) -> Option<GrantHandle> {
         // Fresh handles first; reuse only when the bound is reached.
-        if self.maptrack.len() < self.config.max_maptrack as usize {
+        if self.maptrack.len() < self.config.max_maptrack as usize && self.reserve_handle() {
             self.maptrack.push(None);
             return Some((self.maptrack.len() - 1) as GrantHandle);
         }
         self.free_handles.pop_front()
+    }
+
+    /// Room for one more handle, in `maptrack` and in `free_handles` (which can then take
+    /// every handle back without allocating: freeing never fails), if the heap's share for
+    /// guests allows the growth ([`crate::heap`]).
+    fn reserve_handle(&mut self) -> bool {
+        let len = self.maptrack.len();
+        let grow_tracks = if len < self.maptrack.capacity() { 0 } else { len.max(4) };
+        let grow_free = if len < self.free_handles.capacity() { 0 } else { len.max(4) };
+        let bytes = grow_tracks * core::mem::size_of::<Option<MapTrack>>()
+            + grow_free * core::mem::size_of::<GrantHandle>();
+        bytes == 0
+            || (crate::heap::guest_may_take(bytes)
+                && self.maptrack.try_reserve(grow_tracks.max(1)).is_ok()
+                && self.free_handles.try_reserve((len + 1).saturating_sub(self.free_handles.len())).is_ok())
     }
 
     fn free_handle(&mut self, handle: GrantHandle) {
@@ -312,7 +329,8 @@ impl GrantTables {
 }
 
 /// Grows `t` (of domain `id`) to `want` frames: each new frame is allocated, zeroed and
-/// shared with the domain. Nothing changes on failure (`-ENOMEM`).
+/// shared with the domain. Nothing changes on failure (`-ENOMEM`, also when the frame list
+/// would eat into the heap's reserve).
 fn grow<M: MachineMemory + ?Sized>(
     t: &mut DomainGrants,
     id: DomId,
@@ -322,6 +340,10 @@ fn grow<M: MachineMemory + ?Sized>(
     pool: &mut dyn FramePool,
 ) -> Result<(), Errno> {
     let have = t.frames.len();
+    let more = (want as usize).saturating_sub(have);
+    if !crate::heap::guest_may_take(more * core::mem::size_of::<u64>()) || t.frames.try_reserve_exact(more).is_err() {
+        return Err(Errno::ENOMEM);
+    }
     while t.frames.len() < want as usize {
         let shared = pool.alloc_frame().and_then(|mfn| {
             if frames.share_with_guest(mfn, id).is_ok() {

@@ -145,6 +145,9 @@ pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
     Ok(check)
 }
 
+/// Most heap one new active entry can take: a node split at every level of the tree.
+const ACTIVE_INSERT_BYTES: usize = 2048;
+
 /// Pins `granter`'s entry `gref` for `user` (Xen's `_set_status_v1` plus the first-pin
 /// setup of the active entry): [`check_pin`], then creates the active entry if new, sets
 /// `GTF_reading`/`GTF_writing` and adds `inc`; returns the granted frame.
@@ -161,6 +164,13 @@ pub(super) fn pin<M: MachineMemory + ?Sized>(
 ) -> Result<u64, i16> {
     let t = tables.live_mut(granter).ok_or(GNTST_BAD_DOMAIN)?;
     let check = check_pin(t, frames, &*mem, granter, gref, user, readonly, 0)?;
+    // A new active entry must leave the heap's reserve (`heap`); Xen allocates its active
+    // entries with the table instead, so this refusal has no exact Xen twin: it is the
+    // "no room" status a mapping gets when Xen cannot allocate tracking for it.
+    if check.first && !crate::heap::guest_may_take(ACTIVE_INSERT_BYTES) {
+        log::warn!(target: crate::log_limit::GUEST_TARGET, "d{user}: pin of d{granter} gref {gref} refused: the hypervisor heap is at its guests' share");
+        return Err(GNTST_NO_DEVICE_SPACE);
+    }
     // Xen's `_set_status_v1` cmpxchg: the granter may be running on another CPU and end the
     // grant (or change it) between the checks and this write. The flags are set only on
     // the entry the checks accepted; one that changed meanwhile is refused (Xen retries a

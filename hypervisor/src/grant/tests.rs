@@ -406,6 +406,44 @@ fn maptrack_exhaustion_is_no_device_space() {
 }
 
 #[test]
+fn growth_into_the_heaps_reserve_is_refused_and_changes_nothing() {
+    let mut w = World::new();
+    w.grant(A, 8, B, data(A, 0), GRANT_RO);
+    w.grant(A, 9, B, data(A, 1), GRANT_RO);
+    let op = |r| GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY, r#ref: r, dom: A, ..Default::default() };
+    // One mapping while the heap has room: B now has handle storage for a few more.
+    let first = w.access(B).map_grant_ref(&op(8)).unwrap();
+    // The heap at its guests' share: a fresh handle that needs no growth and a pin of an
+    // entry already active still work; a new active entry does not, and nothing of it
+    // stays (no flags, no pin, the handle back).
+    crate::heap::testing::pretend(16 << 20, 14 << 20);
+    let second = w.access(B).map_grant_ref(&op(8)).unwrap();
+    assert_eq!(w.access(B).map_grant_ref(&op(9)), Err(GNTST_NO_DEVICE_SPACE));
+    assert_eq!(w.flags(A, 9), GRANT_RO, "no GTF_reading left behind");
+    assert_eq!(w.tables.pin(A, 9), 0);
+    assert_eq!(w.tables.mapping_count(B), 2);
+    // Handle storage that must grow is refused too (B has used up what it had).
+    let mut held = vec![first.handle, second.handle];
+    let refused = loop {
+        match w.access(B).map_grant_ref(&op(8)) {
+            Ok(done) => held.push(done.handle),
+            Err(status) => break status,
+        }
+        assert!(held.len() < 64, "handle storage grew into the reserve");
+    };
+    assert_eq!(refused, GNTST_NO_DEVICE_SPACE);
+    // A bigger grant table is refused as well (its frame list would grow).
+    assert_eq!(w.access(A).setup_table(A, 4), Err(GNTST_GENERAL_ERROR));
+    assert_eq!(w.access(A).query_size(A), Ok((1, 64)));
+    crate::heap::testing::clear();
+    for h in held {
+        assert_eq!(w.access(B).unmap_grant_ref(0, data(A, 0) << 12, h), GNTST_OKAY);
+    }
+    assert_eq!(w.access(B).map_grant_ref(&op(9)).map(|_| ()), Ok(()), "room again");
+    w.audit();
+}
+
+#[test]
 fn a_mapped_frame_cannot_be_freed_or_become_a_page_table() {
     let mut w = World::new();
     let f = data(A, 3);
