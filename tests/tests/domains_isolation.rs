@@ -174,7 +174,12 @@ fn many_domus_taking_all_their_bookkeeping_cannot_exhaust_the_hypervisor_heap() 
     let guest = std::fs::read(scenarios::guest_kernel_image()).unwrap();
     const DOMUS: u16 = 24;
     let configs: Vec<(String, Vec<u8>)> = (1..=DOMUS)
-        .map(|id| (format!("f{id:02}.cfg"), domains_common::cfg(&format!("f{id:02}"), 12, &format!("role=heap-flood self={id}"))))
+        .map(|id| {
+            (
+                format!("f{id:02}.cfg"),
+                domains_common::cfg(&format!("f{id:02}"), 12, &format!("role=heap-flood self={id}")),
+            )
+        })
         .collect();
     let mut members: Vec<(&str, &[u8])> = vec![("guest.elf", &guest)];
     members.extend(configs.iter().map(|(f, c)| (f.as_str(), c.as_slice())));

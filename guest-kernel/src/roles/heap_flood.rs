@@ -16,11 +16,11 @@ use hypercall_abi::Errno;
 
 use crate::checks::{ret_of, CheckLog};
 use crate::cmdline::{number, ShutdownRequest};
+use crate::kernel::hyp;
 use crate::kernel::inter::{self, gntst_name};
 use crate::kernel::mm::{self, alloc_frame};
-use crate::kernel::hyp;
-use hypercall_abi::grant_table::GrantEntryV1;
 use crate::println;
+use hypercall_abi::grant_table::GrantEntryV1;
 
 /// The largest grant table a domain may set up (the hypervisor's `max_grant_frames`).
 const GRANT_FRAMES: u32 = 64;
@@ -107,13 +107,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
             unmapped += ops[..chunk.len()].iter().filter(|op| op.status == gt::GNTST_OKAY).count();
         }
     }
-    check!(
-        log,
-        "unmap_grant_ref of every mapping",
-        "all GNTST_okay",
-        unmapped == mapped,
-        "{unmapped} of {mapped}"
-    );
+    check!(log, "unmap_grant_ref of every mapping", "all GNTST_okay", unmapped == mapped, "{unmapped} of {mapped}");
     super::summary("heap-flood", &log)
 }
 

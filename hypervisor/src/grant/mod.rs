@@ -221,8 +221,8 @@ impl DomainGrants {
         let len = self.maptrack.len();
         let grow_tracks = if len < self.maptrack.capacity() { 0 } else { len.max(4) };
         let grow_free = if len < self.free_handles.capacity() { 0 } else { len.max(4) };
-        let bytes = grow_tracks * core::mem::size_of::<Option<MapTrack>>()
-            + grow_free * core::mem::size_of::<GrantHandle>();
+        let bytes =
+            grow_tracks * core::mem::size_of::<Option<MapTrack>>() + grow_free * core::mem::size_of::<GrantHandle>();
         bytes == 0
             || (crate::heap::guest_may_take(bytes)
                 && self.maptrack.try_reserve(grow_tracks.max(1)).is_ok()

@@ -410,7 +410,8 @@ fn growth_into_the_heaps_reserve_is_refused_and_changes_nothing() {
     let mut w = World::new();
     w.grant(A, 8, B, data(A, 0), GRANT_RO);
     w.grant(A, 9, B, data(A, 1), GRANT_RO);
-    let op = |r| GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY, r#ref: r, dom: A, ..Default::default() };
+    let op =
+        |r| GnttabMapGrantRef { flags: GNTMAP_DEVICE_MAP | GNTMAP_READONLY, r#ref: r, dom: A, ..Default::default() };
     // One mapping while the heap has room: B now has handle storage for a few more.
     let first = w.access(B).map_grant_ref(&op(8)).unwrap();
     // The heap at its guests' share: a fresh handle that needs no growth and a pin of an
