@@ -82,6 +82,8 @@ pub struct Domain {
     pub periodic_ns: Option<u64>,
     /// Next periodic expiry.
     pub next_periodic_ns: u64,
+    /// When the periodic timer last fired (or was first armed): its phase.
+    pub periodic_last_ns: u64,
     /// Blocked in `SCHEDOP_block`, `SCHEDOP_poll` or `hlt` until an event.
     pub blocked: bool,
     /// While blocked in `SCHEDOP_poll`: wake at this system time even without an event.
@@ -94,9 +96,9 @@ pub struct Domain {
     /// Pauses by the control domain (`XEN_DOMCTL_pausedomain`) not yet undone (Xen's
     /// `controller_pause_count`): while it is not 0 the domain is not scheduled.
     pub pause_count: u8,
-    /// A counted pause waits for another CPU to stop running the domain: its continuations
-    /// do not count it again.
-    pub pause_waiting: bool,
+    /// The shutdown reason recorded by `SCHEDOP_shutdown_code` or the first shutdown
+    /// (Xen's `shutdown_code`): a later shutdown, a crash included, reports it instead.
+    pub shutdown_code: Option<u8>,
     /// Destroyed: never scheduled again (paused, its scheduler entry blocked), listed with
     /// `XEN_DOMINF_dying`, and torn down in bounded steps once no CPU has it loaded
     /// ([`Machine::dying`], `domain/teardown.rs`).
@@ -508,6 +510,7 @@ impl Machine {
                 if d.next_periodic_ns <= now {
                     // Catch up without a burst: the next expiry is one period from now.
                     d.next_periodic_ns = now.saturating_add(period); // guest-chosen period
+                    d.periodic_last_ns = now;
                     fire = true;
                 }
             }

@@ -197,6 +197,8 @@ impl Machine {
     /// (the caller idles).
     #[inline(always)]
     fn leave_to_guest(&mut self, frame: &mut TrapFrame, resched: bool) -> bool {
+        // A request this CPU left for itself during the entry (`resched_soon`).
+        let resched = resched | self.take_resched_request();
         if !resched && self.event_host.kicked.is_empty() && (self.pollers == 0 || !self.event_host.any_raised()) {
             if let Some(d) = self.domains.get(&self.current) {
                 if !d.blocked && !self.upcall_due(d.vcpu.event_callback, d.shared_info_mfn) {
@@ -602,9 +604,12 @@ impl Machine {
     }
 
     /// The current domain shut down with `reason`. dom0's shutdown ends the machine, as Xen
-    /// does with its hardware domain; a domU is torn down and the others go on.
+    /// does with its hardware domain; a domU is torn down and the others go on. A reason
+    /// recorded earlier (`SCHEDOP_shutdown_code`) is the one reported, as in Xen's
+    /// `domain_shutdown`.
     fn shutdown_current(&mut self, reason: u32) -> bool {
         let id = self.current;
+        let reason = u32::from(*self.cur().shutdown_code.get_or_insert(reason as u8));
         let what = match reason {
             SHUTDOWN_POWEROFF => "poweroff",
             SHUTDOWN_REBOOT => "reboot",

@@ -10,6 +10,7 @@ use hypervisor::evtchn::EventAccess;
 use hypervisor::grant::{GrantAccess, RunningElsewhere};
 use hypervisor::guest_access::{self, GuestSpan};
 use hypervisor::guest_stack::within_one_page;
+use hypervisor::hypercalls::domctl::count_pause;
 use hypervisor::hypercalls::{DomainControl, DomainFacts, DomainInfo, Env};
 use hypervisor::mm::{DomainRights, MmuAccess};
 use hypervisor::vcpu::{GuestMemory, VcpuState};
@@ -65,8 +66,16 @@ impl Env for Machine {
         n
     }
 
+    fn record_shutdown_code(&mut self, code: u8) {
+        if let Some(d) = self.domains.get_mut(&self.current) {
+            d.shutdown_code.get_or_insert(code);
+        }
+    }
+
     fn paused_by_controller(&self, id: u16) -> bool {
-        self.domains.get(&id).is_some_and(|d| d.pause_count > 0)
+        // Paused and stopped: a pause still waiting for another CPU is not in force yet
+        // (in Xen the pause returns only once it is).
+        self.domains.get(&id).is_some_and(|d| d.pause_count > 0) && !self.running_on_other_cpu(id)
     }
 
     fn domain_facts_of(&self, id: u16) -> Option<DomainFacts> {
@@ -111,9 +120,12 @@ impl Env for Machine {
         let now = Machine::now_ns(self);
         let d = self.cur();
         d.periodic_ns = period_ns;
-        // The period is the guest's (any u64 of at least 1 ms): saturate, or a huge one would
-        // wrap into the past and fire on every tick.
-        d.next_periodic_ns = now.saturating_add(period_ns.unwrap_or(0));
+        let Some(period) = period_ns else { return };
+        let (fire, last, next) = hypervisor::vcpu::periodic_rearm(d.periodic_last_ns, period, now);
+        (d.periodic_last_ns, d.next_periodic_ns) = (last, next);
+        if fire {
+            self.fire_timer(self.current);
+        }
     }
 
     fn hypervisor_cmdline(&self) -> &str {
@@ -242,7 +254,8 @@ impl DomainControl for Machine {
     fn info_from(&self, id: u16) -> Option<DomainInfo> {
         let d = self.domains.first_from(id)?;
         let mut flags = 0;
-        if d.is_paused() {
+        // Xen's flag is the controller's pause only (a dying domain is not "paused").
+        if d.pause_count > 0 {
             flags |= XEN_DOMINF_PAUSED;
         }
         if d.blocked {
@@ -267,17 +280,14 @@ impl DomainControl for Machine {
         })
     }
 
-    fn pause(&mut self, id: u16) -> Result<(), Errno> {
+    fn pause(&mut self, id: u16, continued: bool) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let cpu = d.cpu;
         let was_paused = d.is_paused();
-        // A new pause counts at once, as Xen's `controller_pause_count` (at most 255); the
-        // continuations of one still waiting (below) do not count again.
-        if !d.pause_waiting {
-            if d.pause_count == u8::MAX {
-                return Err(Errno::EOVERFLOW);
-            }
-            d.pause_count += 1;
+        // A new pause counts at once; its continuations (below) do not count again, and
+        // end once an unpause made meanwhile left nothing to wait for.
+        if !count_pause(&mut d.pause_count, continued)? {
+            return Ok(());
         }
         if !was_paused {
             if !d.blocked {
@@ -285,17 +295,13 @@ impl DomainControl for Machine {
             }
             // Running on another CPU: it stops at the entry the IPI forces.
             if self.running_on_other_cpu(id) {
-                self.request_resched(cpu);
+                self.resched_soon(cpu);
             }
         }
         // Xen waits for that (`vcpu_sleep_sync`). The other CPU needs the machine lock to
         // stop, so the call is continued until that CPU no longer runs it: at its next entry
         // it switches away or idles (an idle CPU keeps a domain loaded, not running).
-        let waiting = self.running_on_other_cpu(id);
-        if let Some(d) = self.domains.get_mut(&id) {
-            d.pause_waiting = waiting;
-        }
-        if waiting {
+        if self.running_on_other_cpu(id) {
             return Err(Errno::ERESTART);
         }
         Ok(())
@@ -308,11 +314,10 @@ impl DomainControl for Machine {
             return Err(Errno::EINVAL);
         }
         d.pause_count -= 1;
-        d.pause_waiting = false;
         if !d.is_paused() {
             let cpu = d.cpu;
             if !d.blocked && self.scheds[cpu].wake(id) {
-                self.request_resched(cpu);
+                self.resched_soon(cpu);
             }
         }
         Ok(())
@@ -335,7 +340,10 @@ impl DomainControl for Machine {
         d.teardown.awaited = true;
         if d.dying {
             // A continuation: one more step of the teardown.
-            self.progress_teardowns();
+            if self.progress_teardowns() {
+                let cpu = self.cpu;
+                self.resched_soon(cpu);
+            }
         } else {
             log::info!("d{id}: destroyed by d{} (domctl)", self.current);
             self.destroy_domain(id);

@@ -372,6 +372,22 @@ pub fn deadline_passed(deadline_ns: u64, now_ns: u64) -> bool {
     (deadline_ns as i64) <= (now_ns as i64)
 }
 
+/// A periodic timer set (again) to `period_ns` at `now_ns`, its last event at `last_ns`
+/// (Xen's `vcpu_set_periodic_timer` then `vcpu_periodic_timer_work`): it keeps its phase,
+/// and fires at once if a whole period has passed since the last event, so re-arming it
+/// more often than its period cannot keep it from firing. Returns whether to fire now, and
+/// the last event and next expiry to keep.
+pub fn periodic_rearm(last_ns: u64, period_ns: u64, now_ns: u64) -> (bool, u64, u64) {
+    // The period is the guest's (any u64 of at least 1 ms): saturate, or a huge one would
+    // wrap into the past and fire on every tick.
+    let next = last_ns.saturating_add(period_ns);
+    if now_ns >= next {
+        (true, now_ns, now_ns.saturating_add(period_ns))
+    } else {
+        (false, last_ns, next)
+    }
+}
+
 /// `ticks` of a `tsc_hz` TSC in nanoseconds, rounded down: exactly
 /// `ticks * 10^9 / tsc_hz` truncated to 64 bits, computed with two 64-bit divisions instead of
 /// a 128-bit one (a `__udivti3` call), because system time is read on every context switch.

@@ -287,3 +287,21 @@ fn frames_the_cpu_cannot_return_to_are_recognised() {
     assert!(!is_returnable(&frame(compat, 0x1_0000_0000)), "beyond the 32-bit code segment");
     assert!(!is_returnable(&frame(compat, u64::MAX - 1)), "a 32-bit rip rewound below 0");
 }
+
+#[test]
+fn a_periodic_timer_keeps_its_phase_when_set_again() {
+    // Set to 10 ms every 5 ms: it still fires every 10 ms (it used to be pushed back).
+    let (ms, mut last, mut fired) = (1_000_000u64, 0u64, 0);
+    for now in (100 * ms..200 * ms).step_by(5 * ms as usize) {
+        let (fire, l, _next) = periodic_rearm(last, 10 * ms, now);
+        last = l;
+        fired += u32::from(fire);
+    }
+    assert_eq!(fired, 10, "one event per period over 100 ms");
+    // Not yet due: the phase is kept and the next expiry is one period after the last event.
+    assert_eq!(periodic_rearm(100 * ms, 10 * ms, 104 * ms), (false, 100 * ms, 110 * ms));
+    // A period has passed: fire now, and the next one is a period from now.
+    assert_eq!(periodic_rearm(100 * ms, 10 * ms, 117 * ms), (true, 117 * ms, 127 * ms));
+    // A huge period saturates instead of wrapping into the past.
+    assert_eq!(periodic_rearm(100 * ms, u64::MAX, 117 * ms), (false, 100 * ms, u64::MAX));
+}

@@ -116,3 +116,33 @@ fn guest_unhandled_on_ours() {
         "the crash report names vector 6 and the ud2's RIP {rip:#x}: {report}"
     );
 }
+
+/// `role=unhandled shutdown_code=0`: the crash reports the recorded reason (poweroff), so
+/// the machine ends as after a poweroff, on Xen (`domain_shutdown` takes `shutdown_code`)
+/// and on ours.
+fn recorded_code_scenario(name: &str, hv: Hv) -> Scenario {
+    Scenario::new(name, hv)
+        .module(guest_kernel_image())
+        .append("role=unhandled shutdown_code=0")
+        .timeout_secs(60)
+        .expect_line("unhandled: SCHEDOP_shutdown_code(0) -> 0")
+        .expect_line("unhandled: executing ud2 at rip 0x")
+        .forbid_line("execution continued")
+}
+
+#[test]
+fn a_recorded_shutdown_code_outlives_a_crash_on_xen() {
+    recorded_code_scenario("guest-shutdown-code-xen", Hv::Xen)
+        .expect_exit(XEN_POWEROFF)
+        .expect_line("Hardware Dom0 halted")
+        .run();
+}
+
+#[test]
+fn a_recorded_shutdown_code_outlives_a_crash_on_ours() {
+    recorded_code_scenario("guest-shutdown-code-ours", Hv::Ours)
+        .expect_exit(EXIT_SUCCESS)
+        .expect_line("cannot be delivered")
+        .expect_line("d0: shutdown requested: reason 0 (poweroff)")
+        .run();
+}

@@ -69,6 +69,15 @@ pub fn sched_shutdown(reason: u32) -> Result<u64, Errno> {
     Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN as u64, &arg as *const _ as u64) })
 }
 
+/// `sched_op(SCHEDOP_shutdown_code, reason)`: records the reason a later shutdown reports
+/// whatever reason it is made with, a crash included (the first recorded one stays; Xen
+/// keeps the low byte). Used before a kexec or a crash dump to tell the toolstack what to do.
+pub fn sched_shutdown_code(reason: u32) -> Result<u64, Errno> {
+    let arg = SchedShutdown { reason };
+    // SAFETY: `arg` is a valid sched_shutdown Xen only reads.
+    Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN_CODE as u64, &arg as *const _ as u64) })
+}
+
 /// `sched_op(SCHEDOP_remote_shutdown, {domain, reason})`: shuts another domain down
 /// (the control domain only: `-EPERM` for others, `-ESRCH` for a domain that does not exist).
 pub fn sched_remote_shutdown(domain_id: u16, reason: u32) -> Result<u64, Errno> {

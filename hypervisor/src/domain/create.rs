@@ -70,7 +70,8 @@ impl Machine {
         let list = core::mem::take(&mut d.p2m);
         let all = list.len();
         self.give_back_page_list(list, all);
-        d.next_periodic_ns = self.now_ns() + DEFAULT_PERIOD_NS;
+        d.periodic_last_ns = self.now_ns();
+        d.next_periodic_ns = d.periodic_last_ns + DEFAULT_PERIOD_NS;
         self.domains.insert(id, alloc::boxed::Box::new(d));
         self.update_time(id);
         Ok(())
@@ -166,12 +167,13 @@ impl Machine {
             singleshot_ns: None,
             periodic_ns: Some(DEFAULT_PERIOD_NS),
             next_periodic_ns: 0,
+            periodic_last_ns: 0,
             blocked: false,
             poll_deadline: None,
             poll_ports: Vec::new(),
             counted_poller: false,
             pause_count: 0,
-            pause_waiting: false,
+            shutdown_code: None,
             dying: false,
             teardown: super::teardown::Progress::default(),
             cpu: 0,

@@ -71,7 +71,11 @@ impl Machine {
             guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
             self.set_current(NO_DOMAIN);
         }
-        self.progress_teardowns();
+        // A step may wake a domain of this CPU (VIRQ_DOM_EXC, a peer's closed port).
+        if self.progress_teardowns() {
+            let cpu = self.cpu;
+            self.resched_soon(cpu);
+        }
     }
 
     /// Like [`Self::destroy_domain`], but returns only once the domain is gone: for boot,

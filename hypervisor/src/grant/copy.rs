@@ -126,12 +126,13 @@ impl GrantAccess<'_> {
         if self.needs_pins(op) {
             return self.copy_pinned(op);
         }
-        self.check_and_copy(op)
+        self.check_and_copy(op, false)
     }
 
-    /// One request's checks (no batch memo), then the copy if they pass.
-    fn check_and_copy(&mut self, op: &GnttabCopy) -> i16 {
-        match self.check_copy(op, &mut Resolved::default(), |_| false) {
+    /// One request's checks (no batch memo), then the copy if they pass; `pins_taken`: the
+    /// caller pinned its grant sides first (see [`Self::check_copy`]).
+    fn check_and_copy(&mut self, op: &GnttabCopy, pins_taken: bool) -> i16 {
+        match self.check_copy(op, &mut Resolved::default(), |_| false, pins_taken) {
             Ok((src, dst, _)) => {
                 self.run_copy(op, src, dst);
                 GNTST_OKAY
@@ -200,7 +201,7 @@ impl GrantAccess<'_> {
                 span.read(&*self.mmu.mem, at, list);
                 status
             } else {
-                match self.check_copy(&op, resolved, |mfn| span.holds(mfn)) {
+                match self.check_copy(&op, resolved, |mfn| span.holds(mfn), false) {
                     Ok((src, dst, true)) => {
                         span.write(&mut *self.mmu.mem, at, list);
                         self.run_copy(&op, src, dst);
@@ -231,9 +232,14 @@ impl GrantAccess<'_> {
             || (op.flags & GNTCOPY_DEST_GREF != 0 && elsewhere(op.dest.domid))
     }
 
-    /// One copy with both grant sides pinned for its length (Xen's `gnttab_copy_one`): pins,
-    /// the usual checks (which then find the pins), the copy, and the pins dropped.
+    /// One copy with both grant sides pinned for its length (Xen's `gnttab_copy_one`): the
+    /// usual checks first (so a refusal is the one Xen gives, in its order, wherever the
+    /// granter runs), then the pins, the checks again as of before the pins (the entries
+    /// may have changed meanwhile), the copy, and the pins dropped.
     fn copy_pinned(&mut self, op: &GnttabCopy) -> i16 {
+        if let Err(status) = self.check_copy(op, &mut Resolved::default(), |_| false, false) {
+            return status;
+        }
         let caller = self.caller();
         let sides = [
             (op.flags & GNTCOPY_SOURCE_GREF != 0, &op.source, false),
@@ -248,7 +254,7 @@ impl GrantAccess<'_> {
             let (granter, gref) = (self.resolve_self(side.domid), side.ref_or_gmfn as u32);
             let inc = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
             let frames = &*self.mmu.frames;
-            match pin(self.tables, frames, &mut *self.mmu.mem, granter, gref, caller, !writable, inc) {
+            match pin(self.tables, frames, &mut *self.mmu.mem, granter, gref, caller, !writable, inc, false) {
                 Ok(_) => {
                     let _ = pinned.push((granter, gref, writable));
                 }
@@ -259,7 +265,7 @@ impl GrantAccess<'_> {
             }
         }
         if status == GNTST_OKAY {
-            status = self.check_and_copy(op);
+            status = self.check_and_copy(op, true);
         }
         for &(granter, gref, writable) in pinned.iter().rev() {
             let dec = if writable { PIN_HSTW_INC } else { PIN_HSTR_INC };
@@ -274,13 +280,16 @@ impl GrantAccess<'_> {
     }
 
     /// Every check of one request; the source and destination frames if it may run, and
-    /// whether either is `in_list` (asked once per checked side, remembered with it).
+    /// whether either is `in_list` (asked once per checked side, remembered with it). With
+    /// `pins_taken` the grant sides carry the request's own pins (`copy_pinned`): they are
+    /// checked as Xen checks them, before its pins.
     #[inline(always)]
     fn check_copy(
         &self,
         op: &GnttabCopy,
         resolved: &mut Resolved,
         in_list: impl Fn(u64) -> bool,
+        pins_taken: bool,
     ) -> Result<(u64, u64, bool), i16> {
         let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
         let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
@@ -298,11 +307,17 @@ impl GrantAccess<'_> {
         let src_dom = if src_known { None } else { Some(self.copy_domain(op.source.domid, src_gref)?) };
         let dst_dom = if dst_known { None } else { Some(self.copy_domain(op.dest.domid, dst_gref)?) };
         if let Some(dom) = src_dom {
-            let mfn = self.check_side(&op.source, dom, src_gref, false, 0)?;
+            let held = if pins_taken { 0u32.wrapping_sub(PIN_HSTR_INC) } else { 0 };
+            let mfn = self.check_side(&op.source, dom, src_gref, false, held)?;
             resolved.source = Memo { key: src_key, mfn, in_list: in_list(mfn) };
         }
         if let Some(dom) = dst_dom {
-            let held = if same_grant { PIN_HSTR_INC } else { 0 };
+            // Xen checks the destination with the source's pin counted, not its own.
+            let held = match (pins_taken, same_grant) {
+                (true, _) => 0u32.wrapping_sub(PIN_HSTW_INC),
+                (false, true) => PIN_HSTR_INC,
+                (false, false) => 0,
+            };
             let mfn = self.check_side(&op.dest, dom, dst_gref, true, held)?;
             // Checked with the source's pin counted: not what the same name means alone.
             let key = if same_grant { SideKey::NONE } else { dst_key };
@@ -353,12 +368,15 @@ impl GrantAccess<'_> {
             return Ok(mfn);
         }
         let gref = side.ref_or_gmfn as u32;
-        let pin = check_pin_entry(t, &*self.mmu.mem, gref, self.caller(), !writable, held)?;
+        let pin = check_pin_entry(t, &*self.mmu.mem, gref, self.caller(), !writable, held, false)?;
         // One look at the frame for both of Xen's checks: `check_pin`'s last (a frame read
         // from the entry must be the granter's: `-EINVAL` here) and the reference's.
+        // A pinned entry's frame that left the granter is Xen's `GNTST_bad_domain` (the
+        // owner check of `acquire_grant_for_copy`'s pinned branch).
         match self.mmu.frames.check_grant_ref(pin.mfn, dom, writable) {
             Ok(()) => Ok(pin.mfn),
             Err(e) if e.errno == Errno::EINVAL && pin.reads_new_frame() => Err(GNTST_BAD_PAGE),
+            Err(e) if e.errno == Errno::EINVAL && !pin.first => Err(GNTST_BAD_DOMAIN),
             Err(_) => Err(GNTST_GENERAL_ERROR),
         }
     }

@@ -91,6 +91,8 @@ mod tests_copy;
 #[cfg(test)]
 mod tests_random;
 #[cfg(test)]
+mod tests_review;
+#[cfg(test)]
 mod tests_teardown;
 
 pub use copy::{decode_copy_request, COPY_REQUEST_SIZE};

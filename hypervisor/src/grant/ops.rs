@@ -76,8 +76,12 @@ impl PinCheck {
 
 /// Xen's checks for pinning `granter`'s entry `gref` (table `t`) for `user`, without
 /// changing anything: the shared entry is read when the pin is new or a new kind of writable
-/// use. `held` is a pin the caller holds on top of the active entry's (a copy whose source is
-/// the same grant: the destination is checked as if the source's pin were taken).
+/// use. `held` is added to the active entry's pins, wrapping: a pin the caller holds on top
+/// of them (a copy whose source is the same grant: the destination is checked as if the
+/// source's pin were taken), or, negated, pins of the caller's already among them (a copy
+/// that pinned first is checked as Xen checks before pinning). A
+/// `mapping` (not a copy) may not use a `GTF_sub_page` entry (Xen's `_set_status_v1`
+/// with `mapflag`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub(super) fn check_pin<M: MachineMemory + ?Sized>(
@@ -89,8 +93,9 @@ pub(super) fn check_pin<M: MachineMemory + ?Sized>(
     user: DomId,
     readonly: bool,
     held: u32,
+    mapping: bool,
 ) -> Result<PinCheck, i16> {
-    let check = check_pin_entry(t, mem, gref, user, readonly, held)?;
+    let check = check_pin_entry(t, mem, gref, user, readonly, held, mapping)?;
     // Xen's get_paged_frame: a new pin's frame must be the granter's own (never a page the
     // hypervisor shares with it, see `FrameTable::get_grant_ref`).
     if check.reads_new_frame()
@@ -107,6 +112,7 @@ pub(super) fn check_pin<M: MachineMemory + ?Sized>(
 /// anyway ([`FrameTable::check_grant_ref`], whose `-EINVAL` is exactly that condition), so
 /// the frame's accounting is looked up once.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
     t: &DomainGrants,
     mem: &M,
@@ -114,6 +120,7 @@ pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
     user: DomId,
     readonly: bool,
     held: u32,
+    mapping: bool,
 ) -> Result<PinCheck, i16> {
     if gref >= t.nr_entries() {
         return Err(GNTST_BAD_GNTREF);
@@ -122,16 +129,17 @@ pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
     let active = if t.active.is_empty() { None } else { t.active.get(&gref) };
     if let Some(a) = active {
         // Only the domain that holds the pin may use the entry until it is unpinned.
-        if a.mapper != user || (a.pin + held) & PIN_OVERFLOW != 0 {
+        if a.mapper != user || a.pin.wrapping_add(held) & PIN_OVERFLOW != 0 {
             return Err(GNTST_GENERAL_ERROR);
         }
     }
-    let pinned = active.map_or(0, |a| a.pin) + held;
+    let pinned = active.map_or(held, |a| a.pin.wrapping_add(held));
     let mut check = PinCheck { mfn: active.map_or(0, |a| a.mfn), first: active.is_none(), set_flags: 0, seen: 0 };
     if pinned == 0 || (!readonly && pinned & PIN_WRITE_MASK == 0) {
         let (e, seen) = read_shared(mem, &t.frames, gref).ok_or(GNTST_GENERAL_ERROR)?;
         check.seen = seen;
-        if pinned == 0 && (e.flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS || e.domid != user) {
+        let type_mask = if mapping { GTF_TYPE_MASK | GTF_SUB_PAGE } else { GTF_TYPE_MASK };
+        if pinned == 0 && (e.flags & type_mask != GTF_PERMIT_ACCESS || e.domid != user) {
             return Err(GNTST_GENERAL_ERROR);
         }
         if !readonly && e.flags & GTF_READONLY != 0 {
@@ -161,9 +169,10 @@ pub(super) fn pin<M: MachineMemory + ?Sized>(
     user: DomId,
     readonly: bool,
     inc: u32,
+    mapping: bool,
 ) -> Result<u64, i16> {
     let t = tables.live_mut(granter).ok_or(GNTST_BAD_DOMAIN)?;
-    let check = check_pin(t, frames, &*mem, granter, gref, user, readonly, 0)?;
+    let check = check_pin(t, frames, &*mem, granter, gref, user, readonly, 0, mapping)?;
     // A new active entry must leave the heap's reserve (`heap`); Xen allocates its active
     // entries with the table instead, so this refusal has no exact Xen twin: it is the
     // "no room" status a mapping gets when Xen cannot allocate tracking for it.
@@ -335,7 +344,7 @@ impl GrantAccess<'_> {
     fn map_with_handle(&mut self, op: &GnttabMapGrantRef, caller: DomId) -> Result<u64, i16> {
         let ro = op.flags & GNTMAP_READONLY != 0;
         let inc = pin_incs(op.flags);
-        let mfn = pin(self.tables, self.mmu.frames, &mut *self.mmu.mem, op.dom, op.r#ref, caller, ro, inc)?;
+        let mfn = pin(self.tables, self.mmu.frames, &mut *self.mmu.mem, op.dom, op.r#ref, caller, ro, inc, true)?;
         let device = op.flags & GNTMAP_DEVICE_MAP != 0;
         let mut result = Ok(());
         if device {

@@ -187,6 +187,12 @@ fn setup_table(env: &mut dyn Env, uop: u64, count: u32) -> Result<(), Errno> {
     let dom = u16_at(&b, offset_of!(GnttabSetupTable, dom));
     let nr_frames = u32_at(&b, offset_of!(GnttabSetupTable, nr_frames));
     let frame_list = u64_at(&b, offset_of!(GnttabSetupTable, frame_list));
+    // Xen's `guest_handle_okay(frame_list, nr_frames)`, before anything is done: a list
+    // that reaches into the hypervisor's range is `-EFAULT` (one that merely faults later
+    // gives `GNTST_bad_virt_addr` below).
+    if !crate::guest_access::guest_range_ok(frame_list, nr_frames as usize * 8) {
+        return Err(Errno::EFAULT);
+    }
     let result = env.grants().ok_or(Errno::ENOSYS)?.setup_table(dom, nr_frames);
     let status = match result {
         Ok(frames) => {

@@ -126,6 +126,14 @@ fn setup_table_writes_the_frame_list() {
     m.put(BASE + 4, &65u32.to_le_bytes());
     assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 1), 0);
     assert_eq!(m.i16_at(BASE + 8), GNTST_GENERAL_ERROR);
+    // A list reaching into the hypervisor's range: -EFAULT before anything is done (Xen's
+    // guest_handle_okay), the table not grown.
+    for bad in [0xffff_8000_0000_0000u64, 0x7fff_ffff_fff8] {
+        m.put(BASE + 16, &bad.to_le_bytes());
+        m.put(BASE + 4, &8u32.to_le_bytes());
+        assert_eq!(m.call(u64::from(GNTTABOP_SETUP_TABLE), BASE, 1), Errno::EFAULT.to_return(), "{bad:#x}");
+        assert_eq!(m.world.tables.table_frames(A).unwrap().len(), 3);
+    }
 }
 
 #[test]

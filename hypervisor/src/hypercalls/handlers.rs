@@ -165,16 +165,21 @@ pub fn sched_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     match a[0] & 0xffff_ffff {
         SCHEDOP_YIELD => Outcome::Yield,
         SCHEDOP_BLOCK => Outcome::Block,
+        // Xen: `domain_shutdown(d, (u8)reason)`.
         SCHEDOP_SHUTDOWN => match read_u32(env, a[1]) {
-            Ok(reason) => Outcome::Shutdown(reason),
+            Ok(reason) => Outcome::Shutdown(u32::from(reason as u8)),
             Err(e) => err(e),
         },
         SCHEDOP_POLL => match poll(env, a[1]) {
             Ok(o) => o,
             Err(e) => err(e),
         },
+        // Recorded once; a later shutdown of any reason reports it (Xen's `shutdown_code`).
         SCHEDOP_SHUTDOWN_CODE => match read_u32(env, a[1]) {
-            Ok(_) => ret(0),
+            Ok(reason) => {
+                env.record_shutdown_code(reason as u8);
+                ret(0)
+            }
             Err(e) => err(e),
         },
         SCHEDOP_REMOTE_SHUTDOWN => remote_shutdown(env, a[1]).unwrap_or_else(err),
@@ -191,7 +196,8 @@ fn remote_shutdown(env: &mut dyn Env, arg: u64) -> Result<Outcome, Errno> {
     let mut b = [0u8; 8];
     env.copy_from_guest(arg, &mut b)?;
     let id = u16::from_le_bytes([b[0], b[1]]);
-    let reason = u32::from_le_bytes([b[4], b[5], b[6], b[7]]);
+    // Xen: `domain_shutdown(d, (u8)reason)`.
+    let reason = u32::from(b[4]);
     let caller = env.domain();
     if id != caller.id && env.domain_facts_of(id).is_none() {
         return Err(Errno::ESRCH);
@@ -212,7 +218,7 @@ pub fn sched_op_compat(_env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     match a[0] & 0xffff_ffff {
         SCHEDOP_YIELD => Outcome::Yield,
         SCHEDOP_BLOCK => Outcome::Block,
-        SCHEDOP_SHUTDOWN => Outcome::Shutdown(a[1] as u32),
+        SCHEDOP_SHUTDOWN => Outcome::Shutdown(u32::from(a[1] as u8)),
         _ => err(Errno::ENOSYS),
     }
 }

@@ -67,7 +67,7 @@ impl DomainControl for MemMock {
     fn info_from(&self, id: u16) -> Option<DomainInfo> {
         [DOM, OTHER].into_iter().find(|&d| d >= id).map(|id| DomainInfo { id, ..DomainInfo::default() })
     }
-    fn pause(&mut self, _id: u16) -> Result<(), Errno> {
+    fn pause(&mut self, _id: u16, _continued: bool) -> Result<(), Errno> {
         Ok(())
     }
     fn unpause(&mut self, _id: u16) -> Result<(), Errno> {

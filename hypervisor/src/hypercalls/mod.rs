@@ -4,7 +4,7 @@
 //! The handlers are generic over [`Env`], the services of the calling domain (guest memory,
 //! console, timers), so the whole dispatcher is tested on the host against a mock domain.
 
-mod domctl;
+pub mod domctl;
 mod evtchn;
 mod grant;
 mod handlers;
@@ -186,6 +186,9 @@ pub trait Env {
     fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState;
     /// Loads the vCPU's FS and GS bases into the CPU after `set_segment_base` changed them.
     fn apply_segment_bases(&mut self);
+    /// `SCHEDOP_shutdown_code`: the caller's next shutdown reports `code`, whatever reason
+    /// it is made with, unless a code was recorded already (Xen's `d->shutdown_code`).
+    fn record_shutdown_code(&mut self, _code: u8) {}
     /// The machine's domain management, for `domctl` (`None`: not offered).
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         None

@@ -19,26 +19,31 @@ struct Mock {
     other: Option<DomainFacts>,
     vcpu: crate::vcpu::VcpuState,
     bases_applied: u32,
-    doms: Vec<(u16, bool)>, // (id, paused)
+    doms: Vec<(u16, u8)>, // (id, pause count)
     /// Pauses answered "still running on another CPU" (`-ERESTART`) before one succeeds.
     running_elsewhere: u32,
     /// `shut_down` calls made (domain, reason).
     shut_down_calls: Vec<(u16, u32)>,
+    /// `record_shutdown_code` calls made.
+    shutdown_codes: Vec<u8>,
 }
 
 impl DomainControl for Mock {
     fn info_from(&self, id: u16) -> Option<DomainInfo> {
         self.doms.iter().find(|d| d.0 >= id).map(|&(id, paused)| DomainInfo {
             id,
-            flags: if paused { hypercall_abi::domctl::XEN_DOMINF_PAUSED } else { 0 },
+            flags: if paused > 0 { hypercall_abi::domctl::XEN_DOMINF_PAUSED } else { 0 },
             tot_pages: 100 + id as u64,
             max_pages: 100 + id as u64,
             shared_info_frame: 0x500 + id as u64,
             cpu_time_ns: 7,
         })
     }
-    fn pause(&mut self, id: u16) -> Result<(), Errno> {
-        self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = true).ok_or(Errno::ESRCH)?;
+    fn pause(&mut self, id: u16, continued: bool) -> Result<(), Errno> {
+        let d = self.doms.iter_mut().find(|d| d.0 == id).ok_or(Errno::ESRCH)?;
+        if !super::domctl::count_pause(&mut d.1, continued)? {
+            return Ok(());
+        }
         if self.running_elsewhere > 0 {
             self.running_elsewhere -= 1;
             return Err(Errno::ERESTART);
@@ -46,7 +51,9 @@ impl DomainControl for Mock {
         Ok(())
     }
     fn unpause(&mut self, id: u16) -> Result<(), Errno> {
-        self.doms.iter_mut().find(|d| d.0 == id).map(|d| d.1 = false).ok_or(Errno::ESRCH)
+        let d = self.doms.iter_mut().find(|d| d.0 == id).ok_or(Errno::ESRCH)?;
+        d.1 = d.1.checked_sub(1).ok_or(Errno::EINVAL)?;
+        Ok(())
     }
     fn shut_down(&mut self, id: u16, reason: u32) -> Result<(), Errno> {
         self.shut_down_calls.push((id, reason));
@@ -78,9 +85,10 @@ impl Mock {
             other: None,
             vcpu: crate::vcpu::VcpuState::new(0x1000),
             bases_applied: 0,
-            doms: vec![(0, false), (2, false), (5, false)],
+            doms: vec![(0, 0), (2, 0), (5, 0)],
             running_elsewhere: 0,
             shut_down_calls: vec![],
+            shutdown_codes: vec![],
         }
     }
 }
@@ -89,6 +97,9 @@ flat_guest_deref!(Mock, guest);
 
 impl Env for Mock {
     env_boilerplate!(guest: guest);
+    fn record_shutdown_code(&mut self, code: u8) {
+        self.shutdown_codes.push(code);
+    }
     fn console_write(&mut self, bytes: &[u8]) {
         self.console.extend_from_slice(bytes);
     }
@@ -242,6 +253,29 @@ fn sched_op_shutdown_reasons_and_faults() {
     assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_BLOCK, 0, 0, 0, 0]), Outcome::Block);
     assert_eq!(call(&mut m, nr::SCHED_OP, [77, 0, 0, 0, 0]), Outcome::Return(-38));
     assert_eq!(call(&mut m, nr::SCHED_OP_COMPAT, [SCHEDOP_SHUTDOWN, 3, 0, 0, 0]), Outcome::Shutdown(3));
+}
+
+#[test]
+fn shutdown_reasons_are_a_byte_and_a_code_is_recorded() {
+    // Xen 4.17: `domain_shutdown(d, (u8)reason)` for sched_op, its compat form and
+    // remote_shutdown; SCHEDOP_shutdown_code records `(u8)reason`.
+    let mut m = Mock::new();
+    m.put(BASE, &0x100u32.to_le_bytes());
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Shutdown(0));
+    m.put(BASE, &0x301u32.to_le_bytes());
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Shutdown(1));
+    assert_eq!(call(&mut m, nr::SCHED_OP_COMPAT, [SCHEDOP_SHUTDOWN, 0x1_0000_0203, 0, 0, 0]), Outcome::Shutdown(3));
+    m.put(BASE, &0x0000_0402u32.to_le_bytes());
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_SHUTDOWN_CODE, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.shutdown_codes, [2]);
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_SHUTDOWN_CODE, 8, 0, 0, 0]), Outcome::Return(-14));
+    assert_eq!(m.shutdown_codes, [2], "nothing recorded from an unreadable argument");
+    // Remote: dom0 names domain 2 with reason 0x100 (poweroff once cut to a byte).
+    m.other = Some(DomainFacts { id: 2, nr_pages: 1, max_pages: 1, privileged: false, max_mfn: 1 });
+    m.put(BASE, &2u16.to_le_bytes());
+    m.put(BASE + 4, &0x100u32.to_le_bytes());
+    assert_eq!(call(&mut m, nr::SCHED_OP, [SCHEDOP_REMOTE_SHUTDOWN, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.shut_down_calls, [(2, 0)]);
 }
 
 #[test]
@@ -584,12 +618,17 @@ fn callbacks_stack_and_segment_bases() {
 }
 
 fn domctl_op(m: &mut Mock, cmd: u32, version: u32, domain: u16) -> Outcome {
+    domctl_op_at(m, BASE + 0x200, cmd, version, domain)
+}
+
+/// A `domctl` whose structure is at `va`.
+fn domctl_op_at(m: &mut Mock, va: u64, cmd: u32, version: u32, domain: u16) -> Outcome {
     let mut op = [0u8; 144];
     op[0..4].copy_from_slice(&cmd.to_le_bytes());
     op[4..8].copy_from_slice(&version.to_le_bytes());
     op[8..10].copy_from_slice(&domain.to_le_bytes());
-    m.put(BASE + 0x200, &op);
-    call(m, nr::DOMCTL, [BASE + 0x200, 0, 0, 0, 0])
+    m.put(va, &op);
+    call(m, nr::DOMCTL, [va, 0, 0, 0, 0])
 }
 
 #[test]
@@ -611,9 +650,9 @@ fn domctl_is_for_dom0_only_and_reports_domains() {
         );
     }
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
-    assert!(m.doms[1].1);
+    assert_eq!(m.doms[1].1, 1);
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
-    assert!(!m.doms[1].1);
+    assert_eq!(m.doms[1].1, 0);
     assert_eq!(
         domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 0),
         Outcome::Return(-22),
@@ -622,17 +661,29 @@ fn domctl_is_for_dom0_only_and_reports_domains() {
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 5), Outcome::Return(0));
     assert_eq!(m.doms.len(), 2);
     assert_eq!(domctl_op(&mut m, 99, XEN_DOMCTL_INTERFACE_VERSION, 0), Outcome::Return(-38));
+    assert_eq!(domctl_op(&mut m, 99, XEN_DOMCTL_INTERFACE_VERSION, 77), Outcome::Return(-3), "no such domain first");
     m.privileged = false;
     assert_eq!(
         domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, XEN_DOMCTL_INTERFACE_VERSION, 0),
         Outcome::Return(-1),
         "a domU gets -EPERM"
     );
-    assert_eq!(
-        call(&mut m, nr::DOMCTL, [0xdead_0000, 0, 0, 0, 0]),
-        Outcome::Return(-1),
-        "EPERM before touching memory"
-    );
+}
+
+#[test]
+fn a_domus_domctl_fails_in_xens_order() {
+    // Xen 4.17's do_domctl: copy_from_guest (-EFAULT), interface_version (-EACCES),
+    // rcu_lock_domain_by_id (-ESRCH, not for getdomaininfo), and then xsm_domctl (-EPERM).
+    use hypercall_abi::domctl::*;
+    let mut m = Mock::new();
+    m.privileged = false;
+    assert_eq!(call(&mut m, nr::DOMCTL, [0xdead_0000, 0, 0, 0, 0]), Outcome::Return(-14), "unreadable: -EFAULT");
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, 0x14, 2), Outcome::Return(-13), "old version: -EACCES");
+    let v = XEN_DOMCTL_INTERFACE_VERSION;
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 77), Outcome::Return(-3), "no such domain: -ESRCH");
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Return(-1), "existing domain: -EPERM");
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_GETDOMAININFO, v, 77), Outcome::Return(-1), "getdomaininfo: -EPERM");
+    assert_eq!(m.doms[1].1, 0, "nothing paused");
 }
 
 #[test]
@@ -642,10 +693,42 @@ fn a_pause_waiting_for_another_cpu_is_continued_not_returned() {
     use hypercall_abi::domctl::*;
     let mut m = Mock::new();
     m.running_elsewhere = 2;
-    let args = [BASE + 0x200, 0, 0, 0, 0];
-    for _ in 0..2 {
-        assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Continue(args));
-    }
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2), Outcome::Return(0));
-    assert!(m.doms[1].1);
+    let continued = [BASE + 0x200, domctl::DOMCTL_CONTINUED, 0, 0, 0];
+    assert_eq!(
+        domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2),
+        Outcome::Continue(continued)
+    );
+    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Continue(continued));
+    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Return(0));
+    assert_eq!(m.doms[1].1, 1, "counted once, at the first call");
+}
+
+#[test]
+fn other_pauses_between_a_pauses_rounds_count_once_each() {
+    // Between the rounds of a continued pause the control domain runs other code, which
+    // may pause or unpause the same domain: each call counts exactly once (Xen's pause is
+    // synchronous, so there the calls simply happen in some order).
+    use hypercall_abi::domctl::*;
+    let v = XEN_DOMCTL_INTERFACE_VERSION;
+    let continued = [BASE + 0x200, domctl::DOMCTL_CONTINUED, 0, 0, 0];
+    // T1 pauses (continued); T2 unpauses; T1's continuation finds nothing to wait for.
+    let mut m = Mock::new();
+    m.running_elsewhere = 5;
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Continue(continued));
+    // (Another task: its own structure.)
+    let other = BASE + 0x400;
+    assert_eq!(domctl_op_at(&mut m, other, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
+    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Return(0));
+    assert_eq!(m.doms[1].1, 0, "one pause and one unpause: not paused");
+    // T1 pauses (continued); T2 pauses too; T1 unpauses: T2's pause holds.
+    let mut m = Mock::new();
+    m.running_elsewhere = 1;
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Continue(continued));
+    assert_eq!(domctl_op_at(&mut m, other, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Return(0));
+    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Return(0));
+    assert_eq!(m.doms[1].1, 2, "both pauses counted, once each");
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
+    assert_eq!(m.doms[1].1, 1, "the second pause still holds");
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(-22), "one unpause too many");
 }

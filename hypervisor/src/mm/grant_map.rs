@@ -193,11 +193,14 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             return Err(MmuError::new(Errno::EINVAL, "PTE does not match the grant mapping"));
         }
         self.mem.write_entry(l1, index, 0);
+        // Dropping the reference of a foreign frame flushes the whole TLB: the entry may be
+        // reachable at other addresses than `slot`'s (an L1 hooked under two L2 entries).
         self.put_entry_references(1, old, true);
-        self.flush_slot(slot);
         Ok(())
     }
 
+    /// The TLB work after replacing the entry at `slot`: its page (a foreign frame's
+    /// reference dropped asks for a full flush on its own, see `put_entry_references`).
     fn flush_slot(&mut self, slot: GrantPteSlot) {
         let flush = match slot {
             GrantPteSlot::Va(va) => TlbFlush::Page(va),

@@ -5,7 +5,7 @@
 
 use super::frame_table::{FrameTable, Owner, PageType};
 use super::pte_rules::{self, CACHE_ATTRS};
-use super::{DomainRights, MachineMemory, MmuError, VcpuPaging, WORK_BUDGET};
+use super::{DomainRights, MachineMemory, MmuError, TlbFlush, VcpuPaging, WORK_BUDGET};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::mm::pte;
 
@@ -415,9 +415,15 @@ impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
             return;
         }
         let target = pte_rules::entry_mfn(entry);
-        let counted = self.frames.get(target).is_some_and(|f| matches!(f.owner, Owner::Domain(_)));
-        if !counted {
+        let Some(Owner::Domain(owner)) = self.frames.get(target).map(|f| f.owner) else {
             return;
+        };
+        if owner != self.domain.id {
+            // A mapping of another domain's frame (a grant) goes: once the reference is
+            // dropped, the owner may retype or reuse the frame, so no translation of it may
+            // survive in our TLB, under any alias of the entry (another L2 may hook the same
+            // L1). Xen flushes the mapper's TLB on grant unmap (`gnttab_flush_tlb`).
+            self.paging.effects.request(TlbFlush::All);
         }
         if level > 1 || pte_rules::is_writable(entry) {
             if cascade {
