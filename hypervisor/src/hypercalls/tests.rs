@@ -26,6 +26,8 @@ struct Mock {
     shut_down_calls: Vec<(u16, u32)>,
     /// `record_shutdown_code` calls made.
     shutdown_codes: Vec<u8>,
+    /// Domains torn down while a `destroydomain` of them was being continued.
+    reaped: Vec<u16>,
 }
 
 impl DomainControl for Mock {
@@ -60,6 +62,10 @@ impl DomainControl for Mock {
         self.destroy(id)
     }
     fn destroy(&mut self, id: u16) -> Result<(), Errno> {
+        if let Some(i) = self.reaped.iter().position(|&r| r == id) {
+            self.reaped.remove(i);
+            return Ok(());
+        }
         let before = self.doms.len();
         self.doms.retain(|d| d.0 != id);
         if self.doms.len() < before {
@@ -89,6 +95,7 @@ impl Mock {
             running_elsewhere: 0,
             shut_down_calls: vec![],
             shutdown_codes: vec![],
+            reaped: vec![],
         }
     }
 }
@@ -731,4 +738,23 @@ fn other_pauses_between_a_pauses_rounds_count_once_each() {
     assert_eq!(m.doms[1].1, 1, "the second pause still holds");
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(-22), "one unpause too many");
+}
+
+#[test]
+fn a_continued_destroy_whose_domain_is_gone_ends_with_success() {
+    // The teardown may end on another entry between two rounds of a continued destroy:
+    // the continuation then finds no domain, and reports the destroy done (Xen's call holds
+    // a reference to the domain until it returns). A fresh destroy of it is -ESRCH.
+    use hypercall_abi::domctl::*;
+    let mut m = Mock::new();
+    let v = XEN_DOMCTL_INTERFACE_VERSION;
+    m.doms.retain(|d| d.0 != 5);
+    m.reaped.push(5);
+    let mut op = [0u8; 144];
+    op[0..4].copy_from_slice(&XEN_DOMCTL_DESTROYDOMAIN.to_le_bytes());
+    op[4..8].copy_from_slice(&v.to_le_bytes());
+    op[8..10].copy_from_slice(&5u16.to_le_bytes());
+    m.put(BASE + 0x200, &op);
+    assert_eq!(call(&mut m, nr::DOMCTL, [BASE + 0x200, domctl::DOMCTL_CONTINUED, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, v, 5), Outcome::Return(-3));
 }
