@@ -102,7 +102,7 @@ pub fn start_bundle(machine: Machine, archive: &[u8], dom0_mem: Option<u64>, dom
         use hypervisor::hypercalls::DomainControl;
         let domus: alloc::vec::Vec<u16> = machine.domains.values().map(|d| d.id).filter(|&id| id != 0).collect();
         for id in &domus {
-            let _ = machine.pause(*id, false); // nothing runs yet: takes effect at once
+            let _ = machine.pause(*id); // nothing runs yet: takes effect at once
         }
         log::info!("domUs {domus:?} start paused (domu_start=paused): dom0 unpauses them");
     }

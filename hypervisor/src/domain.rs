@@ -26,7 +26,7 @@ use hypervisor::vcpu::{self, VcpuState};
 mod cpus;
 mod create;
 mod teardown;
-pub use cpus::lock_machine;
+pub use cpus::{lock_machine, MachineGuard};
 pub use create::{inject_failure, InjectedFailure};
 
 /// `SHUTDOWN_*` reasons.
@@ -337,6 +337,9 @@ pub struct Machine {
     /// Domains torn down since a `destroydomain` call began waiting for them, until that
     /// call sees it ([`Machine::take_reaped`]).
     reaped: Vec<u16>,
+    /// The domain a `pausedomain` made by this CPU's current hypercall waits for: it was
+    /// running on another CPU, and the call returns once it no longer is.
+    pub pause_waits_for: Option<u16>,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
     /// What the running hypercall may assume about the guest's page tables: whether guest
@@ -413,6 +416,7 @@ impl Machine {
             guest_running: [false; MAX_CPUS],
             dying: Vec::new(),
             reaped: Vec::new(),
+            pause_waits_for: None,
             guest_tables: core::cell::Cell::new(GuestTables::Outside),
             frames,
             mem,

@@ -14,7 +14,7 @@ const VECTOR_NM: u8 = 7;
 const SYSCALL_INT80: u8 = 0x80;
 use crate::arch::x86_64::guest_copy::GuestStack;
 use crate::domain::{
-    lock_machine, GuestTables, Machine, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK,
+    lock_machine, GuestTables, Machine, MachineGuard, SHUTDOWN_CRASH, SHUTDOWN_POWEROFF, SHUTDOWN_REBOOT, UPCALL_MASK,
     UPCALL_PENDING, VCPU_CR2,
 };
 use crate::machine_env::Hardware;
@@ -116,6 +116,10 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
             apic::end_of_interrupt();
         }
     }
+    if m.pause_waits_for.is_some() {
+        guard = wait_for_pauses(guard, cpu);
+    }
+    let Some(m) = guard.as_mut() else { crate::fatal_stop() };
     if m.leave_to_guest(frame, resched) && m.ensure_returnable(frame) {
         m.leave_for_guest();
         return; // to the trap exit, which resumes `frame`
@@ -125,6 +129,29 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
     m.go_idle(frame);
     drop(guard);
     run_idle_cpu()
+}
+
+/// Xen's `vcpu_sleep_sync` for a `pausedomain` of this CPU's hypercall: waits until the
+/// domain it paused no longer executes on another CPU, before the caller resumes. That CPU
+/// must take the machine lock to stop (its entry clears `guest_running`), so the lock is
+/// let go between checks (taking it again serves TLB-flush requests while it spins). The
+/// other CPU was sent an IPI by the pause, so the wait is one entry of it.
+fn wait_for_pauses(mut guard: MachineGuard, cpu: usize) -> MachineGuard {
+    loop {
+        let Some(m) = guard.as_mut() else { return guard };
+        let Some(id) = m.pause_waits_for else { return guard };
+        if !m.running_on_other_cpu(id) {
+            m.pause_waits_for = None;
+            return guard;
+        }
+        drop(guard);
+        core::hint::spin_loop();
+        guard = lock_machine();
+        if let Some(m) = guard.as_mut() {
+            // Another CPU held the machine meanwhile: this CPU takes it over again.
+            m.enter_cpu(cpu);
+        }
+    }
 }
 
 /// Logs the host NMIs the trap handler counted and dropped (it cannot log itself: an NMI may
@@ -609,7 +636,7 @@ impl Machine {
     /// `domain_shutdown`.
     fn shutdown_current(&mut self, reason: u32) -> bool {
         let id = self.current;
-        let reason = u32::from(*self.cur().shutdown_code.get_or_insert(reason as u8));
+        let reason = u32::from(hypercalls::shutdown_reason(&mut self.cur().shutdown_code, reason as u8));
         let what = match reason {
             SHUTDOWN_POWEROFF => "poweroff",
             SHUTDOWN_REBOOT => "reboot",

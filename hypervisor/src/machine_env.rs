@@ -68,14 +68,12 @@ impl Env for Machine {
 
     fn record_shutdown_code(&mut self, code: u8) {
         if let Some(d) = self.domains.get_mut(&self.current) {
-            d.shutdown_code.get_or_insert(code);
+            hypervisor::hypercalls::shutdown_reason(&mut d.shutdown_code, code);
         }
     }
 
     fn paused_by_controller(&self, id: u16) -> bool {
-        // Paused and stopped: a pause still waiting for another CPU is not in force yet
-        // (in Xen the pause returns only once it is).
-        self.domains.get(&id).is_some_and(|d| d.pause_count > 0) && !self.running_on_other_cpu(id)
+        self.domains.get(&id).is_some_and(|d| d.pause_count > 0)
     }
 
     fn domain_facts_of(&self, id: u16) -> Option<DomainFacts> {
@@ -280,29 +278,25 @@ impl DomainControl for Machine {
         })
     }
 
-    fn pause(&mut self, id: u16, continued: bool) -> Result<(), Errno> {
+    fn pause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.domains.get_mut(&id).ok_or(Errno::ESRCH)?;
         let cpu = d.cpu;
         let was_paused = d.is_paused();
-        // A new pause counts at once; its continuations (below) do not count again, and
-        // end once an unpause made meanwhile left nothing to wait for.
-        if !count_pause(&mut d.pause_count, continued)? {
-            return Ok(());
-        }
+        count_pause(&mut d.pause_count)?;
         if !was_paused {
             if !d.blocked {
                 self.scheds[cpu].block(id);
             }
             // Running on another CPU: it stops at the entry the IPI forces.
             if self.running_on_other_cpu(id) {
-                self.resched_soon(cpu);
+                self.request_resched(cpu);
             }
         }
         // Xen waits for that (`vcpu_sleep_sync`). The other CPU needs the machine lock to
-        // stop, so the call is continued until that CPU no longer runs it: at its next entry
-        // it switches away or idles (an idle CPU keeps a domain loaded, not running).
+        // stop, so the wait is done once the hypercall is over, with the lock let go
+        // (`guest_traps::wait_for_pauses`), before the caller resumes.
         if self.running_on_other_cpu(id) {
-            return Err(Errno::ERESTART);
+            self.pause_waits_for = Some(id);
         }
         Ok(())
     }
@@ -332,6 +326,10 @@ impl DomainControl for Machine {
         Ok(())
     }
 
+    fn domctl_target_exists(&self, id: u16) -> bool {
+        self.domains.contains_key(&id) || self.was_reaped(id)
+    }
+
     fn destroy(&mut self, id: u16) -> Result<(), Errno> {
         let Some(d) = self.domains.get_mut(&id) else {
             // Torn down (by another entry) while this call was being continued: done.
@@ -340,10 +338,7 @@ impl DomainControl for Machine {
         d.teardown.awaited = true;
         if d.dying {
             // A continuation: one more step of the teardown.
-            if self.progress_teardowns() {
-                let cpu = self.cpu;
-                self.resched_soon(cpu);
-            }
+            self.progress_teardowns_from_a_call();
         } else {
             log::info!("d{id}: destroyed by d{} (domctl)", self.current);
             self.destroy_domain(id);

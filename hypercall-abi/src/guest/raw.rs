@@ -1,6 +1,8 @@
 //! Raw 64-bit PV hypercalls: `syscall` with `rax` = number, arguments in
 //! `rdi rsi rdx r10 r8`, result in `rax`. `rcx`/`r11` are destroyed by `syscall`/`sysret`, and
-//! the argument registers count as clobbered (debug Xen builds poison them).
+//! all five argument registers count as clobbered, the unused ones too, as Linux's
+//! `__HYPERCALL_CLOBBER5`: debug Xen builds poison them, and a continued hypercall returns
+//! with the arguments its last round was given.
 
 use core::arch::asm;
 
@@ -14,6 +16,7 @@ pub unsafe fn hypercall0(nr: u64) -> i64 {
     // SAFETY: the caller guarantees we are a PV guest kernel; the register contract is Xen's.
     unsafe {
         asm!("syscall", inlateout("rax") nr as i64 => ret,
+             lateout("rdi") _, lateout("rsi") _, lateout("rdx") _, lateout("r10") _, lateout("r8") _,
              lateout("rcx") _, lateout("r11") _, options(nostack));
     }
     ret
@@ -29,6 +32,7 @@ pub unsafe fn hypercall1(nr: u64, a1: u64) -> i64 {
     // SAFETY: as above; rdi is an argument register and clobbered.
     unsafe {
         asm!("syscall", inlateout("rax") nr as i64 => ret, inlateout("rdi") a1 => _,
+             lateout("rsi") _, lateout("rdx") _, lateout("r10") _, lateout("r8") _,
              lateout("rcx") _, lateout("r11") _, options(nostack));
     }
     ret
@@ -44,7 +48,8 @@ pub unsafe fn hypercall2(nr: u64, a1: u64, a2: u64) -> i64 {
     // SAFETY: as above.
     unsafe {
         asm!("syscall", inlateout("rax") nr as i64 => ret, inlateout("rdi") a1 => _,
-             inlateout("rsi") a2 => _, lateout("rcx") _, lateout("r11") _, options(nostack));
+             inlateout("rsi") a2 => _, lateout("rdx") _, lateout("r10") _, lateout("r8") _,
+             lateout("rcx") _, lateout("r11") _, options(nostack));
     }
     ret
 }
@@ -59,7 +64,7 @@ pub unsafe fn hypercall3(nr: u64, a1: u64, a2: u64, a3: u64) -> i64 {
     // SAFETY: as above.
     unsafe {
         asm!("syscall", inlateout("rax") nr as i64 => ret, inlateout("rdi") a1 => _,
-             inlateout("rsi") a2 => _, inlateout("rdx") a3 => _,
+             inlateout("rsi") a2 => _, inlateout("rdx") a3 => _, lateout("r10") _, lateout("r8") _,
              lateout("rcx") _, lateout("r11") _, options(nostack));
     }
     ret
@@ -76,7 +81,7 @@ pub unsafe fn hypercall4(nr: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
     unsafe {
         asm!("syscall", inlateout("rax") nr as i64 => ret, inlateout("rdi") a1 => _,
              inlateout("rsi") a2 => _, inlateout("rdx") a3 => _, inlateout("r10") a4 => _,
-             lateout("rcx") _, lateout("r11") _, options(nostack));
+             lateout("r8") _, lateout("rcx") _, lateout("r11") _, options(nostack));
     }
     ret
 }

@@ -27,8 +27,11 @@ impl spin::RelaxStrategy for ServeFlushes {
     }
 }
 
+/// The machine lock, held.
+pub type MachineGuard = TicketMutexGuard<'static, Option<Machine>>;
+
 /// Takes the machine lock.
-pub fn lock_machine() -> TicketMutexGuard<'static, Option<Machine>> {
+pub fn lock_machine() -> MachineGuard {
     MACHINE.lock()
 }
 
@@ -60,7 +63,12 @@ impl Machine {
     }
 
     /// Whether `id` was torn down since a `destroydomain` call began waiting for it, and not
-    /// yet reported (and forgets it).
+    /// yet reported.
+    pub fn was_reaped(&self, id: u16) -> bool {
+        self.reaped.contains(&id)
+    }
+
+    /// Whether the teardown of `id` ended while a `destroydomain` of it waited, and forgets it.
     pub fn take_reaped(&mut self, id: u16) -> bool {
         let found = self.reaped.contains(&id);
         self.reaped.retain(|&r| r != id);

@@ -71,7 +71,13 @@ impl Machine {
             guest_entry::load_page_tables(paging::hypervisor_pml4_phys());
             self.set_current(NO_DOMAIN);
         }
-        // A step may wake a domain of this CPU (VIRQ_DOM_EXC, a peer's closed port).
+        self.progress_teardowns_from_a_call();
+    }
+
+    /// [`Self::progress_teardowns`] from a hypercall, which cannot act on its answer: a
+    /// domain of this CPU a step woke (VIRQ_DOM_EXC, a peer's closed port) runs at this
+    /// CPU's exit, not at its next tick.
+    pub fn progress_teardowns_from_a_call(&mut self) {
         if self.progress_teardowns() {
             let cpu = self.cpu;
             self.resched_soon(cpu);

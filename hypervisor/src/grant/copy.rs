@@ -307,7 +307,11 @@ impl GrantAccess<'_> {
         let src_dom = if src_known { None } else { Some(self.copy_domain(op.source.domid, src_gref)?) };
         let dst_dom = if dst_known { None } else { Some(self.copy_domain(op.dest.domid, dst_gref)?) };
         if let Some(dom) = src_dom {
-            let held = if pins_taken { 0u32.wrapping_sub(PIN_HSTR_INC) } else { 0 };
+            // With the pins taken, the source's own read pin is not counted, nor, for a
+            // destination that is the same grant, the destination's write pin (Xen checks
+            // the source before taking either).
+            let own = if pins_taken && same_grant { PIN_HSTR_INC + PIN_HSTW_INC } else { PIN_HSTR_INC };
+            let held = if pins_taken { 0u32.wrapping_sub(own) } else { 0 };
             let mfn = self.check_side(&op.source, dom, src_gref, false, held)?;
             resolved.source = Memo { key: src_key, mfn, in_list: in_list(mfn) };
         }

@@ -116,3 +116,18 @@ fn dropping_a_grant_mapping_flushes_every_alias() {
     w.mmu(B).update_va_mapping(0, 0, 0).unwrap();
     assert!(!w.paging.get_mut(&B).unwrap().effects.take().flush_all);
 }
+
+/// The write-pin twin: a same-grant copy with 127 host write pins succeeds wherever the
+/// granter runs (Xen checks the source at 127, before its own pins).
+#[test]
+fn same_grant_copy_with_127_write_pins_succeeds_wherever_the_granter_runs() {
+    let mut w = World::new();
+    w.grant(A, 8, B, data(A, 0), GTF_PERMIT_ACCESS);
+    for _ in 0..127 {
+        w.map(B, A, 8, 0).unwrap();
+    }
+    let o = op(gref_side(8, A, 0), gref_side(8, A, 100), 8, GNTCOPY_SOURCE_GREF | GNTCOPY_DEST_GREF);
+    assert_eq!(w.access(B).copy(&o), GNTST_OKAY, "granter not running");
+    w.running_elsewhere = RunningElsewhere::new([A]);
+    assert_eq!(w.access(B).copy(&o), GNTST_OKAY, "granter running elsewhere");
+}

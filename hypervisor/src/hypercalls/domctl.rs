@@ -27,11 +27,10 @@ pub trait DomainControl {
     /// The first domain whose id is `>= id` (Xen's `getdomaininfo` walks on to the next one).
     fn info_from(&self, id: u16) -> Option<DomainInfo>;
     /// Stops `id` from being scheduled, one more pause (Xen's `controller_pause_count`, at
-    /// most 255: `Err(EOVERFLOW)`, see [`count_pause`]); `Err(ESRCH)` if absent.
-    /// `Err(ERESTART)`: it is still running on another CPU, which has been told to stop: the
-    /// call is made again (Xen's continuation) until it has, so that a pause returns with the
-    /// domain stopped. A `continued` call is such a continuation: it counts nothing.
-    fn pause(&mut self, id: u16, continued: bool) -> Result<(), Errno>;
+    /// most 255: `Err(EOVERFLOW)`, see [`count_pause`]); `Err(ESRCH)` if absent. A domain
+    /// running on another CPU is told to stop, and the call does not return to the guest
+    /// before it has (Xen's `vcpu_sleep_sync`; the machine waits outside the handler).
+    fn pause(&mut self, id: u16) -> Result<(), Errno>;
     /// Undoes one pause; `id` runs again when none is left. `Err(EINVAL)` if it has none.
     fn unpause(&mut self, id: u16) -> Result<(), Errno>;
     /// Shuts `id` (not the caller) down with a `SHUTDOWN_*` reason, as if it had asked:
@@ -40,33 +39,28 @@ pub trait DomainControl {
     /// Destroys `id`, releasing everything it holds. `Err(ERESTART)`: its teardown waits for
     /// another CPU to let go of it; the call is made again until it is done.
     fn destroy(&mut self, id: u16) -> Result<(), Errno>;
+    /// Whether `id` answers to domctl: it exists, or (the machine's override) its teardown
+    /// ended while a `destroydomain` of it was being continued (in Xen the call holds a
+    /// reference to the domain until it returns).
+    fn domctl_target_exists(&self, id: u16) -> bool {
+        self.info_from(id).is_some_and(|d| d.id == id)
+    }
 }
 
-/// `domctl`'s second argument register in a call continued by the hypervisor (the
-/// hypercall itself has one argument). It tells a `pausedomain` waiting for its domain to
-/// stop from a new one: the wait is a continuation, and between its rounds the control
-/// domain may run other code that pauses or unpauses the same domain, which must count
-/// exactly once each. A guest that forges it only skips the counting of its own pause.
-pub const DOMCTL_CONTINUED: u64 = 0x636f_6e74_696e_7565;
-
 /// What a `pausedomain` does to the domain's pause count (Xen's `controller_pause_count`):
-/// a new call counts once (at most 255, else `-EOVERFLOW`); a `continued` one counts
-/// nothing. Whether the domain is paused afterwards: a continuation whose pause was undone
-/// meanwhile has nothing left to wait for.
-pub fn count_pause(count: &mut u8, continued: bool) -> Result<bool, Errno> {
-    if !continued {
-        *count = count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
-    }
-    Ok(*count > 0)
+/// one more, at most 255 (else `-EOVERFLOW`, nothing changed).
+pub fn count_pause(count: &mut u8) -> Result<(), Errno> {
+    *count = count.checked_add(1).ok_or(Errno::EOVERFLOW)?;
+    Ok(())
 }
 
 /// `domctl(op)`.
 pub fn domctl(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    match run(env, a[0], a[1] == DOMCTL_CONTINUED) {
+    match run(env, a[0]) {
         Ok(()) => Outcome::Return(0),
-        // Progress made, more to wait for: the same call again (never seen by the guest),
-        // marked as a continuation.
-        Err(Errno::ERESTART) => Outcome::Continue([a[0], DOMCTL_CONTINUED, a[2], a[3], a[4]]),
+        // Progress made, more to wait for: the same call again (never seen by the guest).
+        // Only a destroy continues, and it counts nothing, so its rounds need no marking.
+        Err(Errno::ERESTART) => Outcome::Continue(a),
         Err(e) => Outcome::Return(e.to_return()),
     }
 }
@@ -74,7 +68,7 @@ pub fn domctl(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 /// Xen 4.17's `do_domctl` order: the structure is read (`-EFAULT`), its interface version
 /// checked (`-EACCES`), the target looked up (`-ESRCH`; not for `getdomaininfo`, which
 /// walks on to the next domain), and only then the caller's right (`-EPERM`).
-fn run(env: &mut dyn Env, op_va: u64, continued: bool) -> Result<(), Errno> {
+fn run(env: &mut dyn Env, op_va: u64) -> Result<(), Errno> {
     let caller = env.domain();
     let mut op = [0u8; XEN_DOMCTL_SIZE];
     env.copy_from_guest(op_va, &mut op)?;
@@ -85,10 +79,7 @@ fn run(env: &mut dyn Env, op_va: u64, continued: bool) -> Result<(), Errno> {
         return Err(Errno::EACCES);
     }
     let Some(ctl) = env.domain_control() else { return Err(Errno::ENOSYS) };
-    // A destroy being continued may find its domain gone already: `destroy` tells that
-    // from a domain that never was (in Xen the call holds a reference until it ends).
-    let destroy_continued = continued && cmd == XEN_DOMCTL_DESTROYDOMAIN;
-    if cmd != XEN_DOMCTL_GETDOMAININFO && !destroy_continued && ctl.info_from(target).is_none_or(|d| d.id != target) {
+    if cmd != XEN_DOMCTL_GETDOMAININFO && !ctl.domctl_target_exists(target) {
         return Err(Errno::ESRCH);
     }
     if !caller.privileged {
@@ -124,7 +115,7 @@ fn run(env: &mut dyn Env, op_va: u64, continued: bool) -> Result<(), Errno> {
         }
         // A domain may not pause or destroy itself through domctl (Xen: -EINVAL).
         XEN_DOMCTL_PAUSEDOMAIN | XEN_DOMCTL_DESTROYDOMAIN if target == caller.id => Err(Errno::EINVAL),
-        XEN_DOMCTL_PAUSEDOMAIN => ctl.pause(target, continued),
+        XEN_DOMCTL_PAUSEDOMAIN => ctl.pause(target),
         XEN_DOMCTL_UNPAUSEDOMAIN => ctl.unpause(target),
         XEN_DOMCTL_DESTROYDOMAIN => ctl.destroy(target),
         _ => Err(Errno::ENOSYS),

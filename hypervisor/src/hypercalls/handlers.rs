@@ -333,9 +333,18 @@ fn decrease_reservation(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             return Outcome::Continue([cmd, a[1], a[2], a[3], a[4]]);
         }
         let Ok(gmfn) = read_u64(env, list.wrapping_add(i.wrapping_mul(8))) else { return ret(i as i64) };
-        let Some(mmu) = env.mmu() else { return err(Errno::ENOSYS) };
+        let Some(mut mmu) = env.mmu() else { return err(Errno::ENOSYS) };
         for j in 0..1u64 << order {
-            let freed = gmfn.checked_add(j).is_some_and(|mfn| mmu.frames.free_by_owner(mfn, target).is_ok());
+            let freed = gmfn.checked_add(j).is_some_and(|mfn| {
+                let freed = mmu.frames.free_by_owner(mfn, target).is_ok();
+                // Xen's `guest_remove_page` drops the pin of a table it frees, so an
+                // otherwise unused one goes at once (and a later unpin is -EINVAL). Only the
+                // domain's own pins: its release stack is the one this vCPU drains.
+                if freed && target == caller.id && mmu.frames.get(mfn).is_some_and(|f| f.pinned) {
+                    let _ = mmu.unpin_table(mfn);
+                }
+                freed
+            });
             if mmu.frames.has_released() {
                 // A frame released now may still be cached from an entry removed earlier.
                 mmu.paging.effects.flush_all = true;

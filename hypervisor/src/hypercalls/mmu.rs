@@ -40,14 +40,15 @@ fn read_words<const N: usize>(env: &dyn Env, va: u64) -> Result<[u64; N], MmuErr
 }
 
 /// Checks `foreigndom`'s page owner (bits 0-15) and page-table owner (bits 16-31): only the
-/// caller itself is supported (`DOMID_SELF`, its own id, or `DOMID_IO` for device frames,
-/// which the MMU checks against the caller's I/O rights). Other domains are `-ESRCH` until
-/// foreign mappings exist.
+/// caller itself is supported (`DOMID_SELF`, or `DOMID_IO` for device frames, which the MMU
+/// checks against the caller's I/O rights). Other domains are `-ESRCH` until foreign
+/// mappings exist, and so is the caller's own id as page owner (Xen's `get_pg_owner`:
+/// "Cannot specify itself as foreign domain"); as page-table owner (id + 1) it is allowed.
 fn check_foreigndom(env: &dyn Env, foreigndom: u64) -> Result<(), MmuError> {
     let own = env.domain().id;
     let page_owner = (foreigndom & 0xffff) as u16;
     let table_owner = (foreigndom >> 16) & 0xffff;
-    if ![DOMID_SELF, DOMID_IO, own].contains(&page_owner) {
+    if ![DOMID_SELF, DOMID_IO].contains(&page_owner) {
         return Err(MmuError::new(Errno::ESRCH, "foreign page owner not supported"));
     }
     if table_owner != 0 && table_owner != u64::from(own) + 1 {
@@ -191,6 +192,9 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 
 /// `mmuext_op(ops, count, done*, foreigndom)`.
 pub fn mmuext_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    // Xen's `do_mmuext_op` takes `foreigndom` as a `domid_t`: a page owner only.
+    let mut a = a;
+    a[3] &= 0xffff;
     run_batch(env, "mmuext_op", a, MMUEXT_OP_SIZE, |env, va| {
         let [cmd, arg1, arg2] = read_words::<3>(env, va)?;
         let op = MmuextOp { cmd: cmd as u32, arg1, arg2 };
@@ -220,7 +224,11 @@ pub fn update_va_mapping(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         Ok(()) => Outcome::Return(0),
         // Releasing an old table use of the new target ran out of budget: again, later.
         Err(e) if e.is_preempted() => Outcome::Continue(a),
-        Err(e) => fail(env, "update_va_mapping", e),
+        Err(e) => {
+            // Xen's `__do_update_va_mapping` flushes as asked even when the update failed.
+            let _ = apply_flush(env, FlushRequest::of_update_va_mapping(va, flags), Errno::EFAULT);
+            fail(env, "update_va_mapping", e)
+        }
     }
 }
 

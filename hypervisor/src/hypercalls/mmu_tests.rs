@@ -122,10 +122,18 @@ fn foreign_owners_faults_and_a_missing_mmu() {
             "{foreigndom:#x}"
         );
     }
+    // Xen's get_pg_owner: the caller's own id as page owner is -ESRCH ("Cannot specify
+    // itself as foreign domain"); as page-table owner (id + 1) it is fine.
     assert_eq!(
         dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, 0, (DOM as u64 + 1) << 16 | DOM as u64, 0]),
-        Outcome::Return(0)
+        Outcome::Return(-3)
     );
+    assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, 0, (DOM as u64 + 1) << 16 | SELF, 0]), Outcome::Return(0));
+    // do_mmuext_op takes foreigndom as a domid_t: bits 16-31 do not count.
+    m.put_words(LIST, &[MMUEXT_TLB_FLUSH_LOCAL as u64, 0, 0]);
+    assert_eq!(dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, DOM as u64, 0]), Outcome::Return(-3), "own id");
+    assert_eq!(dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, 5 << 16 | SELF, 0]), Outcome::Return(0), "high bits");
+    m.put_words(LIST, &[(PLAIN << 12), 5]);
     assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [0xdead_0000, 1, DONE, SELF, 0]), Outcome::Return(-14));
     assert_eq!(m.u32_at(DONE), 0);
     assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, DONE, SELF, 0]), Outcome::Return(0));
@@ -245,7 +253,7 @@ fn update_va_mapping_applies_its_flush_flags() {
     assert_eq!(m.mmu.counts(PLAIN).2, 0);
     let r = dispatch(&mut m, nr::UPDATE_VA_MAPPING, [0x1000, e(L4, RW), UVMF_TLB_FLUSH, 0, 0]);
     assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()));
-    assert!(m.mmu.paging.effects.take().is_empty(), "no flush after a refusal");
+    assert!(m.mmu.paging.effects.take().flush_all, "the flush asked for is done after a refusal too, as Xen");
     m.request_none_check();
 }
 
@@ -531,4 +539,25 @@ fn random_hypercalls_never_panic_and_keep_the_counts_consistent() {
     m.mmu.audit();
     // The test means something only if the batches did work.
     assert!(successes[1] > 100 && successes[26] > 20, "successes: {:?}", &successes[..27]);
+}
+
+/// Xen's `__do_update_va_mapping` does the requested flush at `out:` whether or not the
+/// update succeeded.
+#[test]
+fn update_va_mapping_flushes_even_when_the_update_fails() {
+    let mut m = MmuMock::new();
+    m.mmu.paging.effects = Default::default();
+    // A writable mapping of the L1 itself: -EBUSY.
+    let r = dispatch(&mut m, nr::UPDATE_VA_MAPPING, [4 << 12, e(L1, RW), UVMF_TLB_FLUSH | UVMF_LOCAL, 0, 0]);
+    assert_eq!(r, Outcome::Return(Errno::EBUSY.to_return()));
+    assert!(m.mmu.paging.effects.flush_all, "Xen flushes the TLB anyway");
+}
+
+/// `nr_ents` is an `unsigned int` in Xen's `struct mmuext_op`: only its low 32 bits count,
+/// so 1 << 32 is 0 entries (no LDT), which succeeds.
+#[test]
+fn set_ldt_takes_32_bit_nr_ents() {
+    let mut m = MmuMock::new();
+    m.put_words(LIST, &[MMUEXT_SET_LDT as u64, 0x1234_5000, 1 << 32]);
+    assert_eq!(dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, 0, SELF, 0]), Outcome::Return(0));
 }

@@ -16,6 +16,17 @@ mod tests;
 mod vcpu_ctx;
 
 pub use domctl::{DomainControl, DomainInfo};
+
+/// Xen's `d->shutdown_code` rule, for `SCHEDOP_shutdown_code` and every shutdown: the first
+/// reason given is recorded (255 is Xen's `SHUTDOWN_CODE_INVALID`: recording it records
+/// nothing), and a shutdown reports the recorded reason, not its own. Returns the reason
+/// to report.
+pub fn shutdown_reason(recorded: &mut Option<u8>, reason: u8) -> u8 {
+    if recorded.is_none() && reason != u8::MAX {
+        *recorded = Some(reason);
+    }
+    recorded.unwrap_or(reason)
+}
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
 
@@ -187,7 +198,7 @@ pub trait Env {
     /// Loads the vCPU's FS and GS bases into the CPU after `set_segment_base` changed them.
     fn apply_segment_bases(&mut self);
     /// `SCHEDOP_shutdown_code`: the caller's next shutdown reports `code`, whatever reason
-    /// it is made with, unless a code was recorded already (Xen's `d->shutdown_code`).
+    /// it is made with, unless a code was recorded already (see [`shutdown_reason`]).
     fn record_shutdown_code(&mut self, _code: u8) {}
     /// The machine's domain management, for `domctl` (`None`: not offered).
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {

@@ -20,8 +20,6 @@ struct Mock {
     vcpu: crate::vcpu::VcpuState,
     bases_applied: u32,
     doms: Vec<(u16, u8)>, // (id, pause count)
-    /// Pauses answered "still running on another CPU" (`-ERESTART`) before one succeeds.
-    running_elsewhere: u32,
     /// `shut_down` calls made (domain, reason).
     shut_down_calls: Vec<(u16, u32)>,
     /// `record_shutdown_code` calls made.
@@ -41,16 +39,12 @@ impl DomainControl for Mock {
             cpu_time_ns: 7,
         })
     }
-    fn pause(&mut self, id: u16, continued: bool) -> Result<(), Errno> {
+    fn pause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.doms.iter_mut().find(|d| d.0 == id).ok_or(Errno::ESRCH)?;
-        if !super::domctl::count_pause(&mut d.1, continued)? {
-            return Ok(());
-        }
-        if self.running_elsewhere > 0 {
-            self.running_elsewhere -= 1;
-            return Err(Errno::ERESTART);
-        }
-        Ok(())
+        super::domctl::count_pause(&mut d.1)
+    }
+    fn domctl_target_exists(&self, id: u16) -> bool {
+        self.doms.iter().any(|d| d.0 == id) || self.reaped.contains(&id)
     }
     fn unpause(&mut self, id: u16) -> Result<(), Errno> {
         let d = self.doms.iter_mut().find(|d| d.0 == id).ok_or(Errno::ESRCH)?;
@@ -92,7 +86,6 @@ impl Mock {
             vcpu: crate::vcpu::VcpuState::new(0x1000),
             bases_applied: 0,
             doms: vec![(0, 0), (2, 0), (5, 0)],
-            running_elsewhere: 0,
             shut_down_calls: vec![],
             shutdown_codes: vec![],
             reaped: vec![],
@@ -694,53 +687,6 @@ fn a_domus_domctl_fails_in_xens_order() {
 }
 
 #[test]
-fn a_pause_waiting_for_another_cpu_is_continued_not_returned() {
-    // `-ERESTART` from domain control is Xen's continuation: the same call is made again
-    // (same arguments) until it is done; the guest never sees the value.
-    use hypercall_abi::domctl::*;
-    let mut m = Mock::new();
-    m.running_elsewhere = 2;
-    let continued = [BASE + 0x200, domctl::DOMCTL_CONTINUED, 0, 0, 0];
-    assert_eq!(
-        domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, XEN_DOMCTL_INTERFACE_VERSION, 2),
-        Outcome::Continue(continued)
-    );
-    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Continue(continued));
-    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Return(0));
-    assert_eq!(m.doms[1].1, 1, "counted once, at the first call");
-}
-
-#[test]
-fn other_pauses_between_a_pauses_rounds_count_once_each() {
-    // Between the rounds of a continued pause the control domain runs other code, which
-    // may pause or unpause the same domain: each call counts exactly once (Xen's pause is
-    // synchronous, so there the calls simply happen in some order).
-    use hypercall_abi::domctl::*;
-    let v = XEN_DOMCTL_INTERFACE_VERSION;
-    let continued = [BASE + 0x200, domctl::DOMCTL_CONTINUED, 0, 0, 0];
-    // T1 pauses (continued); T2 unpauses; T1's continuation finds nothing to wait for.
-    let mut m = Mock::new();
-    m.running_elsewhere = 5;
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Continue(continued));
-    // (Another task: its own structure.)
-    let other = BASE + 0x400;
-    assert_eq!(domctl_op_at(&mut m, other, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
-    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Return(0));
-    assert_eq!(m.doms[1].1, 0, "one pause and one unpause: not paused");
-    // T1 pauses (continued); T2 pauses too; T1 unpauses: T2's pause holds.
-    let mut m = Mock::new();
-    m.running_elsewhere = 1;
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Continue(continued));
-    assert_eq!(domctl_op_at(&mut m, other, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Return(0));
-    assert_eq!(call(&mut m, nr::DOMCTL, continued), Outcome::Return(0));
-    assert_eq!(m.doms[1].1, 2, "both pauses counted, once each");
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
-    assert_eq!(m.doms[1].1, 1, "the second pause still holds");
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
-    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(-22), "one unpause too many");
-}
-
-#[test]
 fn a_continued_destroy_whose_domain_is_gone_ends_with_success() {
     // The teardown may end on another entry between two rounds of a continued destroy:
     // the continuation then finds no domain, and reports the destroy done (Xen's call holds
@@ -755,6 +701,35 @@ fn a_continued_destroy_whose_domain_is_gone_ends_with_success() {
     op[4..8].copy_from_slice(&v.to_le_bytes());
     op[8..10].copy_from_slice(&5u16.to_le_bytes());
     m.put(BASE + 0x200, &op);
-    assert_eq!(call(&mut m, nr::DOMCTL, [BASE + 0x200, domctl::DOMCTL_CONTINUED, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(call(&mut m, nr::DOMCTL, [BASE + 0x200, 0, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(domctl_op(&mut m, XEN_DOMCTL_DESTROYDOMAIN, v, 5), Outcome::Return(-3));
+}
+
+#[test]
+fn pauses_count_once_each_up_to_255() {
+    // Xen's controller_pause_count: each pause counts once (the machine waits for a domain
+    // running elsewhere outside the call: no continuation, nothing to count twice); at most
+    // 255, then -EOVERFLOW; each unpause undoes one, one more is -EINVAL.
+    use hypercall_abi::domctl::*;
+    let v = XEN_DOMCTL_INTERFACE_VERSION;
+    let mut m = Mock::new();
+    for _ in 0..255 {
+        assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Return(0));
+    }
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_PAUSEDOMAIN, v, 2), Outcome::Return(-75), "-EOVERFLOW");
+    assert_eq!(m.doms[1].1, 255);
+    for _ in 0..255 {
+        assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(0));
+    }
+    assert_eq!(domctl_op(&mut m, XEN_DOMCTL_UNPAUSEDOMAIN, v, 2), Outcome::Return(-22));
+}
+
+#[test]
+fn the_first_shutdown_reason_is_recorded_and_255_records_nothing() {
+    let mut recorded = None;
+    assert_eq!(shutdown_reason(&mut recorded, 255), 255, "SHUTDOWN_CODE_INVALID: nothing recorded");
+    assert_eq!(recorded, None);
+    assert_eq!(shutdown_reason(&mut recorded, 0), 0);
+    assert_eq!(shutdown_reason(&mut recorded, 3), 0, "a crash after a recorded poweroff reports poweroff");
+    assert_eq!(recorded, Some(0));
 }

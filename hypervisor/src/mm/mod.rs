@@ -315,4 +315,25 @@ pub struct FlushRequest {
 impl FlushRequest {
     /// No flush.
     pub const NONE: FlushRequest = FlushRequest { flush: TlbFlush::None, scope: FlushScope::Local };
+
+    /// The flush `update_va_mapping`'s `flags` ask for at `va` (`UVMF_*`): Xen does it
+    /// whether or not the update itself succeeded.
+    pub fn of_update_va_mapping(va: u64, flags: u64) -> FlushRequest {
+        use hypercall_abi::mm::{UVMF_ALL, UVMF_FLUSHTYPE_MASK, UVMF_INVLPG, UVMF_LOCAL, UVMF_TLB_FLUSH};
+        let flush = match flags & UVMF_FLUSHTYPE_MASK {
+            UVMF_TLB_FLUSH => TlbFlush::All,
+            UVMF_INVLPG => TlbFlush::Page(va),
+            _ => TlbFlush::None,
+        };
+        let scope = match flags & !UVMF_FLUSHTYPE_MASK {
+            UVMF_LOCAL => FlushScope::Local,
+            UVMF_ALL => FlushScope::AllVcpus,
+            mask => FlushScope::VcpuMask(mask),
+        };
+        if flush == TlbFlush::None {
+            FlushRequest::NONE
+        } else {
+            FlushRequest { flush, scope }
+        }
+    }
 }

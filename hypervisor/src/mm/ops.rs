@@ -144,17 +144,7 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
             return Err(refused(Errno::EINVAL, "the table mapping this address is not a validated L1"));
         }
         self.modify_entry(table, 1, table_index(va, 1), new_pte, false)?;
-        let flush = match flags & UVMF_FLUSHTYPE_MASK {
-            UVMF_TLB_FLUSH => TlbFlush::All,
-            UVMF_INVLPG => TlbFlush::Page(va),
-            _ => TlbFlush::None,
-        };
-        let scope = match flags & !UVMF_FLUSHTYPE_MASK {
-            UVMF_LOCAL => FlushScope::Local,
-            UVMF_ALL => FlushScope::AllVcpus,
-            mask => FlushScope::VcpuMask(mask),
-        };
-        Ok(if flush == TlbFlush::None { FlushRequest::NONE } else { FlushRequest { flush, scope } })
+        Ok(FlushRequest::of_update_va_mapping(va, flags))
     }
 
     /// One `mmuext_op` (digest §4.5) on the caller's own frames. Returns the flush the
@@ -199,7 +189,8 @@ impl<M: MachineMemory + ?Sized> Mmu<'_, M> {
                 Ok(FlushRequest::NONE)
             }
             MMUEXT_SET_LDT => {
-                let (base, entries) = (op.arg1, op.arg2);
+                // `nr_ents` is an `unsigned int` in Xen's `struct mmuext_op`.
+                let (base, entries) = (op.arg1, op.arg2 & 0xffff_ffff);
                 let bad_base = base & 0xfff != 0 || !pte_rules::is_canonical(base);
                 if entries > MAX_LDT_ENTRIES || (entries != 0 && bad_base) {
                     return Err(refused(Errno::EINVAL, "bad SET_LDT arguments"));
