@@ -111,8 +111,18 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
             .count();
         check!(log, "unpause the domUs", "every one", unpaused as u64 == domus, "{unpaused} of {domus}");
         if let Some(k) = (1..64u16).find(|&id| live & (1 << id) != 0) {
+            // A woken domain may preempt us (and even end) before this call: then it is
+            // -ESRCH, as in Xen, provided it is really gone.
             let again = inter::domctl(XEN_DOMCTL_UNPAUSEDOMAIN, k).map(|_| 0);
-            check!(log, "one unpausedomain more", "-EINVAL", again == Err(Errno::EINVAL), "{}", ret_of(again));
+            let gone = again == Err(Errno::ESRCH) && inter::domain_info(k).map(|i| i.domain) != Ok(k);
+            check!(
+                log,
+                "one unpausedomain more",
+                "-EINVAL (-ESRCH if the domain has ended)",
+                again == Err(Errno::EINVAL) || gone,
+                "{}",
+                ret_of(again)
+            );
         }
     }
 

@@ -193,6 +193,31 @@ fn timers(log: &mut CheckLog, b: &EventBits) {
         dt >= 8 * MS,
         ret_of(r2)
     );
+    // Set again before each period ends, the periodic timer keeps its phase (Xen 4.17's
+    // `vcpu_set_periodic_timer`): re-arming every 4 ms cannot keep a 10 ms one from firing.
+    let start = events::now();
+    let first = TIMER_TICKS.load(Ordering::SeqCst);
+    let mut rearmed_ok = true;
+    events::unmask_events();
+    while events::now() < start + 60 * MS {
+        rearmed_ok &= events::set_periodic_timer(10 * MS) == Ok(0);
+        let next = events::now() + 4 * MS;
+        while events::now() < next {
+            core::hint::spin_loop();
+        }
+    }
+    let _ = events::mask_events();
+    let ticks = TIMER_TICKS.load(Ordering::SeqCst) - first;
+    let _ = events::stop_periodic_timer();
+    check!(
+        log,
+        "set_periodic_timer 10ms again every 4ms for 60ms",
+        "0 each time, at least 3 ticks",
+        rearmed_ok && ticks >= 3,
+        "{}, at least 3 ticks {}",
+        if rearmed_ok { "0" } else { "refused" },
+        ticks >= 3
+    );
     let mut arg = vcpu::VcpuSetPeriodicTimer { period_ns: 1 };
     let r = guest::vcpu_op(vcpu::VCPUOP_SET_PERIODIC_TIMER, 0, Some(&mut arg));
     check!(
