@@ -19,15 +19,15 @@ fn page(w: &World, mfn: u64) -> Vec<u8> {
     out
 }
 
-fn gref_side(gref: GrantRef, dom: DomId, offset: u16) -> GnttabCopyPtr {
+pub(super) fn gref_side(gref: GrantRef, dom: DomId, offset: u16) -> GnttabCopyPtr {
     GnttabCopyPtr { ref_or_gmfn: u64::from(gref), domid: dom, offset }
 }
 
-fn frame_side(mfn: u64, offset: u16) -> GnttabCopyPtr {
+pub(super) fn frame_side(mfn: u64, offset: u16) -> GnttabCopyPtr {
     GnttabCopyPtr { ref_or_gmfn: mfn, domid: DOMID_SELF, offset }
 }
 
-fn op(source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16) -> GnttabCopy {
+pub(super) fn op(source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16) -> GnttabCopy {
     GnttabCopy { source, dest, len, flags, status: 0 }
 }
 

@@ -3,20 +3,13 @@
 //! entries, and copies of pinned grants whose frame left the granter.
 
 use super::tests::{data, World, A, B, C, MAP_VA};
+use super::tests_copy::{frame_side, gref_side, op};
 use super::*;
 use hypercall_abi::grant_table::*;
-use hypercall_abi::mm::DOMID_SELF;
 
-fn gref_side(gref: GrantRef, dom: DomId, offset: u16) -> GnttabCopyPtr {
-    GnttabCopyPtr { ref_or_gmfn: u64::from(gref), domid: dom, offset }
-}
-
-fn frame_side(mfn: u64, dom: DomId, offset: u16) -> GnttabCopyPtr {
-    GnttabCopyPtr { ref_or_gmfn: mfn, domid: dom, offset }
-}
-
-fn op(source: GnttabCopyPtr, dest: GnttabCopyPtr, len: u16, flags: u16) -> GnttabCopy {
-    GnttabCopy { source, dest, len, flags, status: 0 }
+/// A frame side naming `dom` (only `DOMID_SELF` may name a frame).
+fn frame_of(mfn: u64, dom: DomId) -> GnttabCopyPtr {
+    GnttabCopyPtr { domid: dom, ..frame_side(mfn, 0) }
 }
 
 /// Xen's `_set_status_v1` with `mapflag` checks `flags & (GTF_type_mask | GTF_sub_page)
@@ -29,7 +22,7 @@ fn a_sub_page_entry_cannot_be_mapped() {
     assert_eq!(w.tables.pin(A, 8), 0);
     assert_eq!(w.flags(A, 8), GTF_PERMIT_ACCESS | GTF_SUB_PAGE);
     // Copies ignore GTF_sub_page in v1 (mapflag 0).
-    let o = op(gref_side(8, A, 0), frame_side(data(B, 0), DOMID_SELF, 0), 8, GNTCOPY_SOURCE_GREF);
+    let o = op(gref_side(8, A, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF);
     assert_eq!(w.access(B).copy(&o), GNTST_OKAY);
     w.audit();
 }
@@ -39,8 +32,8 @@ fn a_sub_page_entry_cannot_be_mapped() {
 #[test]
 fn copy_status_does_not_depend_on_the_granter_running_elsewhere() {
     let mut w = World::new();
-    let bad_src = op(frame_side(data(A, 0), DOMID_SELF, 0), gref_side(99_999, A, 0), 8, GNTCOPY_DEST_GREF);
-    let bad_dst_dom = op(gref_side(99_999, A, 0), frame_side(data(B, 0), C, 0), 8, GNTCOPY_SOURCE_GREF);
+    let bad_src = op(frame_side(data(A, 0), 0), gref_side(99_999, A, 0), 8, GNTCOPY_DEST_GREF);
+    let bad_dst_dom = op(gref_side(99_999, A, 0), frame_of(data(B, 0), C), 8, GNTCOPY_SOURCE_GREF);
     assert_eq!(w.access(B).copy(&bad_src), GNTST_BAD_PAGE);
     assert_eq!(w.access(B).copy(&bad_dst_dom), GNTST_PERMISSION_DENIED);
     w.running_elsewhere = RunningElsewhere::new([A]);
@@ -62,7 +55,7 @@ fn copy_of_a_pinned_grant_whose_frame_left_the_granter_is_bad_domain() {
     w.frames.free_by_owner(f, A).unwrap(); // A frees f: unreferenced, released at once
     assert!(w.frames.take_released().contains(&f));
     assert_ne!(w.tables.pin(A, 8), 0);
-    let o = op(gref_side(8, A, 0), frame_side(data(B, 0), DOMID_SELF, 0), 8, GNTCOPY_SOURCE_GREF);
+    let o = op(gref_side(8, A, 0), frame_side(data(B, 0), 0), 8, GNTCOPY_SOURCE_GREF);
     assert_eq!(w.access(B).copy(&o), GNTST_BAD_DOMAIN);
 }
 
