@@ -340,6 +340,9 @@ pub struct Machine {
     /// The domain a `pausedomain` made by this CPU's current hypercall waits for: it was
     /// running on another CPU, and the call returns once it no longer is.
     pub pause_waits_for: Option<u16>,
+    /// This CPU's current hypercall left work for its exit path (a `pause_waits_for`, a
+    /// reschedule of its own CPU): one test on every exit instead of one per kind.
+    pub exit_work: bool,
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
     /// What the running hypercall may assume about the guest's page tables: whether guest
@@ -417,6 +420,7 @@ impl Machine {
             dying: Vec::new(),
             reaped: Vec::new(),
             pause_waits_for: None,
+            exit_work: false,
             guest_tables: core::cell::Cell::new(GuestTables::Outside),
             frames,
             mem,

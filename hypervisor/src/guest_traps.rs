@@ -116,10 +116,17 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
             apic::end_of_interrupt();
         }
     }
-    if m.pause_waits_for.is_some() {
-        guard = wait_for_pauses(guard, cpu);
+    let mut m = m;
+    if m.exit_work {
+        // Rare: what the hypercall left for the way out (`Machine::exit_work`).
+        m.exit_work = false;
+        resched |= m.take_resched_request();
+        if m.pause_waits_for.is_some() {
+            guard = wait_for_pauses(guard, cpu);
+            let Some(again) = guard.as_mut() else { crate::fatal_stop() };
+            m = again;
+        }
     }
-    let Some(m) = guard.as_mut() else { crate::fatal_stop() };
     if m.leave_to_guest(frame, resched) && m.ensure_returnable(frame) {
         m.leave_for_guest();
         return; // to the trap exit, which resumes `frame`
@@ -224,8 +231,6 @@ impl Machine {
     /// (the caller idles).
     #[inline(always)]
     fn leave_to_guest(&mut self, frame: &mut TrapFrame, resched: bool) -> bool {
-        // A request this CPU left for itself during the entry (`resched_soon`).
-        let resched = resched | self.take_resched_request();
         if !resched && self.event_host.kicked.is_empty() && (self.pollers == 0 || !self.event_host.any_raised()) {
             if let Some(d) = self.domains.get(&self.current) {
                 if !d.blocked && !self.upcall_due(d.vcpu.event_callback, d.shared_info_mfn) {

@@ -297,6 +297,7 @@ impl DomainControl for Machine {
         // (`guest_traps::wait_for_pauses`), before the caller resumes.
         if self.running_on_other_cpu(id) {
             self.pause_waits_for = Some(id);
+            self.exit_work = true;
         }
         Ok(())
     }

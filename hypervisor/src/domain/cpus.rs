@@ -120,12 +120,13 @@ impl Machine {
 
     /// As [`Self::request_resched`], for a caller that cannot act on the answer itself (a
     /// hypercall waking a domain of its own CPU): the calling CPU's request is left for its
-    /// exit path (`leave_to_guest`), so a boosted domain preempts at once, not at the next
-    /// tick (Xen's `vcpu_wake` tickles the scheduler).
+    /// exit path ([`Machine::exit_work`]), so a boosted domain preempts at once, not at the
+    /// next tick (Xen's `vcpu_wake` tickles the scheduler).
     pub fn resched_soon(&mut self, cpu: usize) {
         if self.request_resched(cpu) {
             if let Some(flag) = self.resched_pending.get_mut(cpu) {
                 *flag = true;
+                self.exit_work = true;
             }
         }
     }
