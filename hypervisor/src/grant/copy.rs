@@ -375,13 +375,26 @@ impl GrantAccess<'_> {
         let pin = check_pin_entry(t, &*self.mmu.mem, gref, self.caller(), !writable, held, false)?;
         // One look at the frame for both of Xen's checks: `check_pin`'s last (a frame read
         // from the entry must be the granter's: `-EINVAL` here) and the reference's.
-        // A pinned entry's frame that left the granter is Xen's `GNTST_bad_domain` (the
-        // owner check of `acquire_grant_for_copy`'s pinned branch).
         match self.mmu.frames.check_grant_ref(pin.mfn, dom, writable) {
             Ok(()) => Ok(pin.mfn),
-            Err(e) if e.errno == Errno::EINVAL && pin.reads_new_frame() => Err(GNTST_BAD_PAGE),
-            Err(e) if e.errno == Errno::EINVAL && !pin.first => Err(GNTST_BAD_DOMAIN),
-            Err(_) => Err(GNTST_GENERAL_ERROR),
+            // Two flags, not the whole check: keeping it across the call costs the hot path.
+            Err(e) => Err(frame_refusal(e.errno, pin.reads_new_frame(), pin.first)),
         }
+    }
+}
+
+/// The status of a granted frame the frame check refused (cold: a copy's hot path only
+/// passes through). `-EINVAL` is a frame not (or no longer) the granter's: read from the
+/// entry for a new pin (`reads_new_frame`), Xen's `GNTST_bad_page`; the frame of an entry
+/// already pinned, the owner check of `acquire_grant_for_copy`'s pinned branch,
+/// `GNTST_bad_domain`. Anything else (the frame cannot take the type) is
+/// `GNTST_general_error`.
+#[cold]
+#[inline(never)]
+fn frame_refusal(errno: Errno, reads_new_frame: bool, first_pin: bool) -> i16 {
+    match errno {
+        Errno::EINVAL if reads_new_frame => GNTST_BAD_PAGE,
+        Errno::EINVAL if !first_pin => GNTST_BAD_DOMAIN,
+        _ => GNTST_GENERAL_ERROR,
     }
 }
