@@ -337,12 +337,13 @@ pub struct Machine {
     /// Domains torn down since a `destroydomain` call began waiting for them, until that
     /// call sees it ([`Machine::take_reaped`]).
     reaped: Vec<u16>,
-    /// The domain a `pausedomain` made by this CPU's current hypercall waits for: it was
-    /// running on another CPU, and the call returns once it no longer is.
-    pub pause_waits_for: Option<u16>,
-    /// This CPU's current hypercall left work for its exit path (a `pause_waits_for`, a
+    /// By CPU: the domains `pausedomain` calls of its current hypercall (a multicall may
+    /// hold several) wait for: each was running on another CPU, and the hypercall returns
+    /// once none of them runs while still paused. At most one per other CPU can be running.
+    pub pause_waits: [heapless::Vec<u16, MAX_CPUS>; MAX_CPUS],
+    /// By CPU: its current hypercall left work for its exit path (`pause_waits`, a
     /// reschedule of its own CPU): one test on every exit instead of one per kind.
-    pub exit_work: bool,
+    pub exit_work: [bool; MAX_CPUS],
     /// Direct-map accessor.
     pub mem: paging::DirectMap,
     /// What the running hypercall may assume about the guest's page tables: whether guest
@@ -419,8 +420,8 @@ impl Machine {
             guest_running: [false; MAX_CPUS],
             dying: Vec::new(),
             reaped: Vec::new(),
-            pause_waits_for: None,
-            exit_work: false,
+            pause_waits: Default::default(),
+            exit_work: [false; MAX_CPUS],
             guest_tables: core::cell::Cell::new(GuestTables::Outside),
             frames,
             mem,

@@ -117,11 +117,11 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
         }
     }
     let mut m = m;
-    if m.exit_work {
+    if m.exit_work[m.cpu] {
         // Rare: what the hypercall left for the way out (`Machine::exit_work`).
-        m.exit_work = false;
+        m.exit_work[m.cpu] = false;
         resched |= m.take_resched_request();
-        if m.pause_waits_for.is_some() {
+        if !m.pause_waits[m.cpu].is_empty() {
             guard = wait_for_pauses(guard, cpu);
             let Some(again) = guard.as_mut() else { crate::fatal_stop() };
             m = again;
@@ -138,19 +138,22 @@ pub fn on_guest_entry(frame: &mut TrapFrame) {
     run_idle_cpu()
 }
 
-/// Xen's `vcpu_sleep_sync` for a `pausedomain` of this CPU's hypercall: waits until the
-/// domain it paused no longer executes on another CPU, before the caller resumes. That CPU
-/// must take the machine lock to stop (its entry clears `guest_running`), so the lock is
-/// let go between checks (taking it again serves TLB-flush requests while it spins). The
-/// other CPU was sent an IPI by the pause, so the wait is one entry of it.
+/// Xen's `vcpu_sleep_sync` for the `pausedomain` calls of this CPU's hypercall, at its
+/// end: waits until no domain they paused executes on another CPU, before the caller
+/// resumes. Such a CPU must take the machine lock to stop (its entry clears
+/// `guest_running`), so the lock is let go between checks (taking it again serves TLB-flush
+/// requests while it spins); the pause sent it an IPI, so the wait is one entry of it. A
+/// domain unpaused meanwhile (the same multicall may unpause it) is not waited for: it may
+/// run on for good.
 fn wait_for_pauses(mut guard: MachineGuard, cpu: usize) -> MachineGuard {
     loop {
         let Some(m) = guard.as_mut() else { return guard };
-        let Some(id) = m.pause_waits_for else { return guard };
-        if !m.running_on_other_cpu(id) {
-            m.pause_waits_for = None;
+        let mut waits = core::mem::take(&mut m.pause_waits[cpu]);
+        waits.retain(|id| m.running_on_other_cpu(*id) && m.domains.get(id).is_some_and(|d| d.is_paused()));
+        if waits.is_empty() {
             return guard;
         }
+        m.pause_waits[cpu] = waits;
         drop(guard);
         core::hint::spin_loop();
         guard = lock_machine();

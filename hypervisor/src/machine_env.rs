@@ -296,8 +296,12 @@ impl DomainControl for Machine {
         // stop, so the wait is done once the hypercall is over, with the lock let go
         // (`guest_traps::wait_for_pauses`), before the caller resumes.
         if self.running_on_other_cpu(id) {
-            self.pause_waits_for = Some(id);
-            self.exit_work = true;
+            let cpu = self.cpu;
+            if !self.pause_waits[cpu].contains(&id) {
+                // Room for one per other CPU, and only that many can be running.
+                let _ = self.pause_waits[cpu].push(id);
+            }
+            self.exit_work[cpu] = true;
         }
         Ok(())
     }

@@ -30,14 +30,21 @@ pub struct Domctl {
     pub info: GetDomainInfo,
     pad: [u64; 2],
 }
+
+impl Domctl {
+    /// A `cmd` on `domain`, with this interface version.
+    pub fn new(cmd: u32, domain: DomId) -> Self {
+        Domctl {
+            hdr: DomctlHeader { cmd, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain, pad: [0; 3] },
+            ..Domctl::default()
+        }
+    }
+}
 const _: () = assert!(core::mem::size_of::<Domctl>() == XEN_DOMCTL_SIZE);
 
 /// `domctl(cmd, domain)` with the current interface version; returns the filled structure.
 pub fn domctl(cmd: u32, domain: DomId) -> Result<Domctl, Errno> {
-    let mut op = Domctl {
-        hdr: DomctlHeader { cmd, interface_version: XEN_DOMCTL_INTERFACE_VERSION, domain, pad: [0; 3] },
-        ..Domctl::default()
-    };
+    let mut op = Domctl::new(cmd, domain);
     // SAFETY: `op` is a valid, exclusive 144-byte xen_domctl Xen reads and writes back.
     Errno::check(unsafe { raw::hypercall1(nr::DOMCTL, &mut op as *mut Domctl as u64) })?;
     Ok(op)

@@ -23,6 +23,7 @@ use hypercall_abi::domctl::{
 use hypercall_abi::event_channel::VIRQ_DOM_EXC;
 use hypercall_abi::guest::raw;
 use hypercall_abi::hypercall as nr;
+use hypercall_abi::multicall::MulticallEntry;
 use hypercall_abi::start_info::StartInfo;
 use hypercall_abi::Errno;
 
@@ -273,6 +274,26 @@ fn nested_pauses(log: &mut CheckLog, live: u64) {
 fn destroy(log: &mut CheckLog, k: u16, names: Option<&str>) {
     let name = name_of(names, k).unwrap_or("?");
     println!("control: d{k} ({name}) is the last domU and does not end: pausing and destroying it");
+    // A pause undone in the same multicall: the call must not wait for the domain (which
+    // may be running on another CPU, and runs on) to stop.
+    let (mut pause, mut unpause) =
+        (inter::Domctl::new(XEN_DOMCTL_PAUSEDOMAIN, k), inter::Domctl::new(XEN_DOMCTL_UNPAUSEDOMAIN, k));
+    let mut batch = [
+        MulticallEntry::new(nr::DOMCTL, &[&mut pause as *mut inter::Domctl as u64]),
+        MulticallEntry::new(nr::DOMCTL, &[&mut unpause as *mut inter::Domctl as u64]),
+    ];
+    // SAFETY: both entries name valid xen_domctl buffers that outlive the call.
+    let r = unsafe { hypercall_abi::guest::multicall(&mut batch) };
+    let res = [batch[0].result_signed(), batch[1].result_signed()];
+    let running_on = inter::domain_info(k).map(|i| i.domain == k && i.flags & XEN_DOMINF_PAUSED == 0);
+    check!(
+        log,
+        "multicall pausedomain + unpausedomain of a running domain",
+        "returns 0, results [0, 0], the domain not paused",
+        r == Ok(0) && res == [0, 0] && running_on == Ok(true),
+        "{}, results {res:?}, not paused {running_on:?}",
+        ret_of(r)
+    );
     let p = inter::domctl(XEN_DOMCTL_PAUSEDOMAIN, k).map(|_| 0);
     let flags = inter::domain_info(k).map(|i| i.flags).unwrap_or(0);
     check!(

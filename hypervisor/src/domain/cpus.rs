@@ -126,7 +126,7 @@ impl Machine {
         if self.request_resched(cpu) {
             if let Some(flag) = self.resched_pending.get_mut(cpu) {
                 *flag = true;
-                self.exit_work = true;
+                self.exit_work[cpu] = true;
             }
         }
     }
