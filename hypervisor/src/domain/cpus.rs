@@ -70,7 +70,7 @@ impl Machine {
 
     /// Whether the teardown of `id` ended while a `destroydomain` of it waited, and forgets it.
     pub fn take_reaped(&mut self, id: u16) -> bool {
-        let found = self.reaped.contains(&id);
+        let found = self.was_reaped(id);
         self.reaped.retain(|&r| r != id);
         found
     }
