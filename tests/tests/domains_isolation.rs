@@ -57,7 +57,7 @@ fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_
 
 #[test]
 fn a_domu_cannot_map_or_copy_another_domains_frames() {
-    let out = attack("domains-attack-map", "attack-map", "", 500, 8);
+    let out = attack("domains-attack-map", "attack-map", "", 500, 10);
     let log = &out.log;
     assert_eq!(check_value(log, "d2", "copy the victim's directory grant (legitimate)"), "status 0, 4 frames");
     assert_eq!(
@@ -69,6 +69,11 @@ fn a_domu_cannot_map_or_copy_another_domains_frames() {
         "our L1 pinned 0, 4 tries, first -16 (EBUSY)"
     );
     assert_eq!(check_value(log, "d2", "MMUEXT_PIN_L1_TABLE of each victim frame"), "4 tries, first -22 (EINVAL)");
+    assert_eq!(check_value(log, "d2", "mmu_update naming the victim as page owner"), "-1 (EPERM), 0 done");
+    assert_eq!(
+        check_value(log, "d2", "mmuext_op naming the victim or DOMID_IO as page owner"),
+        "-1 (EPERM) and -1 (EPERM)"
+    );
     assert_eq!(
         check_value(log, "d2", "GNTTABOP_copy from a victim frame number, naming the victim"),
         "4 tries, first -8 (GNTST_permission_denied)"

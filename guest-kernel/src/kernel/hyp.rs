@@ -55,6 +55,15 @@ pub fn set_segment_base(which: u32, base: u64) -> Result<u64, Errno> {
 /// # Safety
 /// The updates change page tables: the caller must keep every mapping the kernel relies on.
 pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> (Result<u64, Errno>, u32) {
+    // SAFETY: the caller's.
+    unsafe { mmu_update_as(reqs, DOMID_SELF as u64) }
+}
+
+/// `mmu_update(reqs, count, &done, foreigndom)`: returns the result and `done`.
+///
+/// # Safety
+/// As [`mmu_update`].
+pub unsafe fn mmu_update_as(reqs: &[MmuUpdate], foreigndom: u64) -> (Result<u64, Errno>, u32) {
     let mut done: u32 = 0;
     // SAFETY: the array and `done` are valid for the call; the effect is the caller's.
     let r = unsafe {
@@ -63,7 +72,7 @@ pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> (Result<u64, Errno>, u32) {
             reqs.as_ptr() as u64,
             reqs.len() as u64,
             &mut done as *mut u32 as u64,
-            DOMID_SELF as u64,
+            foreigndom,
         )
     };
     (Errno::check(r), done)
@@ -74,16 +83,19 @@ pub unsafe fn mmu_update(reqs: &[MmuUpdate]) -> (Result<u64, Errno>, u32) {
 /// # Safety
 /// As [`mmu_update`].
 pub unsafe fn mmuext_op(ops: &[MmuextOp]) -> (Result<u64, Errno>, u32) {
+    // SAFETY: the caller's.
+    unsafe { mmuext_op_as(ops, DOMID_SELF as u64) }
+}
+
+/// `mmuext_op(ops, count, &done, foreigndom)`: returns the result and `done`.
+///
+/// # Safety
+/// As [`mmu_update`].
+pub unsafe fn mmuext_op_as(ops: &[MmuextOp], foreigndom: u64) -> (Result<u64, Errno>, u32) {
     let mut done: u32 = 0;
     // SAFETY: as in `mmu_update`.
     let r = unsafe {
-        raw::hypercall4(
-            nr::MMUEXT_OP,
-            ops.as_ptr() as u64,
-            ops.len() as u64,
-            &mut done as *mut u32 as u64,
-            DOMID_SELF as u64,
-        )
+        raw::hypercall4(nr::MMUEXT_OP, ops.as_ptr() as u64, ops.len() as u64, &mut done as *mut u32 as u64, foreigndom)
     };
     (Errno::check(r), done)
 }

@@ -10,7 +10,8 @@
 //! its grants are not in use, and that port 4 is still unbound for F.
 //!
 //! * `attack-map`: maps the victim's frames directly (`update_va_mapping` RW and RO,
-//!   `mmu_update` into a pinned L1 of its own, `MMUEXT_PIN_L1_TABLE`), and copies them by
+//!   `mmu_update` into a pinned L1 of its own, `MMUEXT_PIN_L1_TABLE`), names the victim as
+//!   page owner in `mmu_update` and `mmuext_op` (and `DOMID_IO` in the latter), and copies them by
 //!   frame number with `GNTTABOP_copy` (as the victim's domain and as DOMID_SELF).
 //! * `attack-grant`: forges grant references (RW of a RO grant, a ref granted to F, a ref
 //!   never granted, a ref beyond the table, a domain that does not exist, a forged handle)
@@ -26,7 +27,7 @@ use hypercall_abi::event_channel::{self as ev, EVTCHNSTAT_UNBOUND};
 use hypercall_abi::grant_table::{self as gt, GnttabCopy, GnttabCopyPtr};
 use hypercall_abi::guest;
 use hypercall_abi::mm::{
-    DomId, MmuUpdate, DOMID_SELF, MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE, MMU_NORMAL_PT_UPDATE, UVMF_INVLPG,
+    DomId, MmuUpdate, DOMID_IO, DOMID_SELF, MMUEXT_PIN_L1_TABLE, MMUEXT_UNPIN_TABLE, MMU_NORMAL_PT_UPDATE, UVMF_INVLPG,
 };
 use hypercall_abi::start_info::StartInfo;
 use hypercall_abi::Errno;
@@ -219,6 +220,31 @@ pub fn attack_map(si: &StartInfo) -> ShutdownRequest {
         all_eq(&pin[..n], Err(Errno::EINVAL)),
         "{n} tries, first {}",
         ret_of(pin[0])
+    );
+    // Naming the victim (or DOMID_IO) as page owner, as only the control domain may: our
+    // own zeroed pool page as the target, so a wrong answer would change nothing of theirs.
+    let own_entry = [MmuUpdate { ptr: ((l1.mfn << 12) + 8 * 8) | MMU_NORMAL_PT_UPDATE, val: 0 }];
+    // SAFETY: an entry of a page of ours that is not a table (refused either way).
+    let (as_victim, done) = unsafe { hyp::mmu_update_as(&own_entry, u64::from(victim)) };
+    check!(
+        log,
+        "mmu_update naming the victim as page owner",
+        "-1 (EPERM), none done (xsm_mmu_update)",
+        as_victim == Err(Errno::EPERM) && done == 0,
+        "{}, {done} done",
+        ret_of(as_victim)
+    );
+    let pin_own = [hypercall_abi::mm::MmuextOp { cmd: MMUEXT_PIN_L1_TABLE, arg1: l1.mfn, arg2: 0 }];
+    // SAFETY: pinning a zeroed page of ours; refused before it runs.
+    let ext = [victim, DOMID_IO].map(|owner| unsafe { hyp::mmuext_op_as(&pin_own, u64::from(owner)) });
+    check!(
+        log,
+        "mmuext_op naming the victim or DOMID_IO as page owner",
+        "-1 (EPERM) for both, none done (xsm_mmuext_op)",
+        ext.iter().all(|&(r, done)| r == Err(Errno::EPERM) && done == 0),
+        "{} and {}",
+        ret_of(ext[0].0),
+        ret_of(ext[1].0)
     );
     let buf = alloc_frame().expect("pool page");
     let mut by_dom = [0i16; MAX_SECRETS];

@@ -11,7 +11,11 @@
 use super::{Env, Outcome};
 use crate::mm::{FlushRequest, FlushScope, MmuError};
 use hypercall_abi::errno::Errno;
-use hypercall_abi::mm::{MmuUpdate, MmuextOp, DOMID_IO, DOMID_SELF, MMU_UPDATE_PREEMPTED};
+use hypercall_abi::mm::{
+    MmuUpdate, MmuextOp, DOMID_IO, DOMID_SELF, DOMID_XEN, MMUEXT_CLEAR_PAGE, MMUEXT_COPY_PAGE,
+    MMUEXT_FLUSH_CACHE_GLOBAL, MMUEXT_MARK_SUPER, MMUEXT_NEW_BASEPTR, MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE,
+    MMUEXT_SET_LDT, MMUEXT_UNMARK_SUPER, MMUEXT_UNPIN_TABLE, MMU_UPDATE_PREEMPTED,
+};
 
 /// Entries handled per hypercall entry before a continuation.
 pub const BATCH: u64 = 64;
@@ -39,22 +43,94 @@ fn read_words<const N: usize>(env: &dyn Env, va: u64) -> Result<[u64; N], MmuErr
     Ok(words)
 }
 
-/// Checks `foreigndom`'s page owner (bits 0-15) and page-table owner (bits 16-31): only the
-/// caller itself is supported (`DOMID_SELF`, or `DOMID_IO` for device frames, which the MMU
-/// checks against the caller's I/O rights). Other domains are `-ESRCH` until foreign
-/// mappings exist, and so is the caller's own id as page owner (Xen's `get_pg_owner`:
-/// "Cannot specify itself as foreign domain"); as page-table owner (id + 1) it is allowed.
-fn check_foreigndom(env: &dyn Env, foreigndom: u64) -> Result<(), MmuError> {
-    let own = env.domain().id;
+/// Which MMU list hypercall a `foreigndom` is checked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListCall {
+    MmuUpdate,
+    MmuextOp,
+}
+
+/// What `foreigndom` allows, as Xen's `get_pg_owner` and the default XSM policy judge it.
+#[derive(Debug, PartialEq, Eq)]
+enum ForeignDom {
+    /// The caller's own frames (`DOMID_SELF`; for `mmu_update`, also `DOMID_IO`: device
+    /// frames, which the MMU checks against the caller's I/O rights).
+    Own,
+    /// The control domain naming `DOMID_IO` for `mmuext_op`: Xen's page owner is then
+    /// `dom_io`, which owns no RAM, so each operation fails as [`io_owner_refusal`] says.
+    IoOwner,
+    /// The whole call is refused (`get_pg_owner` found no owner: `-ESRCH`; the caller may
+    /// not name that owner: `-EPERM`, checked by `do_mmuext_op` before any operation).
+    Refused(MmuError),
+    /// `mmu_update` refuses each request (Xen's `xsm_mmu_update` runs per request, so an
+    /// empty list still succeeds): a domain other than the control domain naming another
+    /// domain as page or page-table owner.
+    RefusedPerRequest(MmuError),
+}
+
+/// Checks `foreigndom`'s page owner (bits 0-15) and, for `mmu_update`, its page-table owner
+/// (bits 16-31, domain id + 1; 0 is the caller), in Xen's order: an owner that does not
+/// exist is `-ESRCH`, and so is the caller's own id as page owner (`get_pg_owner`: "Cannot
+/// specify itself as foreign domain"; as page-table owner it is fine); a domain other than
+/// the control domain naming another domain, `DOMID_XEN`, or for `mmuext_op` `DOMID_IO`, is
+/// refused `-EPERM` by the default XSM policy. The control domain naming another domain is
+/// `-ESRCH` here: foreign mappings are not supported (README, limits).
+fn check_foreigndom(env: &dyn Env, foreigndom: u64, call: ListCall) -> ForeignDom {
+    let me = env.domain();
     let page_owner = (foreigndom & 0xffff) as u16;
     let table_owner = (foreigndom >> 16) & 0xffff;
-    if ![DOMID_SELF, DOMID_IO].contains(&page_owner) {
-        return Err(MmuError::new(Errno::ESRCH, "foreign page owner not supported"));
+    let exists = |id: u16| id != me.id && env.domain_facts_of(id).is_some();
+    let denied = MmuError::new(Errno::EPERM, "only the control domain may name another owner");
+    let unsupported = MmuError::new(Errno::ESRCH, "foreign owners are not supported");
+    let mut per_request = None;
+    match page_owner {
+        DOMID_SELF => {}
+        DOMID_IO if call == ListCall::MmuUpdate => {}
+        DOMID_IO if me.privileged => return ForeignDom::IoOwner,
+        DOMID_IO => return ForeignDom::Refused(denied),
+        id if id == me.id => return ForeignDom::Refused(MmuError::new(Errno::ESRCH, "own id as foreign domain")),
+        id if id == DOMID_XEN || exists(id) => {
+            if me.privileged {
+                return ForeignDom::Refused(unsupported);
+            }
+            if call == ListCall::MmuextOp {
+                return ForeignDom::Refused(denied);
+            }
+            per_request = Some(denied);
+        }
+        _ => return ForeignDom::Refused(MmuError::new(Errno::ESRCH, "no such page owner")),
     }
-    if table_owner != 0 && table_owner != u64::from(own) + 1 {
-        return Err(MmuError::new(Errno::ESRCH, "foreign page-table owner not supported"));
+    if call == ListCall::MmuUpdate && table_owner != 0 && table_owner != u64::from(me.id) + 1 {
+        let id = (table_owner - 1) as u16;
+        if !exists(id) {
+            return ForeignDom::Refused(MmuError::new(Errno::ESRCH, "no such page-table owner"));
+        }
+        if me.privileged {
+            return ForeignDom::Refused(unsupported);
+        }
+        per_request.get_or_insert(denied);
     }
-    Ok(())
+    match per_request {
+        Some(e) => ForeignDom::RefusedPerRequest(e),
+        None => ForeignDom::Own,
+    }
+}
+
+/// How an `mmuext_op` fails for the control domain with `DOMID_IO` as page owner (Xen's
+/// `do_mmuext_op` with `pg_owner = dom_io`): operations on a frame look it up as `dom_io`'s
+/// and find none (`-EINVAL`); the others act on the caller only and refuse a foreign owner
+/// (`-EPERM`); superpage marks are `-EOPNOTSUPP` and unknown commands `-ENOSYS` either way.
+fn io_owner_refusal(cmd: u32) -> MmuError {
+    match cmd {
+        MMUEXT_PIN_L1_TABLE..=MMUEXT_UNPIN_TABLE | MMUEXT_CLEAR_PAGE | MMUEXT_COPY_PAGE => {
+            MmuError::new(Errno::EINVAL, "no frame of DOMID_IO")
+        }
+        MMUEXT_NEW_BASEPTR..=MMUEXT_SET_LDT | MMUEXT_NEW_USER_BASEPTR | MMUEXT_FLUSH_CACHE_GLOBAL => {
+            MmuError::new(Errno::EPERM, "foreign page owner")
+        }
+        MMUEXT_MARK_SUPER | MMUEXT_UNMARK_SUPER => MmuError::new(Errno::EOPNOTSUPP, "superpages"),
+        _ => MmuError::new(Errno::ENOSYS, "unknown mmuext command"),
+    }
 }
 
 /// Starts this entry's MMU budget ([`WORK_BUDGET`]) and releases the tables a preempted
@@ -91,7 +167,7 @@ impl Progress {
 /// entry and says where the page-table work stands after it.
 fn run_batch(
     env: &mut dyn Env,
-    call: &str,
+    call: ListCall,
     a: [u64; 5],
     entry_size: u64,
     mut one: impl FnMut(&mut dyn Env, u64) -> Result<Progress, MmuError>,
@@ -111,11 +187,23 @@ fn run_batch(
         }
     }
     let mut this = count.min(BATCH);
-    let mut failure = check_foreigndom(env, a[3]).err();
+    let foreign = check_foreigndom(env, a[3], call);
+    let mut failure = match &foreign {
+        ForeignDom::Refused(e) => Some(*e),
+        ForeignDom::RefusedPerRequest(e) if this > 0 => Some(*e),
+        _ => None,
+    };
     let mut finished = 0u64;
     while failure.is_none() && finished < this {
         let entry = list.wrapping_add(finished * entry_size);
-        match one(env, entry) {
+        let result = if foreign == ForeignDom::IoOwner {
+            // Each operation fails (the first one ends the batch): unreadable, or as Xen
+            // fails it for `dom_io`.
+            read_words::<1>(env, entry).and_then(|[cmd]| Err(io_owner_refusal(cmd as u32)))
+        } else {
+            one(env, entry)
+        };
+        match result {
             Ok(progress) => {
                 finished += 1;
                 if progress.work.wrapping_sub(work_at_start) >= WORK_BUDGET || progress.releases_pending {
@@ -134,7 +222,7 @@ fn run_batch(
         let _ = env.copy_to_guest(pdone, &done.to_le_bytes());
     }
     match failure {
-        Some(e) => fail(env, call, e),
+        Some(e) => fail(env, if call == ListCall::MmuUpdate { "mmu_update" } else { "mmuext_op" }, e),
         // Tables the batch dropped are still being released: the call is not over until
         // they are (the continuation finishes them first), even with no entries left.
         None if count > this || env.page_releases_pending() => {
@@ -175,7 +263,7 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let n = (a[1] & 0xffff_ffff & !PREEMPTED).min(BATCH) as usize;
     let mut prefetched = [0u8; BATCH as usize * MMU_UPDATE_SIZE as usize];
     let prefetched_ok = n > 0 && env.copy_from_guest(list, &mut prefetched[..n * MMU_UPDATE_SIZE as usize]).is_ok();
-    run_batch(env, "mmu_update", a, MMU_UPDATE_SIZE, |env, va| {
+    run_batch(env, ListCall::MmuUpdate, a, MMU_UPDATE_SIZE, |env, va| {
         let index = (va.wrapping_sub(list) / MMU_UPDATE_SIZE) as usize;
         let [ptr, val] = if prefetched_ok && index < n {
             let at = index * MMU_UPDATE_SIZE as usize;
@@ -195,7 +283,7 @@ pub fn mmuext_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     // Xen's `do_mmuext_op` takes `foreigndom` as a `domid_t`: a page owner only.
     let mut a = a;
     a[3] &= 0xffff;
-    run_batch(env, "mmuext_op", a, MMUEXT_OP_SIZE, |env, va| {
+    run_batch(env, ListCall::MmuextOp, a, MMUEXT_OP_SIZE, |env, va| {
         let [cmd, arg1, arg2] = read_words::<3>(env, va)?;
         let op = MmuextOp { cmd: cmd as u32, arg1, arg2 };
         let (request, progress) = {

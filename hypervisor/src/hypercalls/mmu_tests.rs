@@ -22,6 +22,10 @@ struct MmuMock {
     mmu: MockMmu,
     mmu_available: bool,
     vcpu: crate::vcpu::VcpuState,
+    /// Whether the caller is the control domain.
+    privileged: bool,
+    /// The other domains that exist.
+    others: Vec<u16>,
 }
 
 impl MmuMock {
@@ -34,7 +38,14 @@ impl MmuMock {
             mmu.poke(L1, i, e(DATA + i as u64, RW));
         }
         mmu.mmu().adopt_bootstrap_tables(L4).unwrap();
-        Self { guest: FlatGuest::new(0x10000), mmu, mmu_available: true, vcpu: crate::vcpu::VcpuState::new(0x1000) }
+        Self {
+            guest: FlatGuest::new(0x10000),
+            mmu,
+            mmu_available: true,
+            vcpu: crate::vcpu::VcpuState::new(0x1000),
+            privileged: false,
+            others: Vec::new(),
+        }
     }
 }
 
@@ -43,7 +54,11 @@ flat_guest_deref!(MmuMock, guest);
 impl Env for MmuMock {
     env_boilerplate!(guest: guest, vcpu: vcpu);
     fn domain(&self) -> DomainFacts {
-        DomainFacts { id: DOM, nr_pages: 0x500, max_pages: 0x500, privileged: false, max_mfn: 0x1000 }
+        DomainFacts { id: DOM, nr_pages: 0x500, max_pages: 0x500, privileged: self.privileged, max_mfn: 0x1000 }
+    }
+    fn domain_facts_of(&self, id: u16) -> Option<DomainFacts> {
+        let facts = DomainFacts { id, nr_pages: 1, max_pages: 1, privileged: false, max_mfn: 0x1000 };
+        self.others.contains(&id).then_some(facts)
     }
     fn events(&mut self) -> Option<crate::evtchn::EventAccess<'_>> {
         None
@@ -115,7 +130,8 @@ fn long_batches_continue_and_accumulate_done() {
 fn foreign_owners_faults_and_a_missing_mmu() {
     let mut m = MmuMock::new();
     m.put_words(LIST, &[(PLAIN << 12), 5]);
-    for foreigndom in [0, 0x7ff2, 5 << 16 | SELF] {
+    // No domain 0 or 4 here (page owner 0, page-table owner 4 + 1): get_pg_owner's -ESRCH.
+    for foreigndom in [0, 5 << 16 | SELF] {
         assert_eq!(
             dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, 0, foreigndom, 0]),
             Outcome::Return(-3),
@@ -141,6 +157,71 @@ fn foreign_owners_faults_and_a_missing_mmu() {
     for n in [nr::MMU_UPDATE, nr::MMUEXT_OP, nr::UPDATE_VA_MAPPING] {
         assert_eq!(dispatch(&mut m, n, [LIST, 1, 0, 0, 0]), Outcome::Return(-38));
     }
+}
+
+/// A domain other than the control domain naming an owner that exists (another domain,
+/// `DOMID_XEN`, and for `mmuext_op` `DOMID_IO`) is refused by Xen's default XSM policy:
+/// `mmuext_op` before any operation, `mmu_update` at its first request (an empty list still
+/// succeeds); the control domain's `DOMID_IO` owner fails each `mmuext_op` as `dom_io` would.
+#[test]
+fn naming_another_owner_is_refused_as_xen_refuses_it() {
+    let mut m = MmuMock::new();
+    m.others = vec![0, 7];
+    let l1_entry = (L1 << 12) + 4 * 8;
+    let before = m.mmu.mem.0.get(&(L1, 4)).copied();
+    m.put_words(LIST, &[l1_entry, e(PLAIN, RW)]);
+    for (foreigndom, what) in
+        [(0, "dom0"), (7, "domain 7"), (DOMID_XEN as u64, "DOMID_XEN"), (8 << 16 | SELF, "tables of 7")]
+    {
+        assert_eq!(
+            dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, DONE, foreigndom, 0]),
+            Outcome::Return(Errno::EPERM.to_return()),
+            "mmu_update, {what}"
+        );
+        assert_eq!(m.u32_at(DONE), 0, "{what}");
+        assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, 0, foreigndom, 0]), Outcome::Return(0), "{what}");
+    }
+    assert_eq!(m.mmu.mem.0.get(&(L1, 4)).copied(), before, "no request ran");
+    // DOMID_IO stays the caller's own I/O frames for mmu_update (the MMU checks them).
+    assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, 0, DOMID_IO as u64, 0]), Outcome::Return(0));
+    m.put_words(LIST, &[MMUEXT_PIN_L1_TABLE as u64, PLAIN, 0]);
+    for (foreigndom, what) in
+        [(0, "dom0"), (7, "domain 7"), (DOMID_XEN as u64, "DOMID_XEN"), (DOMID_IO as u64, "DOMID_IO")]
+    {
+        for count in [1, 0] {
+            assert_eq!(
+                dispatch(&mut m, nr::MMUEXT_OP, [LIST, count, 0, foreigndom, 0]),
+                Outcome::Return(Errno::EPERM.to_return()),
+                "mmuext_op, {what}, {count} ops"
+            );
+        }
+    }
+    // The control domain: DOMID_IO owns no RAM (pins, clear and copy: -EINVAL), and the
+    // operations on the caller's own state refuse a foreign owner (-EPERM).
+    m.privileged = true;
+    let io = DOMID_IO as u64;
+    for (cmd, errno) in [
+        (MMUEXT_PIN_L1_TABLE, Errno::EINVAL),
+        (MMUEXT_UNPIN_TABLE, Errno::EINVAL),
+        (MMUEXT_CLEAR_PAGE, Errno::EINVAL),
+        (MMUEXT_NEW_BASEPTR, Errno::EPERM),
+        (MMUEXT_TLB_FLUSH_LOCAL, Errno::EPERM),
+        (MMUEXT_SET_LDT, Errno::EPERM),
+        (MMUEXT_FLUSH_CACHE_GLOBAL, Errno::EPERM),
+        (MMUEXT_MARK_SUPER, Errno::EOPNOTSUPP),
+        (14, Errno::ENOSYS),
+    ] {
+        m.put_words(LIST, &[cmd as u64, PLAIN, 0]);
+        assert_eq!(
+            dispatch(&mut m, nr::MMUEXT_OP, [LIST, 1, DONE, io, 0]),
+            Outcome::Return(errno.to_return()),
+            "command {cmd}"
+        );
+        assert_eq!(m.u32_at(DONE), 0);
+    }
+    assert_eq!(dispatch(&mut m, nr::MMUEXT_OP, [LIST, 0, 0, io, 0]), Outcome::Return(0), "nothing to fail");
+    assert_eq!(m.mmu.counts(PLAIN).2, 0, "nothing was typed or pinned");
+    m.mmu.audit();
 }
 
 #[test]
