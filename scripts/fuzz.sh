@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Fuzzes hypercall-abi's split-driver protocol code: the ring consumer, the xenstore message
-# parser and the console ring reader (targets in hypercall-abi/fuzz).
+# Fuzzes what guests and boot bundles feed us (targets in fuzz/): hypercall-abi's split-driver
+# protocol code (the ring consumer, the xenstore message parser, the console ring reader) and
+# the hypervisor's own parsers (a guest kernel's ELF image and notes with the bootstrap layout
+# built from it, the privileged-instruction decoder, the boot bundle's cpio archive, xl.cfg
+# files and command line).
 #
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]   (default 60)
 #
@@ -10,15 +13,15 @@
 #      sanitizer-coverage flags (-Cpasses=sancov-module ...), coverage-guided, no ASan;
 #   3. if libFuzzer cannot be built (no C++ compiler, or libfuzzer-sys not fetchable): the
 #      pure-Rust mutation harness `stable_fuzz` (outcome feedback, not coverage-guided).
-# Exits non-zero on a crash (the input is kept under hypercall-abi/fuzz/artifacts/) or if no
+# Exits non-zero on a crash (the input is kept under fuzz/artifacts/) or if no
 # driver can be built: it never passes without fuzzing. FUZZ_DRIVER=cargo-fuzz|libfuzzer|stable
 # forces one driver.
 set -euo pipefail
 
 SECS="${1:-60}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-FUZZ="$ROOT/hypercall-abi/fuzz"
-TARGETS=(ring_consumer xenstore_parser console_reader)
+FUZZ="$ROOT/fuzz"
+TARGETS=(ring_consumer xenstore_parser console_reader guest_image privileged_insn boot_bundle)
 HOST="$(rustc -vV | sed -n 's/^host: //p')"
 cd "$FUZZ"
 mkdir -p artifacts corpus

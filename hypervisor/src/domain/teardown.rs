@@ -58,7 +58,7 @@ impl Machine {
         d.teardown.started_ns = now;
         let cpu = d.cpu;
         self.scheds[cpu].block(id);
-        self.events.domain_dying(id);
+        self.events.domain_dying(&mut self.event_host, id);
         self.dying.push(id);
         if let Some(other) = self.loaded_elsewhere(id) {
             log::info!("d{id}: dying; torn down once CPU {other} switches away from it");

@@ -304,14 +304,16 @@ impl EventChannels {
         self.domains.insert(dom, DomainPorts { config, ports, virqs, reset_next: 0, dying: false })
     }
 
-    /// Marks `dom` as dying (Xen's `is_dying`, set by `domain_kill`): from now on no port can
-    /// be allocated in it (`-EINVAL`), and nobody can bind to its unbound ports, which Xen
-    /// closes at once (`evtchn_destroy`). Its existing ports stay until
-    /// [`Self::domain_destroyed`], at the end of the teardown.
-    pub fn domain_dying(&mut self, dom: DomId) {
-        if let Some(t) = self.domains.get_mut(&dom) {
-            t.dying = true;
-        }
+    /// Marks `dom` as dying (Xen's `is_dying`, set by `domain_kill`) and closes every port
+    /// it has, as `domain_kill` does with `evtchn_destroy` before the domain's memory is
+    /// released: its interdomain peers become unbound (still naming `dom`) at once, so their
+    /// sends are dropped and their `status` says so for the whole teardown. From now on no
+    /// port can be allocated in it (`-EINVAL`) and nobody can bind to it. Its (empty) table
+    /// stays until [`Self::domain_destroyed`], at the end of the teardown.
+    pub fn domain_dying(&mut self, host: &mut dyn EvtchnHost, dom: DomId) {
+        let Some(t) = self.domains.get_mut(&dom) else { return };
+        t.dying = true;
+        self.close_all(host, dom);
     }
 
     /// Whether `dom` has a table.

@@ -144,7 +144,7 @@ fn bind_interdomain_refusals() {
 fn a_dying_domain_gets_no_new_port_and_nobody_binds_to_it() {
     let (mut ev, mut h) = setup();
     let waiting = ev.alloc_unbound(OTHER, DOMID_SELF, DOMU).unwrap();
-    ev.domain_dying(OTHER);
+    ev.domain_dying(&mut h, OTHER);
     // Xen's `get_free_port` refuses a dying domain before looking for a port.
     assert_eq!(ev.alloc_unbound(DOM0, OTHER, DOMU), Err(Errno::EINVAL));
     assert_eq!(ev.alloc_unbound(OTHER, DOMID_SELF, DOMU), Err(Errno::EINVAL));
@@ -159,6 +159,28 @@ fn a_dying_domain_gets_no_new_port_and_nobody_binds_to_it() {
     ev.domain_destroyed(&mut h, OTHER);
     ev.add_domain(OTHER, DomainConfig::new(1, false)).unwrap();
     assert_eq!(ev.alloc_unbound(OTHER, DOMID_SELF, DOMU), Ok(1));
+}
+
+/// Xen's `domain_kill` closes a dying domain's ports (`evtchn_destroy`) before it releases
+/// its memory: from then on its peers' ports are unbound and their sends dropped, for the
+/// whole teardown, not only once it ends.
+#[test]
+fn a_dying_domains_ports_are_closed_at_once() {
+    let (mut ev, mut h) = setup();
+    let (p0, pu) = pair(&mut ev, &mut h);
+    let ipi = ev.bind_ipi(DOMU, 0).unwrap();
+    ev.domain_dying(&mut h, DOMU);
+    assert_eq!(ev.status(DOM0, DOMID_SELF, p0).unwrap().state, PortState::Unbound { remote: DOMU });
+    assert_eq!(ev.send(&mut h, DOM0, p0), Ok(()));
+    assert!(!h.pending(DOMU, pu), "a send into a dying domain is dropped");
+    assert_eq!(ev.port_state(DOMU, pu), Some(PortState::Free));
+    assert_eq!(ev.port_state(DOMU, ipi), Some(PortState::Free));
+    assert!(h.kicks.is_empty(), "nobody was notified: {:?}", h.kicks);
+    // The end of the teardown still tells dom0 (VIRQ_DOM_EXC) and drops the table.
+    let dom_exc = ev.bind_virq(DOM0, VIRQ_DOM_EXC, 0).unwrap();
+    ev.domain_destroyed(&mut h, DOMU);
+    assert!(h.pending(DOM0, dom_exc));
+    assert!(!ev.has_domain(DOMU));
 }
 
 #[test]

@@ -22,6 +22,11 @@ const EVTCHN_OP_COMPAT_SIZE: usize = 28;
 const EVTCHNOP_RESET_CONT: u32 = 14;
 /// Size of `struct evtchn_expand_array` (`u64 array_gfn`).
 const EXPAND_ARRAY_SIZE: usize = 8;
+/// Size of `struct evtchn_init_control` (`u64 control_gfn`, `u32 offset`, `u32 vcpu`,
+/// `u8 link_bits`, 7 bytes of padding).
+const INIT_CONTROL_SIZE: usize = 24;
+/// Size of `struct evtchn_set_priority` (`u32 port`, `u32 priority`).
+const SET_PRIORITY_SIZE: usize = 8;
 
 fn u16_at(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
@@ -149,7 +154,21 @@ fn op(env: &mut dyn Env, cmd: u32, arg: u64) -> Result<(), Errno> {
             read::<EXPAND_ARRAY_SIZE>(env, arg)?;
             Err(Errno::EOPNOTSUPP)
         }
-        // FIFO ABI not implemented: guests (Linux) fall back to the 2-level ABI on failure.
+        EVTCHNOP_INIT_CONTROL => {
+            // The FIFO ABI is not implemented: guests (Linux) fall back to the 2-level ABI
+            // on any failure. Xen reads the structure first, so a bad pointer is -EFAULT.
+            read::<INIT_CONTROL_SIZE>(env, arg)?;
+            Err(Errno::ENOSYS)
+        }
+        EVTCHNOP_SET_PRIORITY => {
+            // Xen's `evtchn_set_priority`: an invalid port is -EINVAL, a valid one gets the
+            // 2-level ABI's answer (it has no priorities): -ENOSYS.
+            let port = u32_at(&read::<SET_PRIORITY_SIZE>(env, arg)?, 0);
+            with_events(env, |ev| match ev.table.port_state(ev.caller, port) {
+                None => Err(Errno::EINVAL),
+                Some(_) => Err(Errno::ENOSYS),
+            })
+        }
         _ => Err(Errno::ENOSYS),
     }
 }

@@ -211,7 +211,16 @@ fn unknown_and_fifo_commands() {
     let mut m = Mock::new();
     assert_eq!(m.op(EVTCHNOP_INIT_CONTROL as u64, &[0; 6]), -38);
     assert_eq!(m.op(EVTCHNOP_EXPAND_ARRAY as u64, &[0; 2]), -95);
-    assert_eq!(m.op(EVTCHNOP_SET_PRIORITY as u64, &[1, 7]), -38);
+    assert_eq!(m.op(EVTCHNOP_SET_PRIORITY as u64, &[1, 7]), -38, "a valid port: 2-level has no priorities");
+    assert_eq!(m.op(EVTCHNOP_SET_PRIORITY as u64, &[0, 7]), -38, "port 0 is valid (reserved)");
+    for bad in [4095, 4096, 0x8000_0000] {
+        assert_eq!(m.op(EVTCHNOP_SET_PRIORITY as u64, &[bad, 7]), -22, "port {bad}");
+    }
+    // Both read their structure first, as Xen: a bad pointer is -EFAULT.
+    let beyond = BASE + MEM as u64;
+    for cmd in [EVTCHNOP_INIT_CONTROL, EVTCHNOP_SET_PRIORITY] {
+        assert_eq!(ret(dispatch(&mut m, nr::EVENT_CHANNEL_OP, [cmd as u64, beyond, 0, 0, 0])), -14, "cmd {cmd}");
+    }
     // Xen's internal `EVTCHNOP_reset_cont` is accepted from guests too: with no reset in
     // progress it is -EBUSY.
     assert_eq!(m.op(14, &[0]), -16);

@@ -1,7 +1,11 @@
 //! Fuzz-target bodies shared by the libFuzzer binaries (`fuzz_targets/`) and the stable
 //! mutation harness (`src/bin/stable_fuzz.rs`). Each takes arbitrary bytes as a hostile peer's
 //! script, asserts the library's invariants (a panic is a finding), and returns a small bitmap
-//! of the outcomes it reached, which the stable harness uses as feedback.
+//! of the outcomes it reached, which the stable harness uses as feedback. The split-driver
+//! protocol targets are here; the hypervisor's own input parsers are in [`hypervisor_inputs`].
+
+mod hypervisor_inputs;
+pub use hypervisor_inputs::{boot_bundle, guest_image, privileged_insn};
 
 use hypercall_abi::io::blkif::{Blkif, BlkifResponse};
 use hypercall_abi::io::console::{ConsoleBack, ConsoleFront, CONSOLE_IN, CONSOLE_OUT};

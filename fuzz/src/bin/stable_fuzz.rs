@@ -16,9 +16,12 @@ type Target = fn(&[u8]) -> u64;
 
 fn target(name: &str) -> Option<Target> {
     Some(match name {
-        "ring_consumer" => hypercall_abi_fuzz::ring_consumer,
-        "xenstore_parser" => hypercall_abi_fuzz::xenstore_parser,
-        "console_reader" => hypercall_abi_fuzz::console_reader,
+        "ring_consumer" => guest_input_fuzz::ring_consumer,
+        "xenstore_parser" => guest_input_fuzz::xenstore_parser,
+        "console_reader" => guest_input_fuzz::console_reader,
+        "guest_image" => guest_input_fuzz::guest_image,
+        "privileged_insn" => guest_input_fuzz::privileged_insn,
+        "boot_bundle" => guest_input_fuzz::boot_bundle,
         _ => return None,
     })
 }

@@ -1,0 +1,6 @@
+//! libFuzzer entry point for `guest_input_fuzz::privileged_insn` (see that function for the invariants).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = guest_input_fuzz::privileged_insn(data);
+});
