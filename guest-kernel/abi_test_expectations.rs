@@ -23,6 +23,7 @@ const ABI_TEST_CHECKS: &[&str] = &[
     "check: xen_version get_features submap 0 -> ",
     "check: xen_version get_features submap 1 -> -22 (EINVAL) ok",
     "check: xen_version pagesize -> 4096 ok",
+    "check: xen_version pagesize with a buffer -> -22 (EINVAL) ok",
     "check: xen_version unknown sub-op -> -38 (ENOSYS) ok",
     "check: memory_op current_reservation -> ",
     "check: memory_op maximum_reservation -> ",

@@ -136,6 +136,10 @@ fn xen_version_subops(log: &mut CheckLog, si: &StartInfo) -> u64 {
     // SAFETY: XENVER_pagesize takes no buffer.
     let r = unsafe { raw::hypercall2(hypercall::XEN_VERSION, version::XENVER_PAGESIZE as u64, 0) };
     check!(log, "xen_version pagesize", "4096", r == 4096, "{}", Ret(r));
+    // SAFETY: as above; the buffer, which it must not have, is never written.
+    let r = unsafe { raw::hypercall2(hypercall::XEN_VERSION, version::XENVER_PAGESIZE as u64, 0x1000) };
+    let want = Errno::EINVAL.to_return();
+    check!(log, "xen_version pagesize with a buffer", "-22 (EINVAL)", r == want, "{}", Ret(r));
 
     // SAFETY: an unknown sub-op with a NULL buffer.
     let r = unsafe { raw::hypercall2(hypercall::XEN_VERSION, 0x1000, 0) };

@@ -162,7 +162,9 @@ pub fn decode(bytes: &[u8]) -> Option<(Insn, usize)> {
     }
     let op = *bytes.get(i)?;
     i += 1;
-    let wide = if opsize16 { 2 } else { 4 };
+    // REX.W overrides 66h (SDM 2.2.1.2); port I/O has no 64-bit form, so it is 32-bit then,
+    // as Xen's emulator has it (`op_bytes == 8 ? 4 : op_bytes`).
+    let wide = if opsize16 && rex & 8 == 0 { 2 } else { 4 };
     let insn = match op {
         0xe4 => In { size: 1, port: Port::Imm(*bytes.get(i)?) },
         0xe5 => In { size: wide, port: Port::Imm(*bytes.get(i)?) },

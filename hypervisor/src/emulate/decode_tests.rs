@@ -186,3 +186,13 @@ fn random_bytes_never_panic_and_lengths_fit() {
         let _ = decode_forced(&buf[..n]);
     }
 }
+
+/// REX.W overrides 0x66 (SDM 2.2.1.2): `66 48 ed` is a 32-bit `in` on hardware and in Xen's
+/// emulator (`op_bytes == 8 ? 4 : op_bytes`), not a 16-bit one; a REX without W does not.
+#[test]
+fn rex_w_overrides_the_operand_size_prefix_for_port_io() {
+    assert_eq!(d(&[0x66, 0x48, 0xed]), Some((Insn::In { size: 4, port: Port::Dx }, 3)));
+    assert_eq!(d(&[0x66, 0x48, 0xe7, 0x80]), Some((Insn::Out { size: 4, port: Port::Imm(0x80) }, 4)));
+    assert_eq!(d(&[0x66, 0x41, 0xed]), Some((Insn::In { size: 2, port: Port::Dx }, 3)));
+    assert_eq!(d(&[0x48, 0x66, 0xed]), Some((Insn::In { size: 2, port: Port::Dx }, 3)), "REX not last");
+}

@@ -127,30 +127,44 @@ pub fn xen_version(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         XENVER_CAPABILITIES => write_cstr(env, arg, CAPABILITIES, 1024),
         XENVER_CHANGESET => write_cstr(env, arg, CHANGESET, 64),
         XENVER_PLATFORM_PARAMETERS => env.copy_to_guest(arg, &HYPERVISOR_VIRT_START.to_le_bytes()),
-        XENVER_GET_FEATURES => match read_u32(env, arg) {
-            // Xen has one submap (XENFEAT_NR_SUBMAPS = 1): other indices are invalid.
-            Ok(index) if index != 0 => Err(Errno::EINVAL),
-            Ok(_) => {
-                // Only features this hypervisor really provides are advertised (see
-                // docs/ARCHITECTURE.md): for now, just `dom0` for the control domain.
-                let map = if env.domain().privileged { 1u32 << XENFEAT_DOM0 } else { 0 };
-                field(arg, 4).and_then(|at| env.copy_to_guest(at, &map.to_le_bytes()))
+        XENVER_GET_FEATURES => {
+            // `xen_feature_info_t` is read whole (index and map) before it is filled in.
+            let mut info = [0u8; 8];
+            match env.copy_from_guest(arg, &mut info) {
+                // Xen has one submap (XENFEAT_NR_SUBMAPS = 1): other indices are invalid.
+                Ok(()) if info[..4] != [0; 4] => Err(Errno::EINVAL),
+                Ok(()) => {
+                    // Only features this hypervisor really provides are advertised (see
+                    // docs/ARCHITECTURE.md): for now, just `dom0` for the control domain.
+                    let map = if env.domain().privileged { 1u32 << XENFEAT_DOM0 } else { 0 };
+                    field(arg, 4).and_then(|at| env.copy_to_guest(at, &map.to_le_bytes()))
+                }
+                Err(e) => Err(e),
             }
-            Err(e) => Err(e),
-        },
+        }
+        // Xen: `!guest_handle_is_null(arg) ? -EINVAL : PAGE_SIZE`.
+        XENVER_PAGESIZE if arg != 0 => Err(Errno::EINVAL),
         XENVER_PAGESIZE => return ret(4096),
         XENVER_GUEST_HANDLE => env.copy_to_guest(arg, &[0u8; 16]),
+        // Xen's default XSM policy denies the command line and build id to domUs: the
+        // command line then reads "<denied>" (and succeeds), the build id is -EPERM.
+        XENVER_COMMANDLINE if !env.domain().privileged => env.copy_to_guest(arg, b"<denied>\0"),
         XENVER_COMMANDLINE => {
-            if !env.domain().privileged {
-                return err(Errno::EPERM);
-            }
             let mut line = [0u8; 1024];
             let cl = env.hypervisor_cmdline().as_bytes();
             let n = cl.len().min(1023);
             line[..n].copy_from_slice(&cl[..n]);
             env.copy_to_guest(arg, &line)
         }
-        XENVER_BUILD_ID => Err(Errno::ENODATA),
+        XENVER_BUILD_ID if !env.domain().privileged => Err(Errno::EPERM),
+        XENVER_BUILD_ID => {
+            // The buffer's length is checked before Xen finds it has no build id to give.
+            match if arg == 0 { Ok(1) } else { read_u32(env, arg) } {
+                Ok(0) => Err(Errno::EINVAL),
+                Ok(_) => Err(Errno::ENODATA),
+                Err(e) => Err(e),
+            }
+        }
         _ => Err(Errno::ENOSYS),
     };
     match result {
@@ -444,10 +458,10 @@ pub fn vcpu_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             Ok(())
         }
         VCPUOP_SET_SINGLESHOT_TIMER => read_u64(env, arg).and_then(|deadline| {
-            // The flags word must be readable, but Xen 4.17.7 ignores VCPU_SSHOTTMR_future
-            // (observed on Debian's build: a past deadline with the flag returns 0 and fires
-            // at once), so we do too.
-            read_u32(env, field(arg, 8)?)?;
+            // The whole 16-byte structure (deadline, flags, padding) must be readable, but
+            // Xen 4.17.7 ignores VCPU_SSHOTTMR_future (observed on Debian's build: a past
+            // deadline with the flag returns 0 and fires at once), so we do too.
+            env.copy_from_guest(field(arg, 8)?, &mut [0u8; 8])?;
             env.set_singleshot_timer(Some(deadline));
             Ok(())
         }),

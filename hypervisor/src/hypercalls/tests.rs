@@ -236,8 +236,24 @@ fn xen_version_sub_ops() {
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_CHANGESET, 0x99, 0, 0, 0]), Outcome::Return(-14));
     assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_COMMANDLINE, BASE, 0, 0, 0]), Outcome::Return(0));
     assert_eq!(m.get(BASE, 24), b"console=com1 loglvl=all\0");
+    // The build id: its buffer is checked first (-EFAULT, -EINVAL for length 0); we have none.
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_BUILD_ID, 0, 0, 0, 0]), Outcome::Return(-61));
+    m.put(BASE, &0u32.to_le_bytes());
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_BUILD_ID, BASE, 0, 0, 0]), Outcome::Return(-22));
+    m.put(BASE, &64u32.to_le_bytes());
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_BUILD_ID, BASE, 0, 0, 0]), Outcome::Return(-61));
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_BUILD_ID, 0x99, 0, 0, 0]), Outcome::Return(-14));
+    // Xen: `!guest_handle_is_null(arg) ? -EINVAL : PAGE_SIZE`.
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_PAGESIZE, BASE, 0, 0, 0]), Outcome::Return(-22));
+    // get_features reads its whole 8-byte structure first.
+    let last = BASE + 0x4000 - 4;
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_GET_FEATURES, last, 0, 0, 0]), Outcome::Return(-14));
+    // A domU (Xen's default XSM policy): the command line reads "<denied>", the build id
+    // is refused.
     m.privileged = false;
-    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_COMMANDLINE, BASE, 0, 0, 0]), Outcome::Return(-1));
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_COMMANDLINE, BASE, 0, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.get(BASE, 9), b"<denied>\0");
+    assert_eq!(call(&mut m, nr::XEN_VERSION, [XENVER_BUILD_ID, BASE, 0, 0, 0]), Outcome::Return(-1));
     assert_eq!(call(&mut m, nr::XEN_VERSION, [99, BASE, 0, 0, 0]), Outcome::Return(-38));
 }
 
@@ -583,6 +599,13 @@ fn callbacks_stack_and_segment_bases() {
     let mut m = Mock::new();
     assert_eq!(call(&mut m, nr::SET_CALLBACKS, [0x10_0100, 0x10_0200, 0x10_0300, 0, 0]), Outcome::Return(0));
     assert_eq!((m.vcpu.event_callback, m.vcpu.syscall_callback.address), (0x10_0100, 0x10_0300));
+    // Xen's do_set_callbacks drops register_guest_callback's refusal of a non-canonical
+    // address: that callback stays, the others of the call are registered, the answer is 0.
+    let bad = 0x8000_0000_0000_0000u64;
+    assert_eq!(call(&mut m, nr::SET_CALLBACKS, [bad, 0x10_0222, bad, 0, 0]), Outcome::Return(0));
+    assert_eq!(m.vcpu.event_callback, 0x10_0100);
+    assert_eq!(m.vcpu.failsafe_callback.address, 0x10_0222);
+    assert_eq!(m.vcpu.syscall_callback.address, 0x10_0300);
     let mut reg = [0u8; 16];
     reg[0..2].copy_from_slice(&2u16.to_le_bytes()); // syscall
     reg[2..4].copy_from_slice(&1u16.to_le_bytes()); // mask events

@@ -49,15 +49,21 @@ pub fn stack_switch(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     Outcome::Return(0)
 }
 
-/// `set_callbacks(event, failsafe, syscall)`: the legacy registration, always 0. Xen 4.17
-/// stores the addresses unchecked (observed: a non-canonical event callback is accepted and
-/// the domain crashes when an upcall is delivered to it); so do we, and
-/// [`VcpuState::bounce`](crate::vcpu::VcpuState::bounce) refuses a non-canonical handler.
+/// `set_callbacks(event, failsafe, syscall)`: the legacy registration, always 0. As Xen's
+/// `do_set_callbacks`, each address goes through the same check as `CALLBACKOP_register`
+/// (`register_guest_callback`), whose refusal is dropped: a non-canonical address leaves
+/// that callback as it was, and the others of the call are still registered.
 pub fn set_callbacks(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let v = env.vcpu();
-    v.event_callback = a[0];
-    v.failsafe_callback = Callback { address: a[1], mask_events: false };
-    v.syscall_callback = Callback { address: a[2], mask_events: false };
+    if is_canonical(a[0]) {
+        v.event_callback = a[0];
+    }
+    if is_canonical(a[1]) {
+        v.failsafe_callback = Callback { address: a[1], mask_events: false };
+    }
+    if is_canonical(a[2]) {
+        v.syscall_callback = Callback { address: a[2], mask_events: false };
+    }
     Outcome::Return(0)
 }
 
@@ -94,13 +100,14 @@ pub fn callback_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
             Outcome::Return(0)
         }
         CALLBACKOP_UNREGISTER => {
-            let mut raw = [0u8; 2];
+            // `struct callback_unregister`: `u16 type` and 2 bytes of padding, read whole.
+            let mut raw = [0u8; 4];
             if let Err(e) = env.copy_from_guest(a[1], &mut raw) {
                 return Outcome::Return(e.to_return());
             }
             // Xen's `unregister_guest_callback`: only the NMI callback can go; the other known
             // types are -EINVAL, unknown ones -ENOSYS.
-            match u16::from_le_bytes(raw) {
+            match u16::from_le_bytes([raw[0], raw[1]]) {
                 CALLBACKTYPE_NMI => {
                     env.vcpu().trap_table[2] = TrapSlot::default();
                     Outcome::Return(0)
