@@ -150,6 +150,35 @@ impl Env for Machine {
         self.current_mmu()
     }
 
+    fn take_new_frames(&mut self, id: u16, order: u32) -> Option<u64> {
+        let d = self.domains.get(&id).filter(|d| !d.dying)?;
+        let count = 1u64 << order;
+        if self.frames.pages_of(id).saturating_add(count) > d.max_pages {
+            return None;
+        }
+        let first = crate::memory::FRAMES.lock().as_mut()?.alloc_contiguous(count, count)?;
+        for mfn in first..first + count {
+            // Whatever the frame held (a dead domain's data, a page another domain gave up)
+            // must not reach this one.
+            self.mem.zero_frame(mfn);
+            if self.frames.assign_frame(mfn, id).is_err() {
+                // A free frame the frame table still thinks in use: a hypervisor bug, not the
+                // guest's; the frame is given back and the extent refused.
+                log::error!("d{id}: free frame {mfn:#x} is not the hypervisor's; reservation refused");
+                for taken in first..mfn {
+                    let _ = self.frames.free_domain_frame(taken);
+                }
+                if let Some(allocator) = crate::memory::FRAMES.lock().as_mut() {
+                    for frame in first..first + count {
+                        let _ = allocator.free(frame);
+                    }
+                }
+                return None;
+            }
+        }
+        Some(first)
+    }
+
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
         // Grant mappings change page tables: as for `mmu`.
         self.guest_tables.set(GuestTables::Walk);

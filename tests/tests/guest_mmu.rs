@@ -32,8 +32,9 @@ const MMU_LINES: &[&str] = &[
     "check: pin an L4, new_user_baseptr it, new_user_baseptr a writable page, clear, unpin -> 0, 0, -22 (EINVAL), 0, 0 ok",
     "check: decrease_reservation of a frame still mapped -> 1, still readable true ok",
     "check: unmap a frame, free it (decrease_reservation), map it again -> 0, 1, -22 (EINVAL) ok",
+    "check: populate_physmap one page back, map it -> 1, M2P ok true, 0 ok",
     "check: pin an L2 over 24 L1s mapping a page 512 times each, map its last L1 writable, unpin, map all writable -> 0, -16 (EBUSY), 0, 25 writable ok",
-    "mmu: 17 passed, 0 failed",
+    "mmu: 18 passed, 0 failed",
     "guest-kernel: shutdown poweroff",
 ];
 

@@ -20,7 +20,7 @@
 //!   victim's ports meant for others or already bound, and names the victim's domain in
 //!   alloc_unbound, status and reset.
 //! * `attack-flood`: exhausts its own ports, asks for too many grant frames and more memory,
-//!   then floods the victim's port and the hypervisor with hypercalls forever, refused ones
+//!   balloons a page out and back in (it must come back zeroed), then floods the victim's port and the hypervisor with hypercalls forever, refused ones
 //!   among them (dom0 destroys it with `kill=`).
 
 use hypercall_abi::event_channel::{self as ev, EVTCHNSTAT_UNBOUND};
@@ -401,6 +401,47 @@ pub fn attack_evtchn(si: &StartInfo) -> ShutdownRequest {
     super::summary("attack-evtchn", &log)
 }
 
+/// A balloon driver's round trip: a page written with a pattern is unmapped and given back
+/// (`decrease_reservation`), then one is taken back (`populate_physmap`) and mapped where it
+/// was. Whatever frame comes back must read as zeroes (the hypervisor zeroes what it hands
+/// out: nothing of another domain, or of our own past, may show through), and the page count
+/// must go down and up again.
+fn balloon_round_trip(log: &mut CheckLog) {
+    let current = || guest::memory_op_domid(hypercall_abi::memory::XENMEM_CURRENT_RESERVATION, DOMID_SELF);
+    let page = alloc_frame().expect("pool page");
+    // SAFETY: our own pool page, never handed out again (it leaves our memory below).
+    fill_pattern(unsafe { page_bytes(&page) }, 77, 0);
+    let before = current();
+    // SAFETY: unmaps our pool page; nothing else uses it.
+    let unmapped = unsafe { hyp::update_va_mapping(page.va, 0, UVMF_INVLPG) };
+    let freed = hyp::memory_reservation(hypercall_abi::memory::XENMEM_DECREASE_RESERVATION, &mut [page.mfn]);
+    let ballooned = current();
+    let mut list = [0x7_7777u64];
+    let given = hyp::memory_reservation(hypercall_abi::memory::XENMEM_POPULATE_PHYSMAP, &mut list);
+    // SAFETY: maps the frame just given to us where the pool page was.
+    let mapped = unsafe { hyp::update_va_mapping(page.va, mm::pte_rw(list[0], 0), UVMF_INVLPG) };
+    // SAFETY: mapped (checked) and ours.
+    let zeroed = mapped == Ok(0) && unsafe { page_bytes(&page) }.iter().all(|&b| b == 0);
+    let after = current();
+    check!(
+        log,
+        "balloon out a page written with a pattern, populate one back, map it",
+        "0, 1 freed, 1 given, zero-filled, pages N -> N-1 -> N",
+        unmapped == Ok(0)
+            && freed == Ok(1)
+            && given == Ok(1)
+            && zeroed
+            && before.is_ok_and(|n| ballooned == Ok(n - 1) && after == Ok(n)),
+        "{}, {} freed, {} given, zero-filled {zeroed}, pages {} -> {} -> {}",
+        ret_of(unmapped),
+        ret_of(freed),
+        ret_of(given),
+        ret_of(before),
+        ret_of(ballooned),
+        ret_of(after)
+    );
+}
+
 /// Runs `attack-flood`: never returns (dom0 destroys it).
 pub fn attack_flood(si: &StartInfo) -> ShutdownRequest {
     let mut log = CheckLog::default();
@@ -447,6 +488,7 @@ pub fn attack_flood(si: &StartInfo) -> ShutdownRequest {
         ret_of(before),
         ret_of(after)
     );
+    balloon_round_trip(&mut log);
     let ok2 = phase_two(port);
     let done = events::send(port);
     check!(log, "phase 2 and \"done\"", "acknowledged, send 0", ok2 && done == Ok(0), "{ok2}, {}", ret_of(done));

@@ -16,6 +16,7 @@
 //! | `new_user_baseptr` of a writable page | -EINVAL |
 //! | `decrease_reservation` of a frame still mapped | 1: freed when the last mapping goes |
 //! | map a frame freed with `decrease_reservation` (not ours any more) | -EINVAL |
+//! | `populate_physmap` of one page after freeing some | 1, the M2P set, the frame ours |
 
 use hypercall_abi::mm::{pte, MmuUpdate, MMU_MACHPHYS_UPDATE, MMU_NORMAL_PT_UPDATE, UVMF_INVLPG};
 use hypercall_abi::mm::{MMUEXT_NEW_USER_BASEPTR, MMUEXT_PIN_L1_TABLE, MMUEXT_PIN_L2_TABLE};
@@ -286,6 +287,27 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         un == Ok(0) && r == Ok(1) && m == Err(Errno::EINVAL),
         "{}, {}, {}",
         ret_of(un),
+        ret_of(r),
+        ret_of(m)
+    );
+    // Taking a page back (a balloon driver's populate_physmap): one new frame, its MFN in the
+    // list, the M2P naming the gpfn we asked for, mappable writable.
+    let mut list = [0x1_2345u64];
+    let r = hyp::memory_reservation(memory::XENMEM_POPULATE_PHYSMAP, &mut list);
+    let given = list[0];
+    let m2p_ok = r == Ok(1) && mm::m2p(given) == Some(0x1_2345);
+    let slot = alloc_frame().expect("pool page");
+    // SAFETY: maps the frame just given to us in place of a pool page of ours, then puts
+    // the pool page back.
+    let m = unsafe { hyp::update_va_mapping(slot.va, pte_rw(given, 0), UVMF_INVLPG) };
+    // SAFETY: as above.
+    let _ = unsafe { hyp::update_va_mapping(slot.va, pte_rw(slot.mfn, 0), UVMF_INVLPG) };
+    check!(
+        log,
+        "populate_physmap one page back, map it",
+        "1, M2P = the gpfn asked for, 0",
+        m2p_ok && m == Ok(0),
+        "{}, M2P ok {m2p_ok}, {}",
         ret_of(r),
         ret_of(m)
     );

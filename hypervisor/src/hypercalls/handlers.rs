@@ -3,11 +3,10 @@
 
 use super::op::*;
 use super::{dispatch, Env, Outcome};
-use crate::elf_image::{HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START};
+use crate::elf_image::HYPERVISOR_VIRT_START;
 use crate::evtchn::PortState;
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
-use hypercall_abi::memory::{XENMEMF_EXACT_NODE_REQUEST, XENMEMF_VNODE, XENMEM_DECREASE_RESERVATION};
 
 /// Version this hypervisor reports: the Xen interface it implements (4.17).
 pub const VERSION_MAJOR: u64 = 4;
@@ -33,30 +32,28 @@ const MULTICALL_BATCH: u64 = 64;
 const MULTICALL_SLICE_NS: u64 = 100_000;
 /// Size of `multicall_entry_t`.
 const MULTICALL_ENTRY_SIZE: u64 = 64;
-/// Bit 31 of a count: reserved for Xen's own continuation encoding; guests must not set it.
-const PREEMPTED_FLAG: u64 = 0x8000_0000;
 
-fn ret(v: i64) -> Outcome {
+pub(super) fn ret(v: i64) -> Outcome {
     Outcome::Return(v)
 }
 
-fn err(e: Errno) -> Outcome {
+pub(super) fn err(e: Errno) -> Outcome {
     Outcome::Return(e.to_return())
 }
 
 /// The address of the field `off` bytes into a guest structure at `va`; `-EFAULT` past the
 /// top of the address space (a wrapped address would name the guest's memory at 0).
-fn field(va: u64, off: u64) -> Result<u64, Errno> {
+pub(super) fn field(va: u64, off: u64) -> Result<u64, Errno> {
     va.checked_add(off).ok_or(Errno::EFAULT)
 }
 
-fn read_u64(env: &dyn Env, va: u64) -> Result<u64, Errno> {
+pub(super) fn read_u64(env: &dyn Env, va: u64) -> Result<u64, Errno> {
     let mut b = [0; 8];
     env.copy_from_guest(va, &mut b)?;
     Ok(u64::from_le_bytes(b))
 }
 
-fn read_u32(env: &dyn Env, va: u64) -> Result<u32, Errno> {
+pub(super) fn read_u32(env: &dyn Env, va: u64) -> Result<u32, Errno> {
     let mut b = [0; 4];
     env.copy_from_guest(va, &mut b)?;
     Ok(u32::from_le_bytes(b))
@@ -237,183 +234,6 @@ pub fn sched_op_compat(_env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     }
 }
 
-/// The domain a `xen_memory_domain` argument names, as Xen's memory-statistics ops find it:
-/// `-EFAULT` unreadable, `-ESRCH` no such domain, then `-EPERM` unless it is the caller or
-/// the caller is the control domain (dummy XSM's `XSM_TARGET`).
-fn stat_domain(env: &dyn Env, va: u64) -> Result<super::DomainFacts, Errno> {
-    let mut b = [0u8; 2];
-    env.copy_from_guest(va, &mut b)?;
-    let caller = env.domain();
-    let domid = u16::from_le_bytes(b);
-    let target = if domid == DOMID_SELF || domid == caller.id {
-        caller
-    } else {
-        env.domain_facts_of(domid).ok_or(Errno::ESRCH)?
-    };
-    if target.id == caller.id || caller.privileged {
-        Ok(target)
-    } else {
-        Err(Errno::EPERM)
-    }
-}
-
-/// `memory_op(cmd, arg)`.
-pub fn memory_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    let facts = env.domain();
-    let op = a[0] & MEMOP_CMD_MASK;
-    // The statistics ops have no extents to continue from: Xen refuses a start extent.
-    let stats_op = matches!(op, XENMEM_MAXIMUM_RAM_PAGE | XENMEM_CURRENT_RESERVATION | XENMEM_MAXIMUM_RESERVATION);
-    if stats_op && a[0] >> MEMOP_EXTENT_SHIFT != 0 {
-        return err(Errno::EINVAL);
-    }
-    let result = match op {
-        XENMEM_DECREASE_RESERVATION => return decrease_reservation(env, a),
-        // Domains never grow past the memory they were built with (every domain is at its
-        // limit, as a Xen domU with maxmem = memory): zero extents, as Xen answers then.
-        XENMEM_INCREASE_RESERVATION | XENMEM_POPULATE_PHYSMAP => Ok(0),
-        XENMEM_MAXIMUM_RAM_PAGE => return ret(facts.max_mfn as i64),
-        XENMEM_CURRENT_RESERVATION => stat_domain(env, a[1]).map(|d| d.nr_pages),
-        // dom0 has no memory limit on Xen: its max_pages is ~0U.
-        XENMEM_MAXIMUM_RESERVATION => {
-            stat_domain(env, a[1]).map(|d| if d.privileged { u32::MAX as u64 } else { d.max_pages })
-        }
-        // Xen answers -ENOSYS to dom0, which has no pseudo-physical e820 set by a toolstack.
-        XENMEM_MEMORY_MAP if facts.privileged => Err(Errno::ENOSYS),
-        XENMEM_MEMORY_MAP => memory_map(env, a[1]).map(|()| 0),
-        _ => Err(Errno::ENOSYS),
-    };
-    match result {
-        Ok(v) => ret(v as i64),
-        Err(e) => err(e),
-    }
-}
-
-/// `MEMOP_EXTENT_SHIFT`: a reservation command carries the extent to start from above it.
-const MEMOP_EXTENT_SHIFT: u64 = 6;
-/// Frames freed per hypercall entry before a continuation (Xen checks for preemption
-/// between extents).
-const DECREASE_BATCH: u64 = 512;
-/// Xen's largest `extent_order` for a domU (`CONFIG_DOMU_MAX_ORDER`) and for the control or
-/// hardware domain (`CONFIG_CTLDOM_MAX_ORDER`, `CONFIG_HWDOM_MAX_ORDER`).
-const DOMU_MAX_ORDER: u32 = 9;
-const CTLDOM_MAX_ORDER: u32 = 12;
-/// `MAX_NUMNODES` of Xen 4.17's default build (`CONFIG_NR_NUMA_NODES`).
-const MAX_NUMNODES: u32 = 64;
-
-/// `XENMEM_decrease_reservation` (Xen's `do_memory_op` and `decrease_reservation` for a PV
-/// domain): reads `struct xen_memory_reservation` at `a[1]` (`extent_start` @0, `nr_extents`
-/// @8, `extent_order` @16, `mem_flags` @20, `domid` @24) and frees each extent, `2^order`
-/// machine frames from the MFN in the list, with `FrameTable::free_by_owner` (a frame still
-/// referenced stays the domain's until its last reference goes). Returns how many extents
-/// were done, counting from the start extent in `cmd >> 6`, stopping at the first frame that
-/// is not the domain's or an unreadable list entry. As Xen, every refusal of the request as
-/// a whole (unreadable struct, too many extents, unknown domain or one the caller may not
-/// change, bad `mem_flags`, too large an order) also answers with the start extent, never
-/// with an error code. Long lists continue (`Outcome::Continue`) between extents.
-fn decrease_reservation(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
-    let start = a[0] >> MEMOP_EXTENT_SHIFT;
-    let mut raw = [0u8; 32];
-    if env.copy_from_guest(a[1], &mut raw).is_err() {
-        return ret(start as i64);
-    }
-    let word = |at: usize| u64::from_le_bytes(raw[at..at + 8].try_into().unwrap_or_default());
-    let half = |at: usize| u32::from_le_bytes(raw[at..at + 4].try_into().unwrap_or_default());
-    let (list, nr_extents, order, flags) = (word(0), word(8), half(16), half(20));
-    let domid = u16::from_le_bytes([raw[24], raw[25]]);
-    let caller = env.domain();
-    if nr_extents > u64::from(u32::MAX >> MEMOP_EXTENT_SHIFT) || start >= nr_extents {
-        return ret(start as i64);
-    }
-    let target = if domid == DOMID_SELF || domid == caller.id {
-        caller.id
-    } else if caller.privileged
-        && env.domain_control().is_some_and(|c| c.info_from(domid).is_some_and(|i| i.id == domid))
-    {
-        domid
-    } else {
-        // Xen: no such domain, or XSM refuses an unprivileged caller: nothing done.
-        return ret(start as i64);
-    };
-    let max_order = if caller.privileged { CTLDOM_MAX_ORDER } else { DOMU_MAX_ORDER };
-    let first = list.wrapping_add(start.wrapping_mul(8));
-    let handle_ok = !(HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&first);
-    if !reservation_flags_ok(flags, caller.privileged) || order > max_order || !handle_ok {
-        return ret(start as i64);
-    }
-    let mut budget = DECREASE_BATCH;
-    for i in start..nr_extents {
-        if i != start && budget == 0 {
-            let cmd = XENMEM_DECREASE_RESERVATION | (i << MEMOP_EXTENT_SHIFT);
-            return Outcome::Continue([cmd, a[1], a[2], a[3], a[4]]);
-        }
-        let Ok(gmfn) = read_u64(env, list.wrapping_add(i.wrapping_mul(8))) else { return ret(i as i64) };
-        let Some(mut mmu) = env.mmu() else { return err(Errno::ENOSYS) };
-        for j in 0..1u64 << order {
-            let freed = gmfn.checked_add(j).is_some_and(|mfn| {
-                let freed = mmu.frames.free_by_owner(mfn, target).is_ok();
-                // Xen's `guest_remove_page` drops the pin of a table it frees, so an
-                // otherwise unused one goes at once (and a later unpin is -EINVAL). Only the
-                // domain's own pins: its release stack is the one this vCPU drains.
-                if freed && target == caller.id && mmu.frames.get(mfn).is_some_and(|f| f.pinned) {
-                    let _ = mmu.unpin_table(mfn);
-                }
-                freed
-            });
-            if mmu.frames.has_released() {
-                // A frame released now may still be cached from an entry removed earlier.
-                mmu.paging.effects.flush_all = true;
-            }
-            if !freed {
-                return ret(i as i64);
-            }
-        }
-        budget = budget.saturating_sub(1 << order);
-    }
-    ret(nr_extents as i64)
-}
-
-/// Xen's `construct_memop_from_reservation` checks of `mem_flags`: address bits that no
-/// frame can satisfy (1-12), and a NUMA node (bits 8-15 hold node + 1) a privileged caller
-/// names beyond `MAX_NUMNODES`, or an exact-node request from an unprivileged one.
-fn reservation_flags_ok(flags: u32, privileged: bool) -> bool {
-    let address_bits = flags & 0xff;
-    if (1..=12).contains(&address_bits) {
-        return false;
-    }
-    if flags & XENMEMF_VNODE != 0 {
-        return true; // no virtual NUMA topology: nothing to check
-    }
-    let node = (flags >> 8).wrapping_sub(1) & 0xff;
-    if node == 0xff {
-        return true;
-    }
-    if privileged {
-        node < MAX_NUMNODES
-    } else {
-        flags & XENMEMF_EXACT_NODE_REQUEST == 0
-    }
-}
-
-/// `XENMEM_memory_map` for a domU: its pseudo-physical map, one RAM entry covering its pages
-/// (what xl's toolstack sets for a PV guest).
-fn memory_map(env: &mut dyn Env, arg: u64) -> Result<(), Errno> {
-    let nr_entries = read_u32(env, arg)?;
-    let buffer = read_u64(env, field(arg, 8)?)?;
-    if nr_entries == 0 {
-        // Xen copies min(nr_entries, its count) entries: none, and says so.
-        return env.copy_to_guest(arg, &0u32.to_le_bytes());
-    }
-    let mut e820 = [0u8; 20];
-    e820[8..16].copy_from_slice(&(env.domain().nr_pages * 4096).to_le_bytes());
-    e820[16..20].copy_from_slice(&1u32.to_le_bytes());
-    env.copy_to_guest(buffer, &e820)?;
-    env.copy_to_guest(arg, &1u32.to_le_bytes())
-}
-
-#[cfg(test)]
-#[path = "memory_tests.rs"]
-mod memory_tests;
-
 /// `set_timer_op(timeout)`: absolute system time; 0 cancels.
 pub fn set_timer_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let timeout = a[0];
@@ -496,9 +316,11 @@ pub fn multicall(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
 }
 
 fn run_multicall(env: &mut dyn Env, a: [u64; 5], work_at_start: u64) -> Outcome {
+    // `nr_calls` is a plain `uint32_t`; Xen's `guest_handle_okay` checks the list's start
+    // (`__addr_ok`) even for no entries, and each entry is then read as it comes.
     let (list, count) = (a[0], a[1] & 0xffff_ffff);
-    if count & PREEMPTED_FLAG != 0 {
-        return err(Errno::EINVAL);
+    if !crate::guest_access::guest_address_ok(list) {
+        return err(Errno::EFAULT);
     }
     let started_ns = env.now_ns();
     for i in 0..count.min(MULTICALL_BATCH) {

@@ -1,6 +1,7 @@
-//! Host tests of `XENMEM_decrease_reservation` against a domain with a real frame table: the
-//! done count, the first-failure stop, deferred frees, the domid and flag rules, extent orders
-//! and continuations.
+//! Host tests of the reservation ops against a domain with a real frame table:
+//! `XENMEM_decrease_reservation` (the done count, the first-failure stop, deferred frees, the
+//! domid and flag rules, extent orders and continuations) and the growth ops
+//! (`XENMEM_increase_reservation`, `XENMEM_populate_physmap`) up to the domain's limit.
 
 use super::super::testing::{env_boilerplate, flat_guest_deref, FlatGuest, BASE};
 use super::super::{dispatch, DomainControl, DomainFacts, DomainInfo, Env, Outcome};
@@ -8,7 +9,10 @@ use crate::mm::testing::{e, MockMmu, DOM, DOM_FRAMES, OTHER, OTHER_FRAMES, RW, S
 use crate::mm::{MmuAccess, Owner, INVALID_M2P_ENTRY};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::hypercall as nr;
-use hypercall_abi::memory::{XENMEMF_EXACT_NODE_REQUEST, XENMEMF_VNODE, XENMEM_DECREASE_RESERVATION};
+use hypercall_abi::memory::{
+    XENMEMF_EXACT_NODE_REQUEST, XENMEMF_VNODE, XENMEM_DECREASE_RESERVATION, XENMEM_INCREASE_RESERVATION,
+    XENMEM_POPULATE_PHYSMAP,
+};
 
 const RESV: u64 = BASE;
 const LIST: u64 = BASE + 0x100;
@@ -28,7 +32,12 @@ struct MemMock {
     mmu: MockMmu,
     privileged: bool,
     vcpu: crate::vcpu::VcpuState,
+    /// The caller's page limit (`max_pages`).
+    max_pages: u64,
 }
+
+/// Free frames the mock's allocator hands out for growing reservations.
+const POOL: core::ops::Range<u64> = 0xa00..0x1000;
 
 impl MemMock {
     fn new() -> Self {
@@ -38,7 +47,13 @@ impl MemMock {
         mmu.poke(0x102, 0, e(L1, RW));
         mmu.poke(L1, 0, e(DATA, RW));
         mmu.mmu().adopt_bootstrap_tables(L4).unwrap();
-        Self { guest: FlatGuest::new(0x10000), mmu, privileged: false, vcpu: crate::vcpu::VcpuState::new(0x1000) }
+        Self {
+            guest: FlatGuest::new(0x10000),
+            mmu,
+            privileged: false,
+            vcpu: crate::vcpu::VcpuState::new(0x1000),
+            max_pages: ALL,
+        }
     }
     /// The reservation struct at `RESV` with its list at `LIST`.
     fn reservation(&mut self, frames: &[u64], order: u32, flags: u32, domid: u16) {
@@ -85,7 +100,23 @@ impl Env for MemMock {
     env_boilerplate!(guest: guest, vcpu: vcpu);
     fn domain(&self) -> DomainFacts {
         let nr_pages = self.mmu.frames.pages_of(DOM);
-        DomainFacts { id: DOM, nr_pages, max_pages: ALL, privileged: self.privileged, max_mfn: 0x1000 }
+        DomainFacts { id: DOM, nr_pages, max_pages: self.max_pages, privileged: self.privileged, max_mfn: 0x1000 }
+    }
+    /// The first aligned run of free `POOL` frames, within the domain's limit (`OTHER`'s is
+    /// the frames it was made with); "zeroed" by dropping whatever the mock memory held.
+    fn take_new_frames(&mut self, id: u16, order: u32) -> Option<u64> {
+        let max = if id == DOM { self.max_pages } else { OTHER_FRAMES.end - OTHER_FRAMES.start };
+        let count = 1u64 << order;
+        if self.mmu.frames.pages_of(id) + count > max {
+            return None;
+        }
+        let free = |f: u64| self.mmu.frames.get(f).is_some_and(|i| i.owner == Owner::Hypervisor);
+        let first = POOL.step_by(count as usize).find(|&f| f + count <= POOL.end && (f..f + count).all(free))?;
+        for mfn in first..first + count {
+            self.mmu.mem.0.retain(|&(m, _), _| m != mfn);
+            self.mmu.frames.assign_frame(mfn, id).unwrap();
+        }
+        Some(first)
     }
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         Some(self)
@@ -257,4 +288,118 @@ fn current_reservation_reports_the_page_count() {
     m.put(RESV, &DOMID_SELF.to_le_bytes());
     let r = dispatch(&mut m, nr::MEMORY_OP, [super::XENMEM_CURRENT_RESERVATION, RESV, 0, 0, 0]);
     assert_eq!(r, Outcome::Return((ALL - 3) as i64));
+}
+
+fn grow(m: &mut MemMock, op: u64, list: &[u64], order: u32, flags: u32, domid: u16) -> Outcome {
+    m.reservation(list, order, flags, domid);
+    dispatch(m, nr::MEMORY_OP, [op, RESV, 0, 0, 0])
+}
+
+fn list_word(m: &MemMock, i: u64) -> u64 {
+    m.u64_at(LIST + i * 8)
+}
+
+/// A balloon driver's round trip: frames given back with decrease_reservation come back with
+/// populate_physmap, new and zeroed, the M2P naming the gpfns asked for and the list holding
+/// their MFNs, up to the domain's limit and no further.
+#[test]
+fn populate_regrows_a_ballooned_domain_up_to_its_limit() {
+    let mut m = MemMock::new();
+    assert_eq!(grow(&mut m, XENMEM_POPULATE_PHYSMAP, &[7], 0, 0, DOMID_SELF), Outcome::Return(0), "at its limit");
+    assert_eq!(m.decrease(&[SPARE, SPARE + 1, SPARE + 2]), Outcome::Return(3));
+    m.mmu.mem.0.insert((POOL.start, 5), 0xdead);
+    let r = grow(&mut m, XENMEM_POPULATE_PHYSMAP, &[100, 200], 0, 0, DOMID_SELF);
+    assert_eq!(r, Outcome::Return(2));
+    let (a, b) = (list_word(&m, 0), list_word(&m, 1));
+    assert!(POOL.contains(&a) && POOL.contains(&b) && a != b, "MFNs written back: {a:#x} {b:#x}");
+    assert_eq!((m.owner(a), m.owner(b)), (Owner::Domain(DOM), Owner::Domain(DOM)));
+    assert_eq!((m.mmu.frames.m2p(a), m.mmu.frames.m2p(b)), (Some(100), Some(200)));
+    assert_eq!(m.mmu.mem.0.get(&(a, 5)), None, "a new frame holds nothing of its past");
+    assert_eq!(m.mmu.frames.pages_of(DOM), ALL - 1);
+    // One page left below the limit: of three extents, one is given.
+    assert_eq!(grow(&mut m, XENMEM_POPULATE_PHYSMAP, &[1, 2, 3], 0, 0, DOMID_SELF), Outcome::Return(1));
+    assert_eq!(m.mmu.frames.pages_of(DOM), ALL);
+    assert_eq!(list_word(&m, 1), 2, "entries not reached stay as they were");
+    m.mmu.audit();
+}
+
+#[test]
+fn increase_reservation_writes_mfns_unless_the_list_is_null() {
+    let mut m = MemMock::new();
+    assert_eq!(m.decrease(&[SPARE, SPARE + 1, SPARE + 2, SPARE + 3]), Outcome::Return(4));
+    assert_eq!(grow(&mut m, XENMEM_INCREASE_RESERVATION, &[0, 0], 0, 0, DOMID_SELF), Outcome::Return(2));
+    let given = list_word(&m, 0);
+    assert!(POOL.contains(&given) && m.owner(given) == Owner::Domain(DOM));
+    assert_eq!(m.mmu.frames.m2p(given), Some(INVALID_M2P_ENTRY), "the guest sets the M2P");
+    // A NULL list: the frames are given, nothing is written.
+    m.reservation(&[0x55, 0x66], 0, 0, DOMID_SELF);
+    m.put(RESV, &0u64.to_le_bytes());
+    let r = dispatch(&mut m, nr::MEMORY_OP, [XENMEM_INCREASE_RESERVATION, RESV, 0, 0, 0]);
+    assert_eq!(r, Outcome::Return(2));
+    assert_eq!((list_word(&m, 0), list_word(&m, 1)), (0x55, 0x66));
+    assert_eq!(m.mmu.frames.pages_of(DOM), ALL);
+    m.mmu.audit();
+}
+
+/// Extents of order > 0 are aligned runs; refusals of the whole request answer the start
+/// extent as for decrease; populate-on-demand is refused (a PV domain has no p2m to mark);
+/// the control domain may grow another domain; long requests continue.
+#[test]
+fn growth_orders_refusals_targets_and_continuations() {
+    let mut m = MemMock::new();
+    m.max_pages = ALL + 2048;
+    assert_eq!(grow(&mut m, XENMEM_POPULATE_PHYSMAP, &[0x40, 0x80], 2, 0, DOMID_SELF), Outcome::Return(2));
+    let first = list_word(&m, 0);
+    assert_eq!(first % 4, 0, "aligned to its size");
+    assert_eq!(
+        (first..first + 4).map(|f| m.mmu.frames.m2p(f).unwrap()).collect::<Vec<_>>(),
+        vec![0x40, 0x41, 0x42, 0x43]
+    );
+    let pop = XENMEM_POPULATE_PHYSMAP;
+    assert_eq!(dispatch(&mut m, nr::MEMORY_OP, [pop | (7 << 6), 0xdead_0000, 0, 0, 0]), Outcome::Return(7));
+    assert_eq!(grow(&mut m, pop, &[1], 10, 0, DOMID_SELF), Outcome::Return(0), "order above a domU's 9");
+    assert_eq!(grow(&mut m, pop, &[1], 0, 1 << 16, DOMID_SELF), Outcome::Return(0), "populate on demand");
+    assert_eq!(grow(&mut m, pop, &[1], 0, 0, OTHER), Outcome::Return(0), "a domU may not grow another");
+    let before = m.mmu.frames.pages_of(DOM);
+    // An unreadable gpfn ends populate at that extent.
+    m.reservation(&[9], 0, 0, DOMID_SELF);
+    m.put(RESV, &(BASE + 0x10000 - 8).to_le_bytes());
+    m.put(BASE + 0x10000 - 8, &9u64.to_le_bytes());
+    m.put(RESV + 8, &2u64.to_le_bytes());
+    assert_eq!(dispatch(&mut m, nr::MEMORY_OP, [pop, RESV, 0, 0, 0]), Outcome::Return(1));
+    assert_eq!(m.mmu.frames.pages_of(DOM), before + 1);
+    // 600 single frames: one batch of 512, then a continuation from extent 512.
+    let gpfns: Vec<u64> = (0..600).collect();
+    let r = grow(&mut m, pop, &gpfns, 0, 0, DOMID_SELF);
+    assert_eq!(r, Outcome::Continue([pop | (512 << 6), RESV, 0, 0, 0]));
+    let Outcome::Continue(next) = r else { unreachable!() };
+    assert_eq!(dispatch(&mut m, nr::MEMORY_OP, next), Outcome::Return(600));
+    assert_eq!(m.mmu.frames.pages_of(DOM), before + 601);
+    // The control domain grows OTHER back after freeing one of its frames.
+    m.privileged = true;
+    m.reservation(&[OTHER_FRAMES.start], 0, 0, OTHER);
+    assert_eq!(dispatch(&mut m, nr::MEMORY_OP, [XENMEM_DECREASE_RESERVATION, RESV, 0, 0, 0]), Outcome::Return(1));
+    assert_eq!(grow(&mut m, pop, &[5, 6], 0, 0, OTHER), Outcome::Return(1), "back to its limit");
+    assert_eq!(m.owner(list_word(&m, 0)), Owner::Domain(OTHER));
+    m.mmu.audit();
+}
+
+/// A domU's memory map covers the pages it may have, not the pages it has now (ballooning
+/// does not shrink it); the control domain has none (-ENOSYS), once the structure is read.
+#[test]
+fn the_memory_map_covers_max_pages_and_dom0_has_none() {
+    let mut m = MemMock::new();
+    assert_eq!(m.decrease(&[SPARE, SPARE + 1]), Outcome::Return(2));
+    let mut map = [0u8; 16];
+    map[0..4].copy_from_slice(&4u32.to_le_bytes());
+    map[8..16].copy_from_slice(&LIST.to_le_bytes());
+    m.put(RESV, &map);
+    let r = dispatch(&mut m, nr::MEMORY_OP, [super::XENMEM_MEMORY_MAP, RESV, 0, 0, 0]);
+    assert_eq!(r, Outcome::Return(0));
+    assert_eq!(m.u32_at(RESV), 1);
+    assert_eq!(m.u64_at(LIST + 8), ALL * 4096);
+    m.privileged = true;
+    assert_eq!(dispatch(&mut m, nr::MEMORY_OP, [super::XENMEM_MEMORY_MAP, RESV, 0, 0, 0]), Outcome::Return(-38));
+    let end = BASE + 0x10000 - 8;
+    assert_eq!(dispatch(&mut m, nr::MEMORY_OP, [super::XENMEM_MEMORY_MAP, end, 0, 0, 0]), Outcome::Return(-14));
 }

@@ -8,6 +8,7 @@ pub mod domctl;
 mod evtchn;
 mod grant;
 mod handlers;
+mod memory;
 mod mmu;
 #[cfg(test)]
 mod testing;
@@ -248,6 +249,13 @@ pub trait Env {
     fn guest_span_for_write(&self, _va: u64, _len: usize) -> Option<crate::guest_access::GuestSpan> {
         None
     }
+    /// Gives domain `id` (the caller, or one the control domain names) `2^order` new frames,
+    /// contiguous, aligned to their size and zeroed, for a reservation that grows (Xen's
+    /// `alloc_domheap_pages` and `assign_pages`): the first one, or `None` if that would take
+    /// the domain past its `max_pages`, it is dying, or no such run is free.
+    fn take_new_frames(&mut self, _id: u16, _order: u32) -> Option<u64> {
+        None
+    }
     /// The grant tables with the calling domain's MMU (see `crate::grant` for what the kernel
     /// must build), or `None` if unavailable (then `grant_table_op` answers `-ENOSYS`).
     fn grants(&mut self) -> Option<crate::grant::GrantAccess<'_>> {
@@ -275,7 +283,7 @@ static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     t[nr::SET_SEGMENT_BASE as usize] = entry("set_segment_base", vcpu_ctx::set_segment_base);
     t[nr::CALLBACK_OP as usize] = entry("callback_op", vcpu_ctx::callback_op);
     t[nr::SCHED_OP_COMPAT as usize] = entry("sched_op_compat", handlers::sched_op_compat);
-    t[nr::MEMORY_OP as usize] = entry("memory_op", handlers::memory_op);
+    t[nr::MEMORY_OP as usize] = entry("memory_op", memory::memory_op);
     t[nr::MULTICALL as usize] = entry("multicall", handlers::multicall);
     t[nr::SET_TIMER_OP as usize] = entry("set_timer_op", handlers::set_timer_op);
     t[nr::XEN_VERSION as usize] = entry("xen_version", handlers::xen_version);
