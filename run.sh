@@ -153,6 +153,8 @@ lint() {
   cargo clippy -p hypercall-abi -p scenarios --all-targets -- -D warnings
   cargo clippy -p hypervisor --lib --tests -- -D warnings
   kernel_cargo clippy --release --target "$KTARGET" -p hypervisor -p guest-kernel -- -D warnings
+  # The fuzz crate is a workspace of its own (fuzz/).
+  (cd fuzz && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)
 }
 
 cmd=${1:-demo}

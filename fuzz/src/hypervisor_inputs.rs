@@ -156,7 +156,7 @@ fn check_image(data: &[u8], image: &GuestImage) {
     }
     let len = image.kernel_end - image.kernel_start;
     assert!(len == 0 || guest_range_ok(image.kernel_start, len as usize), "kernel in the hypervisor's range");
-    assert!(image.virt_base <= image.kernel_start && image.virt_base % PAGE == 0);
+    assert!(image.virt_base <= image.kernel_start && image.virt_base.is_multiple_of(PAGE));
     assert!((image.kernel_start..image.kernel_end).contains(&image.entry), "entry outside the kernel");
     if let Some(hp) = image.hypercall_page {
         assert!(hp % PAGE == 0 && hp >= image.kernel_start && hp + PAGE <= image.kernel_end);
@@ -300,7 +300,7 @@ fn generated_config(s: &mut Script) -> String {
             out.push_str(part);
         }
         text.push_str(&out);
-        text.push(if s.byte() % 8 == 0 { ';' } else { '\n' });
+        text.push(if s.byte().is_multiple_of(8) { ';' } else { '\n' });
     }
     text
 }

@@ -3,7 +3,7 @@
 //! Keys this kernel understands:
 //! `role=demo|abi-test|bench|traps|unhandled|emulate|events|mmu|procs|control|grant-source|`
 //! `grant-sink|spin|bystander|survivor|crash-fault|crash-shutdown|victim|attack-map|`
-//! `attack-grant|attack-evtchn|attack-flood|heap-flood|bench-ping|bench-pong` (default `demo`),
+//! `attack-grant|attack-evtchn|attack-flood|heap-flood|segments|bench-ping|bench-pong` (default `demo`),
 //! `shutdown=poweroff|reboot|crash` (default `poweroff`), `iterations=N` (bench, default
 //! [`DEFAULT_ITERATIONS`]). Unknown words are ignored (Xen or a toolstack may add their own);
 //! known keys with bad values are reported as [`CmdlineError`]s. The multi-domain roles read
@@ -64,6 +64,8 @@ pub enum Role {
     AttackFlood,
     /// domU: takes all the hypervisor bookkeeping its limits allow (ports, grants, mappings).
     HeapFlood,
+    /// domU: keeps its own segment selectors and bases while another domain runs.
+    Segments,
     /// domU bench: event ping-pong, grant copy and map+unmap timing against a pong.
     BenchPing,
     /// domU bench: the pong side.
@@ -71,7 +73,7 @@ pub enum Role {
 }
 
 /// Every role, for parsing and listing.
-pub const ROLES: [Role; 25] = [
+pub const ROLES: [Role; 26] = [
     Role::Demo,
     Role::AbiTest,
     Role::Bench,
@@ -95,6 +97,7 @@ pub const ROLES: [Role; 25] = [
     Role::AttackEvtchn,
     Role::AttackFlood,
     Role::HeapFlood,
+    Role::Segments,
     Role::BenchPing,
     Role::BenchPong,
 ];
@@ -126,6 +129,7 @@ impl Role {
             Role::AttackEvtchn => "attack-evtchn",
             Role::AttackFlood => "attack-flood",
             Role::HeapFlood => "heap-flood",
+            Role::Segments => "segments",
             Role::BenchPing => "bench-ping",
             Role::BenchPong => "bench-pong",
         }

@@ -40,7 +40,7 @@
 //!   CPU-time ratio of two domains, pause+destroy of a domain that does not end),
 //!   `grant-source`/`grant-sink` (data through grants and an interdomain port, checked
 //!   byte for byte), `spin`, `bystander`, `survivor`, `crash-fault`, `crash-shutdown`,
-//!   `victim`, `attack-map`, `attack-grant`, `attack-evtchn`, `attack-flood`, `heap-flood`,
+//!   `victim`, `attack-map`, `attack-grant`, `attack-evtchn`, `attack-flood`, `heap-flood`, `segments`,
 //!   `bench-ping`/`bench-pong`. Every domU role first checks that domctl answers -EPERM.
 //!
 //! Every checking role powers off if all its checks passed and crashes otherwise.

@@ -555,6 +555,7 @@ impl Machine {
         }
         if let Some(cur) = self.domains.get_mut(&self.current) {
             cur.saved = frame.clone();
+            crate::guest_traps::refresh_segment_state(&mut cur.vcpu);
             fpu::save(&mut cur.fpu);
         }
         self.set_current(next);
@@ -568,7 +569,7 @@ impl Machine {
         let d = self.cur();
         *frame = d.saved.clone();
         guest_entry::load_page_tables(d.vcpu.current_l4());
-        cpu::load_segment_bases(&d.vcpu);
+        crate::guest_traps::apply_segment_state(&d.vcpu);
         fpu::restore(&d.fpu);
         fpu::set_task_switched(d.vcpu.cr0_ts);
         cpu::set_guest_tsd(d.priv_state.cr4 & hypervisor::emulate::cr4::TSD != 0);

@@ -42,8 +42,25 @@ fn has_error_code(vector: u8) -> bool {
 fn enter_mode(change: ModeChange, vcpu: &hypervisor::vcpu::VcpuState) {
     if change != ModeChange::None {
         guest_entry::load_page_tables(vcpu.current_l4());
-        cpu::load_segment_bases(vcpu);
+        // The GS bases of the two modes trade places, as Xen's `toggle_guest_mode`: the
+        // CPU holds the current values, whatever the guest loaded into %gs meanwhile.
+        cpu::swap_guest_gs_bases();
     }
+}
+
+/// Reads the loaded vCPU's segment bases and data selectors back from the CPU (see
+/// `cpu::capture_segment_state`): before the hypervisor reads or changes them, and when the
+/// vCPU leaves the CPU.
+pub fn refresh_segment_state(vcpu: &mut hypervisor::vcpu::VcpuState) {
+    cpu::capture_segment_state(vcpu);
+    vcpu.data_selectors = cpu::read_data_selectors();
+}
+
+/// Loads a vCPU's data selectors, then its segment bases (a selector load resets its base):
+/// when it comes onto the CPU, and after the hypervisor changed them.
+pub fn apply_segment_state(vcpu: &hypervisor::vcpu::VcpuState) {
+    cpu::load_data_selectors(vcpu.data_selectors);
+    cpu::load_segment_state(vcpu);
 }
 
 /// Re-executes the 2-byte `syscall` with the advanced arguments when the vCPU next runs
@@ -546,6 +563,8 @@ impl Machine {
         let mut bytes = [0u8; 15];
         let n = self.instruction_bytes(frame.rip, &mut bytes);
         let d = self.domains.get_mut(&self.current).expect("current domain is live");
+        // The emulated rdmsr and wrmsr of the segment-base MSRs read and change the copies.
+        refresh_segment_state(&mut d.vcpu);
         let mut ctx = Context { vcpu: &mut d.vcpu, state: &mut d.priv_state, policy: &d.policy, vcpu_id: 0 };
         let outcome = if vector == vcpu::VECTOR_GP {
             emulate::emulate_privileged(&mut ctx, &mut Hardware, frame, &bytes[..n])
@@ -565,7 +584,7 @@ impl Machine {
                 Some(false)
             }
             emulate::Outcome::SegmentBases => {
-                cpu::load_segment_bases(&self.cur().vcpu);
+                apply_segment_state(&self.cur().vcpu);
                 Some(false)
             }
             emulate::Outcome::SwitchKernelRoot { mfn, len } => {

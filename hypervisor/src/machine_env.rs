@@ -136,8 +136,12 @@ impl Env for Machine {
         &mut self.cur().vcpu
     }
 
+    fn refresh_segment_state(&mut self) {
+        crate::guest_traps::refresh_segment_state(&mut self.cur().vcpu);
+    }
+
     fn apply_segment_bases(&mut self) {
-        cpu::load_segment_bases(&self.cur().vcpu);
+        crate::guest_traps::apply_segment_state(&self.cur().vcpu);
     }
 
     fn events(&mut self) -> Option<EventAccess<'_>> {

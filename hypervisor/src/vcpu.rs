@@ -145,12 +145,17 @@ pub struct VcpuState {
     /// The kernel and user root page tables (frame numbers, each holding an L4 type
     /// reference in the PV MMU) and the TLB work pending for the CPU.
     pub paging: crate::mm::VcpuPaging,
-    /// FS base.
+    /// FS base. This and the GS bases are the CPU's while the vCPU is loaded (the guest
+    /// changes them itself by loading %fs or %gs): the arch code reads them back before
+    /// they are looked at or changed, and when the vCPU leaves the CPU.
     pub fs_base: u64,
     /// GS base in kernel mode.
     pub gs_base_kernel: u64,
     /// GS base in user mode.
     pub gs_base_user: u64,
+    /// DS, ES, FS and GS selectors, saved while another vCPU has the CPU (Xen's
+    /// `save_segments`): null for a new vCPU.
+    pub data_selectors: [u16; 4],
     /// Virtual CR0.TS (`fpu_taskswitch`).
     pub cr0_ts: bool,
 }
@@ -175,6 +180,7 @@ impl VcpuState {
             fs_base: 0,
             gs_base_kernel: 0,
             gs_base_user: 0,
+            data_selectors: [0; 4],
             cr0_ts: false,
         }
     }
@@ -341,6 +347,25 @@ impl VcpuState {
 }
 
 pub use crate::guest_access::is_canonical;
+
+/// The ring-3 data and code descriptors of the hypervisor's fixed GDT (`FLAT_RING3_CS32`,
+/// `FLAT_RING3_DS64`/`SS64`, `FLAT_RING3_CS64`), the only non-null selectors a guest can load.
+pub const FLAT_RING3_SELECTORS: [u16; 3] = [0xe023, 0xe02b, 0xe033];
+
+/// What `SEGBASE_GS_USER_SEL` loads into %gs for `sel`, as Xen's `do_set_segment_base`: a
+/// non-null selector gets RPL 3, and one the CPU would refuse (no such descriptor, an LDT
+/// selector: there is no LDT) is replaced by the null selector, as Xen's fix-up does.
+pub fn user_data_selector(sel: u16) -> u16 {
+    if sel <= 3 {
+        return sel; // a null selector, loaded as given
+    }
+    let sel = sel | 3;
+    if FLAT_RING3_SELECTORS.contains(&sel) {
+        sel
+    } else {
+        0
+    }
+}
 
 /// Whether the CPU can return to `frame` (its `iretq` would not fault in ring 0): a
 /// canonical `rip`, and in 32-bit compatibility mode one within the 4 GiB code segment.

@@ -26,7 +26,9 @@ const PROCS_LINES: &[&str] = &[
     "check: D's rdtsc with CR4.TSD set -> TSD true, vector 13 error 0x0 at the rdtsc true, killed true ok",
     "procs: E exited (code 0)",
     "check: E's syscall with DF set -> user DF 1, exited true ok",
-    "procs: 8 passed, 0 failed",
+    "check: kernel GS base: given, after mov %gs, after a user process -> 0x1111 0x2222 0x2222 ok",
+    "check: SEGBASE_GS_USER_SEL of 0xe028, then of 0x1234 (no such descriptor) -> 0, %gs 0xe02b; 0, %gs 0x0 ok",
+    "procs: 10 passed, 0 failed",
     "guest-kernel: shutdown poweroff",
 ];
 

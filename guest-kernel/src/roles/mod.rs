@@ -24,6 +24,7 @@ pub mod heap_flood;
 pub mod lifecycle;
 pub mod mmu;
 pub mod procs;
+pub mod segments;
 pub mod traps;
 pub mod unhandled;
 
@@ -60,6 +61,7 @@ pub fn run(opts: &Options, si: &StartInfo) -> ShutdownRequest {
         Role::AttackEvtchn => attacks::attack_evtchn(si),
         Role::AttackFlood => attacks::attack_flood(si),
         Role::HeapFlood => heap_flood::run(si),
+        Role::Segments => segments::run(si),
         Role::BenchPing => bench_domains::ping(opts, si),
         Role::BenchPong => bench_domains::pong(opts, si),
     }

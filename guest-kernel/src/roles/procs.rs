@@ -10,7 +10,7 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use hypercall_abi::arch::{FLAT_USER_CS, FLAT_USER_SS, VGCF_IN_SYSCALL};
+use hypercall_abi::arch::{FLAT_USER_CS, FLAT_USER_SS, SEGBASE_GS_KERNEL, SEGBASE_GS_USER_SEL, VGCF_IN_SYSCALL};
 use hypercall_abi::event_channel::VIRQ_TIMER;
 use hypercall_abi::start_info::StartInfo;
 
@@ -19,9 +19,9 @@ use crate::arch::x86_64::traps::{enter_frame, kernel_resume_address, syscall_ent
 use crate::arch::x86_64::user::Program;
 use crate::checks::CheckLog;
 use crate::cmdline::{Options, ShutdownRequest};
-use crate::kernel::events;
 use crate::kernel::trap::{self, TrapSetup};
 use crate::kernel::uspace::{self, AddressSpace, USER_BASE, USER_STACK};
+use crate::kernel::{events, hyp};
 use crate::println;
 use crate::sched::{RoundRobin, State};
 use crate::trapframe::{vector_name, TrapFrame, RFLAGS_IF, VECTOR_EVENT, VECTOR_SYSCALL};
@@ -309,6 +309,62 @@ fn syscall_with_df_set(log: &mut CheckLog) {
     );
 }
 
+/// The word at %gs:`offset`.
+fn read_through_gs(offset: u64) -> u64 {
+    let r: u64;
+    // SAFETY: reads 8 bytes at GS base + offset, which the caller points at a static of ours.
+    unsafe { core::arch::asm!("mov {r}, gs:[{a}]", a = in(reg) offset, r = out(reg) r, options(nostack, readonly)) };
+    r
+}
+
+/// The %gs selector.
+fn gs_selector() -> u16 {
+    let gs: u16;
+    // SAFETY: reading a segment register has no side effect.
+    unsafe { core::arch::asm!("mov {0:x}, gs", out(reg) gs, options(nomem, nostack, preserves_flags)) };
+    gs
+}
+
+/// The kernel's GS base set with `set_segment_base` to V's address minus W's, then %gs loaded
+/// with a flat selector by the kernel itself (the CPU takes the descriptor's base, 0, so
+/// %gs:W reads W), then a user process run: the base the kernel loaded must survive the two
+/// mode switches (Xen swaps the CPU's GS bases; it does not bring back the one it was
+/// given). Then `SEGBASE_GS_USER_SEL`, which loads %gs (the selector both modes share): a
+/// flat selector stays, one the CPU would refuse becomes null (Xen's fix-up).
+fn gs_loaded_by_the_kernel(log: &mut CheckLog) {
+    static V: u64 = 0x1111;
+    static W: u64 = 0x2222;
+    let (v, w) = (core::ptr::addr_of!(V) as u64, core::ptr::addr_of!(W) as u64);
+    let _ = hyp::set_segment_base(SEGBASE_GS_KERNEL, v.wrapping_sub(w));
+    let given = read_through_gs(w);
+    // SAFETY: the kernel does not use %gs; 0xe02b is the flat ring-3 data descriptor.
+    unsafe { core::arch::asm!("mov ax, 0xe02b", "mov gs, ax", out("ax") _, options(nostack)) };
+    let loaded = read_through_gs(w);
+    let ran = run_processes(&[(Program::StdSyscall, 0, 0)], 5, 0).is_ok();
+    let after_user = read_through_gs(w);
+    let _ = hyp::set_segment_base(SEGBASE_GS_KERNEL, 0);
+    check!(
+        log,
+        "kernel GS base: given, after mov %gs, after a user process",
+        "0x1111 0x2222 0x2222",
+        ran && (given, loaded, after_user) == (0x1111, 0x2222, 0x2222),
+        "{given:#x} {loaded:#x} {after_user:#x}"
+    );
+    let flat = hyp::set_segment_base(SEGBASE_GS_USER_SEL, 0xe028);
+    let flat_sel = gs_selector();
+    let bad = hyp::set_segment_base(SEGBASE_GS_USER_SEL, 0x1234);
+    let bad_sel = gs_selector();
+    check!(
+        log,
+        "SEGBASE_GS_USER_SEL of 0xe028, then of 0x1234 (no such descriptor)",
+        "0, %gs 0xe02b; 0, %gs 0x0",
+        flat == Ok(0) && flat_sel == 0xe02b && bad == Ok(0) && bad_sel == 0,
+        "{}, %gs {flat_sel:#x}; {}, %gs {bad_sel:#x}",
+        crate::checks::ret_of(flat),
+        crate::checks::ret_of(bad)
+    );
+}
+
 /// Runs the role.
 pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     let mut log = CheckLog::default();
@@ -377,5 +433,6 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     );
     rdtsc_with_cr4_tsd(&mut log);
     syscall_with_df_set(&mut log);
+    gs_loaded_by_the_kernel(&mut log);
     super::summary("procs", &log)
 }

@@ -196,7 +196,11 @@ pub trait Env {
     fn hypervisor_cmdline(&self) -> &str;
     /// The calling vCPU's virtual CPU state.
     fn vcpu(&mut self) -> &mut crate::vcpu::VcpuState;
-    /// Loads the vCPU's FS and GS bases into the CPU after `set_segment_base` changed them.
+    /// Reads the running vCPU's segment bases and data selectors back from the CPU into
+    /// [`vcpu`](Self::vcpu) (the guest changes them itself), before they are read or changed.
+    fn refresh_segment_state(&mut self) {}
+    /// Loads the vCPU's data selectors and segment bases into the CPU after a hypercall
+    /// changed them (see [`refresh_segment_state`](Self::refresh_segment_state)).
     fn apply_segment_bases(&mut self);
     /// `SCHEDOP_shutdown_code`: the caller's next shutdown reports `code`, whatever reason
     /// it is made with, unless a code was recorded already (see [`shutdown_reason`]).

@@ -640,11 +640,14 @@ fn callbacks_stack_and_segment_bases() {
     assert_eq!((m.vcpu.fs_base, m.bases_applied), (0x7000_0000, 1));
     assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [2, 0x8000_0000_0000, 0, 0, 0]), Outcome::Return(-22));
     assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [9, 0, 0, 0, 0]), Outcome::Return(-22));
-    // A user %gs selector load never fails (Xen's fix-up); the base becomes 0.
-    for selector in [0, 0xe02b, 0x1234] {
+    // A user %gs selector load never fails (Xen's fix-up: a selector the CPU would refuse
+    // becomes null; others get RPL 3); the user base becomes 0, %gs holds the selector.
+    for (selector, loaded) in
+        [(0, 0), (2, 2), (0xe02b, 0xe02b), (0xe028, 0xe02b), (0xe030, 0xe033), (0x1234, 0), (0xe010, 0), (0xe02f, 0)]
+    {
         m.vcpu.gs_base_user = 0x5000;
         assert_eq!(call(&mut m, nr::SET_SEGMENT_BASE, [3, selector, 0, 0, 0]), Outcome::Return(0));
-        assert_eq!(m.vcpu.gs_base_user, 0, "selector {selector:#x}");
+        assert_eq!((m.vcpu.gs_base_user, m.vcpu.data_selectors[3]), (0, loaded), "selector {selector:#x}");
     }
     assert_eq!(call(&mut m, nr::FPU_TASKSWITCH, [1, 0, 0, 0, 0]), Outcome::Return(0));
     assert!(m.vcpu.cr0_ts);

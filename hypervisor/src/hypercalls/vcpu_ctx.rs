@@ -136,16 +136,23 @@ pub fn set_segment_base(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     if which != SEGBASE_GS_USER_SEL && !is_canonical(base) {
         return Outcome::Return(Errno::EINVAL.to_return());
     }
+    if !matches!(which, SEGBASE_FS | SEGBASE_GS_USER | SEGBASE_GS_KERNEL | SEGBASE_GS_USER_SEL) {
+        return ret(Err(Errno::EINVAL));
+    }
+    // The other bases and the selectors as the guest has them now, not as last saved.
+    env.refresh_segment_state();
     let v = env.vcpu();
     match which {
         SEGBASE_FS => v.fs_base = base,
         SEGBASE_GS_USER => v.gs_base_user = base,
         SEGBASE_GS_KERNEL => v.gs_base_kernel = base,
-        // Loading a user %gs selector: Xen loads it with a fix-up (a bad one becomes the null
-        // selector) and never fails. Every descriptor a guest can name here is flat (base 0)
-        // and a null load clears the base, so the user GS base becomes 0 either way.
-        SEGBASE_GS_USER_SEL => v.gs_base_user = 0,
-        _ => return ret(Err(Errno::EINVAL)),
+        // Loads a user %gs selector as Xen does, with its fix-up (a selector the CPU would
+        // refuse becomes the null one); it never fails. Every descriptor a guest can name is
+        // flat (base 0), and a null load clears the base: the user GS base becomes 0.
+        _ => {
+            v.data_selectors[3] = crate::vcpu::user_data_selector(base as u16);
+            v.gs_base_user = 0;
+        }
     }
     env.apply_segment_bases();
     Outcome::Return(0)

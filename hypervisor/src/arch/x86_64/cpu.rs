@@ -135,15 +135,78 @@ pub fn halt_forever() -> ! {
 
 const IA32_FS_BASE: u32 = 0xc000_0100;
 const IA32_GS_BASE: u32 = 0xc000_0101;
+const IA32_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
-/// Loads the FS base and the GS base of the vCPU's current mode (Xen's `swapgs` on every
-/// kernel/user switch; the hypervisor itself never uses FS or GS).
-pub fn load_segment_bases(v: &hypervisor::vcpu::VcpuState) {
-    let gs = if v.kernel_mode { v.gs_base_kernel } else { v.gs_base_user };
-    // SAFETY: both values were checked canonical by set_segment_base, and the hypervisor does
-    // not depend on either base.
+// A running vCPU's segment state lives in the CPU, as in Xen: the FS base, the GS base of its
+// current mode (GS_BASE) and that of the other mode (KERNEL_GS_BASE), which `swapgs`
+// exchanges at every kernel/user switch; and its DS, ES, FS and GS selectors, which the
+// hypervisor never changes while the vCPU is loaded. The guest changes the bases behind the
+// hypervisor's back (a `mov` to %fs or %gs loads the descriptor's base), so the copies in
+// `VcpuState` are only read back (`capture_segment_state`) when the vCPU leaves the CPU or
+// the hypervisor is about to read or change them, and written (`load_segment_state`) when it
+// comes back or after such a change. The hypervisor itself never uses FS or GS.
+
+/// Loads the vCPU's three segment bases into the CPU (see above). Its selectors must be
+/// loaded first ([`load_data_selectors`]): loading %fs or %gs resets its base.
+pub fn load_segment_state(v: &hypervisor::vcpu::VcpuState) {
+    let (active, inactive) =
+        if v.kernel_mode { (v.gs_base_kernel, v.gs_base_user) } else { (v.gs_base_user, v.gs_base_kernel) };
+    // SAFETY: every value was checked canonical by set_segment_base or the emulated wrmsr,
+    // or read back from these MSRs; the hypervisor does not depend on any of them.
     unsafe {
         wrmsr(IA32_FS_BASE, v.fs_base);
-        wrmsr(IA32_GS_BASE, gs);
+        wrmsr(IA32_GS_BASE, active);
+        wrmsr(IA32_KERNEL_GS_BASE, inactive);
+    }
+}
+
+/// Reads the loaded vCPU's three segment bases back into `v` (see above).
+pub fn capture_segment_state(v: &mut hypervisor::vcpu::VcpuState) {
+    v.fs_base = rdmsr(IA32_FS_BASE);
+    let (active, inactive) = (rdmsr(IA32_GS_BASE), rdmsr(IA32_KERNEL_GS_BASE));
+    (v.gs_base_kernel, v.gs_base_user) = if v.kernel_mode { (active, inactive) } else { (inactive, active) };
+}
+
+/// Exchanges the loaded vCPU's kernel and user GS bases: its mode just changed.
+pub fn swap_guest_gs_bases() {
+    // SAFETY: swaps GS_BASE and KERNEL_GS_BASE, both the loaded guest's (see above); the
+    // hypervisor uses neither.
+    unsafe { asm!("swapgs", options(nomem, nostack, preserves_flags)) };
+}
+
+/// The loaded vCPU's DS, ES, FS and GS selectors.
+pub fn read_data_selectors() -> [u16; 4] {
+    let (ds, es, fs, gs): (u16, u16, u16, u16);
+    // SAFETY: reading segment registers has no side effect.
+    unsafe {
+        asm!("mov {0:x}, ds", "mov {1:x}, es", "mov {2:x}, fs", "mov {3:x}, gs",
+             out(reg) ds, out(reg) es, out(reg) fs, out(reg) gs, options(nomem, nostack, preserves_flags))
+    };
+    [ds, es, fs, gs]
+}
+
+/// Loads a vCPU's DS, ES, FS and GS selectors (each one only if it differs from the loaded
+/// one: a load is slow, and the usual value is the same null selector). Each must be null or
+/// a DPL-3 descriptor of the fixed GDT: a guest can hold nothing else (it loaded it from ring
+/// 3, and the GDT never changes), and [`hypervisor::vcpu::user_data_selector`] gives nothing
+/// else.
+pub fn load_data_selectors(sels: [u16; 4]) {
+    let now = read_data_selectors();
+    // SAFETY: each selector is null or names a present DPL-3 data or readable code segment
+    // (see above), which ring 0 may load; 64-bit code does not use DS or ES, and the
+    // hypervisor does not use FS or GS.
+    unsafe {
+        if sels[0] != now[0] {
+            asm!("mov ds, {0:x}", in(reg) sels[0], options(nomem, nostack, preserves_flags));
+        }
+        if sels[1] != now[1] {
+            asm!("mov es, {0:x}", in(reg) sels[1], options(nomem, nostack, preserves_flags));
+        }
+        if sels[2] != now[2] {
+            asm!("mov fs, {0:x}", in(reg) sels[2], options(nomem, nostack, preserves_flags));
+        }
+        if sels[3] != now[3] {
+            asm!("mov gs, {0:x}", in(reg) sels[3], options(nomem, nostack, preserves_flags));
+        }
     }
 }
