@@ -558,8 +558,10 @@ impl Machine {
     }
 
     /// Runs the privileged-instruction emulator on a #GP(0) or #UD; `None` if the fault
-    /// must be delivered to the guest after all.
-    fn emulate(&mut self, frame: &mut TrapFrame, vector: u8) -> Option<bool> {
+    /// must be delivered to the guest after all, else whether to reschedule and whether the
+    /// instruction retired (it may have to run again, or the vCPU blocked in it).
+    fn emulate(&mut self, frame: &mut TrapFrame, vector: u8) -> Option<(bool, bool)> {
+        let retired = |resched: Option<bool>| resched.map(|r| (r, true));
         let mut bytes = [0u8; 15];
         let n = self.instruction_bytes(frame.rip, &mut bytes);
         let d = self.domains.get_mut(&self.current).expect("current domain is live");
@@ -572,20 +574,20 @@ impl Machine {
             emulate::emulate_invalid_op(&mut ctx, &mut Hardware, frame, &bytes[..n])
         };
         match outcome {
-            emulate::Outcome::Emulated => Some(false),
+            emulate::Outcome::Emulated => retired(Some(false)),
             emulate::Outcome::Cr4Changed(cr4) => {
                 cpu::set_guest_tsd(cr4 & emulate::cr4::TSD != 0);
-                Some(false)
+                retired(Some(false))
             }
             emulate::Outcome::ReflectGp(_) | emulate::Outcome::ReflectUd => None,
-            emulate::Outcome::Block => Some(self.block_current()),
+            emulate::Outcome::Block => Some((self.block_current(), false)),
             emulate::Outcome::FpuTaskSwitch(ts) => {
                 fpu::set_task_switched(ts);
-                Some(false)
+                retired(Some(false))
             }
             emulate::Outcome::SegmentBases => {
                 apply_segment_state(&self.cur().vcpu);
-                Some(false)
+                retired(Some(false))
             }
             emulate::Outcome::SwitchKernelRoot { mfn, len } => {
                 // An MMU entry of its own, as a hypercall's: a budget, pending releases first.
@@ -600,11 +602,11 @@ impl Machine {
                 match result {
                     Some(Ok(())) => {
                         emulate::advance(frame, len as usize);
-                        Some(false)
+                        retired(Some(false))
                     }
                     // Out of budget: the instruction runs again, resuming where this stopped
                     // (Xen's X86EMUL_RETRY).
-                    Some(Err(e)) if e.is_preempted() => Some(false),
+                    Some(Err(e)) if e.is_preempted() => Some((false, false)),
                     _ => None,
                 }
             }
@@ -648,9 +650,22 @@ impl Machine {
                 return false; // a stale hardware TS: nothing for the guest to see
             }
         }
+        if vector == vcpu::VECTOR_DB {
+            // Where the guest's debugger finds why it stopped (Xen's `do_debug`).
+            let hw = cpu::take_debug_status();
+            let dr6 = &mut self.cur().priv_state.debugreg[6];
+            *dr6 = emulate::merge_dr6(*dr6, hw);
+        }
         let emulable = (vector == vcpu::VECTOR_GP && error_code == Some(0)) || vector == vcpu::VECTOR_UD;
         if emulable {
-            if let Some(resched) = self.emulate(frame, vector) {
+            let single_step = frame.rflags & vcpu::rflags::TF != 0;
+            if let Some((resched, retired)) = self.emulate(frame, vector) {
+                if single_step && retired {
+                    // The #DB the CPU would have raised after the instruction, as Xen's
+                    // emulators do (`retire.singlestep`): DR6.BS, then the guest's handler.
+                    self.cur().priv_state.debugreg[6] |= emulate::DR6_BS;
+                    return self.bounce_exception(frame, vcpu::VECTOR_DB, None) || resched;
+                }
                 return resched;
             }
         }

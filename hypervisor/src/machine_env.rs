@@ -154,6 +154,10 @@ impl Env for Machine {
         self.current_mmu()
     }
 
+    fn priv_state(&mut self) -> Option<&mut hypervisor::emulate::PrivState> {
+        Some(&mut self.cur().priv_state)
+    }
+
     fn take_new_frames(&mut self, id: u16, order: u32) -> Option<u64> {
         let d = self.domains.get(&id).filter(|d| !d.dying)?;
         let count = 1u64 << order;

@@ -32,6 +32,8 @@ pub mod rflags {
 
 /// `#GP`.
 pub const VECTOR_GP: u8 = 13;
+/// `#DB`.
+pub const VECTOR_DB: u8 = 1;
 /// `#PF`.
 pub const VECTOR_PF: u8 = 14;
 /// `#UD`.

@@ -32,6 +32,7 @@ const TRAPS_LINES: &[&str] = &[
     "info: #AC misaligned load with RFLAGS.AC -> no trap",
     "info: #XM SSE divide by zero -> no trap",
     "check: int $0x80 (DPL 3) -> traps 1 vector 128 error 0x0 rip =next cs 0xe030 mask 1 IF 0 ss 0xe02b registers kept ok",
+    "check: DR6 after the cases (get_debugreg): the single step recorded -> 0xffff4ff0 ok",
     "check: fpu_taskswitch(1) sets the virtual CR0.TS -> 0 cr0.ts 1 ok",
     "check: #NM x87 with CR0.TS -> traps 1 vector 7 error 0x0 rip =fault cs 0xe030 mask 1 IF 0 ss 0xe02b registers kept ok",
     "check: CR0.TS after the #NM handler's fpu_taskswitch(0) -> 0 ok",
@@ -43,7 +44,7 @@ const TRAPS_LINES: &[&str] = &[
     "check: set_callbacks -> 0 ok",
     "check: set_segment_base FS and user GS, read back with rdmsr -> 0, 0, fs 0x123456789000 shadow gs 0x12345678a000 gs 0x0 ok",
     "check: set_segment_base non-canonical -> -22 (EINVAL) ok",
-    "traps: 24 passed, 0 failed",
+    "traps: 25 passed, 0 failed",
     "guest-kernel: shutdown poweroff",
 ];
 

@@ -44,6 +44,18 @@ pub fn fpu_taskswitch(set: bool) -> Result<u64, Errno> {
     Errno::check(unsafe { raw::hypercall1(nr::FPU_TASKSWITCH, set as u64) })
 }
 
+/// `get_debugreg(reg)`: the register's value (`-ENODEV` for a bad number, as Xen).
+pub fn get_debugreg(reg: u32) -> Result<u64, Errno> {
+    // SAFETY: reads a virtual debug register.
+    Errno::check(unsafe { raw::hypercall1(nr::GET_DEBUGREG, reg as u64) })
+}
+
+/// `set_debugreg(reg, value)`.
+pub fn set_debugreg(reg: u32, value: u64) -> Result<u64, Errno> {
+    // SAFETY: the kernel arms no breakpoints it relies on; DR6 only records conditions.
+    Errno::check(unsafe { raw::hypercall2(nr::SET_DEBUGREG, reg as u64, value) })
+}
+
 /// `set_segment_base(which, base)`.
 pub fn set_segment_base(which: u32, base: u64) -> Result<u64, Errno> {
     // SAFETY: changes a segment base this kernel does not rely on (no TLS, no per-CPU GS).

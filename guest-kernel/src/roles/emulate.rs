@@ -19,7 +19,7 @@ use crate::arch::x86_64::triggers::Trig;
 use crate::checks::{ret_of, CheckLog};
 use crate::cmdline::ShutdownRequest;
 use crate::kernel::trap::{self, TrapSetup};
-use crate::kernel::{events, mm};
+use crate::kernel::{events, hyp, mm};
 use crate::println;
 use crate::trapframe::{TrapFrame, RFLAGS_IF, VECTOR_EVENT};
 
@@ -33,8 +33,14 @@ const MSR_SHADOW_GS_BASE: u32 = 0xc000_0102;
 /// An MSR index no CPU defines.
 const MSR_UNKNOWN: u32 = 0x0000_2345;
 
-/// Records the trap; an event upcall only clears the pending bits (the timer woke us).
+/// Records the trap; an event upcall only clears the pending bits (the timer woke us); a
+/// single step (#DB) stops stepping and goes on where it stopped.
 fn handler(frame: &mut TrapFrame) -> u64 {
+    if frame.vector == 1 {
+        trap::record(frame);
+        frame.rflags &= !crate::trapframe::RFLAGS_TF;
+        return 0;
+    }
     if frame.vector == VECTOR_EVENT {
         let n = events::bits().scan(|_| {});
         TIMER_UPCALLS.fetch_add(n as u64, Ordering::SeqCst);
@@ -75,6 +81,34 @@ impl core::fmt::Display for Traps {
     }
 }
 
+/// TF set just before a forced-emulation `cpuid`: the hypervisor emulates it and must then
+/// raise the #DB the CPU would have raised (Xen's `pv_emul_instruction_done`), after the
+/// instruction, with DR6.BS set in the virtual DR6 (`get_debugreg(6)`), which
+/// `set_debugreg(6, 0)` reset before.
+fn single_step_over_an_emulated_instruction(log: &mut CheckLog) {
+    let reset = hyp::set_debugreg(6, 0);
+    let before = hyp::get_debugreg(6);
+    let (v, t) = traps_of(|| insn::cpuid_forced_stepped(0x4000_0000));
+    let at_next = trap::last_seen().frame.rip == insn::cpuid_forced_stepped_after();
+    let after = hyp::get_debugreg(6);
+    let _ = hyp::set_debugreg(6, 0);
+    check!(
+        log,
+        "single step over a forced cpuid: the #DB, DR6 before and after",
+        "#DB error 0x0 at the next instruction, DR6 0xffff0ff0 then 0xffff4ff0",
+        reset == Ok(0)
+            && v[0] >= 0x4000_0001
+            && t.n == 1
+            && t.vector == 1
+            && at_next
+            && before == Ok(0xffff_0ff0)
+            && after == Ok(0xffff_4ff0),
+        "{t} at the next instruction {at_next}, DR6 {:#x} then {:#x}",
+        before.unwrap_or(u64::MAX),
+        after.unwrap_or(u64::MAX)
+    );
+}
+
 /// Runs the role.
 pub fn run(si: &StartInfo) -> ShutdownRequest {
     let mut log = CheckLog::default();
@@ -101,6 +135,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     let ((), t) = traps_of(insn::wbinvd);
     check!(log, "wbinvd", "no trap", t.n == 0, "{t}");
     popf(&mut log, &b);
+    single_step_over_an_emulated_instruction(&mut log);
     super::summary("emulate", &log)
 }
 

@@ -154,9 +154,21 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         case("#XM SSE divide by zero", Trig::SimdError, 0, 19, 0, At::Fault),
         case("int $0x80 (DPL 3)", Trig::Int80, 0, 0x80, 0, At::Next),
     ];
+    let dr6_reset = hyp::set_debugreg(6, 0);
     for c in &cases {
         exception(&mut log, c);
     }
+    // The single-step case left its condition in the virtual DR6, where a debugger looks.
+    let dr6 = hyp::get_debugreg(6);
+    let _ = hyp::set_debugreg(6, 0);
+    check!(
+        log,
+        "DR6 after the cases (get_debugreg): the single step recorded",
+        "BS (bit 14) set",
+        dr6_reset == Ok(0) && dr6.is_ok_and(|v| v & (1 << 14) != 0),
+        "{:#x}",
+        dr6.unwrap_or(u64::MAX)
+    );
     device_not_available(&mut log);
     unmasked_frame(&mut log, &b);
     hypercalls(&mut log);

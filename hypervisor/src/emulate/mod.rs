@@ -185,8 +185,22 @@ impl PrivState {
     }
 }
 
-const DR6_DEFAULT: u64 = 0xffff_0ff0;
-const DR7_DEFAULT: u64 = 0x400;
+/// DR6 as it reads with no debug condition recorded (its reserved bits set).
+pub const DR6_DEFAULT: u64 = 0xffff_0ff0;
+/// DR6.BS: the #DB came from single-stepping (RFLAGS.TF).
+pub const DR6_BS: u64 = 1 << 14;
+
+/// The guest's virtual DR6 after a #DB whose conditions the CPU reported in `hw_dr6` (Xen's
+/// `do_debug`): the condition bits it set are added (the guest clears them itself, as on
+/// hardware); a bit that reads 1 by default reads as the CPU had it (0 only for conditions
+/// reported that way, such as RTM).
+pub fn merge_dr6(virtual_dr6: u64, hw_dr6: u64) -> u64 {
+    (virtual_dr6 | (hw_dr6 & !DR6_DEFAULT)) & (hw_dr6 | !DR6_DEFAULT)
+}
+/// DR7 as it reads at reset (bit 10 reads as one).
+pub const DR7_DEFAULT: u64 = 0x400;
+/// DR7's reserved-zero bits 11, 12, 14 and 15.
+const DR7_RESERVED_ZERO: u64 = 0xd800;
 
 /// Xen's `pv_fixup_guest_cr4`: the guest-controlled bits of `value`, merged with the host's
 /// visible ones. Never faults; bits outside the policy are dropped silently.
@@ -550,8 +564,43 @@ fn write_dr(state: &mut PrivState, dr: u8, v: u64) -> Result<(), Outcome> {
         }
         6 if v >> 32 == 0 => v | DR6_DEFAULT,
         // Bits 11, 12, 14 and 15 are reserved-zero; bit 10 reads as one.
-        7 if v >> 32 == 0 && v & 0xd800 == 0 => v | DR7_DEFAULT,
+        7 if v >> 32 == 0 && v & DR7_RESERVED_ZERO == 0 => v | DR7_DEFAULT,
         _ => return Err(GP),
+    };
+    Ok(())
+}
+
+/// `get_debugreg(reg)` (Xen's `do_get_debugreg`): the virtual register, DR4/DR5 as DR6/DR7
+/// unless CR4.DE is set; `-ENODEV` for anything else.
+pub fn get_debugreg(state: &PrivState, reg: u64) -> Result<u64, hypercall_abi::errno::Errno> {
+    let reg = u8::try_from(reg as i32).map_err(|_| hypercall_abi::errno::Errno::ENODEV)?;
+    read_dr(state, reg).map_err(|_| hypercall_abi::errno::Errno::ENODEV)
+}
+
+/// `set_debugreg(reg, value)` (Xen's `set_debugreg`): a breakpoint address must be a guest
+/// address (`-EPERM`); DR6 and DR7 take 32 bits (`-EINVAL`), their reserved bits adjusted as
+/// Xen's `x86_adj_dr6_rsvd`/`x86_adj_dr7_rsvd` do; an I/O breakpoint in DR7 needs CR4.DE
+/// (`-EPERM`); DR4/DR5 alias DR6/DR7 unless CR4.DE is set, and other numbers are `-ENODEV`.
+/// The values stay virtual: no hardware breakpoint is armed (README, limits).
+pub fn set_debugreg(state: &mut PrivState, reg: u64, value: u64) -> Result<(), hypercall_abi::errno::Errno> {
+    use hypercall_abi::errno::Errno;
+    let reg = u8::try_from(reg as i32).map_err(|_| Errno::ENODEV)?;
+    let i = dr_index(state, reg).map_err(|_| Errno::ENODEV)?;
+    state.debugreg[i] = match i {
+        0..=3 if !is_canonical(value) || (HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&value) => {
+            return Err(Errno::EPERM)
+        }
+        0..=3 => value,
+        _ if value >> 32 != 0 => return Err(Errno::EINVAL),
+        6 => value | DR6_DEFAULT,
+        _ => {
+            // An enabled DR7 with a breakpoint on I/O (R/W field 10b) needs CR4.DE.
+            let io = (0..4).any(|b| (value >> (16 + 4 * b)) & 3 == 2);
+            if value & 0xff != 0 && io && state.cr4 & cr4::DE == 0 {
+                return Err(Errno::EPERM);
+            }
+            (value & !DR7_RESERVED_ZERO) | DR7_DEFAULT
+        }
     };
     Ok(())
 }

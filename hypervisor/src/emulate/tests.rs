@@ -545,3 +545,41 @@ fn compatibility_mode_instruction_pointers_wrap_at_4_gib() {
     assert_eq!(t.run(&[0x0f, 0x09]), Outcome::Emulated); // wbinvd
     assert_eq!(t.frame.rip, 0x1_0000_0000);
 }
+
+/// The debug-register hypercalls (Xen's `do_set_debugreg`/`do_get_debugreg`): address and
+/// width checks, reserved bits adjusted rather than refused, DR4/DR5 aliases, bad numbers.
+#[test]
+fn debug_register_hypercalls_check_as_xen() {
+    use hypercall_abi::errno::Errno;
+    let policy = DomainPolicy::new(false, HOST_CR4);
+    let mut s = PrivState::new(&policy);
+    assert_eq!(set_debugreg(&mut s, 0, 0x40_1000), Ok(()));
+    assert_eq!(get_debugreg(&s, 0), Ok(0x40_1000));
+    for bad in [0xffff_8000_0000_1000u64, 0x0000_8000_0000_0000] {
+        assert_eq!(set_debugreg(&mut s, 3, bad), Err(Errno::EPERM), "{bad:#x}");
+    }
+    assert_eq!(get_debugreg(&s, 6), Ok(DR6_DEFAULT));
+    assert_eq!(set_debugreg(&mut s, 6, 1 << 32), Err(Errno::EINVAL));
+    assert_eq!(set_debugreg(&mut s, 6, DR6_BS), Ok(()));
+    assert_eq!(get_debugreg(&s, 4), Ok(DR6_DEFAULT | DR6_BS), "DR4 is DR6 without CR4.DE");
+    assert_eq!(set_debugreg(&mut s, 7, 0xd801), Ok(()), "reserved bits are dropped");
+    assert_eq!(get_debugreg(&s, 7), Ok(DR7_DEFAULT | 1));
+    // An enabled I/O breakpoint (R/W 10b) needs CR4.DE.
+    assert_eq!(set_debugreg(&mut s, 7, 1 | (2 << 16)), Err(Errno::EPERM));
+    s.cr4 |= cr4::DE;
+    assert_eq!(set_debugreg(&mut s, 7, 1 | (2 << 16)), Ok(()));
+    assert_eq!(set_debugreg(&mut s, 5, 0), Err(Errno::ENODEV), "DR5 with CR4.DE");
+    for reg in [8, 15, u64::MAX, 1 << 32 | 6] {
+        let want = if reg == 1 << 32 | 6 { Ok(DR6_DEFAULT | DR6_BS) } else { Err(Errno::ENODEV) };
+        assert_eq!(get_debugreg(&s, reg), want, "reg {reg:#x} (an int: the low 32 bits)");
+    }
+}
+
+/// The virtual DR6 after a #DB: the CPU's condition bits added, its default-one bits as the
+/// CPU reported them.
+#[test]
+fn dr6_merges_the_conditions_the_cpu_reported() {
+    assert_eq!(merge_dr6(DR6_DEFAULT, DR6_DEFAULT | DR6_BS), DR6_DEFAULT | DR6_BS);
+    assert_eq!(merge_dr6(DR6_DEFAULT | 1, DR6_DEFAULT | DR6_BS), DR6_DEFAULT | 1 | DR6_BS, "kept until cleared");
+    assert_eq!(merge_dr6(DR6_DEFAULT, DR6_DEFAULT & !(1 << 16)), DR6_DEFAULT & !(1 << 16), "RTM reads 0");
+}

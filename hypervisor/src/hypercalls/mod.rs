@@ -260,6 +260,11 @@ pub trait Env {
     fn take_new_frames(&mut self, _id: u16, _order: u32) -> Option<u64> {
         None
     }
+    /// The caller's virtual privileged state (control and debug registers, virtual IOPL), or
+    /// `None` if unavailable (then the debug-register hypercalls answer `-ENOSYS`).
+    fn priv_state(&mut self) -> Option<&mut crate::emulate::PrivState> {
+        None
+    }
     /// The grant tables with the calling domain's MMU (see `crate::grant` for what the kernel
     /// must build), or `None` if unavailable (then `grant_table_op` answers `-ENOSYS`).
     fn grants(&mut self) -> Option<crate::grant::GrantAccess<'_>> {
@@ -286,6 +291,8 @@ static TABLE: [Option<Entry>; nr::NR_HYPERCALLS as usize] = {
     t[nr::FPU_TASKSWITCH as usize] = entry("fpu_taskswitch", vcpu_ctx::fpu_taskswitch);
     t[nr::SET_SEGMENT_BASE as usize] = entry("set_segment_base", vcpu_ctx::set_segment_base);
     t[nr::CALLBACK_OP as usize] = entry("callback_op", vcpu_ctx::callback_op);
+    t[nr::SET_DEBUGREG as usize] = entry("set_debugreg", vcpu_ctx::set_debugreg);
+    t[nr::GET_DEBUGREG as usize] = entry("get_debugreg", vcpu_ctx::get_debugreg);
     t[nr::SCHED_OP_COMPAT as usize] = entry("sched_op_compat", handlers::sched_op_compat);
     t[nr::MEMORY_OP as usize] = entry("memory_op", memory::memory_op);
     t[nr::MULTICALL as usize] = entry("multicall", handlers::multicall);

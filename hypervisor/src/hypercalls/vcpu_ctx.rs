@@ -157,3 +157,19 @@ pub fn set_segment_base(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     env.apply_segment_bases();
     Outcome::Return(0)
 }
+
+/// `set_debugreg(reg, value)`: see [`crate::emulate::set_debugreg`].
+pub fn set_debugreg(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let Some(state) = env.priv_state() else { return ret(Err(Errno::ENOSYS)) };
+    ret(crate::emulate::set_debugreg(state, a[0], a[1]))
+}
+
+/// `get_debugreg(reg)`: the register's value itself (Xen returns it in `rax`, errors as
+/// `-ENODEV`); see [`crate::emulate::get_debugreg`].
+pub fn get_debugreg(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
+    let Some(state) = env.priv_state() else { return ret(Err(Errno::ENOSYS)) };
+    match crate::emulate::get_debugreg(state, a[0]) {
+        Ok(v) => Outcome::Return(v as i64),
+        Err(e) => ret(Err(e)),
+    }
+}

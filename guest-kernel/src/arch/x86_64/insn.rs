@@ -11,6 +11,8 @@ extern "C" {
     static insn_fixups_end: [u64; 2];
     fn arch_cpuid(leaf: u32, subleaf: u32, out: *mut [u32; 4]);
     fn arch_cpuid_forced(leaf: u32, subleaf: u32, out: *mut [u32; 4]);
+    fn arch_cpuid_forced_stepped(leaf: u32, out: *mut [u32; 4]);
+    static arch_cpuid_forced_stepped_after: u8;
     fn arch_rdmsr(msr: u32) -> u64;
     fn arch_wrmsr(msr: u32, value: u64);
     fn arch_inb(port: u16) -> u8;
@@ -61,6 +63,21 @@ pub fn cpuid_forced(leaf: u32, subleaf: u32) -> [u32; 4] {
     // SAFETY: as `cpuid`; a reflected #UD resumes after the sequence (fixup table).
     unsafe { arch_cpuid_forced(leaf, subleaf, &mut out) };
     out
+}
+
+/// The forced-emulation `cpuid` with RFLAGS.TF set just before it (`popf`), so the CPU's
+/// single step lands on it: the hypervisor emulates it and must raise the #DB the CPU would
+/// have raised after it, at [`cpuid_forced_stepped_after`]. The #DB handler must clear TF.
+pub fn cpuid_forced_stepped(leaf: u32) -> [u32; 4] {
+    let mut out = [0; 4];
+    // SAFETY: as `cpuid_forced`; TF is cleared by the caller's #DB handler.
+    unsafe { arch_cpuid_forced_stepped(leaf, &mut out) };
+    out
+}
+
+/// The instruction after [`cpuid_forced_stepped`]'s `cpuid`.
+pub fn cpuid_forced_stepped_after() -> u64 {
+    core::ptr::addr_of!(arch_cpuid_forced_stepped_after) as u64
 }
 
 /// `rdmsr` (0 if the #GP was reflected).
@@ -184,6 +201,30 @@ core::arch::global_asm!(
     "    pop rbx",
     "    ret",
     "FIXUP arch_cpuid_forced_site, arch_cpuid_forced_after",
+    // arch_cpuid_forced_stepped(leaf = edi, out = rsi): TF set by popf, whose single step
+    // comes after the next instruction: the emulated cpuid.
+    ".global arch_cpuid_forced_stepped",
+    ".global arch_cpuid_forced_stepped_after",
+    "arch_cpuid_forced_stepped:",
+    "    push rbx",
+    "    mov r8, rsi",
+    "    mov eax, edi",
+    "    xor ecx, ecx",
+    "    xor ebx, ebx",
+    "    xor edx, edx",
+    "    pushfq",
+    "    or qword ptr [rsp], 0x100",
+    "    popfq",
+    "arch_cpuid_forced_stepped_site:",
+    "    .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2",
+    "arch_cpuid_forced_stepped_after:",
+    "    mov [r8], eax",
+    "    mov [r8 + 4], ebx",
+    "    mov [r8 + 8], ecx",
+    "    mov [r8 + 12], edx",
+    "    pop rbx",
+    "    ret",
+    "FIXUP arch_cpuid_forced_stepped_site, arch_cpuid_forced_stepped_after",
     // arch_rdmsr(msr = edi) -> rax
     ".global arch_rdmsr",
     "arch_rdmsr:",

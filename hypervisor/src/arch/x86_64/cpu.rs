@@ -60,6 +60,19 @@ pub unsafe fn wrmsr(msr: u32, value: u64) {
     };
 }
 
+/// The conditions of the last #DB (DR6), with DR6 reset for the next one (the CPU only ever
+/// sets its status bits).
+pub fn take_debug_status() -> u64 {
+    let dr6: u64;
+    // SAFETY: reading and resetting DR6 in ring 0; the hypervisor sets no breakpoints of its
+    // own, so nothing else reads it.
+    unsafe {
+        asm!("mov {0}, dr6", out(reg) dr6, options(nomem, nostack, preserves_flags));
+        asm!("mov dr6, {0}", in(reg) hypervisor::emulate::DR6_DEFAULT, options(nomem, nostack, preserves_flags));
+    }
+    dr6
+}
+
 /// The faulting address of the last page fault.
 pub fn read_cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
