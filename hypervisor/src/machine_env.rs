@@ -398,8 +398,7 @@ impl DomainControl for Machine {
 /// The real hardware, for the emulator.
 pub struct Hardware;
 
-/// MSRs the host is known to have on every x86_64 CPU we run on; only these are ever read on
-/// a guest's behalf, because `rdmsr` of an absent MSR would fault in ring 0.
+/// The only host MSRs ever read on a guest's behalf (with the fix-up: an absent one faults).
 const READABLE_HOST_MSRS: [u32; 2] = [0x1a0 /* MISC_ENABLE */, 0xc000_0080 /* EFER */];
 
 impl Platform for Hardware {
@@ -417,7 +416,9 @@ impl Platform for Hardware {
     }
 
     fn read_msr(&mut self, msr: u32) -> Option<u64> {
-        READABLE_HOST_MSRS.contains(&msr).then(|| cpu::rdmsr(msr))
+        // Even these are read with the fix-up: MISC_ENABLE is Intel's, and an AMD CPU
+        // faults on it (the guest then gets the #GP, as from Xen's `rdmsr_safe`).
+        READABLE_HOST_MSRS.contains(&msr).then(|| crate::arch::x86_64::guest_copy::rdmsr_safe(msr)).flatten()
     }
 
     fn tsc(&mut self) -> u64 {

@@ -3,7 +3,24 @@
 //! domain switch (`fxsave64`/`fxrstor64`), and CR0.TS carries the guest's virtual TS
 //! (`fpu_taskswitch`) so its lazy FPU switching sees #NM as on Xen.
 
+use core::sync::atomic::{AtomicBool, Ordering};
 use x86_64::registers::control::{Cr0, Cr0Flags, Cr4, Cr4Flags};
+
+/// Whether `fxrstor` may leave the previous owner's x87 FIP, FDP and FOP in place: AMD and
+/// Hygon CPUs without RSTR_FP_ERR_PTRS (CPUID 0x80000008 EBX bit 2) restore them only when
+/// an x87 exception is pending, so one domain could read where another last used the x87
+/// (Xen's `cpu_bug_fpu_ptrs`). Set once at boot.
+static STALE_FP_POINTERS: AtomicBool = AtomicBool::new(false);
+
+/// Whether this CPU keeps stale x87 error pointers across `fxrstor` (see above).
+fn keeps_stale_fp_pointers() -> bool {
+    let vendor = core::arch::x86_64::__cpuid(0);
+    let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163) // AuthenticAMD
+        || (vendor.ebx, vendor.edx, vendor.ecx) == (0x6f67_7948, 0x6e65_476e, 0x656e_6975); // HygonGenuine
+    let rstr_fp_err_ptrs = core::arch::x86_64::__cpuid(0x8000_0000).eax >= 0x8000_0008
+        && core::arch::x86_64::__cpuid(0x8000_0008).ebx & (1 << 2) != 0;
+    amd && !rstr_fp_err_ptrs
+}
 
 /// The 512-byte `fxsave` area.
 #[repr(C, align(16))]
@@ -33,6 +50,7 @@ pub fn init() {
         });
         Cr4::update(|f| f.insert(Cr4Flags::OSFXSR | Cr4Flags::OSXMMEXCPT_ENABLE));
     }
+    STALE_FP_POINTERS.store(keeps_stale_fp_pointers(), Ordering::Relaxed);
 }
 
 /// Sets or clears hardware CR0.TS.
@@ -53,6 +71,16 @@ pub fn save(state: &mut FpuState) {
 /// Loads `state` into the FPU/SSE registers.
 pub fn restore(state: &FpuState) {
     set_task_switched(false);
+    let (fcw, fsw) = (u16::from_le_bytes([state.0[0], state.0[1]]), u16::from_le_bytes([state.0[2], state.0[3]]));
+    if STALE_FP_POINTERS.load(Ordering::Relaxed) && fsw & !fcw & 0x3f == 0 {
+        // No exception pending, so fxrstor keeps the old FIP/FDP/FOP: overwrite them with
+        // this state's own address first, as Xen's `fpu_fxrstor` does.
+        // SAFETY: clears x87 exceptions, frees st(7) and loads an integer from our own
+        // readable state; fxrstor below replaces every register they touch.
+        unsafe {
+            core::arch::asm!("fnclex", "ffree st(7)", "fild dword ptr [{}]", in(reg) state.0.as_ptr(), options(nostack))
+        };
+    }
     // SAFETY: as for `save`; the area holds a state fxsave produced or `initial` built (with a
     // valid MXCSR, so fxrstor64 cannot #GP).
     unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack)) };

@@ -16,6 +16,9 @@
 //!
 //! The route is only taken while the TLB agrees with the guest's tables: see
 //! `domain::GuestTables`.
+//!
+//! The same fix-up serves [`rdmsr_safe`]: an MSR the host CPU lacks faults (#GP) in ring 0,
+//! and a guest must never be able to make the hypervisor do that (Xen's `rdmsr_safe`).
 
 use core::arch::global_asm;
 
@@ -49,23 +52,59 @@ guest_copy_fault:
     mov eax, 1
     ret
 
+    // rdmsr_checked(msr: edi, out: rsi) -> rax: 0 read (the value at [rsi]), 1 faulted.
+    .global rdmsr_checked
+rdmsr_checked:
+    mov ecx, edi
+rdmsr_start:
+    rdmsr
+rdmsr_end:
+    shl rdx, 32
+    or rax, rdx
+    mov [rsi], rax
+    xor eax, eax
+    ret
+rdmsr_fault:
+    mov eax, 1
+    ret
+
     .section .rodata.guest_copy, "a"
     .balign 8
-    .global guest_copy_fixup_range
-guest_copy_fixup_range:
+    .global ring0_fixups
+ring0_fixups:
     .quad guest_copy_start, guest_copy_end, guest_copy_fault
+    .quad rdmsr_start, rdmsr_end, rdmsr_fault
 "#
 );
 
 unsafe extern "C" {
     fn guest_copy_bytes(dst: *mut u8, src: *const u8, len: usize) -> u64;
-    static guest_copy_fixup_range: [u64; 3];
+    fn rdmsr_checked(msr: u32, out: *mut u64) -> u64;
+    /// `[start, end, resume]`: a #PF or #GP in ring 0 at `start..end` resumes at `resume`.
+    static ring0_fixups: [[u64; 3]; 2];
 }
 
-/// Checks, once at boot, the CPU state the direct route relies on: CR0.WP (a read-only
-/// guest mapping must refuse ring-0 writes: page tables are mapped read-only into guests)
-/// and CR4.SMAP clear (ring-0 accesses to user pages allowed).
+/// Reads MSR `msr`, or `None` if this CPU does not have it (the #GP is recovered).
+pub fn rdmsr_safe(msr: u32) -> Option<u64> {
+    let mut value = 0u64;
+    // SAFETY: the routine only reads the MSR and writes `value`; a #GP resumes at its fix-up.
+    (unsafe { rdmsr_checked(msr, &mut value) } == 0).then_some(value)
+}
+
+/// Checks, once per CPU at start, the CPU state the direct route relies on: CR0.WP (a
+/// read-only guest mapping must refuse ring-0 writes: page tables are mapped read-only into
+/// guests) and CR4.SMAP clear (ring-0 accesses to user pages allowed). Turns SMEP on where
+/// the CPU has it, as Xen does: the hypervisor never runs code from a guest page, and a bug
+/// that jumped to one then faults instead of running guest-chosen code in ring 0.
 pub fn check_cpu_state() {
+    if core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0 {
+        // SAFETY: SMEP only forbids ring 0 to execute user pages, which it never does.
+        unsafe {
+            x86_64::registers::control::Cr4::update(|f| {
+                f.insert(x86_64::registers::control::Cr4Flags::SUPERVISOR_MODE_EXECUTION_PROTECTION)
+            })
+        };
+    }
     let (cr0, cr4) = (x86_64::registers::control::Cr0::read(), x86_64::registers::control::Cr4::read());
     assert!(
         cr0.contains(x86_64::registers::control::Cr0Flags::WRITE_PROTECT),
@@ -158,14 +197,16 @@ impl GuestMemory for GuestStack<'_> {
     }
 }
 
-/// If `frame` is a fault inside the guest copy loops, resumes it at their fix-up and returns
-/// `true`.
+/// If `frame` is a fault inside the guest copy loops or a checked MSR read, resumes it at
+/// its fix-up and returns `true`.
 pub fn fixup(frame: &mut TrapFrame) -> bool {
     // SAFETY: a constant table the assembler filled in.
-    let [start, end, fault] = unsafe { guest_copy_fixup_range };
-    if (start..end).contains(&frame.rip) {
-        frame.rip = fault;
-        return true;
+    let table = unsafe { ring0_fixups };
+    match table.iter().find(|[start, end, _]| (*start..*end).contains(&frame.rip)) {
+        Some(&[_, _, resume]) => {
+            frame.rip = resume;
+            true
+        }
+        None => false,
     }
-    false
 }

@@ -98,7 +98,8 @@ tramp64:
     mov rax, [TRAMP_PA + 32]                /* stack_size */
     imul rax, rdi
     add rax, [TRAMP_PA + 24]                /* stack0_top */
-    mov rsp, rax
+    sub rax, 256                            /* the top 176 bytes take the frame a resume */
+    mov rsp, rax                            /* builds there (guest_entry::resume)       */
     xor ebp, ebp
     mov rax, [TRAMP_PA + 16]                /* entry */
     call rax

@@ -103,12 +103,18 @@ pub fn init(cpu: usize, ring0_stack_top: u64) {
     // STAR[47:32] = kernel CS (SS = +8); STAR[63:48] = 0xe023, so SYSRET64 would load CS
     // 0xe033 and SS 0xe02b: the flat ring-3 selectors guests expect.
     let star = (FLAT_RING3_CS32 as u64 & !3) << 48 | (HYPERVISOR_CS as u64) << 32;
-    // SAFETY: these MSRs only configure SYSCALL, whose entry points are valid ring-0 code.
+    // SAFETY: these MSRs only configure SYSCALL, whose entry points are valid ring-0 code,
+    // and turn SYSENTER off.
     unsafe {
         wrmsr(IA32_STAR, star);
         wrmsr(IA32_LSTAR, long);
         wrmsr(IA32_CSTAR, compat);
         wrmsr(IA32_FMASK, FMASK);
+        // SYSENTER is not offered: SYSENTER_CS 0 makes it #GP in ring 3, whatever a loader
+        // before us left in these MSRs (Xen writes them on every CPU too).
+        for sysenter_msr in [0x174, 0x175, 0x176] {
+            wrmsr(sysenter_msr, 0);
+        }
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) | EFER_SCE);
     }
 }

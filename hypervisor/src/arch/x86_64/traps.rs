@@ -10,6 +10,7 @@ const NMI: u64 = 2;
 const DOUBLE_FAULT: u64 = 8;
 const GENERAL_PROTECTION: u64 = 13;
 const PAGE_FAULT: u64 = 14;
+const MACHINE_CHECK: u64 = 18;
 
 /// Host NMIs taken since [`take_ignored_nmis`] last looked.
 static IGNORED_NMIS: AtomicU64 = AtomicU64::new(0);
@@ -36,6 +37,11 @@ pub fn handle(frame: &mut TrapFrame) {
     // lock, and serves requests there (`domain::lock_machine`).
     if frame.vector == apic::FLUSH_VECTOR as u64 {
         smp::serve_flush();
+    }
+    // A machine check is the host's, wherever it lands (a guest in ring 3 included): the
+    // machine cannot be trusted any more. Reported and stopped, never passed to a guest.
+    if frame.vector == MACHINE_CHECK {
+        fatal_exception(frame);
     }
     if !frame.from_ring0() {
         return crate::guest_traps::on_guest_entry(frame);
