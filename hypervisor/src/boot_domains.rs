@@ -133,7 +133,24 @@ fn build_one(
     let mem: &mut DirectMap = &mut machine.mem;
     let built =
         builder::build_domain(&req, mem).map_err(|e| alloc::format!("image {} refused: {e}", spec.kernel_path))?;
+    let ring_frames = built.ring_frames;
     machine.add_domain(built, spec.weight, spec.cpu.into()).map_err(|e| e.to_string())?;
+    if let Some((store_mfn, console_mfn)) = ring_frames {
+        // Xen's `xc_dom_gnttab_seed`: the reserved references grant dom0, where the console
+        // and xenstore backends run, the two ring frames (writable).
+        use hypercall_abi::grant_table::{
+            GrantEntryV1, GNTTAB_RESERVED_CONSOLE, GNTTAB_RESERVED_XENSTORE, GTF_PERMIT_ACCESS,
+        };
+        for (gref, mfn) in [(GNTTAB_RESERVED_CONSOLE, console_mfn), (GNTTAB_RESERVED_XENSTORE, store_mfn)] {
+            let frame =
+                u32::try_from(mfn).map_err(|_| alloc::format!("ring frame {mfn:#x} beyond a v1 grant entry"))?;
+            let entry = GrantEntryV1 { flags: GTF_PERMIT_ACCESS, domid: 0, frame };
+            if let Err(e) = machine.grants.set_entry(&mut machine.mem, spec.domid, gref, entry) {
+                machine.destroy_domain_now(spec.domid);
+                return Err(alloc::format!("seeding grant reference {gref}: {e:?}"));
+            }
+        }
+    }
     if !spec.is_dom0 {
         // The rings' ports, unbound and reserved for dom0's backends (as xl does); allocated
         // in the domU's own name so this works whether or not dom0 exists.

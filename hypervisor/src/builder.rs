@@ -49,6 +49,9 @@ pub struct Built {
     pub domain: Domain,
     /// Its initial register frame.
     pub frame: TrapFrame,
+    /// A domU's xenstore and console ring frames (`start_info.store_mfn`, `console.domU.mfn`),
+    /// which its grant table offers dom0 at the reserved references, as xl's toolstack does.
+    pub ring_frames: Option<(u64, u64)>,
 }
 
 /// Why a domain could not be built.
@@ -72,6 +75,9 @@ pub enum BuildError {
     },
     /// The command line does not fit `start_info.cmd_line` (its length in bytes).
     CmdlineTooLong(usize),
+    /// The kernel requires `!dom0` but was to be a domU, or says it does not support dom0
+    /// operation but was to be dom0 (`true`: as dom0).
+    WrongPrivilege(bool),
 }
 
 impl core::fmt::Display for BuildError {
@@ -86,6 +92,12 @@ impl core::fmt::Display for BuildError {
                 write!(f, "not enough memory: {wanted} frames wanted, {free} free")
             }
             Self::CmdlineTooLong(n) => write!(f, "the command line is {n} bytes; start_info holds at most 1023"),
+            Self::WrongPrivilege(true) => {
+                write!(f, "the kernel does not support dom0 operation (SUPPORTED_FEATURES without XENFEAT_dom0)")
+            }
+            Self::WrongPrivilege(false) => {
+                write!(f, "the kernel does not support unprivileged operation (FEATURES requires !dom0)")
+            }
         }
     }
 }
@@ -138,6 +150,10 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     // In place, at whatever alignment the cpio member has (4 bytes): the ELF reader is built
     // for unaligned data (`object`'s `unaligned` feature), so no copy of the image is made.
     let img: GuestImage = elf_image::parse(req.image).map_err(BuildError::Image)?;
+    let wrong_privilege = if req.privileged { img.lacks_dom0_support } else { img.requires_dom0 };
+    if wrong_privilege {
+        return Err(BuildError::WrongPrivilege(req.privileged));
+    }
     // Refused, never cut: an option at its end would be lost without a word.
     if req.cmdline.len() >= hypercall_abi::start_info::MAX_GUEST_CMDLINE {
         return Err(BuildError::CmdlineTooLong(req.cmdline.len()));
@@ -159,8 +175,12 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     // One extra frame: shared_info, which is the hypervisor's page shared with the guest.
     let mut p2m = alloc_zeroed(nr_pages + 1, mem)?;
     let shared_info_mfn = p2m.pop(mem).expect("nr_pages + 1 frames allocated");
-    // vcpu_info[0].evtchn_upcall_mask = 1: events start masked (digest §1.3).
-    mem.write_bytes((shared_info_mfn << 12) + 1, &[1]);
+    // Every legacy vcpu_info slot's evtchn_upcall_mask = 1: events start masked (digest
+    // §1.3; Xen's builders mask all XEN_LEGACY_MAX_VCPUS slots, not only vCPU 0's).
+    let vcpu_info_size = core::mem::size_of::<hypercall_abi::shared_info::VcpuInfo>() as u64;
+    for v in 0..hypercall_abi::shared_info::XEN_LEGACY_MAX_VCPUS as u64 {
+        mem.write_bytes((shared_info_mfn << 12) + v * vcpu_info_size + 1, &[1]);
+    }
 
     for s in &img.segments {
         let bytes = &req.image[s.file_offset as usize..(s.file_offset + s.file_size) as usize];
@@ -200,7 +220,8 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
     si.shared_info = shared_info_mfn << 12;
     if req.privileged {
         si.flags = SIF_PRIVILEGED | SIF_INITDOMAIN;
-        si.console.dom0 = StartInfoConsoleDom0 { info_off: 1168, info_size: 40 };
+        // No VGA or EFI console information to give: Xen then leaves both fields 0.
+        si.console.dom0 = StartInfoConsoleDom0 { info_off: 0, info_size: 0 };
     } else {
         si.store_mfn = store_mfn.unwrap_or(0);
         si.store_evtchn = req.store_evtchn;
@@ -264,5 +285,6 @@ pub fn build_domain(req: &BuildRequest, mem: &mut paging::DirectMap) -> Result<B
         shared_info_mfn,
         crate::arch::x86_64::cpu::read_cr4(),
     );
-    Ok(Built { domain, frame })
+    let ring_frames = store_mfn.zip(console_mfn);
+    Ok(Built { domain, frame, ring_frames })
 }

@@ -77,6 +77,12 @@ pub struct GuestImage<'a> {
     pub guest_os: &'a str,
     /// `FEATURES` text.
     pub features: &'a str,
+    /// `FEATURES` requires `!dom0`: the kernel cannot run unprivileged (libxenguest's
+    /// `xc_dom_parse_elf_kernel` refuses it as a domU).
+    pub requires_dom0: bool,
+    /// A `SUPPORTED_FEATURES` note is present and neither it nor `FEATURES` names
+    /// `XENFEAT_dom0`: the kernel cannot be dom0 (Xen's `dom0_construct_pv` refuses it).
+    pub lacks_dom0_support: bool,
 }
 
 /// Why an image was refused.
@@ -172,6 +178,8 @@ struct Notes<'a> {
     loader: Option<&'a str>,
     pae_mode: bool,
     features: Option<&'a str>,
+    /// `SUPPORTED_FEATURES` words (OR-ed), if the note is present.
+    supported_features: Option<u32>,
 }
 
 fn note_num(desc: &[u8]) -> u64 {
@@ -200,12 +208,19 @@ impl<'a> Notes<'a> {
             note::XEN_VERSION => self.xen_version = Some(note_str(desc)),
             note::GUEST_OS => self.guest_os = Some(note_str(desc)),
             note::LOADER => self.loader = Some(note_str(desc)),
-            note::PAE_MODE => self.pae_mode = true,
+            // libelf: only "yes" (extended CR3) or a "bimodal" kernel counts as PAE.
+            note::PAE_MODE => self.pae_mode = matches!(note_str(desc), s if s == "yes" || s.contains("bimodal")),
+            note::SUPPORTED_FEATURES => {
+                *self.supported_features.get_or_insert(0) |= note_num(desc) as u32;
+            }
             note::FEATURES => self.features = Some(note_str(desc)),
             _ => {} // unknown notes are ignored, as Xen does
         }
     }
 }
+
+/// `XENFEAT_dom0`, the bit of `SUPPORTED_FEATURES` a dom0 kernel must set.
+const XENFEAT_DOM0: u32 = 11;
 
 /// Features a PV kernel may require with `!name` that this hypervisor honours.
 const SUPPORTED_REQUIRED: [&str; 3] = ["writable_page_tables", "pae_pgdir_above_4gb", "dom0"];
@@ -272,6 +287,10 @@ pub fn parse(data: &[u8]) -> Result<GuestImage<'_>, ImageError> {
             return Err(ImageError::UnsupportedRequiredFeature);
         }
     }
+    let requires_dom0 = features.split('|').any(|f| f == "!dom0");
+    let names_dom0 = features.split('|').any(|f| f.trim_start_matches('!') == "dom0");
+    let lacks_dom0_support =
+        notes.supported_features.is_some_and(|bits| bits & (1 << XENFEAT_DOM0) == 0) && !names_dom0;
     if notes.paddr_offset.is_some() && notes.virt_base.is_none() {
         return Err(ImageError::PaddrOffsetWithoutVirtBase);
     }
@@ -338,6 +357,8 @@ pub fn parse(data: &[u8]) -> Result<GuestImage<'_>, ImageError> {
         pae_mode: notes.pae_mode,
         guest_os: notes.guest_os.unwrap_or(""),
         features,
+        requires_dom0,
+        lacks_dom0_support,
     })
 }
 

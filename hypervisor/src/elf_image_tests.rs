@@ -213,3 +213,53 @@ fn an_image_at_any_alignment_parses_in_place_the_same() {
         assert_eq!(parse(at), Ok(aligned.clone()), "image at offset {shift} mod 8");
     }
 }
+
+#[test]
+fn pae_mode_counts_only_for_yes_or_bimodal() {
+    // libelf (libelf-dominfo.c): only "yes" (extended CR3) or a value containing "bimodal"
+    // makes the kernel PAE; dom0's start_info magic gets its 'p' only then.
+    for (value, pae) in
+        [(&b"yes\0"[..], true), (b"bimodal\0", true), (b"yes,bimodal\0", true), (b"no\0", false), (b"\0", false)]
+    {
+        let mut b = ElfBuilder::typical();
+        for (t, d) in b.notes.iter_mut() {
+            if *t == note::PAE_MODE {
+                *d = value.to_vec();
+            }
+        }
+        assert_eq!(parse(&b.build()).unwrap().pae_mode, pae, "{:?}", core::str::from_utf8(value));
+    }
+}
+
+#[test]
+fn the_builder_learns_which_privilege_the_kernel_supports() {
+    let typical_image = ElfBuilder::typical().build();
+    let typical = parse(&typical_image).unwrap();
+    assert!(!typical.requires_dom0 && !typical.lacks_dom0_support);
+    // SUPPORTED_FEATURES without XENFEAT_dom0 (bit 11): no dom0 (Xen's dom0_construct_pv),
+    // unless FEATURES names dom0; with the bit, or without the note, dom0 is fine.
+    for (words, features, lacks) in [
+        (vec![0u32], None, true),
+        (vec![1 << 11], None, false),
+        (vec![1, 1 << 11], None, false),
+        (vec![0], Some("writable_page_tables|dom0"), false),
+        (vec![0], Some("!dom0"), false),
+    ] {
+        let mut b = ElfBuilder::typical();
+        for w in &words {
+            b.notes.push((note::SUPPORTED_FEATURES, w.to_le_bytes().to_vec()));
+        }
+        if let Some(f) = features {
+            b.notes.retain(|(t, _)| *t != note::FEATURES);
+            b.notes.push((note::FEATURES, format!("{f}\0").into_bytes()));
+        }
+        let img = b.build();
+        assert_eq!(parse(&img).unwrap().lacks_dom0_support, lacks, "{words:?} {features:?}");
+    }
+    // FEATURES requiring !dom0: no domU (libxenguest's xc_dom_parse_elf_kernel).
+    let mut b = ElfBuilder::typical();
+    b.notes.retain(|(t, _)| *t != note::FEATURES);
+    b.notes.push((note::FEATURES, b"writable_page_tables|!dom0\0".to_vec()));
+    let img = b.build();
+    assert!(parse(&img).unwrap().requires_dom0);
+}

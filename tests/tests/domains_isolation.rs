@@ -34,7 +34,7 @@ fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_
     if attacker_passed > 0 {
         assert!(log.contains(&format!("(d2) {role}: {attacker_passed} passed, 0 failed")), "attacker summary");
     }
-    assert!(log.contains("(d1) victim: 5 passed, 0 failed"), "victim summary");
+    assert!(log.contains("(d1) victim: 6 passed, 0 failed"), "victim summary");
     assert!(log.contains("(d3) bystander: 3 passed, 0 failed"), "bystander summary");
     assert_eq!(xl_rows(log, "before").len(), 4);
     assert_eq!(

@@ -202,6 +202,20 @@ impl OwnTable {
         self.flags_atomic(gref).store(gt::GTF_PERMIT_ACCESS | ro, Ordering::SeqCst);
     }
 
+    /// Entry `gref` as it stands.
+    pub fn entry(&self, gref: u32) -> GrantEntryV1 {
+        let flags = self.flags(gref);
+        // SAFETY: as in `flags_atomic`; plain reads of the other two fields.
+        unsafe {
+            let e = self.entries.add(gref as usize);
+            GrantEntryV1 {
+                flags,
+                domid: core::ptr::addr_of!((*e).domid).read_volatile(),
+                frame: core::ptr::addr_of!((*e).frame).read_volatile(),
+            }
+        }
+    }
+
     /// The entry's current flags.
     pub fn flags(&self, gref: u32) -> u16 {
         self.flags_atomic(gref).load(Ordering::SeqCst)

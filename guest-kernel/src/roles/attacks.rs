@@ -57,6 +57,24 @@ pub fn victim(si: &StartInfo) -> ShutdownRequest {
     let Ok(table) = OwnTable::setup() else {
         return ShutdownRequest::Crash;
     };
+    // What xl's toolstack leaves in a new domU's table: references 0 and 1 grant dom0 the
+    // console and xenstore ring frames (writable), for its backends.
+    let (console, store) = (table.entry(gt::GNTTAB_RESERVED_CONSOLE), table.entry(gt::GNTTAB_RESERVED_XENSTORE));
+    // SAFETY: a union of two u32/u64 layouts; the domU member is the one a domU's start_info holds.
+    let console_mfn = unsafe { si.console.dom_u.mfn };
+    check!(
+        log,
+        "grant references 0 and 1 at start",
+        "dom0 may use the console and xenstore rings",
+        console.flags == gt::GTF_PERMIT_ACCESS
+            && console.domid == 0
+            && u64::from(console.frame) == console_mfn
+            && store.flags == gt::GTF_PERMIT_ACCESS
+            && store.domid == 0
+            && u64::from(store.frame) == si.store_mfn,
+        "console {console:?} (ring {console_mfn:#x}), xenstore {store:?} (ring {:#x})",
+        si.store_mfn
+    );
     let mut secrets = [None::<Frame>; MAX_SECRETS];
     let dir = alloc_frame().expect("pool page");
     // SAFETY: our own pool page.

@@ -90,6 +90,14 @@ pub enum Reason {
     },
     /// More than one vCPU asked for; only one is supported for now.
     UnsupportedVcpus(u64),
+    /// A setting that would change the guest in a way not supported yet: refused rather
+    /// than ignored, so the guest never boots without what its config asked for.
+    Unsupported {
+        /// The key.
+        key: &'static str,
+        /// What is not supported.
+        why: &'static str,
+    },
     /// A guest type other than PV.
     UnsupportedType(String),
     /// The domain name is unusable; says why.
@@ -127,6 +135,7 @@ impl fmt::Display for Reason {
                 write!(f, "'{key}' = {value} is out of range ({min}..={max})")
             }
             Self::UnsupportedVcpus(n) => write!(f, "vcpus = {n}: only 1 vCPU per domain for now"),
+            Self::Unsupported { key, why } => write!(f, "'{key}': {why}"),
             Self::UnsupportedType(t) => write!(f, "guest type '{t}' is not supported (only pv)"),
             Self::BadName(why) => write!(f, "bad domain name: {why}"),
             Self::KernelNotFound(path) => write!(f, "kernel '{path}' is not a file in the archive"),
@@ -355,28 +364,34 @@ pub fn parse_settings(text: &str) -> Result<Vec<Setting>, ConfigError> {
             (Token::End, _) => return Ok(settings),
             (Token::Newline | Token::Semicolon, _) => continue,
             (Token::Key(key), line) => (key, line),
-            _ => return Err(lexer.error("expected a key")),
+            (_, at) => return Err(syntax(at, "expected a key")),
         };
-        match lexer.next()?.0 {
-            Token::Equals => {}
-            Token::PlusEquals => return Err(ConfigError::new(line, Reason::AppendUnsupported)),
-            _ => return Err(lexer.error("expected '=' after the key")),
+        match lexer.next()? {
+            (Token::Equals, _) => {}
+            (Token::PlusEquals, _) => return Err(ConfigError::new(line, Reason::AppendUnsupported)),
+            (_, at) => return Err(syntax(at, "expected '=' after the key")),
         }
         let value = parse_value(&mut lexer)?;
         settings.push(Setting { key: key.to_string(), value, line });
-        match lexer.next()?.0 {
-            Token::Newline | Token::Semicolon => {}
-            Token::End => return Ok(settings),
-            _ => return Err(lexer.error("expected the end of the line after the value")),
+        match lexer.next()? {
+            (Token::Newline | Token::Semicolon, _) => {}
+            (Token::End, _) => return Ok(settings),
+            (_, at) => return Err(syntax(at, "expected the end of the line after the value")),
         }
     }
 }
 
+/// A syntax error at the token that starts on line `at` (a newline token is on the line it
+/// ends, so a value missing at the end of a line is reported on that line).
+fn syntax(at: u32, what: &'static str) -> ConfigError {
+    ConfigError::new(at, Reason::Syntax(what))
+}
+
 fn parse_value(lexer: &mut Lexer<'_>) -> Result<Value, ConfigError> {
-    match lexer.next()?.0 {
-        Token::Atom(text) => Ok(Value::Atom(text)),
-        Token::Open => parse_list(lexer).map(Value::List),
-        _ => Err(lexer.error("expected a value (string, number or list)")),
+    match lexer.next()? {
+        (Token::Atom(text), _) => Ok(Value::Atom(text)),
+        (Token::Open, _) => parse_list(lexer).map(Value::List),
+        (_, at) => Err(syntax(at, "expected a value (string, number or list)")),
     }
 }
 
@@ -385,23 +400,23 @@ fn parse_list(lexer: &mut Lexer<'_>) -> Result<Vec<String>, ConfigError> {
     let mut items = Vec::new();
     loop {
         match next_skipping_newlines(lexer)? {
-            Token::Close => return Ok(items),
-            Token::Atom(text) => items.push(text),
-            _ => return Err(lexer.error("expected a list item or ']'")),
+            (Token::Close, _) => return Ok(items),
+            (Token::Atom(text), _) => items.push(text),
+            (_, at) => return Err(syntax(at, "expected a list item or ']'")),
         }
         match next_skipping_newlines(lexer)? {
-            Token::Comma => {}
-            Token::Close => return Ok(items),
-            _ => return Err(lexer.error("expected ',' or ']' in the list")),
+            (Token::Comma, _) => {}
+            (Token::Close, _) => return Ok(items),
+            (_, at) => return Err(syntax(at, "expected ',' or ']' in the list")),
         }
     }
 }
 
-fn next_skipping_newlines<'t>(lexer: &mut Lexer<'t>) -> Result<Token<'t>, ConfigError> {
+fn next_skipping_newlines<'t>(lexer: &mut Lexer<'t>) -> Result<(Token<'t>, u32), ConfigError> {
     loop {
-        match lexer.next()?.0 {
-            Token::Newline => {}
-            Token::End => return Err(lexer.error("list not closed with ']'")),
+        match lexer.next()? {
+            (Token::Newline, _) => {}
+            (Token::End, _) => return Err(lexer.error("list not closed with ']'")),
             token => return Ok(token),
         }
     }
@@ -457,7 +472,7 @@ pub struct ParsedConfig {
 #[rustfmt::skip]
 const KNOWN_KEYS: &[&str] = &[
     "name", "memory", "vcpus", "maxvcpus", "kernel", "cmdline", "root", "extra", "cpu_weight",
-    "cpus", "type", "builder", "disk", "vif",
+    "cpus", "type", "builder", "disk", "vif", "maxmem",
 ];
 
 /// The key a setting counts as: `weight` is our short alias of xl's `cpu_weight`.
@@ -543,6 +558,17 @@ impl DomainConfig {
         check_name(name, is_dom0).map_err(|why| ConfigError::new(name_line, Reason::BadName(why)))?;
 
         let memory_mib = s.number("memory", DEFAULT_MEMORY_MIB, 1, MAX_MEMORY_MIB)?;
+        // A domain may grow back to the memory it was built with, never past it.
+        if s.number("maxmem", memory_mib, 1, MAX_MEMORY_MIB)? != memory_mib {
+            let line = s.get("maxmem").map_or(0, |st| st.line);
+            let why = "only maxmem = memory is supported (a domain cannot grow past the memory it is built with)";
+            return Err(ConfigError::new(line, Reason::Unsupported { key: "maxmem", why }));
+        }
+        // xl would pass it as the boot module; starting the guest without it would hide that.
+        if let Some(st) = s.get("ramdisk") {
+            let why = "a ramdisk (boot module) is not passed to guests yet";
+            return Err(ConfigError::new(st.line, Reason::Unsupported { key: "ramdisk", why }));
+        }
         for key in ["vcpus", "maxvcpus"] {
             let vcpus = s.number(key, 1, 1, u64::MAX)?;
             if vcpus != 1 {

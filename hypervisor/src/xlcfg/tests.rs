@@ -81,10 +81,10 @@ fn a_command_line_longer_than_start_info_holds_is_refused_not_cut() {
 
 #[test]
 fn unknown_keys_warn_and_are_ignored() {
-    let p = parse("name='a'\nkernel='k'\non_crash='destroy'\nmaxmem=512").unwrap();
+    let p = parse("name='a'\nkernel='k'\non_crash='destroy'\nvnc=1").unwrap();
     assert_eq!(p.warnings.len(), 2);
     assert_eq!(p.warnings[0].kind, WarningKind::UnknownKey("on_crash".to_string()));
-    assert_eq!(p.warnings[1].in_file("d.cfg").to_string(), "d.cfg:4: warning: unknown key 'maxmem' ignored");
+    assert_eq!(p.warnings[1].in_file("d.cfg").to_string(), "d.cfg:4: warning: unknown key 'vnc' ignored");
 }
 
 #[test]
@@ -283,4 +283,35 @@ fn cpus_pins_to_one_cpu_number() {
         let text = std::format!("name='a'\nkernel='k'\n{bad}");
         assert_eq!(reason(&text).0, 3, "{bad}");
     }
+}
+
+#[test]
+fn a_value_missing_at_the_end_of_a_line_is_reported_on_that_line() {
+    // The newline that ends line 2 is the token found instead of the value or the '=': the
+    // error names line 2, not the line after it.
+    let a = parse("name='a'\nkernel=\nmemory=64").unwrap_err();
+    let b = parse("name='a'\nkernel\nmemory=64").unwrap_err();
+    assert_eq!((a.line, b.line), (2, 2), "{a:?} {b:?}");
+    // A list item missing: the token in its place, here ']' after a trailing ',' on line 4.
+    let e = parse("name='a'\nkernel='k'\ndisk=['a',\n]x").unwrap_err();
+    assert_eq!(e.line, 4, "{e:?}");
+    // An unclosed list: at the end of the text.
+    let e = parse("name='a'\nkernel='k'\ndisk=['a',\n").unwrap_err();
+    assert_eq!(e.line, 4, "{e:?}");
+}
+
+#[test]
+fn a_ramdisk_or_a_maxmem_above_memory_is_refused_not_ignored() {
+    let base = "name='a'\nkernel='k'\nmemory=64\n";
+    let e = parse(&format!("{base}ramdisk='initrd'\n")).unwrap_err();
+    assert_eq!(e.line, 4, "{e:?}");
+    assert!(matches!(e.reason, Reason::Unsupported { key: "ramdisk", .. }), "{e:?}");
+    for maxmem in [128, 32] {
+        let e = parse(&format!("{base}maxmem={maxmem}\n")).unwrap_err();
+        assert_eq!(e.line, 4, "{e:?}");
+        assert!(matches!(e.reason, Reason::Unsupported { key: "maxmem", .. }), "{e:?}");
+    }
+    let ok = DomainConfig::parse(&format!("{base}maxmem=64\n"), false).unwrap();
+    assert_eq!(ok.config.memory_mib, 64);
+    assert!(ok.warnings.is_empty(), "maxmem = memory is known: {:?}", ok.warnings);
 }
