@@ -210,8 +210,14 @@ impl<'a> Notes<'a> {
             note::LOADER => self.loader = Some(note_str(desc)),
             // libelf: only "yes" (extended CR3) or a "bimodal" kernel counts as PAE.
             note::PAE_MODE => self.pae_mode = matches!(note_str(desc), s if s == "yes" || s.contains("bimodal")),
+            // libelf's `elf_note_numeric_array(.., 4, 0)`: the first 32-bit word of a note
+            // whose size is a multiple of 4, else 0 (one submap: XENFEAT_NR_SUBMAPS = 1).
             note::SUPPORTED_FEATURES => {
-                *self.supported_features.get_or_insert(0) |= note_num(desc) as u32;
+                let word = match desc.get(..4) {
+                    Some(w) if desc.len() % 4 == 0 => u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+                    _ => 0,
+                };
+                *self.supported_features.get_or_insert(0) |= word;
             }
             note::FEATURES => self.features = Some(note_str(desc)),
             _ => {} // unknown notes are ignored, as Xen does

@@ -256,6 +256,18 @@ fn the_builder_learns_which_privilege_the_kernel_supports() {
         let img = b.build();
         assert_eq!(parse(&img).unwrap().lacks_dom0_support, lacks, "{words:?} {features:?}");
     }
+    // The note is an array of 32-bit words (one submap): the first word of any size that is
+    // a multiple of 4 counts; other sizes read as 0.
+    for (desc, lacks) in [
+        (vec![0x00, 0x08, 0, 0, 0, 0, 0, 0], false),
+        (vec![0x00, 0x08], true),
+        (vec![0, 8, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8], false),
+    ] {
+        let mut b = ElfBuilder::typical();
+        b.notes.push((note::SUPPORTED_FEATURES, desc.clone()));
+        let img = b.build();
+        assert_eq!(parse(&img).unwrap().lacks_dom0_support, lacks, "{desc:x?}");
+    }
     // FEATURES requiring !dom0: no domU (libxenguest's xc_dom_parse_elf_kernel).
     let mut b = ElfBuilder::typical();
     b.notes.retain(|(t, _)| *t != note::FEATURES);

@@ -164,25 +164,37 @@ impl Env for Machine {
         if self.frames.pages_of(id).saturating_add(count) > d.max_pages {
             return None;
         }
-        let first = crate::memory::FRAMES.lock().as_mut()?.alloc_contiguous(count, count)?;
+        let first = {
+            let mut allocator = crate::memory::FRAMES.lock();
+            let allocator = allocator.as_mut()?;
+            // One frame: next-fit from where the last search ended, not a scan from the bottom.
+            if count == 1 {
+                allocator.alloc()?
+            } else {
+                allocator.alloc_contiguous(count, count)?
+            }
+        };
         for mfn in first..first + count {
-            // Whatever the frame held (a dead domain's data, a page another domain gave up)
-            // must not reach this one.
-            self.mem.zero_frame(mfn);
             if self.frames.assign_frame(mfn, id).is_err() {
-                // A free frame the frame table still thinks in use: a hypervisor bug, not the
-                // guest's; the frame is given back and the extent refused.
+                // A free frame the frame table says is in use: a hypervisor bug, not the
+                // guest's. The frames given so far and those not reached go back; that one
+                // stays out of the allocator, and the extent is refused.
                 log::error!("d{id}: free frame {mfn:#x} is not the hypervisor's; reservation refused");
-                for taken in first..mfn {
-                    let _ = self.frames.free_domain_frame(taken);
+                for given in first..mfn {
+                    let _ = self.frames.free_domain_frame(given);
                 }
                 if let Some(allocator) = crate::memory::FRAMES.lock().as_mut() {
-                    for frame in first..first + count {
+                    for frame in (first..first + count).filter(|&f| f != mfn) {
                         let _ = allocator.free(frame);
                     }
                 }
                 return None;
             }
+        }
+        for mfn in first..first + count {
+            // Whatever the frame held (a dead domain's data, a page another domain gave up)
+            // must not reach this one.
+            self.mem.zero_frame(mfn);
         }
         Some(first)
     }

@@ -2,10 +2,13 @@
 //! domains share its CPU. It checks that it starts with null data selectors (nothing of a
 //! domain that ran before it), loads selectors of its own choice into DS, ES, FS and GS
 //! (the flat ring-3 descriptors, picked by `self` so that two such domains differ), points
-//! its FS and kernel GS bases at words of its own, then yields R times, reading after each
-//! yield its selectors and a word through %fs and %gs. Xen saves and restores all of it per
-//! vCPU (`save_segments`/`load_segments`); a hypervisor that did not would hand one
-//! domain's selectors to the next and reset the bases the guest loaded itself.
+//! its FS base at a word of its own with `set_segment_base`, and sets its kernel GS base to 8
+//! the same way and then back to 0 itself, by reloading %gs (the CPU takes the descriptor's
+//! base); then it yields R times, reading after each yield its selectors and a word through
+//! %fs and %gs. Xen saves and restores all of it per vCPU (`save_segments`/`load_segments`,
+//! reading the bases back from the CPU); a hypervisor that did not would hand one domain's
+//! selectors to the next, or bring back the GS base the guest replaced itself (8: the read
+//! through %gs would then land on the next word).
 
 use hypercall_abi::arch::{SEGBASE_FS, SEGBASE_GS_KERNEL};
 use hypercall_abi::guest;
@@ -21,9 +24,10 @@ use crate::println;
 /// readable).
 const FLAT: [u16; 3] = [0xe023, 0xe02b, 0xe033];
 
-/// The words read through %fs and %gs (set to values naming this domain at start).
+/// The words read through %fs and %gs (set to values naming this domain at start); the
+/// second GS word is what a GS base of 8 would read instead.
 static mut FS_WORD: u64 = 0;
-static mut GS_WORD: u64 = 0;
+static mut GS_WORDS: [u64; 2] = [0; 2];
 
 /// DS, ES, FS and GS.
 fn selectors() -> [u16; 4] {
@@ -36,12 +40,14 @@ fn selectors() -> [u16; 4] {
     [ds, es, fs, gs]
 }
 
-/// The words at %fs:0 and %gs:0.
+/// The words at %fs:0 and at %gs:`&GS_WORDS[0]`.
 fn through_fs_gs() -> (u64, u64) {
     let (f, g): (u64, u64);
-    // SAFETY: both bases point at this module's statics (set in `run` before any call).
+    let at = core::ptr::addr_of!(GS_WORDS) as u64;
+    // SAFETY: the FS base points at FS_WORD, and the GS base is 0 or 8, so %gs:at is one of
+    // the GS words (set in `run` before any call).
     unsafe {
-        core::arch::asm!("mov {0}, fs:[0]", "mov {1}, gs:[0]", out(reg) f, out(reg) g,
+        core::arch::asm!("mov {0}, fs:[0]", "mov {1}, gs:[{2}]", out(reg) f, out(reg) g, in(reg) at,
             options(nostack, readonly, preserves_flags))
     };
     (f, g)
@@ -75,10 +81,12 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
     // SAFETY: single-threaded kernel; written once before they are read through %fs/%gs.
     unsafe {
         *core::ptr::addr_of_mut!(FS_WORD) = words.0;
-        *core::ptr::addr_of_mut!(GS_WORD) = words.1;
+        *core::ptr::addr_of_mut!(GS_WORDS) = [words.1, !words.1];
     }
     let fs_set = hyp::set_segment_base(SEGBASE_FS, core::ptr::addr_of!(FS_WORD) as u64);
-    let gs_set = hyp::set_segment_base(SEGBASE_GS_KERNEL, core::ptr::addr_of!(GS_WORD) as u64);
+    let gs_set = hyp::set_segment_base(SEGBASE_GS_KERNEL, 8);
+    // SAFETY: reloads our own %gs selector: the GS base becomes the descriptor's, 0.
+    unsafe { core::arch::asm!("mov gs, {0:x}", in(reg) mine[3], options(nomem, nostack, preserves_flags)) };
     let (mut kept, mut first_bad) = (0u64, None);
     for _ in 0..rounds {
         let _ = guest::sched_yield();

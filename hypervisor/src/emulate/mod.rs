@@ -201,6 +201,8 @@ pub fn merge_dr6(virtual_dr6: u64, hw_dr6: u64) -> u64 {
 pub const DR7_DEFAULT: u64 = 0x400;
 /// DR7's reserved-zero bits 11, 12, 14 and 15.
 const DR7_RESERVED_ZERO: u64 = 0xd800;
+/// DR7.GD: a #DB on any debug-register access, which Xen does not offer guests.
+const DR7_GENERAL_DETECT: u64 = 1 << 13;
 
 /// Xen's `pv_fixup_guest_cr4`: the guest-controlled bits of `value`, merged with the host's
 /// visible ones. Never faults; bits outside the policy are dropped silently.
@@ -551,23 +553,16 @@ fn read_dr(state: &PrivState, dr: u8) -> Result<u64, Outcome> {
     Ok(state.debugreg[dr_index(state, dr)?])
 }
 
-/// Xen's `set_debugreg` checks: breakpoint addresses must be guest addresses, DR6/DR7 have
-/// no upper half. The values are kept virtual: no hardware breakpoint is armed.
+/// `mov %drN`: as Xen's `x86emul_write_dr`, through [`set_debugreg`]: `-ENODEV` is `#UD`,
+/// any other refusal `#GP(0)`.
 fn write_dr(state: &mut PrivState, dr: u8, v: u64) -> Result<(), Outcome> {
-    let i = dr_index(state, dr)?;
-    state.debugreg[i] = match i {
-        0..=3 => {
-            if !is_canonical(v) || (HYPERVISOR_VIRT_START..HYPERVISOR_VIRT_END).contains(&v) {
-                return Err(GP);
-            }
-            v
+    set_debugreg(state, u64::from(dr), v).map_err(|e| {
+        if e == hypercall_abi::errno::Errno::ENODEV {
+            Outcome::ReflectUd
+        } else {
+            GP
         }
-        6 if v >> 32 == 0 => v | DR6_DEFAULT,
-        // Bits 11, 12, 14 and 15 are reserved-zero; bit 10 reads as one.
-        7 if v >> 32 == 0 && v & DR7_RESERVED_ZERO == 0 => v | DR7_DEFAULT,
-        _ => return Err(GP),
-    };
-    Ok(())
+    })
 }
 
 /// `get_debugreg(reg)` (Xen's `do_get_debugreg`): the virtual register, DR4/DR5 as DR6/DR7
@@ -579,8 +574,9 @@ pub fn get_debugreg(state: &PrivState, reg: u64) -> Result<u64, hypercall_abi::e
 
 /// `set_debugreg(reg, value)` (Xen's `set_debugreg`): a breakpoint address must be a guest
 /// address (`-EPERM`); DR6 and DR7 take 32 bits (`-EINVAL`), their reserved bits adjusted as
-/// Xen's `x86_adj_dr6_rsvd`/`x86_adj_dr7_rsvd` do; an I/O breakpoint in DR7 needs CR4.DE
-/// (`-EPERM`); DR4/DR5 alias DR6/DR7 unless CR4.DE is set, and other numbers are `-ENODEV`.
+/// Xen's `x86_adj_dr6_rsvd`/`x86_adj_dr7_rsvd` do; DR7.GD (general detect) is `-EPERM`, and
+/// so is an I/O breakpoint in an enabled DR7 without CR4.DE; DR4/DR5 alias DR6/DR7 unless
+/// CR4.DE is set, and other numbers are `-ENODEV`.
 /// The values stay virtual: no hardware breakpoint is armed (README, limits).
 pub fn set_debugreg(state: &mut PrivState, reg: u64, value: u64) -> Result<(), hypercall_abi::errno::Errno> {
     use hypercall_abi::errno::Errno;
@@ -592,7 +588,9 @@ pub fn set_debugreg(state: &mut PrivState, reg: u64, value: u64) -> Result<(), h
         }
         0..=3 => value,
         _ if value >> 32 != 0 => return Err(Errno::EINVAL),
-        6 => value | DR6_DEFAULT,
+        // Bit 12 reads as zero.
+        6 => (value | DR6_DEFAULT) & !(1 << 12),
+        _ if value & DR7_GENERAL_DETECT != 0 => return Err(Errno::EPERM),
         _ => {
             // An enabled DR7 with a breakpoint on I/O (R/W field 10b) needs CR4.DE.
             let io = (0..4).any(|b| (value >> (16 + 4 * b)) & 3 == 2);

@@ -320,11 +320,16 @@ fn debug_registers() {
     t.gp(&[0x0f, 0x23, 0xc8]);
     t.frame.rax = 0x8000_0000_0000; // non-canonical
     t.gp(&[0x0f, 0x23, 0xc0]);
-    t.frame.rax = 1 << 11; // reserved DR7 bit
-    t.gp(&[0x0f, 0x23, 0xf8]);
-    t.frame.rax = 0x1;
+    // As Xen's x86emul_write_dr, through set_debugreg: reserved DR7 bits are dropped, DR7.GD
+    // and a DR7 beyond 32 bits are #GP.
+    t.frame.rax = (1 << 11) | 1;
     t.ok(&[0x0f, 0x23, 0xf8], 3);
     assert_eq!(t.state.debugreg[7], 0x401);
+    for bad in [1 << 13, 1 << 32] {
+        t.frame.rax = bad;
+        t.gp(&[0x0f, 0x23, 0xf8]);
+    }
+    assert_eq!(t.state.debugreg[7], 0x401, "unchanged by the refusals");
     t.state.cr4 |= cr4::DE;
     assert_eq!(t.run(&[0x0f, 0x21, 0xe0]), Outcome::ReflectUd);
     assert_eq!(t.run(&[0x44, 0x0f, 0x21, 0xc0]), Outcome::ReflectUd); // dr8
@@ -564,6 +569,10 @@ fn debug_register_hypercalls_check_as_xen() {
     assert_eq!(get_debugreg(&s, 4), Ok(DR6_DEFAULT | DR6_BS), "DR4 is DR6 without CR4.DE");
     assert_eq!(set_debugreg(&mut s, 7, 0xd801), Ok(()), "reserved bits are dropped");
     assert_eq!(get_debugreg(&s, 7), Ok(DR7_DEFAULT | 1));
+    assert_eq!(set_debugreg(&mut s, 7, 1 << 13), Err(Errno::EPERM), "general detect");
+    assert_eq!(set_debugreg(&mut s, 6, 1 << 12), Ok(()));
+    assert_eq!(get_debugreg(&s, 6), Ok(DR6_DEFAULT), "DR6 bit 12 reads as zero");
+    assert_eq!(set_debugreg(&mut s, 6, DR6_BS), Ok(()));
     // An enabled I/O breakpoint (R/W 10b) needs CR4.DE.
     assert_eq!(set_debugreg(&mut s, 7, 1 | (2 << 16)), Err(Errno::EPERM));
     s.cr4 |= cr4::DE;

@@ -62,9 +62,10 @@ enum ForeignDom {
     /// The whole call is refused (`get_pg_owner` found no owner: `-ESRCH`; the caller may
     /// not name that owner: `-EPERM`, checked by `do_mmuext_op` before any operation).
     Refused(MmuError),
-    /// `mmu_update` refuses each request (Xen's `xsm_mmu_update` runs per request, so an
-    /// empty list still succeeds): a domain other than the control domain naming another
-    /// domain as page or page-table owner.
+    /// `mmu_update` refuses each request it would run (Xen's `xsm_mmu_update` runs per
+    /// request, after the request is read and its command known, so an empty list still
+    /// succeeds and an unknown command is still `-ENOSYS`): a domain other than the control
+    /// domain naming another domain as page or page-table owner.
     RefusedPerRequest(MmuError),
 }
 
@@ -164,13 +165,14 @@ impl Progress {
 }
 
 /// Runs one batch of a list hypercall `(list, count, done*, foreigndom)`. `one` runs an
-/// entry and says where the page-table work stands after it.
+/// entry (given the refusal `foreigndom` imposes on every request, if any) and says where
+/// the page-table work stands after it.
 fn run_batch(
     env: &mut dyn Env,
     call: ListCall,
     a: [u64; 5],
     entry_size: u64,
-    mut one: impl FnMut(&mut dyn Env, u64) -> Result<Progress, MmuError>,
+    mut one: impl FnMut(&mut dyn Env, u64, Option<MmuError>) -> Result<Progress, MmuError>,
 ) -> Outcome {
     let (list, raw_count, pdone) = (a[0], a[1] & 0xffff_ffff, a[2]);
     let work_at_start = match start_mmu_entry(env, a) {
@@ -190,7 +192,10 @@ fn run_batch(
     let foreign = check_foreigndom(env, a[3], call);
     let mut failure = match &foreign {
         ForeignDom::Refused(e) => Some(*e),
-        ForeignDom::RefusedPerRequest(e) if this > 0 => Some(*e),
+        _ => None,
+    };
+    let per_request = match foreign {
+        ForeignDom::RefusedPerRequest(e) => Some(e),
         _ => None,
     };
     let mut finished = 0u64;
@@ -201,7 +206,7 @@ fn run_batch(
             // fails it for `dom_io`.
             read_words::<1>(env, entry).and_then(|[cmd]| Err(io_owner_refusal(cmd as u32)))
         } else {
-            one(env, entry)
+            one(env, entry, per_request)
         };
         match result {
             Ok(progress) => {
@@ -263,7 +268,7 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let n = (a[1] & 0xffff_ffff & !PREEMPTED).min(BATCH) as usize;
     let mut prefetched = [0u8; BATCH as usize * MMU_UPDATE_SIZE as usize];
     let prefetched_ok = n > 0 && env.copy_from_guest(list, &mut prefetched[..n * MMU_UPDATE_SIZE as usize]).is_ok();
-    run_batch(env, ListCall::MmuUpdate, a, MMU_UPDATE_SIZE, |env, va| {
+    run_batch(env, ListCall::MmuUpdate, a, MMU_UPDATE_SIZE, |env, va, refused| {
         let index = (va.wrapping_sub(list) / MMU_UPDATE_SIZE) as usize;
         let [ptr, val] = if prefetched_ok && index < n {
             let at = index * MMU_UPDATE_SIZE as usize;
@@ -272,6 +277,11 @@ pub fn mmu_update(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
         } else {
             read_words::<2>(env, va)?
         };
+        // The owners' check comes once the command is known (`ptr & 7`: the page-table and
+        // M2P updates, 0-3; another command is -ENOSYS from the MMU below).
+        if let Some(e) = refused.filter(|_| ptr & 7 <= 3) {
+            return Err(e);
+        }
         let mut mmu = env.mmu().ok_or(MmuError::new(Errno::ENOSYS, "no MMU"))?;
         mmu.mmu_update(MmuUpdate { ptr, val })?;
         Ok(Progress::of(&mmu))
@@ -283,7 +293,7 @@ pub fn mmuext_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     // Xen's `do_mmuext_op` takes `foreigndom` as a `domid_t`: a page owner only.
     let mut a = a;
     a[3] &= 0xffff;
-    run_batch(env, ListCall::MmuextOp, a, MMUEXT_OP_SIZE, |env, va| {
+    run_batch(env, ListCall::MmuextOp, a, MMUEXT_OP_SIZE, |env, va, _| {
         let [cmd, arg1, arg2] = read_words::<3>(env, va)?;
         let op = MmuextOp { cmd: cmd as u32, arg1, arg2 };
         let (request, progress) = {

@@ -182,6 +182,13 @@ fn naming_another_owner_is_refused_as_xen_refuses_it() {
         assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, 0, foreigndom, 0]), Outcome::Return(0), "{what}");
     }
     assert_eq!(m.mmu.mem.0.get(&(L1, 4)).copied(), before, "no request ran");
+    // Xen checks the owners once the request is read and its command known: an unreadable
+    // request is -EFAULT, an unknown command -ENOSYS, before any -EPERM.
+    m.put_words(LIST, &[l1_entry | 5, 0]);
+    assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 1, 0, 7, 0]), Outcome::Return(Errno::ENOSYS.to_return()));
+    let unreadable = BASE + 0x10000 - 8;
+    assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [unreadable, 1, 0, 7, 0]), Outcome::Return(Errno::EFAULT.to_return()));
+    m.put_words(LIST, &[l1_entry, e(PLAIN, RW)]);
     // DOMID_IO stays the caller's own I/O frames for mmu_update (the MMU checks them).
     assert_eq!(dispatch(&mut m, nr::MMU_UPDATE, [LIST, 0, 0, DOMID_IO as u64, 0]), Outcome::Return(0));
     m.put_words(LIST, &[MMUEXT_PIN_L1_TABLE as u64, PLAIN, 0]);

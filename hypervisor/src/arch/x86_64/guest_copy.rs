@@ -97,7 +97,8 @@ pub fn rdmsr_safe(msr: u32) -> Option<u64> {
 /// the CPU has it, as Xen does: the hypervisor never runs code from a guest page, and a bug
 /// that jumped to one then faults instead of running guest-chosen code in ring 0.
 pub fn check_cpu_state() {
-    if core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0 {
+    let has_leaf_7 = core::arch::x86_64::__cpuid(0).eax >= 7;
+    if has_leaf_7 && core::arch::x86_64::__cpuid_count(7, 0).ebx & (1 << 7) != 0 {
         // SAFETY: SMEP only forbids ring 0 to execute user pages, which it never does.
         unsafe {
             x86_64::registers::control::Cr4::update(|f| {
