@@ -214,7 +214,7 @@ impl<'a> Notes<'a> {
             // whose size is a multiple of 4, else 0 (one submap: XENFEAT_NR_SUBMAPS = 1).
             note::SUPPORTED_FEATURES => {
                 let word = match desc.get(..4) {
-                    Some(w) if desc.len() % 4 == 0 => u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
+                    Some(w) if desc.len().is_multiple_of(4) => u32::from_le_bytes([w[0], w[1], w[2], w[3]]),
                     _ => 0,
                 };
                 *self.supported_features.get_or_insert(0) |= word;
