@@ -201,6 +201,7 @@ fn image_bit(e: &ImageError) -> u64 {
         ImageError::VirtBaseAboveKernel => 14,
         ImageError::VirtBaseUnaligned(_) => 15,
         ImageError::PaddrOffsetWithoutVirtBase => 16,
+        ImageError::InitP2mInsideKernel(_) => 17,
     }
 }
 

@@ -133,6 +133,8 @@ pub enum ImageError {
     VirtBaseUnaligned(u64),
     /// `PADDR_OFFSET` without `VIRT_BASE`.
     PaddrOffsetWithoutVirtBase,
+    /// `INIT_P2M` asks for the P2M list inside the kernel.
+    InitP2mInsideKernel(u64),
 }
 
 impl core::fmt::Display for ImageError {
@@ -161,6 +163,7 @@ impl core::fmt::Display for ImageError {
             Self::VirtBaseAboveKernel => write!(f, "VIRT_BASE lies above the kernel start"),
             Self::VirtBaseUnaligned(v) => write!(f, "VIRT_BASE {v:#x} is not page aligned"),
             Self::PaddrOffsetWithoutVirtBase => write!(f, "PADDR_OFFSET given without VIRT_BASE"),
+            Self::InitP2mInsideKernel(a) => write!(f, "INIT_P2M {a:#x} lies inside the kernel"),
         }
     }
 }
@@ -171,6 +174,7 @@ struct Notes<'a> {
     any: bool,
     entry: Option<u64>,
     hypercall_page: Option<u64>,
+    init_p2m: Option<u64>,
     virt_base: Option<u64>,
     paddr_offset: Option<u64>,
     xen_version: Option<&'a str>,
@@ -203,6 +207,7 @@ impl<'a> Notes<'a> {
         match kind {
             note::ENTRY => self.entry = Some(note_num(desc)),
             note::HYPERCALL_PAGE => self.hypercall_page = Some(note_num(desc)),
+            note::INIT_P2M => self.init_p2m = Some(note_num(desc)),
             note::VIRT_BASE => self.virt_base = Some(note_num(desc)),
             note::PADDR_OFFSET => self.paddr_offset = Some(note_num(desc)),
             note::XEN_VERSION => self.xen_version = Some(note_str(desc)),
@@ -344,6 +349,11 @@ pub fn parse(data: &[u8]) -> Result<GuestImage<'_>, ImageError> {
     let entry = notes.entry.unwrap_or(hdr.e_entry(endian));
     if !(kernel_start..kernel_end).contains(&entry) {
         return Err(ImageError::EntryOutsideKernel(entry));
+    }
+    // Xen refuses a P2M placed over the kernel. Elsewhere the note is not honoured: the list
+    // stays in the bootstrap region, where `start_info.mfn_list` says it is (README, limits).
+    if let Some(p2m) = notes.init_p2m.filter(|a| (kernel_start..kernel_end).contains(a)) {
+        return Err(ImageError::InitP2mInsideKernel(p2m));
     }
     if let Some(hp) = notes.hypercall_page {
         if hp % 4096 != 0

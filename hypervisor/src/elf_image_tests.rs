@@ -275,3 +275,17 @@ fn the_builder_learns_which_privilege_the_kernel_supports() {
     let img = b.build();
     assert!(parse(&img).unwrap().requires_dom0);
 }
+
+#[test]
+fn an_init_p2m_inside_the_kernel_is_refused() {
+    let typical = ElfBuilder::typical().build();
+    let kernel = parse(&typical).unwrap();
+    let inside = kernel.kernel_start + 0x1000;
+    for (at, refused) in [(inside, true), (kernel.kernel_end, false), (0xffff_ea00_0000_0000, false)] {
+        let mut b = ElfBuilder::typical();
+        b.notes.push((note::INIT_P2M, at.to_le_bytes().to_vec()));
+        let img = b.build();
+        let want = if refused { Err(ImageError::InitP2mInsideKernel(at)) } else { Ok(()) };
+        assert_eq!(parse(&img).map(|_| ()), want, "{at:#x}");
+    }
+}
