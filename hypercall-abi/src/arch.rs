@@ -23,11 +23,12 @@ pub const FIRST_RESERVED_GDT_BYTE: u64 = FIRST_RESERVED_GDT_PAGE * 4096;
 /// First reserved GDT entry (7168); also the maximum number of guest GDT entries.
 pub const FIRST_RESERVED_GDT_ENTRY: u64 = FIRST_RESERVED_GDT_BYTE / 8;
 
-/// `FLAT_RING3_CS32`: 32-bit user code (GDT index 260).
+/// `FLAT_RING3_CS32`: 32-bit user code (GDT entry 7172, the fifth of Xen's reserved page;
+/// `xen-x86_64.h`'s "index 260" comment is stale).
 pub const FLAT_RING3_CS32: u16 = 0xe023;
-/// `FLAT_RING3_CS64`: 64-bit code, DPL 3 (GDT index 262).
+/// `FLAT_RING3_CS64`: 64-bit code, DPL 3 (GDT entry 7174).
 pub const FLAT_RING3_CS64: u16 = 0xe033;
-/// `FLAT_RING3_DS32`: flat data, DPL 3 (GDT index 261).
+/// `FLAT_RING3_DS32`: flat data, DPL 3 (GDT entry 7173).
 pub const FLAT_RING3_DS32: u16 = 0xe02b;
 /// `FLAT_RING3_DS64`: the NULL selector (legal as a data selector in long mode).
 pub const FLAT_RING3_DS64: u16 = 0x0000;

@@ -48,10 +48,11 @@ pub union StartInfoConsole {
 
 impl core::fmt::Debug for StartInfoConsole {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        // SAFETY: both members are plain integers covering initialised bytes of the union
-        // (`dom_u` is the larger member), so reading either is always defined.
-        let dom_u = unsafe { self.dom_u };
-        f.debug_struct("StartInfoConsole").field("dom_u", &dom_u).finish()
+        // SAFETY: `dom0` is the smaller member (bytes 0..8, plain integers): whichever member
+        // was written, those bytes are initialised. (`dom_u`'s bytes 8..12 are not after a
+        // `dom0` write, so it is not read here.)
+        let dom0 = unsafe { self.dom0 };
+        f.debug_struct("StartInfoConsole").field("as dom0 (first 8 bytes)", &dom0).finish()
     }
 }
 

@@ -29,7 +29,9 @@ pub const VCPUOP_GET_PHYSID: u32 = 12;
 /// `VCPUOP_register_vcpu_time_memory_area`.
 pub const VCPUOP_REGISTER_VCPU_TIME_MEMORY_AREA: u32 = 13;
 
-/// `VCPU_SSHOTTMR_future`: fail with `-ETIME` if the timeout is already in the past.
+/// `VCPU_SSHOTTMR_future`: asks for `-ETIME` if the timeout is already in the past, but the
+/// hypervisor may ignore it (`vcpu.h`; Xen 4.17.7 does: a past timeout fires at once), so a
+/// caller must not rely on `-ETIME`.
 pub const VCPU_SSHOTTMR_FUTURE: u32 = 1 << 0;
 
 /// `RUNSTATE_running`.

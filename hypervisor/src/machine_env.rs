@@ -159,44 +159,33 @@ impl Env for Machine {
     }
 
     fn take_new_frames(&mut self, id: u16, order: u32) -> Option<u64> {
-        let d = self.domains.get(&id).filter(|d| !d.dying)?;
-        let count = 1u64 << order;
-        if self.frames.pages_of(id).saturating_add(count) > d.max_pages {
-            return None;
-        }
-        let first = {
+        let max_pages = self.domains.get(&id).filter(|d| !d.dying)?.max_pages;
+        let alloc = |count: u64| {
             let mut allocator = crate::memory::FRAMES.lock();
             let allocator = allocator.as_mut()?;
             // One frame: next-fit from where the last search ended, not a scan from the bottom.
             if count == 1 {
-                allocator.alloc()?
+                allocator.alloc()
             } else {
-                allocator.alloc_contiguous(count, count)?
+                allocator.alloc_contiguous(count, count)
             }
         };
-        for mfn in first..first + count {
-            if self.frames.assign_frame(mfn, id).is_err() {
-                // A free frame the frame table says is in use: a hypervisor bug, not the
-                // guest's. The frames given so far and those not reached go back; that one
-                // stays out of the allocator, and the extent is refused.
-                log::error!("d{id}: free frame {mfn:#x} is not the hypervisor's; reservation refused");
-                for given in first..mfn {
-                    let _ = self.frames.free_domain_frame(given);
+        let release = |back: &mut dyn Iterator<Item = u64>| {
+            if let Some(allocator) = crate::memory::FRAMES.lock().as_mut() {
+                for frame in back {
+                    let _ = allocator.free(frame);
                 }
-                if let Some(allocator) = crate::memory::FRAMES.lock().as_mut() {
-                    for frame in (first..first + count).filter(|&f| f != mfn) {
-                        let _ = allocator.free(frame);
-                    }
-                }
-                return None;
             }
-        }
-        for mfn in first..first + count {
-            // Whatever the frame held (a dead domain's data, a page another domain gave up)
-            // must not reach this one.
-            self.mem.zero_frame(mfn);
-        }
-        Some(first)
+        };
+        hypervisor::hypercalls::memory::give_new_frames(
+            &mut self.frames,
+            &mut self.mem,
+            id,
+            max_pages,
+            order,
+            alloc,
+            release,
+        )
     }
 
     fn grants(&mut self) -> Option<GrantAccess<'_>> {

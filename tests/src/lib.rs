@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 pub const EXIT_SUCCESS: i32 = 33;
 /// QEMU status when our hypervisor reports a failure (bad module, panic, fault, dom0 crash).
 pub const EXIT_FAILURE: i32 = 35;
+/// What the hypervisor logs when a dead domain's teardown cannot return some of its frames
+/// (`domain/teardown.rs`: "dN: K frame(s) kept, from ...": a leak, which scenarios forbid).
+pub const FRAMES_KEPT: &str = "frame(s) kept, from";
 /// Status the harness reports when Xen halts after dom0's `SHUTDOWN_poweroff` (Xen prints
 /// "Hardware Dom0 halted: halting machine" and stops the CPUs, so QEMU would not exit by itself:
 /// the harness ends the run on that line).

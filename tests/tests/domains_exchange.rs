@@ -68,5 +68,5 @@ fn two_domus_exchange_data_through_grants_and_an_event_channel() {
     for d in ["d1", "d2", "d3"] {
         assert!(log.contains(&format!("{d}: shutdown requested: reason 0 (poweroff)")), "{d} did not power off");
     }
-    assert!(!log.contains("kept:"), "every frame of a dead domain returns to the allocator");
+    assert!(!log.contains(scenarios::FRAMES_KEPT), "every frame of a dead domain returns to the allocator");
 }

@@ -26,7 +26,7 @@ fn attack(name: &str, role: &str, dom0_extra: &str, bystander_ms: u32, attacker_
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
         .forbid_line("FAIL")
-        .forbid_line("kept:")
+        .forbid_line(scenarios::FRAMES_KEPT)
         .expect_line("control: xl list (before)");
     let out = s.expect_line("control: xl list (after)").expect_line("Hardware domain shut down").run();
     let log = &out.log;

@@ -33,7 +33,7 @@ fn smp_bundle(name: &str, bundle: std::path::PathBuf) -> Scenario {
         .expect_exit(EXIT_SUCCESS)
         .expect_line("CPUs: 2 online")
         .forbid_line("FAIL")
-        .forbid_line("kept:")
+        .forbid_line(scenarios::FRAMES_KEPT)
 }
 
 /// The domUs start paused and dom0 (CPU 0) unpauses them once it has listed them, so no

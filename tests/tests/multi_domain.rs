@@ -33,7 +33,7 @@ fn domus_from_a_bundle_run_and_a_bad_config_is_refused_by_file_and_line() {
         assert!(out.log.contains(&format!("{d}: shutdown requested: reason 0 (poweroff)")));
         assert!(out.log.contains(&format!("{d} ({name}): destroyed, ")), "{d} not torn down");
     }
-    assert!(!out.log.contains("kept:"), "every frame of a dead domain must return to the allocator");
+    assert!(!out.log.contains(scenarios::FRAMES_KEPT), "every frame of a dead domain must return to the allocator");
     assert_every_frame_returned(&out.log);
 }
 
@@ -89,7 +89,7 @@ fn half_made_domain_gives_every_frame_back(fault: &str, failed_step: &str, freed
         .expect_line("d2 (big2): destroyed, 16386 frames returned")
         .expect_line("No domains left: shutting down.")
         .run();
-    assert!(!out.log.contains("kept:"), "every frame of the half-made domain must return");
+    assert!(!out.log.contains(scenarios::FRAMES_KEPT), "every frame of the half-made domain must return");
     // Including the frames never assigned and the builder's page-list holders.
     assert_every_frame_returned(&out.log);
     // A 64 MiB domain is torn down in bounded steps, not in one go.

@@ -86,12 +86,14 @@ pub fn close(port: u32) -> Result<u64, Errno> {
 /// `VCPUOP_set_periodic_timer(vcpu 0, period)`.
 pub fn set_periodic_timer(period_ns: u64) -> Result<u64, Errno> {
     let mut arg = hypercall_abi::vcpu::VcpuSetPeriodicTimer { period_ns };
-    guest::vcpu_op(hypercall_abi::vcpu::VCPUOP_SET_PERIODIC_TIMER, 0, Some(&mut arg))
+    // SAFETY: the VCPUOP_*_periodic_timer sub-ops with their own structure (or none); they only arm or stop a timer.
+    unsafe { guest::vcpu_op(hypercall_abi::vcpu::VCPUOP_SET_PERIODIC_TIMER, 0, Some(&mut arg)) }
 }
 
 /// `VCPUOP_stop_periodic_timer(vcpu 0)`.
 pub fn stop_periodic_timer() -> Result<u64, Errno> {
-    guest::vcpu_op::<u64>(hypercall_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER, 0, None)
+    // SAFETY: stop_periodic_timer takes no argument and only stops a timer.
+    unsafe { guest::vcpu_op::<u64>(hypercall_abi::vcpu::VCPUOP_STOP_PERIODIC_TIMER, 0, None) }
 }
 
 /// Current system time in ns.

@@ -169,7 +169,8 @@ impl OwnTable {
         let mut frames = [0u64; 1];
         let mut op =
             [gt::GnttabSetupTable { dom: DOMID_SELF, nr_frames: 1, status: 0, frame_list: frames.as_mut_ptr() as u64 }];
-        guest::grant_table_op(gt::GNTTABOP_SETUP_TABLE, &mut op).map_err(|_| "setup_table refused")?;
+        // SAFETY: each structure is the one its GNTTABOP_* takes; the frames and addresses the requests name are ours (a pool page's PTE, our own grant frames, a page of ours as a copy's destination).
+        unsafe { guest::grant_table_op(gt::GNTTABOP_SETUP_TABLE, &mut op) }.map_err(|_| "setup_table refused")?;
         if op[0].status != gt::GNTST_OKAY {
             return Err("setup_table status not okay");
         }
@@ -238,7 +239,8 @@ impl OwnTable {
 pub fn map_grant(dom: DomId, gref: u32, at: &Frame, readonly: bool) -> (i16, u32) {
     let flags = gt::GNTMAP_HOST_MAP | if readonly { gt::GNTMAP_READONLY } else { 0 };
     let mut op = [gt::GnttabMapGrantRef { host_addr: at.va, flags, r#ref: gref, dom, ..Default::default() }];
-    match guest::grant_table_op(gt::GNTTABOP_MAP_GRANT_REF, &mut op) {
+    // SAFETY: each structure is the one its GNTTABOP_* takes; the frames and addresses the requests name are ours (a pool page's PTE, our own grant frames, a page of ours as a copy's destination).
+    match unsafe { guest::grant_table_op(gt::GNTTABOP_MAP_GRANT_REF, &mut op) } {
         Ok(_) => (op[0].status, op[0].handle),
         Err(e) => (e.to_return() as i16, 0),
     }
@@ -248,7 +250,8 @@ pub fn map_grant(dom: DomId, gref: u32, at: &Frame, readonly: bool) -> (i16, u32
 /// the pool page's own frame back at `at` (the unmap leaves the PTE empty). The status.
 pub fn unmap_grant(at: &Frame, handle: u32, restore: bool) -> i16 {
     let mut op = [gt::GnttabUnmapGrantRef { host_addr: at.va, dev_bus_addr: 0, handle, status: 0 }];
-    let st = match guest::grant_table_op(gt::GNTTABOP_UNMAP_GRANT_REF, &mut op) {
+    // SAFETY: each structure is the one its GNTTABOP_* takes; the frames and addresses the requests name are ours (a pool page's PTE, our own grant frames, a page of ours as a copy's destination).
+    let st = match unsafe { guest::grant_table_op(gt::GNTTABOP_UNMAP_GRANT_REF, &mut op) } {
         Ok(_) => op[0].status,
         Err(e) => e.to_return() as i16,
     };
@@ -268,7 +271,8 @@ pub fn copy_from_grant(dom: DomId, gref: u32, src_off: u16, dst_mfn: u64, dst_of
         flags: gt::GNTCOPY_SOURCE_GREF,
         status: 0,
     }];
-    match guest::grant_table_op(gt::GNTTABOP_COPY, &mut op) {
+    // SAFETY: each structure is the one its GNTTABOP_* takes; the frames and addresses the requests name are ours (a pool page's PTE, our own grant frames, a page of ours as a copy's destination).
+    match unsafe { guest::grant_table_op(gt::GNTTABOP_COPY, &mut op) } {
         Ok(_) => op[0].status,
         Err(e) => e.to_return() as i16,
     }
@@ -276,7 +280,8 @@ pub fn copy_from_grant(dom: DomId, gref: u32, src_off: u16, dst_mfn: u64, dst_of
 
 /// Runs a prepared batch of copies; the hypercall's own result.
 pub fn copy_batch(ops: &mut [GnttabCopy]) -> Result<u64, Errno> {
-    guest::grant_table_op(gt::GNTTABOP_COPY, ops)
+    // SAFETY: each structure is the one its GNTTABOP_* takes; the frames and addresses the requests name are ours (a pool page's PTE, our own grant frames, a page of ours as a copy's destination).
+    unsafe { guest::grant_table_op(gt::GNTTABOP_COPY, ops) }
 }
 
 /// A pool page as a byte slice.

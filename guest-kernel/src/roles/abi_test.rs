@@ -275,7 +275,8 @@ fn timers_and_events(log: &mut CheckLog, shared: &Shared) {
         "{}",
         ret_of(r)
     );
-    let r = guest::vcpu_op::<u64>(vcpu::VCPUOP_STOP_PERIODIC_TIMER, 0, None);
+    // SAFETY: stop_periodic_timer takes no argument and only stops a timer.
+    let r = unsafe { guest::vcpu_op::<u64>(vcpu::VCPUOP_STOP_PERIODIC_TIMER, 0, None) };
     check!(log, "vcpu_op stop_periodic_timer", "0", r == Ok(0), "{}", ret_of(r));
 
     let mut bind = ev::EvtchnBindVirq { virq: ev::VIRQ_TIMER, vcpu: 0, port: 0 };
@@ -516,7 +517,8 @@ fn reset_of_a_full_port_table(log: &mut CheckLog) {
 
 fn grant_table(log: &mut CheckLog) {
     let mut q = [GnttabQuerySize { dom: DOMID_SELF, ..Default::default() }];
-    let r = guest::grant_table_op(gt::GNTTABOP_QUERY_SIZE, &mut q);
+    // SAFETY: each structure is the one its GNTTABOP_* takes (query_size and setup_table of our own table, its frame list a local array of its length).
+    let r = unsafe { guest::grant_table_op(gt::GNTTABOP_QUERY_SIZE, &mut q) };
     let q = q[0];
     let ok = r == Ok(0) && q.status == gt::GNTST_OKAY && q.max_nr_frames >= 1 && q.nr_frames <= q.max_nr_frames;
     check!(
@@ -531,7 +533,8 @@ fn grant_table(log: &mut CheckLog) {
         q.max_nr_frames
     );
     let mut v = [GnttabSetVersion { version: 1 }];
-    let r = guest::grant_table_op(gt::GNTTABOP_SET_VERSION, &mut v);
+    // SAFETY: each structure is the one its GNTTABOP_* takes (query_size and setup_table of our own table, its frame list a local array of its length).
+    let r = unsafe { guest::grant_table_op(gt::GNTTABOP_SET_VERSION, &mut v) };
     check!(
         log,
         "grant_table_op set_version 1",

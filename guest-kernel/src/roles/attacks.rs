@@ -484,7 +484,8 @@ pub fn attack_flood(si: &StartInfo) -> ShutdownRequest {
     let mut frames = [0u64; 1];
     let mut op =
         [gt::GnttabSetupTable { dom: DOMID_SELF, nr_frames: 4096, status: 0, frame_list: frames.as_mut_ptr() as u64 }];
-    let r = guest::grant_table_op(gt::GNTTABOP_SETUP_TABLE, &mut op);
+    // SAFETY: setup_table's frame list is the local array of its length.
+    let r = unsafe { guest::grant_table_op(gt::GNTTABOP_SETUP_TABLE, &mut op) };
     gnt_check(
         &mut log,
         "setup_table of 4096 grant frames",

@@ -219,7 +219,8 @@ fn timers(log: &mut CheckLog, b: &EventBits) {
         ticks >= 3
     );
     let mut arg = vcpu::VcpuSetPeriodicTimer { period_ns: 1 };
-    let r = guest::vcpu_op(vcpu::VCPUOP_SET_PERIODIC_TIMER, 0, Some(&mut arg));
+    // SAFETY: a timer sub-op with its own structure; it only arms or stops a timer.
+    let r = unsafe { guest::vcpu_op(vcpu::VCPUOP_SET_PERIODIC_TIMER, 0, Some(&mut arg)) };
     check!(
         log,
         "vcpu_op set_periodic_timer 1ns (below Xen's minimum)",

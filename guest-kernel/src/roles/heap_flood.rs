@@ -68,7 +68,8 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
             let flags = gt::GNTMAP_DEVICE_MAP | gt::GNTMAP_READONLY;
             *op = GnttabMapGrantRef { flags, r#ref: first + k as u32, dom: me, ..Default::default() };
         }
-        if let Err(e) = guest::grant_table_op(gt::GNTTABOP_MAP_GRANT_REF, &mut ops[..n]) {
+        // SAFETY: each structure is the one its GNTTABOP_* takes; setup_table's frame list is a local array of its length, and the device mappings name no page-table entry (GNTMAP_device_map without GNTMAP_host_map).
+        if let Err(e) = unsafe { guest::grant_table_op(gt::GNTTABOP_MAP_GRANT_REF, &mut ops[..n]) } {
             stop = e.to_return() as i16;
             break;
         }
@@ -103,7 +104,8 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         for (op, &handle) in ops.iter_mut().zip(chunk) {
             *op = GnttabUnmapGrantRef { host_addr: 0, dev_bus_addr: page << 12, handle, status: 0 };
         }
-        if guest::grant_table_op(gt::GNTTABOP_UNMAP_GRANT_REF, &mut ops[..chunk.len()]).is_ok() {
+        // SAFETY: each structure is the one its GNTTABOP_* takes; setup_table's frame list is a local array of its length, and the device mappings name no page-table entry (GNTMAP_device_map without GNTMAP_host_map).
+        if unsafe { guest::grant_table_op(gt::GNTTABOP_UNMAP_GRANT_REF, &mut ops[..chunk.len()]) }.is_ok() {
             unmapped += ops[..chunk.len()].iter().filter(|op| op.status == gt::GNTST_OKAY).count();
         }
     }
@@ -127,7 +129,8 @@ fn grant_everything_to_self(log: &mut CheckLog, me: DomId) -> Option<Granted> {
         status: 0,
         frame_list: frames.as_mut_ptr() as u64,
     }];
-    let r = guest::grant_table_op(gt::GNTTABOP_SETUP_TABLE, &mut op);
+    // SAFETY: each structure is the one its GNTTABOP_* takes; setup_table's frame list is a local array of its length, and the device mappings name no page-table entry (GNTMAP_device_map without GNTMAP_host_map).
+    let r = unsafe { guest::grant_table_op(gt::GNTTABOP_SETUP_TABLE, &mut op) };
     let ok = r.is_ok() && op[0].status == gt::GNTST_OKAY;
     if !check!(log, "setup_table of 64 frames", "GNTST_okay", ok, "{}, status {}", ret_of(r), op[0].status) {
         return None;

@@ -7,8 +7,11 @@
 //! * [`page::HypercallPage`]: the same calls through the hypercall page Xen fills (what Linux
 //!   does), for kernels that declare `XEN_ELFNOTE_HYPERCALL_PAGE`.
 //! * The functions in this module: safe wrappers whose arguments are Rust references the
-//!   hypervisor only reads or writes within their bounds. Each returns `Ok(value)` or
-//!   `Err(Errno)` (see [`Errno::check`]).
+//!   hypervisor only reads or writes within their bounds (a safe wrapper that takes a
+//!   sub-op number checks that the buffer's type fits it, and refuses with `-EINVAL`,
+//!   without calling the hypervisor, when it does not); sub-ops that remap memory, or that
+//!   write through addresses inside their arguments, are `unsafe fn`. Each returns
+//!   `Ok(value)` or `Err(Errno)` (see [`Errno::check`]).
 
 pub mod page;
 pub mod raw;
@@ -28,13 +31,61 @@ pub fn xen_version() -> Result<u64, Errno> {
     Errno::check(unsafe { raw::hypercall2(nr::XEN_VERSION, version::XENVER_VERSION as u64, 0) })
 }
 
-/// `xen_version(cmd, buf)` for sub-ops that fill a plain-data structure `T` (extraversion,
-/// capabilities, changeset, platform parameters, features, compile info).
-///
-/// The caller picks `T` to match `cmd` (e.g. [`version::XenExtraversion`] for
-/// `XENVER_extraversion`); Xen writes at most `size_of::<T>()` bytes for a matching pair.
-pub fn xen_version_into<T: Copy>(cmd: u32, buf: &mut T) -> Result<u64, Errno> {
-    // SAFETY: `buf` is a valid, exclusive buffer of the size Xen writes for a matching `cmd`.
+/// Buffers `xen_version` may fill: plain data of which every bit pattern is a value.
+pub trait XenVersionBuffer: Copy + sealed::Sealed {}
+impl<const N: usize> XenVersionBuffer for [u8; N] {}
+impl XenVersionBuffer for version::XenCompileInfo {}
+impl XenVersionBuffer for version::XenPlatformParameters {}
+impl XenVersionBuffer for version::XenFeatureInfo {}
+
+mod sealed {
+    /// Keeps the buffer traits to this crate's plain-data types.
+    pub trait Sealed {}
+    impl<const N: usize> Sealed for [u8; N] {}
+    impl Sealed for crate::version::XenCompileInfo {}
+    impl Sealed for crate::version::XenPlatformParameters {}
+    impl Sealed for crate::version::XenFeatureInfo {}
+    impl Sealed for crate::event_channel::EvtchnAllocUnbound {}
+    impl Sealed for crate::event_channel::EvtchnBindInterdomain {}
+    impl Sealed for crate::event_channel::EvtchnBindVirq {}
+    impl Sealed for crate::event_channel::EvtchnBindPirq {}
+    impl Sealed for crate::event_channel::EvtchnBindIpi {}
+    impl Sealed for crate::event_channel::EvtchnClose {}
+    impl Sealed for crate::event_channel::EvtchnSend {}
+    impl Sealed for crate::event_channel::EvtchnStatus {}
+    impl Sealed for crate::event_channel::EvtchnBindVcpu {}
+    impl Sealed for crate::event_channel::EvtchnUnmask {}
+    impl Sealed for crate::event_channel::EvtchnReset {}
+}
+
+/// Bytes Xen writes for `xen_version` sub-op `cmd` (0: it takes no buffer), or `None` for
+/// a sub-op whose size is not fixed (build id) or not known.
+fn xen_version_size(cmd: u32) -> Option<usize> {
+    Some(match cmd {
+        version::XENVER_VERSION | version::XENVER_PAGESIZE => 0,
+        version::XENVER_EXTRAVERSION => version::XEN_EXTRAVERSION_LEN,
+        version::XENVER_COMPILE_INFO => core::mem::size_of::<version::XenCompileInfo>(),
+        version::XENVER_CAPABILITIES => version::XEN_CAPABILITIES_INFO_LEN,
+        version::XENVER_CHANGESET => version::XEN_CHANGESET_INFO_LEN,
+        version::XENVER_PLATFORM_PARAMETERS => core::mem::size_of::<version::XenPlatformParameters>(),
+        version::XENVER_GET_FEATURES => core::mem::size_of::<version::XenFeatureInfo>(),
+        version::XENVER_GUEST_HANDLE => 16,
+        version::XENVER_COMMANDLINE => version::XEN_COMMANDLINE_LEN,
+        _ => return None,
+    })
+}
+
+/// `xen_version(cmd, buf)` for sub-ops that fill a plain-data buffer `T` (extraversion,
+/// capabilities, changeset, platform parameters, features, compile info, guest handle,
+/// command line), e.g. [`version::XenExtraversion`] for `XENVER_extraversion`. A `T` smaller
+/// than what Xen writes for `cmd`, or a `cmd` of no fixed size (`XENVER_build_id`: use
+/// [`raw`]), is refused with `-EINVAL` without a hypercall.
+pub fn xen_version_into<T: XenVersionBuffer>(cmd: u32, buf: &mut T) -> Result<u64, Errno> {
+    if xen_version_size(cmd).is_none_or(|need| core::mem::size_of::<T>() < need) {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: `buf` is an exclusive buffer at least as large as what Xen writes for `cmd`
+    // (checked above), of a type every bit pattern is a value of.
     Errno::check(unsafe { raw::hypercall2(nr::XEN_VERSION, cmd as u64, buf as *mut T as u64) })
 }
 
@@ -62,8 +113,13 @@ pub fn sched_yield() -> Result<u64, Errno> {
     Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_YIELD as u64, 0) })
 }
 
-/// `sched_op(SCHEDOP_shutdown, reason)`: returns only if Xen refuses (or for suspend).
+/// `sched_op(SCHEDOP_shutdown, reason)`: returns only if Xen refuses. Not for
+/// `SHUTDOWN_suspend`, which a PV guest must make with its start_info MFN in `rdx` (see
+/// `sched.h`; use [`raw::hypercall3`]): refused here with `-EINVAL` without a hypercall.
 pub fn sched_shutdown(reason: u32) -> Result<u64, Errno> {
+    if reason == sched::SHUTDOWN_SUSPEND {
+        return Err(Errno::EINVAL);
+    }
     let arg = SchedShutdown { reason };
     // SAFETY: `arg` is a valid sched_shutdown Xen only reads.
     Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_SHUTDOWN as u64, &arg as *const _ as u64) })
@@ -98,9 +154,15 @@ pub fn sched_poll(ports: &[ev::EvtchnPort], timeout_ns: u64) -> Result<u64, Errn
     Errno::check(unsafe { raw::hypercall2(nr::SCHED_OP, sched::SCHEDOP_POLL as u64, &arg as *const _ as u64) })
 }
 
-/// `memory_op(XENMEM_current_reservation | XENMEM_maximum_reservation | ..., &domid)`: the
-/// sub-ops that take a pointer to a domain id and return a page count.
+/// `memory_op(XENMEM_current_reservation | XENMEM_maximum_reservation |
+/// XENMEM_maximum_gpfn, &domid)`: the sub-ops that take a pointer to a domain id and return a
+/// page count. Any other `cmd` reads a larger structure: refused with `-EINVAL` without a
+/// hypercall.
 pub fn memory_op_domid(cmd: u64, domid: DomId) -> Result<u64, Errno> {
+    let stats = [memory::XENMEM_CURRENT_RESERVATION, memory::XENMEM_MAXIMUM_RESERVATION, memory::XENMEM_MAXIMUM_GPFN];
+    if !stats.contains(&cmd) {
+        return Err(Errno::EINVAL);
+    }
     // SAFETY: the argument is a valid domid_t Xen only reads.
     Errno::check(unsafe { raw::hypercall2(nr::MEMORY_OP, cmd, &domid as *const _ as u64) })
 }
@@ -130,21 +192,77 @@ pub fn vcpu_set_singleshot_timer(vcpu_id: u32, timeout_abs_ns: u64, flags: u32) 
 
 /// `vcpu_op(cmd, vcpu, arg)` for the vCPU sub-ops whose argument is a plain-data `T`
 /// (or NULL when `arg` is `None`), e.g. `VCPUOP_set_periodic_timer`, `VCPUOP_stop_*`.
-pub fn vcpu_op<T: Copy>(cmd: u32, vcpu_id: u32, arg: Option<&mut T>) -> Result<u64, Errno> {
+///
+/// # Safety
+/// `T` must be the structure `cmd` takes (Xen reads and writes that many bytes), and the
+/// sub-op's effects are the caller's: `register_vcpu_info` and
+/// `register_runstate_memory_area` make Xen write to the memory named after the call
+/// returns, `initialise` and `up` start a vCPU wherever the context says.
+pub unsafe fn vcpu_op<T: Copy>(cmd: u32, vcpu_id: u32, arg: Option<&mut T>) -> Result<u64, Errno> {
     let ptr = arg.map_or(0, |a| a as *mut T as u64);
     // SAFETY: `ptr` is NULL or an exclusive buffer of the type the caller matched to `cmd`.
     Errno::check(unsafe { raw::hypercall3(nr::VCPU_OP, cmd as u64, vcpu_id as u64, ptr) })
 }
 
-/// `event_channel_op(cmd, arg)` with the `evtchn_*` structure matching `cmd`
-/// (e.g. [`ev::EvtchnAllocUnbound`] for `EVTCHNOP_alloc_unbound`); OUT fields are filled in.
-pub fn event_channel_op<T: Copy>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
-    // SAFETY: `arg` is an exclusive buffer of the structure the caller matched to `cmd`.
+/// The `evtchn_*` structures and the sub-op each belongs to.
+pub trait EvtchnOp: Copy + sealed::Sealed {
+    /// The `EVTCHNOP_*` number that takes this structure.
+    const CMD: u32;
+}
+impl EvtchnOp for ev::EvtchnAllocUnbound {
+    const CMD: u32 = ev::EVTCHNOP_ALLOC_UNBOUND;
+}
+impl EvtchnOp for ev::EvtchnBindInterdomain {
+    const CMD: u32 = ev::EVTCHNOP_BIND_INTERDOMAIN;
+}
+impl EvtchnOp for ev::EvtchnBindVirq {
+    const CMD: u32 = ev::EVTCHNOP_BIND_VIRQ;
+}
+impl EvtchnOp for ev::EvtchnBindPirq {
+    const CMD: u32 = ev::EVTCHNOP_BIND_PIRQ;
+}
+impl EvtchnOp for ev::EvtchnBindIpi {
+    const CMD: u32 = ev::EVTCHNOP_BIND_IPI;
+}
+impl EvtchnOp for ev::EvtchnClose {
+    const CMD: u32 = ev::EVTCHNOP_CLOSE;
+}
+impl EvtchnOp for ev::EvtchnSend {
+    const CMD: u32 = ev::EVTCHNOP_SEND;
+}
+impl EvtchnOp for ev::EvtchnStatus {
+    const CMD: u32 = ev::EVTCHNOP_STATUS;
+}
+impl EvtchnOp for ev::EvtchnBindVcpu {
+    const CMD: u32 = ev::EVTCHNOP_BIND_VCPU;
+}
+impl EvtchnOp for ev::EvtchnUnmask {
+    const CMD: u32 = ev::EVTCHNOP_UNMASK;
+}
+impl EvtchnOp for ev::EvtchnReset {
+    const CMD: u32 = ev::EVTCHNOP_RESET;
+}
+
+/// `event_channel_op(cmd, arg)` with the `evtchn_*` structure of `cmd` (e.g.
+/// [`ev::EvtchnAllocUnbound`] for `EVTCHNOP_alloc_unbound`); OUT fields are filled in. A
+/// structure of another sub-op is refused with `-EINVAL` without a hypercall. The FIFO
+/// sub-ops (`init_control`, `expand_array`) make Xen write to a frame they name: use [`raw`].
+pub fn event_channel_op<T: EvtchnOp>(cmd: u32, arg: &mut T) -> Result<u64, Errno> {
+    if cmd != T::CMD {
+        return Err(Errno::EINVAL);
+    }
+    // SAFETY: `arg` is an exclusive buffer of the structure `cmd` takes (checked above),
+    // plain integers Xen reads and writes within.
     Errno::check(unsafe { raw::hypercall2(nr::EVENT_CHANNEL_OP, cmd as u64, arg as *mut T as u64) })
 }
 
 /// `grant_table_op(cmd, ops, count)` with an array of the `gnttab_*` structure matching `cmd`.
-pub fn grant_table_op<T: Copy>(cmd: u32, ops: &mut [T]) -> Result<u64, Errno> {
+///
+/// # Safety
+/// `T` must be the structure `cmd` takes, and what the requests name is the caller's: a map
+/// or unmap changes the page-table entry at its `host_addr`, `setup_table` writes
+/// `nr_frames` words at its `frame_list`, and a copy writes to whatever frame it names.
+pub unsafe fn grant_table_op<T: Copy>(cmd: u32, ops: &mut [T]) -> Result<u64, Errno> {
     // SAFETY: `ops` is an exclusive array of `ops.len()` structures matched to `cmd`.
     Errno::check(unsafe { raw::hypercall3(nr::GRANT_TABLE_OP, cmd as u64, ops.as_mut_ptr() as u64, ops.len() as u64) })
 }

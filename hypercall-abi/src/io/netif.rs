@@ -460,7 +460,9 @@ impl TxPacketChecker {
                 if u32::from(req.offset) + u32::from(req.size) > PAGE_SIZE {
                     return Err(NetifError::FragmentOutsideFrame { offset: req.offset, size: req.size });
                 }
-                self.fragments += u32::from(req.size);
+                // Bounded by the packet's total (checked when it ends); saturating so that a
+                // peer's sizes can never wrap the sum past that check.
+                self.fragments = self.fragments.saturating_add(u32::from(req.size));
             }
             self.more_data = req.flags & NETTXF_MORE_DATA != 0;
             TxSlot::Data

@@ -59,6 +59,18 @@ pub trait RingProtocol {
     const ENTRY_SIZE: usize;
 }
 
+/// `P::ENTRY_SIZE`, checked at compile time to hold a request and a response: a protocol
+/// with a smaller slot would have each write spill into the next slot.
+const fn entry_size<P: RingProtocol>() -> usize {
+    const {
+        assert!(
+            P::ENTRY_SIZE >= <P::Request as WireFormat>::SIZE && P::ENTRY_SIZE >= <P::Response as WireFormat>::SIZE,
+            "RingProtocol::ENTRY_SIZE is smaller than a request or a response"
+        )
+    };
+    P::ENTRY_SIZE
+}
+
 /// `__RD32`: rounds down to a power of two (0 stays 0).
 pub const fn round_down_pow2(x: u32) -> u32 {
     if x == 0 {
@@ -225,7 +237,7 @@ impl<M: SharedMemory, P: RingProtocol> FrontRing<M, P> {
     /// (`XEN_FRONT_RING_INIT`). The ring size follows from `mem.size()`, so several pages give a
     /// multi-page ring.
     pub fn new(mem: M) -> Result<Self, RingError> {
-        let g = Geometry::new(mem, P::ENTRY_SIZE)?;
+        let g = Geometry::new(mem, entry_size::<P>())?;
         g.mem.store_u32(REQ_PROD_OFFSET, 0);
         g.mem.store_u32(RSP_PROD_OFFSET, 0);
         g.mem.store_u32(REQ_EVENT_OFFSET, 1);
@@ -237,7 +249,7 @@ impl<M: SharedMemory, P: RingProtocol> FrontRing<M, P> {
     /// Attaches to an already initialised ring at index `idx` (`FRONT_RING_ATTACH`), e.g. after
     /// a reconnect; shared memory is not touched.
     pub fn attach(mem: M, idx: RingIdx) -> Result<Self, RingError> {
-        Ok(Self::from_geometry(Geometry::new(mem, P::ENTRY_SIZE)?, idx))
+        Ok(Self::from_geometry(Geometry::new(mem, entry_size::<P>())?, idx))
     }
 
     fn from_geometry(g: Geometry<M>, idx: RingIdx) -> Self {
@@ -350,7 +362,7 @@ impl<M: SharedMemory, P: RingProtocol> BackRing<M, P> {
     /// Attaches at index `idx` (`BACK_RING_ATTACH`).
     pub fn attach(mem: M, idx: RingIdx) -> Result<Self, RingError> {
         Ok(BackRing {
-            g: Geometry::new(mem, P::ENTRY_SIZE)?,
+            g: Geometry::new(mem, entry_size::<P>())?,
             rsp_prod_pvt: idx,
             rsp_pushed: idx,
             req_cons: idx,

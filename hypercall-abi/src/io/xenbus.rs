@@ -109,10 +109,13 @@ impl XenbusState {
         );
         common
             || match role {
+                // Linux's `xenbus_frontend_closed` goes to Closed from any state once the
+                // backend closes (blkfront and netfront call it from Connected).
                 XenbusRole::Frontend => matches!(
                     (self, to),
                     (Initialising, Initialised | Connected)
                         | (Initialised, Connected | Closing)
+                        | (Initialising | Initialised | Connected, Closed)
                         | (Closed, Initialising)
                 ),
                 XenbusRole::Backend => matches!(

@@ -448,12 +448,14 @@ pub fn encode_message(
     Ok(total)
 }
 
-/// Checks a path as xenstored does: length within the absolute/relative limit and only
-/// alphanumerics and `-/_@`.
+/// Checks a path as xenstored's `is_valid_nodename` does: length within the absolute/relative
+/// limit, only alphanumerics and `-/_@`, and no empty component (`//`, or a trailing `/`
+/// other than the root's).
 pub fn validate_path(path: &[u8]) -> Result<(), XsError> {
     let max = if path.first() == Some(&b'/') { XENSTORE_ABS_PATH_MAX } else { XENSTORE_REL_PATH_MAX };
     let ok_char = |c: &u8| c.is_ascii_alphanumeric() || b"-/_@".contains(c);
-    if path.is_empty() || path.len() > max || !path.iter().all(ok_char) {
+    let empty_component = path.windows(2).any(|w| w == b"//") || (path.len() > 1 && path.ends_with(b"/"));
+    if path.is_empty() || path.len() > max || !path.iter().all(ok_char) || empty_component {
         return Err(XsError::BadPath);
     }
     Ok(())

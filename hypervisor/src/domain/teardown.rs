@@ -151,6 +151,7 @@ impl Machine {
             }
             if let Some((mfn, why)) = first_kept {
                 // One line a step: another domain can keep thousands of them mapped.
+                // The scenarios forbid this line (`scenarios::FRAMES_KEPT`): keep its words.
                 log::warn!("d{id}: {kept} frame(s) kept, from {mfn:#x}: {why}");
             }
             t.free_next = Some(end);

@@ -279,6 +279,42 @@ fn memory_map(env: &mut dyn Env, arg: u64, caller: super::DomainFacts) -> Result
     env.copy_to_guest(arg, &1u32.to_le_bytes())
 }
 
+/// The rules of [`Env::take_new_frames`], for any frame source: `2^order` frames from
+/// `alloc(count)` (contiguous, aligned to their size) go to domain `id` unless that would take
+/// it past `max_pages`; they are assigned in the frame table, then zeroed (whatever they held,
+/// a dead domain's data or a page another domain gave up, must not reach this one). A frame
+/// the frame table does not have free is a hypervisor bug: the frames given so far go back,
+/// `release` gets every frame of the run but that one, and nothing is given.
+pub fn give_new_frames<M: crate::domain_layout::MachineMemory + ?Sized>(
+    frames: &mut crate::mm::FrameTable,
+    mem: &mut M,
+    id: u16,
+    max_pages: u64,
+    order: u32,
+    alloc: impl FnOnce(u64) -> Option<u64>,
+    release: impl FnOnce(&mut dyn Iterator<Item = u64>),
+) -> Option<u64> {
+    let count = 1u64 << order;
+    if frames.pages_of(id).saturating_add(count) > max_pages {
+        return None;
+    }
+    let first = alloc(count)?;
+    for mfn in first..first + count {
+        if frames.assign_frame(mfn, id).is_err() {
+            log::error!("d{id}: free frame {mfn:#x} is not the hypervisor's; reservation refused");
+            for given in first..mfn {
+                let _ = frames.free_domain_frame(given);
+            }
+            release(&mut (first..first + count).filter(|&f| f != mfn));
+            return None;
+        }
+    }
+    for mfn in first..first + count {
+        mem.write_frame_bytes(mfn, 0, &[0u8; 4096]);
+    }
+    Some(first)
+}
+
 #[cfg(test)]
 #[path = "memory_tests.rs"]
 mod memory_tests;

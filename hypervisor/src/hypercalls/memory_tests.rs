@@ -102,21 +102,16 @@ impl Env for MemMock {
         let nr_pages = self.mmu.frames.pages_of(DOM);
         DomainFacts { id: DOM, nr_pages, max_pages: self.max_pages, privileged: self.privileged, max_mfn: 0x1000 }
     }
-    /// The first aligned run of free `POOL` frames, within the domain's limit (`OTHER`'s is
-    /// the frames it was made with); "zeroed" by dropping whatever the mock memory held.
+    /// The production rules (`give_new_frames`) over a frame source that hands out the first
+    /// aligned run of free `POOL` frames; `OTHER`'s limit is the frames it was made with.
     fn take_new_frames(&mut self, id: u16, order: u32) -> Option<u64> {
         let max = if id == DOM { self.max_pages } else { OTHER_FRAMES.end - OTHER_FRAMES.start };
-        let count = 1u64 << order;
-        if self.mmu.frames.pages_of(id) + count > max {
-            return None;
-        }
-        let free = |f: u64| self.mmu.frames.get(f).is_some_and(|i| i.owner == Owner::Hypervisor);
-        let first = POOL.step_by(count as usize).find(|&f| f + count <= POOL.end && (f..f + count).all(free))?;
-        for mfn in first..first + count {
-            self.mmu.mem.0.retain(|&(m, _), _| m != mfn);
-            self.mmu.frames.assign_frame(mfn, id).unwrap();
-        }
-        Some(first)
+        let frames = &self.mmu.frames;
+        let free = |f: u64| frames.get(f).is_some_and(|i| i.owner == Owner::Hypervisor);
+        let alloc =
+            |count: u64| POOL.step_by(count as usize).find(|&f| f + count <= POOL.end && (f..f + count).all(free));
+        let first = alloc(1 << order);
+        super::give_new_frames(&mut self.mmu.frames, &mut self.mmu.mem, id, max, order, |_| first, |_| {})
     }
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
         Some(self)
@@ -314,7 +309,8 @@ fn populate_regrows_a_ballooned_domain_up_to_its_limit() {
     assert!(POOL.contains(&a) && POOL.contains(&b) && a != b, "MFNs written back: {a:#x} {b:#x}");
     assert_eq!((m.owner(a), m.owner(b)), (Owner::Domain(DOM), Owner::Domain(DOM)));
     assert_eq!((m.mmu.frames.m2p(a), m.mmu.frames.m2p(b)), (Some(100), Some(200)));
-    assert_eq!(m.mmu.mem.0.get(&(a, 5)), None, "a new frame holds nothing of its past");
+    use crate::mm::MachineMemory;
+    assert_eq!(m.mmu.mem.read_entry(a, 5), 0, "a new frame holds nothing of its past");
     assert_eq!(m.mmu.frames.pages_of(DOM), ALL - 1);
     // One page left below the limit: of three extents, one is given.
     assert_eq!(grow(&mut m, XENMEM_POPULATE_PHYSMAP, &[1, 2, 3], 0, 0, DOMID_SELF), Outcome::Return(1));
@@ -402,4 +398,32 @@ fn the_memory_map_covers_max_pages_and_dom0_has_none() {
     assert_eq!(dispatch(&mut m, nr::MEMORY_OP, [super::XENMEM_MEMORY_MAP, RESV, 0, 0, 0]), Outcome::Return(-38));
     let end = BASE + 0x10000 - 8;
     assert_eq!(dispatch(&mut m, nr::MEMORY_OP, [super::XENMEM_MEMORY_MAP, end, 0, 0, 0]), Outcome::Return(-14));
+}
+
+/// A run whose frame the frame table does not have free (a hypervisor bug): nothing is given,
+/// the frames assigned so far go back, and every frame of the run but that one is released.
+#[test]
+fn a_run_with_a_frame_in_use_gives_nothing_and_releases_the_rest() {
+    let mut m = MemMock::new();
+    m.max_pages = ALL + 16;
+    let run = 0xa08;
+    m.mmu.frames.assign_frame(run + 2, OTHER).unwrap();
+    let mut released = Vec::new();
+    let got = super::give_new_frames(
+        &mut m.mmu.frames,
+        &mut m.mmu.mem,
+        DOM,
+        ALL + 16,
+        2,
+        |_| Some(run),
+        |back| released.extend(back),
+    );
+    assert_eq!(got, None);
+    assert_eq!(released, vec![run, run + 1, run + 3]);
+    assert!((run..run + 2).all(|f| m.owner(f) == Owner::Hypervisor), "the frames given back");
+    assert_eq!(m.owner(run + 2), Owner::Domain(OTHER));
+    assert_eq!(m.mmu.frames.pages_of(DOM), ALL, "nothing given");
+    // Past the limit, the source is never asked.
+    let got = super::give_new_frames(&mut m.mmu.frames, &mut m.mmu.mem, DOM, ALL, 0, |_| panic!("asked"), |_| {});
+    assert_eq!(got, None);
 }

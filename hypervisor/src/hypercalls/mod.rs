@@ -8,7 +8,7 @@ pub mod domctl;
 mod evtchn;
 mod grant;
 mod handlers;
-mod memory;
+pub mod memory;
 mod mmu;
 #[cfg(test)]
 mod testing;
