@@ -59,5 +59,4 @@ fn domain_bench_prints_every_figure() {
     for m in ["evtchn_roundtrip", "grant_copy_4k", "local_copy_4k", "grant_map_unmap", "sched_yield_roundtrip"] {
         assert!(cycles(m) > 0, "{m}");
     }
-    assert!(cycles("grant_copy_4k") > cycles("local_copy_4k"), "a hypercall copy costs more than a memcpy");
 }

@@ -94,7 +94,7 @@ fn guest_mmu_on_ours_in_a_5_gib_dom0() {
         .timeout_secs(120)
         .expect_exit(EXIT_SUCCESS)
         .expect_line("2621440 pages (10240 MiB)")
-        .expect_line("guest-kernel: memory ")
+        .expect_line("guest-kernel: memory 2621440 pages (10485760 KiB)")
         .expect_line("Hardware domain shut down: ending the machine (success).")
         .run();
 }

@@ -199,8 +199,8 @@ pub fn crash(si: &StartInfo, by_shutdown: bool) -> ShutdownRequest {
     check!(
         log,
         "bind the peer's port, map its grant writable, write, signal",
-        "a port, status 0, send 0",
-        port.is_ok() && st == GNTST_OKAY && sent == Ok(0),
+        "a port, status 0, an extra port, send 0",
+        port.is_ok() && st == GNTST_OKAY && extra.is_ok() && sent == Ok(0),
         "port {}, map {st} handle {handle}, extra port {}, send {}",
         ret_of(port.map(u64::from)),
         ret_of(extra.map(u64::from)),

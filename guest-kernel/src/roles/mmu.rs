@@ -35,6 +35,8 @@ use crate::println;
 pub const SLOT: usize = 8;
 /// The virtual address our L1 covers.
 pub const WINDOW: u64 = (SLOT as u64) << 21;
+/// What the data page holds at offset 0 while the window is checked.
+const WINDOW_MARKER: u64 = 0x6d6d_755f_7769_6e64;
 
 /// The boot page-table frame with machine frame `mfn` (the builder maps them all, read-only,
 /// at `pt_base + i * 4096`; found through the P2M).
@@ -94,6 +96,9 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         ret_of(p),
         ret_of(again)
     );
+    // A marker in the data page, so that the window is seen to map that page, not any zeroed one.
+    // SAFETY: `data` is our own pool page, mapped writable.
+    unsafe { (data.va as *mut u64).write_volatile(WINDOW_MARKER) };
     let hook = set_entry(l2.mfn, SLOT, pte_rw(l1.mfn, pte::USER));
     // SAFETY: WINDOW maps `data` now (entry 0 of our L1); it is ours.
     let via = unsafe { (WINDOW as *mut u64).read_volatile() };
@@ -101,7 +106,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         log,
         "mmu_update: hook the L1 into the boot L2",
         "0 and the window maps the data page",
-        hook == Ok(0) && via == 0,
+        hook == Ok(0) && via == WINDOW_MARKER,
         "{}",
         ret_of(hook)
     );

@@ -13,7 +13,9 @@ pub fn check_value<'a>(log: &'a str, dom: &str, what: &str) -> &'a str {
     let head = format!("{prefix}check: {what} -> ");
     let line = log
         .lines()
-        .find(|l| l.starts_with(&head) || l.contains(&format!("] {head}")) || l.contains(&head))
+        // dom0's lines have no "(dN) " prefix: only a line that starts with the check (or
+        // follows a timestamp) is dom0's, not a domU line with the same words.
+        .find(|l| l.starts_with(&head) || l.contains(&format!("] {head}")) || (!dom.is_empty() && l.contains(&head)))
         .unwrap_or_else(|| panic!("no check line '{head}'"));
     let v = &line[line.find(&head).unwrap() + head.len()..];
     assert!(v.ends_with(" ok"), "check failed: {line}");
