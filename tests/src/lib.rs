@@ -23,12 +23,15 @@ pub const FRAMES_KEPT: &str = "frame(s) kept, from";
 pub const XEN_POWEROFF: i32 = 0;
 /// Status the harness reports when Xen reports that dom0 crashed ("Hardware Dom0 crashed").
 pub const XEN_DOM0_CRASHED: i32 = 3;
+/// Status the harness reports when Xen restarts after dom0's reboot, watchdog or other
+/// shutdown ("Hardware Dom0 shutdown: ..."): not a poweroff.
+pub const XEN_DOM0_REBOOTED: i32 = 4;
 
 /// Lines on which a Xen run is over, with the status the harness reports for each.
 const XEN_END_LINES: [(&str, i32); 3] = [
     ("Hardware Dom0 halted", XEN_POWEROFF),
     ("Hardware Dom0 crashed", XEN_DOM0_CRASHED),
-    ("Hardware Dom0 shutdown", XEN_POWEROFF),
+    ("Hardware Dom0 shutdown", XEN_DOM0_REBOOTED),
 ];
 
 /// Which hypervisor a scenario boots.
@@ -359,6 +362,7 @@ pub fn describe_status(hv: Hv, status: i32) -> &'static str {
         (Hv::Ours, 0) => "no exit-port write: triple fault or reset",
         (Hv::Xen, XEN_POWEROFF) => "dom0 halted or powered off",
         (Hv::Xen, XEN_DOM0_CRASHED) => "dom0 crashed",
+        (Hv::Xen, XEN_DOM0_REBOOTED) => "dom0 rebooted (or another shutdown than poweroff)",
         _ => "unexpected status",
     }
 }

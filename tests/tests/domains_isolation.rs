@@ -241,6 +241,11 @@ fn each_domain_keeps_its_own_segment_selectors_and_bases() {
         .expect_line("No domains left")
         .run();
     let log = &out.log;
+    // The yields did switch between them: both had started before either finished its rounds.
+    let at = |line: &str| log.find(line).unwrap_or_else(|| panic!("no '{line}'"));
+    let started = at("(d1) check: data selectors").max(at("(d2) check: data selectors"));
+    let finished = at("(d1) check: own selectors").min(at("(d2) check: own selectors"));
+    assert!(started < finished, "one domain ran all its rounds before the other started");
     for d in ["d1", "d2"] {
         assert!(log.contains(&format!("({d}) segments: 3 passed, 0 failed")), "{d} summary");
         assert_eq!(check_value(log, d, "data selectors of a new domain"), "0x0 0x0 0x0 0x0");
