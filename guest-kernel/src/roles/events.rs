@@ -199,7 +199,11 @@ fn timers(log: &mut CheckLog, b: &EventBits) {
     let first = TIMER_TICKS.load(Ordering::SeqCst);
     let mut rearmed_ok = true;
     events::unmask_events();
-    while events::now() < start + 60 * MS {
+    // 60 ms, longer (up to 300 ms) while fewer than 3 ticks came: a host stall of the
+    // emulator can swallow ticks, while a timer that lost its phase at each re-arm never
+    // ticks at all, however long.
+    let ticks_so_far = || TIMER_TICKS.load(Ordering::SeqCst) - first;
+    while events::now() < start + 60 * MS || (ticks_so_far() < 3 && events::now() < start + 300 * MS) {
         rearmed_ok &= events::set_periodic_timer(10 * MS) == Ok(0);
         let next = events::now() + 4 * MS;
         while events::now() < next {
@@ -212,7 +216,7 @@ fn timers(log: &mut CheckLog, b: &EventBits) {
     check!(
         log,
         "set_periodic_timer 10ms again every 4ms for 60ms",
-        "0 each time, at least 3 ticks",
+        "0 each time, at least 3 ticks (the window grows to 300 ms if the host stalls)",
         rearmed_ok && ticks >= 3,
         "{}, at least 3 ticks {}",
         if rearmed_ok { "0" } else { "refused" },
