@@ -45,17 +45,6 @@ mod sealed {
     impl Sealed for crate::version::XenCompileInfo {}
     impl Sealed for crate::version::XenPlatformParameters {}
     impl Sealed for crate::version::XenFeatureInfo {}
-    impl Sealed for crate::event_channel::EvtchnAllocUnbound {}
-    impl Sealed for crate::event_channel::EvtchnBindInterdomain {}
-    impl Sealed for crate::event_channel::EvtchnBindVirq {}
-    impl Sealed for crate::event_channel::EvtchnBindPirq {}
-    impl Sealed for crate::event_channel::EvtchnBindIpi {}
-    impl Sealed for crate::event_channel::EvtchnClose {}
-    impl Sealed for crate::event_channel::EvtchnSend {}
-    impl Sealed for crate::event_channel::EvtchnStatus {}
-    impl Sealed for crate::event_channel::EvtchnBindVcpu {}
-    impl Sealed for crate::event_channel::EvtchnUnmask {}
-    impl Sealed for crate::event_channel::EvtchnReset {}
 }
 
 /// Bytes Xen writes for `xen_version` sub-op `cmd` (0: it takes no buffer), or `None` for
@@ -209,38 +198,30 @@ pub trait EvtchnOp: Copy + sealed::Sealed {
     /// The `EVTCHNOP_*` number that takes this structure.
     const CMD: u32;
 }
-impl EvtchnOp for ev::EvtchnAllocUnbound {
-    const CMD: u32 = ev::EVTCHNOP_ALLOC_UNBOUND;
+/// Ties each `evtchn_*` structure to its sub-op (and seals it).
+macro_rules! evtchn_ops {
+    ($($ty:ident => $cmd:ident),* $(,)?) => {
+        $(
+            impl sealed::Sealed for ev::$ty {}
+            impl EvtchnOp for ev::$ty {
+                const CMD: u32 = ev::$cmd;
+            }
+        )*
+    };
 }
-impl EvtchnOp for ev::EvtchnBindInterdomain {
-    const CMD: u32 = ev::EVTCHNOP_BIND_INTERDOMAIN;
-}
-impl EvtchnOp for ev::EvtchnBindVirq {
-    const CMD: u32 = ev::EVTCHNOP_BIND_VIRQ;
-}
-impl EvtchnOp for ev::EvtchnBindPirq {
-    const CMD: u32 = ev::EVTCHNOP_BIND_PIRQ;
-}
-impl EvtchnOp for ev::EvtchnBindIpi {
-    const CMD: u32 = ev::EVTCHNOP_BIND_IPI;
-}
-impl EvtchnOp for ev::EvtchnClose {
-    const CMD: u32 = ev::EVTCHNOP_CLOSE;
-}
-impl EvtchnOp for ev::EvtchnSend {
-    const CMD: u32 = ev::EVTCHNOP_SEND;
-}
-impl EvtchnOp for ev::EvtchnStatus {
-    const CMD: u32 = ev::EVTCHNOP_STATUS;
-}
-impl EvtchnOp for ev::EvtchnBindVcpu {
-    const CMD: u32 = ev::EVTCHNOP_BIND_VCPU;
-}
-impl EvtchnOp for ev::EvtchnUnmask {
-    const CMD: u32 = ev::EVTCHNOP_UNMASK;
-}
-impl EvtchnOp for ev::EvtchnReset {
-    const CMD: u32 = ev::EVTCHNOP_RESET;
+
+evtchn_ops! {
+    EvtchnAllocUnbound => EVTCHNOP_ALLOC_UNBOUND,
+    EvtchnBindInterdomain => EVTCHNOP_BIND_INTERDOMAIN,
+    EvtchnBindVirq => EVTCHNOP_BIND_VIRQ,
+    EvtchnBindPirq => EVTCHNOP_BIND_PIRQ,
+    EvtchnBindIpi => EVTCHNOP_BIND_IPI,
+    EvtchnClose => EVTCHNOP_CLOSE,
+    EvtchnSend => EVTCHNOP_SEND,
+    EvtchnStatus => EVTCHNOP_STATUS,
+    EvtchnBindVcpu => EVTCHNOP_BIND_VCPU,
+    EvtchnUnmask => EVTCHNOP_UNMASK,
+    EvtchnReset => EVTCHNOP_RESET,
 }
 
 /// `event_channel_op(cmd, arg)` with the `evtchn_*` structure of `cmd` (e.g.
