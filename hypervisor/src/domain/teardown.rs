@@ -187,9 +187,9 @@ impl Machine {
         resched
     }
 
-    /// The end of a teardown: the domain leaves the scheduler and the event channels (peers'
-    /// ports return to Unbound, dom0 gets `VIRQ_DOM_EXC`), and every frame it had goes back
-    /// to the allocator.
+    /// The end of a teardown: the domain leaves the scheduler, its port table (closed at the
+    /// kill) is dropped and dom0 gets `VIRQ_DOM_EXC`, and every frame it had goes back to the
+    /// allocator.
     fn finish_teardown(&mut self, id: u16) {
         let Some(d) = self.domains.remove(&id) else { return };
         if d.counted_poller {

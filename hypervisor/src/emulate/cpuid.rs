@@ -7,7 +7,7 @@
 //! | other basic/extended leaves | zero (Xen returns zeros past the policy's max leaf) |
 //! | 1 | EBX[31:24] (APIC id) cleared; ECX: MONITOR, DS-CPL, VMX, SMX, EIST, TM2, SDBG, xTPR, PDCM, PCID, x2APIC, TSC-deadline cleared, DTES64 cleared, OSXSAVE = virtual CR4.OSXSAVE (or the host's in guest kernel mode, Xen's PV quirk), HYPERVISOR (bit 31) set; EDX: VME, APIC, PSN, DS, ACPI, TM, PBE cleared, MTRR only for the hardware domain |
 //! | 5 (MONITOR), 6 (power), 0xa (PMU) | zero: PV guests cannot use MONITOR/MWAIT, power management or a vPMU |
-//! | 7.0 | EBX: FSGSBASE (the hypervisor keeps the guest's FS/GS bases itself and does not read them back from the CPU), SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP, PT cleared; ECX: UMIP, PKU, OSPKE, WAITPKG cleared (ring-0 or HVM-only features) |
+//! | 7.0 | EBX: FSGSBASE (not enabled in CR4: a guest changes its bases only through `set_segment_base`, the segment-base MSRs and selector loads), SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP, PT cleared; ECX: UMIP, PKU, OSPKE, WAITPKG cleared (ring-0 or HVM-only features) |
 //! | 0x80000001 | ECX: SVM, SKINIT, WDT, LWP cleared |
 //! | 0x40000000 | EAX = 0x40000005 (`XEN_CPUID_MAX_NUM_LEAVES` = 5), "XenVMMXenVMM" |
 //! | 0x40000001 | EAX = version, `0x00040011` for 4.17 |

@@ -12,7 +12,7 @@
 //! | [`Outcome::Emulated`] | advanced | resumes the guest |
 //! | [`Outcome::ReflectGp`] | unchanged | bounces `#GP(code)` to the guest (its trap table) |
 //! | [`Outcome::ReflectUd`] | unchanged | bounces `#UD` (no error code) |
-//! | [`Outcome::Block`] | advanced | blocks the vCPU until an event is pending (`hlt`) |
+//! | [`Outcome::Block`] | advanced | blocks the vCPU until an event is pending (`hlt`, only with `DomainPolicy::hlt_blocks`; the machine leaves it off, so `hlt` is `#GP(0)` as on Xen 4.17) |
 //! | [`Outcome::FpuTaskSwitch`] | advanced | sets/clears hardware `CR0.TS` (`VcpuState::cr0_ts` is already set) |
 //! | [`Outcome::SegmentBases`] | advanced | loads the hardware FS/GS bases from `VcpuState` |
 //! | [`Outcome::Cr4Changed`] | advanced | loads the guest's TSD into the real CR4 while this vCPU runs (DE and OSXSAVE stay virtual) |

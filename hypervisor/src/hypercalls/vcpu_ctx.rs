@@ -1,5 +1,6 @@
 //! Hypercalls that set up a vCPU's virtual CPU state: the virtual IDT, callbacks, the kernel
-//! stack, segment bases and the virtual CR0.TS (digest §2.3, §3.2, §3.5).
+//! stack, segment bases, the virtual CR0.TS and the virtual debug registers (digest §2.3,
+//! §3.2, §3.5).
 
 use super::{Env, Outcome};
 use crate::vcpu::{is_canonical, Callback, TrapSlot};
