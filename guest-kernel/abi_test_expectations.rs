@@ -58,4 +58,12 @@ const ABI_TEST_CHECKS: &[&str] = &[
     "check: grant_table_op set_version 1 -> 0 version 1 ok",
     "check: evtchn bind_ipi until the 2-level table is full -> ENOSPC, last port 4095, after 4095 new ports ok",
     "check: evtchn reset of the full table -> 0, status 0 of port 4095, bind_ipi 0 port 1 ok",
+    "check: map ref 100000 of our own table (beyond it) -> -3 (GNTST_bad_gntref) ok",
+    "check: map a grant of domain 77 (no such domain) -> -2 (GNTST_bad_domain) ok",
+    "check: unmap a forged handle 777 -> -4 (GNTST_bad_handle) ok",
+    "check: setup_table of 4096 grant frames (beyond max_grant_frames) -> -1 (GNTST_general_error) ok",
+    "check: send on a port never allocated -> -22 (EINVAL) ok",
+    "check: close a port never allocated -> -22 (EINVAL) ok",
+    "check: send on port 5000 (beyond the 2-level ABI) -> -22 (EINVAL) ok",
+    "check: unmask port 5000 -> -22 (EINVAL) ok",
 ];

@@ -45,6 +45,7 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     grant_table(&mut log);
     // Last: it closes every port, the kernel's own bindings too.
     reset_of_a_full_port_table(&mut log);
+    super::abi_refusals::run(&mut log);
 
     println!("abi-test: {} passed, {} failed", log.passed, log.failed);
     if log.all_passed() {

@@ -10,6 +10,7 @@ macro_rules! check {
     }};
 }
 
+pub mod abi_refusals;
 pub mod abi_test;
 pub mod attacks;
 pub mod bench;
