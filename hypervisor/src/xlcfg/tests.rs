@@ -158,6 +158,7 @@ fn errors_display_file_line_reason() {
 fn arbitrary_bytes_never_panic() {
     let seed_text = "name = 'a' # c\nmemory = 0x40; disk = [ \"x\\\"\", 'y',\n ]\nkernel='k'\n";
     let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut parsed = 0u32;
     for round in 0..3000 {
         let mut bytes = seed_text.as_bytes().to_vec();
         for _ in 0..(round % 5 + 1) {
@@ -166,10 +167,15 @@ fn arbitrary_bytes_never_panic() {
             let specials = b"'\"[],;=#\n\\+0x ";
             bytes[at] = specials.get((seed >> 20) as usize % 20).copied().unwrap_or((seed >> 8) as u8);
         }
-        bytes.truncate((seed >> 40) as usize % (bytes.len() + 1));
+        // Cut short in a quarter of the rounds only: the others keep `kernel` (the last
+        // key), so a good share still parses and the checks after the syntax run too.
+        if round % 4 == 0 {
+            bytes.truncate((seed >> 40) as usize % (bytes.len() + 1));
+        }
         let text = std::string::String::from_utf8_lossy(&bytes);
-        let _ = DomainConfig::parse(&text, round % 2 == 0);
+        parsed += u32::from(DomainConfig::parse(&text, round % 2 == 0).is_ok());
     }
+    assert!(parsed >= 100, "only {parsed} of 3000 mutated configs parsed: the semantic checks went untested");
 }
 
 fn outcome_names<'a>(outcomes: &'a [ConfigOutcome<'a>]) -> Vec<(&'a str, Option<u16>)> {
