@@ -84,7 +84,9 @@ impl Errno {
     }
 
     /// Splits a raw hypercall return value: negative values in Xen's error range (-1..=-4095)
-    /// become `Err`, everything else is `Ok` (some calls return positive data).
+    /// become `Err`, everything else is `Ok` (some calls return positive data). A call whose
+    /// data may itself fall in that range cannot be told from an error this way:
+    /// `get_debugreg` of a breakpoint address in the last page of the address space, say.
     pub const fn check(ret: i64) -> Result<u64, Errno> {
         if ret < 0 && ret >= -4095 {
             Err(Errno(-ret as i32))

@@ -96,8 +96,8 @@ pub const ARCH_1: u64 = 49;
 /// `arch_7`, the last architecture-specific slot.
 pub const ARCH_7: u64 = 55;
 
-/// Numbers at or above this are never valid hypercalls (`-ENOSYS`); also the number of
-/// 32-byte stubs Xen's PV64 dispatch table has room for.
+/// Numbers at or above this are never valid hypercalls (`-ENOSYS`): the size of Xen's PV64
+/// dispatch table. (The hypercall page itself holds 128 stubs of 32 bytes.)
 pub const NR_HYPERCALLS: u64 = 64;
 
 /// Size of one hypercall-page stub: stub `n` is at `page + n * HYPERCALL_STUB_SIZE`.

@@ -134,7 +134,8 @@ pub fn sched_remote_shutdown(domain_id: u16, reason: u32) -> Result<u64, Errno> 
 }
 
 /// `sched_op(SCHEDOP_poll)` on `ports`, until one is pending or system time `timeout_ns`
-/// (absolute, 0 = no timeout) passes. Xen's system time is signed: a `timeout_ns` of 2^63 or
+/// (absolute, 0 = no timeout) passes. Xen returns at once while an event upcall is due
+/// (`evtchn_upcall_pending` set and events unmasked), so poll with events masked. Xen's system time is signed: a `timeout_ns` of 2^63 or
 /// more (`u64::MAX` included) is in the past and ends the poll at once, so pass 0 to wait
 /// without a deadline.
 pub fn sched_poll(ports: &[ev::EvtchnPort], timeout_ns: u64) -> Result<u64, Errno> {
@@ -170,7 +171,8 @@ pub fn set_timer_op(timeout_abs_ns: u64) -> Result<u64, Errno> {
     Errno::check(unsafe { raw::hypercall1(nr::SET_TIMER_OP, timeout_abs_ns) })
 }
 
-/// `vcpu_op(VCPUOP_set_singleshot_timer, vcpu, {timeout, flags})`.
+/// `vcpu_op(VCPUOP_set_singleshot_timer, vcpu, {timeout, flags})`. Xen refuses (`-EINVAL`)
+/// a `vcpu_id` other than the calling vCPU's.
 pub fn vcpu_set_singleshot_timer(vcpu_id: u32, timeout_abs_ns: u64, flags: u32) -> Result<u64, Errno> {
     let arg = VcpuSetSingleshotTimer { timeout_abs_ns, flags };
     // SAFETY: `arg` is a valid structure Xen only reads.

@@ -27,7 +27,7 @@ impl HypercallPage {
         self.base
     }
 
-    /// The 32 bytes of stub `nr`.
+    /// The 32 bytes of stub `nr` (taken modulo 128, the page's stub count).
     pub fn stub_bytes(&self, nr: u64) -> &[u8; HYPERCALL_STUB_SIZE] {
         // SAFETY: `new`'s contract: the page is mapped and readable; nr < 128 keeps the
         // 32-byte stub inside it.
@@ -46,7 +46,8 @@ impl HypercallPage {
     /// Hypercall `nr` with up to five arguments, through stub `nr`.
     ///
     /// # Safety
-    /// As [`super::raw::hypercall5`]; `nr` must not be `iret` (that stub does not return).
+    /// As [`super::raw::hypercall5`]; `nr` must be below 128 (the page holds 128 stubs) and
+    /// must not be `iret` (that stub does not return).
     #[inline(always)]
     pub unsafe fn call5(&self, nr: u64, a1: u64, a2: u64, a3: u64, a4: u64, a5: u64) -> i64 {
         let ret: i64;
