@@ -561,12 +561,11 @@ impl Machine {
     /// must be delivered to the guest after all, else whether to reschedule and whether the
     /// instruction retired (it may have to run again, or the vCPU blocked in it).
     fn emulate(&mut self, frame: &mut TrapFrame, vector: u8) -> Option<(bool, bool)> {
-        let retired = |resched: Option<bool>| resched.map(|r| (r, true));
+        // Retired, and nothing to reschedule for.
+        const RETIRED: Option<(bool, bool)> = Some((false, true));
         let mut bytes = [0u8; 15];
         let n = self.instruction_bytes(frame.rip, &mut bytes);
         let d = self.domains.get_mut(&self.current).expect("current domain is live");
-        // The emulated rdmsr and wrmsr of the segment-base MSRs read and change the copies.
-        refresh_segment_state(&mut d.vcpu);
         let mut ctx = Context { vcpu: &mut d.vcpu, state: &mut d.priv_state, policy: &d.policy, vcpu_id: 0 };
         let outcome = if vector == vcpu::VECTOR_GP {
             emulate::emulate_privileged(&mut ctx, &mut Hardware, frame, &bytes[..n])
@@ -574,20 +573,20 @@ impl Machine {
             emulate::emulate_invalid_op(&mut ctx, &mut Hardware, frame, &bytes[..n])
         };
         match outcome {
-            emulate::Outcome::Emulated => retired(Some(false)),
+            emulate::Outcome::Emulated => RETIRED,
             emulate::Outcome::Cr4Changed(cr4) => {
                 cpu::set_guest_tsd(cr4 & emulate::cr4::TSD != 0);
-                retired(Some(false))
+                RETIRED
             }
             emulate::Outcome::ReflectGp(_) | emulate::Outcome::ReflectUd => None,
             emulate::Outcome::Block => Some((self.block_current(), false)),
             emulate::Outcome::FpuTaskSwitch(ts) => {
                 fpu::set_task_switched(ts);
-                retired(Some(false))
+                RETIRED
             }
             emulate::Outcome::SegmentBases => {
                 apply_segment_state(&self.cur().vcpu);
-                retired(Some(false))
+                RETIRED
             }
             emulate::Outcome::SwitchKernelRoot { mfn, len } => {
                 // An MMU entry of its own, as a hypercall's: a budget, pending releases first.
@@ -602,7 +601,7 @@ impl Machine {
                 match result {
                     Some(Ok(())) => {
                         emulate::advance(frame, len as usize);
-                        retired(Some(false))
+                        RETIRED
                     }
                     // Out of budget: the instruction runs again, resuming where this stopped
                     // (Xen's X86EMUL_RETRY).

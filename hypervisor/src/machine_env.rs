@@ -403,6 +403,11 @@ pub struct Hardware;
 const READABLE_HOST_MSRS: [u32; 2] = [0x1a0 /* MISC_ENABLE */, 0xc000_0080 /* EFER */];
 
 impl Platform for Hardware {
+    fn refresh_segment_state(&mut self, vcpu: &mut VcpuState) {
+        // Only the running vCPU reaches the emulator: its state is the CPU's.
+        crate::guest_traps::refresh_segment_state(vcpu);
+    }
+
     fn port_in(&mut self, port: u16, size: u8) -> u32 {
         cpu::port_in(port, size)
     }

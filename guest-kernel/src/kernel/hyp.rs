@@ -50,6 +50,14 @@ pub fn get_debugreg(reg: u32) -> Result<u64, Errno> {
     Errno::check(unsafe { raw::hypercall1(nr::GET_DEBUGREG, reg as u64) })
 }
 
+/// The virtual DR6 (`get_debugreg(6)`), reset to its default afterwards (`set_debugreg(6,
+/// 0)`), as a debugger takes a #DB's conditions. `Err` if either call is refused.
+pub fn take_dr6() -> Result<u64, Errno> {
+    let dr6 = get_debugreg(6)?;
+    set_debugreg(6, 0)?;
+    Ok(dr6)
+}
+
 /// `set_debugreg(reg, value)`.
 pub fn set_debugreg(reg: u32, value: u64) -> Result<u64, Errno> {
     // SAFETY: the kernel arms no breakpoints it relies on; DR6 only records conditions.

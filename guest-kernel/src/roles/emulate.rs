@@ -96,8 +96,7 @@ fn single_step_over_an_emulated_instruction(log: &mut CheckLog) {
     let before = hyp::get_debugreg(6);
     let (v, t) = traps_of(|| insn::cpuid_forced_stepped(0x4000_0000));
     let at_next = trap::last_seen().frame.rip == insn::cpuid_forced_stepped_after();
-    let after = hyp::get_debugreg(6);
-    let _ = hyp::set_debugreg(6, 0);
+    let after = hyp::take_dr6();
     check!(
         log,
         "single step over a forced cpuid: the #DB, DR6 before and after",

@@ -317,14 +317,6 @@ fn read_through_gs(offset: u64) -> u64 {
     r
 }
 
-/// The %gs selector.
-fn gs_selector() -> u16 {
-    let gs: u16;
-    // SAFETY: reading a segment register has no side effect.
-    unsafe { core::arch::asm!("mov {0:x}, gs", out(reg) gs, options(nomem, nostack, preserves_flags)) };
-    gs
-}
-
 /// The kernel's GS base set with `set_segment_base` to V's address minus W's, then %gs loaded
 /// with a flat selector by the kernel itself (the CPU takes the descriptor's base, 0, so
 /// %gs:W reads W), then a user process run: the base the kernel loaded must survive the two
@@ -351,9 +343,9 @@ fn gs_loaded_by_the_kernel(log: &mut CheckLog) {
         "{given:#x} {loaded:#x} {after_user:#x}"
     );
     let flat = hyp::set_segment_base(SEGBASE_GS_USER_SEL, 0xe028);
-    let flat_sel = gs_selector();
+    let flat_sel = super::segments::selectors()[3];
     let bad = hyp::set_segment_base(SEGBASE_GS_USER_SEL, 0x1234);
-    let bad_sel = gs_selector();
+    let bad_sel = super::segments::selectors()[3];
     check!(
         log,
         "SEGBASE_GS_USER_SEL of 0xe028, then of 0x1234 (no such descriptor)",

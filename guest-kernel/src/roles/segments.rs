@@ -30,7 +30,7 @@ static mut FS_WORD: u64 = 0;
 static mut GS_WORDS: [u64; 2] = [0; 2];
 
 /// DS, ES, FS and GS.
-fn selectors() -> [u16; 4] {
+pub fn selectors() -> [u16; 4] {
     let (ds, es, fs, gs): (u16, u16, u16, u16);
     // SAFETY: reading segment registers has no side effect.
     unsafe {

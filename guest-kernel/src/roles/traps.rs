@@ -159,8 +159,7 @@ pub fn run(si: &StartInfo) -> ShutdownRequest {
         exception(&mut log, c);
     }
     // The single-step case left its condition in the virtual DR6, where a debugger looks.
-    let dr6 = hyp::get_debugreg(6);
-    let _ = hyp::set_debugreg(6, 0);
+    let dr6 = hyp::take_dr6();
     check!(
         log,
         "DR6 after the cases (get_debugreg): the single step recorded",

@@ -62,6 +62,9 @@ pub trait Platform {
     fn xsetbv(&mut self, _xcr: u32, _value: u64) -> bool {
         false
     }
+    /// Brings `vcpu`'s segment bases (and selectors) up to date from the CPU, which holds
+    /// them while the vCPU runs: before an emulated segment-base MSR reads or changes them.
+    fn refresh_segment_state(&mut self, _vcpu: &mut VcpuState) {}
 }
 
 /// Per-domain rules.

@@ -80,7 +80,7 @@ fn has_rdtscp(platform: &mut dyn Platform) -> bool {
 }
 
 /// `rdmsr`: the value, or `None` for `#GP(0)`.
-pub(super) fn read(ctx: &Context<'_>, platform: &mut dyn Platform, nr: u32) -> Option<u64> {
+pub(super) fn read(ctx: &mut Context<'_>, platform: &mut dyn Platform, nr: u32) -> Option<u64> {
     let v = match nr {
         index::IA32_TSC => Some(platform.tsc()),
         index::APIC_BASE => {
@@ -90,9 +90,14 @@ pub(super) fn read(ctx: &Context<'_>, platform: &mut dyn Platform, nr: u32) -> O
         index::CR_PAT => Some(XEN_MSR_PAT),
         index::PERF_CAPABILITIES => Some(0),
         index::EFER => platform.read_msr(nr).map(guest_efer),
-        index::FS_BASE => Some(ctx.vcpu.fs_base),
-        index::GS_BASE => Some(ctx.vcpu.gs_base_kernel),
-        index::SHADOW_GS_BASE => Some(ctx.vcpu.gs_base_user),
+        index::FS_BASE | index::GS_BASE | index::SHADOW_GS_BASE => {
+            platform.refresh_segment_state(ctx.vcpu);
+            Some(match nr {
+                index::FS_BASE => ctx.vcpu.fs_base,
+                index::GS_BASE => ctx.vcpu.gs_base_kernel,
+                _ => ctx.vcpu.gs_base_user,
+            })
+        }
         index::TSC_AUX if has_rdtscp(platform) => Some(ctx.state.tsc_aux as u64),
         _ => None,
     };
@@ -112,6 +117,8 @@ pub(super) fn write(ctx: &mut Context<'_>, platform: &mut dyn Platform, nr: u32,
             if !is_canonical(value) {
                 return GP;
             }
+            // The other two as the guest has them now: `SegmentBases` loads all three.
+            platform.refresh_segment_state(ctx.vcpu);
             let v = &mut *ctx.vcpu;
             match nr {
                 index::FS_BASE => v.fs_base = value,

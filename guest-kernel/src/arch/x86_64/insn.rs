@@ -218,12 +218,7 @@ core::arch::global_asm!(
     "arch_cpuid_forced_stepped_site:",
     "    .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e, 0x0f, 0xa2",
     "arch_cpuid_forced_stepped_after:",
-    "    mov [r8], eax",
-    "    mov [r8 + 4], ebx",
-    "    mov [r8 + 8], ecx",
-    "    mov [r8 + 12], edx",
-    "    pop rbx",
-    "    ret",
+    "    jmp arch_cpuid_forced_after", // the same stores through r8, rbx popped
     "FIXUP arch_cpuid_forced_stepped_site, arch_cpuid_forced_stepped_after",
     // arch_rdmsr(msr = edi) -> rax
     ".global arch_rdmsr",
