@@ -1,6 +1,7 @@
 //! The hypercall environment of the running domain ([`Env`] for [`Machine`]) and the
 //! hardware access the privileged-instruction emulator needs ([`Platform`]).
 
+use crate::arch::x86_64::paging::DirectMap;
 use crate::arch::x86_64::{cpu, guest_copy, serial};
 use crate::domain::{GuestTables, Machine};
 use hypercall_abi::domctl::{XEN_DOMINF_BLOCKED, XEN_DOMINF_DYING, XEN_DOMINF_PAUSED, XEN_DOMINF_RUNNING};
@@ -189,24 +190,11 @@ impl Env for Machine {
     }
 
     fn grants(&mut self) -> Option<GrantAccess<'_>> {
-        // Grant mappings change page tables: as for `mmu`.
-        self.guest_tables.set(GuestTables::Walk);
-        let running_elsewhere = RunningElsewhere::new(self.running_elsewhere());
-        let d = self.domains.get_mut(&self.current)?;
-        let rights = DomainRights { id: d.id, io_capable: d.privileged };
-        Some(GrantAccess {
-            tables: &mut self.grants,
-            mmu: hypervisor::mm::Mmu::new(
-                &mut self.frames,
-                &mut self.mem,
-                &self.hypervisor_slots,
-                rights,
-                &mut d.vcpu.paging,
-            ),
-            pool: &mut self.grant_pool,
-            privileged: d.privileged,
-            running_elsewhere,
-        })
+        self.grant_access().map(GrantAccess::erase)
+    }
+
+    fn copy_grants(&mut self, span: &GuestSpan, count: usize) -> Option<bool> {
+        self.grant_access().map(|mut grants| grants.copy_span(span, count))
     }
 
     fn domain_control(&mut self) -> Option<&mut dyn DomainControl> {
@@ -242,6 +230,30 @@ impl Env for Machine {
 }
 
 impl Machine {
+    /// The grant tables with the calling vCPU's MMU over the machine's own memory type
+    /// (see `GrantAccess`).
+    fn grant_access(&mut self) -> Option<GrantAccess<'_, DirectMap>> {
+        // Grant mappings change page tables: as for `mmu`.
+        self.guest_tables.set(GuestTables::Walk);
+
+        let running_elsewhere = RunningElsewhere::new(self.running_elsewhere());
+        let d = self.domains.get_mut(&self.current)?;
+        let rights = DomainRights { id: d.id, io_capable: d.privileged };
+        Some(GrantAccess {
+            tables: &mut self.grants,
+            mmu: hypervisor::mm::Mmu::new(
+                &mut self.frames,
+                &mut self.mem,
+                &self.hypervisor_slots,
+                rights,
+                &mut d.vcpu.paging,
+            ),
+            pool: &mut self.grant_pool,
+            privileged: d.privileged,
+            running_elsewhere,
+        })
+    }
+
     /// The PV MMU over the running domain's frames and paging state.
     pub fn current_mmu(&mut self) -> Option<MmuAccess<'_>> {
         let d = self.domains.get_mut(&self.current)?;

@@ -38,6 +38,7 @@
 use super::ops::{check_pin_entry, pin, unpin, PIN_HSTR_INC, PIN_HSTW_INC};
 use super::{DomainGrants, GrantAccess};
 use crate::guest_access::GuestSpan;
+use crate::mm::MachineMemory;
 use core::mem::{offset_of, size_of};
 use hypercall_abi::errno::Errno;
 use hypercall_abi::grant_table::*;
@@ -88,6 +89,7 @@ struct Resolved {
 }
 
 /// Decodes a `gnttab_copy` from its 40 guest bytes.
+#[inline]
 pub fn decode_copy_request(b: &[u8; COPY_REQUEST_SIZE]) -> GnttabCopy {
     let u16_at = |at: usize| u16::from_le_bytes([b[at], b[at + 1]]);
     let u64_at = |at: usize| {
@@ -109,7 +111,7 @@ pub fn decode_copy_request(b: &[u8; COPY_REQUEST_SIZE]) -> GnttabCopy {
     }
 }
 
-impl GrantAccess<'_> {
+impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
     /// One `GNTTABOP_copy` request; returns its status. Refusals, in Xen's order:
     /// * `GNTST_permission_denied`: a frame (not gref) side names a domain other than
     ///   `DOMID_SELF`;
@@ -167,15 +169,15 @@ impl GrantAccess<'_> {
             return true;
         }
         let mut resolved = Resolved::default();
-        // A buffer sized for the list: zeroing a whole chunk's buffer for one request would
-        // cost more than the request.
-        if count == 1 {
-            self.copy_chunk::<1>(span, 0, 1, &mut resolved);
-            return true;
-        }
+        // The buffer leaves the tables for the length of the batch, so that the checks can
+        // read them while it is written.
+        let mut list = core::mem::take(&mut self.tables.copy_list);
+        list.resize(CHUNK * COPY_REQUEST_SIZE, 0);
         for first in (0..count).step_by(CHUNK) {
-            self.copy_chunk::<CHUNK>(span, first, CHUNK.min(count - first), &mut resolved);
+            let n = CHUNK.min(count - first);
+            self.copy_chunk(span, first, &mut list[..n * COPY_REQUEST_SIZE], &mut resolved);
         }
+        self.tables.copy_list = list;
         true
     }
 
@@ -185,19 +187,19 @@ impl GrantAccess<'_> {
         self.tables.table_frames(self.caller()).is_some_and(|frames| frames.iter().any(|&f| span.holds(f)))
     }
 
-    /// Requests `first..first + n` (`n <= N`) of [`copy_span`](Self::copy_span)'s list.
-    fn copy_chunk<const N: usize>(&mut self, span: &GuestSpan, first: usize, n: usize, resolved: &mut Resolved) {
-        let mut buffer = [[0u8; COPY_REQUEST_SIZE]; N];
-        let list = buffer[..n].as_flattened_mut();
+    /// The requests of [`copy_span`](Self::copy_span)'s list from request `first` on, as
+    /// many as `list` (the buffer) holds.
+    fn copy_chunk(&mut self, span: &GuestSpan, first: usize, list: &mut [u8], resolved: &mut Resolved) {
         let at = first * COPY_REQUEST_SIZE;
         span.read(&*self.mmu.mem, at, list);
-        for k in 0..n {
-            let request = &list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE];
-            let op = decode_copy_request(request.try_into().expect("one request"));
+        for k in 0..list.len() / COPY_REQUEST_SIZE {
+            let request: &[u8; COPY_REQUEST_SIZE] =
+                list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE].try_into().expect("one request");
+            let op = decode_copy_request(request);
             let status = if self.needs_pins(&op) {
                 // May read or write the list's frames: as an in-list copy below.
                 span.write(&mut *self.mmu.mem, at, list);
-                let status = self.copy_pinned(&op);
+                let status = self.copy_pinned(&decode_copy_request(request));
                 span.read(&*self.mmu.mem, at, list);
                 status
             } else {

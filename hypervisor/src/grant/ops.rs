@@ -235,7 +235,7 @@ pub(super) fn unpin<M: MachineMemory + ?Sized>(
     }
 }
 
-impl GrantAccess<'_> {
+impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
     /// The calling domain.
     pub fn caller(&self) -> DomId {
         self.mmu.domain.id

@@ -168,11 +168,8 @@ fn copy(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     let Some(span) = span else {
         return batch(env, a, COPY_REQUEST_SIZE, copy_one);
     };
-    match env.grants() {
-        Some(mut grants) => {
-            grants.copy_span(&span, this as usize);
-        }
-        None => return ret(Err(Errno::ENOSYS)),
+    if env.copy_grants(&span, this as usize).is_none() {
+        return ret(Err(Errno::ENOSYS));
     }
     done_or_continue(a, this, COPY_REQUEST_SIZE)
 }

@@ -270,6 +270,13 @@ pub trait Env {
     fn grants(&mut self) -> Option<crate::grant::GrantAccess<'_>> {
         None
     }
+    /// Runs the `count` `gnttab_copy` requests `span` holds
+    /// ([`GrantAccess::copy_span`](crate::grant::GrantAccess::copy_span)); `None` if the grant
+    /// tables are unavailable. The machine overrides it to run the batch over its own memory
+    /// type, so that the per-request memory accesses need no indirect call.
+    fn copy_grants(&mut self, span: &crate::guest_access::GuestSpan, count: usize) -> Option<bool> {
+        self.grants().map(|mut grants| grants.copy_span(span, count))
+    }
 }
 
 /// One entry of the hypercall table.

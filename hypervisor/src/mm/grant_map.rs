@@ -62,6 +62,7 @@ impl FrameTable {
     /// Whether [`get_grant_ref`](Self::get_grant_ref) would succeed now, with its error if
     /// not; changes nothing. A grant copy, which holds its frames only while the hypervisor
     /// runs it (see `crate::grant`'s copy), checks with this instead of taking references.
+    #[inline]
     pub fn check_grant_ref(&self, mfn: u64, owner: DomId, writable: bool) -> Result<(), MmuError> {
         let f = self
             .get(mfn)

@@ -36,6 +36,14 @@ const fn refused(errno: Errno, reason: &'static str) -> MmuError {
     MmuError::new(errno, reason)
 }
 
+impl<'a, M: MachineMemory + 'a> Mmu<'a, M> {
+    /// The same MMU over type-erased memory ([`MmuAccess`]).
+    pub fn erase(self) -> MmuAccess<'a> {
+        let Self { frames, mem, hypervisor_slots, domain, paging } = self;
+        Mmu { frames, mem, hypervisor_slots, domain, paging }
+    }
+}
+
 impl<'a, M: MachineMemory + ?Sized> Mmu<'a, M> {
     /// Bundles the state for one operation.
     pub fn new(

@@ -226,6 +226,7 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
             &value.to_le_bytes(),
         );
     }
+    #[inline]
     fn read_entry(&self, mfn: u64, index: usize) -> u64 {
         hypervisor::guest_access::MachineAccess::read_u64(self, (mfn << 12) + index as u64 * 8).unwrap_or(0)
     }
@@ -240,9 +241,11 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
             word.fetch_and(!bits, Ordering::SeqCst);
         }
     }
+    #[inline]
     fn read_frame_bytes(&self, mfn: u64, offset: usize, out: &mut [u8]) {
         let _ = hypervisor::guest_access::MachineAccess::read_bytes(self, (mfn << 12) + offset as u64, out);
     }
+    #[inline]
     fn copy_frame_bytes(&mut self, src: u64, src_offset: usize, dst: u64, dst_offset: usize, len: usize) {
         let (from, to) = ((src << 12) + src_offset as u64, (dst << 12) + dst_offset as u64);
         // Both ranges end inside the direct map exactly if the higher one does (one check
@@ -266,6 +269,7 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
             unsafe { core::ptr::copy(src_ptr as *const u8, dst_ptr as *mut u8, len) };
         }
     }
+    #[inline]
     fn write_frame_bytes(&mut self, mfn: u64, offset: usize, bytes: &[u8]) {
         let _ = hypervisor::guest_access::MachineAccess::write_bytes(self, (mfn << 12) + offset as u64, bytes);
     }
