@@ -196,7 +196,9 @@ impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
             let request: &[u8; COPY_REQUEST_SIZE] =
                 list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE].try_into().expect("one request");
             let op = decode_copy_request(request);
-            let status = if self.needs_pins(&op) {
+            let status = if self.copy_usual(&op, resolved, span) {
+                GNTST_OKAY
+            } else if self.needs_pins(&op) {
                 // May read or write the list's frames: as an in-list copy below.
                 span.write(&mut *self.mmu.mem, at, list);
                 let status = self.copy_pinned(&decode_copy_request(request));
@@ -221,6 +223,84 @@ impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
             list[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
         }
         span.write(&mut *self.mmu.mem, at, list);
+    }
+
+    /// The usual request of a batch, run if it passes checks it can make without building
+    /// anything: one side a grant nobody has pinned, or both sides frames of the caller;
+    /// no granter running elsewhere; no side in the list's own frames. Whether it ran;
+    /// `false` leaves everything as it was (except memos of sides that passed, which
+    /// [`Self::check_copy`] would reuse anyway), and `check_copy` then decides the request,
+    /// with Xen's exact refusal if it is one. Every check here is one of `check_copy`'s,
+    /// so whatever runs here would run there, with the same frames.
+    #[inline(always)]
+    fn copy_usual(&mut self, op: &GnttabCopy, resolved: &mut Resolved, span: &GuestSpan) -> bool {
+        let src_gref = op.flags & GNTCOPY_SOURCE_GREF != 0;
+        let dst_gref = op.flags & GNTCOPY_DEST_GREF != 0;
+        let len = usize::from(op.len);
+        let (src_off, dst_off) = (usize::from(op.source.offset), usize::from(op.dest.offset));
+        // Two grants may be the same one, checked with the source's pin counted.
+        if !self.running_elsewhere.is_empty() | (src_gref & dst_gref) | (src_off + len > PAGE) | (dst_off + len > PAGE)
+        {
+            return false;
+        }
+        let Some(src) = self.usual_side(&op.source, src_gref, false, &mut resolved.source, span) else {
+            return false;
+        };
+        let Some(dst) = self.usual_side(&op.dest, dst_gref, true, &mut resolved.dest, span) else {
+            return false;
+        };
+        self.run_copy(op, src, dst);
+        true
+    }
+
+    /// One side of [`Self::copy_usual`]: its frame if it passed before in the batch or
+    /// passes now (then remembered in `memo`), and lies outside the list.
+    #[inline(always)]
+    fn usual_side(
+        &self,
+        side: &GnttabCopyPtr,
+        is_gref: bool,
+        writable: bool,
+        memo: &mut Memo,
+        span: &GuestSpan,
+    ) -> Option<u64> {
+        let key = SideKey::of(side, is_gref);
+        if memo.key == key {
+            return (!memo.in_list).then_some(memo.mfn);
+        }
+        let caller = self.caller();
+        let mfn = if is_gref {
+            // `copy_domain`, then `check_pin_entry` for an entry nobody pins.
+            let dom = self.resolve_self(side.domid);
+            let t = self.tables.live(dom)?;
+            let gref = side.ref_or_gmfn as u32;
+            if t.active.contains_key(&gref) {
+                return None;
+            }
+            let (e, _) = super::read_shared(&*self.mmu.mem, &t.frames, gref)?;
+            let refused = (e.flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS)
+                | (e.domid != caller)
+                | (writable & (e.flags & GTF_READONLY != 0));
+            if refused {
+                return None;
+            }
+            let mfn = u64::from(e.frame);
+            self.mmu.frames.check_grant_ref(mfn, dom, writable).ok()?;
+            mfn
+        } else {
+            // `copy_domain` (the caller's own table is live while it runs), then the frame.
+            if side.domid != DOMID_SELF || self.tables.live(caller).is_none() {
+                return None;
+            }
+            let mfn = side.ref_or_gmfn;
+            self.mmu.frames.check_grant_ref(mfn, caller, writable).ok()?;
+            mfn
+        };
+        if span.holds(mfn) {
+            return None;
+        }
+        *memo = Memo { key, mfn, in_list: false };
+        Some(mfn)
     }
 
     /// Whether a side of `op` is a grant of a domain running on another CPU (module comment).
