@@ -193,6 +193,10 @@ impl Env for Machine {
         self.grant_access().map(GrantAccess::erase)
     }
 
+    fn has_grants(&mut self) -> bool {
+        self.domains.get(&self.current).is_some()
+    }
+
     fn copy_grants(&mut self, span: &GuestSpan, count: usize) -> Option<bool> {
         self.grant_access().map(|mut grants| grants.copy_span(span, count))
     }

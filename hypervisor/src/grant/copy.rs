@@ -198,31 +198,44 @@ impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
             let op = decode_copy_request(request);
             let status = if self.copy_usual(&op, resolved, span) {
                 GNTST_OKAY
-            } else if self.needs_pins(&op) {
-                // May read or write the list's frames: as an in-list copy below.
-                span.write(&mut *self.mmu.mem, at, list);
-                let status = self.copy_pinned(&decode_copy_request(request));
-                span.read(&*self.mmu.mem, at, list);
-                status
             } else {
-                match self.check_copy(&op, resolved, |mfn| span.holds(mfn), false) {
-                    Ok((src, dst, true)) => {
-                        span.write(&mut *self.mmu.mem, at, list);
-                        self.run_copy(&op, src, dst);
-                        span.read(&*self.mmu.mem, at, list);
-                        GNTST_OKAY
-                    }
-                    Ok((src, dst, false)) => {
-                        self.run_copy(&op, src, dst);
-                        GNTST_OKAY
-                    }
-                    Err(status) => status,
-                }
+                self.copy_unusual(span, at, list, k, resolved)
             };
             let status_at = k * COPY_REQUEST_SIZE + offset_of!(GnttabCopy, status);
             list[status_at..status_at + 2].copy_from_slice(&status.to_le_bytes());
         }
         span.write(&mut *self.mmu.mem, at, list);
+    }
+
+    /// Request `k` of the chunk `list` (at `at` in the span) that [`Self::copy_usual`] did not
+    /// run: pins, refusals, sides in the list. Out of line, so that the usual path stays
+    /// short and in few pages (under QEMU's TCG a jump to another page costs a lookup).
+    #[cold]
+    #[inline(never)]
+    fn copy_unusual(&mut self, span: &GuestSpan, at: usize, list: &mut [u8], k: usize, resolved: &mut Resolved) -> i16 {
+        let request: &[u8; COPY_REQUEST_SIZE] =
+            list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE].try_into().expect("one request");
+        let op = decode_copy_request(request);
+        if self.needs_pins(&op) {
+            // May read or write the list's frames: as an in-list copy below.
+            span.write(&mut *self.mmu.mem, at, list);
+            let status = self.copy_pinned(&op);
+            span.read(&*self.mmu.mem, at, list);
+            return status;
+        }
+        match self.check_copy(&op, resolved, |mfn| span.holds(mfn), false) {
+            Ok((src, dst, true)) => {
+                span.write(&mut *self.mmu.mem, at, list);
+                self.run_copy(&op, src, dst);
+                span.read(&*self.mmu.mem, at, list);
+                GNTST_OKAY
+            }
+            Ok((src, dst, false)) => {
+                self.run_copy(&op, src, dst);
+                GNTST_OKAY
+            }
+            Err(status) => status,
+        }
     }
 
     /// The usual request of a batch, run if it passes checks it can make without building

@@ -70,7 +70,7 @@ pub fn grant_table_op(env: &mut dyn Env, a: [u64; 5]) -> Outcome {
     if (count as i32) < 0 || cmd & !CMD_MASK != 0 {
         return ret(Err(Errno::EINVAL));
     }
-    if env.grants().is_none() {
+    if !env.has_grants() {
         return ret(Err(Errno::ENOSYS));
     }
     if env.page_releases_pending() {

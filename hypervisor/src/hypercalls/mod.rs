@@ -270,6 +270,10 @@ pub trait Env {
     fn grants(&mut self) -> Option<crate::grant::GrantAccess<'_>> {
         None
     }
+    /// Whether [`Self::grants`] would give the grant tables (without building the access).
+    fn has_grants(&mut self) -> bool {
+        self.grants().is_some()
+    }
     /// Runs the `count` `gnttab_copy` requests `span` holds
     /// ([`GrantAccess::copy_span`](crate::grant::GrantAccess::copy_span)); `None` if the grant
     /// tables are unavailable. The machine overrides it to run the batch over its own memory
