@@ -33,6 +33,15 @@
 //! in the caller's own grant-table frames, whose entries the checks read, runs request by
 //! request instead, each status written before the next request is checked.
 //!
+//! Within a batch, the usual request (one side a grant nobody has pinned, or both sides
+//! frames of the caller; no granter running elsewhere; no side in the list) is checked by
+//! `copy_usual` with the same rules as `check_copy` but only to
+//! accept it; anything else, refusals included, goes to `check_copy`, which gives Xen's exact
+//! status. The batch runs over the machine's own memory type (`Env::copy_grants`), so that
+//! these checks and the copy inline into one loop: under QEMU's TCG a request's cost is its
+//! instruction count, and every call, return or jump to another page adds a lookup
+//! (`docs/BENCHMARKS.md`).
+//!
 //! [`FrameTable::check_grant_ref`]: crate::mm::FrameTable::check_grant_ref
 
 use super::ops::{check_pin_entry, pin, unpin, PIN_HSTR_INC, PIN_HSTW_INC};
