@@ -180,13 +180,13 @@ impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
         let mut resolved = Resolved::default();
         // The buffer leaves the tables for the length of the batch, so that the checks can
         // read them while it is written.
-        let mut list = core::mem::take(&mut self.tables.copy_list);
+        let mut list = core::mem::take(&mut self.tables.copy_list.0);
         list.resize(CHUNK * COPY_REQUEST_SIZE, 0);
         for first in (0..count).step_by(CHUNK) {
             let n = CHUNK.min(count - first);
             self.copy_chunk(span, first, &mut list[..n * COPY_REQUEST_SIZE], &mut resolved);
         }
-        self.tables.copy_list = list;
+        self.tables.copy_list.0 = list;
         true
     }
 
@@ -200,7 +200,11 @@ impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
     /// many as `list` (the buffer) holds.
     fn copy_chunk(&mut self, span: &GuestSpan, first: usize, list: &mut [u8], resolved: &mut Resolved) {
         let at = first * COPY_REQUEST_SIZE;
-        span.read(&*self.mmu.mem, at, list);
+        if !span.read(&*self.mmu.mem, at, list) {
+            // Never (`copy_span` checked the length), but the buffer holds the last batch's
+            // requests, maybe another domain's: they must not run as this caller's.
+            list.fill(0);
+        }
         for k in 0..list.len() / COPY_REQUEST_SIZE {
             let request: &[u8; COPY_REQUEST_SIZE] =
                 list[k * COPY_REQUEST_SIZE..][..COPY_REQUEST_SIZE].try_into().expect("one request");

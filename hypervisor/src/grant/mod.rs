@@ -89,6 +89,8 @@ pub(crate) mod tests;
 #[cfg(test)]
 mod tests_copy;
 #[cfg(test)]
+mod tests_copy_random;
+#[cfg(test)]
 mod tests_random;
 #[cfg(test)]
 mod tests_review;
@@ -247,7 +249,18 @@ pub struct GrantTables {
     dead_table_frames: Vec<u64>,
     /// The batched copy's request buffer (`copy.rs`), kept from one call to the next so that
     /// no call has to zero one: every byte of it a call uses is first read from the guest.
-    copy_list: Vec<u8>,
+    copy_list: RequestBuffer,
+}
+
+/// Guest bytes kept between calls: their `Debug` shows only the size, so that printing the
+/// tables cannot show one domain's last requests.
+#[derive(Default)]
+struct RequestBuffer(Vec<u8>);
+
+impl core::fmt::Debug for RequestBuffer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RequestBuffer({} bytes)", self.0.len())
+    }
 }
 
 impl GrantTables {

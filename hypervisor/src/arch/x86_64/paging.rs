@@ -243,7 +243,10 @@ impl hypervisor::domain_layout::MachineMemory for DirectMap {
     }
     #[inline]
     fn read_frame_bytes(&self, mfn: u64, offset: usize, out: &mut [u8]) {
-        let _ = hypervisor::guest_access::MachineAccess::read_bytes(self, (mfn << 12) + offset as u64, out);
+        // Outside the direct map (callers check first): zeros, never what `out` held before.
+        if !hypervisor::guest_access::MachineAccess::read_bytes(self, (mfn << 12) + offset as u64, out) {
+            out.fill(0);
+        }
     }
     #[inline]
     fn copy_frame_bytes(&mut self, src: u64, src_offset: usize, dst: u64, dst_offset: usize, len: usize) {
