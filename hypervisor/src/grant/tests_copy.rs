@@ -184,22 +184,46 @@ fn copy_into_a_granted_page_table_is_refused() {
     w.audit();
 }
 
+/// A `gnttab_copy` as the guest lays it out, its status 0x7777 (to be overwritten).
+pub(super) fn encode_request(o: &GnttabCopy) -> Vec<u8> {
+    let mut b = Vec::new();
+    for side in [&o.source, &o.dest] {
+        b.extend_from_slice(&side.ref_or_gmfn.to_le_bytes());
+        b.extend_from_slice(&side.domid.to_le_bytes());
+        b.extend_from_slice(&side.offset.to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+    }
+    b.extend_from_slice(&o.len.to_le_bytes());
+    b.extend_from_slice(&o.flags.to_le_bytes());
+    b.extend_from_slice(&0x7777u16.to_le_bytes());
+    b.extend_from_slice(&[0; 2]);
+    b
+}
+
 /// Writes `ops` as a `gnttab_copy` array into `span`.
 fn write_list(w: &mut World, span: &crate::guest_access::GuestSpan, ops: &[GnttabCopy]) {
     for (i, o) in ops.iter().enumerate() {
-        let mut b = Vec::new();
-        for side in [&o.source, &o.dest] {
-            b.extend_from_slice(&side.ref_or_gmfn.to_le_bytes());
-            b.extend_from_slice(&side.domid.to_le_bytes());
-            b.extend_from_slice(&side.offset.to_le_bytes());
-            b.extend_from_slice(&[0; 4]);
-        }
-        b.extend_from_slice(&o.len.to_le_bytes());
-        b.extend_from_slice(&o.flags.to_le_bytes());
-        b.extend_from_slice(&0x7777u16.to_le_bytes());
-        b.extend_from_slice(&[0; 2]);
-        assert!(span.write(&mut w.mem, i * COPY_REQUEST_SIZE, &b));
+        assert!(span.write(&mut w.mem, i * COPY_REQUEST_SIZE, &encode_request(o)));
     }
+}
+
+/// Grant-entry flags for random worlds: mostly a plain grant, and each way of not being one
+/// (including an entry whose pin flags are set, and junk).
+pub(super) fn random_grant_flags(rng: &mut crate::test_rng::Rng) -> u16 {
+    let junk = rng.next() as u16;
+    rng.pick(&[
+        0,
+        GTF_PERMIT_ACCESS,
+        GTF_PERMIT_ACCESS,
+        GTF_PERMIT_ACCESS,
+        GTF_PERMIT_ACCESS,
+        GTF_PERMIT_ACCESS | GTF_READONLY,
+        GTF_PERMIT_ACCESS | GTF_SUB_PAGE,
+        GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING,
+        GTF_TRANSITIVE,
+        GTF_ACCEPT_TRANSFER,
+        junk,
+    ])
 }
 
 fn statuses(w: &World, span: &crate::guest_access::GuestSpan, n: usize) -> Vec<i16> {
@@ -451,18 +475,7 @@ fn random_batches_match_request_by_request() {
                         l1(granter),
                         list,
                     ]);
-                    let junk = rng.next() as u16;
-                    let flags = rng.pick(&[
-                        0,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS | GTF_READONLY,
-                        GTF_PERMIT_ACCESS | GTF_SUB_PAGE,
-                        GTF_TRANSITIVE,
-                        junk,
-                    ]);
+                    let flags = random_grant_flags(&mut rng);
                     w.grant(granter, gref, to, mfn, flags);
                 }
             }

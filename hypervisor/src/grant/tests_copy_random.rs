@@ -7,26 +7,12 @@
 //! the batch's usual path: it catches dropping any one of that path's checks.)
 
 use super::tests::{data, l1, World, A, B, C, D0};
+use super::tests_copy::{encode_request, random_grant_flags};
 use super::*;
 use crate::guest_access::GuestSpan;
 use crate::mm::MachineMemory;
 use hypercall_abi::grant_table::*;
 use hypercall_abi::mm::DOMID_SELF;
-
-fn encode(o: &GnttabCopy) -> Vec<u8> {
-    let mut b = Vec::new();
-    for side in [&o.source, &o.dest] {
-        b.extend_from_slice(&side.ref_or_gmfn.to_le_bytes());
-        b.extend_from_slice(&side.domid.to_le_bytes());
-        b.extend_from_slice(&side.offset.to_le_bytes());
-        b.extend_from_slice(&[0; 4]);
-    }
-    b.extend_from_slice(&o.len.to_le_bytes());
-    b.extend_from_slice(&o.flags.to_le_bytes());
-    b.extend_from_slice(&0x7777u16.to_le_bytes());
-    b.extend_from_slice(&[0; 2]);
-    b
-}
 
 /// The list and data bytes of every domain, the first entries' flags and pins of every
 /// table, and every frame's counts.
@@ -93,20 +79,7 @@ fn wide_random_batches_match_request_by_request() {
                         table,
                         0xffff_ffff,
                     ]);
-                    let junk = rng.next() as u16;
-                    let flags = rng.pick(&[
-                        0,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS,
-                        GTF_PERMIT_ACCESS | GTF_READONLY,
-                        GTF_PERMIT_ACCESS | GTF_SUB_PAGE,
-                        GTF_PERMIT_ACCESS | GTF_READING | GTF_WRITING,
-                        GTF_TRANSITIVE,
-                        GTF_ACCEPT_TRANSFER,
-                        junk,
-                    ]);
+                    let flags = random_grant_flags(&mut rng);
                     w.grant(granter, gref, to, mfn, flags);
                 }
             }
@@ -197,7 +170,7 @@ fn wide_random_batches_match_request_by_request() {
                 let len = rng.pick(&[8, 64, 96, 96, 4096, any]);
                 let source = side(&mut rng, flags & GNTCOPY_SOURCE_GREF != 0);
                 let dest = side(&mut rng, flags & GNTCOPY_DEST_GREF != 0);
-                list.extend(encode(&GnttabCopy { source, dest, len, flags, status: 0 }));
+                list.extend(encode_request(&GnttabCopy { source, dest, len, flags, status: 0 }));
             }
             assert!(span.write(&mut w.mem, 0, &list));
         };
