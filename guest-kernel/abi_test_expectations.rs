@@ -33,6 +33,7 @@ const ABI_TEST_CHECKS: &[&str] = &[
     "check: hypercall page stub 23 (iret) -> [51, 41, 53, 50, b8, 17, 00, 00, 00, 0f, 05, cc] ok",
     "check: xen_version through hypercall page -> 0x40011 ok",
     "check: sched_op yield -> 0 ok",
+    "check: domctl getdomaininfo dom0, request filled with 0xaa -> 0 domain=0 gpaddr_bits=40 emulation_flags=0x100 misc_flags=0x0 unfilled fields zero=true ok",
     "check: update_va_mapping shared_info -> 0 ok",
     "check: vcpu_info[0].evtchn_upcall_mask at entry -> 1 ok",
     "check: system time advances -> ",

@@ -84,5 +84,9 @@ pub struct GetDomainInfo {
     pub arch_config: [u32; 2],
 }
 
+/// `XEN_X86_EMU_PIT` (`arch-x86/xen.h`): the domain has an emulated PIT. Xen gives it to a
+/// PV hardware domain, and `getdomaininfo` reports it in `arch_config[0]`.
+pub const XEN_X86_EMU_PIT: u32 = 1 << 8;
+
 const _: () = assert!(core::mem::size_of::<DomctlHeader>() == XEN_DOMCTL_U_OFFSET);
 const _: () = assert!(core::mem::size_of::<GetDomainInfo>() == 112);

@@ -329,6 +329,9 @@ impl DomainControl for Machine {
             max_pages: d.max_pages,
             shared_info_frame: d.shared_info_mfn,
             cpu_time_ns: self.scheds[d.cpu].cpu_time_ns(d.id).unwrap_or(0),
+            gpaddr_bits: cpu::guest_paddr_bits(),
+            // Xen gives a PV hardware domain an emulated PIT (`arch_domain_create`).
+            emulation_flags: if d.privileged { hypercall_abi::domctl::XEN_X86_EMU_PIT } else { 0 },
         })
     }
 

@@ -440,6 +440,10 @@ impl Scheduler {
             };
             let share = i64::try_from(share).unwrap_or(i64::MAX);
             vcpu.credit_ns = vcpu.credit_ns.saturating_add(share);
+            // Xen's csched_acct puts every active vCPU back to UNDER or OVER: a wake-up boost
+            // lasts at most one period, even for a vCPU that is never running at a tick (one
+            // that yields just before each would otherwise keep it, and outrank its weight).
+            vcpu.boosted = false;
             if vcpu.credit_ns > bound {
                 // Not using its share: stop earning, and keep half as a head start.
                 vcpu.active = false;

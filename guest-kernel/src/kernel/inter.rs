@@ -45,9 +45,14 @@ const _: () = assert!(core::mem::size_of::<Domctl>() == XEN_DOMCTL_SIZE);
 /// `domctl(cmd, domain)` with the current interface version; returns the filled structure.
 pub fn domctl(cmd: u32, domain: DomId) -> Result<Domctl, Errno> {
     let mut op = Domctl::new(cmd, domain);
-    // SAFETY: `op` is a valid, exclusive 144-byte xen_domctl Xen reads and writes back.
-    Errno::check(unsafe { raw::hypercall1(nr::DOMCTL, &mut op as *mut Domctl as u64) })?;
+    domctl_in_place(&mut op)?;
     Ok(op)
+}
+
+/// `domctl` on a structure the caller prepared (its union's bytes as they are).
+pub fn domctl_in_place(op: &mut Domctl) -> Result<u64, Errno> {
+    // SAFETY: `op` is a valid, exclusive 144-byte xen_domctl Xen reads and writes back.
+    Errno::check(unsafe { raw::hypercall1(nr::DOMCTL, op as *mut Domctl as u64) })
 }
 
 /// `XEN_DOMCTL_getdomaininfo` of the first domain whose id is `>= from`.

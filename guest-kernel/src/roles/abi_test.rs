@@ -33,6 +33,7 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     hypercall_page(&mut log, version);
     let r = guest::sched_yield();
     check!(log, "sched_op yield", "0", r == Ok(0), "{}", ret_of(r));
+    domain_info_of_dom0(&mut log);
     match Shared::map(si) {
         Ok(shared) => {
             check!(log, "update_va_mapping shared_info", "0", true, "0");
@@ -53,6 +54,41 @@ pub fn run(_opts: &Options, si: &StartInfo) -> ShutdownRequest {
     } else {
         ShutdownRequest::Crash
     }
+}
+
+/// `XEN_DOMCTL_getdomaininfo` of dom0 with every byte of the request's union at 0xaa: Xen
+/// clears the structure before it fills it, so the fields it does not fill come back 0; its
+/// address width is the CPU's, and a PV dom0 has the emulated PIT.
+fn domain_info_of_dom0(log: &mut CheckLog) {
+    use hypercall_abi::domctl::{XEN_DOMCTL_GETDOMAININFO, XEN_X86_EMU_PIT};
+    let mut op = crate::kernel::inter::Domctl::new(XEN_DOMCTL_GETDOMAININFO, 0);
+    let i = &mut op.info;
+    (i.outstanding_pages, i.shr_pages, i.paged_pages) = (u64::MAX / 3 * 2, u64::MAX / 3 * 2, u64::MAX / 3 * 2);
+    (i.ssidref, i.handle, i.cpupool) = (0xaaaa_aaaa, [0xaa; 16], 0xaaaa_aaaa);
+    (i.gpaddr_bits, i.pad2, i.arch_config) = (0xaa, [0xaa; 7], [0xaaaa_aaaa; 2]);
+    let r = crate::kernel::inter::domctl_in_place(&mut op);
+    let i = &op.info;
+    let unfilled_zero = i.outstanding_pages == 0
+        && i.shr_pages == 0
+        && i.paged_pages == 0
+        && i.ssidref == 0
+        && i.handle == [0; 16]
+        && i.cpupool == 0
+        && i.pad2 == [0; 7];
+    let ok = r.is_ok() && i.domain == 0 && unfilled_zero && i.arch_config == [XEN_X86_EMU_PIT, 0];
+    check!(
+        log,
+        "domctl getdomaininfo dom0, request filled with 0xaa",
+        "domain 0, unfilled fields 0, emulation_flags PIT",
+        ok,
+        "{} domain={} gpaddr_bits={} emulation_flags={:#x} misc_flags={:#x} unfilled fields zero={}",
+        ret_of(r),
+        i.domain,
+        i.gpaddr_bits,
+        i.arch_config[0],
+        i.arch_config[1],
+        unfilled_zero
+    );
 }
 
 fn unknown_and_bad_calls(log: &mut CheckLog) {

@@ -2,6 +2,7 @@
 //! `destroydomain`. Any other caller gets `-EPERM`, a wrong interface version `-EACCES`.
 
 use super::{Env, Outcome};
+use core::mem::{offset_of, size_of};
 use hypercall_abi::domctl::*;
 use hypercall_abi::errno::Errno;
 
@@ -20,6 +21,10 @@ pub struct DomainInfo {
     pub shared_info_frame: u64,
     /// CPU time used (ns).
     pub cpu_time_ns: u64,
+    /// Width of its guest-physical addresses (Xen's `hap_paddr_bits`, from the CPU).
+    pub gpaddr_bits: u8,
+    /// `XEN_X86_EMU_*` flags (`arch_config.emulation_flags`).
+    pub emulation_flags: u32,
 }
 
 /// The machine's domain management, as the control domain may use it.
@@ -99,18 +104,32 @@ fn run(env: &mut dyn Env, op_va: u64) -> Result<(), Errno> {
                 cpu_time: info.cpu_time_ns,
                 nr_online_vcpus: 1,
                 max_vcpu_id: 0,
-                gpaddr_bits: 52,
+                gpaddr_bits: info.gpaddr_bits,
+                arch_config: [info.emulation_flags, 0],
                 ..GetDomainInfo::default()
             };
-            let u = XEN_DOMCTL_U_OFFSET;
             op[8..10].copy_from_slice(&info.id.to_le_bytes());
-            op[u..u + 2].copy_from_slice(&out.domain.to_le_bytes());
-            op[u + 4..u + 8].copy_from_slice(&out.flags.to_le_bytes());
-            for (off, v) in [(8, out.tot_pages), (16, out.max_pages), (48, out.shared_info_frame), (56, out.cpu_time)] {
-                op[u + off..u + off + 8].copy_from_slice(&v.to_le_bytes());
+            // Xen's `getdomaininfo` clears the whole structure before it fills it: no byte of
+            // the caller's request comes back in a field left at 0 (the rest of the union
+            // does, as in Xen, which copies the whole `xen_domctl` back).
+            let u = XEN_DOMCTL_U_OFFSET;
+            let field = |off: usize, len: usize| u + off..u + off + len;
+            op[u..u + size_of::<GetDomainInfo>()].fill(0);
+            op[field(offset_of!(GetDomainInfo, domain), 2)].copy_from_slice(&out.domain.to_le_bytes());
+            op[field(offset_of!(GetDomainInfo, flags), 4)].copy_from_slice(&out.flags.to_le_bytes());
+            for (off, v) in [
+                (offset_of!(GetDomainInfo, tot_pages), out.tot_pages),
+                (offset_of!(GetDomainInfo, max_pages), out.max_pages),
+                (offset_of!(GetDomainInfo, shared_info_frame), out.shared_info_frame),
+                (offset_of!(GetDomainInfo, cpu_time), out.cpu_time),
+            ] {
+                op[field(off, 8)].copy_from_slice(&v.to_le_bytes());
             }
-            op[u + 64..u + 68].copy_from_slice(&out.nr_online_vcpus.to_le_bytes());
-            op[u + 68..u + 72].copy_from_slice(&out.max_vcpu_id.to_le_bytes());
+            op[field(offset_of!(GetDomainInfo, nr_online_vcpus), 4)]
+                .copy_from_slice(&out.nr_online_vcpus.to_le_bytes());
+            op[field(offset_of!(GetDomainInfo, max_vcpu_id), 4)].copy_from_slice(&out.max_vcpu_id.to_le_bytes());
+            op[u + offset_of!(GetDomainInfo, gpaddr_bits)] = out.gpaddr_bits;
+            op[field(offset_of!(GetDomainInfo, arch_config), 4)].copy_from_slice(&out.arch_config[0].to_le_bytes());
             env.copy_to_guest(op_va, &op)
         }
         // A domain may not pause or destroy itself through domctl (Xen: -EINVAL).

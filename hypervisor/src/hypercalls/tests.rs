@@ -37,6 +37,8 @@ impl DomainControl for Mock {
             max_pages: 100 + id as u64,
             shared_info_frame: 0x500 + id as u64,
             cpu_time_ns: 7,
+            gpaddr_bits: 40,
+            emulation_flags: if id == 0 { hypercall_abi::domctl::XEN_X86_EMU_PIT } else { 0 },
         })
     }
     fn pause(&mut self, id: u16) -> Result<(), Errno> {
@@ -704,6 +706,32 @@ fn domctl_is_for_dom0_only_and_reports_domains() {
         Outcome::Return(-1),
         "a domU gets -EPERM"
     );
+}
+
+#[test]
+fn getdomaininfo_fills_the_whole_structure_as_xen() {
+    // Xen's getdomaininfo() clears the structure and fills it: no byte of the request may
+    // come back in a field it leaves at 0 (outstanding_pages, ssidref, handle, cpupool, ...).
+    use hypercall_abi::domctl::*;
+    let mut m = Mock::new();
+    let va = BASE + 0x200;
+    let mut op = [0xaau8; 144];
+    op[0..4].copy_from_slice(&XEN_DOMCTL_GETDOMAININFO.to_le_bytes());
+    op[4..8].copy_from_slice(&XEN_DOMCTL_INTERFACE_VERSION.to_le_bytes());
+    op[8..10].copy_from_slice(&2u16.to_le_bytes());
+    m.put(va, &op);
+    assert_eq!(call(&mut m, nr::DOMCTL, [va, 0, 0, 0, 0]), Outcome::Return(0));
+    let info = m.get(va + 16, 112);
+    let mut want = [0u8; 112];
+    want[0..2].copy_from_slice(&2u16.to_le_bytes());
+    want[8..16].copy_from_slice(&102u64.to_le_bytes()); // tot_pages
+    want[16..24].copy_from_slice(&102u64.to_le_bytes()); // max_pages
+    want[48..56].copy_from_slice(&0x502u64.to_le_bytes()); // shared_info_frame
+    want[56..64].copy_from_slice(&7u64.to_le_bytes()); // cpu_time
+    want[64..68].copy_from_slice(&1u32.to_le_bytes()); // nr_online_vcpus
+    want[96] = 40; // gpaddr_bits
+    assert_eq!(info, want);
+    assert_eq!(m.get(va + 128, 16), [0xaa; 16], "the rest of the union is the caller's, as in Xen");
 }
 
 #[test]

@@ -73,6 +73,21 @@ pub fn take_debug_status() -> u64 {
     dr6
 }
 
+/// Width of guest-physical addresses, as Xen's `hap_paddr_bits`: CPUID 0x80000008 EAX
+/// bits 23:16 (guest physical), else bits 7:0 (physical), at most 52 (`PADDR_BITS`); 36,
+/// Xen's default, when the leaf is absent.
+pub fn guest_paddr_bits() -> u8 {
+    if core::arch::x86_64::__cpuid(0x8000_0000).eax < 0x8000_0008 {
+        return 36;
+    }
+    let eax = core::arch::x86_64::__cpuid(0x8000_0008).eax;
+    let bits = match ((eax >> 16) as u8, eax as u8) {
+        (0, physical) => physical,
+        (guest, _) => guest,
+    };
+    bits.min(52)
+}
+
 /// The faulting address of the last page fault.
 pub fn read_cr2() -> u64 {
     x86_64::registers::control::Cr2::read_raw()
