@@ -63,7 +63,8 @@ fn domain_info_of_dom0(log: &mut CheckLog) {
     use hypercall_abi::domctl::{XEN_DOMCTL_GETDOMAININFO, XEN_X86_EMU_PIT};
     let mut op = crate::kernel::inter::Domctl::new(XEN_DOMCTL_GETDOMAININFO, 0);
     let i = &mut op.info;
-    (i.outstanding_pages, i.shr_pages, i.paged_pages) = (u64::MAX / 3 * 2, u64::MAX / 3 * 2, u64::MAX / 3 * 2);
+    let aa = 0xaaaa_aaaa_aaaa_aaaa;
+    (i.outstanding_pages, i.shr_pages, i.paged_pages) = (aa, aa, aa);
     (i.ssidref, i.handle, i.cpupool) = (0xaaaa_aaaa, [0xaa; 16], 0xaaaa_aaaa);
     (i.gpaddr_bits, i.pad2, i.arch_config) = (0xaa, [0xaa; 7], [0xaaaa_aaaa; 2]);
     let r = crate::kernel::inter::domctl_in_place(&mut op);

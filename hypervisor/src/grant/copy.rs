@@ -44,7 +44,7 @@
 //!
 //! [`FrameTable::check_grant_ref`]: crate::mm::FrameTable::check_grant_ref
 
-use super::ops::{check_pin_entry, pin, unpin, PIN_HSTR_INC, PIN_HSTW_INC};
+use super::ops::{check_pin_entry, grants_to, lets_write, pin, unpin, PIN_HSTR_INC, PIN_HSTW_INC};
 use super::{DomainGrants, GrantAccess};
 use crate::guest_access::GuestSpan;
 use crate::mm::MachineMemory;
@@ -304,10 +304,8 @@ impl<M: MachineMemory + ?Sized> GrantAccess<'_, M> {
                 return None;
             }
             let (e, _) = super::read_shared(&*self.mmu.mem, &t.frames, gref)?;
-            let refused = (e.flags & GTF_TYPE_MASK != GTF_PERMIT_ACCESS)
-                | (e.domid != caller)
-                | (writable & (e.flags & GTF_READONLY != 0));
-            if refused {
+            // `check_pin_entry`'s tests for an entry nobody pins.
+            if !grants_to(&e, caller, GTF_TYPE_MASK) || (writable && !lets_write(&e)) {
                 return None;
             }
             let mfn = u64::from(e.frame);

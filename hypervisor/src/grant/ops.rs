@@ -139,10 +139,10 @@ pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
         let (e, seen) = read_shared(mem, &t.frames, gref).ok_or(GNTST_GENERAL_ERROR)?;
         check.seen = seen;
         let type_mask = if mapping { GTF_TYPE_MASK | GTF_SUB_PAGE } else { GTF_TYPE_MASK };
-        if pinned == 0 && (e.flags & type_mask != GTF_PERMIT_ACCESS || e.domid != user) {
+        if pinned == 0 && !grants_to(&e, user, type_mask) {
             return Err(GNTST_GENERAL_ERROR);
         }
-        if !readonly && e.flags & GTF_READONLY != 0 {
+        if !readonly && !lets_write(&e) {
             return Err(GNTST_GENERAL_ERROR);
         }
         if active.is_none() {
@@ -151,6 +151,19 @@ pub(super) fn check_pin_entry<M: MachineMemory + ?Sized>(
         check.set_flags = GTF_READING | if readonly { 0 } else { GTF_WRITING };
     }
     Ok(check)
+}
+
+/// Whether entry `e` grants `user` access, its type under `type_mask` (`GTF_TYPE_MASK`; a
+/// mapping adds `GTF_SUB_PAGE`, which it cannot honour) being `GTF_permit_access`.
+#[inline(always)]
+pub(super) fn grants_to(e: &GrantEntryV1, user: DomId, type_mask: u16) -> bool {
+    e.flags & type_mask == GTF_PERMIT_ACCESS && e.domid == user
+}
+
+/// Whether entry `e` lets its grantee write the frame.
+#[inline(always)]
+pub(super) fn lets_write(e: &GrantEntryV1) -> bool {
+    e.flags & GTF_READONLY == 0
 }
 
 /// Most heap one new active entry can take: a node split at every level of the tree.
